@@ -1,0 +1,86 @@
+// EventLoop: one epoll instance, timers and signals for a single-threaded program.
+// Not thread-safe: every call comes from the thread that runs the loop.
+//
+// Handlers register fds edge-triggered or level-triggered; EPOLLHUP/EPOLLERR are passed on
+// as they are, so a handler reading until EAGAIN sees the EOF or the error itself.
+// Timers fire in deadline order; the nearest one bounds epoll_wait.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+
+namespace connectable {
+
+using Clock = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
+
+// Implemented by whatever owns an fd registered with the loop.
+class IoHandler {
+ public:
+  virtual ~IoHandler() = default;
+  virtual void onIo(uint32_t events) = 0;
+};
+
+class EventLoop {
+ public:
+  using TimerId = uint64_t;
+  using Callback = std::function<void()>;
+
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  Status init();
+
+  // fd registration. `events` is an EPOLL* mask (add EPOLLET for edge-triggered).
+  // REQUIRES: handler outlives the registration; remove() before closing the fd.
+  Status add(int fd, uint32_t events, IoHandler* handler);
+  Status modify(int fd, uint32_t events, IoHandler* handler);
+  void remove(int fd);
+
+  // One-shot timer; returns an id for cancelTimer. Cancelling a fired or unknown id is a no-op.
+  TimerId addTimer(Millis delay, Callback cb);
+  TimerId addTimerAt(Clock::time_point deadline, Callback cb);
+  void cancelTimer(TimerId id);
+
+  // Runs cb after the current batch of events: the safe place to destroy objects whose
+  // fds may still have events pending in this batch.
+  void defer(Callback cb);
+
+  // Signals are blocked and delivered through a signalfd, on the loop's thread.
+  Status onSignal(int signo, Callback cb);
+
+  void run();   // until stop()
+  void stop();
+  bool stopping() const { return stop_; }
+
+  // The time taken once per iteration: cheap, and the same for every handler in a batch.
+  Clock::time_point now() const { return now_; }
+  void updateTime() { now_ = Clock::now(); }
+
+ private:
+  class SignalHandler;
+  int nextTimeoutMs() const;
+  void runTimers();
+  void runDeferred();
+
+  int epfd_ = -1;
+  bool stop_ = false;
+  Clock::time_point now_;
+  TimerId nextTimerId_ = 1;
+  std::map<std::pair<Clock::time_point, TimerId>, Callback> timers_;
+  std::map<TimerId, Clock::time_point> timerDeadlines_;
+  std::vector<Callback> deferred_;
+  std::unique_ptr<SignalHandler> signals_;
+};
+
+}  // namespace connectable

@@ -1,0 +1,127 @@
+#include "common/log.h"
+
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+namespace connectable::log {
+namespace {
+
+Level gLevel = Level::Info;
+Format gFormat = Format::Text;
+std::string gComponent = "connectable";
+
+const char* levelName(Level level) {
+  switch (level) {
+    case Level::Debug: return "debug";
+    case Level::Info: return "info";
+    case Level::Warn: return "warn";
+    case Level::Error: return "error";
+  }
+  return "?";
+}
+
+bool needsQuotes(std::string_view v) {
+  if (v.empty()) return true;
+  for (char c : v)
+    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20) return true;
+  return false;
+}
+
+}  // namespace
+
+void configure(Level level, Format format, std::string component) {
+  gLevel = level;
+  gFormat = format;
+  gComponent = std::move(component);
+}
+
+bool parseLevel(std::string_view text, Level* out) {
+  for (Level l : {Level::Debug, Level::Info, Level::Warn, Level::Error}) {
+    if (text == levelName(l)) { *out = l; return true; }
+  }
+  return false;
+}
+
+bool parseFormat(std::string_view text, Format* out) {
+  if (text == "text") { *out = Format::Text; return true; }
+  if (text == "json") { *out = Format::Json; return true; }
+  return false;
+}
+
+bool enabled(Level level) { return level >= gLevel; }
+
+std::string jsonEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  if (!enabled(level)) return;
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  struct tm tm;
+  gmtime_r(&tv.tv_sec, &tm);
+  char ts[64];
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000));
+  std::string line;
+  line.reserve(128);
+  if (gFormat == Format::Json) {
+    line += "{\"ts\":\"";
+    line += ts;
+    line += "\",\"level\":\"";
+    line += levelName(level);
+    line += "\",\"component\":\"" + jsonEscape(gComponent) + "\",\"msg\":\"";
+    line += jsonEscape(message);
+    line += '"';
+    for (const auto& [k, v] : fields) {
+      line += ",\"" + jsonEscape(k) + "\":\"" + jsonEscape(v) + '"';
+    }
+    line += "}\n";
+  } else {
+    line += ts;
+    line += ' ';
+    line += levelName(level);
+    line += ' ';
+    line += gComponent;
+    line += ": ";
+    line += message;
+    for (const auto& [k, v] : fields) {
+      line += ' ';
+      line += k;
+      line += '=';
+      if (needsQuotes(v)) {
+        line += '"' + jsonEscape(v) + '"';
+      } else {
+        line += v;
+      }
+    }
+    line += '\n';
+  }
+  // One write(2) per line so concurrent writers (many shims, one journal) never interleave.
+  ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)unused;
+}
+
+}  // namespace connectable::log

@@ -1,0 +1,33 @@
+// Log: one line per event on stderr, as text or JSON, filtered by level.
+// Single-threaded by design (both programs run one event loop); not thread-safe.
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace connectable::log {
+
+enum class Level { Debug = 0, Info = 1, Warn = 2, Error = 3 };
+enum class Format { Text, Json };
+
+// A key/value pair carried by a log line: text shows `key=value`, JSON a member.
+using Field = std::pair<std::string_view, std::string>;
+
+void configure(Level level, Format format, std::string component);
+bool parseLevel(std::string_view text, Level* out);
+bool parseFormat(std::string_view text, Format* out);
+bool enabled(Level level);
+
+void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
+
+inline void debug(std::string_view m, std::initializer_list<Field> f = {}) { if (enabled(Level::Debug)) write(Level::Debug, m, f); }
+inline void info(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Info, m, f); }
+inline void warn(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Warn, m, f); }
+inline void error(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Error, m, f); }
+
+// JSON string escaping, shared with whoever writes JSON by hand on the data path.
+std::string jsonEscape(std::string_view text);
+
+}  // namespace connectable::log

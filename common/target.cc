@@ -1,0 +1,170 @@
+#include "common/target.h"
+
+#include <cctype>
+
+namespace connectable {
+namespace {
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+bool isLabelChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+}
+
+bool looksLikeIpv4(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!std::isdigit(static_cast<unsigned char>(c)) && c != '.') return false;
+  return true;
+}
+
+}  // namespace
+
+Result<uint16_t> parsePort(std::string_view text) {
+  if (text.empty()) return Status::error("port is empty");
+  if (text.size() > 5) return Status::error("port " + quoted(text) + " is not a number from 1 to 65535");
+  unsigned value = 0;
+  for (char c : text) {
+    if (!std::isdigit(static_cast<unsigned char>(c)))
+      return Status::error("port " + quoted(text) + " is not a number from 1 to 65535");
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value < 1 || value > 65535)
+    return Status::error("port " + quoted(text) + " is out of range (1-65535)");
+  return static_cast<uint16_t>(value);
+}
+
+Status validateDnsName(std::string_view name) {
+  if (name.empty()) return Status::error("name is empty");
+  std::string_view body = name;
+  if (body.back() == '.') body.remove_suffix(1);
+  if (body.size() > 253)
+    return Status::error("name of " + std::to_string(name.size()) + " characters is longer than 253");
+  if (body.empty()) return Status::error("name " + quoted(name) + " has no labels");
+  size_t start = 0;
+  while (start <= body.size()) {
+    size_t dot = body.find('.', start);
+    if (dot == std::string_view::npos) dot = body.size();
+    std::string_view label = body.substr(start, dot - start);
+    if (label.empty()) return Status::error("name " + quoted(name) + " has an empty label");
+    if (label.size() > 63)
+      return Status::error("name " + quoted(name) + " has a label longer than 63 characters");
+    for (char c : label) {
+      if (!isLabelChar(c))
+        return Status::error("name " + quoted(name) + " has an invalid character " + quoted(std::string(1, c)));
+    }
+    if (label.front() == '-' || label.back() == '-')
+      return Status::error("name " + quoted(name) + " has a label starting or ending with '-'");
+    start = dot + 1;
+  }
+  return Status::ok();
+}
+
+Result<Target> parseTarget(std::string_view text) {
+  Target t;
+  t.text = std::string(text);
+  if (text.empty()) return Status::error("target is empty");
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) < 0x20)
+      return Status::error("target " + quoted(text) + " contains white space or a control character");
+  }
+
+  if (text.front() == '[') {  // [IPv6]:port
+    size_t close = text.find(']');
+    if (close == std::string_view::npos)
+      return Status::error("target " + quoted(text) + " has '[' without ']'");
+    std::string_view ip = text.substr(1, close - 1);
+    std::string_view rest = text.substr(close + 1);
+    if (rest.empty() || rest.front() != ':')
+      return Status::error("target " + quoted(text) + " needs a port after ']', as [fd00::5]:6379");
+    auto port = parsePort(rest.substr(1));
+    if (!port) return port.status().withContext("target " + quoted(text));
+    auto addr = SocketAddress::parseIp(ip, *port);
+    if (!addr || addr->family() != AF_INET6)
+      return Status::error("target " + quoted(text) + ": " + quoted(ip) + " is not an IPv6 address");
+    t.kind = Target::Kind::Literal;
+    t.host = std::string(ip);
+    t.port = *port;
+    t.address = *addr;
+    return t;
+  }
+
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) {  // a bare name: SRV
+    if (looksLikeIpv4(text))
+      return Status::error("target " + quoted(text) + " is an address without a port; write it as " +
+                           std::string(text) + ":<port>");
+    if (Status s = validateDnsName(text); !s) return s.withContext("target " + quoted(text));
+    t.kind = Target::Kind::Srv;
+    t.host = std::string(text);
+    return t;
+  }
+  if (text.find(':') != colon)
+    return Status::error("target " + quoted(text) + " looks like an IPv6 address; write it as [addr]:port");
+
+  std::string_view host = text.substr(0, colon);
+  auto port = parsePort(text.substr(colon + 1));
+  if (!port) return port.status().withContext("target " + quoted(text));
+  if (host.empty()) return Status::error("target " + quoted(text) + " has no host before ':'");
+  t.host = std::string(host);
+  t.port = *port;
+  if (looksLikeIpv4(host)) {
+    auto addr = SocketAddress::parseIp(host, *port);
+    if (!addr || addr->family() != AF_INET)
+      return Status::error("target " + quoted(text) + ": " + quoted(host) + " is not an IPv4 address");
+    t.kind = Target::Kind::Literal;
+    t.address = *addr;
+    return t;
+  }
+  if (Status s = validateDnsName(host); !s) return s.withContext("target " + quoted(text));
+  t.kind = Target::Kind::HostPort;
+  return t;
+}
+
+Result<std::vector<Target>> parseTargetList(std::string_view text) {
+  std::vector<Target> out;
+  if (text.empty()) return Status::error("no target given");
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string_view piece = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    if (piece.empty()) return Status::error("empty target in list " + quoted(text));
+    auto target = parseTarget(piece);
+    if (!target) return target.status();
+    out.push_back(std::move(*target));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+Result<ConnectSpec> parseConnectSpec(std::string_view portText, std::string_view targets) {
+  auto port = parsePort(portText);
+  if (!port) return port.status();
+  auto list = parseTargetList(targets);
+  if (!list) return list.status();
+  ConnectSpec spec;
+  spec.port = *port;
+  spec.targets = std::move(*list);
+  return spec;
+}
+
+Result<ConnectSpec> parseConnectSpec(std::string_view text) {
+  size_t eq = text.find('=');
+  if (eq == std::string_view::npos)
+    return Status::error(quoted(text) + " has no '=': expected PORT=TARGET[,TARGET...]");
+  auto spec = parseConnectSpec(text.substr(0, eq), text.substr(eq + 1));
+  if (!spec) return spec.status().withContext(quoted(text));
+  return spec;
+}
+
+std::string ConnectSpec::text() const {
+  std::string out = std::to_string(port) + "=";
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (i) out += ',';
+    out += targets[i].text;
+  }
+  return out;
+}
+
+}  // namespace connectable

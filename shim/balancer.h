@@ -1,0 +1,63 @@
+// Balancer: decides in which order one connection tries the backends of a port, and keeps
+// the passive-health penalties that push a failing backend to the end of that order.
+// Owned by the shim's event loop thread; not thread-safe.
+//
+// Order = healthy backends by SRV priority group (lowest first), each group ordered by the
+// policy; then penalized backends, the one whose penalty ends soonest first. Every backend
+// appears exactly once, so a connection fails only when all were tried.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string_view>
+#include <vector>
+
+#include "shim/backend.h"
+
+namespace connectable {
+
+enum class BalancePolicy {
+  Random,      // a fresh weighted shuffle per connection (RFC 2782 within a priority group)
+  RoundRobin,  // rotate the start of each group, one step per connection
+  LeastConn,   // fewest active connections (per unit of weight) first; ties shuffled
+  PowerOfTwo,  // two random choices, the less loaded first; the rest shuffled
+};
+
+bool parseBalancePolicy(std::string_view text, BalancePolicy* out);
+const char* balancePolicyName(BalancePolicy policy);
+
+struct PenaltyPolicy {
+  Millis base{1000};   // after the first failure in a row
+  Millis max{30000};   // doubling stops here
+};
+
+class Balancer {
+ public:
+  using BackendList = std::vector<std::shared_ptr<Backend>>;
+
+  explicit Balancer(BalancePolicy policy, PenaltyPolicy penalty = {},
+                    uint64_t seed = std::random_device{}());
+
+  // Fills `out` with every backend of `backends`, in the order to try them.
+  void order(const BackendList& backends, Clock::time_point now, BackendList* out);
+
+  // Passive health: a failed connect penalizes, growing with each failure in a row;
+  // an established connection clears it.
+  void recordFailure(Backend& backend, Clock::time_point now) const;
+  void recordSuccess(Backend& backend) const;
+  Millis penaltyFor(uint32_t consecutiveFailures) const;
+
+  BalancePolicy policy() const { return policy_; }
+
+ private:
+  void orderGroup(BackendList::iterator first, BackendList::iterator last);
+  void weightedShuffle(BackendList::iterator first, BackendList::iterator last);
+
+  BalancePolicy policy_;
+  PenaltyPolicy penalty_;
+  std::mt19937_64 rng_;
+  uint64_t rotation_ = 0;
+  BackendList scratch_;
+};
+
+}  // namespace connectable

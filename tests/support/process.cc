@@ -1,0 +1,187 @@
+#include "tests/support/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace connectable::testing {
+namespace {
+
+std::vector<char*> toArgv(const std::vector<std::string>& argv) {
+  std::vector<char*> out;
+  for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+              const std::string& input) {
+  RunResult result;
+  int outPipe[2], errPipe[2], inPipe[2];
+  if (pipe2(outPipe, O_CLOEXEC) || pipe2(errPipe, O_CLOEXEC) || pipe2(inPipe, O_CLOEXEC))
+    throw std::runtime_error("pipe2 failed");
+  auto args = toArgv(argv);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(inPipe[0], 0);
+    dup2(outPipe[1], 1);
+    dup2(errPipe[1], 2);
+    execvp(args[0], args.data());
+    dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+  close(outPipe[1]);
+  close(errPipe[1]);
+  close(inPipe[0]);
+  if (!input.empty()) {
+    signal(SIGPIPE, SIG_IGN);
+    size_t off = 0;
+    while (off < input.size()) {
+      ssize_t n = write(inPipe[1], input.data() + off, input.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+  }
+  close(inPipe[1]);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  struct pollfd fds[2] = {{outPipe[0], POLLIN, 0}, {errPipe[0], POLLIN, 0}};
+  int open = 2;
+  bool killed = false;
+  while (open > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    if (poll(fds, 2, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[65536];
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+      } else {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open;
+      }
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) close(f.fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exitCode = (!killed && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+RunResult sh(const std::string& command, std::chrono::milliseconds timeout) {
+  return run({"/bin/sh", "-c", command}, timeout);
+}
+
+Child Child::spawn(const std::vector<std::string>& argv, const std::string& logPath) {
+  Child c;
+  c.logPath_ = logPath;
+  auto args = toArgv(argv);
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int fd = open(logPath.empty() ? "/dev/null" : logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int null = open("/dev/null", O_RDONLY);
+    dup2(null, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    // Unblock everything: a test runner may have blocked signals we rely on (SIGTERM, SIGHUP).
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execvp(args[0], args.data());
+    dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+  c.pid_ = pid;
+  return c;
+}
+
+Child::Child(Child&& o) noexcept
+    : pid_(o.pid_), status_(o.status_), reaped_(o.reaped_), logPath_(std::move(o.logPath_)) {
+  o.pid_ = -1;
+}
+
+Child& Child::operator=(Child&& o) noexcept {
+  if (this != &o) {
+    kill();
+    pid_ = o.pid_;
+    status_ = o.status_;
+    reaped_ = o.reaped_;
+    logPath_ = std::move(o.logPath_);
+    o.pid_ = -1;
+  }
+  return *this;
+}
+
+Child::~Child() { kill(); }
+
+bool Child::running() {
+  if (pid_ < 0 || reaped_) return false;
+  int status;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    status_ = status;
+    return false;
+  }
+  return true;
+}
+
+void Child::signal(int signo) {
+  if (running()) ::kill(pid_, signo);
+}
+
+int Child::wait(std::chrono::milliseconds timeout) {
+  if (pid_ < 0) return -1;
+  if (!waitFor([&] { return !running(); }, timeout)) return -1;
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
+  return -1;
+}
+
+void Child::kill() {
+  if (pid_ < 0 || reaped_) return;
+  ::kill(pid_, SIGKILL);
+  int status;
+  waitpid(pid_, &status, 0);
+  reaped_ = true;
+  status_ = status;
+}
+
+std::string Child::log() const { return logPath_.empty() ? "" : readFile(logPath_); }
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string tempDir() {
+  char tmpl[] = "/tmp/connectable-test-XXXXXX";
+  char* dir = mkdtemp(tmpl);
+  if (!dir) throw std::runtime_error("mkdtemp failed");
+  return dir;
+}
+
+}  // namespace connectable::testing

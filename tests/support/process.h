@@ -1,0 +1,71 @@
+// Process: runs real programs for integration tests (ip, curl, redis-cli, the shim itself)
+// and ends exactly the processes it started, by pid, also when a test fails.
+// Not thread-safe; one test thread uses it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace connectable::testing {
+
+struct RunResult {
+  int exitCode = -1;   // -1: killed by a signal or not started
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs argv to completion (killed after `timeout`), capturing stdout and stderr.
+RunResult run(const std::vector<std::string>& argv,
+              std::chrono::milliseconds timeout = std::chrono::seconds(30),
+              const std::string& input = "");
+// Runs a shell command line with /bin/sh -c.
+RunResult sh(const std::string& command, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// A child process in the background. The destructor sends SIGKILL and reaps it if still
+// running, so no test leaves a process behind.
+class Child {
+ public:
+  Child() = default;
+  // stderr (and stdout) go to `logPath` when given, else are discarded.
+  static Child spawn(const std::vector<std::string>& argv, const std::string& logPath = "");
+  Child(Child&& other) noexcept;
+  Child& operator=(Child&& other) noexcept;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child();
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void signal(int signo);
+  // Waits up to `timeout` for exit; returns the exit code, 128+signal, or -1 on timeout.
+  int wait(std::chrono::milliseconds timeout);
+  void kill();  // SIGKILL and reap
+  const std::string& logPath() const { return logPath_; }
+  std::string log() const;  // contents of the log file so far
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  bool reaped_ = false;
+  std::string logPath_;
+};
+
+// Polls `condition` every few milliseconds until it holds or `timeout` passes.
+template <typename F>
+bool waitFor(F condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    struct timespec ts {0, 5'000'000};
+    nanosleep(&ts, nullptr);
+  }
+  return condition();
+}
+
+std::string readFile(const std::string& path);
+std::string tempDir();  // a fresh directory under /tmp, removed by nobody: tests name files in it
+
+}  // namespace connectable::testing

@@ -1,0 +1,130 @@
+#include "common/target.h"
+
+#include <boost/test/unit_test.hpp>
+
+using connectable::parseConnectSpec;
+using connectable::parsePort;
+using connectable::parseTarget;
+using connectable::Target;
+using connectable::validateDnsName;
+
+namespace {
+std::string errorOf(std::string_view spec) {
+  auto r = parseConnectSpec(spec);
+  BOOST_REQUIRE_MESSAGE(!r, "expected '" << spec << "' to be rejected");
+  return r.status().message();
+}
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(TargetGrammar)
+
+BOOST_AUTO_TEST_CASE(BareNameIsAnSrvLookup) {
+  auto t = parseTarget("redis.service.consul");
+  BOOST_REQUIRE(t);
+  BOOST_TEST((t->kind == Target::Kind::Srv));
+  BOOST_TEST(t->host == "redis.service.consul");
+  BOOST_TEST(t->needsLookup());
+}
+
+BOOST_AUTO_TEST_CASE(UnderscoreSrvOwnerNamesAndTrailingDotAreNames) {
+  BOOST_TEST(parseTarget("_redis._tcp.example.org").isOk());
+  BOOST_TEST(parseTarget("redis.service.consul.").isOk());
+  BOOST_TEST(parseTarget("localhost").isOk());
+}
+
+BOOST_AUTO_TEST_CASE(HostWithPortIsAnAddressLookupWithThatPort) {
+  auto t = parseTarget("db.example.org:5432");
+  BOOST_REQUIRE(t);
+  BOOST_TEST((t->kind == Target::Kind::HostPort));
+  BOOST_TEST(t->host == "db.example.org");
+  BOOST_TEST(t->port == 5432);
+}
+
+BOOST_AUTO_TEST_CASE(Ipv4LiteralNeedsNoLookup) {
+  auto t = parseTarget("198.18.0.5:6379");
+  BOOST_REQUIRE(t);
+  BOOST_TEST((t->kind == Target::Kind::Literal));
+  BOOST_TEST(!t->needsLookup());
+  BOOST_TEST(t->address.toString() == "198.18.0.5:6379");
+}
+
+BOOST_AUTO_TEST_CASE(BracketedIpv6LiteralNeedsNoLookup) {
+  auto t = parseTarget("[fd00::5]:6379");
+  BOOST_REQUIRE(t);
+  BOOST_TEST((t->kind == Target::Kind::Literal));
+  BOOST_TEST(t->address.family() == AF_INET6);
+  BOOST_TEST(t->address.toString() == "[fd00::5]:6379");
+}
+
+BOOST_AUTO_TEST_CASE(ListKeepsOrderAndMixesKinds) {
+  auto spec = parseConnectSpec("6000=198.18.0.5:6379,[fd00::5]:6379,redis.service.consul");
+  BOOST_REQUIRE(spec);
+  BOOST_TEST(spec->port == 6000);
+  BOOST_REQUIRE(spec->targets.size() == 3u);
+  BOOST_TEST((spec->targets[0].kind == Target::Kind::Literal));
+  BOOST_TEST((spec->targets[2].kind == Target::Kind::Srv));
+  BOOST_TEST(spec->text() == "6000=198.18.0.5:6379,[fd00::5]:6379,redis.service.consul");
+}
+
+BOOST_AUTO_TEST_CASE(PortsOutsideOneTo65535AreRejectedByValue) {
+  BOOST_TEST(contains(errorOf("0=a.b"), "'0' is out of range (1-65535)"));
+  BOOST_TEST(contains(errorOf("70000=a.b"), "'70000' is out of range"));
+  BOOST_TEST(contains(errorOf("65536=a.b"), "out of range"));
+  BOOST_TEST(contains(errorOf("-1=a.b"), "'-1' is not a number"));
+  BOOST_TEST(contains(errorOf("x=a.b"), "'x' is not a number"));
+  BOOST_TEST(contains(errorOf("123456=a.b"), "not a number from 1 to 65535"));
+  BOOST_TEST(contains(errorOf("=a.b"), "port is empty"));
+  BOOST_TEST(parsePort("65535").isOk());
+  BOOST_TEST(parsePort("1").isOk());
+}
+
+BOOST_AUTO_TEST_CASE(MissingEqualsOrTargetIsNamed) {
+  BOOST_TEST(contains(errorOf("6000"), "'6000' has no '='"));
+  BOOST_TEST(contains(errorOf("6000="), "no target given"));
+  BOOST_TEST(contains(errorOf("6000=a.b,,c.d"), "empty target in list"));
+  BOOST_TEST(contains(errorOf("6000=a.b,"), "empty target in list"));
+}
+
+BOOST_AUTO_TEST_CASE(TargetPortErrorsNameTheTarget) {
+  BOOST_TEST(contains(errorOf("6000=198.18.0.5:0"), "target '198.18.0.5:0': port '0' is out of range"));
+  BOOST_TEST(contains(errorOf("6000=db:"), "target 'db:': port is empty"));
+  BOOST_TEST(contains(errorOf("6000=:80"), "has no host before ':'"));
+  BOOST_TEST(contains(errorOf("6000=[fd00::5]"), "needs a port after ']'"));
+  BOOST_TEST(contains(errorOf("6000=[fd00::5:80"), "has '[' without ']'"));
+}
+
+BOOST_AUTO_TEST_CASE(AddressesWithoutPortsOrBracketsAreExplained) {
+  BOOST_TEST(contains(errorOf("6000=198.18.0.5"), "an address without a port"));
+  BOOST_TEST(contains(errorOf("6000=fd00::5:6379"), "write it as [addr]:port"));
+  BOOST_TEST(contains(errorOf("6000=999.1.1.1:80"), "'999.1.1.1' is not an IPv4 address"));
+  BOOST_TEST(contains(errorOf("6000=[1.2.3.4]:80"), "is not an IPv6 address"));
+  BOOST_TEST(contains(errorOf("6000=[zz::1]:80"), "is not an IPv6 address"));
+}
+
+BOOST_AUTO_TEST_CASE(JunkNamesAreRejectedWithTheReason) {
+  BOOST_TEST(contains(errorOf("6000=red is"), "white space"));
+  BOOST_TEST(contains(errorOf("6000=redis/1"), "invalid character '/'"));
+  BOOST_TEST(contains(errorOf("6000=a..b"), "empty label"));
+  BOOST_TEST(contains(errorOf("6000=-a.b"), "starting or ending with '-'"));
+  BOOST_TEST(contains(errorOf("6000=" + std::string(64, 'a') + ".b"), "longer than 63"));
+  std::string longName;
+  for (int i = 0; i < 51; ++i) longName += "abcd.";  // 257 characters
+  longName += "ef";
+  BOOST_TEST(contains(errorOf("6000=" + longName), "longer than 253"));
+  BOOST_TEST(contains(errorOf(std::string("6000=a\x01")), "control character"));
+}
+
+BOOST_AUTO_TEST_CASE(DnsNameLimitsAreInclusive) {
+  BOOST_TEST(validateDnsName(std::string(63, 'a')).isOk());
+  std::string name;
+  while (name.size() < 253) name += (name.size() % 2 == 0 && name.size() < 252) ? "a" : ".";
+  if (name.back() == '.') name.back() = 'b';
+  BOOST_TEST(name.size() == 253u);
+  BOOST_TEST(validateDnsName(name).isOk());
+  BOOST_TEST(validateDnsName(name + ".").isOk());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
