@@ -1,1 +1,133 @@
-int main() { return 2; }  // replaced by the shim's entry point below in this series
+// connectable-shim: listens inside a network namespace, proxies to discovered backends.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+
+#include "common/event_loop.h"
+#include "common/log.h"
+#include "common/netns.h"
+#include "common/privileges.h"
+#include "shim/proxy.h"
+#include "shim/shim_options.h"
+
+using namespace connectable;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+// Wakes the loop when a watched process ends, through a pidfd: no polling, no PID reuse.
+class ProcessWatch : public IoHandler {
+ public:
+  explicit ProcessWatch(std::function<void()> onExit) : onExit_(std::move(onExit)) {}
+  ~ProcessWatch() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status watch(EventLoop& loop, pid_t pid) {
+    fd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (fd_ < 0) return errnoStatus("pidfd_open(" + std::to_string(pid) + ")", errno);
+    return loop.add(fd_, EPOLLIN, this);
+  }
+  void onIo(uint32_t) override { onExit_(); }
+
+ private:
+  int fd_ = -1;
+  std::function<void()> onExit_;
+};
+
+int fail(const Status& s, int code) {
+  log::error(s.message());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // splice(2) to a closed socket raises SIGPIPE and has no MSG_NOSIGNAL: errors come as EPIPE.
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = parseShimOptions(args);
+  if (!parsed) {
+    std::fprintf(stderr, "connectable-shim: %s\n(see connectable-shim --help)\n", parsed.status().message().c_str());
+    return 2;
+  }
+  ShimOptions& opt = *parsed;
+  if (opt.help) {
+    std::fputs(shimUsage(), stdout);
+    return 0;
+  }
+  if (opt.version) {
+    std::printf("connectable-shim %s\n", kVersion);
+    return 0;
+  }
+  log::configure(opt.logLevel, opt.logFormat, "connectable-shim");
+
+  for (const auto& spec : opt.connects) {
+    for (const auto& t : spec.targets) {
+      if (t.needsLookup()) {
+        std::fprintf(stderr, "connectable-shim: --connect '%s': target '%s' needs a DNS lookup, "
+                     "which this build does not support yet; use IPV4:PORT or [IPV6]:PORT\n",
+                     spec.text().c_str(), t.text.c_str());
+        return 2;
+      }
+    }
+  }
+
+  EventLoop loop;
+  if (Status s = loop.init(); !s) return fail(s, 1);
+  Proxy proxy(loop, opt.proxy);
+  for (const auto& spec : opt.connects) proxy.addPort(spec);
+
+  // Listeners are made inside the target namespace; everything else outside it.
+  std::string where = "current";
+  if (!opt.netnsPath.empty() || opt.netnsFd >= 0) {
+    auto target = opt.netnsFd >= 0 ? NetnsFd::adopt(opt.netnsFd) : NetnsFd::open(opt.netnsPath);
+    if (!target) return fail(target.status(), 1);
+    auto home = NetnsFd::current();
+    if (!home) return fail(home.status(), 1);
+    if (Status s = enterNetns(*target); !s) return fail(s, 1);
+    Status listened = proxy.listen();
+    if (!opt.upstreamInTarget) {
+      if (Status s = enterNetns(*home); !s) return fail(s, 1);
+    }
+    if (!listened) return fail(listened, 1);
+    where = opt.netnsFd >= 0 ? "fd " + std::to_string(opt.netnsFd) : opt.netnsPath;
+  } else if (Status s = proxy.listen(); !s) {
+    return fail(s, 1);
+  }
+
+  ProcessWatch watched([&] {
+    log::info("watched process ended; exiting", {{"pid", std::to_string(opt.exitWithPid)}});
+    loop.stop();
+  });
+  if (opt.exitWithPid) {
+    if (Status s = watched.watch(loop, opt.exitWithPid); !s) return fail(s, 1);
+  }
+
+  if (geteuid() == 0) {
+    if (Status s = dropPrivileges(opt.user); !s) return fail(s.withContext("dropping privileges"), 1);
+  } else if (Status s = hardenProcess(); !s) {
+    return fail(s, 1);
+  }
+
+  auto drain = [&] {
+    proxy.drain([&] { loop.stop(); });
+  };
+  if (Status s = loop.onSignal(SIGTERM, drain); !s) return fail(s, 1);
+  if (Status s = loop.onSignal(SIGINT, drain); !s) return fail(s, 1);
+  if (Status s = proxy.start(); !s) return fail(s, 1);
+
+  for (const auto& port : proxy.ports()) {
+    std::string listen;
+    for (const auto& a : port->listenAddresses()) listen += (listen.empty() ? "" : ",") + a.toString();
+    log::info("listening", {{"listen", listen}, {"target", port->spec().text()}, {"netns", where},
+                            {"upstream", opt.upstreamInTarget ? "target" : "shim"},
+                            {"balance", balancePolicyName(opt.proxy.balance)}});
+  }
+  loop.run();
+  log::info("stopped", {{"connections", std::to_string(proxy.activeConnections())}});
+  return 0;
+}

@@ -1,0 +1,42 @@
+// Network namespaces: open one by path, and run code with sockets created inside it.
+// A socket belongs to the namespace current when it was created, so the shim enters the
+// target namespace only to create its listeners. setns changes the calling thread only:
+// call these before any other thread exists.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace connectable {
+
+// An owned fd of a network namespace (from /proc/PID/ns/net, /var/run/netns/NAME, or inherited).
+class NetnsFd {
+ public:
+  NetnsFd() = default;
+  explicit NetnsFd(int fd) : fd_(fd) {}
+  NetnsFd(NetnsFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  NetnsFd& operator=(NetnsFd&& o) noexcept;
+  NetnsFd(const NetnsFd&) = delete;
+  NetnsFd& operator=(const NetnsFd&) = delete;
+  ~NetnsFd();
+
+  static Result<NetnsFd> open(const std::string& path);
+  static Result<NetnsFd> current();  // the calling thread's namespace
+  // Adopts an inherited fd after checking that it really is a network namespace.
+  static Result<NetnsFd> adopt(int fd);
+
+  int fd() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void reset();
+  // Inode of the namespace: two fds name the same namespace iff their inodes are equal.
+  Result<unsigned long> inode() const;
+
+ private:
+  int fd_ = -1;
+};
+
+// Switches the calling thread into `target`.
+Status enterNetns(const NetnsFd& target);
+
+}  // namespace connectable

@@ -1,0 +1,47 @@
+#include "common/privileges.h"
+
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace connectable {
+
+Status hardenProcess() {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errnoStatus("prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return errnoStatus("prctl(PR_SET_DUMPABLE)", errno);
+  return Status::ok();
+}
+
+Status dropPrivileges(const std::string& user) {
+  errno = 0;
+  struct passwd* pw = getpwnam(user.c_str());
+  if (!pw) return Status::error("unknown user '" + user + "'");
+  const uid_t uid = pw->pw_uid;
+  const gid_t gid = pw->pw_gid;
+  if (uid == 0) return Status::error("user '" + user + "' is root; choose an unprivileged user");
+
+  // The bounding set needs CAP_SETPCAP to shrink, so empty it while we still have it.
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+      return errnoStatus("prctl(PR_CAPBSET_DROP)", errno);
+  }
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (setgroups(0, nullptr) != 0) return errnoStatus("setgroups", errno);
+  if (setresgid(gid, gid, gid) != 0) return errnoStatus("setresgid", errno);
+  // Changing all uids away from 0 clears permitted and effective capabilities (no KEEPCAPS).
+  if (setresuid(uid, uid, uid) != 0) return errnoStatus("setresuid", errno);
+
+  // Belt and braces: clear any capability left, and check that root cannot come back.
+  struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &header, data) != 0) return errnoStatus("capset", errno);
+  if (setuid(0) == 0) return Status::error("could regain root after dropping privileges");
+  return hardenProcess();
+}
+
+}  // namespace connectable

@@ -1,0 +1,57 @@
+#include "shim/backend_set.h"
+
+#include <algorithm>
+#include <map>
+
+namespace connectable {
+
+BackendSet::BackendSet(std::vector<Target> targets)
+    : targets_(std::move(targets)), perTarget_(targets_.size()), answered_(targets_.size(), false) {
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    if (targets_[i].kind == Target::Kind::Literal) {
+      auto b = std::make_shared<Backend>();
+      b->address = targets_[i].address;
+      b->target = targets_[i].text;
+      perTarget_[i].push_back(std::move(b));
+      answered_[i] = true;
+    }
+  }
+  rebuild();
+}
+
+void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolved) {
+  std::map<SocketAddress, std::shared_ptr<Backend>> known;
+  for (auto& list : perTarget_)
+    for (auto& b : list) known.emplace(b->address, b);
+  std::vector<std::shared_ptr<Backend>> next;
+  for (const auto& r : resolved) {
+    auto it = known.find(r.address);
+    auto b = it != known.end() ? it->second : std::make_shared<Backend>();
+    b->address = r.address;
+    b->priority = r.priority;
+    b->weight = r.weight;
+    b->target = targets_[index].text;
+    if (std::none_of(next.begin(), next.end(), [&](const auto& x) { return x->address == r.address; }))
+      next.push_back(std::move(b));
+  }
+  perTarget_[index] = std::move(next);
+  answered_[index] = true;
+  rebuild();
+}
+
+bool BackendSet::awaitingFirstAnswer() const {
+  return backends_.empty() && std::find(answered_.begin(), answered_.end(), false) != answered_.end();
+}
+
+void BackendSet::rebuild() {
+  backends_.clear();
+  for (auto& list : perTarget_) {
+    for (auto& b : list) {
+      // Two targets naming one address make one backend, not a double share of traffic.
+      if (std::none_of(backends_.begin(), backends_.end(), [&](const auto& x) { return x.get() == b.get(); }))
+        backends_.push_back(b);
+    }
+  }
+}
+
+}  // namespace connectable

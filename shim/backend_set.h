@@ -1,0 +1,49 @@
+// BackendSet: the backends of one listening port, merged from all its targets. A literal
+// target contributes one fixed backend; a DNS target contributes whatever its latest answer
+// says. Backends keep their health and counters across answers, matched by address.
+// Owned by the shim's event loop thread; not thread-safe.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "common/target.h"
+#include "shim/backend.h"
+
+namespace connectable {
+
+struct ResolvedBackend {
+  SocketAddress address;
+  uint16_t priority = 0;
+  uint16_t weight = 1;
+};
+
+class BackendSet {
+ public:
+  using BackendList = std::vector<std::shared_ptr<Backend>>;
+
+  explicit BackendSet(std::vector<Target> targets);
+
+  const std::vector<Target>& targets() const { return targets_; }
+  const BackendList& backends() const { return backends_; }
+
+  // Replaces what target `index` contributes. Open connections keep their Backend alive.
+  void update(size_t index, const std::vector<ResolvedBackend>& resolved);
+  // Whether target `index` has had its first answer (literal targets always have).
+  bool answered(size_t index) const { return answered_[index]; }
+  // True while some lookup target has had no answer yet and no backend exists: a new
+  // connection should wait (bounded) rather than fail.
+  bool awaitingFirstAnswer() const;
+  // Marks target `index` as answered without backends (lookup failed before any answer).
+  void markAnswered(size_t index) { answered_[index] = true; rebuild(); }
+
+ private:
+  void rebuild();
+
+  std::vector<Target> targets_;
+  std::vector<std::vector<std::shared_ptr<Backend>>> perTarget_;
+  std::vector<bool> answered_;
+  BackendList backends_;
+};
+
+}  // namespace connectable

@@ -1,0 +1,355 @@
+#include "shim/connection.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "shim/proxy.h"
+
+namespace connectable {
+namespace {
+
+// What one splice moves at most: a full default pipe. Larger pipes buy little on loopback
+// and cost memory per busy connection.
+constexpr size_t kPipeCapacity = 64 * 1024;
+constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+void setNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// Closing with SO_LINGER 0 sends RST, so an abort on one side is seen as an abort on the
+// other instead of a clean end that would pass a truncated transfer off as complete.
+void abortiveClose(int fd) {
+  struct linger lg {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(fd);
+}
+
+}  // namespace
+
+void Connection::Side::onIo(uint32_t events) {
+  if (conn->closed()) return;  // closed earlier in this batch; deletion is deferred
+  if (upstream) {
+    conn->onUpstreamIo(events);
+  } else {
+    conn->onClientIo(events);
+  }
+}
+
+Connection::Connection(Proxy& proxy, ListenPort& port, int clientFd, const SocketAddress& peer)
+    : proxy_(proxy), port_(port), peer_(peer), lastActivity_(proxy.loop().now()) {
+  client_.conn = this;
+  client_.fd = clientFd;
+  upstream_.conn = this;
+  upstream_.upstream = true;
+  toBackend_.from = &client_;
+  toBackend_.to = &upstream_;
+  toClient_.from = &upstream_;
+  toClient_.to = &client_;
+}
+
+Connection::~Connection() {
+  if (state_ != State::Closed) close("destroyed", true);
+}
+
+void Connection::start() {
+  // Registered now, so a client that gives up while we connect is noticed at once.
+  if (Status s = proxy_.loop().add(client_.fd, kSocketEvents, &client_); !s) {
+    close("registering client socket", true);
+    return;
+  }
+  if (port_.backends().awaitingFirstAnswer()) {
+    state_ = State::Waiting;
+    port_.waiting_.push_back(this);
+    timer_ = proxy_.loop().addTimer(proxy_.options().firstAnswerTimeout, [this] {
+      timer_ = 0;
+      lastError_ = "no DNS answer within the DNS timeout";
+      backendsReady();
+    });
+    return;
+  }
+  backendsReady();
+}
+
+void Connection::backendsReady() {
+  if (state_ != State::Waiting) return;
+  if (timer_) proxy_.loop().cancelTimer(timer_);
+  timer_ = 0;
+  auto& waiting = port_.waiting_;
+  for (auto it = waiting.begin(); it != waiting.end(); ++it) {
+    if (*it == this) {
+      waiting.erase(it);
+      break;
+    }
+  }
+  state_ = State::Connecting;
+  port_.balancer().order(port_.backends().backends(), proxy_.loop().now(), &order_);
+  connectNext();
+}
+
+void Connection::connectNext() {
+  auto& loop = proxy_.loop();
+  while (nextAttempt_ < order_.size()) {
+    backend_ = order_[nextAttempt_++];
+    if (nextAttempt_ > 1) ++port_.counters().failovers;
+    const SocketAddress& addr = backend_->address;
+    int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      // Out of fds or memory: no other backend would fare better.
+      lastError_ = errnoStatus("socket", errno).message();
+      break;
+    }
+    setNoDelay(fd);
+    upstream_.fd = fd;
+    upstream_.readable = upstream_.writable = false;
+    if (::connect(fd, addr.sockaddr_ptr(), addr.length()) == 0 || errno == EINPROGRESS) {
+      if (Status s = loop.add(fd, kSocketEvents, &upstream_); !s) {
+        lastError_ = s.message();
+        closeUpstreamSocket();
+        break;
+      }
+      timer_ = loop.addTimer(proxy_.options().connectTimeout, [this] {
+        timer_ = 0;
+        connectFailed("connect timeout");
+      });
+      return;
+    }
+    int err = errno;
+    closeUpstreamSocket();
+    lastError_ = std::strerror(err);
+    port_.balancer().recordFailure(*backend_, loop.now());
+    log::debug("backend connect failed", {{"port", std::to_string(port_.spec().port)},
+                                          {"backend", addr.toString()}, {"error", lastError_}});
+  }
+  backend_.reset();
+  ++port_.counters().noBackend;
+  // One line per second per port at most: a client hammering a dead service must not
+  // flood the log.
+  auto now = loop.now();
+  if (now - port_.lastFailureLog_ >= std::chrono::seconds(1)) {
+    std::string why = order_.empty() ? (lastError_.empty() ? "no backends known" : lastError_)
+                                     : "all " + std::to_string(order_.size()) + " backends failed, last: " + lastError_;
+    log::warn("closing client connection: no backend reachable",
+              {{"port", std::to_string(port_.spec().port)}, {"target", port_.spec().text()},
+               {"reason", why}, {"suppressed", std::to_string(port_.suppressedFailureLogs_)}});
+    port_.lastFailureLog_ = now;
+    port_.suppressedFailureLogs_ = 0;
+  } else {
+    ++port_.suppressedFailureLogs_;
+  }
+  close("no backend reachable", false);
+}
+
+void Connection::closeUpstreamSocket() {
+  if (upstream_.fd < 0) return;
+  proxy_.loop().remove(upstream_.fd);
+  ::close(upstream_.fd);
+  upstream_.fd = -1;
+}
+
+void Connection::connectFailed(const char* why) {
+  if (timer_) proxy_.loop().cancelTimer(timer_);
+  timer_ = 0;
+  lastError_ = why;
+  closeUpstreamSocket();
+  port_.balancer().recordFailure(*backend_, proxy_.loop().now());
+  log::debug("backend connect failed", {{"port", std::to_string(port_.spec().port)},
+                                        {"backend", backend_->address.toString()}, {"error", why}});
+  connectNext();
+}
+
+void Connection::onUpstreamIo(uint32_t events) {
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upstream_.readable = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) upstream_.writable = true;
+  if (state_ == State::Connecting) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0 || (events & EPOLLERR)) {
+      connectFailed(std::strerror(err ? err : ECONNREFUSED));
+      return;
+    }
+    established();
+    return;
+  }
+  if (state_ == State::Open) pumpAll();
+}
+
+void Connection::onClientIo(uint32_t events) {
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_.readable = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) client_.writable = true;
+  if (state_ == State::Open) {
+    pumpAll();
+  } else if (events & (EPOLLERR | EPOLLHUP)) {
+    // The client is gone before we reached a backend: nobody is left to serve.
+    close("client went away while connecting", true);
+  }
+}
+
+void Connection::established() {
+  auto& loop = proxy_.loop();
+  if (timer_) loop.cancelTimer(timer_);
+  timer_ = 0;
+  state_ = State::Open;
+  port_.balancer().recordSuccess(*backend_);
+  ++backend_->active;
+  ++backend_->total;
+  ++port_.counters().established;
+  lastActivity_ = loop.now();
+  log::debug("connection established", {{"port", std::to_string(port_.spec().port)},
+                                        {"client", peer_.toString()},
+                                        {"backend", backend_->address.toString()}});
+  if (proxy_.options().idleTimeout.count() > 0) armIdleTimer(lastActivity_ + proxy_.options().idleTimeout);
+  pumpAll();
+}
+
+void Connection::armIdleTimer(Clock::time_point deadline) {
+  timer_ = proxy_.loop().addTimerAt(deadline, [this] {
+    timer_ = 0;
+    onIdleTimer();
+  });
+}
+
+void Connection::onIdleTimer() {
+  // Activity does not touch the timer (that would cost a map update per read); the timer
+  // checks the last activity when it fires and sleeps again for what is left.
+  auto deadline = lastActivity_ + proxy_.options().idleTimeout;
+  if (deadline > proxy_.loop().now()) {
+    armIdleTimer(deadline);
+    return;
+  }
+  log::debug("closing idle connection", {{"port", std::to_string(port_.spec().port)},
+                                         {"client", peer_.toString()}});
+  close("idle timeout", false);
+}
+
+void Connection::pumpAll() {
+  if (!pump(toBackend_)) return;
+  if (!pump(toClient_)) return;
+  if (toBackend_.shutDown && toClient_.shutDown) close("done", false);
+}
+
+bool Connection::pump(Direction& d) {
+  auto& pipes = proxy_.pipes();
+  bool moved = false;
+  for (;;) {
+    bool progress = false;
+    if (d.inPipe > 0 && d.to->writable) {
+      ssize_t n = splice(d.pipe.readFd, nullptr, d.to->fd, nullptr, d.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.inPipe -= static_cast<size_t>(n);
+        d.bytes += static_cast<uint64_t>(n);
+        if (d.to == &upstream_) {
+          backend_->bytesToBackend += static_cast<uint64_t>(n);
+          port_.counters().bytesToBackend += static_cast<uint64_t>(n);
+        } else {
+          backend_->bytesFromBackend += static_cast<uint64_t>(n);
+          port_.counters().bytesFromBackend += static_cast<uint64_t>(n);
+        }
+        progress = true;
+      } else if (n < 0 && errno == EAGAIN) {
+        d.to->writable = false;
+      } else {
+        close(d.to == &upstream_ ? "backend write failed" : "client write failed", true);
+        return false;
+      }
+    }
+    if (!d.eof && d.from->readable && d.inPipe < kPipeCapacity) {
+      if (!d.pipe.valid()) {
+        d.pipe = pipes.take();
+        if (!d.pipe.valid()) {
+          // Out of fds: leave the data in the socket; the next event or the idle timer
+          // brings us back. Better than dropping a live connection.
+          break;
+        }
+      }
+      ssize_t n = splice(d.from->fd, nullptr, d.pipe.writeFd, nullptr, kPipeCapacity - d.inPipe,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.inPipe += static_cast<size_t>(n);
+        progress = true;
+      } else if (n == 0) {
+        d.eof = true;
+        progress = true;
+      } else if (errno == EAGAIN) {
+        // EAGAIN means "socket empty" only when the pipe is empty; with bytes in the pipe
+        // it may mean "pipe full", and the socket must be tried again once it drains.
+        if (d.inPipe == 0) d.from->readable = false;
+      } else {
+        close(d.from == &upstream_ ? "backend read failed" : "client read failed", true);
+        return false;
+      }
+    }
+    if (!progress) break;
+    moved = true;
+  }
+  if (moved) lastActivity_ = proxy_.loop().now();
+  if (d.inPipe == 0 && d.pipe.valid()) {
+    pipes.give(d.pipe);
+    d.pipe = {};
+  }
+  if (d.eof && d.inPipe == 0 && !d.shutDown) {
+    shutdown(d.to->fd, SHUT_WR);
+    d.shutDown = true;
+  }
+  return true;
+}
+
+void Connection::close(const char* reason, bool abort) {
+  if (state_ == State::Closed) return;
+  const State was = state_;
+  state_ = State::Closed;
+  auto& loop = proxy_.loop();
+  if (timer_) loop.cancelTimer(timer_);
+  timer_ = 0;
+  if (was == State::Waiting) {
+    auto& waiting = port_.waiting_;
+    for (auto it = waiting.begin(); it != waiting.end(); ++it) {
+      if (*it == this) {
+        waiting.erase(it);
+        break;
+      }
+    }
+  }
+  for (Side* s : {&client_, &upstream_}) {
+    if (s->fd < 0) continue;
+    loop.remove(s->fd);
+    if (abort) {
+      abortiveClose(s->fd);
+    } else {
+      ::close(s->fd);
+    }
+    s->fd = -1;
+  }
+  for (Direction* d : {&toBackend_, &toClient_}) {
+    if (!d->pipe.valid()) continue;
+    if (d->inPipe == 0) {
+      proxy_.pipes().give(d->pipe);
+    } else {
+      PipePool::closePipe(d->pipe);  // never lend out a pipe with someone else's bytes
+    }
+    d->pipe = {};
+  }
+  --port_.counters().active;
+  if (was == State::Open) {
+    --backend_->active;
+    log::debug("connection closed", {{"port", std::to_string(port_.spec().port)},
+                                     {"client", peer_.toString()},
+                                     {"backend", backend_->address.toString()},
+                                     {"reason", reason},
+                                     {"sent", std::to_string(toBackend_.bytes)},
+                                     {"received", std::to_string(toClient_.bytes)}});
+  }
+  proxy_.connectionClosed(this);
+}
+
+}  // namespace connectable

@@ -1,0 +1,87 @@
+// Connection: one client connection and its upstream, from accept to close.
+// States: Waiting (for a port's first DNS answer) → Connecting (trying backends in the
+// balancer's order) → Open (splicing both ways) → Closed (deleted after the loop batch).
+// Owned by Proxy; runs on the EventLoop's thread; not thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "common/socket_address.h"
+#include "shim/backend.h"
+#include "shim/pipe_pool.h"
+
+namespace connectable {
+
+class ListenPort;
+class Proxy;
+
+class Connection {
+ public:
+  Connection(Proxy& proxy, ListenPort& port, int clientFd, const SocketAddress& peer);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts connecting, or waits for the port's first DNS answer.
+  void start();
+  // Called by the port when its backends changed while this connection was waiting.
+  void backendsReady();
+  void close(const char* reason, bool abort);
+  bool closed() const { return state_ == State::Closed; }
+
+ private:
+  enum class State { Waiting, Connecting, Open, Closed };
+
+  // One socket of the connection, as epoll sees it.
+  struct Side : IoHandler {
+    Connection* conn = nullptr;
+    int fd = -1;
+    bool readable = false;
+    bool writable = false;
+    bool upstream = false;
+    void onIo(uint32_t events) override;
+  };
+
+  // Bytes flowing from one side to the other through a pipe lent by the pool.
+  struct Direction {
+    Side* from = nullptr;
+    Side* to = nullptr;
+    Pipe pipe;
+    size_t inPipe = 0;
+    bool eof = false;       // `from` said it will send no more
+    bool shutDown = false;  // and `to` was told so (shutdown SHUT_WR)
+    uint64_t bytes = 0;
+  };
+
+  void onClientIo(uint32_t events);
+  void onUpstreamIo(uint32_t events);
+  void connectNext();
+  void connectFailed(const char* why);
+  void established();
+  void pumpAll();
+  // Moves what it can; returns false when the connection had to be aborted.
+  bool pump(Direction& d);
+  void armIdleTimer(Clock::time_point deadline);
+  void onIdleTimer();
+  void closeUpstreamSocket();
+
+  Proxy& proxy_;
+  ListenPort& port_;
+  State state_ = State::Waiting;
+  SocketAddress peer_;
+  Side client_;
+  Side upstream_;
+  Direction toBackend_;
+  Direction toClient_;
+  std::vector<std::shared_ptr<Backend>> order_;
+  size_t nextAttempt_ = 0;
+  std::shared_ptr<Backend> backend_;  // being connected to, or connected
+  EventLoop::TimerId timer_ = 0;
+  Clock::time_point lastActivity_;
+  std::string lastError_;
+};
+
+}  // namespace connectable

@@ -1,0 +1,222 @@
+#include "shim/proxy.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/log.h"
+#include "shim/connection.h"
+
+namespace connectable {
+
+// A listening socket of a port; edge-triggered, so every wake-up accepts until EAGAIN.
+class ListenPort::Listener : public IoHandler {
+ public:
+  Listener(ListenPort& port, int fd, SocketAddress address) : port(port), fd(fd), address(address) {}
+  ~Listener() override {
+    if (fd >= 0) ::close(fd);
+  }
+  void onIo(uint32_t) override {
+    pending = true;
+    port.proxy_.acceptFrom(*this);
+  }
+
+  ListenPort& port;
+  int fd;
+  SocketAddress address;
+  bool pending = false;  // connections may wait in the backlog
+};
+
+ListenPort::ListenPort(Proxy& proxy, ConnectSpec spec, const ProxyOptions& options, uint64_t seed)
+    : proxy_(proxy),
+      spec_(spec),
+      backends_(spec.targets),
+      balancer_(options.balance, options.penalty, seed) {}
+
+void ListenPort::backendsChanged() {
+  if (backends_.awaitingFirstAnswer()) return;
+  auto waiting = waiting_;  // connections remove themselves as they go on
+  for (Connection* c : waiting) c->backendsReady();
+}
+
+Proxy::Proxy(EventLoop& loop, ProxyOptions options) : loop_(loop), options_(options) {}
+
+Proxy::~Proxy() {
+  destroying_ = true;
+  auto open = connections_;
+  for (Connection* c : open) c->close("shutting down", true);
+  // close() defers deletion to the loop; the loop may not run again, so delete here.
+  for (Connection* c : open) delete c;
+  connections_.clear();
+  for (auto& port : ports_)
+    for (auto& l : port->listeners_) loop_.remove(l->fd);
+}
+
+ListenPort& Proxy::addPort(const ConnectSpec& spec) {
+  uint64_t seed = options_.seed ? options_.seed + ports_.size() : std::random_device{}();
+  ports_.push_back(std::make_unique<ListenPort>(*this, spec, options_, seed));
+  return *ports_.back();
+}
+
+namespace {
+
+Result<int> makeListener(const SocketAddress& address) {
+  int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errnoStatus("socket", errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt saved per accept.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (bind(fd, address.sockaddr_ptr(), address.length()) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EADDRINUSE)
+      return Status::error("port " + std::to_string(address.port()) + " is already in use on " +
+                           address.ipString() + " in the target network namespace");
+    return errnoStatus("binding " + address.toString(), err);
+  }
+  if (::listen(fd, SOMAXCONN) != 0) {
+    int err = errno;
+    ::close(fd);
+    return errnoStatus("listening on " + address.toString(), err);
+  }
+  return fd;
+}
+
+}  // namespace
+
+Status Proxy::listen() {
+  for (auto& port : ports_) {
+    const uint16_t p = port->spec().port;
+    auto v4 = makeListener(SocketAddress::loopbackV4(p));
+    if (!v4) return v4.status();
+    port->listeners_.push_back(std::make_unique<ListenPort::Listener>(*port, *v4, SocketAddress::loopbackV4(p)));
+    port->listenAddresses_.push_back(SocketAddress::loopbackV4(p));
+
+    auto v6 = makeListener(SocketAddress::loopbackV6(p));
+    if (v6) {
+      port->listeners_.push_back(std::make_unique<ListenPort::Listener>(*port, *v6, SocketAddress::loopbackV6(p)));
+      port->listenAddresses_.push_back(SocketAddress::loopbackV6(p));
+    } else if (v6.status().message().find("already in use") != std::string::npos) {
+      return v6.status();
+    } else {
+      // No ::1 here (IPv6 disabled in the namespace, as Docker often does): IPv4 serves.
+      log::debug("no IPv6 loopback listener", {{"port", std::to_string(p)}, {"reason", v6.status().message()}});
+    }
+  }
+  return Status::ok();
+}
+
+Status Proxy::start() {
+  for (auto& port : ports_) {
+    for (auto& l : port->listeners_) {
+      if (Status s = loop_.add(l->fd, EPOLLIN | EPOLLET, l.get()); !s) return s;
+      l->pending = true;
+    }
+  }
+  // Connections may have queued between listen() and now: take them.
+  resumeAccepting();
+  return Status::ok();
+}
+
+void Proxy::acceptFrom(ListenPort::Listener& listener) {
+  while (!draining_) {
+    if (options_.maxConns && connections_.size() >= options_.maxConns) {
+      // Leave the rest in the kernel's backlog; a closing connection resumes us.
+      return;
+    }
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = accept4(listener.fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EAGAIN) {
+        listener.pending = false;
+        return;
+      }
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays queued. Retrying at once would
+      // spin; retry on a timer instead, and say so at most once a second.
+      if (loop_.now() - lastAcceptErrorLog_ >= std::chrono::seconds(1)) {
+        log::warn("accept failed; retrying shortly", {{"port", std::to_string(listener.address.port())},
+                                                       {"error", errnoStatus("accept", err).message()}});
+        lastAcceptErrorLog_ = loop_.now();
+      }
+      scheduleAcceptRetry();
+      return;
+    }
+    ListenPort& port = listener.port;
+    ++port.counters_.accepted;
+    auto* conn = new Connection(*this, port, fd, SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len));
+    connections_.insert(conn);
+    ++port.counters_.active;
+    conn->start();  // may close it at once; deletion is deferred either way
+  }
+}
+
+void Proxy::scheduleAcceptRetry() {
+  if (acceptRetryArmed_) return;
+  acceptRetryArmed_ = true;
+  loop_.addTimer(Millis(100), [this] {
+    acceptRetryArmed_ = false;
+    resumeAccepting();
+  });
+}
+
+void Proxy::resumeAccepting() {
+  for (auto& port : ports_)
+    for (auto& l : port->listeners_)
+      if (l->pending) acceptFrom(*l);
+}
+
+void Proxy::connectionClosed(Connection* conn) {
+  if (connections_.erase(conn) == 0) return;
+  if (destroying_) return;  // the destructor deletes; the loop will not run again
+  loop_.defer([conn] { delete conn; });
+  if (draining_) {
+    if (connections_.empty() && onDrained_) {
+      auto done = std::move(onDrained_);
+      onDrained_ = nullptr;
+      done();
+    }
+    return;
+  }
+  if (options_.maxConns && connections_.size() < options_.maxConns && !resumeScheduled_) {
+    resumeScheduled_ = true;
+    loop_.defer([this] {
+      resumeScheduled_ = false;
+      resumeAccepting();
+    });
+  }
+}
+
+void Proxy::drain(std::function<void()> onDone) {
+  if (draining_) return;
+  draining_ = true;
+  for (auto& port : ports_) {
+    for (auto& l : port->listeners_) {
+      loop_.remove(l->fd);
+      ::close(l->fd);
+      l->fd = -1;
+    }
+  }
+  log::info("draining", {{"connections", std::to_string(connections_.size())},
+                         {"timeout_ms", std::to_string(options_.drainTimeout.count())}});
+  if (connections_.empty()) {
+    onDone();
+    return;
+  }
+  onDrained_ = std::move(onDone);
+  loop_.addTimer(options_.drainTimeout, [this] {
+    if (!onDrained_) return;
+    log::warn("drain timeout: closing remaining connections", {{"connections", std::to_string(connections_.size())}});
+    auto open = connections_;
+    for (Connection* c : open) c->close("drain timeout", true);
+  });
+}
+
+}  // namespace connectable

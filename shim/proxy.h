@@ -1,0 +1,126 @@
+// Proxy: the shim's data path. Listens on loopback ports, and for each accepted connection
+// tries the port's backends in the balancer's order until one connects, then moves bytes
+// both ways with splice(2) through pooled pipes until both sides have finished.
+// Single-threaded: everything runs on the EventLoop's thread; not thread-safe.
+//
+// Guarantees: bytes in flight per direction are bounded by one pipe (backpressure: a slow
+// reader stops reads from the fast writer); a half-close is carried to the other side; an
+// abort (RST or error) on one side aborts the other; past --max-conns new connections stay
+// in the kernel's backlog instead of being refused.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "common/target.h"
+#include "shim/backend_set.h"
+#include "shim/balancer.h"
+#include "shim/pipe_pool.h"
+
+namespace connectable {
+
+struct ProxyOptions {
+  Millis connectTimeout{2000};
+  Millis idleTimeout{3600 * 1000};  // 0: never
+  Millis drainTimeout{10000};
+  Millis firstAnswerTimeout{2000};  // how long a connection waits for a port's first DNS answer
+  size_t maxConns = 10000;          // 0: unlimited
+  BalancePolicy balance = BalancePolicy::Random;
+  PenaltyPolicy penalty;
+  uint64_t seed = 0;                // 0: random
+};
+
+class Connection;
+class Proxy;
+
+struct PortCounters {
+  uint64_t accepted = 0;
+  uint64_t active = 0;
+  uint64_t established = 0;
+  uint64_t noBackend = 0;       // closed because every backend failed or none exists
+  uint64_t failovers = 0;       // connect attempts past the first
+  uint64_t bytesToBackend = 0;
+  uint64_t bytesFromBackend = 0;
+};
+
+// One --connect: its listeners, backends, balancer and counters.
+class ListenPort {
+ public:
+  ListenPort(Proxy& proxy, ConnectSpec spec, const ProxyOptions& options, uint64_t seed);
+
+  const ConnectSpec& spec() const { return spec_; }
+  BackendSet& backends() { return backends_; }
+  Balancer& balancer() { return balancer_; }
+  PortCounters& counters() { return counters_; }
+  const std::vector<SocketAddress>& listenAddresses() const { return listenAddresses_; }
+
+  // Call after backends() changed: connections waiting for a first answer go on.
+  void backendsChanged();
+
+ private:
+  friend class Proxy;
+  friend class Connection;
+  class Listener;
+
+  Proxy& proxy_;
+  ConnectSpec spec_;
+  BackendSet backends_;
+  Balancer balancer_;
+  PortCounters counters_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<SocketAddress> listenAddresses_;
+  std::vector<Connection*> waiting_;  // accepted before the first DNS answer
+  Clock::time_point lastFailureLog_{};
+  uint64_t suppressedFailureLogs_ = 0;
+};
+
+class Proxy {
+ public:
+  Proxy(EventLoop& loop, ProxyOptions options);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Adds a port; returns it so the caller can feed its DNS answers.
+  ListenPort& addPort(const ConnectSpec& spec);
+  // Creates every port's listening sockets in the calling thread's current network
+  // namespace: 127.0.0.1, and ::1 where the namespace has it. Fails on a taken port.
+  Status listen();
+  // Starts accepting (registers the listeners with the loop). Any namespace will do.
+  Status start();
+  // Stops accepting; calls onDone once no connection is left or drainTimeout passed.
+  void drain(std::function<void()> onDone);
+
+  const std::vector<std::unique_ptr<ListenPort>>& ports() const { return ports_; }
+  size_t activeConnections() const { return connections_.size(); }
+  EventLoop& loop() { return loop_; }
+  const ProxyOptions& options() const { return options_; }
+  PipePool& pipes() { return pipes_; }
+
+ private:
+  friend class Connection;
+  friend class ListenPort;
+  void acceptFrom(ListenPort::Listener& listener);
+  void resumeAccepting();
+  void connectionClosed(Connection* conn);
+  void scheduleAcceptRetry();
+
+  EventLoop& loop_;
+  ProxyOptions options_;
+  PipePool pipes_;
+  std::vector<std::unique_ptr<ListenPort>> ports_;
+  std::unordered_set<Connection*> connections_;
+  bool draining_ = false;
+  bool acceptRetryArmed_ = false;
+  bool resumeScheduled_ = false;
+  bool destroying_ = false;
+  std::function<void()> onDrained_;
+  Clock::time_point lastAcceptErrorLog_{};
+};
+
+}  // namespace connectable

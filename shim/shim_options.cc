@@ -1,0 +1,167 @@
+#include "shim/shim_options.h"
+
+#include <cctype>
+#include <set>
+
+namespace connectable {
+
+Result<Millis> parseDuration(std::string_view text) {
+  size_t i = 0;
+  uint64_t value = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    value = value * 10 + static_cast<uint64_t>(text[i] - '0');
+    if (value > 1'000'000'000) return Status::error("duration '" + std::string(text) + "' is too large");
+    ++i;
+  }
+  if (i == 0) return Status::error("duration '" + std::string(text) + "' must start with a number (as 2s, 500ms, 1m)");
+  std::string_view unit = text.substr(i);
+  if (unit.empty() || unit == "s") return Millis(value * 1000);
+  if (unit == "ms") return Millis(value);
+  if (unit == "m") return Millis(value * 60'000);
+  if (unit == "h") return Millis(value * 3'600'000);
+  return Status::error("duration '" + std::string(text) + "' has an unknown unit (use ms, s, m or h)");
+}
+
+const char* shimUsage() {
+  return R"(usage: connectable-shim [--netns PATH | --netns-fd N] --connect PORT=TARGET[,TARGET...] ... [options]
+
+Listens on 127.0.0.1:PORT (and [::1]:PORT where the namespace has IPv6 loopback) inside a
+network namespace and proxies every connection to one of the targets.
+
+Targets:  NAME             DNS SRV lookup (redis.service.consul, _redis._tcp.example.org)
+          HOST:PORT        A/AAAA lookup of HOST, fixed PORT
+          IPV4:PORT        literal address, as 198.18.0.5:6379
+          [IPV6]:PORT      literal address, as [fd00::5]:6379
+
+Options:
+  --connect PORT=TARGETS   a port and its targets (repeatable; at least one)
+  --netns PATH             create the listeners in this network namespace
+                           (/var/run/netns/NAME, /proc/PID/ns/net)
+  --netns-fd N             the same, from an inherited file descriptor
+  --upstream-netns WHERE   'shim' (default): upstream connections and DNS leave from the
+                           shim's own namespace; 'target': from the target namespace
+  --balance POLICY         random (default), round-robin, least-conn, p2c
+  --connect-timeout DUR    per backend attempt (default 2s)
+  --idle-timeout DUR       close connections idle this long; 0 = never (default 1h)
+  --max-conns N            past N open connections, new ones wait in the backlog (default 10000)
+  --drain-timeout DUR      on SIGTERM, how long open connections may finish (default 10s)
+  --dns SERVERS            HOST[:PORT][,...] DNS servers (default: /etc/resolv.conf)
+  --dns-min-ttl DUR        shortest time an answer is cached (default 1s)
+  --dns-timeout DUR        how long a lookup may take (default 2s)
+  --exit-with-pid PID      exit when process PID ends (the container's init)
+  --user NAME              unprivileged user to switch to when started as root (default nobody)
+  --log-level LEVEL        debug, info (default), warn, error
+  --log-format FORMAT      text (default) or json
+  --help, --version
+Durations: 500ms, 2s, 1m, 1h (a bare number is seconds).
+)";
+}
+
+namespace {
+
+Result<uint64_t> parseCount(std::string_view option, std::string_view text, uint64_t max) {
+  if (text.empty() || text.size() > 10) return Status::error(std::string(option) + ": '" + std::string(text) + "' is not a number");
+  uint64_t v = 0;
+  for (char c : text) {
+    if (!std::isdigit(static_cast<unsigned char>(c)))
+      return Status::error(std::string(option) + ": '" + std::string(text) + "' is not a number");
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > max) return Status::error(std::string(option) + ": " + std::string(text) + " is larger than " + std::to_string(max));
+  return v;
+}
+
+}  // namespace
+
+Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
+  ShimOptions o;
+  std::set<uint16_t> ports;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    std::string value;
+    bool hasValue = false;
+    if (arg.rfind("--", 0) == 0) {
+      size_t eq = arg.find('=');
+      if (eq != std::string::npos) {
+        value = arg.substr(eq + 1);
+        arg = arg.substr(0, eq);
+        hasValue = true;
+      }
+    } else {
+      return Status::error("unexpected argument '" + arg + "'");
+    }
+    if (arg == "--help" || arg == "-h") { o.help = true; continue; }
+    if (arg == "--version") { o.version = true; continue; }
+    auto need = [&]() -> Result<std::string> {
+      if (hasValue) return value;
+      if (i + 1 >= args.size()) return Status::error(arg + " needs a value");
+      return args[++i];
+    };
+    auto v = need();
+    if (!v) return v.status();
+    const std::string& val = *v;
+    if (arg == "--connect") {
+      auto spec = parseConnectSpec(val);
+      if (!spec) return spec.status().withContext("--connect");
+      if (!ports.insert(spec->port).second)
+        return Status::error("--connect '" + val + "': port " + std::to_string(spec->port) + " is given twice");
+      o.connects.push_back(std::move(*spec));
+    } else if (arg == "--netns") {
+      if (val.empty()) return Status::error("--netns needs a path");
+      o.netnsPath = val;
+    } else if (arg == "--netns-fd") {
+      auto n = parseCount(arg, val, 1 << 20);
+      if (!n) return n.status();
+      o.netnsFd = static_cast<int>(*n);
+    } else if (arg == "--upstream-netns") {
+      if (val == "target") o.upstreamInTarget = true;
+      else if (val == "shim") o.upstreamInTarget = false;
+      else return Status::error("--upstream-netns: '" + val + "' is neither 'shim' nor 'target'");
+    } else if (arg == "--balance") {
+      if (!parseBalancePolicy(val, &o.proxy.balance))
+        return Status::error("--balance: '" + val + "' is not one of random, round-robin, least-conn, p2c");
+    } else if (arg == "--connect-timeout" || arg == "--idle-timeout" || arg == "--drain-timeout" ||
+               arg == "--dns-min-ttl" || arg == "--dns-timeout") {
+      auto d = parseDuration(val);
+      if (!d) return d.status().withContext(arg);
+      if (arg == "--connect-timeout") o.proxy.connectTimeout = *d;
+      if (arg == "--idle-timeout") o.proxy.idleTimeout = *d;
+      if (arg == "--drain-timeout") o.proxy.drainTimeout = *d;
+      if (arg == "--dns-min-ttl") o.dnsMinTtl = *d;
+      if (arg == "--dns-timeout") o.dnsTimeout = *d;
+      if ((arg == "--connect-timeout" || arg == "--dns-timeout") && d->count() == 0)
+        return Status::error(arg + " must be longer than 0");
+    } else if (arg == "--max-conns") {
+      auto n = parseCount(arg, val, 10'000'000);
+      if (!n) return n.status();
+      o.proxy.maxConns = *n;
+    } else if (arg == "--dns") {
+      if (val.empty()) return Status::error("--dns needs at least one server");
+      o.dnsServers = val;
+    } else if (arg == "--exit-with-pid") {
+      auto n = parseCount(arg, val, 1 << 22);
+      if (!n || *n == 0) return Status::error("--exit-with-pid: '" + val + "' is not a process id");
+      o.exitWithPid = static_cast<pid_t>(*n);
+    } else if (arg == "--user") {
+      if (val.empty()) return Status::error("--user needs a name");
+      o.user = val;
+    } else if (arg == "--log-level") {
+      if (!log::parseLevel(val, &o.logLevel))
+        return Status::error("--log-level: '" + val + "' is not one of debug, info, warn, error");
+    } else if (arg == "--log-format") {
+      if (!log::parseFormat(val, &o.logFormat))
+        return Status::error("--log-format: '" + val + "' is neither 'text' nor 'json'");
+    } else {
+      return Status::error("unknown option '" + arg + "'");
+    }
+  }
+  o.proxy.firstAnswerTimeout = o.dnsTimeout;
+  if (o.help || o.version) return o;
+  if (o.connects.empty()) return Status::error("no --connect given: nothing to do");
+  if (!o.netnsPath.empty() && o.netnsFd >= 0) return Status::error("--netns and --netns-fd exclude each other");
+  if (o.upstreamInTarget && o.netnsPath.empty() && o.netnsFd < 0)
+    return Status::error("--upstream-netns=target needs --netns or --netns-fd");
+  return o;
+}
+
+}  // namespace connectable

@@ -1,0 +1,41 @@
+// ShimOptions: the command line of connectable-shim, parsed and checked before anything
+// starts, so a bad argument exits 2 with a message naming it and nothing half-runs.
+// Pure functions over plain values; no thread-safety concerns.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/target.h"
+#include "shim/proxy.h"
+
+namespace connectable {
+
+struct ShimOptions {
+  std::string netnsPath;          // --netns PATH
+  int netnsFd = -1;               // --netns-fd N (inherited)
+  bool upstreamInTarget = false;  // --upstream-netns=target
+  std::vector<ConnectSpec> connects;
+  ProxyOptions proxy;
+  std::string user = "nobody";
+  log::Level logLevel = log::Level::Info;
+  log::Format logFormat = log::Format::Text;
+  std::string dnsServers;         // --dns HOST[:PORT][,...]; empty: /etc/resolv.conf
+  Millis dnsMinTtl{1000};
+  Millis dnsTimeout{2000};
+  pid_t exitWithPid = 0;          // --exit-with-pid: stop when that process ends
+  bool help = false;
+  bool version = false;
+};
+
+// "2s", "500ms", "1m", "1h", "0"; a bare number is seconds.
+Result<Millis> parseDuration(std::string_view text);
+
+Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args);
+
+const char* shimUsage();
+
+}  // namespace connectable
