@@ -92,6 +92,11 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     }
     if (arg == "--help" || arg == "-h") { o.help = true; continue; }
     if (arg == "--version") { o.version = true; continue; }
+    static const std::set<std::string> kTakesValue = {
+        "--connect", "--netns", "--netns-fd", "--upstream-netns", "--balance", "--connect-timeout",
+        "--idle-timeout", "--drain-timeout", "--dns-min-ttl", "--dns-timeout", "--max-conns", "--dns",
+        "--exit-with-pid", "--user", "--log-level", "--log-format"};
+    if (!kTakesValue.count(arg)) return Status::error("unknown option '" + arg + "'");
     auto need = [&]() -> Result<std::string> {
       if (hasValue) return value;
       if (i + 1 >= args.size()) return Status::error(arg + " needs a value");
@@ -151,8 +156,6 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     } else if (arg == "--log-format") {
       if (!log::parseFormat(val, &o.logFormat))
         return Status::error("--log-format: '" + val + "' is neither 'text' nor 'json'");
-    } else {
-      return Status::error("unknown option '" + arg + "'");
     }
   }
   o.proxy.firstAnswerTimeout = o.dnsTimeout;

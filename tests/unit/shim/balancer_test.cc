@@ -1,0 +1,221 @@
+#include "shim/balancer.h"
+
+#include <boost/test/unit_test.hpp>
+#include <map>
+#include <set>
+
+using namespace connectable;
+
+namespace {
+
+Balancer::BackendList makeBackends(int n, uint16_t priority = 0, uint16_t weight = 1, int firstOctet = 1) {
+  Balancer::BackendList out;
+  for (int i = 0; i < n; ++i) {
+    auto b = std::make_shared<Backend>();
+    b->address = *SocketAddress::parseIp("198.18.0." + std::to_string(firstOctet + i), 6379);
+    b->priority = priority;
+    b->weight = weight;
+    out.push_back(b);
+  }
+  return out;
+}
+
+std::string first(const Balancer::BackendList& order) { return order.front()->address.ipString(); }
+
+const Clock::time_point kNow = Clock::time_point() + std::chrono::hours(1);
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(BalancerOrder)
+
+BOOST_AUTO_TEST_CASE(EveryBackendAppearsExactlyOnceInEveryPolicy) {
+  for (auto policy : {BalancePolicy::Random, BalancePolicy::RoundRobin, BalancePolicy::LeastConn, BalancePolicy::PowerOfTwo}) {
+    Balancer balancer(policy, {}, 42);
+    auto backends = makeBackends(5);
+    balancer.recordFailure(*backends[2], kNow);
+    Balancer::BackendList order;
+    for (int round = 0; round < 20; ++round) {
+      balancer.order(backends, kNow, &order);
+      std::set<Backend*> seen;
+      for (auto& b : order) seen.insert(b.get());
+      BOOST_TEST(order.size() == 5u);
+      BOOST_TEST(seen.size() == 5u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(RandomShuffleReachesEveryBackendFirstAndEvenly) {
+  Balancer balancer(BalancePolicy::Random, {}, 7);
+  auto backends = makeBackends(4);
+  std::map<std::string, int> firsts;
+  Balancer::BackendList order;
+  const int rounds = 8000;
+  for (int i = 0; i < rounds; ++i) {
+    balancer.order(backends, kNow, &order);
+    ++firsts[first(order)];
+  }
+  BOOST_TEST(firsts.size() == 4u);
+  for (auto& [ip, count] : firsts) BOOST_TEST(std::abs(count - rounds / 4) < rounds / 20, ip << " first " << count << " times");
+}
+
+BOOST_AUTO_TEST_CASE(RandomFollowsSrvWeightsWithinAPriorityGroup) {
+  Balancer balancer(BalancePolicy::Random, {}, 11);
+  auto backends = makeBackends(1, 0, 10, 1);
+  auto more = makeBackends(1, 0, 30, 2);
+  auto most = makeBackends(1, 0, 60, 3);
+  backends.insert(backends.end(), more.begin(), more.end());
+  backends.insert(backends.end(), most.begin(), most.end());
+  std::map<std::string, int> firsts;
+  Balancer::BackendList order;
+  for (int i = 0; i < 10000; ++i) {
+    balancer.order(backends, kNow, &order);
+    ++firsts[first(order)];
+  }
+  BOOST_TEST(std::abs(firsts["198.18.0.1"] - 1000) < 200);
+  BOOST_TEST(std::abs(firsts["198.18.0.2"] - 3000) < 300);
+  BOOST_TEST(std::abs(firsts["198.18.0.3"] - 6000) < 300);
+}
+
+BOOST_AUTO_TEST_CASE(LowerPriorityGroupIsAlwaysTriedFirst) {
+  for (auto policy : {BalancePolicy::Random, BalancePolicy::RoundRobin, BalancePolicy::LeastConn, BalancePolicy::PowerOfTwo}) {
+    Balancer balancer(policy, {}, 3);
+    auto backends = makeBackends(3, 20, 1, 10);
+    auto preferred = makeBackends(2, 10, 1, 1);
+    backends.insert(backends.end(), preferred.begin(), preferred.end());
+    Balancer::BackendList order;
+    for (int i = 0; i < 50; ++i) {
+      balancer.order(backends, kNow, &order);
+      BOOST_TEST(order[0]->priority == 10);
+      BOOST_TEST(order[1]->priority == 10);
+      BOOST_TEST(order[2]->priority == 20);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(RoundRobinRotatesInAStableOrder) {
+  Balancer balancer(BalancePolicy::RoundRobin, {}, 1);
+  auto backends = makeBackends(3);
+  Balancer::BackendList order;
+  std::vector<std::string> firsts;
+  for (int i = 0; i < 6; ++i) {
+    balancer.order(backends, kNow, &order);
+    firsts.push_back(first(order));
+  }
+  std::vector<std::string> expected = {"198.18.0.1", "198.18.0.2", "198.18.0.3",
+                                       "198.18.0.1", "198.18.0.2", "198.18.0.3"};
+  BOOST_TEST(firsts == expected, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(LeastConnPicksTheLeastLoadedPerUnitOfWeight) {
+  Balancer balancer(BalancePolicy::LeastConn, {}, 5);
+  auto backends = makeBackends(3);
+  backends[0]->active = 5;
+  backends[1]->active = 1;
+  backends[2]->active = 3;
+  Balancer::BackendList order;
+  balancer.order(backends, kNow, &order);
+  BOOST_TEST(first(order) == "198.18.0.2");
+  BOOST_TEST(order[1]->address.ipString() == "198.18.0.3");
+  // Weight 4 with 3 active (0.75 each) beats weight 1 with 1 active.
+  backends[2]->weight = 4;
+  balancer.order(backends, kNow, &order);
+  BOOST_TEST(first(order) == "198.18.0.3");
+}
+
+BOOST_AUTO_TEST_CASE(LeastConnBreaksTiesAtRandom) {
+  Balancer balancer(BalancePolicy::LeastConn, {}, 9);
+  auto backends = makeBackends(3);
+  std::set<std::string> firsts;
+  Balancer::BackendList order;
+  for (int i = 0; i < 100; ++i) {
+    balancer.order(backends, kNow, &order);
+    firsts.insert(first(order));
+  }
+  BOOST_TEST(firsts.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(PowerOfTwoNeverPicksTheBusierOfItsTwoChoices) {
+  Balancer balancer(BalancePolicy::PowerOfTwo, {}, 13);
+  auto backends = makeBackends(2);
+  backends[0]->active = 10;
+  backends[1]->active = 0;
+  Balancer::BackendList order;
+  for (int i = 0; i < 100; ++i) {
+    balancer.order(backends, kNow, &order);
+    BOOST_TEST(first(order) == "198.18.0.2");
+  }
+  // With three, the busiest is never first: it always loses its pairing.
+  auto three = makeBackends(3);
+  three[0]->active = 9;
+  three[1]->active = 1;
+  three[2]->active = 2;
+  std::map<std::string, int> firsts;
+  for (int i = 0; i < 3000; ++i) {
+    balancer.order(three, kNow, &order);
+    ++firsts[first(order)];
+  }
+  BOOST_TEST(firsts["198.18.0.1"] == 0);
+  BOOST_TEST(firsts["198.18.0.2"] > firsts["198.18.0.3"]);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(PassiveHealth)
+
+BOOST_AUTO_TEST_CASE(FailedBackendIsTriedLastUntilItsPenaltyEnds) {
+  Balancer balancer(BalancePolicy::Random, {Millis(1000), Millis(30000)}, 21);
+  auto backends = makeBackends(3);
+  balancer.recordFailure(*backends[0], kNow);
+  Balancer::BackendList order;
+  for (int i = 0; i < 50; ++i) {
+    balancer.order(backends, kNow + Millis(999), &order);
+    BOOST_TEST(order.back()->address.ipString() == "198.18.0.1");
+  }
+  std::set<std::string> firsts;
+  for (int i = 0; i < 100; ++i) {
+    balancer.order(backends, kNow + Millis(1000), &order);
+    firsts.insert(first(order));
+  }
+  BOOST_TEST(firsts.count("198.18.0.1") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(PenaltyDoublesWithEachFailureInARowUpToTheMaximum) {
+  Balancer balancer(BalancePolicy::Random, {Millis(500), Millis(4000)}, 1);
+  BOOST_TEST(balancer.penaltyFor(1).count() == 500);
+  BOOST_TEST(balancer.penaltyFor(2).count() == 1000);
+  BOOST_TEST(balancer.penaltyFor(3).count() == 2000);
+  BOOST_TEST(balancer.penaltyFor(4).count() == 4000);
+  BOOST_TEST(balancer.penaltyFor(20).count() == 4000);
+  auto backends = makeBackends(1);
+  balancer.recordFailure(*backends[0], kNow);
+  balancer.recordFailure(*backends[0], kNow);
+  BOOST_TEST(backends[0]->consecutiveFailures == 2u);
+  BOOST_TEST(backends[0]->connectFailures == 2u);
+  BOOST_TEST((backends[0]->penalizedUntil == kNow + Millis(1000)));
+}
+
+BOOST_AUTO_TEST_CASE(SuccessClearsThePenalty) {
+  Balancer balancer(BalancePolicy::Random, {}, 1);
+  auto backends = makeBackends(1);
+  balancer.recordFailure(*backends[0], kNow);
+  BOOST_TEST(backends[0]->penalized(kNow));
+  balancer.recordSuccess(*backends[0]);
+  BOOST_TEST(!backends[0]->penalized(kNow));
+  BOOST_TEST(backends[0]->consecutiveFailures == 0u);
+  BOOST_TEST(backends[0]->connectFailures == 1u);  // history stays for status
+}
+
+BOOST_AUTO_TEST_CASE(PenalizedBackendsComeInOrderOfRecovery) {
+  Balancer balancer(BalancePolicy::Random, {Millis(1000), Millis(30000)}, 2);
+  auto backends = makeBackends(3);
+  balancer.recordFailure(*backends[0], kNow);
+  balancer.recordFailure(*backends[0], kNow);  // 2 s
+  balancer.recordFailure(*backends[1], kNow);  // 1 s
+  Balancer::BackendList order;
+  balancer.order(backends, kNow, &order);
+  BOOST_TEST(order[0]->address.ipString() == "198.18.0.3");
+  BOOST_TEST(order[1]->address.ipString() == "198.18.0.2");
+  BOOST_TEST(order[2]->address.ipString() == "198.18.0.1");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

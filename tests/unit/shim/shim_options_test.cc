@@ -1,0 +1,86 @@
+#include "shim/shim_options.h"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace connectable;
+
+namespace {
+std::string errorOf(std::vector<std::string> args) {
+  auto r = parseShimOptions(args);
+  BOOST_REQUIRE_MESSAGE(!r, "expected rejection");
+  return r.status().message();
+}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(ShimCommandLine)
+
+BOOST_AUTO_TEST_CASE(AcceptsEveryOptionInBothSpellings) {
+  auto r = parseShimOptions({"--netns", "/var/run/netns/blue", "--connect", "6000=198.18.0.5:6379,[fd00::5]:6379",
+                             "--connect=7000=redis.service.consul", "--balance=p2c", "--connect-timeout", "500ms",
+                             "--idle-timeout=0", "--max-conns", "64", "--drain-timeout=3s", "--upstream-netns=target",
+                             "--dns", "127.0.0.1:8600", "--dns-min-ttl", "2s", "--user", "daemon",
+                             "--log-level=debug", "--log-format", "json"});
+  BOOST_REQUIRE_MESSAGE(r, r.status().message());
+  BOOST_TEST(r->netnsPath == "/var/run/netns/blue");
+  BOOST_TEST(r->connects.size() == 2u);
+  BOOST_TEST(r->connects[0].targets.size() == 2u);
+  BOOST_TEST((r->proxy.balance == BalancePolicy::PowerOfTwo));
+  BOOST_TEST(r->proxy.connectTimeout.count() == 500);
+  BOOST_TEST(r->proxy.idleTimeout.count() == 0);
+  BOOST_TEST(r->proxy.maxConns == 64u);
+  BOOST_TEST(r->proxy.drainTimeout.count() == 3000);
+  BOOST_TEST(r->upstreamInTarget);
+  BOOST_TEST(r->dnsServers == "127.0.0.1:8600");
+  BOOST_TEST(r->dnsMinTtl.count() == 2000);
+  BOOST_TEST(r->user == "daemon");
+  BOOST_TEST((r->logFormat == log::Format::Json));
+}
+
+BOOST_AUTO_TEST_CASE(DefaultsAreTheDocumentedOnes) {
+  auto r = parseShimOptions({"--connect", "6000=198.18.0.5:6379"});
+  BOOST_REQUIRE(r);
+  BOOST_TEST((r->proxy.balance == BalancePolicy::Random));
+  BOOST_TEST(r->proxy.connectTimeout.count() == 2000);
+  BOOST_TEST(r->proxy.idleTimeout.count() == 3600 * 1000);
+  BOOST_TEST(r->proxy.drainTimeout.count() == 10000);
+  BOOST_TEST(r->proxy.maxConns == 10000u);
+  BOOST_TEST(r->user == "nobody");
+  BOOST_TEST(!r->upstreamInTarget);
+}
+
+BOOST_AUTO_TEST_CASE(MalformedConnectNamesTheArgumentAndTheProblem) {
+  BOOST_TEST(contains(errorOf({"--connect", "0=198.18.0.5:1"}), "--connect: '0=198.18.0.5:1': port '0' is out of range"));
+  BOOST_TEST(contains(errorOf({"--connect", "70000=198.18.0.5:1"}), "'70000' is out of range"));
+  BOOST_TEST(contains(errorOf({"--connect", "6000"}), "'6000' has no '='"));
+  BOOST_TEST(contains(errorOf({"--connect", "6000="}), "no target given"));
+  BOOST_TEST(contains(errorOf({"--connect", "6000=a!b"}), "invalid character '!'"));
+  BOOST_TEST(contains(errorOf({"--connect", "6000=198.18.0.5:1", "--connect", "6000=198.18.0.6:1"}),
+                      "port 6000 is given twice"));
+  BOOST_TEST(contains(errorOf({"--connect"}), "--connect needs a value"));
+}
+
+BOOST_AUTO_TEST_CASE(OtherBadArgumentsAreNamed) {
+  BOOST_TEST(contains(errorOf({}), "no --connect given"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--balance", "fastest"}), "--balance: 'fastest'"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--idle-timeout", "soon"}), "must start with a number"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--idle-timeout", "5 parsecs"}), "unknown unit"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--max-conns", "-1"}), "'-1' is not a number"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--connect-timeout", "0"}), "must be longer than 0"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--frobnicate"}), "unknown option '--frobnicate'"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "stray"}), "unexpected argument 'stray'"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--upstream-netns=target"}), "needs --netns"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--netns=/x", "--netns-fd=3"}), "exclude each other"));
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--log-level=loud"}), "--log-level: 'loud'"));
+}
+
+BOOST_AUTO_TEST_CASE(DurationsTakeUnits) {
+  BOOST_TEST(parseDuration("250ms")->count() == 250);
+  BOOST_TEST(parseDuration("3")->count() == 3000);
+  BOOST_TEST(parseDuration("2m")->count() == 120000);
+  BOOST_TEST(parseDuration("1h")->count() == 3600000);
+  BOOST_TEST(!parseDuration(""));
+  BOOST_TEST(!parseDuration("ms"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
