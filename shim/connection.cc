@@ -145,7 +145,8 @@ void Connection::connectNext() {
   } else {
     ++port_.suppressedFailureLogs_;
   }
-  close("no backend reachable", false);
+  // Abort rather than close: a clean EOF could pass for a complete, empty response.
+  close("no backend reachable", true);
 }
 
 void Connection::closeUpstreamSocket() {
@@ -247,14 +248,7 @@ bool Connection::pump(Direction& d) {
       ssize_t n = splice(d.pipe.readFd, nullptr, d.to->fd, nullptr, d.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         d.inPipe -= static_cast<size_t>(n);
-        d.bytes += static_cast<uint64_t>(n);
-        if (d.to == &upstream_) {
-          backend_->bytesToBackend += static_cast<uint64_t>(n);
-          port_.counters().bytesToBackend += static_cast<uint64_t>(n);
-        } else {
-          backend_->bytesFromBackend += static_cast<uint64_t>(n);
-          port_.counters().bytesFromBackend += static_cast<uint64_t>(n);
-        }
+        countBytes(d, static_cast<uint64_t>(n));
         progress = true;
       } else if (n < 0 && errno == EAGAIN) {
         d.to->writable = false;
@@ -264,13 +258,15 @@ bool Connection::pump(Direction& d) {
       }
     }
     if (!d.eof && d.from->readable && d.inPipe < kPipeCapacity) {
+      if (!d.pipe.valid()) d.pipe = pipes.take();
       if (!d.pipe.valid()) {
-        d.pipe = pipes.take();
-        if (!d.pipe.valid()) {
-          // Out of fds: leave the data in the socket; the next event or the idle timer
-          // brings us back. Better than dropping a live connection.
-          break;
-        }
+        // Out of fds for a pipe: copy through the stack instead, so the connection (and
+        // its EOF) still moves while the process is at its fd limit.
+        int r = copyWithoutPipe(d);
+        if (r < 0) return false;
+        if (r == 0) break;
+        moved = true;
+        continue;
       }
       ssize_t n = splice(d.from->fd, nullptr, d.pipe.writeFd, nullptr, kPipeCapacity - d.inPipe,
                          SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -302,6 +298,49 @@ bool Connection::pump(Direction& d) {
     d.shutDown = true;
   }
   return true;
+}
+
+int Connection::copyWithoutPipe(Direction& d) {
+  // Peek, send what the other side takes, then consume exactly that: nothing is held here.
+  char buf[16384];
+  ssize_t n = recv(d.from->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) {
+    d.eof = true;
+    return 1;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) {
+      d.from->readable = false;
+      return 0;
+    }
+    close(d.from == &upstream_ ? "backend read failed" : "client read failed", true);
+    return -1;
+  }
+  if (!d.to->writable) return 0;
+  ssize_t sent = send(d.to->fd, buf, static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent < 0) {
+    if (errno == EAGAIN || errno == EINTR) {
+      d.to->writable = false;
+      return 0;
+    }
+    close(d.to == &upstream_ ? "backend write failed" : "client write failed", true);
+    return -1;
+  }
+  ssize_t consumed = recv(d.from->fd, buf, static_cast<size_t>(sent), MSG_DONTWAIT);
+  (void)consumed;  // the bytes were peeked, so exactly `sent` of them are there
+  countBytes(d, static_cast<uint64_t>(sent));
+  return 1;
+}
+
+void Connection::countBytes(Direction& d, uint64_t n) {
+  d.bytes += n;
+  if (d.to == &upstream_) {
+    backend_->bytesToBackend += n;
+    port_.counters().bytesToBackend += n;
+  } else {
+    backend_->bytesFromBackend += n;
+    port_.counters().bytesFromBackend += n;
+  }
 }
 
 void Connection::close(const char* reason, bool abort) {

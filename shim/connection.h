@@ -64,6 +64,9 @@ class Connection {
   void pumpAll();
   // Moves what it can; returns false when the connection had to be aborted.
   bool pump(Direction& d);
+  // The fallback when no pipe can be had: 1 moved something, 0 must wait, -1 aborted.
+  int copyWithoutPipe(Direction& d);
+  void countBytes(Direction& d, uint64_t n);
   void armIdleTimer(Clock::time_point deadline);
   void onIdleTimer();
   void closeUpstreamSocket();

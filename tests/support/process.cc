@@ -38,6 +38,7 @@ RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds ti
     dup2(inPipe[0], 0);
     dup2(outPipe[1], 1);
     dup2(errPipe[1], 2);
+    close_range(3, ~0u, 0);  // whatever the test runner left open is not the child's
     execvp(args[0], args.data());
     dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
     _exit(127);
@@ -108,6 +109,7 @@ Child Child::spawn(const std::vector<std::string>& argv, const std::string& logP
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    close_range(3, ~0u, 0);
     execvp(args[0], args.data());
     dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
     _exit(127);

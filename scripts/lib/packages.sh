@@ -1,0 +1,22 @@
+# Debian 12 packages, installed on demand. Sourced by scripts/test, scripts/demo, bench/.
+BUILD_PACKAGES="cmake ninja-build g++ pkg-config libpoco-dev libc-ares-dev libboost-test-dev"
+# Real peers and clients of the tests: namespaces, DNS, HTTP, Redis, Docker.
+TEST_PACKAGES="iproute2 util-linux procps curl wget busybox-static redis-server redis-tools dnsmasq-base docker.io"
+
+# ensure_packages PKG...: installs whatever is missing, with one apt-get update first.
+ensure_packages() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing packages (${missing[*]}) and not root to install them" >&2
+    return 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}

@@ -1,0 +1,375 @@
+// The standalone shim against real processes: a namespace made by the test, the shim's
+// listeners inside it, backends outside it, real clients (curl, redis-cli) run inside it.
+#define BOOST_TEST_MODULE shim in a network namespace
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <fstream>
+#include <map>
+#include <iterator>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/netns_fixture.h"
+#include "tests/support/process.h"
+#include "tests/support/shim_process.h"
+#include "tests/support/tcp_peers.h"
+
+using namespace connectable::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Ports inside the test namespace are private to it, so fixed numbers cannot collide.
+constexpr uint16_t kPort = 6000;
+
+int connectInside(const TestNetns& ns, uint16_t port = kPort, const std::string& ip = "127.0.0.1") {
+  int fd = -1;
+  ns.inside([&] { fd = connectTcp(ip, port); });
+  return fd;
+}
+
+std::string statusField(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) {
+      auto v = line.substr(field.size() + 1);
+      v.erase(0, v.find_first_not_of(" \t"));
+      return v;
+    }
+  }
+  return "";
+}
+
+struct Fixture {
+  Fixture() { signal(SIGPIPE, SIG_IGN); }
+  TestNetns ns;
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(ShimInNamespace, Fixture)
+
+BOOST_AUTO_TEST_CASE(CurlInsideReachesBothBackendsOutside) {
+  std::string dir = tempDir();
+  sh("mkdir -p " + dir + "/a " + dir + "/b && echo backend-a > " + dir + "/a/index.html && echo backend-b > " + dir + "/b/index.html");
+  TcpServer probeA(holdHandler()), probeB(holdHandler());  // reserve two free ports
+  uint16_t portA = probeA.port(), portB = probeB.port();
+  probeA.stop();
+  probeB.stop();
+  Child httpdA = Child::spawn({"busybox", "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(portA), "-h", dir + "/a"});
+  Child httpdB = Child::spawn({"busybox", "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(portB), "-h", dir + "/b"});
+  BOOST_REQUIRE(waitFor([&] { int fd = connectTcp("127.0.0.1", portA); if (fd >= 0) close(fd); return fd >= 0; }, 3s));
+  BOOST_REQUIRE(waitFor([&] { int fd = connectTcp("127.0.0.1", portB); if (fd >= 0) close(fd); return fd >= 0; }, 3s));
+
+  ShimProcess shim({"--netns", ns.path(), "--connect",
+                    "6000=127.0.0.1:" + std::to_string(portA) + ",127.0.0.1:" + std::to_string(portB)});
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 40; ++i) {
+    auto r = run(ns.exec({"curl", "-sS", "-m", "5", "http://127.0.0.1:6000/"}));
+    BOOST_REQUIRE_MESSAGE(r.exitCode == 0, "curl failed: " << r.err);
+    ++seen[r.out];
+  }
+  BOOST_TEST(seen["backend-a\n"] > 5);
+  BOOST_TEST(seen["backend-b\n"] > 5);
+  BOOST_TEST(seen["backend-a\n"] + seen["backend-b\n"] == 40);
+  // The backends are outside: from inside the namespace they are unreachable directly.
+  auto direct = run(ns.exec({"curl", "-sS", "-m", "2", "http://127.0.0.1:" + std::to_string(portA) + "/"}));
+  BOOST_TEST(direct.exitCode != 0);
+}
+
+BOOST_AUTO_TEST_CASE(RedisCliInsideTalksToRedisServerOutside) {
+  std::string dir = tempDir();
+  TcpServer probe(holdHandler());
+  uint16_t port = probe.port();
+  probe.stop();
+  Child redis = Child::spawn({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", dir}, dir + "/redis.log");
+  BOOST_REQUIRE(waitFor([&] { return run({"redis-cli", "-p", std::to_string(port), "ping"}).out == "PONG\n"; }, 5s));
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=127.0.0.1:" + std::to_string(port)});
+  auto set = run(ns.exec({"redis-cli", "-p", "6000", "set", "greeting", "hello from the namespace"}));
+  BOOST_TEST(set.out == "OK\n");
+  auto get = run({"redis-cli", "-p", std::to_string(port), "get", "greeting"});
+  BOOST_TEST(get.out == "hello from the namespace\n");
+  auto pipelined = run(ns.exec({"redis-benchmark", "-p", "6000", "-n", "2000", "-c", "10", "-t", "set,get", "-q"}), 60s);
+  BOOST_TEST(pipelined.exitCode == 0);
+  BOOST_TEST(pipelined.out.find("GET") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(ListensOnIpv6LoopbackInsideToo) {
+  TcpServer backend(replyHandler("six\n"));
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns, kPort, "::1");
+  BOOST_REQUIRE(fd >= 0);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "six\n");
+  close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(Carries64MiBEachWayIntact) {
+  TcpServer backend(echoHandler());
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  auto check = echoRoundTrip(fd, 64ull << 20, 1234);
+  close(fd);
+  BOOST_TEST(check.ok, check.error);
+  BOOST_TEST(check.received == 64ull << 20);
+  BOOST_TEST(check.sentHash == check.receivedHash);
+}
+
+BOOST_AUTO_TEST_CASE(HalfCloseIsCarriedBothWays) {
+  // The backend echoes until the client's FIN arrives through the shim, then answers
+  // "bye" on the still-open other direction.
+  TcpServer backend(echoThenSayHandler("bye"));
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(writeAll(fd, "ping", 4));
+  shutdown(fd, SHUT_WR);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got, 5000));
+  BOOST_TEST(got == "pingbye");
+  close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(FailsOverWhenOneBackendIsDown) {
+  TcpServer alive(replyHandler("alive"));
+  TcpServer dead(holdHandler());
+  std::string deadAddress = dead.address();
+  dead.stop();  // refuses from now on
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + deadAddress + "," + alive.address()});
+  for (int i = 0; i < 50; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got, 3000));
+    BOOST_TEST(got == "alive", "connection " << i << " got '" << got << "'");
+    close(fd);
+  }
+  BOOST_TEST(alive.accepted() == 50);
+}
+
+BOOST_AUTO_TEST_CASE(FailsOverPastABackendThatDoesNotAnswer) {
+  // A listener whose accept queue is full drops SYNs: connecting to it hangs, like a
+  // backend host that vanished. Only the connect timeout gets past it.
+  SilentListener silent;
+  TcpServer alive(replyHandler("alive"));
+  ShimProcess shim({"--netns", ns.path(), "--balance", "round-robin", "--connect-timeout", "300ms",
+                    "--connect", "6000=" + silent.address() + "," + alive.address()});
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got, 3000));
+    BOOST_TEST(got == "alive");
+    close(fd);
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  // One timeout paid at most once or twice: after it the silent backend is penalized.
+  BOOST_TEST(ms >= 300);
+  BOOST_TEST(ms < 1500);
+  BOOST_TEST(shim.log().find("connect timeout") == std::string::npos);  // debug-only detail
+}
+
+BOOST_AUTO_TEST_CASE(AllBackendsDownClosesTheClientPromptly) {
+  TcpServer a(holdHandler()), b(holdHandler());
+  std::string addrA = a.address(), addrB = b.address();
+  a.stop();
+  b.stop();
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + addrA + "," + addrB});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  int ms = waitClosed(fd, 3000);
+  close(fd);
+  BOOST_TEST(ms >= 0);
+  BOOST_TEST(ms < 500, "closed after " << ms << " ms");
+  BOOST_TEST(shim.waitLog("no backend reachable"));
+  BOOST_TEST(shim.log().find("all 2 backends failed") != std::string::npos);
+  // A real client sees it too, as a reset rather than a hang or a clean empty reply.
+  // (curl says 7 or 56 depending on whether the reset beats its connect check.)
+  auto before = std::chrono::steady_clock::now();
+  auto r = run(ns.exec({"curl", "-sS", "-m", "5", "http://127.0.0.1:6000/"}));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - before).count();
+  BOOST_TEST((r.exitCode == 7 || r.exitCode == 56), "curl exit " << r.exitCode << ": " << r.err);
+  BOOST_TEST(took < 1000);
+}
+
+BOOST_AUTO_TEST_CASE(IdleConnectionsAreClosedAfterTheIdleTimeout) {
+  TcpServer backend(echoHandler());
+  ShimProcess shim({"--netns", ns.path(), "--idle-timeout", "600ms", "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  // Activity keeps it open past the timeout...
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(300ms);
+    BOOST_REQUIRE(writeAll(fd, "x", 1));
+    char c;
+    BOOST_REQUIRE(recv(fd, &c, 1, 0) == 1);
+  }
+  // ...silence closes it.
+  int ms = waitClosed(fd, 3000);
+  close(fd);
+  BOOST_TEST(ms >= 400);
+  BOOST_TEST(ms < 1500);
+  BOOST_TEST(waitFor([&] { return backend.open() == 0; }, 2s));
+}
+
+BOOST_AUTO_TEST_CASE(PastMaxConnsNewConnectionsWaitInsteadOfFailing) {
+  TcpServer backend(echoHandler());
+  ShimProcess shim({"--netns", ns.path(), "--max-conns", "2", "--connect", "6000=" + backend.address()});
+  int a = connectInside(ns), b = connectInside(ns), c = connectInside(ns);
+  BOOST_REQUIRE(a >= 0);
+  BOOST_REQUIRE(b >= 0);
+  BOOST_REQUIRE(c >= 0);  // queued in the backlog: the kernel completes the handshake
+  BOOST_REQUIRE(waitFor([&] { return backend.accepted() == 2; }, 2s));
+  std::this_thread::sleep_for(300ms);
+  BOOST_TEST(backend.accepted() == 2);  // the third waits
+  close(a);
+  BOOST_TEST(waitFor([&] { return backend.accepted() == 3; }, 2s));
+  BOOST_REQUIRE(writeAll(c, "third", 5));
+  char buf[5];
+  BOOST_TEST(recv(c, buf, 5, MSG_WAITALL) == 5);
+  close(b);
+  close(c);
+}
+
+BOOST_AUTO_TEST_CASE(SigtermDrainsATransferInFlightThenExitsZero) {
+  TcpServer backend(echoHandler());
+  ShimProcess shim({"--netns", ns.path(), "--drain-timeout", "10s", "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(writeAll(fd, "before", 6));
+  char buf[6];
+  BOOST_REQUIRE(recv(fd, buf, 6, MSG_WAITALL) == 6);
+  shim.child().signal(SIGTERM);
+  BOOST_REQUIRE(shim.waitLog("draining"));
+  // New connections are refused while the open one keeps working.
+  BOOST_TEST(connectInside(ns) < 0);
+  auto check = echoRoundTrip(fd, 8ull << 20, 99);
+  BOOST_TEST(check.ok, check.error);
+  close(fd);
+  BOOST_TEST(shim.child().wait(3s) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(DrainTimeoutEndsConnectionsThatDoNotFinish) {
+  TcpServer backend(holdHandler());
+  ShimProcess shim({"--netns", ns.path(), "--drain-timeout", "500ms", "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(waitFor([&] { return backend.accepted() == 1; }, 2s));
+  shim.child().signal(SIGTERM);
+  BOOST_TEST(shim.child().wait(3s) == 0);
+  BOOST_TEST(waitClosed(fd, 1000) >= 0);
+  close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(UpstreamFromTheTargetNamespaceReachesBackendsThere) {
+  // A backend that exists only inside the namespace.
+  std::unique_ptr<TcpServer> inner;
+  ns.inside([&] { inner = std::make_unique<TcpServer>(replyHandler("inside")); });
+  std::string target = "6000=127.0.0.1:" + std::to_string(inner->port());
+  {
+    ShimProcess shim({"--netns", ns.path(), "--upstream-netns", "target", "--connect", target});
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got));
+    BOOST_TEST(got == "inside");
+    close(fd);
+  }
+  {
+    // Without the option, upstream leaves from the host, where that backend does not exist.
+    ShimProcess shim({"--netns", ns.path(), "--connect", target});
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    std::string got;
+    readToEof(fd, &got, 3000);
+    BOOST_TEST(got != "inside");
+    close(fd);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(DropsEveryPrivilegeOnceListening) {
+  TcpServer backend(replyHandler("ok"));
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  pid_t pid = shim.pid();
+  BOOST_TEST(statusField(pid, "Uid") == "65534\t65534\t65534\t65534");
+  BOOST_TEST(statusField(pid, "Gid") == "65534\t65534\t65534\t65534");
+  BOOST_TEST(statusField(pid, "Groups") == "");
+  BOOST_TEST(statusField(pid, "CapInh") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "CapPrm") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "CapEff") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "CapBnd") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "CapAmb") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "NoNewPrivs") == "1");
+  // Not dumpable: the kernel gives its /proc files to root, not to the process's user.
+  struct stat st;
+  BOOST_REQUIRE(stat(("/proc/" + std::to_string(pid) + "/environ").c_str(), &st) == 0);
+  BOOST_TEST(st.st_uid == 0u);
+  // And it still serves.
+  int fd = connectInside(ns);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ok");
+  close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(APortTakenInTheNamespaceIsAClearError) {
+  std::unique_ptr<TcpServer> squatter;
+  ns.inside([&] { squatter = std::make_unique<TcpServer>(holdHandler(), "127.0.0.1", kPort); });
+  Child shim = Child::spawn({shimBinary(), "--netns", ns.path(), "--connect", "6000=127.0.0.1:9"}, tempDir() + "/log");
+  BOOST_TEST(shim.wait(5s) == 1);
+  BOOST_TEST(shim.log().find("port 6000 is already in use on 127.0.0.1 in the target network namespace") != std::string::npos,
+             shim.log());
+}
+
+BOOST_AUTO_TEST_CASE(BadArgumentsExitTwoBeforeAnythingStarts) {
+  for (auto bad : {"0=127.0.0.1:9", "70000=127.0.0.1:9", "6000", "6000=", "6000=a b"}) {
+    auto r = run({shimBinary(), "--netns", ns.path(), "--connect", bad});
+    BOOST_TEST(r.exitCode == 2, bad);
+    BOOST_TEST(r.err.find("--connect") != std::string::npos, r.err);
+  }
+  auto dup = run({shimBinary(), "--connect", "6000=127.0.0.1:9", "--connect", "6000=127.0.0.1:10"});
+  BOOST_TEST(dup.exitCode == 2);
+  BOOST_TEST(dup.err.find("port 6000 is given twice") != std::string::npos);
+  auto missing = run({shimBinary(), "--netns", "/var/run/netns/does-not-exist", "--connect", "6000=127.0.0.1:9"});
+  BOOST_TEST(missing.exitCode == 1);
+  BOOST_TEST(missing.err.find("/var/run/netns/does-not-exist") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(RunningOutOfFileDescriptorsDoesNotSpin) {
+  TcpServer backend(holdHandler());
+  // 3 std fds + epoll + signalfd + 2 listeners = 7: room for three connections of two fds,
+  // then accept itself fails with EMFILE.
+  Child shim = Child::spawn({"prlimit", "--nofile=13", "--", shimBinary(), "--netns", ns.path(), "--connect",
+                             "6000=" + backend.address()}, tempDir() + "/log");
+  BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
+  std::vector<int> fds;
+  for (int i = 0; i < 20; ++i) fds.push_back(connectInside(ns));
+  std::this_thread::sleep_for(1s);
+  // CPU time used while the backlog is full and accept fails with EMFILE: must stay small.
+  auto stat = readFile("/proc/" + std::to_string(shim.pid()) + "/stat");
+  auto afterComm = stat.substr(stat.rfind(')') + 2);
+  std::istringstream fields(afterComm);
+  std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+  long ticks = std::stol(f[11]) + std::stol(f[12]);  // utime + stime
+  BOOST_TEST(ticks < 30, "shim used " << ticks << " ticks in a second of EMFILE");
+  BOOST_TEST(shim.log().find("Too many open files") != std::string::npos, shim.log());
+  for (int fd : fds)
+    if (fd >= 0) close(fd);
+  // Once fds are free again, it serves.
+  BOOST_TEST(waitFor([&] { return backend.open() == 0; }, 3s));
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_TEST(waitFor([&] { return backend.accepted() >= 1; }, 3s));
+  close(fd);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

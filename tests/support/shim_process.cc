@@ -1,0 +1,41 @@
+#include "tests/support/shim_process.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace connectable::testing {
+
+std::string shimBinary() {
+#ifdef CONNECTABLE_BIN_DIR
+  return std::string(CONNECTABLE_BIN_DIR) + "/connectable-shim";
+#else
+  return "connectable-shim";
+#endif
+}
+
+namespace {
+size_t countOf(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
+  return n;
+}
+}  // namespace
+
+ShimProcess::ShimProcess(std::vector<std::string> args) {
+  std::vector<std::string> argv = {shimBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  size_t ports = static_cast<size_t>(std::count_if(args.begin(), args.end(), [](const std::string& a) {
+    return a == "--connect" || a.rfind("--connect=", 0) == 0;
+  }));
+  child_ = Child::spawn(argv, tempDir() + "/shim.log");
+  bool up = waitFor([&] { return countOf(child_.log(), " listening ") + countOf(child_.log(), "\"msg\":\"listening\"") >= ports || !child_.running(); },
+                    std::chrono::seconds(5));
+  if (!up || !child_.running())
+    throw std::runtime_error("shim did not start listening; log:\n" + child_.log());
+}
+
+bool ShimProcess::waitLog(const std::string& text, std::chrono::milliseconds timeout) {
+  return waitFor([&] { return child_.log().find(text) != std::string::npos; }, timeout);
+}
+
+}  // namespace connectable::testing

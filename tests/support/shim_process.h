@@ -1,0 +1,30 @@
+// ShimProcess: the real connectable-shim binary run by a test, with its log in a temp
+// file; started, waited for until it listens, and killed by pid when the test ends.
+// Not thread-safe; one test thread uses it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+
+namespace connectable::testing {
+
+std::string shimBinary();  // CONNECTABLE_BIN_DIR/connectable-shim
+
+class ShimProcess {
+ public:
+  // Starts the shim with `args` and waits until every --connect port logs "listening".
+  // Throws (failing the test) if it exits or does not listen within 5 s.
+  explicit ShimProcess(std::vector<std::string> args);
+  Child& child() { return child_; }
+  pid_t pid() const { return child_.pid(); }
+  std::string log() const { return child_.log(); }
+  // Waits until the log contains `text`.
+  bool waitLog(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+ private:
+  Child child_;
+};
+
+}  // namespace connectable::testing

@@ -1,0 +1,90 @@
+// In-process TCP peers for integration tests: servers on a loopback port chosen by the
+// kernel, each serving on its own thread, and blocking client helpers with timeouts.
+// Each server object is used from the test thread; its internals are synchronized.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace connectable::testing {
+
+// A listening server. `handler` runs on a new thread per connection, given the socket;
+// the server closes it afterwards.
+class TcpServer {
+ public:
+  using Handler = std::function<void(int fd)>;
+  // Binds 127.0.0.1 (or the given address) with port 0 unless a port is given.
+  explicit TcpServer(Handler handler, const std::string& ip = "127.0.0.1", uint16_t port = 0);
+  ~TcpServer();
+  TcpServer(const TcpServer&) = delete;
+  TcpServer& operator=(const TcpServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  std::string address() const;  // "127.0.0.1:PORT"
+  int accepted() const { return accepted_.load(); }
+  int open() const { return open_.load(); }
+  void stop();  // closes the listener: later connects are refused
+
+ private:
+  void acceptLoop();
+
+  Handler handler_;
+  int listenFd_ = -1;
+  uint16_t port_ = 0;
+  std::string ip_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> open_{0};
+  std::thread acceptThread_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+};
+
+// A listener that never accepts, with its accept queue already full: further SYNs are
+// dropped, so a connect to it hangs until the connector's own timeout.
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int listenFd_ = -1;
+  std::vector<int> fillers_;
+  uint16_t port_ = 0;
+};
+
+// Handlers
+TcpServer::Handler echoHandler();                        // echoes until EOF, then closes
+TcpServer::Handler echoThenSayHandler(std::string tail);  // echoes until EOF, then sends tail
+TcpServer::Handler replyHandler(std::string reply);       // sends reply, then closes
+TcpServer::Handler holdHandler();                         // reads and discards until EOF
+
+// Client helpers. Each returns -1 / false on failure or timeout.
+int connectTcp(const std::string& ip, uint16_t port, int timeoutMs = 2000);
+bool writeAll(int fd, const void* data, size_t len, int timeoutMs = 10000);
+// Reads until EOF; false on error or timeout. `out` gets what arrived.
+bool readToEof(int fd, std::string* out, int timeoutMs = 10000);
+// Waits for EOF or reset; returns milliseconds waited, or -1 on timeout.
+int waitClosed(int fd, int timeoutMs);
+// Sends `len` deterministic bytes (seeded) while receiving the echo, concurrently;
+// returns true when exactly the same bytes came back. Hash of both sides reported.
+struct EchoCheck {
+  bool ok = false;
+  uint64_t sentHash = 0;
+  uint64_t receivedHash = 0;
+  uint64_t received = 0;
+  std::string error;
+};
+EchoCheck echoRoundTrip(int fd, uint64_t len, uint32_t seed, int timeoutMs = 60000);
+
+}  // namespace connectable::testing
