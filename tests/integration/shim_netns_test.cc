@@ -367,7 +367,7 @@ BOOST_AUTO_TEST_CASE(RunningOutOfFileDescriptorsDoesNotSpin) {
   // Once fds are free again, it serves.
   BOOST_TEST(waitFor([&] { return backend.open() == 0; }, 3s));
   int fd = connectInside(ns);
-  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE_MESSAGE(fd >= 0, "shim running: " << shim.running() << "; log:\n" << shim.log());
   BOOST_TEST(waitFor([&] { return backend.accepted() >= 1; }, 3s));
   close(fd);
 }
