@@ -42,6 +42,7 @@ dockerd_ensure() {
     >"$DOCKERD_LOG" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$DOCKERD_PID_FILE"
+  _DOCKERD_STARTED_PID=$pid
   local deadline=$((SECONDS + DOCKERD_TIMEOUT))
   until dockerd_answers; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -60,10 +61,12 @@ dockerd_ensure() {
   _dockerd_log "dockerd ready (pid $pid)"
 }
 
+# Only the daemon this shell's dockerd_ensure started: one started by an earlier run is
+# left alone (stop it with DOCKERD_PID_FILE by hand).
 dockerd_stop_if_started() {
-  [ -f "$DOCKERD_PID_FILE" ] || return 0
-  local pid
-  pid=$(cat "$DOCKERD_PID_FILE")
+  local pid=${_DOCKERD_STARTED_PID:-}
+  [ -n "$pid" ] || return 0
+  _DOCKERD_STARTED_PID=
   rm -f "$DOCKERD_PID_FILE"
   # Only our daemon: the pid must still be a dockerd, not a reused pid.
   if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "dockerd" ]; then
@@ -72,7 +75,8 @@ dockerd_stop_if_started() {
   _dockerd_log "stopping dockerd (pid $pid)"
   kill -TERM "$pid"
   local deadline=$((SECONDS + DOCKERD_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
+  # Our child turns zombie until reaped, and kill -0 still succeeds on a zombie.
+  while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       _dockerd_log "dockerd (pid $pid) ignored SIGTERM for ${DOCKERD_TIMEOUT}s; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null
@@ -80,4 +84,5 @@ dockerd_stop_if_started() {
     fi
     sleep 0.2
   done
+  wait "$pid" 2>/dev/null || true
 }
