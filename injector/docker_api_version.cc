@@ -1,0 +1,40 @@
+#include "injector/docker_api_version.h"
+
+#include <charconv>
+
+namespace connectable {
+namespace {
+
+bool parseNumber(std::string_view text, int* out) {
+  if (text.empty() || text.size() > 4) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size() && *out >= 0;
+}
+
+}  // namespace
+
+Result<DockerApiVersion> parseDockerApiVersion(std::string_view text) {
+  auto dot = text.find('.');
+  DockerApiVersion v;
+  if (dot == std::string_view::npos || !parseNumber(text.substr(0, dot), &v.major) ||
+      !parseNumber(text.substr(dot + 1), &v.minor)) {
+    return Status::error("bad Docker API version '" + std::string(text) + "'");
+  }
+  return v;
+}
+
+Result<DockerApiVersion> negotiateDockerApiVersion(DockerApiVersion serverMax,
+                                                   const DockerApiVersion* serverMin) {
+  DockerApiVersion chosen = serverMax < kNewestKnownDockerApi ? serverMax : kNewestKnownDockerApi;
+  if (chosen < kOldestSupportedDockerApi) {
+    return Status::error("Docker API " + serverMax.toString() + " is too old (need " +
+                         kOldestSupportedDockerApi.toString() + " or newer)");
+  }
+  if (serverMin != nullptr && chosen < *serverMin) {
+    return Status::error("Docker daemon requires API " + serverMin->toString() +
+                         " or newer; we speak up to " + chosen.toString());
+  }
+  return chosen;
+}
+
+}  // namespace connectable

@@ -1,0 +1,60 @@
+// DockerConnection: one keep-alive HTTP/1.1 connection to the Engine API over a UNIX socket
+// or TCP, with POCO inside. Internal to the injector. Not thread-safe: one owning thread,
+// except shutdown(), which any thread may call to wake a blocked read.
+#pragma once
+
+#include <chrono>
+#include <istream>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/status.h"
+#include "injector/docker_endpoint.h"
+
+namespace connectable {
+
+class DockerConnection {
+ public:
+  struct Timeouts {
+    std::chrono::milliseconds connect{5000};
+    std::chrono::milliseconds io{30000};  // zero: wait forever (the event stream)
+  };
+  struct Reply {
+    int status = 0;
+    std::string body;
+  };
+
+  DockerConnection(DockerEndpoint endpoint, Timeouts timeouts);
+  ~DockerConnection();
+  DockerConnection(const DockerConnection&) = delete;
+  DockerConnection& operator=(const DockerConnection&) = delete;
+
+  // GET with the whole body read; (re)connects as needed.
+  Result<Reply> get(const std::string& pathAndQuery);
+
+  // GET whose body is then read incrementally from *body (a POCO stream: reads may throw
+  // Poco::Exception, which the caller must catch). Valid until the next call or close().
+  Result<int> openStream(const std::string& pathAndQuery, std::istream** body);
+
+  // Wakes a read blocked on this connection (it then sees EOF). Any thread.
+  void shutdown();
+  void close();
+  const DockerEndpoint& endpoint() const { return endpoint_; }
+
+ private:
+  class Session;
+  void rememberFd();
+
+  DockerEndpoint endpoint_;
+  Timeouts timeouts_;
+  std::unique_ptr<Session> session_;
+  std::mutex fdMutex_;  // guards fd_ and shutdown_ against the owner closing the socket
+  int fd_ = -1;
+  bool shutdown_ = false;
+};
+
+// "no such container" and the like: Docker's {"message": "..."} error body, or the raw text.
+std::string dockerErrorMessage(const std::string& body);
+
+}  // namespace connectable

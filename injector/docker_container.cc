@@ -1,0 +1,97 @@
+#include "injector/docker_container.h"
+
+#include <limits>
+
+#include "injector/docker_json.h"
+
+namespace connectable {
+
+using docker_json::Need;
+using docker_json::ObjectPtr;
+
+namespace {
+
+Status firstError(std::initializer_list<Status> statuses) {
+  for (const Status& s : statuses) {
+    if (!s) return s;
+  }
+  return Status::ok();
+}
+
+Result<ContainerSummary> parseSummary(const ObjectPtr& obj) {
+  ContainerSummary c;
+  ObjectPtr hostConfig;
+  Status s = firstError({
+      docker_json::readString(obj, "Id", &c.id, Need::Required),
+      docker_json::readStringArray(obj, "Names", &c.names, Need::Optional),
+      docker_json::readStringMap(obj, "Labels", &c.labels, Need::Optional),
+      docker_json::readString(obj, "State", &c.state, Need::Optional),
+      docker_json::readObject(obj, "HostConfig", &hostConfig, Need::Optional),
+  });
+  if (s && !hostConfig.isNull()) {
+    s = docker_json::readString(hostConfig, "NetworkMode", &c.networkMode, Need::Optional)
+            .withContext("HostConfig");
+  }
+  if (!s) return s;
+  if (c.id.empty()) return Status::error("empty Id");
+  return c;
+}
+
+}  // namespace
+
+Result<std::vector<ContainerSummary>> parseContainerList(std::string_view json) {
+  auto array = docker_json::parseArray(json);
+  if (!array) return array.status().withContext("container list");
+  std::vector<ContainerSummary> out;
+  for (unsigned i = 0; i < (*array)->size(); ++i) {
+    ObjectPtr obj = (*array)->getObject(i);
+    if (obj.isNull()) {
+      return Status::error("container list: entry " + std::to_string(i) + " is not an object");
+    }
+    auto c = parseSummary(obj);
+    if (!c) return c.status().withContext("container list: entry " + std::to_string(i));
+    out.push_back(std::move(*c));
+  }
+  return out;
+}
+
+Result<ContainerInfo> parseContainerInspect(std::string_view json) {
+  auto fail = [](const Status& s) { return s.withContext("container inspect"); };
+  auto obj = docker_json::parseObject(json);
+  if (!obj) return fail(obj.status());
+  ContainerInfo c;
+  ObjectPtr config, state, hostConfig, networkSettings;
+  Status s = firstError({
+      docker_json::readString(*obj, "Id", &c.id, Need::Required),
+      docker_json::readString(*obj, "Name", &c.name, Need::Optional),
+      docker_json::readObject(*obj, "Config", &config, Need::Optional),
+      docker_json::readObject(*obj, "State", &state, Need::Required),
+      docker_json::readObject(*obj, "HostConfig", &hostConfig, Need::Optional),
+      docker_json::readObject(*obj, "NetworkSettings", &networkSettings, Need::Optional),
+  });
+  if (!s) return fail(s);
+  int64_t pid = 0;
+  s = firstError({
+      docker_json::readBool(state, "Running", &c.running, Need::Required).withContext("State"),
+      docker_json::readInt(state, "Pid", &pid, Need::Required).withContext("State"),
+      docker_json::readString(state, "StartedAt", &c.startedAt, Need::Optional)
+          .withContext("State"),
+      docker_json::readStringMap(config, "Labels", &c.labels, Need::Optional)
+          .withContext("Config"),
+      docker_json::readString(hostConfig, "NetworkMode", &c.networkMode, Need::Optional)
+          .withContext("HostConfig"),
+      docker_json::readString(networkSettings, "SandboxKey", &c.sandboxKey, Need::Optional)
+          .withContext("NetworkSettings"),
+  });
+  if (!s) return fail(s);
+  if (c.id.empty()) return fail(Status::error("empty Id"));
+  if (pid < 0 || pid > std::numeric_limits<pid_t>::max()) {
+    return fail(Status::error("State.Pid out of range: " + std::to_string(pid)));
+  }
+  if (c.running && pid == 0) return fail(Status::error("State.Running without a State.Pid"));
+  c.pid = static_cast<pid_t>(pid);
+  if (!c.name.empty() && c.name.front() == '/') c.name.erase(0, 1);
+  return c;
+}
+
+}  // namespace connectable

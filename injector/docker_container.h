@@ -1,0 +1,46 @@
+// DockerContainer: what the injector reads about containers from the Engine API
+// (GET /containers/json and GET /containers/{id}/json), and their parsers. Plain values;
+// pure functions; any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace connectable {
+
+using Labels = std::map<std::string, std::string>;
+
+// One row of GET /containers/json.
+struct ContainerSummary {
+  std::string id;
+  std::vector<std::string> names;  // as Docker gives them: "/app"
+  Labels labels;
+  std::string state;        // "running", "created", ... (empty if the daemon omitted it)
+  std::string networkMode;  // HostConfig.NetworkMode: "default", "bridge", "none", "host",
+                            // "container:<id>", or a network name
+};
+
+// GET /containers/{id}/json, the fields the injector needs.
+struct ContainerInfo {
+  std::string id;
+  std::string name;  // without Docker's leading '/'
+  Labels labels;     // Config.Labels
+  bool running = false;
+  pid_t pid = 0;           // State.Pid: 0 unless running
+  std::string startedAt;   // State.StartedAt, RFC 3339 with ns ("0001-01-01T00:00:00Z" if never)
+  std::string networkMode;
+  std::string sandboxKey;  // NetworkSettings.SandboxKey: "/var/run/docker/netns/<x>" or ""
+
+  bool hostNetwork() const { return networkMode == "host"; }
+};
+
+Result<std::vector<ContainerSummary>> parseContainerList(std::string_view json);
+Result<ContainerInfo> parseContainerInspect(std::string_view json);
+
+}  // namespace connectable

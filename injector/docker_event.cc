@@ -1,0 +1,41 @@
+#include "injector/docker_event.h"
+
+#include "injector/docker_json.h"
+
+namespace connectable {
+
+using docker_json::Need;
+
+std::string DockerEvent::containerId() const {
+  if (isNetwork()) {
+    auto it = attributes.find("container");
+    return it == attributes.end() ? std::string() : it->second;
+  }
+  return isContainer() ? actorId : std::string();
+}
+
+Result<DockerEvent> parseDockerEvent(std::string_view line) {
+  auto fail = [](const Status& s) { return s.withContext("docker event"); };
+  auto obj = docker_json::parseObject(line);
+  if (!obj) return fail(obj.status());
+  DockerEvent ev;
+  docker_json::ObjectPtr actor;
+  for (Status s : {docker_json::readString(*obj, "Type", &ev.type, Need::Required),
+                   docker_json::readString(*obj, "Action", &ev.action, Need::Required),
+                   docker_json::readObject(*obj, "Actor", &actor, Need::Required),
+                   docker_json::readInt(*obj, "time", &ev.time, Need::Optional),
+                   docker_json::readInt(*obj, "timeNano", &ev.timeNano, Need::Optional)}) {
+    if (!s) return fail(s);
+  }
+  if (Status s = docker_json::readString(actor, "ID", &ev.actorId, Need::Required); !s) {
+    return fail(s.withContext("Actor"));
+  }
+  if (Status s = docker_json::readStringMap(actor, "Attributes", &ev.attributes, Need::Optional);
+      !s) {
+    return fail(s.withContext("Actor"));
+  }
+  if (ev.type.empty() || ev.action.empty()) return fail(Status::error("empty Type or Action"));
+  return ev;
+}
+
+}  // namespace connectable

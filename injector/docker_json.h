@@ -1,0 +1,38 @@
+// DockerJson: typed reads of Docker's JSON replies that return Status instead of throwing,
+// so POCO's exceptions stop here. Internal to the injector. Stateless; any thread.
+#pragma once
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace connectable::docker_json {
+
+using ObjectPtr = Poco::JSON::Object::Ptr;
+using ArrayPtr = Poco::JSON::Array::Ptr;
+
+Result<ObjectPtr> parseObject(std::string_view text);
+Result<ArrayPtr> parseArray(std::string_view text);
+
+// A missing or null member leaves *out untouched and is an error only when `required`;
+// a member of another type is always an error naming the key.
+enum class Need { Optional, Required };
+Status readString(const ObjectPtr& obj, const std::string& key, std::string* out, Need need);
+Status readInt(const ObjectPtr& obj, const std::string& key, int64_t* out, Need need);
+Status readBool(const ObjectPtr& obj, const std::string& key, bool* out, Need need);
+// *out becomes null when the member is missing or null (and optional).
+Status readObject(const ObjectPtr& obj, const std::string& key, ObjectPtr* out, Need need);
+// Docker's label and attribute maps: every value must be a string.
+Status readStringMap(const ObjectPtr& obj, const std::string& key,
+                     std::map<std::string, std::string>* out, Need need);
+Status readStringArray(const ObjectPtr& obj, const std::string& key,
+                       std::vector<std::string>* out, Need need);
+
+}  // namespace connectable::docker_json

@@ -1,0 +1,88 @@
+# dockerd.sh: gives tests and demos a Docker daemon, starting one only if none answers.
+# Source it (bash). Always uses /usr/bin/docker: a newer client may shadow it in PATH.
+#
+#   dockerd_ensure            # install docker.io if needed, start dockerd if none answers
+#   dockerd_stop_if_started   # stop only the daemon dockerd_ensure started, by pid
+#
+# The daemon's bridge and address pools live in 198.18.0.0/15 (benchmark range, RFC 2544),
+# so containers never collide with real networks.
+
+DOCKER=/usr/bin/docker
+DOCKERD=/usr/sbin/dockerd
+DOCKER_SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
+DOCKERD_STATE_DIR=${DOCKERD_STATE_DIR:-/tmp/connectable-dockerd}
+DOCKERD_PID_FILE=${DOCKERD_PID_FILE:-$DOCKERD_STATE_DIR/dockerd.pid}
+DOCKERD_LOG=${DOCKERD_LOG:-$DOCKERD_STATE_DIR/dockerd.log}
+DOCKERD_TIMEOUT=${DOCKERD_TIMEOUT:-60}
+
+_dockerd_log() { echo "dockerd.sh: $*" >&2; }
+
+# True when a daemon answers on the socket.
+dockerd_answers() {
+  [ -S "$DOCKER_SOCK" ] && timeout 10 "$DOCKER" -H "unix://$DOCKER_SOCK" info >/dev/null 2>&1
+}
+
+dockerd_ensure() {
+  if [ ! -x "$DOCKERD" ] || [ ! -x "$DOCKER" ]; then
+    _dockerd_log "installing docker.io"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io >&2 || {
+      _dockerd_log "apt-get install docker.io failed"; return 1; }
+  fi
+  if dockerd_answers; then
+    return 0
+  fi
+  mkdir -p "$DOCKERD_STATE_DIR"
+  _dockerd_log "starting $DOCKERD (log: $DOCKERD_LOG)"
+  # setsid: the daemon must not die with the caller's terminal or process group.
+  setsid "$DOCKERD" \
+    --host "unix://$DOCKER_SOCK" \
+    --bip 198.19.255.1/24 \
+    --default-address-pool base=198.19.0.0/16,size=24 \
+    --pidfile "$DOCKERD_STATE_DIR/dockerd.own.pid" \
+    >"$DOCKERD_LOG" 2>&1 </dev/null &
+  local pid=$!
+  echo "$pid" >"$DOCKERD_PID_FILE"
+  _DOCKERD_STARTED_PID=$pid
+  local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+  until dockerd_answers; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      _dockerd_log "dockerd (pid $pid) exited during startup; last log lines:"
+      tail -n 20 "$DOCKERD_LOG" >&2
+      rm -f "$DOCKERD_PID_FILE"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      _dockerd_log "dockerd (pid $pid) did not answer on $DOCKER_SOCK within ${DOCKERD_TIMEOUT}s; last log lines:"
+      tail -n 20 "$DOCKERD_LOG" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  _dockerd_log "dockerd ready (pid $pid)"
+}
+
+# Only the daemon this shell's dockerd_ensure started: one started by an earlier run is
+# left alone (stop it with DOCKERD_PID_FILE by hand).
+dockerd_stop_if_started() {
+  local pid=${_DOCKERD_STARTED_PID:-}
+  [ -n "$pid" ] || return 0
+  _DOCKERD_STARTED_PID=
+  rm -f "$DOCKERD_PID_FILE"
+  # Only our daemon: the pid must still be a dockerd, not a reused pid.
+  if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "dockerd" ]; then
+    return 0
+  fi
+  _dockerd_log "stopping dockerd (pid $pid)"
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+  # Our child turns zombie until reaped, and kill -0 still succeeds on a zombie.
+  while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      _dockerd_log "dockerd (pid $pid) ignored SIGTERM for ${DOCKERD_TIMEOUT}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null
+      break
+    fi
+    sleep 0.2
+  done
+  wait "$pid" 2>/dev/null || true
+}

@@ -1,0 +1,111 @@
+#include "injector/docker_api_version.h"
+#include "injector/docker_client.h"
+#include "injector/docker_endpoint.h"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace connectable;
+
+BOOST_AUTO_TEST_SUITE(DockerEndpointParsing)
+
+BOOST_AUTO_TEST_CASE(UnixSocketPath) {
+  auto ep = parseDockerHost("unix:///run/user/1000/docker.sock");
+  BOOST_REQUIRE_MESSAGE(ep, ep.status().message());
+  BOOST_TEST((ep->kind == DockerEndpoint::Kind::Unix));
+  BOOST_TEST(ep->path == "/run/user/1000/docker.sock");
+  BOOST_TEST(ep->toString() == "unix:///run/user/1000/docker.sock");
+}
+
+BOOST_AUTO_TEST_CASE(TcpHostAndPort) {
+  auto ep = parseDockerHost("tcp://198.18.0.5:2375");
+  BOOST_REQUIRE_MESSAGE(ep, ep.status().message());
+  BOOST_TEST((ep->kind == DockerEndpoint::Kind::Tcp));
+  BOOST_TEST(ep->host == "198.18.0.5");
+  BOOST_TEST(ep->port == 2375);
+  auto v6 = parseDockerHost("tcp://[::1]:2375/");
+  BOOST_REQUIRE_MESSAGE(v6, v6.status().message());
+  BOOST_TEST(v6->host == "::1");
+  BOOST_TEST(v6->toString() == "tcp://[::1]:2375");
+  BOOST_TEST(parseDockerHost("tcp://docker.example:2375")->host == "docker.example");
+}
+
+BOOST_AUTO_TEST_CASE(RejectsWhatWeCannotDial) {
+  for (const char* bad : {"", "/var/run/docker.sock", "unix://", "unix://relative.sock",
+                          "tcp://", "tcp://host", "tcp://host:", "tcp://host:0",
+                          "tcp://host:65536", "tcp://host:12x", "tcp://:2375", "tcp://::1:2375",
+                          "tcp://[::1]2375", "tcp://[::1", "ssh://me@host", "https://h:2376",
+                          "npipe:////./pipe/docker_engine", "tcp://h:2375/path"}) {
+    BOOST_TEST(!parseDockerHost(bad), "accepted '" << bad << "'");
+  }
+  BOOST_TEST(parseDockerHost("ssh://me@host").status().message().find("not supported") !=
+             std::string::npos);
+  BOOST_TEST(!parseDockerHost("unix:///" + std::string(200, 'a')));
+}
+
+BOOST_AUTO_TEST_CASE(FlagWinsOverEnvironmentWhichWinsOverDefault) {
+  BOOST_TEST(chooseDockerEndpoint("unix:///flag.sock", "unix:///env.sock")->path == "/flag.sock");
+  BOOST_TEST(chooseDockerEndpoint("", "unix:///env.sock")->path == "/env.sock");
+  BOOST_TEST(chooseDockerEndpoint("", "")->path == "/var/run/docker.sock");
+  BOOST_TEST(chooseDockerEndpoint("", nullptr)->path == "/var/run/docker.sock");
+  auto bad = chooseDockerEndpoint("", "bogus");
+  BOOST_REQUIRE(!bad);
+  BOOST_TEST(bad.status().message().find("DOCKER_HOST") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(DockerApiVersionNegotiation)
+
+BOOST_AUTO_TEST_CASE(ParsesMajorDotMinor) {
+  auto v = parseDockerApiVersion("1.41");
+  BOOST_REQUIRE(v);
+  BOOST_TEST(v->major == 1);
+  BOOST_TEST(v->minor == 41);
+  BOOST_TEST(v->pathPrefix() == "/v1.41");
+  for (const char* bad : {"", "1", "1.", ".41", "v1.41", "1.41.0", "1.-4", "a.b", "1.41 "}) {
+    BOOST_TEST(!parseDockerApiVersion(bad), "accepted '" << bad << "'");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(OlderDaemonGetsItsOwnVersion) {
+  auto v = negotiateDockerApiVersion({1, 41}, nullptr);
+  BOOST_REQUIRE(v);
+  BOOST_TEST(v->toString() == "1.41");
+}
+
+BOOST_AUTO_TEST_CASE(NewerDaemonGetsTheNewestWeKnow) {
+  DockerApiVersion min{1, 24};
+  auto v = negotiateDockerApiVersion({1, 47}, &min);
+  BOOST_REQUIRE(v);
+  BOOST_TEST((*v == kNewestKnownDockerApi));
+  auto two = negotiateDockerApiVersion({2, 0}, nullptr);
+  BOOST_REQUIRE(two);
+  BOOST_TEST((*two == kNewestKnownDockerApi));
+}
+
+BOOST_AUTO_TEST_CASE(RefusesTooOldDaemonsAndDaemonsThatDropOurVersion) {
+  BOOST_TEST(!negotiateDockerApiVersion({1, 23}, nullptr));
+  DockerApiVersion min{1, 44};
+  auto v = negotiateDockerApiVersion({1, 50}, &min);
+  BOOST_REQUIRE(!v);
+  BOOST_TEST(v.status().message().find("1.44") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(EventsPathFiltersContainerAndNetworkAndReplaysFromSince) {
+  BOOST_TEST(dockerEventsPath({1, 41}) ==
+             "/v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D");
+  BOOST_TEST(dockerEventsPath({1, 41}, 1796024645000000042LL).find("&since=1796024645.000000042") !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(ContainerRefsAreSafeInAPath) {
+  BOOST_TEST(validContainerRef("39a04bc1437d"));
+  BOOST_TEST(validContainerRef("my_app-1.2"));
+  BOOST_TEST(!validContainerRef(""));
+  BOOST_TEST(!validContainerRef("../../version"));
+  BOOST_TEST(!validContainerRef("a b"));
+  BOOST_TEST(!validContainerRef("a?x=1"));
+  BOOST_TEST(!validContainerRef(std::string(129, 'a')));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,285 @@
+// The client and the event stream against a scripted fake daemon on a UNIX socket: parsing
+// survives bad lines, the end of the stream is reported, version negotiation and 404s.
+#include "injector/docker_event_stream.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "injector/docker_client.h"
+
+using namespace connectable;
+using namespace std::chrono_literals;
+
+namespace {
+
+// One scripted reply per accepted connection, in order. Each is a list of writes with a
+// short pause between them (to split events across reads), then either close or hold the
+// connection open until the server is destroyed.
+struct Reply {
+  std::vector<std::string> writes;
+  bool holdOpen = false;
+};
+
+class FakeDaemon {
+ public:
+  explicit FakeDaemon(std::vector<Reply> replies) : replies_(std::move(replies)) {
+    path_ = "/tmp/connectable-fake-docker-" + std::to_string(getpid()) + "-" +
+            std::to_string(counter_++) + ".sock";
+    ::unlink(path_.c_str());
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path_.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    BOOST_REQUIRE(::listen(fd_, 8) == 0);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeDaemon() {
+    done_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  DockerEndpoint endpoint() const { return *parseDockerHost("unix://" + path_); }
+  std::vector<std::string> requests() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return requests_;
+  }
+
+ private:
+  void serve() {
+    for (Reply& reply : replies_) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      std::string request;
+      char buf[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        request.append(buf, static_cast<size_t>(n));
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        requests_.push_back(request.substr(0, request.find("\r\n")));
+      }
+      for (const std::string& w : reply.writes) {
+        [[maybe_unused]] ssize_t n = ::write(c, w.data(), w.size());
+        std::this_thread::sleep_for(5ms);
+      }
+      while (reply.holdOpen && !done_) std::this_thread::sleep_for(5ms);
+      ::close(c);
+    }
+  }
+
+  static inline int counter_ = 0;
+  std::vector<Reply> replies_;
+  std::string path_;
+  int fd_ = -1;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<std::string> requests_;
+};
+
+std::string chunk(const std::string& data) {
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  return size + data + "\r\n";
+}
+const std::string kStreamHeaders =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+std::string jsonReply(int status, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+std::string event(const std::string& action, const std::string& id) {
+  return R"({"Type":"container","Action":")" + action + R"(","Actor":{"ID":")" + id +
+         R"(","Attributes":{"connect.6000":"x.y"}},"time":1,"timeNano":)" +
+         std::to_string(1000 + id.size()) + "}\n";
+}
+
+struct RecordingSink : DockerEventSink {
+  int connected = 0;
+  std::vector<DockerEvent> events;
+  std::vector<Status> malformed;
+  std::vector<Status> ended;
+  void onDockerStreamConnected() override { ++connected; }
+  void onDockerEvent(const DockerEvent& e) override { events.push_back(e); }
+  void onDockerEventMalformed(const Status& why) override { malformed.push_back(why); }
+  void onDockerStreamEnded(const Status& why) override { ended.push_back(why); }
+};
+
+// Runs the loop until `done` holds or `timeout` passes (EventLoop runs once per instance).
+bool runUntil(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  std::function<void()> check = [&] {
+    if (done() || Clock::now() > deadline) {
+      loop.stop();
+      return;
+    }
+    loop.addTimer(5ms, check);
+  };
+  loop.addTimer(0ms, check);
+  loop.run();
+  return done();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(DockerEventStreamWithFakeDaemon)
+
+BOOST_AUTO_TEST_CASE(SkipsMalformedLinesAndReportsTheEnd) {
+  std::string split = event("start", "cc");
+  FakeDaemon daemon({Reply{{kStreamHeaders,
+                            chunk(event("create", "aa")),
+                            chunk("this is not json\n"),
+                            chunk(event("create", "bb") + "\n" + split.substr(0, 20)),
+                            chunk(split.substr(20)),
+                            chunk(R"({"Type":"container"})" "\n"),
+                            "0\r\n\r\n"}}});
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  RecordingSink sink;
+  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
+  BOOST_REQUIRE(stream.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
+  BOOST_TEST(sink.connected == 1);
+  BOOST_REQUIRE_EQUAL(sink.events.size(), 3u);
+  BOOST_TEST(sink.events[0].actorId == "aa");
+  BOOST_TEST(sink.events[1].actorId == "bb");
+  BOOST_TEST(sink.events[2].actorId == "cc");
+  BOOST_TEST(sink.events[2].action == "start");
+  BOOST_TEST(sink.events[2].attributes.at("connect.6000") == "x.y");
+  BOOST_REQUIRE_EQUAL(sink.malformed.size(), 2u);
+  BOOST_TEST(stream.malformedCount() == 2u);
+  BOOST_TEST(sink.malformed[0].message().find("not json") != std::string::npos);
+  BOOST_TEST(sink.ended.size() == 1u);
+  BOOST_TEST(stream.ended());
+  BOOST_TEST(stream.lastEventNanos() == 1002);
+  auto requests = daemon.requests();
+  BOOST_REQUIRE_EQUAL(requests.size(), 1u);
+  BOOST_TEST(requests[0].find("GET /v1.41/events?filters=") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(DaemonClosingMidStreamIsAnEnd) {
+  FakeDaemon daemon({Reply{{kStreamHeaders, chunk(event("create", "aa"))}}});
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  RecordingSink sink;
+  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
+  BOOST_REQUIRE(stream.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
+  BOOST_TEST(sink.events.size() == 1u);
+  BOOST_TEST(!sink.ended[0].isOk());
+}
+
+BOOST_AUTO_TEST_CASE(HttpErrorIsAnEndWithTheDaemonsMessage) {
+  FakeDaemon daemon({Reply{{jsonReply(400, R"({"message":"invalid filter 'typo'"})")}}});
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  RecordingSink sink;
+  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
+  BOOST_REQUIRE(stream.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
+  BOOST_TEST(sink.connected == 0);
+  BOOST_TEST(sink.ended[0].message().find("HTTP 400") != std::string::npos);
+  BOOST_TEST(sink.ended[0].message().find("invalid filter") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(NoDaemonIsAnEnd) {
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  RecordingSink sink;
+  DockerEventStream stream(loop, *parseDockerHost("unix:///tmp/connectable-no-such.sock"),
+                           {1, 41}, sink);
+  BOOST_REQUIRE(stream.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
+  BOOST_TEST(sink.ended[0].message().find("connectable-no-such.sock") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(StopWakesAQuietStreamPromptly) {
+  FakeDaemon daemon({Reply{{kStreamHeaders}, /*holdOpen=*/true}});
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  RecordingSink sink;
+  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
+  BOOST_REQUIRE(stream.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return sink.connected == 1; }, 5s));
+  auto before = Clock::now();
+  stream.stop();
+  BOOST_TEST((Clock::now() - before < 1s));
+  BOOST_TEST(sink.ended.empty());  // no callbacks after stop
+}
+
+BOOST_AUTO_TEST_CASE(ReplaysFromSince) {
+  FakeDaemon daemon({Reply{{kStreamHeaders}}});
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  RecordingSink sink;
+  DockerEventStream::Options options;
+  options.sinceNanos = 5'000'000'123LL;
+  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink, options);
+  BOOST_REQUIRE(stream.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
+  BOOST_TEST(daemon.requests().at(0).find("&since=5.000000123 ") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(DockerClientWithFakeDaemon)
+
+BOOST_AUTO_TEST_CASE(NegotiatesDownToTheNewestVersionWeKnow) {
+  FakeDaemon daemon({Reply{{jsonReply(200, R"({"Version":"27.0.1","ApiVersion":"1.46","MinAPIVersion":"1.24"})")}},
+                     Reply{{jsonReply(200, "[]")}}});
+  DockerClient client(daemon.endpoint());
+  BOOST_REQUIRE(client.negotiate());
+  BOOST_TEST((client.apiVersion() == kNewestKnownDockerApi));
+  BOOST_TEST(client.serverVersion() == "27.0.1");
+  auto list = client.listContainers();
+  BOOST_REQUIRE_MESSAGE(list, list.status().message());
+  auto requests = daemon.requests();
+  BOOST_TEST(requests.at(0) == "GET /version HTTP/1.1");
+  BOOST_TEST(requests.at(1) == "GET /v1.43/containers/json HTTP/1.1");
+}
+
+BOOST_AUTO_TEST_CASE(UnknownContainerIsNoSuchContainer) {
+  // Keep-alive: both replies may come over one connection, or two.
+  FakeDaemon daemon({Reply{{jsonReply(200, R"({"ApiVersion":"1.41"})") +
+                            jsonReply(404, R"({"message":"No such container: nope"})")}}});
+  DockerClient client(daemon.endpoint());
+  BOOST_REQUIRE(client.negotiate());
+  bool notFound = false;
+  auto info = client.inspectContainer("nope", &notFound);
+  BOOST_REQUIRE(!info);
+  BOOST_TEST(notFound);
+  BOOST_TEST(info.status().message() == "no such container: nope");
+}
+
+BOOST_AUTO_TEST_CASE(BadVersionReplyIsAnError) {
+  FakeDaemon daemon({Reply{{jsonReply(200, R"({"ApiVersion":41})")}},
+                     Reply{{jsonReply(200, "<html>")}},
+                     Reply{{"garbage\r\n\r\n"}}});
+  DockerClient client(daemon.endpoint());
+  auto first = client.negotiate();
+  BOOST_TEST(!first);
+  BOOST_TEST(first.message().find("ApiVersion") != std::string::npos);
+  BOOST_TEST(!client.negotiate());
+  BOOST_TEST(!client.negotiate());
+  BOOST_TEST(!client.negotiated());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
