@@ -1,4 +1,5 @@
 // connectable-shim: listens inside a network namespace, proxies to discovered backends.
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,8 +27,13 @@ class ProcessWatch : public IoHandler {
     if (fd_ >= 0) ::close(fd_);
   }
   Status watch(EventLoop& loop, pid_t pid) {
-    fd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    if (fd_ < 0) return errnoStatus("pidfd_open(" + std::to_string(pid) + ")", errno);
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) return errnoStatus("pidfd_open(" + std::to_string(pid) + ")", errno);
+    return watchFd(loop, fd);
+  }
+  Status watchFd(EventLoop& loop, int pidfd) {
+    fd_ = pidfd;
+    fcntl(fd_, F_SETFD, FD_CLOEXEC);
     return loop.add(fd_, EPOLLIN, this);
   }
   void onIo(uint32_t) override { onExit_(); }
@@ -63,7 +69,7 @@ int main(int argc, char** argv) {
     std::printf("connectable-shim %s\n", kVersion);
     return 0;
   }
-  log::configure(opt.logLevel, opt.logFormat, "connectable-shim");
+  log::configure(opt.logLevel, opt.logFormat, opt.name.empty() ? "connectable-shim" : "connectable-shim[" + opt.name + "]");
 
   for (const auto& spec : opt.connects) {
     for (const auto& t : spec.targets) {
@@ -100,11 +106,13 @@ int main(int argc, char** argv) {
   }
 
   ProcessWatch watched([&] {
-    log::info("watched process ended; exiting", {{"pid", std::to_string(opt.exitWithPid)}});
+    log::info("watched process ended; exiting");
     loop.stop();
   });
   if (opt.exitWithPid) {
     if (Status s = watched.watch(loop, opt.exitWithPid); !s) return fail(s, 1);
+  } else if (opt.exitWithPidfd >= 0) {
+    if (Status s = watched.watchFd(loop, opt.exitWithPidfd); !s) return fail(s.withContext("--exit-with-pidfd"), 1);
   }
 
   if (geteuid() == 0) {

@@ -49,6 +49,8 @@ Options:
   --dns-min-ttl DUR        shortest time an answer is cached (default 1s)
   --dns-timeout DUR        how long a lookup may take (default 2s)
   --exit-with-pid PID      exit when process PID ends (the container's init)
+  --exit-with-pidfd N      the same, from an inherited pidfd (no pid reuse race)
+  --name NAME              name this shim in every log line (the injector passes the container)
   --user NAME              unprivileged user to switch to when started as root (default nobody)
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
@@ -95,7 +97,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     static const std::set<std::string> kTakesValue = {
         "--connect", "--netns", "--netns-fd", "--upstream-netns", "--balance", "--connect-timeout",
         "--idle-timeout", "--drain-timeout", "--dns-min-ttl", "--dns-timeout", "--max-conns", "--dns",
-        "--exit-with-pid", "--user", "--log-level", "--log-format"};
+        "--exit-with-pid", "--exit-with-pidfd", "--name", "--user", "--log-level", "--log-format"};
     if (!kTakesValue.count(arg)) return Status::error("unknown option '" + arg + "'");
     auto need = [&]() -> Result<std::string> {
       if (hasValue) return value;
@@ -147,6 +149,12 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       auto n = parseCount(arg, val, 1 << 22);
       if (!n || *n == 0) return Status::error("--exit-with-pid: '" + val + "' is not a process id");
       o.exitWithPid = static_cast<pid_t>(*n);
+    } else if (arg == "--exit-with-pidfd") {
+      auto n = parseCount(arg, val, 1 << 20);
+      if (!n) return n.status();
+      o.exitWithPidfd = static_cast<int>(*n);
+    } else if (arg == "--name") {
+      o.name = val;
     } else if (arg == "--user") {
       if (val.empty()) return Status::error("--user needs a name");
       o.user = val;
@@ -161,6 +169,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
   o.proxy.firstAnswerTimeout = o.dnsTimeout;
   if (o.help || o.version) return o;
   if (o.connects.empty()) return Status::error("no --connect given: nothing to do");
+  if (o.exitWithPid && o.exitWithPidfd >= 0) return Status::error("--exit-with-pid and --exit-with-pidfd exclude each other");
   if (!o.netnsPath.empty() && o.netnsFd >= 0) return Status::error("--netns and --netns-fd exclude each other");
   if (o.upstreamInTarget && o.netnsPath.empty() && o.netnsFd < 0)
     return Status::error("--upstream-netns=target needs --netns or --netns-fd");

@@ -27,6 +27,8 @@ struct ShimOptions {
   Millis dnsMinTtl{1000};
   Millis dnsTimeout{2000};
   pid_t exitWithPid = 0;          // --exit-with-pid: stop when that process ends
+  int exitWithPidfd = -1;         // --exit-with-pidfd: the same, from an inherited pidfd
+  std::string name;               // --name: who this shim serves, added to every log line
   bool help = false;
   bool version = false;
 };

@@ -1,0 +1,264 @@
+#include "injector/injector.h"
+
+#include "common/log.h"
+#include "common/netns.h"
+
+namespace connectable {
+namespace {
+
+std::string shortId(const std::string& id) { return id.substr(0, 12); }
+
+std::string describe(const std::string& name, const std::string& id) {
+  return (name.empty() ? "?" : name) + " (" + shortId(id) + ")";
+}
+
+}  // namespace
+
+Injector::Injector(EventLoop& loop, DockerEndpoint endpoint, InjectorOptions options)
+    : loop_(loop),
+      endpoint_(endpoint),
+      options_(std::move(options)),
+      client_(endpoint),
+      supervisor_(loop, options_.supervisor),
+      reconnectDelay_(options_.reconnectMin) {}
+
+Injector::~Injector() {
+  if (stream_) stream_->stop();
+  if (reconnectTimer_) loop_.cancelTimer(reconnectTimer_);
+  for (auto& [id, t] : tracked_)
+    if (t.pollTimer) loop_.cancelTimer(t.pollTimer);
+}
+
+Status Injector::start() {
+  auto host = NetnsFd::current();
+  if (!host) return host.status();
+  auto inode = host->inode();
+  if (!inode) return inode.status();
+  hostNetnsInode_ = *inode;
+  if (Status s = supervisor_.init(); !s) return s;
+  auto adopted = supervisor_.adopt();
+  if (!adopted.empty()) log::info("re-adopted running shims", {{"count", std::to_string(adopted.size())}});
+  connect();
+  return Status::ok();
+}
+
+void Injector::connect() {
+  reconnectTimer_ = 0;
+  if (shuttingDown_) return;
+  if (Status s = client_.negotiate(); !s) {
+    log::warn("cannot reach Docker; retrying", {{"docker", endpoint_.toString()}, {"error", s.message()},
+                                                  {"retry_ms", std::to_string(reconnectDelay_.count())}});
+    scheduleReconnect();
+    return;
+  }
+  stream_ = std::make_unique<DockerEventStream>(loop_, endpoint_, client_.apiVersion(), *this);
+  if (Status s = stream_->start(); !s) {
+    log::warn("cannot subscribe to Docker events; retrying", {{"error", s.message()}});
+    stream_.reset();
+    scheduleReconnect();
+    return;
+  }
+  log::info("connected to Docker", {{"docker", endpoint_.toString()}, {"api", client_.apiVersion().toString()},
+                                    {"server", client_.serverVersion()}});
+}
+
+void Injector::scheduleReconnect() {
+  if (shuttingDown_ || reconnectTimer_) return;
+  reconnectTimer_ = loop_.addTimer(reconnectDelay_, [this] { connect(); });
+  reconnectDelay_ = std::min(reconnectDelay_ * 2, options_.reconnectMax);
+}
+
+void Injector::onDockerStreamConnected() {
+  reconnectDelay_ = options_.reconnectMin;
+  if (everConnected_) ++counters_.dockerReconnects;
+  everConnected_ = true;
+  reconcile();
+}
+
+void Injector::onDockerStreamEnded(const Status& why) {
+  if (shuttingDown_) return;
+  log::warn("Docker event stream ended; reconnecting", {{"error", why.message()}});
+  // The stream may not be destroyed from its own callback.
+  loop_.defer([this] {
+    stream_.reset();
+    scheduleReconnect();
+  });
+}
+
+void Injector::onDockerEventMalformed(const Status& why) {
+  log::warn("skipping malformed Docker event", {{"error", why.message()}});
+}
+
+Injector::Tracked* Injector::track(const std::string& id, const std::map<std::string, std::string>& labels,
+                                   const std::string& name) {
+  auto it = tracked_.find(id);
+  if (it != tracked_.end()) return &it->second;
+  if (!mentionsConnectable(labels)) return nullptr;
+  ContainerRequest request = parseContainerLabels(labels);
+  for (const auto& e : request.errors) {
+    ++counters_.badLabels;
+    log::error("ignoring bad label", {{"container", describe(name, id)}, {"error", e}});
+  }
+  if (!request.wanted()) return nullptr;
+  Tracked t;
+  t.name = name;
+  t.request = std::move(request);
+  t.createdAt = loop_.now();
+  counters_.containersWatched = tracked_.size() + 1;
+  return &tracked_.emplace(id, std::move(t)).first->second;
+}
+
+void Injector::onDockerEvent(const DockerEvent& event) {
+  const std::string id = event.containerId();
+  if (id.empty()) return;
+  if (event.isContainer()) {
+    auto nameIt = event.attributes.find("name");
+    std::string name = nameIt == event.attributes.end() ? "" : nameIt->second;
+    if (event.action == "create") {
+      if (track(id, event.attributes, name)) beginEarlyWatch(id);
+    } else if (event.action == "start") {
+      if (!track(id, event.attributes, name)) return;
+      injectFromInspect(id);
+    } else if (event.action == "die") {
+      auto it = tracked_.find(id);
+      if (it != tracked_.end()) stopEarlyWatch(it->second);
+      supervisor_.stop(id, "container died");
+    } else if (event.action == "destroy") {
+      auto it = tracked_.find(id);
+      if (it != tracked_.end()) {
+        stopEarlyWatch(it->second);
+        tracked_.erase(it);
+        counters_.containersWatched = tracked_.size();
+      }
+      supervisor_.stop(id, "container removed");
+    }
+  } else if (event.isNetwork() && event.action == "connect") {
+    // The namespace exists before the container runs: look for it now.
+    if (tracked_.count(id) && !supervisor_.serves(id)) beginEarlyWatch(id);
+  }
+}
+
+void Injector::beginEarlyWatch(const std::string& id) {
+  auto it = tracked_.find(id);
+  if (it == tracked_.end()) return;
+  Tracked& t = it->second;
+  t.pollUntil = loop_.now() + options_.earlyPollWindow;
+  if (t.pollTimer) return;
+  pollEarly(id);
+}
+
+void Injector::stopEarlyWatch(Tracked& t) {
+  if (t.pollTimer) loop_.cancelTimer(t.pollTimer);
+  t.pollTimer = 0;
+}
+
+void Injector::pollEarly(const std::string& id) {
+  auto it = tracked_.find(id);
+  if (it == tracked_.end()) return;
+  Tracked& t = it->second;
+  t.pollTimer = 0;
+  if (supervisor_.serves(id)) return;
+  if (auto init = findContainerInit(id, hostNetnsInode_)) {
+    pid_t pid = init->process.pid();
+    Status s = supervisor_.ensure(id, t.name, t.request, std::move(init->process), std::move(init->netns));
+    if (s) {
+      ++counters_.injectedEarly;
+      auto ms = std::chrono::duration_cast<Millis>(loop_.now() - t.createdAt).count();
+      log::info("injected before start", {{"container", describe(t.name, id)}, {"init_pid", std::to_string(pid)},
+                                          {"ms_after_create", std::to_string(ms)}});
+      return;
+    }
+    log::warn("early injection failed; waiting for start", {{"container", describe(t.name, id)}, {"error", s.message()}});
+    return;
+  }
+  // Polling lasts only while a labelled container is being started: an idle host costs nothing.
+  if (loop_.now() < t.pollUntil) t.pollTimer = loop_.addTimer(options_.earlyPollInterval, [this, id] { pollEarly(id); });
+}
+
+void Injector::injectFromInspect(const std::string& id) {
+  auto it = tracked_.find(id);
+  if (it == tracked_.end()) return;
+  Tracked& t = it->second;
+  stopEarlyWatch(t);
+  bool notFound = false;
+  auto info = client_.inspectContainer(id, &notFound);
+  if (!info) {
+    if (!notFound) log::warn("cannot inspect container", {{"container", describe(t.name, id)}, {"error", info.status().message()}});
+    return;
+  }
+  if (t.name.empty()) t.name = info->name;
+  if (info->hostNetwork()) {
+    log::warn("container uses the host's network; connectable never injects there",
+              {{"container", describe(t.name, id)}});
+    return;
+  }
+  if (!info->running || info->pid <= 0) return;
+  if (supervisor_.serves(id) && supervisor_.initPidOf(id) == info->pid) return;  // the early path got it right
+  auto process = ProcessHandle::open(info->pid);
+  if (!process) {
+    log::warn("container process is gone", {{"container", describe(t.name, id)}, {"error", process.status().message()}});
+    return;
+  }
+  auto netns = process->openNetns();
+  if (!netns) {
+    log::warn("cannot open container namespace", {{"container", describe(t.name, id)}, {"error", netns.status().message()}});
+    return;
+  }
+  auto inode = netns->inode();
+  if (inode && *inode == hostNetnsInode_) {
+    log::warn("container shares the host's network namespace; connectable never injects there",
+              {{"container", describe(t.name, id)}});
+    return;
+  }
+  if (Status s = supervisor_.ensure(id, t.name, t.request, std::move(*process), std::move(*netns)); !s) {
+    log::error("cannot start shim", {{"container", describe(t.name, id)}, {"error", s.message()}});
+    return;
+  }
+  ++counters_.injectedOnStart;
+}
+
+void Injector::reconcile() {
+  auto list = client_.listContainers();
+  if (!list) {
+    log::warn("cannot list containers", {{"error", list.status().message()}});
+    return;
+  }
+  std::map<std::string, bool> running;
+  for (const auto& c : *list) {
+    running[c.id] = true;
+    std::string name = c.names.empty() ? "" : c.names.front();
+    if (!name.empty() && name.front() == '/') name.erase(0, 1);
+    if (!track(c.id, c.labels, name)) continue;
+    injectFromInspect(c.id);
+  }
+  for (const auto& shim : supervisor_.list()) {
+    if (!running.count(shim.containerId)) supervisor_.stop(shim.containerId, "container not running");
+  }
+  log::info("reconciled", {{"running", std::to_string(list->size())}, {"watched", std::to_string(tracked_.size())},
+                           {"shims", std::to_string(supervisor_.list().size())}});
+}
+
+void Injector::shutdown(std::function<void()> onDone) {
+  shuttingDown_ = true;
+  if (stream_) stream_->stop();
+  if (!options_.stopShimsOnExit) {
+    log::info("exiting; shims keep serving and will be re-adopted", {{"shims", std::to_string(supervisor_.list().size())}});
+    onDone();
+    return;
+  }
+  supervisor_.stopAll();
+  onShutdownDone_ = std::move(onDone);
+  waitForShims();
+}
+
+void Injector::waitForShims() {
+  // The supervisor kills laggards itself; this only waits for them to be gone.
+  if (supervisor_.list().empty()) {
+    auto done = std::move(onShutdownDone_);
+    done();
+    return;
+  }
+  loop_.addTimer(Millis(50), [this] { waitForShims(); });
+}
+
+}  // namespace connectable

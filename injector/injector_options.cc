@@ -1,0 +1,83 @@
+#include "injector/injector_options.h"
+
+#include <set>
+
+#include "shim/shim_options.h"
+
+namespace connectable {
+
+const char* injectorUsage() {
+  return R"(usage: connectable [options]
+
+Watches Docker and puts a connectable-shim into every container labelled
+connect.<port>=<target>[,<target>...], so the container reaches its dependencies at
+localhost:<port>. Runs as root (it enters the containers' network namespaces).
+
+Options:
+  --docker URL             unix:///var/run/docker.sock (default; or DOCKER_HOST) or tcp://HOST:PORT
+  --state-dir DIR          where shims are recorded for re-adoption (default /run/connectable)
+  --shim PATH              the shim binary (default: connectable-shim next to this program)
+  --stop-shims-on-exit     on SIGTERM, stop the shims too (default: leave them serving)
+  --log-level LEVEL        debug, info (default), warn, error
+  --log-format FORMAT      text (default) or json
+
+Passed to every shim (a container's connectable.<option> labels override them):
+  --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
+  --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
+See connectable-shim --help for their meaning.
+)";
+}
+
+Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe) {
+  static const std::set<std::string> kShimOptions = {"--dns", "--dns-min-ttl", "--dns-timeout", "--balance",
+                                                     "--connect-timeout", "--idle-timeout", "--max-conns",
+                                                     "--drain-timeout", "--user"};
+  InjectorCommandLine c;
+  auto slash = selfExe.rfind('/');
+  c.options.supervisor.shimPath = (slash == std::string::npos ? std::string(".") : selfExe.substr(0, slash)) + "/connectable-shim";
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i], value;
+    bool hasValue = false;
+    if (arg.rfind("--", 0) != 0) {
+      if (i == 0 && arg == "run") continue;
+      return Status::error("unexpected argument '" + arg + "'");
+    }
+    size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      hasValue = true;
+    }
+    if (arg == "--help" || arg == "-h") { c.help = true; continue; }
+    if (arg == "--version") { c.version = true; continue; }
+    if (arg == "--stop-shims-on-exit") { c.options.stopShimsOnExit = true; continue; }
+    static const std::set<std::string> kOwn = {"--docker", "--state-dir", "--shim", "--log-level", "--log-format"};
+    if (!kOwn.count(arg) && !kShimOptions.count(arg)) return Status::error("unknown option '" + arg + "'");
+    if (!hasValue) {
+      if (i + 1 >= args.size()) return Status::error(arg + " needs a value");
+      value = args[++i];
+    }
+    if (arg == "--docker") {
+      c.docker = value;
+    } else if (arg == "--state-dir") {
+      if (value.empty() || value.front() != '/') return Status::error("--state-dir needs an absolute path");
+      c.options.supervisor.stateDir = value;
+    } else if (arg == "--shim") {
+      c.options.supervisor.shimPath = value;
+    } else if (arg == "--log-level") {
+      if (!log::parseLevel(value, &c.logLevel)) return Status::error("--log-level: '" + value + "' is not one of debug, info, warn, error");
+    } else if (arg == "--log-format") {
+      if (!log::parseFormat(value, &c.logFormat)) return Status::error("--log-format: '" + value + "' is neither 'text' nor 'json'");
+    } else {
+      // The shim's own parser judges the value, so the two programs never disagree.
+      auto checked = parseShimOptions({"--connect=1=127.0.0.1:1", arg + "=" + value});
+      if (!checked) return checked.status();
+      c.options.supervisor.shimArgs.push_back(arg + "=" + value);
+    }
+  }
+  c.options.supervisor.shimArgs.push_back(std::string("--log-level=") + (c.logLevel == log::Level::Debug ? "debug" : c.logLevel == log::Level::Info ? "info" : c.logLevel == log::Level::Warn ? "warn" : "error"));
+  c.options.supervisor.shimArgs.push_back(std::string("--log-format=") + (c.logFormat == log::Format::Json ? "json" : "text"));
+  return c;
+}
+
+}  // namespace connectable

@@ -1,0 +1,29 @@
+// InjectorCommandLine: the options of `connectable`, parsed and checked before it starts.
+// Options meant for every shim are checked by the shim's own parser and passed through.
+// Pure functions over plain values; no thread-safety concerns.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "injector/injector.h"
+
+namespace connectable {
+
+struct InjectorCommandLine {
+  std::string command = "run";  // or "status" (later)
+  std::string docker;           // --docker; empty: DOCKER_HOST, then the default socket
+  InjectorOptions options;
+  log::Level logLevel = log::Level::Info;
+  log::Format logFormat = log::Format::Text;
+  bool help = false;
+  bool version = false;
+};
+
+// `selfExe` locates the shim next to the injector when --shim is not given.
+Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe);
+const char* injectorUsage();
+
+}  // namespace connectable

@@ -1,0 +1,30 @@
+// Label parser: what a container's labels ask of connectable. `connect.<port>=<targets>`
+// declares a port (keys matched exactly), `connectable.<option>=<value>` tunes its shim.
+// Each bad label becomes an error naming it and is skipped; the others still apply.
+// Pure functions over plain values; no thread-safety concerns.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/target.h"
+
+namespace connectable {
+
+struct ContainerRequest {
+  std::vector<ConnectSpec> connects;     // valid connect labels, sorted by port
+  std::vector<std::string> shimArgs;     // shim options from connectable.* labels
+  std::vector<std::string> errors;       // one per bad label: "label 'connect.0': port '0' is ..."
+  bool wanted() const { return !connects.empty(); }
+};
+
+// Options a label may set, as connectable.<name>; each maps to the shim's --<name>.
+const std::vector<std::string>& labelOptionNames();
+
+ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels);
+
+// True when some label starts with "connect." or "connectable.": worth a closer look.
+bool mentionsConnectable(const std::map<std::string, std::string>& labels);
+
+}  // namespace connectable

@@ -1,0 +1,66 @@
+// connectable: the injector. Watches Docker and runs a shim in every labelled container.
+#include <unistd.h>
+
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#include "common/event_loop.h"
+#include "common/log.h"
+#include "injector/docker_endpoint.h"
+#include "injector/injector.h"
+#include "injector/injector_options.h"
+
+using namespace connectable;
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string selfExe = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
+
+  auto parsed = parseInjectorCommandLine(std::vector<std::string>(argv + 1, argv + argc), selfExe);
+  if (!parsed) {
+    std::fprintf(stderr, "connectable: %s\n(see connectable --help)\n", parsed.status().message().c_str());
+    return 2;
+  }
+  InjectorCommandLine& cmd = *parsed;
+  if (cmd.help) {
+    std::fputs(injectorUsage(), stdout);
+    return 0;
+  }
+  if (cmd.version) {
+    std::puts("connectable 0.1.0");
+    return 0;
+  }
+  log::configure(cmd.logLevel, cmd.logFormat, "connectable");
+  if (access(cmd.options.supervisor.shimPath.c_str(), X_OK) != 0) {
+    log::error("shim binary not found or not executable", {{"path", cmd.options.supervisor.shimPath}});
+    return 1;
+  }
+  auto endpoint = chooseDockerEndpoint(cmd.docker, std::getenv("DOCKER_HOST"));
+  if (!endpoint) {
+    std::fprintf(stderr, "connectable: %s\n", endpoint.status().message().c_str());
+    return 2;
+  }
+
+  EventLoop loop;
+  if (Status s = loop.init(); !s) {
+    log::error(s.message());
+    return 1;
+  }
+  Injector injector(loop, *endpoint, cmd.options);
+  auto shutdown = [&] { injector.shutdown([&] { loop.stop(); }); };
+  if (Status s = loop.onSignal(SIGTERM, shutdown); !s) return 1;
+  if (Status s = loop.onSignal(SIGINT, shutdown); !s) return 1;
+  // The shims are our children: reap them through their pidfds, never through SIGCHLD.
+  if (Status s = injector.start(); !s) {
+    log::error("cannot start", {{"error", s.message()}});
+    return 1;
+  }
+  log::info("watching Docker", {{"docker", endpoint->toString()}, {"state_dir", cmd.options.supervisor.stateDir},
+                                {"shim", cmd.options.supervisor.shimPath}});
+  loop.run();
+  return 0;
+}

@@ -1,0 +1,120 @@
+#include "injector/process_handle.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+namespace connectable {
+
+ProcessHandle& ProcessHandle::operator=(ProcessHandle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    pid_ = o.pid_;
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+ProcessHandle::~ProcessHandle() { reset(); }
+
+void ProcessHandle::reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Result<ProcessHandle> ProcessHandle::open(pid_t pid) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errnoStatus("pidfd_open(" + std::to_string(pid) + ")", errno);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ProcessHandle h;
+  h.pid_ = pid;
+  h.fd_ = fd;
+  return h;
+}
+
+bool ProcessHandle::alive() const {
+  if (fd_ < 0) return false;
+  struct pollfd p {fd_, POLLIN, 0};
+  return poll(&p, 1, 0) == 0;  // a pidfd turns readable when its process exits
+}
+
+Status ProcessHandle::signal(int signo) const {
+  if (syscall(SYS_pidfd_send_signal, fd_, signo, nullptr, 0) != 0)
+    return errnoStatus("signalling pid " + std::to_string(pid_), errno);
+  return Status::ok();
+}
+
+Result<NetnsFd> ProcessHandle::openNetns() const {
+  auto ns = NetnsFd::open("/proc/" + std::to_string(pid_) + "/ns/net");
+  if (!ns) return ns.status();
+  if (!alive()) return Status::error("process " + std::to_string(pid_) + " exited while its namespace was opened");
+  return ns;
+}
+
+Result<unsigned long long> processStartTime(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (stat.empty() || close == std::string::npos) return Status::error("no process " + std::to_string(pid));
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  // Field 3 (state) is the first after ')'; start time is field 22.
+  for (int i = 3; i <= 22; ++i) {
+    if (!(fields >> field)) return Status::error("short /proc/" + std::to_string(pid) + "/stat");
+  }
+  return std::stoull(field);
+}
+
+std::string processComm(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
+std::vector<std::string> containerCgroupProcsPaths(const std::string& id) {
+  const std::string scope = "system.slice/docker-" + id + ".scope";
+  return {
+      "/sys/fs/cgroup/pids/docker/" + id + "/cgroup.procs",     // v1, cgroupfs driver
+      "/sys/fs/cgroup/memory/docker/" + id + "/cgroup.procs",
+      "/sys/fs/cgroup/pids/" + scope + "/cgroup.procs",         // v1, systemd driver
+      "/sys/fs/cgroup/memory/" + scope + "/cgroup.procs",
+      "/sys/fs/cgroup/docker/" + id + "/cgroup.procs",          // v2, cgroupfs driver
+      "/sys/fs/cgroup/" + scope + "/cgroup.procs",              // v2, systemd driver
+  };
+}
+
+std::optional<EarlyInit> findContainerInit(const std::string& containerId, unsigned long hostNetnsInode) {
+  for (const auto& path : containerCgroupProcsPaths(containerId)) {
+    std::ifstream in(path);
+    if (!in) continue;
+    pid_t pid;
+    while (in >> pid) {
+      // runc's parent and first child pass through; only the init stays (and keeps its pid).
+      std::string comm = processComm(pid);
+      if (comm.empty() || comm == "runc:[0:PARENT]" || comm == "runc:[1:CHILD]" || comm == "runc") continue;
+      auto process = ProcessHandle::open(pid);
+      if (!process) continue;
+      auto netns = process->openNetns();
+      if (!netns) continue;
+      auto inode = netns->inode();
+      if (!inode || *inode == hostNetnsInode) continue;  // not (yet) in its own namespace
+      EarlyInit found;
+      found.process = std::move(*process);
+      found.netns = std::move(*netns);
+      found.netnsInode = *inode;
+      return found;
+    }
+    return std::nullopt;  // the container's cgroup exists; its init is not there yet
+  }
+  return std::nullopt;
+}
+
+}  // namespace connectable

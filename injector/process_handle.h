@@ -1,0 +1,62 @@
+// ProcessHandle: a process pinned by a pidfd, so later checks and signals reach that very
+// process even if its pid is reused. Also finds a container's init early, through its
+// cgroup, before Docker reports the container started.
+// Plain owning values; use from one thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/netns.h"
+#include "common/status.h"
+
+namespace connectable {
+
+class ProcessHandle {
+ public:
+  ProcessHandle() = default;
+  ProcessHandle(ProcessHandle&& o) noexcept : pid_(o.pid_), fd_(o.fd_) { o.fd_ = -1; }
+  ProcessHandle& operator=(ProcessHandle&& o) noexcept;
+  ProcessHandle(const ProcessHandle&) = delete;
+  ProcessHandle& operator=(const ProcessHandle&) = delete;
+  ~ProcessHandle();
+
+  static Result<ProcessHandle> open(pid_t pid);
+
+  pid_t pid() const { return pid_; }
+  int fd() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  bool alive() const;  // false once the process has exited
+  Status signal(int signo) const;
+  // The process's network namespace, opened through /proc and checked against the pidfd
+  // afterwards: if the process died meanwhile, the pid could name someone else.
+  Result<NetnsFd> openNetns() const;
+  void reset();
+
+ private:
+  pid_t pid_ = 0;
+  int fd_ = -1;
+};
+
+// Start time of a process in clock ticks since boot (/proc/PID/stat field 22): with the
+// pid, it identifies one process across restarts of the injector.
+Result<unsigned long long> processStartTime(pid_t pid);
+std::string processComm(pid_t pid);
+
+// Where Docker puts a container's cgroup, for the cgroupfs and systemd drivers, v1 and v2.
+std::vector<std::string> containerCgroupProcsPaths(const std::string& containerId);
+
+// The container's init process once it is in its own network namespace: runc's
+// "runc:[2:INIT]" (or the app it became), never the transient "runc:[1:CHILD]".
+// Returns nothing (not an error) while it is not there yet.
+struct EarlyInit {
+  ProcessHandle process;
+  NetnsFd netns;
+  unsigned long netnsInode = 0;
+};
+std::optional<EarlyInit> findContainerInit(const std::string& containerId, unsigned long hostNetnsInode);
+
+}  // namespace connectable

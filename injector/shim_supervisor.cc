@@ -1,0 +1,428 @@
+#include "injector/shim_supervisor.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <Poco/JSON/Parser.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "common/log.h"
+
+namespace connectable {
+
+struct ShimSupervisor::Managed : IoHandler {
+  ShimSupervisor* owner = nullptr;
+  ShimInfo info;
+  std::vector<std::string> args;  // after argv[0]; fds 3 and 4 are the namespace and the init
+  ProcessHandle init;
+  ProcessHandle shim;
+  unsigned long long shimStartTime = 0;
+  unsigned long long initStartTime = 0;
+  bool ourChild = false;
+  bool stopping = false;
+  bool gone = false;  // exited and forgotten; deletion deferred
+  uint32_t crashesInARow = 0;
+  Clock::time_point startedAt;
+  EventLoop::TimerId killTimer = 0;
+  EventLoop::TimerId restartTimer = 0;
+
+  void onIo(uint32_t) override {
+    if (!gone) owner->onShimExit(*this);
+  }
+};
+
+namespace {
+
+std::string shortId(const std::string& id) { return id.substr(0, 12); }
+
+log::Field containerField(const ShimInfo& info) {
+  return {"container", info.containerName + " (" + shortId(info.containerId) + ")"};
+}
+
+bool makeDirs(const std::string& path) {
+  std::string partial;
+  std::istringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) {
+      partial = partial.empty() ? "/" : partial;
+      continue;
+    }
+    partial += (partial.empty() || partial.back() == '/' ? "" : "/") + part;
+    if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+ShimSupervisor::ShimSupervisor(EventLoop& loop, SupervisorOptions options)
+    : loop_(loop), options_(std::move(options)) {}
+
+ShimSupervisor::~ShimSupervisor() {
+  for (auto& [id, m] : shims_) {
+    if (m->shim.valid()) loop_.remove(m->shim.fd());
+    if (m->killTimer) loop_.cancelTimer(m->killTimer);
+    if (m->restartTimer) loop_.cancelTimer(m->restartTimer);
+  }
+}
+
+Status ShimSupervisor::init() {
+  std::string dir = options_.stateDir + "/shims";
+  if (!makeDirs(dir)) return errnoStatus("creating state dir " + dir, errno);
+  chmod(options_.stateDir.c_str(), 0700);  // control sockets and records: root only
+  return Status::ok();
+}
+
+std::string ShimSupervisor::statePath(const std::string& containerId) const {
+  return options_.stateDir + "/shims/" + containerId + ".json";
+}
+
+bool ShimSupervisor::serves(const std::string& containerId) const {
+  auto it = shims_.find(containerId);
+  return it != shims_.end() && !it->second->stopping;
+}
+
+pid_t ShimSupervisor::initPidOf(const std::string& containerId) const {
+  auto it = shims_.find(containerId);
+  return it == shims_.end() ? 0 : it->second->info.initPid;
+}
+
+std::vector<ShimInfo> ShimSupervisor::list() const {
+  std::vector<ShimInfo> out;
+  for (const auto& [id, m] : shims_) out.push_back(m->info);
+  return out;
+}
+
+Status ShimSupervisor::ensure(const std::string& containerId, const std::string& containerName,
+                              const ContainerRequest& request, ProcessHandle init, NetnsFd netns) {
+  auto inode = netns.inode();
+  if (!inode) return inode.status();
+  auto it = shims_.find(containerId);
+  if (it != shims_.end()) {
+    Managed& old = *it->second;
+    if (!old.stopping && old.info.netnsInode == *inode && old.init.alive()) return Status::ok();
+    // The container restarted (new namespace) or we had the wrong process: start over.
+    log::info("replacing shim for a new namespace", {containerField(old.info)});
+    stop(containerId, "replaced");
+    it = shims_.find(containerId);
+    if (it != shims_.end()) {
+      // Still exiting: let it go unsupervised, it exits with its old init.
+      if (it->second->shim.valid()) loop_.remove(it->second->shim.fd());
+      auto retired = std::move(it->second);
+      retired->gone = true;
+      shims_.erase(it);
+      loop_.defer([r = retired.release()] { delete r; });
+    }
+  }
+  auto m = std::make_unique<Managed>();
+  m->owner = this;
+  m->info.containerId = containerId;
+  m->info.containerName = containerName;
+  m->info.initPid = init.pid();
+  m->info.netnsInode = *inode;
+  m->info.since = loop_.now();
+  for (const auto& c : request.connects) m->info.ports += (m->info.ports.empty() ? "" : ",") + std::to_string(c.port);
+  auto initStart = processStartTime(init.pid());
+  if (!initStart) return initStart.status().withContext("container init");
+  m->initStartTime = *initStart;
+  m->init = std::move(init);
+  m->args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name", containerName};
+  m->args.insert(m->args.end(), options_.shimArgs.begin(), options_.shimArgs.end());
+  m->args.insert(m->args.end(), request.shimArgs.begin(), request.shimArgs.end());
+  for (const auto& c : request.connects) m->args.push_back("--connect=" + c.text());
+  Managed& ref = *m;
+  shims_[containerId] = std::move(m);
+  (void)netns;  // spawn reopens it from the init: the same namespace, checked by inode
+  spawn(ref);
+  return Status::ok();
+}
+
+void ShimSupervisor::spawn(Managed& m) {
+  auto netns = m.init.openNetns();
+  if (!netns) {
+    log::warn("cannot open the container's namespace; not starting its shim",
+              {containerField(m.info), {"error", netns.status().message()}});
+    forget(m.info.containerId);
+    return;
+  }
+  auto inode = netns->inode();
+  if (!inode || *inode != m.info.netnsInode) {
+    log::warn("the container's init changed namespace; not starting its shim", {containerField(m.info)});
+    forget(m.info.containerId);
+    return;
+  }
+  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+  std::vector<std::string> argvStrings = {options_.shimPath};
+  argvStrings.insert(argvStrings.end(), m.args.begin(), m.args.end());
+  std::vector<char*> argv;
+  for (auto& a : argvStrings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int nsFd = netns->fd();
+  const int initFd = m.init.fd();
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    log::error("fork failed", {containerField(m.info), {"error", errnoStatus("fork", errno).message()}});
+    scheduleRestart(m);
+    return;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    setsid();  // its own session: a Ctrl-C meant for the injector does not reach the shims
+    // Move both fds out of the way first, so neither dup2 below can clobber the other.
+    int ns = fcntl(nsFd, F_DUPFD, 10);
+    int ini = fcntl(initFd, F_DUPFD, 10);
+    if (ns < 0 || ini < 0 || dup2(ns, 3) < 0 || dup2(ini, 4) < 0) _exit(126);
+    close_range(5, ~0u, 0);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  auto handle = ProcessHandle::open(pid);
+  if (!handle) {
+    // Cannot happen for our own child (a zombie keeps its pid until reaped); be safe anyway.
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    log::error("cannot watch the new shim", {containerField(m.info), {"error", handle.status().message()}});
+    scheduleRestart(m);
+    return;
+  }
+  m.shim = std::move(*handle);
+  m.ourChild = true;
+  m.startedAt = loop_.now();
+  m.info.shimPid = pid;
+  auto started = processStartTime(pid);
+  m.shimStartTime = started ? *started : 0;
+  if (Status s = loop_.add(m.shim.fd(), EPOLLIN, &m); !s) {
+    log::error("cannot watch the new shim", {containerField(m.info), {"error", s.message()}});
+  }
+  writeState(m);
+  log::info("shim started", {containerField(m.info), {"pid", std::to_string(pid)}, {"ports", m.info.ports},
+                             {"init_pid", std::to_string(m.info.initPid)}});
+}
+
+void ShimSupervisor::onShimExit(Managed& m) {
+  loop_.remove(m.shim.fd());
+  std::string how = "exited";
+  int code = -1;
+  if (m.ourChild) {
+    int status = 0;
+    if (waitpid(m.info.shimPid, &status, WNOHANG) == m.info.shimPid) {
+      if (WIFEXITED(status)) {
+        code = WEXITSTATUS(status);
+        how = "exited with status " + std::to_string(code);
+      } else if (WIFSIGNALED(status)) {
+        how = std::string("killed by signal ") + std::to_string(WTERMSIG(status));
+      }
+    }
+  }
+  m.shim.reset();
+  if (m.killTimer) loop_.cancelTimer(m.killTimer);
+  m.killTimer = 0;
+  if (m.stopping) {
+    log::info("shim stopped", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
+    removeState(m.info.containerId);
+    forget(m.info.containerId);
+    return;
+  }
+  if (!m.init.alive()) {
+    // The container's init ended and the shim followed it, as it should.
+    log::info("shim exited with its container", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}});
+    removeState(m.info.containerId);
+    forget(m.info.containerId);
+    return;
+  }
+  if (code == 2) {
+    log::error("shim rejected its arguments; not restarting it", {containerField(m.info), {"how", how}});
+    removeState(m.info.containerId);
+    forget(m.info.containerId);
+    return;
+  }
+  log::warn("shim died; restarting", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
+  scheduleRestart(m);
+}
+
+void ShimSupervisor::scheduleRestart(Managed& m) {
+  // A shim that ran a while before dying starts its back-off afresh.
+  if (loop_.now() - m.startedAt > std::chrono::seconds(30)) m.crashesInARow = 0;
+  Millis delay = options_.restartMin;
+  for (uint32_t i = 0; i < m.crashesInARow && delay < options_.restartMax; ++i) delay *= 2;
+  delay = std::min(delay, options_.restartMax);
+  ++m.crashesInARow;
+  std::string id = m.info.containerId;
+  m.restartTimer = loop_.addTimer(delay, [this, id] {
+    auto it = shims_.find(id);
+    if (it == shims_.end()) return;
+    Managed& mm = *it->second;
+    mm.restartTimer = 0;
+    if (mm.stopping || !mm.init.alive()) {
+      removeState(id);
+      forget(id);
+      return;
+    }
+    ++mm.info.restarts;
+    ++restartsTotal_;
+    spawn(mm);
+  });
+}
+
+void ShimSupervisor::stop(const std::string& containerId, const std::string& reason) {
+  auto it = shims_.find(containerId);
+  if (it == shims_.end()) return;
+  Managed& m = *it->second;
+  if (m.stopping) return;
+  m.stopping = true;
+  if (m.restartTimer) {
+    loop_.cancelTimer(m.restartTimer);
+    m.restartTimer = 0;
+  }
+  if (!m.shim.valid()) {  // between a crash and its restart
+    removeState(containerId);
+    forget(containerId);
+    return;
+  }
+  log::info("stopping shim", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"reason", reason}});
+  (void)m.shim.signal(SIGTERM);
+  m.killTimer = loop_.addTimer(options_.stopGrace, [this, containerId] {
+    auto found = shims_.find(containerId);
+    if (found == shims_.end() || !found->second->shim.valid()) return;
+    found->second->killTimer = 0;
+    log::warn("shim did not stop in time; killing it", {containerField(found->second->info)});
+    (void)found->second->shim.signal(SIGKILL);
+  });
+}
+
+void ShimSupervisor::stopAll() {
+  std::vector<std::string> ids;
+  for (auto& [id, m] : shims_) ids.push_back(id);
+  for (auto& id : ids) stop(id, "injector exiting");
+}
+
+void ShimSupervisor::forget(const std::string& containerId) {
+  auto it = shims_.find(containerId);
+  if (it == shims_.end()) return;
+  auto m = std::move(it->second);
+  shims_.erase(it);
+  m->gone = true;
+  if (m->shim.valid()) loop_.remove(m->shim.fd());
+  if (m->killTimer) loop_.cancelTimer(m->killTimer);
+  if (m->restartTimer) loop_.cancelTimer(m->restartTimer);
+  loop_.defer([raw = m.release()] { delete raw; });  // its onIo may be on the stack
+}
+
+void ShimSupervisor::writeState(const Managed& m) {
+  std::string json = "{\"container_id\":\"" + log::jsonEscape(m.info.containerId) + "\",\"container_name\":\"" +
+                     log::jsonEscape(m.info.containerName) + "\",\"shim_pid\":" + std::to_string(m.info.shimPid) +
+                     ",\"shim_start_time\":" + std::to_string(m.shimStartTime) +
+                     ",\"init_pid\":" + std::to_string(m.info.initPid) +
+                     ",\"init_start_time\":" + std::to_string(m.initStartTime) +
+                     ",\"netns_inode\":" + std::to_string(m.info.netnsInode) + ",\"ports\":\"" + m.info.ports +
+                     "\",\"args\":[";
+  for (size_t i = 0; i < m.args.size(); ++i) json += (i ? ",\"" : "\"") + log::jsonEscape(m.args[i]) + "\"";
+  json += "]}\n";
+  std::string path = statePath(m.info.containerId);
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << json;
+    if (!out) {
+      log::warn("cannot write shim state", {containerField(m.info), {"path", tmp}});
+      return;
+    }
+  }
+  // rename is atomic: a crash leaves the old record or the new one, never half of one.
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    log::warn("cannot write shim state", {containerField(m.info), {"path", path}});
+}
+
+void ShimSupervisor::removeState(const std::string& containerId) { ::unlink(statePath(containerId).c_str()); }
+
+std::vector<std::string> ShimSupervisor::adopt() {
+  std::vector<std::string> adopted;
+  std::string dir = options_.stateDir + "/shims";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return adopted;
+  std::vector<std::string> files;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) files.push_back(dir + "/" + name);
+  }
+  closedir(d);
+  for (const auto& file : files) {
+    std::ifstream in(file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto m = std::make_unique<Managed>();
+    m->owner = this;
+    try {
+      Poco::JSON::Parser parser;
+      auto obj = parser.parse(text).extract<Poco::JSON::Object::Ptr>();
+      m->info.containerId = obj->getValue<std::string>("container_id");
+      m->info.containerName = obj->getValue<std::string>("container_name");
+      m->info.shimPid = obj->getValue<int>("shim_pid");
+      m->shimStartTime = obj->getValue<unsigned long long>("shim_start_time");
+      m->info.initPid = obj->getValue<int>("init_pid");
+      m->initStartTime = obj->getValue<unsigned long long>("init_start_time");
+      m->info.netnsInode = obj->getValue<unsigned long>("netns_inode");
+      m->info.ports = obj->getValue<std::string>("ports");
+      auto args = obj->getArray("args");
+      if (!args) throw Poco::Exception("no args");
+      for (size_t i = 0; i < args->size(); ++i) m->args.push_back(args->getElement<std::string>(static_cast<unsigned>(i)));
+    } catch (const Poco::Exception& e) {
+      log::warn("ignoring unreadable shim record", {{"path", file}, {"error", e.displayText()}});
+      ::unlink(file.c_str());
+      continue;
+    } catch (const std::exception& e) {
+      log::warn("ignoring unreadable shim record", {{"path", file}, {"error", e.what()}});
+      ::unlink(file.c_str());
+      continue;
+    }
+    if (file != statePath(m->info.containerId)) {
+      ::unlink(file.c_str());
+      continue;
+    }
+    // Same pid and start time, and it is a shim: the very process we started, not a reuse.
+    auto shimStart = processStartTime(m->info.shimPid);
+    bool shimOk = shimStart && *shimStart == m->shimStartTime &&
+                  processComm(m->info.shimPid).rfind("connectable-shi", 0) == 0;
+    auto initStart = processStartTime(m->info.initPid);
+    bool initOk = initStart && *initStart == m->initStartTime;
+    auto shim = shimOk ? ProcessHandle::open(m->info.shimPid) : Result<ProcessHandle>(Status::error("gone"));
+    auto init = initOk ? ProcessHandle::open(m->info.initPid) : Result<ProcessHandle>(Status::error("gone"));
+    // Check again after pinning both: a pid reused in between fails the start-time test.
+    if (shim && init && processStartTime(m->info.shimPid).isOk() &&
+        *processStartTime(m->info.shimPid) == m->shimStartTime &&
+        *processStartTime(m->info.initPid) == m->initStartTime) {
+      m->shim = std::move(*shim);
+      m->init = std::move(*init);
+      m->ourChild = false;
+      m->info.adopted = true;
+      m->info.since = loop_.now();
+      m->startedAt = loop_.now();
+      Managed& ref = *m;
+      std::string id = m->info.containerId;
+      shims_[id] = std::move(m);
+      if (Status s = loop_.add(ref.shim.fd(), EPOLLIN, &ref); !s) log::warn("cannot watch adopted shim", {{"error", s.message()}});
+      log::info("adopted running shim", {containerField(ref.info), {"pid", std::to_string(ref.info.shimPid)}});
+      adopted.push_back(id);
+    } else {
+      if (shim && !init) (void)shim->signal(SIGTERM);  // its container is gone; it should be too
+      log::info("forgetting shim record of a process that is gone", {{"container", shortId(m->info.containerId)}});
+      ::unlink(file.c_str());
+    }
+  }
+  return adopted;
+}
+
+}  // namespace connectable

@@ -1,0 +1,83 @@
+// ShimSupervisor: one connectable-shim process per container. Spawns it with the
+// container's network namespace and init pidfd as inherited fds, restarts it with back-off
+// when it dies on its own, stops it when the container dies, and records it in the state
+// dir so a restarted injector adopts it instead of starting a second one.
+// Runs on the injector's event loop thread; not thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "common/netns.h"
+#include "injector/label_parser.h"
+#include "injector/process_handle.h"
+
+namespace connectable {
+
+struct SupervisorOptions {
+  std::string shimPath;                 // the connectable-shim binary
+  std::string stateDir = "/run/connectable";
+  std::vector<std::string> shimArgs;    // for every shim (--dns, --balance, log options)
+  Millis stopGrace{5000};               // SIGTERM, then SIGKILL after this
+  Millis restartMin{100};
+  Millis restartMax{10000};
+};
+
+struct ShimInfo {
+  std::string containerId;
+  std::string containerName;
+  pid_t shimPid = 0;
+  pid_t initPid = 0;
+  unsigned long netnsInode = 0;
+  std::string ports;       // "6000,7000"
+  uint32_t restarts = 0;
+  bool adopted = false;
+  Clock::time_point since;
+};
+
+class ShimSupervisor {
+ public:
+  ShimSupervisor(EventLoop& loop, SupervisorOptions options);
+  ~ShimSupervisor();
+  ShimSupervisor(const ShimSupervisor&) = delete;
+  ShimSupervisor& operator=(const ShimSupervisor&) = delete;
+
+  Status init();  // creates <state-dir>/shims
+
+  // Runs a shim for the container unless one already serves the same namespace and init.
+  // A shim for an older namespace of the container (it restarted) is replaced.
+  Status ensure(const std::string& containerId, const std::string& containerName,
+                const ContainerRequest& request, ProcessHandle init, NetnsFd netns);
+  void stop(const std::string& containerId, const std::string& reason);
+  void stopAll();
+
+  // Re-adopts the shims recorded in the state dir that still run (same pid and start time,
+  // same container init); forgets the others. Returns the ids of adopted containers.
+  std::vector<std::string> adopt();
+
+  bool serves(const std::string& containerId) const;
+  // The init pid the container's shim watches, 0 if none.
+  pid_t initPidOf(const std::string& containerId) const;
+  std::vector<ShimInfo> list() const;
+  uint64_t restartsTotal() const { return restartsTotal_; }
+
+ private:
+  struct Managed;
+  void spawn(Managed& m);
+  void onShimExit(Managed& m);
+  void scheduleRestart(Managed& m);
+  void writeState(const Managed& m);
+  void removeState(const std::string& containerId);
+  void forget(const std::string& containerId);
+  std::string statePath(const std::string& containerId) const;
+
+  EventLoop& loop_;
+  SupervisorOptions options_;
+  std::map<std::string, std::unique_ptr<Managed>> shims_;
+  uint64_t restartsTotal_ = 0;
+};
+
+}  // namespace connectable

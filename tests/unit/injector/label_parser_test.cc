@@ -1,0 +1,72 @@
+#include "injector/label_parser.h"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace connectable;
+
+namespace {
+bool anyContains(const std::vector<std::string>& list, const std::string& part) {
+  for (const auto& s : list)
+    if (s.find(part) != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(ContainerLabels)
+
+BOOST_AUTO_TEST_CASE(ConnectLabelsBecomePortsSortedByPort) {
+  auto r = parseContainerLabels({{"connect.6000", "redis.service.consul"},
+                                 {"connect.3306", "master.mysql.service.consul,198.18.0.9:3306"},
+                                 {"maintainer", "someone"}});
+  BOOST_TEST(r.wanted());
+  BOOST_TEST(r.errors.empty());
+  BOOST_REQUIRE(r.connects.size() == 2u);
+  BOOST_TEST(r.connects[0].port == 3306);
+  BOOST_TEST(r.connects[0].targets.size() == 2u);
+  BOOST_TEST(r.connects[1].port == 6000);
+}
+
+BOOST_AUTO_TEST_CASE(KeysAreMatchedExactly) {
+  auto r = parseContainerLabels({{"x.connect.80", "web.service.consul"},
+                                 {"com.example.connect.81", "web.service.consul"},
+                                 {"CONNECT.82", "web.service.consul"}});
+  BOOST_TEST(!r.wanted());
+  BOOST_TEST(r.errors.empty());
+}
+
+BOOST_AUTO_TEST_CASE(ABadLabelIsReportedAndTheOthersStillApply) {
+  auto r = parseContainerLabels({{"connect.0", "redis.service.consul"},
+                                 {"connect.6000", "redis.service.consul"},
+                                 {"connect.7000", "bad target!"},
+                                 {"connect.x", "a.b"}});
+  BOOST_REQUIRE(r.connects.size() == 1u);
+  BOOST_TEST(r.connects[0].port == 6000);
+  BOOST_TEST(r.errors.size() == 3u);
+  BOOST_TEST(anyContains(r.errors, "label 'connect.0=redis.service.consul': port '0' is out of range"));
+  BOOST_TEST(anyContains(r.errors, "label 'connect.7000=bad target!'"));
+  BOOST_TEST(anyContains(r.errors, "label 'connect.x=a.b': port 'x' is not a number"));
+}
+
+BOOST_AUTO_TEST_CASE(OptionLabelsAreCheckedByTheShimsOwnRules) {
+  auto r = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"},
+                                 {"connectable.balance", "least-conn"},
+                                 {"connectable.connect-timeout", "250ms"},
+                                 {"connectable.idle-timeout", "forever"},
+                                 {"connectable.dns", "198.18.0.53"},
+                                 {"connectable.upstream-netns", "target"}});
+  BOOST_TEST(r.connects.size() == 1u);
+  std::vector<std::string> expected = {"--balance=least-conn", "--connect-timeout=250ms", "--upstream-netns=target"};
+  BOOST_TEST(r.shimArgs == expected, boost::test_tools::per_element());
+  BOOST_TEST(r.errors.size() == 2u);
+  BOOST_TEST(anyContains(r.errors, "label 'connectable.idle-timeout=forever': --idle-timeout: duration 'forever'"));
+  BOOST_TEST(anyContains(r.errors, "label 'connectable.dns': unknown option 'dns'"));
+}
+
+BOOST_AUTO_TEST_CASE(OnlyOptionsWithoutPortsWantNoShim) {
+  auto r = parseContainerLabels({{"connectable.balance", "p2c"}});
+  BOOST_TEST(!r.wanted());
+  BOOST_TEST(mentionsConnectable({{"connectable.balance", "p2c"}}));
+  BOOST_TEST(!mentionsConnectable({{"connector", "x"}}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
