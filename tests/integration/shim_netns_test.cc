@@ -184,11 +184,14 @@ BOOST_AUTO_TEST_CASE(AllBackendsDownClosesTheClientPromptly) {
   a.stop();
   b.stop();
   ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + addrA + "," + addrB});
+  auto start = std::chrono::steady_clock::now();
   int fd = connectInside(ns);
-  BOOST_REQUIRE(fd >= 0);
-  int ms = waitClosed(fd, 3000);
-  close(fd);
-  BOOST_TEST(ms >= 0);
+  // The reset may beat the client's own connect check; either way it must come at once.
+  if (fd >= 0) {
+    BOOST_TEST(waitClosed(fd, 3000) >= 0);
+    close(fd);
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   BOOST_TEST(ms < 500, "closed after " << ms << " ms");
   BOOST_TEST(shim.waitLog("no backend reachable"));
   BOOST_TEST(shim.log().find("all 2 backends failed") != std::string::npos);
