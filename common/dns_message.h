@@ -1,7 +1,8 @@
-// DnsMessage: a strict, bounds-checked parser of DNS response messages (RFC 1035, 2782,
-// 3596) and the pure functions that read SRV and address answers out of one.
-// Pure functions over plain values; no thread-safety concerns. Malformed input yields a
-// Status that says what is wrong and where; nothing is ever read outside the buffer.
+// DnsMessage: a strict parser of DNS responses and the readers of SRV and address answers.
+// Pure functions over plain values; no thread-safety concerns.
+//
+// Malformed input yields a Status that says what is wrong and where; nothing is ever read
+// outside the buffer. c-ares 1.18's own parsers drop TTLs and the additional section.
 #pragma once
 
 #include <netinet/in.h>

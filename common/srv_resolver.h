@@ -1,7 +1,9 @@
-// ServiceResolver: turns connect targets (SRV names, host:port) into backend addresses
-// through one c-ares channel driven by the caller's EventLoop; answers are cached for their
-// TTL, refreshed in the background, and kept when the DNS server fails (stale-if-error).
+// ServiceResolver: keeps connect targets resolved to backends with c-ares on the caller's loop.
 // Not thread-safe: every call and every callback happens on the loop's thread.
+//
+// Answers are cached for their TTL (floored), refreshed in the background before they
+// expire, and kept when the DNS server fails (stale-if-error). Truncated UDP answers are
+// retried over TCP by c-ares.
 #pragma once
 
 #include <ares.h>

@@ -375,6 +375,16 @@ BOOST_AUTO_TEST_CASE(LiteralTargetsNeedNoDns) {
   BOOST_TEST(h.resolver->counters().queriesSent == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(LocalhostIsLoopbackWithoutAQuery) {
+  Harness h(fastOptions(9));
+  h.watch("localhost:6379");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"answer", [&] { return h.answered(); }, 1000ms}}), "");
+  BOOST_TEST(h.current().backends.size() == 2u);
+  BOOST_TEST(find(h.current(), "127.0.0.1:6379"));
+  BOOST_TEST(find(h.current(), "[::1]:6379"));
+  BOOST_TEST(h.resolver->counters().queriesSent == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
