@@ -144,9 +144,10 @@ ServiceResolver::~ServiceResolver() {
   // Fails every pending query with ARES_EDESTRUCTION and closes the sockets through
   // socketState, so the loop forgets them before the fds are closed.
   if (channel_ != nullptr) ares_destroy(channel_);
-  for (auto& [fd, socket] : sockets_) {
+  for (auto& [fd, socket] : sockets_) {  // normally none left: c-ares reported each closed
     loop_.remove(fd);
     socket->owner_ = nullptr;
+    loop_.defer([detached = std::shared_ptr<Socket>(std::move(socket))] {});
   }
   if (libraryInit_) ares_library_cleanup();
 }
