@@ -1,0 +1,569 @@
+#include "common/srv_resolver.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <tuple>
+
+#include "common/dns_message.h"
+#include "common/log.h"
+
+namespace connectable {
+namespace {
+
+enum Purpose { kSrvQuestion, kHostAddress, kTargetAddress };
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  if (!out.empty() && out.back() == '.') out.pop_back();
+  return out;
+}
+
+std::string describe(const std::vector<ResolvedBackend>& backends) {
+  std::string out;
+  for (const auto& b : backends) {
+    if (!out.empty()) out += ',';
+    out += b.address.toString();
+  }
+  return out.empty() ? "none" : out;
+}
+
+bool backendLess(const ResolvedBackend& a, const ResolvedBackend& b) {
+  if (a.address != b.address) return a.address < b.address;
+  return std::tie(a.priority, a.weight, a.host) < std::tie(b.priority, b.weight, b.host);
+}
+
+// Sorted by address; for one address the lowest priority wins.
+void normalize(std::vector<ResolvedBackend>* backends) {
+  std::sort(backends->begin(), backends->end(), backendLess);
+  backends->erase(std::unique(backends->begin(), backends->end(),
+                              [](const ResolvedBackend& a, const ResolvedBackend& b) { return a.address == b.address; }),
+                  backends->end());
+}
+
+}  // namespace
+
+bool ResolvedBackend::operator==(const ResolvedBackend& o) const {
+  return address == o.address && priority == o.priority && weight == o.weight && host == o.host;
+}
+
+Result<std::vector<SocketAddress>> parseDnsServers(std::string_view text) {
+  std::vector<SocketAddress> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string_view item = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    start = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    if (item.empty()) return Status::error("DNS server list '" + std::string(text) + "' has an empty entry");
+    std::string_view host = item;
+    uint16_t port = 53;
+    if (item.front() == '[') {
+      size_t close = item.find(']');
+      if (close == std::string_view::npos) return Status::error("DNS server '" + std::string(item) + "': missing ']'");
+      host = item.substr(1, close - 1);
+      std::string_view rest = item.substr(close + 1);
+      if (!rest.empty()) {
+        if (rest.front() != ':') return Status::error("DNS server '" + std::string(item) + "': expected ':PORT' after ']'");
+        Result<uint16_t> p = parsePort(rest.substr(1));
+        if (!p) return p.status().withContext("DNS server '" + std::string(item) + "'");
+        port = *p;
+      }
+    } else if (std::count(item.begin(), item.end(), ':') == 1) {
+      size_t colon = item.find(':');
+      host = item.substr(0, colon);
+      Result<uint16_t> p = parsePort(item.substr(colon + 1));
+      if (!p) return p.status().withContext("DNS server '" + std::string(item) + "'");
+      port = *p;
+    }
+    std::optional<SocketAddress> address = SocketAddress::parseIp(host, port);
+    if (!address) {
+      return Status::error("DNS server '" + std::string(item) + "' is not an IPv4 address or [IPv6] address");
+    }
+    out.push_back(*address);
+  }
+  return out;
+}
+
+// One fd c-ares asked us to watch. Detached (owner_ = nullptr) when c-ares lets go of the
+// fd, and freed only after the current batch of events, which may still name it.
+class ServiceResolver::Socket : public IoHandler {
+ public:
+  Socket(ServiceResolver* owner, int fd) : owner_(owner), fd_(fd) {}
+  void onIo(uint32_t events) override {
+    if (owner_ != nullptr) owner_->socketReady(fd_, events);
+  }
+  ServiceResolver* owner_;
+  int fd_;
+};
+
+struct ServiceResolver::Lookup {
+  uint64_t serial = 0;
+  int outstanding = 0;
+  std::vector<ResolvedBackend> backends;
+  uint32_t ttl = UINT32_MAX;  // seconds; lowest of every record used
+  Status failure;             // the first query that failed, if any
+  std::string emptyReason;    // why an answer has no backends
+  int addressNxdomains = 0;   // host:port: A and AAAA both NXDOMAIN means no such name
+  // SRV records whose targets need their own A/AAAA lookups, by lowercased target.
+  std::map<std::string, std::vector<dns::SrvData>> pendingTargets;
+};
+
+struct ServiceResolver::Entry {
+  uint64_t id = 0;
+  std::string key;
+  Target target;
+  Resolution resolution;
+  bool hasGood = false;  // some lookup succeeded: failures serve it stale
+  std::map<WatchId, Callback> watchers;
+  EventLoop::TimerId refreshTimer = 0;
+  uint32_t failuresInRow = 0;
+  std::unique_ptr<Lookup> lookup;
+};
+
+// Owned by c-ares between ares_send and its callback, which runs exactly once.
+struct ServiceResolver::Query {
+  ServiceResolver* self;
+  uint64_t entryId;
+  uint64_t serial;
+  std::string name;
+  uint16_t type;
+  int purpose;
+};
+
+ServiceResolver::ServiceResolver(EventLoop& loop, ResolverOptions options)
+    : loop_(loop), options_(std::move(options)) {}
+
+ServiceResolver::~ServiceResolver() {
+  alive_.reset();
+  for (auto& [id, entry] : entries_) loop_.cancelTimer(entry->refreshTimer);
+  loop_.cancelTimer(aresTimer_);
+  // Fails every pending query with ARES_EDESTRUCTION and closes the sockets through
+  // socketState, so the loop forgets them before the fds are closed.
+  if (channel_ != nullptr) ares_destroy(channel_);
+  for (auto& [fd, socket] : sockets_) {  // normally none left: c-ares reported each closed
+    loop_.remove(fd);
+    socket->owner_ = nullptr;
+    loop_.defer([detached = std::shared_ptr<Socket>(std::move(socket))] {});
+  }
+  if (libraryInit_) ares_library_cleanup();
+}
+
+Status ServiceResolver::init() {
+  if (int rc = ares_library_init(ARES_LIB_INIT_ALL); rc != ARES_SUCCESS) {
+    return Status::error(std::string("c-ares library init: ") + ares_strerror(rc));
+  }
+  libraryInit_ = true;
+  ares_options opts{};
+  opts.sock_state_cb = &ServiceResolver::onSocketState;
+  opts.sock_state_cb_data = this;
+  opts.timeout = static_cast<int>(options_.queryTimeout.count());
+  opts.tries = std::max(1, options_.tries);
+  // We send fully qualified questions ourselves: no search list, no HOSTALIASES.
+  opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+  if (int rc = ares_init_options(&channel_, &opts, mask); rc != ARES_SUCCESS) {
+    channel_ = nullptr;
+    return Status::error(std::string("c-ares init: ") + ares_strerror(rc));
+  }
+  if (!options_.servers.empty()) {
+    std::vector<ares_addr_port_node> nodes(options_.servers.size());
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const SocketAddress& s = options_.servers[i];
+      ares_addr_port_node& n = nodes[i];
+      n.next = i + 1 < nodes.size() ? &nodes[i + 1] : nullptr;
+      n.family = s.family();
+      if (s.family() == AF_INET) {
+        n.addr.addr4 = reinterpret_cast<const sockaddr_in*>(s.sockaddr_ptr())->sin_addr;
+      } else {
+        std::memcpy(&n.addr.addr6, &reinterpret_cast<const sockaddr_in6*>(s.sockaddr_ptr())->sin6_addr, 16);
+      }
+      n.udp_port = n.tcp_port = s.port();
+    }
+    if (int rc = ares_set_servers_ports(channel_, nodes.data()); rc != ARES_SUCCESS) {
+      return Status::error(std::string("setting DNS servers: ") + ares_strerror(rc));
+    }
+  }
+  return Status::ok();
+}
+
+ServiceResolver::WatchId ServiceResolver::watch(const Target& target, Callback cb) {
+  WatchId wid = nextWatchId_++;
+  std::string key = std::to_string(static_cast<int>(target.kind)) + "|" + lower(target.host) + "|" +
+                    std::to_string(target.port);
+  auto found = entryByKey_.find(key);
+  if (found != entryByKey_.end()) {
+    Entry& entry = *entries_[found->second];
+    entry.watchers.emplace(wid, std::move(cb));
+    entryByWatch_[wid] = entry.id;
+    if (!entry.resolution.pending) {
+      loop_.defer([this, alive = std::weak_ptr<int>(alive_), eid = entry.id, wid] {
+        if (alive.lock()) notify(eid, {wid});
+      });
+    }
+    return wid;
+  }
+
+  auto owned = std::make_unique<Entry>();
+  Entry& entry = *owned;
+  entry.id = nextEntryId_++;
+  entry.key = key;
+  entry.target = target;
+  entry.watchers.emplace(wid, std::move(cb));
+  entries_.emplace(entry.id, std::move(owned));
+  entryByKey_[key] = entry.id;
+  entryByWatch_[wid] = entry.id;
+
+  // "localhost" is loopback by definition (RFC 6761); never ask a server about it.
+  bool localhost = target.kind == Target::Kind::HostPort && lower(target.host) == "localhost";
+  if (target.kind == Target::Kind::Literal || localhost) {
+    Resolution& r = entry.resolution;
+    if (localhost) {
+      r.backends = {{SocketAddress::loopbackV4(target.port), 0, 1, target.host},
+                    {SocketAddress::loopbackV6(target.port), 0, 1, target.host}};
+    } else {
+      r.backends = {{target.address, 0, 1, target.host}};
+    }
+    normalize(&r.backends);
+    r.pending = false;
+    r.expires = Clock::time_point::max();
+    entry.hasGood = true;
+    loop_.defer([this, alive = std::weak_ptr<int>(alive_), eid = entry.id, wid] {
+      if (alive.lock()) notify(eid, {wid});
+    });
+    return wid;
+  }
+  // Started after the caller's batch, so no callback can run inside watch().
+  loop_.defer([this, alive = std::weak_ptr<int>(alive_), eid = entry.id] {
+    if (!alive.lock()) return;
+    if (Entry* e = findEntry(eid); e != nullptr && !e->lookup) startLookup(*e);
+  });
+  return wid;
+}
+
+void ServiceResolver::unwatch(WatchId id) {
+  auto it = entryByWatch_.find(id);
+  if (it == entryByWatch_.end()) return;
+  uint64_t eid = it->second;
+  entryByWatch_.erase(it);
+  Entry* entry = findEntry(eid);
+  if (entry == nullptr) return;
+  entry->watchers.erase(id);
+  if (!entry->watchers.empty()) return;
+  // Queries still in flight find no entry when they end and are dropped.
+  loop_.cancelTimer(entry->refreshTimer);
+  entryByKey_.erase(entry->key);
+  entries_.erase(eid);
+}
+
+const Resolution* ServiceResolver::resolution(WatchId id) const {
+  auto it = entryByWatch_.find(id);
+  if (it == entryByWatch_.end()) return nullptr;
+  auto e = entries_.find(it->second);
+  return e == entries_.end() ? nullptr : &e->second->resolution;
+}
+
+void ServiceResolver::refreshAll() {
+  size_t started = 0;
+  std::vector<uint64_t> ids;
+  for (auto& [id, entry] : entries_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    Entry* entry = findEntry(id);
+    // Literals and localhost never expire; a lookup already on its way will do.
+    if (entry == nullptr || entry->resolution.expires == Clock::time_point::max() || entry->lookup) continue;
+    loop_.cancelTimer(entry->refreshTimer);
+    entry->refreshTimer = 0;
+    entry->failuresInRow = 0;
+    startLookup(*entry);
+    ++started;
+  }
+  log::info("re-resolving all targets", {{"targets", std::to_string(started)}});
+}
+
+ServiceResolver::Entry* ServiceResolver::findEntry(uint64_t entryId) {
+  auto it = entries_.find(entryId);
+  return it == entries_.end() ? nullptr : it->second.get();
+}
+
+// --- lookups -------------------------------------------------------------------------
+
+void ServiceResolver::startLookup(Entry& entry) {
+  entry.refreshTimer = 0;
+  entry.lookup = std::make_unique<Lookup>();
+  entry.lookup->serial = nextLookupSerial_++;
+  ++counters_.lookups;
+  uint64_t eid = entry.id;
+  // Held while sending: ares_send may fail a query synchronously, and the lookup must
+  // not finish before all its queries are out.
+  entry.lookup->outstanding++;
+  if (entry.target.kind == Target::Kind::Srv) {
+    sendQuery(entry, entry.target.host, dns::kTypeSrv, kSrvQuestion);
+  } else {
+    sendQuery(entry, entry.target.host, dns::kTypeA, kHostAddress);
+    sendQuery(entry, entry.target.host, dns::kTypeAaaa, kHostAddress);
+  }
+  if (Entry* e = findEntry(eid); e != nullptr && e->lookup) {
+    if (--e->lookup->outstanding == 0) finishLookup(*e);
+  }
+  rearmTimer();
+}
+
+void ServiceResolver::sendQuery(Entry& entry, const std::string& name, uint16_t type, int purpose) {
+  Lookup& lookup = *entry.lookup;
+  unsigned char* buf = nullptr;
+  int len = 0;
+  int rc = ares_create_query(name.c_str(), dns::kClassIn, type, 0, 1, &buf, &len, 0);
+  if (rc != ARES_SUCCESS) {
+    if (lookup.failure.isOk()) {
+      lookup.failure = Status::error(dns::typeName(type) + " query for " + name + ": " + ares_strerror(rc));
+    }
+    return;
+  }
+  lookup.outstanding++;
+  ++counters_.queriesSent;
+  log::debug("DNS query", {{"name", name}, {"type", dns::typeName(type)}});
+  auto* query = new Query{this, entry.id, lookup.serial, name, type, purpose};
+  ares_send(channel_, buf, len, &ServiceResolver::onAnswer, query);
+  ares_free_string(buf);
+}
+
+void ServiceResolver::onAnswer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
+  std::unique_ptr<Query> query(static_cast<Query*>(arg));
+  if (status == ARES_EDESTRUCTION) return;  // the resolver is being destroyed
+  query->self->handleAnswer(*query, status, abuf, alen);
+}
+
+void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char* abuf, int alen) {
+  Entry* entry = findEntry(query.entryId);
+  if (entry == nullptr || !entry->lookup || entry->lookup->serial != query.serial) return;
+  Lookup& lookup = *entry->lookup;
+  const std::string what = dns::typeName(query.type) + " lookup of " + query.name;
+  auto fail = [&](Status s) {
+    ++counters_.queryFailures;
+    if (lookup.failure.isOk()) lookup.failure = std::move(s);
+  };
+
+  if (status != ARES_SUCCESS) {
+    fail(Status::error(what + " failed: " + ares_strerror(status)));
+  } else if (Result<dns::Message> m = dns::parseMessage(abuf, static_cast<size_t>(std::max(alen, 0))); !m) {
+    ++counters_.malformedAnswers;
+    log::error("malformed DNS answer", {{"name", query.name}, {"type", dns::typeName(query.type)}, {"error", m.status().message()}});
+    fail(m.status().withContext(what + ": malformed answer"));
+  } else if (m->header.rcode != dns::kRcodeNoError && m->header.rcode != dns::kRcodeNxDomain) {
+    fail(Status::error(what + ": server answered " + dns::rcodeName(m->header.rcode)));
+  } else {
+    if (m->header.truncated) {
+      log::warn("DNS answer still truncated after the TCP retry; using what it holds", {{"name", query.name}});
+    }
+    const bool nxdomain = m->header.rcode == dns::kRcodeNxDomain;
+    auto negative = [&] {
+      uint32_t fallback = static_cast<uint32_t>(options_.negativeTtl.count() / 1000);
+      lookup.ttl = std::min(lookup.ttl, dns::negativeTtl(*m, fallback));
+    };
+    if (query.purpose == kSrvQuestion) {
+      Result<dns::SrvAnswer> srv = dns::readSrvAnswer(*m, query.name);
+      if (!srv) {
+        ++counters_.malformedAnswers;
+        log::error("bad DNS answer", {{"name", query.name}, {"error", srv.status().message()}});
+        fail(srv.status().withContext(what + ": bad answer"));
+      } else if (nxdomain || srv->targets.empty()) {
+        lookup.emptyReason = query.name + (nxdomain ? ": no such name (NXDOMAIN)" : ": no SRV records");
+        negative();
+      } else {
+        lookup.ttl = std::min(lookup.ttl, srv->ttl);
+        for (const dns::SrvTarget& t : srv->targets) {
+          if (t.srv.target.empty() || t.srv.port == 0) continue;  // "." means no service here
+          for (const in_addr& a : t.addresses.v4)
+            lookup.backends.push_back({SocketAddress::ipv4(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
+          for (const in6_addr& a : t.addresses.v6)
+            lookup.backends.push_back({SocketAddress::ipv6(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
+          if (t.addresses.empty()) {
+            lookup.pendingTargets[lower(t.srv.target)].push_back(t.srv);
+          } else {
+            lookup.ttl = std::min(lookup.ttl, t.addresses.ttl);
+          }
+        }
+        if (lookup.backends.empty() && lookup.pendingTargets.empty()) {
+          lookup.emptyReason = query.name + ": SRV records name no usable target";
+        }
+        // Targets the server sent no addresses for get their own A and AAAA questions.
+        for (const auto& [target, records] : lookup.pendingTargets) {
+          sendQuery(*entry, records.front().target, dns::kTypeA, kTargetAddress);
+          sendQuery(*entry, records.front().target, dns::kTypeAaaa, kTargetAddress);
+        }
+      }
+    } else {
+      Result<dns::AddressSet> addresses = dns::readAddressAnswer(*m, query.name, query.type);
+      if (!addresses) {
+        ++counters_.malformedAnswers;
+        log::error("bad DNS answer", {{"name", query.name}, {"error", addresses.status().message()}});
+        fail(addresses.status().withContext(what + ": bad answer"));
+      } else if (addresses->empty()) {
+        if (nxdomain) lookup.addressNxdomains++;
+        negative();
+      } else {
+        lookup.ttl = std::min(lookup.ttl, addresses->ttl);
+        std::vector<dns::SrvData> owners;
+        if (query.purpose == kHostAddress) {
+          owners.push_back({0, 1, entry->target.port, query.name});
+        } else {
+          owners = lookup.pendingTargets[lower(query.name)];
+        }
+        for (const dns::SrvData& o : owners) {
+          for (const in_addr& a : addresses->v4) lookup.backends.push_back({SocketAddress::ipv4(a, o.port), o.priority, o.weight, o.target});
+          for (const in6_addr& a : addresses->v6) lookup.backends.push_back({SocketAddress::ipv6(a, o.port), o.priority, o.weight, o.target});
+        }
+      }
+    }
+  }
+  if (--lookup.outstanding == 0) finishLookup(*entry);
+}
+
+void ServiceResolver::finishLookup(Entry& entry) {
+  std::unique_ptr<Lookup> lookup = std::move(entry.lookup);
+  Resolution& r = entry.resolution;
+  const Resolution before = r;
+  normalize(&lookup->backends);
+  const std::string& name = entry.target.text;
+
+  if (!lookup->failure.isOk()) {
+    entry.failuresInRow++;
+    counters_.lookupFailures++;
+    Millis retry = options_.retryMin;
+    for (uint32_t i = 1; i < entry.failuresInRow && retry < options_.retryMax; ++i) retry *= 2;
+    retry = std::min(retry, options_.retryMax);
+    r.status = lookup->failure;
+    if (entry.hasGood) {
+      r.stale = true;
+      counters_.staleAnswersServed++;
+      log::warn("DNS lookup failed; serving the last good answer",
+                {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
+                 {"retry_in_ms", std::to_string(retry.count())}});
+    } else {
+      // Nothing better to serve: whatever part of the answer did arrive.
+      r.backends = std::move(lookup->backends);
+      log::warn("DNS lookup failed", {{"name", name}, {"error", lookup->failure.message()},
+                                      {"backends", describe(r.backends)}, {"retry_in_ms", std::to_string(retry.count())}});
+    }
+    scheduleRefresh(entry, retry);
+  } else {
+    entry.failuresInRow = 0;
+    entry.hasGood = true;
+    r.backends = std::move(lookup->backends);
+    r.stale = false;
+    if (!r.backends.empty()) {
+      r.status = Status::ok();
+    } else if (!lookup->emptyReason.empty()) {
+      r.status = Status::error(lookup->emptyReason);
+    } else if (entry.target.kind == Target::Kind::HostPort && lookup->addressNxdomains == 2) {
+      r.status = Status::error(entry.target.host + ": no such name (NXDOMAIN)");
+    } else if (entry.target.kind == Target::Kind::HostPort) {
+      r.status = Status::error(entry.target.host + ": no A or AAAA records");
+    } else {
+      r.status = Status::error(entry.target.host + ": SRV targets have no addresses");
+    }
+    Millis ttl = lookup->ttl == UINT32_MAX ? options_.negativeTtl : Millis(uint64_t{lookup->ttl} * 1000);
+    ttl = std::clamp(ttl, options_.minTtl, std::max(options_.minTtl, options_.maxTtl));
+    r.expires = loop_.now() + ttl;
+    // Refresh well before expiry, at a jittered point so many shims do not ask together.
+    rng_ = rng_ * 6364136223846793005ull + 1442695040888963407ull;
+    double fraction = 0.75 + 0.15 * static_cast<double>(rng_ >> 11) / static_cast<double>(1ull << 53);
+    scheduleRefresh(entry, Millis(static_cast<int64_t>(static_cast<double>(ttl.count()) * fraction)));
+    log::debug("DNS answer", {{"name", name}, {"backends", describe(r.backends)}, {"ttl_ms", std::to_string(ttl.count())},
+                              {"status", r.status.message()}});
+    if (!before.pending && before.backends != r.backends) {
+      log::info("backends changed", {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()}});
+    } else if (!before.pending && before.stale) {
+      log::info("DNS lookups recovered", {{"name", name}, {"backends", describe(r.backends)}});
+    }
+  }
+  r.pending = false;
+  bool changed = before.pending || before.backends != r.backends || before.stale != r.stale ||
+                 (r.backends.empty() && before.status.message() != r.status.message());
+  if (changed) notify(entry.id);
+}
+
+void ServiceResolver::scheduleRefresh(Entry& entry, Millis delay) {
+  loop_.cancelTimer(entry.refreshTimer);
+  entry.refreshTimer = loop_.addTimer(delay, [this, eid = entry.id] {
+    Entry* e = findEntry(eid);
+    if (e == nullptr) return;
+    e->refreshTimer = 0;
+    if (!e->lookup) startLookup(*e);
+  });
+}
+
+void ServiceResolver::notify(uint64_t entryId, const std::vector<WatchId>& only) {
+  Entry* entry = findEntry(entryId);
+  if (entry == nullptr) return;
+  // Callbacks may unwatch (even this entry): work from copies and look up again each time.
+  const Resolution snapshot = entry->resolution;
+  std::vector<WatchId> ids = only;
+  if (ids.empty()) {
+    for (const auto& [wid, cb] : entry->watchers) ids.push_back(wid);
+  }
+  for (WatchId wid : ids) {
+    Entry* e = findEntry(entryId);
+    if (e == nullptr) return;
+    auto it = e->watchers.find(wid);
+    if (it == e->watchers.end()) continue;
+    Callback cb = it->second;
+    cb(snapshot);
+  }
+}
+
+// --- c-ares plumbing ------------------------------------------------------------------
+
+void ServiceResolver::onSocketState(void* data, ares_socket_t fd, int readable, int writable) {
+  static_cast<ServiceResolver*>(data)->socketState(fd, readable != 0, writable != 0);
+}
+
+void ServiceResolver::socketState(int fd, bool readable, bool writable) {
+  auto it = sockets_.find(fd);
+  if (!readable && !writable) {
+    if (it == sockets_.end()) return;
+    loop_.remove(fd);
+    it->second->owner_ = nullptr;
+    // Events for this handler may still be queued in the current batch.
+    std::shared_ptr<Socket> detached(std::move(it->second));
+    loop_.defer([detached] {});
+    sockets_.erase(it);
+    return;
+  }
+  uint32_t events = (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
+  Status s;
+  if (it == sockets_.end()) {
+    auto socket = std::make_unique<Socket>(this, fd);
+    s = loop_.add(fd, events, socket.get());
+    sockets_.emplace(fd, std::move(socket));
+  } else {
+    s = loop_.modify(fd, events, it->second.get());
+  }
+  // c-ares will time the query out; nothing better to do here.
+  if (!s) log::error("cannot watch DNS socket", {{"error", s.message()}});
+}
+
+void ServiceResolver::socketReady(int fd, uint32_t events) {
+  ares_socket_t readFd = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? fd : ARES_SOCKET_BAD;
+  ares_socket_t writeFd = (events & EPOLLOUT) ? fd : ARES_SOCKET_BAD;
+  ares_process_fd(channel_, readFd, writeFd);
+  rearmTimer();
+}
+
+void ServiceResolver::rearmTimer() {
+  loop_.cancelTimer(aresTimer_);
+  aresTimer_ = 0;
+  timeval tv{};
+  if (ares_timeout(channel_, nullptr, &tv) == nullptr) return;  // no query pending
+  Millis delay(int64_t{tv.tv_sec} * 1000 + (tv.tv_usec + 999) / 1000);
+  aresTimer_ = loop_.addTimer(delay, [this] {
+    aresTimer_ = 0;
+    ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // expires timed-out queries
+    rearmTimer();
+  });
+}
+
+}  // namespace connectable

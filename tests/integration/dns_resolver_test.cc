@@ -1,0 +1,572 @@
+// ServiceResolver against a real dnsmasq, and against an in-process server that sends
+// broken answers on purpose. Record data stays within 127.0.0.1, ::1 and 198.18.0.0/15;
+// every query goes to loopback.
+#define BOOST_TEST_MODULE dns resolver integration
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/test/unit_test.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/dns_message.h"
+#include "common/event_loop.h"
+#include "common/srv_resolver.h"
+#include "common/target.h"
+#include "tests/support/dns_packet.h"
+#include "tests/support/dnsmasq.h"
+
+using namespace connectable;
+using connectable::testing::DnsPacket;
+using connectable::testing::Dnsmasq;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// Short timeouts so failures show within a second; the TTL floor stays at its default.
+ResolverOptions fastOptions(uint16_t port) {
+  ResolverOptions o;
+  o.servers = {*SocketAddress::parseIp("127.0.0.1", port)};
+  o.queryTimeout = 300ms;
+  o.tries = 1;
+  o.retryMin = 200ms;
+  o.retryMax = 1000ms;
+  return o;
+}
+
+// One step of a scenario: after `hold`, wait up to `timeout` for `until`, then run `then`.
+struct Step {
+  std::string name;
+  std::function<bool()> until;
+  Millis timeout{5000};
+  std::function<void()> then = nullptr;
+  Millis hold{0};
+};
+
+Step pauseFor(Millis d, std::function<void()> then = nullptr) {
+  return {"wait " + std::to_string(d.count()) + " ms", [] { return true; }, 0ms, std::move(then), d};
+}
+
+// Runs the loop through the steps in order. Returns "" when all passed, else the name of
+// the step that timed out. EventLoop::run() cannot run again after stop(): one call per test.
+std::string runSteps(EventLoop& loop, std::vector<Step> steps) {
+  size_t i = 0;
+  auto stepStart = Clock::now();
+  std::string failed;
+  std::function<void()> poll = [&] {
+    while (i < steps.size()) {
+      Step& s = steps[i];
+      auto elapsed = Clock::now() - stepStart;
+      if (elapsed >= s.hold && s.until()) {
+        if (s.then) s.then();
+        ++i;
+        stepStart = Clock::now();
+        continue;
+      }
+      if (elapsed > s.hold + s.timeout) {
+        failed = s.name;
+        break;
+      }
+      loop.addTimer(10ms, poll);
+      return;
+    }
+    loop.stop();
+  };
+  loop.defer(poll);
+  loop.run();
+  return failed;
+}
+
+// A loop and a resolver, recording every callback of the watches it makes.
+struct Harness {
+  EventLoop loop;
+  std::unique_ptr<ServiceResolver> resolver;
+  std::vector<Resolution> updates;
+  ServiceResolver::WatchId id = 0;
+
+  explicit Harness(ResolverOptions options) {
+    BOOST_REQUIRE(loop.init().isOk());
+    resolver = std::make_unique<ServiceResolver>(loop, std::move(options));
+    Status s = resolver->init();
+    BOOST_REQUIRE_MESSAGE(s.isOk(), s.message());
+  }
+  ~Harness() { resolver.reset(); }
+
+  ServiceResolver::WatchId watch(const std::string& text, std::vector<Resolution>* sink = nullptr) {
+    Result<Target> t = parseTarget(text);
+    BOOST_REQUIRE_MESSAGE(t.isOk(), t.status().message());
+    if (sink == nullptr) sink = &updates;
+    id = resolver->watch(*t, [sink](const Resolution& r) { sink->push_back(r); });
+    return id;
+  }
+  const Resolution& current() const { return *resolver->resolution(id); }
+  bool answered() const { return !updates.empty(); }
+};
+
+const ResolvedBackend* find(const Resolution& r, const std::string& address) {
+  for (const auto& b : r.backends)
+    if (b.address.toString() == address) return &b;
+  return nullptr;
+}
+
+std::string addresses(const Resolution& r) {
+  std::string out;
+  for (const auto& b : r.backends) out += b.address.toString() + " ";
+  return out;
+}
+
+const std::string kSrvName = "redis.service.connectable.test";
+
+std::vector<std::string> withBase(std::vector<std::string> records, const std::string& ttl) {
+  // Local only: a name not configured is NXDOMAIN, never forwarded anywhere.
+  records.push_back("local=/connectable.test/");
+  records.push_back("local-ttl=" + ttl);
+  return records;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(SrvResolver)
+
+BOOST_AUTO_TEST_CASE(ResolvesSrvToBackendsWithPriorityWeightAndPortFromAdditionalRecords) {
+  Dnsmasq dns(withBase({"srv-host=" + kSrvName + ",a.connectable.test,6379,1,10",
+                        "srv-host=" + kSrvName + ",a.connectable.test,6380,1,20",
+                        "srv-host=" + kSrvName + ",b.connectable.test,6379,2,5",
+                        "host-record=a.connectable.test,198.18.0.1,::1", "host-record=b.connectable.test,198.18.0.2"},
+                       "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch(kSrvName);
+  BOOST_TEST(h.current().pending);  // nothing yet, and no callback from inside watch()
+  BOOST_TEST(h.updates.empty());
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+
+  const Resolution& r = h.current();
+  BOOST_TEST(!r.pending);
+  BOOST_TEST(!r.stale);
+  BOOST_TEST(r.status.isOk(), r.status.message());
+  BOOST_TEST_REQUIRE(r.backends.size() == 5u, addresses(r));
+  const ResolvedBackend* a = find(r, "198.18.0.1:6379");
+  BOOST_REQUIRE(a);
+  BOOST_TEST(a->priority == 1);
+  BOOST_TEST(a->weight == 10);
+  BOOST_TEST(a->host == "a.connectable.test");
+  const ResolvedBackend* a6 = find(r, "[::1]:6380");  // same host, other port: its own backend
+  BOOST_REQUIRE(a6);
+  BOOST_TEST(a6->weight == 20);
+  BOOST_REQUIRE(find(r, "198.18.0.1:6380"));
+  BOOST_REQUIRE(find(r, "[::1]:6379"));
+  const ResolvedBackend* b = find(r, "198.18.0.2:6379");
+  BOOST_REQUIRE(b);
+  BOOST_TEST(b->priority == 2);
+  BOOST_TEST(b->weight == 5);
+  // The additional section was enough: no address questions.
+  BOOST_TEST(dns.queryCount("SRV", kSrvName) == 1);
+  BOOST_TEST(dns.queryCount("A", "a.connectable.test") == 0);
+  BOOST_TEST(dns.queryCount("AAAA", "a.connectable.test") == 0);
+  BOOST_TEST(h.updates.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(LooksUpSrvTargetsThatCameWithoutAddresses) {
+  Dnsmasq dns(withBase({"srv-host=web.connectable.test,c.connectable.test,8080,0,1",
+                        "srv-host=web.connectable.test,alias.connectable.test,8081,0,1",
+                        "address=/c.connectable.test/198.18.0.3", "cname=alias.connectable.test,a.connectable.test",
+                        "host-record=a.connectable.test,198.18.0.1"},
+                       "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("web.connectable.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  const Resolution& r = h.current();
+  BOOST_TEST(r.status.isOk(), r.status.message());
+  BOOST_TEST(r.backends.size() == 2u, addresses(r));
+  BOOST_TEST(find(r, "198.18.0.3:8080"));
+  BOOST_TEST(find(r, "198.18.0.1:8081"));  // through the CNAME
+  BOOST_TEST(dns.queryCount("A", "c.connectable.test") == 1);
+  BOOST_TEST(dns.queryCount("AAAA", "c.connectable.test") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(ResolvesHostPortToBothAddressFamiliesWithTheFixedPort) {
+  Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10,::1"}, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("db.connectable.test:5432");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  const Resolution& r = h.current();
+  BOOST_TEST(r.status.isOk(), r.status.message());
+  BOOST_TEST_REQUIRE(r.backends.size() == 2u, addresses(r));
+  BOOST_TEST(find(r, "198.18.0.10:5432"));
+  BOOST_TEST(find(r, "[::1]:5432"));
+  BOOST_TEST(r.backends[0].priority == 0);
+  BOOST_TEST(r.backends[0].weight == 1);
+  BOOST_TEST(dns.queryCount("A", "db.connectable.test") == 1);
+  BOOST_TEST(dns.queryCount("AAAA", "db.connectable.test") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(HonoursTheTtlFloorWhenTheServerSaysZero) {
+  Dnsmasq dns(withBase({"srv-host=" + kSrvName + ",a.connectable.test,6379", "host-record=a.connectable.test,198.18.0.1"},
+                       "0"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));  // minTtl: the default 1 s
+  h.watch(kSrvName);
+  int afterThreeSeconds = 0;
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }},
+                                        pauseFor(3000ms, [&] { afterThreeSeconds = dns.queryCount("SRV", kSrvName); })}),
+                      "");
+  // Refreshes at 75-90% of the 1 s floor: the first query and 3 or 4 more, not hundreds.
+  BOOST_TEST_MESSAGE("SRV queries in 3 s with TTL 0 and a 1 s floor: " << afterThreeSeconds);
+  BOOST_TEST(afterThreeSeconds >= 3);
+  BOOST_TEST(afterThreeSeconds <= 5);
+  BOOST_TEST(h.current().status.isOk());
+  BOOST_TEST(h.updates.size() == 1u);  // refreshes with the same answer notify nobody
+}
+
+BOOST_AUTO_TEST_CASE(SendsNoQueryWhileTheCacheIsFresh) {
+  Dnsmasq dns(withBase({"srv-host=" + kSrvName + ",a.connectable.test,6379", "host-record=a.connectable.test,198.18.0.1"},
+                       "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch(kSrvName);
+  std::vector<Resolution> second;
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }},
+                                        pauseFor(2000ms, [&] { h.watch(kSrvName, &second); }),
+                                        {"second watch served from the cache", [&] { return !second.empty(); }}}),
+                      "");
+  BOOST_TEST(dns.queryCount("SRV", kSrvName) == 1);
+  BOOST_TEST(h.resolver->counters().queriesSent == 1u);
+  BOOST_TEST(h.resolver->cachedTargets() == 1u);
+  BOOST_REQUIRE(second.size() == 1u);
+  BOOST_TEST(find(second[0], "198.18.0.1:6379"));
+}
+
+BOOST_AUTO_TEST_CASE(RefreshAllReResolvesAtOnce) {
+  Dnsmasq dns(withBase({"srv-host=" + kSrvName + ",a.connectable.test,6379", "host-record=a.connectable.test,198.18.0.1"},
+                       "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch(kSrvName);
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms, [&] { h.resolver->refreshAll(); }},
+                                        {"second query", [&] { return dns.queryCount("SRV", kSrvName) == 2; }, 1000ms}}),
+                      "");
+}
+
+BOOST_AUTO_TEST_CASE(BackgroundRefreshPicksUpAChangedRecord) {
+  auto records = [](const char* ip) {
+    return withBase({"srv-host=" + kSrvName + ",a.connectable.test,6379", std::string("host-record=a.connectable.test,") + ip},
+                    "1");
+  };
+  Dnsmasq dns(records("198.18.0.1"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch(kSrvName);
+  BOOST_REQUIRE_EQUAL(
+      runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms, [&] { dns.restart(records("198.18.0.5")); }},
+                        {"new address", [&] { return find(h.current(), "198.18.0.5:6379") != nullptr; }, 5000ms}}),
+      "");
+  BOOST_TEST(h.current().backends.size() == 1u, addresses(h.current()));
+  BOOST_TEST(!h.current().stale);
+  BOOST_REQUIRE(!h.updates.empty());
+  BOOST_TEST(find(h.updates.back(), "198.18.0.5:6379"));  // watchers were told
+}
+
+BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenServerStopsResponding) {
+  Dnsmasq dns(withBase({"srv-host=" + kSrvName + ",a.connectable.test,6379", "host-record=a.connectable.test,198.18.0.1"},
+                       "1"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch(kSrvName);
+  Resolution whileStale;
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms, [&] { dns.pause(); }},
+                                        {"marked stale", [&] { return h.current().stale; }, 5000ms,
+                                         [&] {
+                                           whileStale = h.current();
+                                           dns.resume();
+                                         }},
+                                        {"fresh again", [&] { return !h.current().stale; }, 5000ms}}),
+                      "");
+  BOOST_TEST(find(whileStale, "198.18.0.1:6379"));
+  BOOST_TEST(whileStale.backends.size() == 1u);
+  BOOST_TEST(!whileStale.status.isOk());
+  BOOST_TEST(contains(whileStale.status.message(), "Timeout"), whileStale.status.message());
+  BOOST_TEST(h.resolver->counters().staleAnswersServed >= 1u);
+  BOOST_TEST(h.current().status.isOk());
+  BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
+  // Told when it went stale and when it recovered; the addresses never changed.
+  BOOST_TEST(h.updates.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenServerIsGone) {
+  Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "1"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("db.connectable.test:5432");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms, [&] { dns.stop(); }},
+                                        {"marked stale", [&] { return h.current().stale; }, 5000ms}}),
+                      "");
+  BOOST_TEST(find(h.current(), "198.18.0.10:5432"));
+  BOOST_TEST(!h.current().status.isOk());
+  BOOST_TEST_MESSAGE("status while the server is gone: " << h.current().status.message());
+}
+
+BOOST_AUTO_TEST_CASE(NxdomainMeansNoBackendsWithAClearStatus) {
+  Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  std::vector<Resolution> srv, host;
+  auto srvId = h.watch("nope.connectable.test", &srv);
+  auto hostId = h.watch("nohost.connectable.test:80", &host);
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"both answered", [&] { return !srv.empty() && !host.empty(); }}}), "");
+  for (const Resolution* r : {h.resolver->resolution(srvId), h.resolver->resolution(hostId)}) {
+    BOOST_TEST(!r->pending);  // answered, and empty: not "no answer yet"
+    BOOST_TEST(r->backends.empty());
+    BOOST_TEST(!r->stale);
+    BOOST_TEST(contains(r->status.message(), "NXDOMAIN"), r->status.message());
+  }
+  BOOST_TEST(h.resolver->counters().lookupFailures == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(RetriesOverTcpWhenTheUdpAnswerIsTruncated) {
+  std::vector<std::string> records = {"host-record=a.connectable.test,198.18.0.1"};
+  for (int i = 1; i <= 40; ++i) records.push_back("srv-host=big.connectable.test,a.connectable.test," + std::to_string(7000 + i) + ",1,1");
+  Dnsmasq dns(withBase(records, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("big.connectable.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  // 40 SRV records do not fit 512 bytes of UDP: all of them means the TCP retry worked.
+  BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+  BOOST_TEST(h.current().backends.size() == 40u);
+  BOOST_TEST(find(h.current(), "198.18.0.1:7001"));
+  BOOST_TEST(find(h.current(), "198.18.0.1:7040"));
+  // dnsmasq saw the question twice: over UDP, then over TCP.
+  BOOST_TEST(dns.queryCount("SRV", "big.connectable.test") == 2);
+  BOOST_TEST(h.resolver->counters().queriesSent == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(UnwatchStopsTheRefreshes) {
+  Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "1"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("db.connectable.test:5432");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms, [&] { h.resolver->unwatch(h.id); }},
+                                        pauseFor(2500ms)}),
+                      "");
+  BOOST_TEST(dns.queryCount("A", "db.connectable.test") == 1);
+  BOOST_TEST(h.resolver->cachedTargets() == 0u);
+  BOOST_TEST(h.resolver->resolution(h.id) == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(LiteralTargetsNeedNoDns) {
+  Harness h(fastOptions(9));  // nothing listens there; nothing must be asked
+  h.watch("198.18.0.5:6379");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"answer", [&] { return h.answered(); }, 1000ms}}), "");
+  BOOST_TEST(h.current().backends.size() == 1u);
+  BOOST_TEST(find(h.current(), "198.18.0.5:6379"));
+  BOOST_TEST(h.resolver->counters().queriesSent == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(LocalhostIsLoopbackWithoutAQuery) {
+  Harness h(fastOptions(9));
+  h.watch("localhost:6379");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"answer", [&] { return h.answered(); }, 1000ms}}), "");
+  BOOST_TEST(h.current().backends.size() == 2u);
+  BOOST_TEST(find(h.current(), "127.0.0.1:6379"));
+  BOOST_TEST(find(h.current(), "[::1]:6379"));
+  BOOST_TEST(h.resolver->counters().queriesSent == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+// A UDP DNS server on loopback in the test's own loop, answering with whatever the test
+// builds, broken or not.
+class FakeDnsServer : public IoHandler {
+ public:
+  // Returns the response bytes; an empty vector means "do not answer".
+  using Responder = std::function<std::vector<uint8_t>(uint16_t id, const std::string& name, uint16_t type, int nth)>;
+
+  FakeDnsServer(EventLoop& loop, Responder responder) : loop_(loop), responder_(std::move(responder)) {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(fd_ >= 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+    socklen_t len = sizeof sin;
+    BOOST_REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&sin), &len) == 0);
+    port_ = ntohs(sin.sin_port);
+    BOOST_REQUIRE(loop_.add(fd_, EPOLLIN, this).isOk());
+  }
+  ~FakeDnsServer() override {
+    loop_.remove(fd_);
+    close(fd_);
+  }
+
+  uint16_t port() const { return port_; }
+  int queries() const { return queries_; }
+
+  void onIo(uint32_t) override {
+    uint8_t buf[1500];
+    sockaddr_storage from{};
+    socklen_t fromLen = sizeof from;
+    ssize_t n;
+    while ((n = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fromLen)) > 0) {
+      // Our own resolver's questions: one uncompressed name after the header.
+      size_t pos = 12;
+      std::string name;
+      while (pos < static_cast<size_t>(n) && buf[pos] != 0) {
+        if (!name.empty()) name += '.';
+        name.append(reinterpret_cast<char*>(buf + pos + 1), buf[pos]);
+        pos += 1u + buf[pos];
+      }
+      uint16_t id = static_cast<uint16_t>((buf[0] << 8) | buf[1]);
+      uint16_t type = static_cast<uint16_t>((buf[pos + 1] << 8) | buf[pos + 2]);
+      std::vector<uint8_t> reply = responder_(id, name, type, ++queries_);
+      if (!reply.empty()) sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), fromLen);
+      fromLen = sizeof from;
+    }
+  }
+
+ private:
+  EventLoop& loop_;
+  Responder responder_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  int queries_ = 0;
+};
+
+DnsPacket goodSrv(uint16_t id, const std::string& name) {
+  DnsPacket p(DnsPacket::kResponseFlags, id);
+  p.question(name, dns::kTypeSrv);
+  p.srv(DnsPacket::Answer, name, 1, 1, 6379, "a.connectable.test", 1)
+      .a(DnsPacket::Additional, "a.connectable.test", "198.18.0.1", 1);
+  return p;
+}
+
+// A harness whose resolver talks to a FakeDnsServer in its own loop.
+struct FakeHarness {
+  explicit FakeHarness(FakeDnsServer::Responder responder) {
+    BOOST_REQUIRE(loop.init().isOk());
+    server = std::make_unique<FakeDnsServer>(loop, std::move(responder));
+    resolver = std::make_unique<ServiceResolver>(loop, fastOptions(server->port()));
+    BOOST_REQUIRE(resolver->init().isOk());
+    Result<Target> t = parseTarget(kSrvName);
+    BOOST_REQUIRE(t.isOk());
+    id = resolver->watch(*t, [this](const Resolution& r) { updates.push_back(r); });
+  }
+  ~FakeHarness() {
+    resolver.reset();
+    server.reset();
+  }
+  const Resolution& current() const { return *resolver->resolution(id); }
+
+  EventLoop loop;
+  std::unique_ptr<FakeDnsServer> server;
+  std::unique_ptr<ServiceResolver> resolver;
+  std::vector<Resolution> updates;
+  ServiceResolver::WatchId id = 0;
+};
+
+// Good first, then `bad` for every later question.
+FakeDnsServer::Responder goodThen(std::function<std::vector<uint8_t>(uint16_t, const std::string&)> bad) {
+  return [bad](uint16_t id, const std::string& name, uint16_t, int nth) {
+    return nth == 1 ? goodSrv(id, name).bytes() : bad(id, name);
+  };
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(SrvResolverBadAnswers)
+
+BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenAnAnswerIsMalformed) {
+  FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
+    DnsPacket p(DnsPacket::kResponseFlags, id);
+    p.question(name, dns::kTypeSrv);
+    p.name(name).recordHeader(dns::kTypeSrv, 1).u16(300).u16(0);  // rdlength far past the end
+    p.bumpCount(DnsPacket::Answer);
+    return p.bytes();
+  }));
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"stale", [&] { return h.current().stale; }}}), "");
+  BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
+  BOOST_TEST(contains(h.current().status.message(), "malformed"), h.current().status.message());
+  BOOST_TEST(h.resolver->counters().malformedAnswers >= 1u);
+}
+
+BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenANameIsLongerThan253Characters) {
+  FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
+    std::string longName;
+    for (int i = 0; i < 5; ++i) longName += std::string(60, 'a') + ".";
+    DnsPacket p(DnsPacket::kResponseFlags, id);
+    p.question(name, dns::kTypeSrv);
+    p.srv(DnsPacket::Answer, name, 1, 1, 6379, longName + "test", 1);
+    return p.bytes();
+  }));
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"stale", [&] { return h.current().stale; }}}), "");
+  BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
+  BOOST_TEST(contains(h.current().status.message(), "longer than 255"), h.current().status.message());
+}
+
+BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenCnamesLoop) {
+  FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
+    DnsPacket p(DnsPacket::kResponseFlags, id);
+    p.question(name, dns::kTypeSrv);
+    p.cname(DnsPacket::Answer, name, "x.connectable.test", 1).cname(DnsPacket::Answer, "x.connectable.test", name, 1);
+    return p.bytes();
+  }));
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"stale", [&] { return h.current().stale; }}}), "");
+  BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
+  BOOST_TEST(contains(h.current().status.message(), "CNAME"), h.current().status.message());
+}
+
+BOOST_AUTO_TEST_CASE(IgnoresUnrelatedAdditionalRecords) {
+  FakeHarness h([](uint16_t id, const std::string& name, uint16_t, int) {
+    DnsPacket p(DnsPacket::kResponseFlags, id);
+    p.question(name, dns::kTypeSrv);
+    p.srv(DnsPacket::Answer, name, 1, 1, 6379, "a.connectable.test", 30)
+        .txt(DnsPacket::Additional, "a.connectable.test", "not an address")
+        .aaaa(DnsPacket::Additional, "a.connectable.test", "::1")
+        .a(DnsPacket::Additional, "a.connectable.test", "198.18.0.1")
+        .a(DnsPacket::Additional, "elsewhere.connectable.test", "198.18.0.99");
+    return p.bytes();
+  });
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"answer", [&] { return !h.updates.empty(); }}}), "");
+  BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+  BOOST_TEST(h.current().backends.size() == 2u, addresses(h.current()));
+  BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
+  BOOST_TEST(find(h.current(), "[::1]:6379"));
+}
+
+BOOST_AUTO_TEST_CASE(AFirstLookupThatTimesOutIsAnAnswerWithNoBackends) {
+  FakeHarness h([](uint16_t, const std::string&, uint16_t, int) { return std::vector<uint8_t>(); });
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"failure reported", [&] { return !h.updates.empty(); }}}), "");
+  const Resolution& r = h.current();
+  BOOST_TEST(!r.pending);
+  BOOST_TEST(!r.stale);  // nothing to be stale about
+  BOOST_TEST(r.backends.empty());
+  BOOST_TEST(contains(r.status.message(), "Timeout"), r.status.message());
+  BOOST_TEST(h.resolver->counters().lookupFailures >= 1u);
+}
+
+BOOST_AUTO_TEST_CASE(ServerFailureKeepsTheLastAnswer) {
+  FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
+    DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
+    p.question(name, dns::kTypeSrv);
+    return p.bytes();
+  }));
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"stale", [&] { return h.current().stale; }}}), "");
+  BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
+  BOOST_TEST_MESSAGE("status after SERVFAIL: " << h.current().status.message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,350 @@
+#include "common/dns_message.h"
+
+#include <arpa/inet.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include "tests/support/dns_packet.h"
+
+using connectable::testing::DnsPacket;
+namespace dns = connectable::dns;
+
+namespace {
+
+connectable::Result<dns::Message> parse(const std::vector<uint8_t>& b) {
+  return dns::parseMessage(b.data(), b.size());
+}
+
+std::string ip(const in_addr& a) {
+  char buf[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a, buf, sizeof buf);
+  return buf;
+}
+std::string ip(const in6_addr& a) {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, &a, buf, sizeof buf);
+  return buf;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// A question for `name` followed by `type`, the usual start of every answer below.
+DnsPacket answerTo(const char* name, uint16_t type, uint16_t flags = DnsPacket::kResponseFlags) {
+  DnsPacket p(flags);
+  p.question(name, type);
+  return p;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(DnsMessage)
+
+BOOST_AUTO_TEST_CASE(ReadsHeaderFlagsAndRcode) {
+  auto m = parse(answerTo("nx.example.test", dns::kTypeSrv, 0x8583).bytes());
+  BOOST_REQUIRE(m);
+  BOOST_TEST(m->header.id == 0x4242);
+  BOOST_TEST(m->header.response);
+  BOOST_TEST(m->header.authoritative);
+  BOOST_TEST(!m->header.truncated);
+  BOOST_TEST(m->header.rcode == dns::kRcodeNxDomain);
+  BOOST_REQUIRE(m->questions.size() == 1u);
+  BOOST_TEST(m->questions[0].name == "nx.example.test");
+  BOOST_TEST(m->questions[0].type == dns::kTypeSrv);
+  BOOST_TEST(dns::rcodeName(m->header.rcode) == "NXDOMAIN");
+}
+
+BOOST_AUTO_TEST_CASE(ReadsSrvRecordsWithTheirAdditionalAddressesAndTtls) {
+  DnsPacket p = answerTo("redis.service.consul", dns::kTypeSrv);
+  p.srv(DnsPacket::Answer, "redis.service.consul", 1, 10, 6379, "a.node.consul", 0)
+      .srv(DnsPacket::Answer, "redis.service.consul", 2, 5, 6380, "b.node.consul", 0)
+      .a(DnsPacket::Additional, "a.node.consul", "198.18.0.1", 0)
+      .aaaa(DnsPacket::Additional, "a.node.consul", "::1", 0);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  BOOST_TEST(m->answers.size() == 2u);
+  BOOST_TEST(m->additional.size() == 2u);
+  auto srv = dns::readSrvAnswer(*m, "redis.service.consul");
+  BOOST_REQUIRE(srv);
+  BOOST_REQUIRE(srv->targets.size() == 2u);
+  BOOST_TEST(srv->ttl == 0u);
+  const auto& a = srv->targets[0];
+  BOOST_TEST(a.srv.priority == 1);
+  BOOST_TEST(a.srv.weight == 10);
+  BOOST_TEST(a.srv.port == 6379);
+  BOOST_TEST(a.srv.target == "a.node.consul");
+  BOOST_REQUIRE(a.addresses.v4.size() == 1u);
+  BOOST_TEST(ip(a.addresses.v4[0]) == "198.18.0.1");
+  BOOST_REQUIRE(a.addresses.v6.size() == 1u);
+  BOOST_TEST(ip(a.addresses.v6[0]) == "::1");
+  // No additional record for b: the caller must look it up.
+  BOOST_TEST(srv->targets[1].addresses.empty());
+}
+
+BOOST_AUTO_TEST_CASE(SrvTtlIsTheLowestOfTheRecordsUsed) {
+  DnsPacket p = answerTo("_x._tcp.example.test", dns::kTypeSrv);
+  p.srv(DnsPacket::Answer, "_x._tcp.example.test", 0, 0, 80, "h.example.test", 60)
+      .srv(DnsPacket::Answer, "_x._tcp.example.test", 0, 0, 81, "h.example.test", 20)
+      .a(DnsPacket::Additional, "h.example.test", "198.18.0.2", 5);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(m);
+  auto srv = dns::readSrvAnswer(*m, "_x._tcp.example.test");
+  BOOST_REQUIRE(srv);
+  BOOST_TEST(srv->ttl == 20u);
+  BOOST_TEST(srv->targets[0].addresses.ttl == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(DecompressesNamesThatPointBackwards) {
+  DnsPacket p = answerTo("svc.example.test", dns::kTypeSrv);  // question name at offset 12
+  // Owner: pointer to the question name; target "node" + pointer to "example.test" (offset 16).
+  p.pointer(12).recordHeader(dns::kTypeSrv, 30);
+  std::vector<uint8_t> rd = {0, 1, 0, 2, 0x18, 0xEB};
+  p.u16(static_cast<uint16_t>(rd.size() + 5 + 2)).raw(rd).labels("node").pointer(16);
+  p.bumpCount(DnsPacket::Answer);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  BOOST_REQUIRE(m->answers.size() == 1u);
+  BOOST_TEST(m->answers[0].name == "svc.example.test");
+  BOOST_TEST(m->answers[0].srv.target == "node.example.test");
+  BOOST_TEST(m->answers[0].srv.port == 6379);
+}
+
+BOOST_AUTO_TEST_CASE(RejectsACompressionLoop) {
+  DnsPacket p = answerTo("a.example.test", dns::kTypeA);
+  size_t self = p.size();
+  p.pointer(self).recordHeader(dns::kTypeA, 30).u16(4).u32(0xC6120001);  // owner points to itself
+  p.bumpCount(DnsPacket::Answer);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(!m);
+  BOOST_TEST(contains(m.status().message(), "does not point backwards"), m.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(RejectsATwoStepCompressionLoop) {
+  DnsPacket p = answerTo("a.example.test", dns::kTypeA);
+  size_t first = p.size();
+  // "x" then a pointer forward to the second name, which points back to the first.
+  p.labels("x").pointer(first + 4).pointer(first);
+  p.bumpCount(DnsPacket::Answer);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(!m);
+  BOOST_TEST(contains(m.status().message(), "compression pointer"), m.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(RejectsAPointerOutsideTheMessage) {
+  DnsPacket p = answerTo("a.example.test", dns::kTypeA);
+  p.pointer(0x3FFF).recordHeader(dns::kTypeA, 30).u16(4).u32(0xC6120001);
+  p.bumpCount(DnsPacket::Answer);
+  BOOST_TEST(!parse(p.bytes()));
+}
+
+BOOST_AUTO_TEST_CASE(RejectsRdlengthRunningPastTheEnd) {
+  DnsPacket p = answerTo("a.example.test", dns::kTypeA);
+  p.name("a.example.test").recordHeader(dns::kTypeA, 30).u16(400).u32(0xC6120001);
+  p.bumpCount(DnsPacket::Answer);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(!m);
+  BOOST_TEST(contains(m.status().message(), "runs past the end"), m.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(RejectsAnAddressRecordOfTheWrongLength) {
+  DnsPacket p = answerTo("a.example.test", dns::kTypeA);
+  p.record(DnsPacket::Answer, "a.example.test", dns::kTypeA, 30, {198, 18, 0});
+  BOOST_TEST(!parse(p.bytes()));
+  DnsPacket q = answerTo("a.example.test", dns::kTypeAaaa);
+  q.record(DnsPacket::Answer, "a.example.test", dns::kTypeAaaa, 30, {0, 0, 0, 1});
+  BOOST_TEST(!parse(q.bytes()));
+}
+
+BOOST_AUTO_TEST_CASE(RejectsAnSrvTargetThatSpillsOutOfItsRdata) {
+  DnsPacket p = answerTo("s.example.test", dns::kTypeSrv);
+  // rdlength says 9 but the target name needs more: it must not be read from the next bytes.
+  p.name("s.example.test").recordHeader(dns::kTypeSrv, 30).u16(9).u16(0).u16(0).u16(80).labels("host").u8(0);
+  p.bumpCount(DnsPacket::Answer);
+  BOOST_TEST(!parse(p.bytes()));
+}
+
+BOOST_AUTO_TEST_CASE(RejectsNamesLongerThan253Characters) {
+  std::string longName;
+  for (int i = 0; i < 5; ++i) longName += std::string(50, 'a' + i) + ".";
+  longName += "test";  // 5*51 + 4 = 259 characters
+  DnsPacket p = answerTo("s.example.test", dns::kTypeSrv);
+  p.srv(DnsPacket::Answer, "s.example.test", 0, 0, 80, longName);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(!m);
+  BOOST_TEST(contains(m.status().message(), "longer than 255"), m.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(AcceptsANameOfExactly253Characters) {
+  std::string name;
+  for (int i = 0; i < 3; ++i) name += std::string(63, 'a' + i) + ".";
+  name += std::string(61, 'z');  // 3*64 + 61 = 253 characters, 255 octets on the wire
+  BOOST_REQUIRE(name.size() == 253u);
+  DnsPacket p = answerTo(name.c_str(), dns::kTypeA);
+  p.a(DnsPacket::Answer, name, "198.18.0.9");
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  BOOST_TEST(m->answers[0].name == name);
+}
+
+BOOST_AUTO_TEST_CASE(RejectsLabelsLongerThan63Octets) {
+  DnsPacket p(DnsPacket::kResponseFlags);
+  p.u8(64).raw(std::vector<uint8_t>(64, 'a')).u8(0).u16(1).u16(1);
+  p.setQuestionCount(1);
+  BOOST_TEST(!parse(p.bytes()));  // 0x40 is a reserved label type, not a length
+}
+
+BOOST_AUTO_TEST_CASE(RejectsEveryTruncationOfAValidMessage) {
+  DnsPacket p = answerTo("redis.service.consul", dns::kTypeSrv);
+  p.srv(DnsPacket::Answer, "redis.service.consul", 1, 1, 6379, "a.node.consul")
+      .a(DnsPacket::Additional, "a.node.consul", "198.18.0.1");
+  BOOST_REQUIRE(parse(p.bytes()));
+  for (size_t n = 0; n < p.size(); ++n) {
+    BOOST_TEST(!parse(p.prefix(n)), "prefix of " << n << " bytes was accepted");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(TruncatedFlagKeepsTheCompleteRecords) {
+  DnsPacket p = answerTo("s.example.test", dns::kTypeSrv, DnsPacket::kResponseFlags | 0x0200);
+  p.srv(DnsPacket::Answer, "s.example.test", 0, 0, 80, "h.example.test");
+  p.setCount(DnsPacket::Answer, 5);  // the server said 5 but only had room for 1
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  BOOST_TEST(m->header.truncated);
+  BOOST_TEST(m->answers.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(RejectsAQuery) {
+  DnsPacket p(0x0100);
+  p.question("a.example.test", dns::kTypeA);
+  BOOST_TEST(!parse(p.bytes()));
+}
+
+BOOST_AUTO_TEST_CASE(RejectsUnprintableCharactersInNames) {
+  DnsPacket p = answerTo("a.example.test", dns::kTypeA);
+  p.u8(3).u8('a').u8(0).u8('b').u8(0).recordHeader(dns::kTypeA, 30).u16(4).u32(0xC6120001);
+  p.bumpCount(DnsPacket::Answer);
+  BOOST_TEST(!parse(p.bytes()));
+}
+
+BOOST_AUTO_TEST_CASE(SkipsUnknownTypesAndOtherClasses) {
+  DnsPacket p = answerTo("s.example.test", dns::kTypeSrv);
+  p.srv(DnsPacket::Answer, "s.example.test", 0, 0, 80, "h.example.test")
+      .txt(DnsPacket::Additional, "h.example.test", "v=spf1 -all")
+      .a(DnsPacket::Additional, "h.example.test", "198.18.0.3");
+  p.name("h.example.test").recordHeader(dns::kTypeA, 30, 3 /* CH */).u16(4).u32(0xC6120004);
+  p.bumpCount(DnsPacket::Additional);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  BOOST_TEST(m->skippedRecords == 2u);
+  auto srv = dns::readSrvAnswer(*m, "s.example.test");
+  BOOST_REQUIRE(srv);
+  BOOST_REQUIRE(srv->targets[0].addresses.v4.size() == 1u);
+  BOOST_TEST(ip(srv->targets[0].addresses.v4[0]) == "198.18.0.3");
+}
+
+BOOST_AUTO_TEST_CASE(FollowsCnameChainsInTheAnswer) {
+  DnsPacket p = answerTo("db.example.test", dns::kTypeA);
+  p.cname(DnsPacket::Answer, "db.example.test", "db1.example.test", 50)
+      .cname(DnsPacket::Answer, "DB1.example.test", "real.example.test", 40)
+      .a(DnsPacket::Answer, "real.example.test", "198.18.0.7", 300)
+      .a(DnsPacket::Answer, "unrelated.example.test", "198.18.0.8", 300);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(m);
+  auto addresses = dns::readAddressAnswer(*m, "db.example.test", dns::kTypeA);
+  BOOST_REQUIRE(addresses);
+  BOOST_REQUIRE(addresses->v4.size() == 1u);
+  BOOST_TEST(ip(addresses->v4[0]) == "198.18.0.7");
+  BOOST_TEST(addresses->ttl == 40u);
+}
+
+BOOST_AUTO_TEST_CASE(FollowsACnameFromTheSrvNameAndFromItsTargets) {
+  DnsPacket p = answerTo("svc.example.test", dns::kTypeSrv);
+  p.cname(DnsPacket::Answer, "svc.example.test", "_svc._tcp.example.test")
+      .srv(DnsPacket::Answer, "_svc._tcp.example.test", 0, 0, 80, "alias.example.test")
+      .cname(DnsPacket::Additional, "alias.example.test", "host.example.test")
+      .aaaa(DnsPacket::Additional, "host.example.test", "::1");
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(m);
+  auto srv = dns::readSrvAnswer(*m, "svc.example.test");
+  BOOST_REQUIRE(srv);
+  BOOST_REQUIRE(srv->targets.size() == 1u);
+  BOOST_REQUIRE(srv->targets[0].addresses.v6.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(RejectsALoopingCnameChain) {
+  DnsPacket p = answerTo("a.example.test", dns::kTypeA);
+  p.cname(DnsPacket::Answer, "a.example.test", "b.example.test")
+      .cname(DnsPacket::Answer, "b.example.test", "a.example.test");
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(m);
+  auto addresses = dns::readAddressAnswer(*m, "a.example.test", dns::kTypeA);
+  BOOST_REQUIRE(!addresses);
+  BOOST_TEST(contains(addresses.status().message(), "CNAME chain"), addresses.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(AddressAnswerKeepsOnlyTheAskedType) {
+  DnsPacket p = answerTo("h.example.test", dns::kTypeA);
+  p.a(DnsPacket::Answer, "h.example.test", "198.18.0.1")
+      .aaaa(DnsPacket::Answer, "h.example.test", "::1")
+      .a(DnsPacket::Answer, "h.example.test", "198.18.0.1");
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(m);
+  auto addresses = dns::readAddressAnswer(*m, "h.example.test", dns::kTypeA);
+  BOOST_REQUIRE(addresses);
+  BOOST_TEST(addresses->v4.size() == 1u);  // duplicates collapse
+  BOOST_TEST(addresses->v6.empty());
+}
+
+BOOST_AUTO_TEST_CASE(SrvRecordsOfOtherNamesAreIgnored) {
+  DnsPacket p = answerTo("s.example.test", dns::kTypeSrv);
+  p.srv(DnsPacket::Answer, "other.example.test", 0, 0, 80, "h.example.test");
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(m);
+  auto srv = dns::readSrvAnswer(*m, "s.example.test");
+  BOOST_REQUIRE(srv);
+  BOOST_TEST(srv->targets.empty());
+}
+
+BOOST_AUTO_TEST_CASE(NegativeTtlComesFromTheSoa) {
+  DnsPacket p = answerTo("nx.example.test", dns::kTypeSrv, 0x8183);
+  p.soa(DnsPacket::Authority, "example.test", 300, 7);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  BOOST_TEST(dns::negativeTtl(*m, 99) == 7u);
+  BOOST_TEST(dns::negativeTtl(*parse(answerTo("nx.example.test", dns::kTypeSrv, 0x8183).bytes()), 99) == 99u);
+}
+
+BOOST_AUTO_TEST_CASE(TtlWithTheTopBitSetReadsAsZero) {
+  DnsPacket p = answerTo("a.example.test", dns::kTypeA);
+  p.a(DnsPacket::Answer, "a.example.test", "198.18.0.1", 0x80000001u);
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(m);
+  BOOST_TEST(m->answers[0].ttl == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(NamesCompareCaseInsensitivelyIgnoringTheTrailingDot) {
+  BOOST_TEST(dns::sameName("Redis.Service.Consul.", "redis.service.consul"));
+  BOOST_TEST(!dns::sameName("redis.service.consul", "redis.service.consu"));
+}
+
+BOOST_AUTO_TEST_CASE(SurvivesRandomBytes) {
+  // Every mutation of a valid message must parse or fail cleanly (ASan checks the reads).
+  DnsPacket p = answerTo("redis.service.consul", dns::kTypeSrv);
+  p.srv(DnsPacket::Answer, "redis.service.consul", 1, 1, 6379, "a.node.consul")
+      .cname(DnsPacket::Answer, "x.node.consul", "a.node.consul")
+      .a(DnsPacket::Additional, "a.node.consul", "198.18.0.1");
+  std::vector<uint8_t> base = p.bytes();
+  uint32_t seed = 12345;
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<uint8_t> b = base;
+    for (int k = 0; k < 3; ++k) {
+      seed = seed * 1103515245u + 12345u;
+      b[(seed >> 8) % b.size()] = static_cast<uint8_t>(seed >> 20);
+    }
+    auto m = parse(b);
+    if (m) (void)dns::readSrvAnswer(*m, "redis.service.consul");
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
