@@ -140,6 +140,7 @@ void EventLoop::runDeferred() {
 void EventLoop::run() {
   constexpr int kMaxEvents = 256;
   struct epoll_event events[kMaxEvents];
+  stop_ = false;  // a loop may be run again after stop()
   while (!stop_) {
     int n = epoll_wait(epfd_, events, kMaxEvents, nextTimeoutMs());
     if (n < 0) {

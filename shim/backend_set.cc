@@ -6,7 +6,10 @@
 namespace connectable {
 
 BackendSet::BackendSet(std::vector<Target> targets)
-    : targets_(std::move(targets)), perTarget_(targets_.size()), answered_(targets_.size(), false) {
+    : targets_(std::move(targets)),
+      perTarget_(targets_.size()),
+      answered_(targets_.size(), false),
+      problems_(targets_.size()) {
   for (size_t i = 0; i < targets_.size(); ++i) {
     if (targets_[i].kind == Target::Kind::Literal) {
       auto b = std::make_shared<Backend>();
@@ -19,7 +22,17 @@ BackendSet::BackendSet(std::vector<Target> targets)
   rebuild();
 }
 
-void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolved) {
+std::string BackendSet::problems() const {
+  std::string out;
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    if (problems_[i].empty() || !perTarget_[i].empty()) continue;
+    out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + problems_[i];
+  }
+  return out;
+}
+
+void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem) {
+  problems_[index] = problem;
   std::map<SocketAddress, std::shared_ptr<Backend>> known;
   for (auto& list : perTarget_)
     for (auto& b : list) known.emplace(b->address, b);

@@ -7,16 +7,11 @@
 #include <memory>
 #include <vector>
 
+#include "common/srv_resolver.h"
 #include "common/target.h"
 #include "shim/backend.h"
 
 namespace connectable {
-
-struct ResolvedBackend {
-  SocketAddress address;
-  uint16_t priority = 0;
-  uint16_t weight = 1;
-};
 
 class BackendSet {
  public:
@@ -27,8 +22,11 @@ class BackendSet {
   const std::vector<Target>& targets() const { return targets_; }
   const BackendList& backends() const { return backends_; }
 
-  // Replaces what target `index` contributes. Open connections keep their Backend alive.
-  void update(size_t index, const std::vector<ResolvedBackend>& resolved);
+  // Replaces what target `index` contributes, and why it has none if so (a DNS error).
+  // Open connections keep their Backend alive.
+  void update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem = "");
+  // Why targets have no backends, for the log line of a connection that found none.
+  std::string problems() const;
   // Whether target `index` has had its first answer (literal targets always have).
   bool answered(size_t index) const { return answered_[index]; }
   // True while some lookup target has had no answer yet and no backend exists: a new
@@ -43,6 +41,7 @@ class BackendSet {
   std::vector<Target> targets_;
   std::vector<std::vector<std::shared_ptr<Backend>>> perTarget_;
   std::vector<bool> answered_;
+  std::vector<std::string> problems_;
   BackendList backends_;
 };
 

@@ -135,7 +135,8 @@ void Connection::connectNext() {
   // flood the log.
   auto now = loop.now();
   if (now - port_.lastFailureLog_ >= std::chrono::seconds(1)) {
-    std::string why = order_.empty() ? (lastError_.empty() ? "no backends known" : lastError_)
+    std::string problems = port_.backends().problems();
+    std::string why = order_.empty() ? (!lastError_.empty() ? lastError_ : !problems.empty() ? problems : "no backends known")
                                      : "all " + std::to_string(order_.size()) + " backends failed, last: " + lastError_;
     log::warn("closing client connection: no backend reachable",
               {{"port", std::to_string(port_.spec().port)}, {"target", port_.spec().text()},

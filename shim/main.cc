@@ -10,6 +10,8 @@
 #include "common/log.h"
 #include "common/netns.h"
 #include "common/privileges.h"
+#include "common/srv_resolver.h"
+#include "shim/discovery.h"
 #include "shim/proxy.h"
 #include "shim/shim_options.h"
 
@@ -71,15 +73,16 @@ int main(int argc, char** argv) {
   }
   log::configure(opt.logLevel, opt.logFormat, opt.name.empty() ? "connectable-shim" : "connectable-shim[" + opt.name + "]");
 
-  for (const auto& spec : opt.connects) {
-    for (const auto& t : spec.targets) {
-      if (t.needsLookup()) {
-        std::fprintf(stderr, "connectable-shim: --connect '%s': target '%s' needs a DNS lookup, "
-                     "which this build does not support yet; use IPV4:PORT or [IPV6]:PORT\n",
-                     spec.text().c_str(), t.text.c_str());
-        return 2;
-      }
+  ResolverOptions dnsOptions;
+  dnsOptions.queryTimeout = opt.dnsTimeout;
+  dnsOptions.minTtl = opt.dnsMinTtl;
+  if (!opt.dnsServers.empty()) {
+    auto servers = parseDnsServers(opt.dnsServers);
+    if (!servers) {
+      std::fprintf(stderr, "connectable-shim: --dns: %s\n", servers.status().message().c_str());
+      return 2;
     }
+    dnsOptions.servers = *servers;
   }
 
   EventLoop loop;
@@ -105,6 +108,15 @@ int main(int argc, char** argv) {
     return fail(s, 1);
   }
 
+  // DNS queries leave from wherever we are now: the shim's namespace, or the target's with
+  // --upstream-netns=target (c-ares makes its sockets lazily, per query).
+  std::unique_ptr<ServiceResolver> resolver;
+  if (needsDiscovery(proxy)) {
+    resolver = std::make_unique<ServiceResolver>(loop, dnsOptions);
+    if (Status s = resolver->init(); !s) return fail(s.withContext("DNS resolver"), 1);
+    attachDiscovery(*resolver, proxy);
+  }
+
   ProcessWatch watched([&] {
     log::info("watched process ended; exiting");
     loop.stop();
@@ -126,6 +138,13 @@ int main(int argc, char** argv) {
   };
   if (Status s = loop.onSignal(SIGTERM, drain); !s) return fail(s, 1);
   if (Status s = loop.onSignal(SIGINT, drain); !s) return fail(s, 1);
+  if (Status s = loop.onSignal(SIGHUP, [&] {
+        if (!resolver) return;
+        log::info("SIGHUP: resolving every name again");
+        resolver->refreshAll();
+      });
+      !s)
+    return fail(s, 1);
   if (Status s = proxy.start(); !s) return fail(s, 1);
 
   for (const auto& port : proxy.ports()) {

@@ -1,0 +1,218 @@
+// The shim finding its backends through a real DNS server (dnsmasq with SRV, A and AAAA
+// records) while its listeners live in a namespace made by the test.
+#define BOOST_TEST_MODULE shim with DNS discovery
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <map>
+#include <thread>
+
+#include "tests/support/dnsmasq.h"
+#include "tests/support/netns_fixture.h"
+#include "tests/support/process.h"
+#include "tests/support/shim_process.h"
+#include "tests/support/tcp_peers.h"
+
+using namespace connectable::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct NamedBackend {
+  explicit NamedBackend(const std::string& name) : name(name), server(replyHandler(name)) {}
+  std::string name;
+  TcpServer server;
+  uint16_t port() const { return server.port(); }
+};
+
+std::string srv(const std::string& name, uint16_t port, int priority, int weight) {
+  return "srv-host=" + name + ",backend.node.consul," + std::to_string(port) + "," + std::to_string(priority) + "," +
+         std::to_string(weight);
+}
+
+// Connects from inside the namespace and returns what the backend said ("" on failure).
+std::string ask(const TestNetns& ns, uint16_t port = 6000) {
+  int fd = -1;
+  ns.inside([&] { fd = connectTcp("127.0.0.1", port); });
+  if (fd < 0) return "";
+  std::string got;
+  readToEof(fd, &got, 3000);
+  close(fd);
+  return got;
+}
+
+std::map<std::string, int> spread(const TestNetns& ns, int n) {
+  std::map<std::string, int> seen;
+  for (int i = 0; i < n; ++i) ++seen[ask(ns)];
+  return seen;
+}
+
+struct Fixture {
+  Fixture() { signal(SIGPIPE, SIG_IGN); }
+  TestNetns ns;
+  NamedBackend a{"a"}, b{"b"}, c{"c"};
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(ShimDiscovery, Fixture)
+
+BOOST_AUTO_TEST_CASE(SpreadFollowsSrvWeights) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=60", srv("web.service.consul", a.port(), 1, 10),
+               srv("web.service.consul", b.port(), 1, 30), srv("web.service.consul", c.port(), 1, 60)});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect", "6000=web.service.consul"});
+  const int n = 1000;
+  auto seen = spread(ns, n);
+  BOOST_TEST(seen["a"] + seen["b"] + seen["c"] == n);
+  // Chi-square against 10:30:60 with 2 degrees of freedom; 13.8 is the 0.1% critical value.
+  double chi = 0;
+  for (auto [name, weight] : std::map<std::string, double>{{"a", 0.1}, {"b", 0.3}, {"c", 0.6}}) {
+    double expected = n * weight;
+    chi += (seen[name] - expected) * (seen[name] - expected) / expected;
+  }
+  BOOST_TEST(chi < 13.8, "a=" << seen["a"] << " b=" << seen["b"] << " c=" << seen["c"] << " chi2=" << chi);
+}
+
+BOOST_AUTO_TEST_CASE(LowerPriorityGroupAloneUntilAllOfItIsDown) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=60", srv("db.service.consul", a.port(), 1, 50),
+               srv("db.service.consul", b.port(), 1, 50), srv("db.service.consul", c.port(), 2, 100)});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect", "6000=db.service.consul"});
+  auto seen = spread(ns, 60);
+  BOOST_TEST(seen["c"] == 0);
+  BOOST_TEST(seen["a"] + seen["b"] == 60);
+  a.server.stop();
+  seen = spread(ns, 20);
+  BOOST_TEST(seen["b"] == 20);
+  b.server.stop();
+  seen = spread(ns, 20);
+  BOOST_TEST(seen["c"] == 20);  // the backup group, every connection still served
+}
+
+BOOST_AUTO_TEST_CASE(ABackendRemovedFromDnsGetsNoNewConnectionsAfterItsTtl) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=1", srv("web.service.consul", a.port(), 1, 50),
+               srv("web.service.consul", b.port(), 1, 50)});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect", "6000=web.service.consul"});
+  auto seen = spread(ns, 40);
+  BOOST_TEST(seen["a"] > 0);
+  BOOST_TEST(seen["b"] > 0);
+  // An open connection to a survives the change.
+  int open = -1;
+  ns.inside([&] { open = connectTcp("127.0.0.1", 6000); });
+  dns.restart({"host-record=backend.node.consul,127.0.0.1", "local-ttl=1", srv("web.service.consul", b.port(), 1, 50)});
+  std::this_thread::sleep_for(2500ms);
+  seen = spread(ns, 30);
+  BOOST_TEST(seen["b"] == 30);
+  BOOST_TEST(seen["a"] == 0);
+  std::string got;
+  BOOST_TEST(readToEof(open, &got, 3000));
+  BOOST_TEST((got == "a" || got == "b"));
+  close(open);
+}
+
+BOOST_AUTO_TEST_CASE(CachedAnswerKeepsServingWhenTheDnsServerStops) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=1", srv("web.service.consul", a.port(), 1, 50)});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--dns-timeout", "300ms", "--connect",
+                    "6000=web.service.consul"});
+  BOOST_TEST(ask(ns) == "a");
+  dns.stop();
+  std::this_thread::sleep_for(3s);
+  for (int i = 0; i < 10; ++i) BOOST_TEST(ask(ns) == "a");
+  BOOST_TEST(shim.log().find("DNS lookup failed; serving the last good answer") != std::string::npos, shim.log());
+}
+
+BOOST_AUTO_TEST_CASE(TtlZeroIsFlooredSoTheServerIsNotHammered) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=0", srv("web.service.consul", a.port(), 1, 50)});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--dns-min-ttl", "1s", "--connect",
+                    "6000=web.service.consul"});
+  auto start = std::chrono::steady_clock::now();
+  int answered = 0;
+  while (std::chrono::steady_clock::now() - start < 3s) answered += ask(ns) == "a";
+  int queries = dns.queryCount("SRV", "web.service.consul");
+  BOOST_TEST(answered > 100);          // hundreds of connections...
+  BOOST_TEST(queries >= 2);            // ...a refresh every second or so...
+  BOOST_TEST(queries <= 6, queries);   // ...never one per connection
+}
+
+BOOST_AUTO_TEST_CASE(NoLookupOnTheConnectionPathWhileTheAnswerIsCached) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=300", srv("web.service.consul", a.port(), 1, 50)});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect", "6000=web.service.consul"});
+  BOOST_TEST(ask(ns) == "a");
+  int before = dns.queryCount("SRV", "web.service.consul") + dns.queryCount("A", "backend.node.consul");
+  auto seen = spread(ns, 300);
+  BOOST_TEST(seen["a"] == 300);
+  int after = dns.queryCount("SRV", "web.service.consul") + dns.queryCount("A", "backend.node.consul");
+  BOOST_TEST(after == before);
+}
+
+BOOST_AUTO_TEST_CASE(HostAndPortTargetsResolveTheirAddress) {
+  Dnsmasq dns({"host-record=web.example.org,127.0.0.1", "local-ttl=60"});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect",
+                    "6000=web.example.org:" + std::to_string(b.port())});
+  BOOST_TEST(ask(ns) == "b");
+}
+
+BOOST_AUTO_TEST_CASE(UnknownNameClosesConnectionsPromptlyAndSaysWhy) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=60"});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect", "6000=nothing.service.consul"});
+  auto start = std::chrono::steady_clock::now();
+  BOOST_TEST(ask(ns) == "");
+  BOOST_TEST((std::chrono::steady_clock::now() - start < 1500ms));
+  BOOST_TEST(shim.waitLog("no backend reachable"));
+  BOOST_TEST(shim.log().find("nothing.service.consul") != std::string::npos, shim.log());
+}
+
+BOOST_AUTO_TEST_CASE(ALiteralTargetBesideAFailingNameStillServes) {
+  Dnsmasq dns({"local-ttl=60"});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect",
+                    "6000=nothing.service.consul,127.0.0.1:" + std::to_string(c.port())});
+  for (int i = 0; i < 5; ++i) BOOST_TEST(ask(ns) == "c");
+}
+
+BOOST_AUTO_TEST_CASE(FirstConnectionWaitsForTheFirstAnswer) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=60", srv("web.service.consul", a.port(), 1, 50)});
+  dns.start();
+  dns.pause();  // bound, but silent until resumed
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--dns-timeout", "3s", "--connect",
+                    "6000=web.service.consul"});
+  std::string got;
+  std::thread client([&] { got = ask(ns); });
+  std::this_thread::sleep_for(500ms);
+  dns.resume();
+  client.join();
+  BOOST_TEST(got == "a");
+}
+
+BOOST_AUTO_TEST_CASE(SighupResolvesEveryNameAgainAtOnce) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=3600", srv("web.service.consul", a.port(), 1, 50)});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect", "6000=web.service.consul"});
+  BOOST_TEST(ask(ns) == "a");
+  dns.restart({"host-record=backend.node.consul,127.0.0.1", "local-ttl=3600", srv("web.service.consul", b.port(), 1, 50)});
+  BOOST_TEST(ask(ns) == "a");  // cached for an hour
+  shim.child().signal(SIGHUP);
+  BOOST_TEST(waitFor([&] { return ask(ns) == "b"; }, 3s));
+}
+
+BOOST_AUTO_TEST_CASE(ManySrvRecordsArriveOverTcpAndAllServe) {
+  std::vector<std::string> records = {"host-record=backend.node.consul,127.0.0.1", "local-ttl=60"};
+  // 40 records overflow a 512-byte UDP answer; only one of them is a live backend.
+  for (int i = 0; i < 39; ++i) records.push_back(srv("big.service.consul", static_cast<uint16_t>(20000 + i), 2, 10));
+  records.push_back(srv("big.service.consul", a.port(), 1, 10));
+  Dnsmasq dns(records);
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect", "6000=big.service.consul"});
+  for (int i = 0; i < 5; ++i) BOOST_TEST(ask(ns) == "a");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
