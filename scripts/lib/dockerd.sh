@@ -3,6 +3,7 @@
 #
 #   dockerd_ensure            # install docker.io if needed, start dockerd if none answers
 #   dockerd_stop_if_started   # stop only the daemon dockerd_ensure started, by pid
+#   dockerd_restart_own       # restart the daemon these scripts started (for tests)
 #
 # The daemon's bridge and address pools live in 198.18.0.0/15 (benchmark range, RFC 2544),
 # so containers never collide with real networks.
@@ -67,7 +68,15 @@ dockerd_stop_if_started() {
   local pid=${_DOCKERD_STARTED_PID:-}
   [ -n "$pid" ] || return 0
   _DOCKERD_STARTED_PID=
+  # A test may have restarted our daemon (dockerd_restart_own): the pid file names the
+  # current one, and only our scripts write it.
+  [ -f "$DOCKERD_PID_FILE" ] && pid=$(cat "$DOCKERD_PID_FILE")
   rm -f "$DOCKERD_PID_FILE"
+  _dockerd_stop_pid "$pid"
+}
+
+_dockerd_stop_pid() {
+  local pid=$1
   # Only our daemon: the pid must still be a dockerd, not a reused pid.
   if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "dockerd" ]; then
     return 0
@@ -85,4 +94,22 @@ dockerd_stop_if_started() {
     sleep 0.2
   done
   wait "$pid" 2>/dev/null || true
+}
+
+# Restarts the daemon recorded in the pid file (one these scripts started), for tests of
+# what happens when Docker goes away and comes back. Fails if there is no such daemon.
+dockerd_restart_own() {
+  local pid
+  pid=$(cat "$DOCKERD_PID_FILE" 2>/dev/null) || { _dockerd_log "no daemon of ours to restart"; return 1; }
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] || { _dockerd_log "pid $pid is not our dockerd"; return 1; }
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+  while [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+    [ "$SECONDS" -ge "$deadline" ] && { kill -KILL "$pid"; break; }
+    sleep 0.1
+  done
+  rm -f "$DOCKERD_PID_FILE"
+  local saved=${_DOCKERD_STARTED_PID:-}
+  dockerd_ensure
+  _DOCKERD_STARTED_PID=$saved
 }
