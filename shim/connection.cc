@@ -282,7 +282,8 @@ bool Connection::pump(Direction& d) {
         ssize_t n = splice(d.from->fd, nullptr, d.pipe.writeFd, nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
           d.inPipe += static_cast<size_t>(n);
-          d.bulk = static_cast<size_t>(n) >= kCopyBuffer;
+          // Still bulk while reads fill the buffer or all the room the pipe had.
+          d.bulk = static_cast<size_t>(n) >= std::min(kCopyBuffer, room);
           progress = true;
         } else if (n == 0) {
           d.eof = true;

@@ -19,6 +19,8 @@ struct Pipe {
 
 class PipePool {
  public:
+  static constexpr int kPipeSize = 256 * 1024;
+
   explicit PipePool(size_t keep = 32) : keep_(keep) {}
   ~PipePool() {
     for (auto& p : free_) closePipe(p);
@@ -35,6 +37,7 @@ class PipePool {
     }
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return {};
+    fcntl(fds[0], F_SETPIPE_SZ, kPipeSize);  // best effort: past the user's soft limit, less
     int size = fcntl(fds[0], F_GETPIPE_SZ);
     return {fds[0], fds[1], size > 0 ? static_cast<size_t>(size) : 4096};
   }
