@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -15,9 +16,9 @@
 namespace connectable {
 namespace {
 
-// What one splice moves at most: a full default pipe. Larger pipes buy little on loopback
-// and cost memory per busy connection.
-constexpr size_t kPipeCapacity = 64 * 1024;
+// Reads up to this size are copied through the stack (recv + send: two cheap syscalls);
+// a read that fills it marks the direction as bulk, which splice moves without copying.
+constexpr size_t kCopyBuffer = 16 * 1024;
 constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 void setNoDelay(int fd) {
@@ -170,6 +171,7 @@ void Connection::connectFailed(const char* why) {
 
 void Connection::onUpstreamIo(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upstream_.readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upstream_.peerClosed = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) upstream_.writable = true;
   if (state_ == State::Connecting) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
@@ -188,6 +190,7 @@ void Connection::onUpstreamIo(uint32_t events) {
 
 void Connection::onClientIo(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_.readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_.peerClosed = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) client_.writable = true;
   if (state_ == State::Open) {
     pumpAll();
@@ -207,9 +210,11 @@ void Connection::established() {
   ++backend_->total;
   ++port_.counters().established;
   lastActivity_ = loop.now();
-  log::debug("connection established", {{"port", std::to_string(port_.spec().port)},
-                                        {"client", peer_.toString()},
-                                        {"backend", backend_->address.toString()}});
+  // Guarded: the fields would be built even when debug lines are dropped.
+  if (log::enabled(log::Level::Debug))
+    log::debug("connection established", {{"port", std::to_string(port_.spec().port)},
+                                          {"client", peer_.toString()},
+                                          {"backend", backend_->address.toString()}});
   if (proxy_.options().idleTimeout.count() > 0) armIdleTimer(lastActivity_ + proxy_.options().idleTimeout);
   pumpAll();
 }
@@ -258,7 +263,7 @@ bool Connection::pump(Direction& d) {
         return false;
       }
     }
-    if (!d.eof && d.from->readable && d.inPipe < kPipeCapacity) {
+    if (!d.eof && d.from->readable && (!d.pipe.valid() || d.inPipe < d.pipe.capacity)) {
       if (!d.pipe.valid()) d.pipe = pipes.take();
       if (!d.pipe.valid()) {
         // Out of fds for a pipe: copy through the stack instead, so the connection (and
@@ -269,21 +274,29 @@ bool Connection::pump(Direction& d) {
         moved = true;
         continue;
       }
-      ssize_t n = splice(d.from->fd, nullptr, d.pipe.writeFd, nullptr, kPipeCapacity - d.inPipe,
-                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        d.inPipe += static_cast<size_t>(n);
-        progress = true;
-      } else if (n == 0) {
-        d.eof = true;
-        progress = true;
-      } else if (errno == EAGAIN) {
-        // EAGAIN means "socket empty" only when the pipe is empty; with bytes in the pipe
-        // it may mean "pipe full", and the socket must be tried again once it drains.
-        if (d.inPipe == 0) d.from->readable = false;
+      if (d.inPipe == 0 && d.to->writable && !d.bulk) {
+        int r = copyThroughStack(d);
+        if (r < 0) return false;
+        if (r > 0) progress = true;
       } else {
-        close(d.from == &upstream_ ? "backend read failed" : "client read failed", true);
-        return false;
+        const size_t room = d.pipe.capacity - d.inPipe;
+        ssize_t n = splice(d.from->fd, nullptr, d.pipe.writeFd, nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+          d.inPipe += static_cast<size_t>(n);
+          // Still bulk while reads fill the buffer or all the room the pipe had.
+          d.bulk = static_cast<size_t>(n) >= std::min(kCopyBuffer, room);
+          progress = true;
+        } else if (n == 0) {
+          d.eof = true;
+          progress = true;
+        } else if (errno == EAGAIN) {
+          // EAGAIN means "socket empty" only when the pipe is empty; with bytes in the pipe
+          // it may mean "pipe full", and the socket must be tried again once it drains.
+          if (d.inPipe == 0) d.from->readable = false;
+        } else {
+          close(d.from == &upstream_ ? "backend read failed" : "client read failed", true);
+          return false;
+        }
       }
     }
     if (!progress) break;
@@ -299,6 +312,52 @@ bool Connection::pump(Direction& d) {
     d.shutDown = true;
   }
   return true;
+}
+
+int Connection::copyThroughStack(Direction& d) {
+  // REQUIRES: d.pipe is valid and empty, d.to is writable.
+  char buf[kCopyBuffer];
+  // Never more than the pipe holds: what `to` does not take must fit there whole.
+  const size_t want = std::min(sizeof buf, d.pipe.capacity);
+  ssize_t n = recv(d.from->fd, buf, want, MSG_DONTWAIT);
+  if (n == 0) {
+    d.eof = true;
+    return 1;
+  }
+  if (n < 0) {
+    if (errno == EINTR) return 1;
+    if (errno == EAGAIN) {
+      d.from->readable = false;
+      return 0;
+    }
+    close(d.from == &upstream_ ? "backend read failed" : "client read failed", true);
+    return -1;
+  }
+  const size_t got = static_cast<size_t>(n);
+  // A short read emptied the socket, and new bytes raise a new edge: no need to read again
+  // for an EAGAIN. Once the peer has closed, though, only reading on shows its EOF.
+  if (got < want && !d.from->peerClosed) d.from->readable = false;
+  d.bulk = got >= kCopyBuffer;
+  ssize_t sent = send(d.to->fd, buf, got, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent < 0) {
+    if (errno != EAGAIN && errno != EINTR) {
+      close(d.to == &upstream_ ? "backend write failed" : "client write failed", true);
+      return -1;
+    }
+    sent = 0;
+  }
+  if (static_cast<size_t>(sent) < got) {
+    // `to` is full: the rest waits in the (empty) pipe, which holds `want` bytes.
+    d.to->writable = false;
+    const size_t rest = got - static_cast<size_t>(sent);
+    if (write(d.pipe.writeFd, buf + sent, rest) != static_cast<ssize_t>(rest)) {
+      close("pipe write failed", true);  // impossible while the pipe is empty
+      return -1;
+    }
+    d.inPipe = rest;
+  }
+  if (sent > 0) countBytes(d, static_cast<uint64_t>(sent));
+  return 1;
 }
 
 int Connection::copyWithoutPipe(Direction& d) {
@@ -382,12 +441,13 @@ void Connection::close(const char* reason, bool abort) {
   --port_.counters().active;
   if (was == State::Open) {
     --backend_->active;
-    log::debug("connection closed", {{"port", std::to_string(port_.spec().port)},
-                                     {"client", peer_.toString()},
-                                     {"backend", backend_->address.toString()},
-                                     {"reason", reason},
-                                     {"sent", std::to_string(toBackend_.bytes)},
-                                     {"received", std::to_string(toClient_.bytes)}});
+    if (log::enabled(log::Level::Debug))
+      log::debug("connection closed", {{"port", std::to_string(port_.spec().port)},
+                                       {"client", peer_.toString()},
+                                       {"backend", backend_->address.toString()},
+                                       {"reason", reason},
+                                       {"sent", std::to_string(toBackend_.bytes)},
+                                       {"received", std::to_string(toClient_.bytes)}});
   }
   proxy_.connectionClosed(this);
 }

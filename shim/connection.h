@@ -42,6 +42,7 @@ class Connection {
     bool readable = false;
     bool writable = false;
     bool upstream = false;
+    bool peerClosed = false;  // epoll reported RDHUP/HUP/ERR: read on until EOF or error
     void onIo(uint32_t events) override;
   };
 
@@ -53,6 +54,7 @@ class Connection {
     size_t inPipe = 0;
     bool eof = false;       // `from` said it will send no more
     bool shutDown = false;  // and `to` was told so (shutdown SHUT_WR)
+    bool bulk = false;      // the last read filled a whole copy buffer: splice, not copy
     uint64_t bytes = 0;
   };
 
@@ -64,6 +66,9 @@ class Connection {
   void pumpAll();
   // Moves what it can; returns false when the connection had to be aborted.
   bool pump(Direction& d);
+  // Small messages: recv into the stack, send on; what the other side does not take goes
+  // into the pipe. 1 moved something, 0 must wait, -1 aborted.
+  int copyThroughStack(Direction& d);
   // The fallback when no pipe can be had: 1 moved something, 0 must wait, -1 aborted.
   int copyWithoutPipe(Direction& d);
   void countBytes(Direction& d, uint64_t n);

@@ -13,11 +13,14 @@ namespace connectable {
 struct Pipe {
   int readFd = -1;
   int writeFd = -1;
+  size_t capacity = 0;  // bytes it holds: 64 KiB, less once the user is past pipe-user-pages-soft
   bool valid() const { return readFd >= 0; }
 };
 
 class PipePool {
  public:
+  static constexpr int kPipeSize = 256 * 1024;
+
   explicit PipePool(size_t keep = 32) : keep_(keep) {}
   ~PipePool() {
     for (auto& p : free_) closePipe(p);
@@ -34,7 +37,9 @@ class PipePool {
     }
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return {};
-    return {fds[0], fds[1]};
+    fcntl(fds[0], F_SETPIPE_SZ, kPipeSize);  // best effort: past the user's soft limit, less
+    int size = fcntl(fds[0], F_GETPIPE_SZ);
+    return {fds[0], fds[1], size > 0 ? static_cast<size_t>(size) : 4096};
   }
   // REQUIRES: the pipe is empty.
   void give(Pipe p) {
