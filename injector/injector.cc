@@ -242,7 +242,8 @@ void Injector::shutdown(std::function<void()> onDone) {
   shuttingDown_ = true;
   if (stream_) stream_->stop();
   if (!options_.stopShimsOnExit) {
-    log::info("exiting; shims keep serving and will be re-adopted", {{"shims", std::to_string(supervisor_.list().size())}});
+    log::info("exiting; shims keep serving until their containers stop, and a restarted injector re-adopts them",
+              {{"shims", std::to_string(supervisor_.list().size())}});
     onDone();
     return;
   }

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 
 #include "common/event_loop.h"
 #include "common/log.h"
@@ -13,6 +14,20 @@
 #include "injector/injector_options.h"
 
 using namespace connectable;
+
+namespace {
+
+// Docker's cgroup paths name the container: then our shims live and die with it.
+bool runningInAContainer() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("/docker/") != std::string::npos || line.find("/docker-") != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
@@ -58,6 +73,10 @@ int main(int argc, char** argv) {
   if (Status s = injector.start(); !s) {
     log::error("cannot start", {{"error", s.message()}});
     return 1;
+  }
+  if (runningInAContainer()) {
+    log::warn("running inside a container: its shims end when this container stops, and a new "
+              "start injects them again (run on the host to keep connections across restarts)");
   }
   log::info("watching Docker", {{"docker", endpoint->toString()}, {"state_dir", cmd.options.supervisor.stateDir},
                                 {"shim", cmd.options.supervisor.shimPath}});

@@ -1,5 +1,6 @@
 // connectable-shim: listens inside a network namespace, proxies to discovered backends.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -72,6 +73,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   log::configure(opt.logLevel, opt.logFormat, opt.name.empty() ? "connectable-shim" : "connectable-shim[" + opt.name + "]");
+
+  // Two fds per connection: the usual soft limit of 1024 would cap a shim near 500
+  // connections whatever --max-conns says. The hard limit is what the operator allows.
+  struct rlimit fds;
+  if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &fds);
+  }
 
   ResolverOptions dnsOptions;
   dnsOptions.queryTimeout = opt.dnsTimeout;
