@@ -17,7 +17,10 @@ build_busybox_image() {
     return 0
   fi
   # A dynamic busybox would not run in an image without libc.
-  if [ ! -x "$BUSYBOX_STATIC" ] || ! ldd "$BUSYBOX_STATIC" 2>&1 | grep -q 'not a dynamic'; then
+  # (ldd fails on a static binary, so test its words, not its status: callers may use pipefail.)
+  local ldd_says
+  ldd_says=$(ldd "$BUSYBOX_STATIC" 2>&1 || true)
+  if [ ! -x "$BUSYBOX_STATIC" ] || [[ "$ldd_says" != *"not a dynamic"* ]]; then
     echo "images.sh: $BUSYBOX_STATIC is missing or not static; apt-get install -y busybox-static" >&2
     return 1
   fi
