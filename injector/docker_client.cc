@@ -38,7 +38,7 @@ Status DockerClient::negotiate() {
   auto obj = docker_json::parseObject(*body);
   if (!obj) return obj.status().withContext("docker version");
   std::string maxText, minText, server;
-  for (Status s : {docker_json::readString(*obj, "ApiVersion", &maxText, Need::Required),
+  for (const Status& s : {docker_json::readString(*obj, "ApiVersion", &maxText, Need::Required),
                    docker_json::readString(*obj, "MinAPIVersion", &minText, Need::Optional),
                    docker_json::readString(*obj, "Version", &server, Need::Optional)}) {
     if (!s) return s.withContext("docker version");

@@ -20,7 +20,7 @@ Result<DockerEvent> parseDockerEvent(std::string_view line) {
   if (!obj) return fail(obj.status());
   DockerEvent ev;
   docker_json::ObjectPtr actor;
-  for (Status s : {docker_json::readString(*obj, "Type", &ev.type, Need::Required),
+  for (const Status& s : {docker_json::readString(*obj, "Type", &ev.type, Need::Required),
                    docker_json::readString(*obj, "Action", &ev.action, Need::Required),
                    docker_json::readObject(*obj, "Actor", &actor, Need::Required),
                    docker_json::readInt(*obj, "time", &ev.time, Need::Optional),

@@ -14,7 +14,7 @@ std::string describe(const std::string& name, const std::string& id) {
 
 }  // namespace
 
-Injector::Injector(EventLoop& loop, DockerEndpoint endpoint, InjectorOptions options)
+Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOptions options)
     : loop_(loop),
       endpoint_(endpoint),
       options_(std::move(options)),

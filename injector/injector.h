@@ -36,7 +36,7 @@ struct InjectorCounters {
 
 class Injector : public DockerEventSink {
  public:
-  Injector(EventLoop& loop, DockerEndpoint endpoint, InjectorOptions options);
+  Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOptions options);
   ~Injector() override;
 
   // Adopts shims left by a previous run, then connects to Docker (retrying in the background).

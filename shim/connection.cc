@@ -18,7 +18,7 @@ namespace {
 
 // Reads up to this size are copied through the stack (recv + send: two cheap syscalls);
 // a read that fills it marks the direction as bulk, which splice moves without copying.
-constexpr size_t kCopyBuffer = 16 * 1024;
+constexpr size_t kCopyBuffer = size_t{16} * 1024;
 constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 void setNoDelay(int fd) {

@@ -30,7 +30,7 @@ class ListenPort::Listener : public IoHandler {
   bool pending = false;  // connections may wait in the backlog
 };
 
-ListenPort::ListenPort(Proxy& proxy, ConnectSpec spec, const ProxyOptions& options, uint64_t seed)
+ListenPort::ListenPort(Proxy& proxy, const ConnectSpec& spec, const ProxyOptions& options, uint64_t seed)
     : proxy_(proxy),
       spec_(spec),
       backends_(spec.targets),

@@ -51,7 +51,7 @@ struct PortCounters {
 // One --connect: its listeners, backends, balancer and counters.
 class ListenPort {
  public:
-  ListenPort(Proxy& proxy, ConnectSpec spec, const ProxyOptions& options, uint64_t seed);
+  ListenPort(Proxy& proxy, const ConnectSpec& spec, const ProxyOptions& options, uint64_t seed);
 
   const ConnectSpec& spec() const { return spec_; }
   BackendSet& backends() { return backends_; }
