@@ -84,16 +84,16 @@ void Connection::backendsReady() {
   if (state_ != State::Waiting) return;
   if (timer_) proxy_.loop().cancelTimer(timer_);
   timer_ = 0;
-  auto& waiting = port_.waiting_;
-  for (auto it = waiting.begin(); it != waiting.end(); ++it) {
-    if (*it == this) {
-      waiting.erase(it);
-      break;
-    }
-  }
+  leaveWaitingList();
   state_ = State::Connecting;
   port_.balancer().order(port_.backends().backends(), proxy_.loop().now(), &order_);
   connectNext();
+}
+
+void Connection::leaveWaitingList() {
+  auto& waiting = port_.waiting_;
+  auto it = std::find(waiting.begin(), waiting.end(), this);
+  if (it != waiting.end()) waiting.erase(it);
 }
 
 void Connection::connectNext() {
@@ -410,15 +410,7 @@ void Connection::close(const char* reason, bool abort) {
   auto& loop = proxy_.loop();
   if (timer_) loop.cancelTimer(timer_);
   timer_ = 0;
-  if (was == State::Waiting) {
-    auto& waiting = port_.waiting_;
-    for (auto it = waiting.begin(); it != waiting.end(); ++it) {
-      if (*it == this) {
-        waiting.erase(it);
-        break;
-      }
-    }
-  }
+  if (was == State::Waiting) leaveWaitingList();
   for (Side* s : {&client_, &upstream_}) {
     if (s->fd < 0) continue;
     loop.remove(s->fd);

@@ -60,6 +60,7 @@ class Connection {
 
   void onClientIo(uint32_t events);
   void onUpstreamIo(uint32_t events);
+  void leaveWaitingList();
   void connectNext();
   void connectFailed(const char* why);
   void established();
