@@ -29,6 +29,11 @@ dockerd_ensure() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io >&2 || {
       _dockerd_log "apt-get install docker.io failed"; return 1; }
   fi
+  # A record left by an earlier run whose daemon is gone names nobody: drop it, so only a
+  # daemon these scripts started now is ever restarted or stopped by them.
+  if [ -f "$DOCKERD_PID_FILE" ] && [ "$(cat "/proc/$(cat "$DOCKERD_PID_FILE")/comm" 2>/dev/null)" != dockerd ]; then
+    rm -f "$DOCKERD_PID_FILE"
+  fi
   if dockerd_answers; then
     return 0
   fi
