@@ -55,6 +55,14 @@ void DockerEventStream::stop() {
   ended_ = true;
 }
 
+void DockerEventStream::abandon() {
+  stopping_ = true;
+  if (connection_) connection_->shutdown();
+  if (reader_.joinable()) reader_.detach();
+  if (eventFd_ >= 0) loop_.remove(eventFd_);  // nothing more reaches the sink
+  ended_ = true;
+}
+
 bool DockerEventStream::push(Item item) {
   {
     std::lock_guard<std::mutex> lock(queueMutex_);

@@ -61,6 +61,10 @@ class DockerEventStream : private IoHandler {
   // Cuts the connection and joins the reader; no sink call happens after it returns.
   // Idempotent.
   void stop();
+  // For process exit: cuts the connection and stops delivering, but does not wait for the
+  // reader, which may sit in a connect() to a daemon too busy to accept. The caller must
+  // then leak the stream (release its owner), since the reader may still touch it.
+  void abandon();
 
   bool ended() const { return ended_; }
   // timeNano of the last event delivered to the sink (0 if none): `since` for a reconnect.

@@ -240,7 +240,12 @@ void Injector::reconcile() {
 
 void Injector::shutdown(std::function<void()> onDone) {
   shuttingDown_ = true;
-  if (stream_) stream_->stop();
+  if (stream_) {
+    // Exiting must not wait on Docker: a swamped daemon can hold our reader in connect().
+    stream_->abandon();
+    static std::vector<std::unique_ptr<DockerEventStream>> abandoned;  // lives until exit, on purpose
+    abandoned.push_back(std::move(stream_));
+  }
   if (!options_.stopShimsOnExit) {
     log::info("exiting; shims keep serving until their containers stop, and a restarted injector re-adopts them",
               {{"shims", std::to_string(supervisor_.list().size())}});

@@ -266,4 +266,40 @@ BOOST_AUTO_TEST_CASE(InjectionResumesAfterTheDockerDaemonRestarts) {
   BOOST_TEST(fetchInside(app, 8080).out == "from-web");
 }
 
+
+BOOST_AUTO_TEST_CASE(AContainerSharingAnotherOnesNetworkGetsItsOwnPortThere) {
+  InjectorProcess injector(state);
+  std::string owner = name("owner"), guest = name("guest");
+  std::string ownerId = docker.runDetached({"--name", owner, "--network", "none", "-l", label(8080, web), image, "sleep", "120"});
+  BOOST_REQUIRE(injector.waitShim(ownerId));
+  std::string guestId = docker.runDetached({"--name", guest, "--network", "container:" + owner, "-l", label(9090, api), image, "sleep", "120"});
+  BOOST_REQUIRE_MESSAGE(!guestId.empty(), docker.lastError());
+  BOOST_REQUIRE(injector.waitShim(guestId));
+  // One namespace, two shims, each port reachable from both containers.
+  BOOST_TEST(fetchInside(guest, 8080).out == "from-web");
+  BOOST_TEST(fetchInside(owner, 9090).out == "from-api");
+}
+
+BOOST_AUTO_TEST_CASE(SigtermLeavesShimsServingUnlessToldToStopThem) {
+  std::string app = name("sigterm");
+  std::string id;
+  pid_t shim = 0;
+  {
+    InjectorProcess injector(state);
+    id = docker.runDetached({"--name", app, "--network", "none", "-l", label(8080, web), image, "sleep", "120"});
+    BOOST_REQUIRE(injector.waitShim(id));
+    shim = injector.shimOf(id);
+    injector.child().signal(SIGTERM);
+    BOOST_TEST(injector.child().wait(5s) == 0);
+  }
+  BOOST_TEST(processAlive(shim));
+  BOOST_TEST(fetchInside(app, 8080).out == "from-web");
+  // Started with --stop-shims-on-exit, the next one takes its shims down with it.
+  Child stopper = Child::spawn({binary("connectable"), "--state-dir", state, "--stop-shims-on-exit"}, state + "/stopper.log");
+  BOOST_REQUIRE(waitFor([&] { return stopper.log().find("adopted running shim") != std::string::npos; }, 10s));
+  stopper.signal(SIGTERM);
+  BOOST_TEST(stopper.wait(10s) == 0);
+  BOOST_TEST(!processAlive(shim));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -375,4 +375,27 @@ BOOST_AUTO_TEST_CASE(RunningOutOfFileDescriptorsDoesNotSpin) {
   close(fd);
 }
 
+
+BOOST_AUTO_TEST_CASE(JsonLogsAreOneObjectPerLine) {
+  TcpServer backend(replyHandler("ok"));
+  ShimProcess shim({"--netns", ns.path(), "--log-format", "json", "--log-level", "debug", "--connect",
+                    "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  close(fd);
+  BOOST_REQUIRE(shim.waitLog("connection closed"));
+  std::istringstream lines(shim.log());
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    ++n;
+    BOOST_TEST((line.front() == '{' && line.back() == '}'), line);
+    BOOST_TEST(line.find("\"level\":\"") != std::string::npos, line);
+    BOOST_TEST(line.find("\"msg\":\"") != std::string::npos, line);
+  }
+  BOOST_TEST(n >= 3);  // listening, established, closed
+  BOOST_TEST(shim.log().find("\"backend\":\"" + backend.address() + "\"") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
