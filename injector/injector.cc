@@ -243,8 +243,9 @@ void Injector::shutdown(std::function<void()> onDone) {
   if (stream_) {
     // Exiting must not wait on Docker: a swamped daemon can hold our reader in connect().
     stream_->abandon();
-    static std::vector<std::unique_ptr<DockerEventStream>> abandoned;  // lives until exit, on purpose
-    abandoned.push_back(std::move(stream_));
+    // Never deleted (the reader may still use it), but reachable, so it is no leak.
+    static std::vector<DockerEventStream*> abandoned;
+    abandoned.push_back(stream_.release());
   }
   if (!options_.stopShimsOnExit) {
     log::info("exiting; shims keep serving until their containers stop, and a restarted injector re-adopts them",
