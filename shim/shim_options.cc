@@ -163,7 +163,8 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     } else if (arg == "--name") {
       o.name = val;
     } else if (arg == "--control") {
-      if (val.empty() || val.size() > 100) return Status::error("--control needs a socket path of at most 100 characters");
+      if (val.empty() || val.size() > kMaxControlPath)
+        return Status::error("--control needs a socket path of at most " + std::to_string(kMaxControlPath) + " characters");
       o.controlPath = val;
     } else if (arg == "--status-port") {
       auto port = parsePort(val);

@@ -14,6 +14,9 @@
 
 namespace connectable {
 
+// A UNIX socket path fits sockaddr_un's 108 bytes with its NUL.
+constexpr size_t kMaxControlPath = 107;
+
 struct ShimOptions {
   std::string netnsPath;          // --netns PATH
   int netnsFd = -1;               // --netns-fd N (inherited)
