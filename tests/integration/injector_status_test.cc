@@ -64,7 +64,7 @@ class InjectorProcess {
   InjectorProcess(const std::string& stateDir, uint16_t metricsPort) : stateDir_(stateDir) {
     child_ = Child::spawn({binary("connectable"), "--state-dir", stateDir, "--metrics-listen",
                            "127.0.0.1:" + std::to_string(metricsPort)}, stateDir + "/injector.log");
-    if (!waitFor([&] { return child_.log().find("reconciled") != std::string::npos; }, 15s))
+    if (!waitFor([&] { return child_.log().find("reconciled") != std::string::npos; }, 60s))
       throw std::runtime_error("injector did not start:\n" + child_.log());
   }
   bool waitShimReady(const std::string& id) {
@@ -219,7 +219,8 @@ BOOST_AUTO_TEST_CASE(PrometheusScrapesTheInjectorAndFindsEveryShimsSeries) {
   BOOST_TEST(checked.exitCode == 0, checked.out << checked.err);
   BOOST_TEST(metrics.out.find("connectable_shim_up{container=\"" + app + "\",container_id=\"" + id + "\"} 1") !=
              std::string::npos, metrics.out);
-  BOOST_TEST(metrics.out.find("connectable_injector_injection_latency_seconds_count 1") != std::string::npos);
+  // At least ours: on a shared daemon, other labelled containers are injected too.
+  BOOST_TEST(std::regex_search(metrics.out, std::regex("\nconnectable_injector_injection_latency_seconds_count [1-9]")));
 
   std::string promDir = tempDir();
   {
@@ -227,11 +228,17 @@ BOOST_AUTO_TEST_CASE(PrometheusScrapesTheInjectorAndFindsEveryShimsSeries) {
     std::string series = "connectable_connections_total{container=\"" + app + "\",port=\"8080\"}";
     bool found = waitFor([&] { return prometheus.query(series) == "2"; }, 30s);
     BOOST_TEST(found, "Prometheus did not return " << series << " = 2; its log:\n" << prometheus.log());
-    BOOST_TEST(prometheus.query("connectable_bytes_total{container=\"" + app + "\",direction=\"from_backends\"}") ==
-               std::to_string(2 * kReply.size()));
-    BOOST_TEST(prometheus.query("connectable_backend_up{container_id=\"" + id + "\"}") == "1");
-    BOOST_TEST(prometheus.query("connectable_injector_shims_running") != "");
-    BOOST_TEST(prometheus.query("connectable_injector_injection_latency_seconds_count") == "1");
+    // Each series as soon as a scrape has it: a scrape that failed (the injector's loop busy
+    // with a slow Docker answer) marks series stale for a moment.
+    auto eventually = [&](const std::string& q, const std::string& want) {
+      std::string got;
+      bool ok = waitFor([&] { got = prometheus.query(q); return want.empty() ? !got.empty() : got == want; }, 15s);
+      BOOST_TEST(ok, q << " = '" << got << "', wanted '" << want << "'");
+    };
+    eventually("connectable_bytes_total{container=\"" + app + "\",direction=\"from_backends\"}", std::to_string(2 * kReply.size()));
+    eventually("connectable_backend_up{container_id=\"" + id + "\"}", "1");
+    eventually("connectable_injector_shims_running", "");
+    eventually("connectable_injector_injection_latency_seconds_count >= 1", "");
     BOOST_TEST(prometheus.query("connectable_dns_queries_total{container=\"" + app + "\"}") == "");  // literal target: no resolver
   }
   run({"rm", "-rf", promDir});
