@@ -14,6 +14,19 @@ std::string describe(const std::string& name, const std::string& id) {
 
 }  // namespace
 
+const std::vector<double>& InjectorCounters::latencyBounds() {
+  static const std::vector<double> bounds = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return bounds;
+}
+
+void InjectorCounters::recordLatency(double seconds) {
+  const auto& bounds = latencyBounds();
+  size_t i = 0;
+  while (i < bounds.size() && seconds > bounds[i]) ++i;
+  ++latencyCounts[i];
+  latencySum += seconds;
+}
+
 Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOptions options)
     : loop_(loop),
       endpoint_(endpoint),
@@ -115,7 +128,11 @@ void Injector::onDockerEvent(const DockerEvent& event) {
     auto nameIt = event.attributes.find("name");
     std::string name = nameIt == event.attributes.end() ? "" : nameIt->second;
     if (event.action == "create") {
-      if (track(id, event.attributes, name)) beginEarlyWatch(id);
+      if (Tracked* t = track(id, event.attributes, name)) {
+        t->sawCreate = true;
+        t->createdAt = loop_.now();
+        beginEarlyWatch(id);
+      }
     } else if (event.action == "start") {
       if (!track(id, event.attributes, name)) return;
       injectFromInspect(id);
@@ -164,6 +181,8 @@ void Injector::pollEarly(const std::string& id) {
     if (s) {
       ++counters_.injectedEarly;
       auto ms = std::chrono::duration_cast<Millis>(loop_.now() - t.createdAt).count();
+      if (t.sawCreate) counters_.recordLatency(std::chrono::duration<double>(Clock::now() - t.createdAt).count());
+      t.sawCreate = false;  // a later restart of the container is not measured from this create
       log::info("injected before start", {{"container", describe(t.name, id)}, {"init_pid", std::to_string(pid)},
                                           {"ms_after_create", std::to_string(ms)}});
       return;
@@ -215,12 +234,14 @@ void Injector::injectFromInspect(const std::string& id) {
     return;
   }
   ++counters_.injectedOnStart;
+  if (t.sawCreate) counters_.recordLatency(std::chrono::duration<double>(Clock::now() - t.createdAt).count());
+  t.sawCreate = false;
 }
 
 void Injector::reconcile() {
   auto list = client_.listContainers();
   if (!list) {
-    log::warn("cannot list containers", {{"error", list.status().message()}});
+    log::warn("cannot list containers; retrying at the next reconnect", {{"error", list.status().message()}});
     return;
   }
   std::map<std::string, bool> running;

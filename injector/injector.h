@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/event_loop.h"
 #include "injector/docker_client.h"
@@ -32,6 +33,12 @@ struct InjectorCounters {
   uint64_t injectedOnStart = 0;    // at start, or at reconcile
   uint64_t badLabels = 0;
   uint64_t dockerReconnects = 0;
+  // From a container's create event to its shim being spawned, in seconds; containers
+  // found by reconcile (no create event seen) are not counted.
+  static const std::vector<double>& latencyBounds();
+  std::vector<uint64_t> latencyCounts = std::vector<uint64_t>(latencyBounds().size() + 1);
+  double latencySum = 0;
+  void recordLatency(double seconds);
 };
 
 class Injector : public DockerEventSink {
@@ -60,6 +67,7 @@ class Injector : public DockerEventSink {
     EventLoop::TimerId pollTimer = 0;
     Clock::time_point pollUntil;
     Clock::time_point createdAt;
+    bool sawCreate = false;  // createdAt is the create event's time
   };
 
   void connect();

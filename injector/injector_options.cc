@@ -8,6 +8,7 @@ namespace connectable {
 
 const char* injectorUsage() {
   return R"(usage: connectable [options]
+       connectable status [--json] [--state-dir DIR] [CONTAINER]
 
 Watches Docker and puts a connectable-shim into every container labelled
 connect.<port>=<target>[,<target>...], so the container reaches its dependencies at
@@ -18,6 +19,8 @@ Options:
   --state-dir DIR          where shims are recorded for re-adoption (default /run/connectable)
   --shim PATH              the shim binary (default: connectable-shim next to this program)
   --stop-shims-on-exit     on SIGTERM, stop the shims too (default: leave them serving)
+  --metrics-listen IP:PORT serve Prometheus metrics of the injector and all its shims on
+                           http://IP:PORT/metrics (default: off)
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
 
@@ -51,7 +54,8 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
     if (arg == "--help" || arg == "-h") { c.help = true; continue; }
     if (arg == "--version") { c.version = true; continue; }
     if (arg == "--stop-shims-on-exit") { c.options.stopShimsOnExit = true; continue; }
-    static const std::set<std::string> kOwn = {"--docker", "--state-dir", "--shim", "--log-level", "--log-format"};
+    static const std::set<std::string> kOwn = {"--docker", "--state-dir", "--shim", "--log-level", "--log-format",
+                                               "--metrics-listen"};
     if (!kOwn.count(arg) && !kShimOptions.count(arg)) return Status::error("unknown option '" + arg + "'");
     if (!hasValue) {
       if (i + 1 >= args.size()) return Status::error(arg + " needs a value");
@@ -62,6 +66,9 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
     } else if (arg == "--state-dir") {
       if (value.empty() || value.front() != '/') return Status::error("--state-dir needs an absolute path");
       c.options.supervisor.stateDir = value;
+    } else if (arg == "--metrics-listen") {
+      if (value.empty()) return Status::error("--metrics-listen needs IP:PORT");
+      c.metricsListen = value;
     } else if (arg == "--shim") {
       c.options.supervisor.shimPath = value;
     } else if (arg == "--log-level") {

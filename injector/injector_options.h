@@ -15,6 +15,7 @@ namespace connectable {
 struct InjectorCommandLine {
   std::string command = "run";  // or "status" (later)
   std::string docker;           // --docker; empty: DOCKER_HOST, then the default socket
+  std::string metricsListen;    // --metrics-listen IP:PORT; empty: no /metrics
   InjectorOptions options;
   log::Level logLevel = log::Level::Info;
   log::Format logFormat = log::Format::Text;

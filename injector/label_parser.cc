@@ -11,7 +11,7 @@ const std::vector<std::string>& labelOptionNames() {
   // are the host operator's choice, never the container's.
   static const std::vector<std::string> names = {"balance",     "connect-timeout", "idle-timeout",
                                                  "max-conns",   "drain-timeout",   "upstream-netns",
-                                                 "dns-min-ttl", "dns-timeout"};
+                                                 "dns-min-ttl", "dns-timeout", "status-port"};
   return names;
 }
 
@@ -41,7 +41,9 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
         continue;
       }
       std::string flag = "--" + name + "=" + value;
-      auto checked = parseShimOptions({probe, flag, name == "upstream-netns" ? "--netns-fd=3" : "--log-level=info"});
+      // The probe's own port must not collide with a status port being checked.
+      std::string probeFor = name == "status-port" && value == "1" ? "--connect=2=127.0.0.1:1" : probe;
+      auto checked = parseShimOptions({probeFor, flag, name == "upstream-netns" ? "--netns-fd=3" : "--log-level=info"});
       if (!checked) {
         request.errors.push_back("label '" + key + "=" + value + "': " + checked.status().message());
         continue;
@@ -51,6 +53,17 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
   }
   std::sort(request.connects.begin(), request.connects.end(),
             [](const ConnectSpec& a, const ConnectSpec& b) { return a.port < b.port; });
+  // A status port that is also a connect port would stop the shim: drop it, say why.
+  for (auto it = request.shimArgs.begin(); it != request.shimArgs.end(); ++it) {
+    if (it->rfind("--status-port=", 0) != 0) continue;
+    std::string value = it->substr(14);
+    if (std::any_of(request.connects.begin(), request.connects.end(),
+                    [&](const ConnectSpec& c) { return std::to_string(c.port) == value; })) {
+      request.errors.push_back("label 'connectable.status-port=" + value + "': port " + value + " is also a connect port");
+      request.shimArgs.erase(it);
+      break;
+    }
+  }
   return request;
 }
 

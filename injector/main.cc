@@ -12,6 +12,8 @@
 #include "injector/docker_endpoint.h"
 #include "injector/injector.h"
 #include "injector/injector_options.h"
+#include "injector/metrics_endpoint.h"
+#include "injector/status_command.h"
 
 using namespace connectable;
 
@@ -31,6 +33,7 @@ bool runningInAContainer() {
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
+  if (argc > 1 && std::string(argv[1]) == "status") return runStatusCommand(std::vector<std::string>(argv + 2, argv + argc));
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   std::string selfExe = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
@@ -66,6 +69,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   Injector injector(loop, *endpoint, cmd.options);
+  std::unique_ptr<MetricsEndpoint> metrics;
+  if (!cmd.metricsListen.empty()) {
+    auto address = parseListenAddress(cmd.metricsListen);
+    if (!address) {
+      std::fprintf(stderr, "connectable: --metrics-listen: %s\n", address.status().message().c_str());
+      return 2;
+    }
+    metrics = std::make_unique<MetricsEndpoint>(loop, injector);
+    if (Status s = metrics->listen(*address); !s) {
+      log::error("cannot serve metrics", {{"error", s.message()}});
+      return 1;
+    }
+    log::info("serving metrics", {{"listen", address->toString()}, {"path", "/metrics"}});
+  }
   auto shutdown = [&] { injector.shutdown([&] { loop.stop(); }); };
   if (Status s = loop.onSignal(SIGTERM, shutdown); !s) return 1;
   if (Status s = loop.onSignal(SIGINT, shutdown); !s) return 1;

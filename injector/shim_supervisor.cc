@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "shim/shim_options.h"
 
 namespace connectable {
 
@@ -77,6 +78,10 @@ ShimSupervisor::~ShimSupervisor() {
 }
 
 Status ShimSupervisor::init() {
+  // <state-dir>/shims/<64 hex>.sock must fit a UNIX socket address.
+  if (controlPath(std::string(64, '0')).size() > kMaxControlPath)
+    return Status::error("--state-dir '" + options_.stateDir + "' is too long for the shims' control sockets (at most " +
+                         std::to_string(kMaxControlPath - 76) + " characters)");
   std::string dir = options_.stateDir + "/shims";
   if (!makeDirs(dir)) return errnoStatus("creating state dir " + dir, errno);
   chmod(options_.stateDir.c_str(), 0700);  // control sockets and records: root only
@@ -85,6 +90,10 @@ Status ShimSupervisor::init() {
 
 std::string ShimSupervisor::statePath(const std::string& containerId) const {
   return options_.stateDir + "/shims/" + containerId + ".json";
+}
+
+std::string ShimSupervisor::controlPath(const std::string& containerId) const {
+  return options_.stateDir + "/shims/" + containerId + ".sock";
 }
 
 bool ShimSupervisor::serves(const std::string& containerId) const {
@@ -136,7 +145,10 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   if (!initStart) return initStart.status().withContext("container init");
   m->initStartTime = *initStart;
   m->init = std::move(init);
-  m->args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name", containerName};
+  m->info.control = controlPath(containerId);
+  // The shim's log lines then name the container as the injector's do: name (short id).
+  m->args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name", containerName + " (" + shortId(containerId) + ")",
+             "--control", m->info.control};
   m->args.insert(m->args.end(), options_.shimArgs.begin(), options_.shimArgs.end());
   m->args.insert(m->args.end(), request.shimArgs.begin(), request.shimArgs.end());
   for (const auto& c : request.connects) m->args.push_back("--connect=" + c.text());
@@ -329,7 +341,7 @@ void ShimSupervisor::writeState(const Managed& m) {
                      ",\"init_pid\":" + std::to_string(m.info.initPid) +
                      ",\"init_start_time\":" + std::to_string(m.initStartTime) +
                      ",\"netns_inode\":" + std::to_string(m.info.netnsInode) + ",\"ports\":\"" + m.info.ports +
-                     "\",\"args\":[";
+                     "\",\"restarts\":" + std::to_string(m.info.restarts) + ",\"args\":[";
   for (size_t i = 0; i < m.args.size(); ++i) json += (i ? ",\"" : "\"") + log::jsonEscape(m.args[i]) + "\"";
   json += "]}\n";
   std::string path = statePath(m.info.containerId);
@@ -347,7 +359,10 @@ void ShimSupervisor::writeState(const Managed& m) {
     log::warn("cannot write shim state", {containerField(m.info), {"path", path}});
 }
 
-void ShimSupervisor::removeState(const std::string& containerId) { ::unlink(statePath(containerId).c_str()); }
+void ShimSupervisor::removeState(const std::string& containerId) {
+  ::unlink(statePath(containerId).c_str());
+  ::unlink(controlPath(containerId).c_str());  // the shim, no longer root, cannot
+}
 
 std::vector<std::string> ShimSupervisor::adopt() {
   std::vector<std::string> adopted;
@@ -376,6 +391,7 @@ std::vector<std::string> ShimSupervisor::adopt() {
       m->initStartTime = obj->getValue<unsigned long long>("init_start_time");
       m->info.netnsInode = obj->getValue<unsigned long>("netns_inode");
       m->info.ports = obj->getValue<std::string>("ports");
+      if (obj->has("restarts")) m->info.restarts = obj->getValue<uint32_t>("restarts");
       auto args = obj->getArray("args");
       if (!args) throw Poco::Exception("no args");
       for (size_t i = 0; i < args->size(); ++i) m->args.push_back(args->getElement<std::string>(static_cast<unsigned>(i)));
@@ -388,6 +404,7 @@ std::vector<std::string> ShimSupervisor::adopt() {
       ::unlink(file.c_str());
       continue;
     }
+    m->info.control = controlPath(m->info.containerId);
     if (file != statePath(m->info.containerId)) {
       ::unlink(file.c_str());
       continue;
@@ -413,13 +430,15 @@ std::vector<std::string> ShimSupervisor::adopt() {
       Managed& ref = *m;
       std::string id = m->info.containerId;
       shims_[id] = std::move(m);
-      if (Status s = loop_.add(ref.shim.fd(), EPOLLIN, &ref); !s) log::warn("cannot watch adopted shim", {{"error", s.message()}});
+      if (Status s = loop_.add(ref.shim.fd(), EPOLLIN, &ref); !s)
+        log::warn("cannot watch adopted shim", {containerField(ref.info), {"error", s.message()}});
       log::info("adopted running shim", {containerField(ref.info), {"pid", std::to_string(ref.info.shimPid)}});
       adopted.push_back(id);
     } else {
       if (shim && !init) (void)shim->signal(SIGTERM);  // its container is gone; it should be too
-      log::info("forgetting shim record of a process that is gone", {{"container", shortId(m->info.containerId)}});
+      log::info("forgetting shim record of a process that is gone", {containerField(m->info)});
       ::unlink(file.c_str());
+      ::unlink(controlPath(m->info.containerId).c_str());
     }
   }
   return adopted;

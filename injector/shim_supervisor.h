@@ -1,7 +1,8 @@
 // ShimSupervisor: one connectable-shim process per container. Spawns it with the
 // container's network namespace and init pidfd as inherited fds, restarts it with back-off
 // when it dies on its own, stops it when the container dies, and records it in the state
-// dir so a restarted injector adopts it instead of starting a second one.
+// dir so a restarted injector adopts it instead of starting a second one. Each shim answers
+// status and metrics on <state-dir>/shims/<container-id>.sock (root only).
 // Runs on the injector's event loop thread; not thread-safe.
 #pragma once
 
@@ -33,6 +34,7 @@ struct ShimInfo {
   pid_t initPid = 0;
   unsigned long netnsInode = 0;
   std::string ports;       // "6000,7000"
+  std::string control;     // the shim's control socket
   uint32_t restarts = 0;
   bool adopted = false;
   Clock::time_point since;
@@ -73,6 +75,7 @@ class ShimSupervisor {
   void removeState(const std::string& containerId);
   void forget(const std::string& containerId);
   std::string statePath(const std::string& containerId) const;
+  std::string controlPath(const std::string& containerId) const;
 
   EventLoop& loop_;
   SupervisorOptions options_;

@@ -9,7 +9,8 @@ BackendSet::BackendSet(std::vector<Target> targets)
     : targets_(std::move(targets)),
       perTarget_(targets_.size()),
       answered_(targets_.size(), false),
-      problems_(targets_.size()) {
+      problems_(targets_.size()),
+      stale_(targets_.size(), false) {
   for (size_t i = 0; i < targets_.size(); ++i) {
     if (targets_[i].kind == Target::Kind::Literal) {
       auto b = std::make_shared<Backend>();
@@ -31,8 +32,10 @@ std::string BackendSet::problems() const {
   return out;
 }
 
-void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem) {
+void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem,
+                        bool stale) {
   problems_[index] = problem;
+  stale_[index] = stale;
   std::map<SocketAddress, std::shared_ptr<Backend>> known;
   for (auto& list : perTarget_)
     for (auto& b : list) known.emplace(b->address, b);

@@ -24,7 +24,8 @@ class BackendSet {
 
   // Replaces what target `index` contributes, and why it has none if so (a DNS error).
   // Open connections keep their Backend alive.
-  void update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem = "");
+  void update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem = "",
+              bool stale = false);
   // Why targets have no backends, for the log line of a connection that found none.
   std::string problems() const;
   // Whether target `index` has had its first answer (literal targets always have).
@@ -35,6 +36,12 @@ class BackendSet {
   // Marks target `index` as answered without backends (lookup failed before any answer).
   void markAnswered(size_t index) { answered_[index] = true; rebuild(); }
 
+  // For status: what target `index` contributes now, why it failed last, whether its
+  // backends are a stale answer kept after a failed lookup.
+  const std::vector<std::shared_ptr<Backend>>& backendsOf(size_t index) const { return perTarget_[index]; }
+  const std::string& problem(size_t index) const { return problems_[index]; }
+  bool stale(size_t index) const { return stale_[index]; }
+
  private:
   void rebuild();
 
@@ -42,6 +49,7 @@ class BackendSet {
   std::vector<std::vector<std::shared_ptr<Backend>>> perTarget_;
   std::vector<bool> answered_;
   std::vector<std::string> problems_;
+  std::vector<bool> stale_;
   BackendList backends_;
 };
 

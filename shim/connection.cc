@@ -64,7 +64,7 @@ Connection::~Connection() {
 void Connection::start() {
   // Registered now, so a client that gives up while we connect is noticed at once.
   if (Status s = proxy_.loop().add(client_.fd, kSocketEvents, &client_); !s) {
-    close("registering client socket", true);
+    close("registering client socket", true, FailureReason::Internal);
     return;
   }
   if (port_.backends().awaitingFirstAnswer()) {
@@ -119,13 +119,14 @@ void Connection::connectNext() {
       }
       timer_ = loop.addTimer(proxy_.options().connectTimeout, [this] {
         timer_ = 0;
-        connectFailed("connect timeout");
+        connectFailed("connect timeout", FailureReason::ConnectTimeout);
       });
       return;
     }
     int err = errno;
     closeUpstreamSocket();
     lastError_ = std::strerror(err);
+    port_.counters().count(err == ECONNREFUSED ? FailureReason::ConnectRefused : FailureReason::ConnectError);
     port_.balancer().recordFailure(*backend_, loop.now());
     log::debug("backend connect failed", {{"port", std::to_string(port_.spec().port)},
                                           {"backend", addr.toString()}, {"error", lastError_}});
@@ -144,11 +145,12 @@ void Connection::connectNext() {
                {"reason", why}, {"suppressed", std::to_string(port_.suppressedFailureLogs_)}});
     port_.lastFailureLog_ = now;
     port_.suppressedFailureLogs_ = 0;
+    proxy_.noteError("port " + std::to_string(port_.spec().port) + ": no backend reachable: " + why);
   } else {
     ++port_.suppressedFailureLogs_;
   }
   // Abort rather than close: a clean EOF could pass for a complete, empty response.
-  close("no backend reachable", true);
+  close("no backend reachable", true, FailureReason::NoBackend);
 }
 
 void Connection::closeUpstreamSocket() {
@@ -158,10 +160,11 @@ void Connection::closeUpstreamSocket() {
   upstream_.fd = -1;
 }
 
-void Connection::connectFailed(const char* why) {
+void Connection::connectFailed(const char* why, FailureReason reason) {
   if (timer_) proxy_.loop().cancelTimer(timer_);
   timer_ = 0;
   lastError_ = why;
+  port_.counters().count(reason);
   closeUpstreamSocket();
   port_.balancer().recordFailure(*backend_, proxy_.loop().now());
   log::debug("backend connect failed", {{"port", std::to_string(port_.spec().port)},
@@ -179,7 +182,8 @@ void Connection::onUpstreamIo(uint32_t events) {
     socklen_t len = sizeof err;
     getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0 || (events & EPOLLERR)) {
-      connectFailed(std::strerror(err ? err : ECONNREFUSED));
+      connectFailed(std::strerror(err ? err : ECONNREFUSED),
+                    err == ECONNREFUSED || err == 0 ? FailureReason::ConnectRefused : FailureReason::ConnectError);
       return;
     }
     established();
@@ -196,7 +200,7 @@ void Connection::onClientIo(uint32_t events) {
     pumpAll();
   } else if (events & (EPOLLERR | EPOLLHUP)) {
     // The client is gone before we reached a backend: nobody is left to serve.
-    close("client went away while connecting", true);
+    close("client went away while connecting", true, FailureReason::ClientGone);
   }
 }
 
@@ -259,7 +263,8 @@ bool Connection::pump(Direction& d) {
       } else if (n < 0 && errno == EAGAIN) {
         d.to->writable = false;
       } else {
-        close(d.to == &upstream_ ? "backend write failed" : "client write failed", true);
+        close(d.to == &upstream_ ? "backend write failed" : "client write failed", true,
+              d.to == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
         return false;
       }
     }
@@ -294,7 +299,8 @@ bool Connection::pump(Direction& d) {
           // it may mean "pipe full", and the socket must be tried again once it drains.
           if (d.inPipe == 0) d.from->readable = false;
         } else {
-          close(d.from == &upstream_ ? "backend read failed" : "client read failed", true);
+          close(d.from == &upstream_ ? "backend read failed" : "client read failed", true,
+              d.from == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
           return false;
         }
       }
@@ -330,7 +336,8 @@ int Connection::copyThroughStack(Direction& d) {
       d.from->readable = false;
       return 0;
     }
-    close(d.from == &upstream_ ? "backend read failed" : "client read failed", true);
+    close(d.from == &upstream_ ? "backend read failed" : "client read failed", true,
+              d.from == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
     return -1;
   }
   const size_t got = static_cast<size_t>(n);
@@ -341,7 +348,8 @@ int Connection::copyThroughStack(Direction& d) {
   ssize_t sent = send(d.to->fd, buf, got, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (sent < 0) {
     if (errno != EAGAIN && errno != EINTR) {
-      close(d.to == &upstream_ ? "backend write failed" : "client write failed", true);
+      close(d.to == &upstream_ ? "backend write failed" : "client write failed", true,
+              d.to == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
       return -1;
     }
     sent = 0;
@@ -351,7 +359,7 @@ int Connection::copyThroughStack(Direction& d) {
     d.to->writable = false;
     const size_t rest = got - static_cast<size_t>(sent);
     if (write(d.pipe.writeFd, buf + sent, rest) != static_cast<ssize_t>(rest)) {
-      close("pipe write failed", true);  // impossible while the pipe is empty
+      close("pipe write failed", true, FailureReason::Internal);  // impossible while the pipe is empty
       return -1;
     }
     d.inPipe = rest;
@@ -373,7 +381,8 @@ int Connection::copyWithoutPipe(Direction& d) {
       d.from->readable = false;
       return 0;
     }
-    close(d.from == &upstream_ ? "backend read failed" : "client read failed", true);
+    close(d.from == &upstream_ ? "backend read failed" : "client read failed", true,
+              d.from == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
     return -1;
   }
   if (!d.to->writable) return 0;
@@ -383,7 +392,8 @@ int Connection::copyWithoutPipe(Direction& d) {
       d.to->writable = false;
       return 0;
     }
-    close(d.to == &upstream_ ? "backend write failed" : "client write failed", true);
+    close(d.to == &upstream_ ? "backend write failed" : "client write failed", true,
+              d.to == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
     return -1;
   }
   ssize_t consumed = recv(d.from->fd, buf, static_cast<size_t>(sent), MSG_DONTWAIT);
@@ -403,8 +413,9 @@ void Connection::countBytes(Direction& d, uint64_t n) {
   }
 }
 
-void Connection::close(const char* reason, bool abort) {
+void Connection::close(const char* reason, bool abort, FailureReason failure) {
   if (state_ == State::Closed) return;
+  if (failure != FailureReason::kCount) port_.counters().count(failure);
   const State was = state_;
   state_ = State::Closed;
   auto& loop = proxy_.loop();

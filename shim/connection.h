@@ -12,6 +12,7 @@
 #include "common/socket_address.h"
 #include "shim/backend.h"
 #include "shim/pipe_pool.h"
+#include "shim/proxy.h"
 
 namespace connectable {
 
@@ -29,7 +30,8 @@ class Connection {
   void start();
   // Called by the port when its backends changed while this connection was waiting.
   void backendsReady();
-  void close(const char* reason, bool abort);
+  // `failure`: what to count, for an abort that is a failure (kCount: none).
+  void close(const char* reason, bool abort, FailureReason failure = FailureReason::kCount);
   bool closed() const { return state_ == State::Closed; }
 
  private:
@@ -62,7 +64,7 @@ class Connection {
   void onUpstreamIo(uint32_t events);
   void leaveWaitingList();
   void connectNext();
-  void connectFailed(const char* why);
+  void connectFailed(const char* why, FailureReason reason);
   void established();
   void pumpAll();
   // Moves what it can; returns false when the connection had to be aborted.

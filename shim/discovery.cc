@@ -15,11 +15,13 @@ void attachDiscovery(ServiceResolver& resolver, Proxy& proxy) {
     for (size_t i = 0; i < targets.size(); ++i) {
       if (!targets[i].needsLookup()) continue;
       ListenPort* p = port.get();
-      resolver.watch(targets[i], [p, i](const Resolution& r) {
+      Proxy* px = &proxy;
+      resolver.watch(targets[i], [p, px, i](const Resolution& r) {
         if (r.pending) return;
         // A failed lookup with an older answer keeps serving it (stale); without one, the
         // target has no backends and says why.
-        p->backends().update(i, r.backends, r.status.isOk() ? "" : r.status.message());
+        p->backends().update(i, r.backends, r.status.isOk() ? "" : r.status.message(), r.stale);
+        if (!r.status.isOk()) px->noteError("DNS " + p->spec().targets[i].text + ": " + r.status.message());
         p->backendsChanged();
       });
     }

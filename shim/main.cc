@@ -8,6 +8,8 @@
 #include <cstdio>
 
 #include "common/event_loop.h"
+#include "common/http_fetch.h"
+#include "common/http_server.h"
 #include "common/log.h"
 #include "common/netns.h"
 #include "common/privileges.h"
@@ -15,6 +17,7 @@
 #include "shim/discovery.h"
 #include "shim/proxy.h"
 #include "shim/shim_options.h"
+#include "shim/shim_status.h"
 
 using namespace connectable;
 
@@ -51,6 +54,40 @@ int fail(const Status& s, int code) {
   return code;
 }
 
+// `connectable-shim status --control PATH [--json]`: asks a running shim, prints its answer.
+int statusCommand(const std::vector<std::string>& args) {
+  std::string control;
+  bool json = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--control" && i + 1 < args.size()) {
+      control = args[++i];
+    } else if (args[i].rfind("--control=", 0) == 0) {
+      control = args[i].substr(10);
+    } else {
+      std::fprintf(stderr, "connectable-shim status: unexpected argument '%s'\nusage: connectable-shim status --control PATH [--json]\n",
+                   args[i].c_str());
+      return 2;
+    }
+  }
+  if (control.empty()) {
+    std::fprintf(stderr, "connectable-shim status: --control PATH is required\n");
+    return 2;
+  }
+  auto reply = fetchHttpUnixBlocking(control, json ? "/status" : "/status?format=text", Millis(2000));
+  if (!reply) {
+    std::fprintf(stderr, "connectable-shim status: %s\n", reply.status().message().c_str());
+    return 1;
+  }
+  if (reply->code != 200) {
+    std::fprintf(stderr, "connectable-shim status: %s answered %d: %s", control.c_str(), reply->code, reply->body.c_str());
+    return 1;
+  }
+  std::fputs(reply->body.c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,6 +95,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "status") return statusCommand({args.begin() + 1, args.end()});
   auto parsed = parseShimOptions(args);
   if (!parsed) {
     std::fprintf(stderr, "connectable-shim: %s\n(see connectable-shim --help)\n", parsed.status().message().c_str());
@@ -99,6 +137,20 @@ int main(int argc, char** argv) {
   Proxy proxy(loop, opt.proxy);
   for (const auto& spec : opt.connects) proxy.addPort(spec);
 
+  // Both servers answer from `status`, made once the resolver exists; nothing is served
+  // before the loop runs.
+  std::unique_ptr<ShimStatus> status;
+  HttpServer::Options controlOptions;
+  controlOptions.allowedUids = {0, geteuid()};
+  HttpServer control(loop, [&](const HttpRequest& r, HttpServer::Respond respond) { status->serveControl(r, respond); },
+                     controlOptions);
+  HttpServer statusPort(loop, [&](const HttpRequest& r, HttpServer::Respond respond) { status->serveStatusPort(r, respond); },
+                        HttpServer::Options{});
+  auto listenStatusPort = [&]() -> Status {
+    if (!opt.statusPort) return Status::ok();
+    return statusPort.listenTcp(SocketAddress::loopbackV4(opt.statusPort)).withContext("--status-port");
+  };
+
   // Listeners are made inside the target namespace; everything else outside it.
   std::string where = "current";
   if (!opt.netnsPath.empty() || opt.netnsFd >= 0) {
@@ -108,6 +160,7 @@ int main(int argc, char** argv) {
     if (!home) return fail(home.status(), 1);
     if (Status s = enterNetns(*target); !s) return fail(s, 1);
     Status listened = proxy.listen();
+    if (listened) listened = listenStatusPort();
     if (!opt.upstreamInTarget) {
       if (Status s = enterNetns(*home); !s) return fail(s, 1);
     }
@@ -115,6 +168,12 @@ int main(int argc, char** argv) {
     where = opt.netnsFd >= 0 ? "fd " + std::to_string(opt.netnsFd) : opt.netnsPath;
   } else if (Status s = proxy.listen(); !s) {
     return fail(s, 1);
+  } else if (Status s = listenStatusPort(); !s) {
+    return fail(s, 1);
+  }
+  // Made while still privileged, mode 0600: the listening fd keeps working as nobody.
+  if (!opt.controlPath.empty()) {
+    if (Status s = control.listenUnix(opt.controlPath); !s) return fail(s, 1);
   }
 
   // DNS queries leave from wherever we are now: the shim's namespace, or the target's with
@@ -125,6 +184,15 @@ int main(int argc, char** argv) {
     if (Status s = resolver->init(); !s) return fail(s.withContext("DNS resolver"), 1);
     attachDiscovery(*resolver, proxy);
   }
+
+  ShimIdentity identity;
+  identity.name = opt.name;
+  identity.version = kVersion;
+  identity.pid = getpid();
+  identity.started = Clock::now();
+  identity.startedWall = std::chrono::system_clock::now();
+  identity.statusPort = opt.statusPort;
+  status = std::make_unique<ShimStatus>(proxy, resolver.get(), identity);
 
   ProcessWatch watched([&] {
     log::info("watched process ended; exiting");
@@ -163,6 +231,8 @@ int main(int argc, char** argv) {
                             {"upstream", opt.upstreamInTarget ? "target" : "shim"},
                             {"balance", balancePolicyName(opt.proxy.balance)}});
   }
+  if (!opt.controlPath.empty()) log::info("control socket ready", {{"path", opt.controlPath}});
+  if (opt.statusPort) log::info("status port ready", {{"listen", SocketAddress::loopbackV4(opt.statusPort).toString()}});
   loop.run();
   log::info("stopped", {{"connections", std::to_string(proxy.activeConnections())}});
   return 0;

@@ -42,6 +42,27 @@ void ListenPort::backendsChanged() {
   for (Connection* c : waiting) c->backendsReady();
 }
 
+const char* failureReasonName(FailureReason reason) {
+  switch (reason) {
+    case FailureReason::ConnectRefused: return "connect_refused";
+    case FailureReason::ConnectTimeout: return "connect_timeout";
+    case FailureReason::ConnectError: return "connect_error";
+    case FailureReason::NoBackend: return "no_backend";
+    case FailureReason::ClientGone: return "client_gone";
+    case FailureReason::ClientError: return "client_error";
+    case FailureReason::BackendError: return "backend_error";
+    case FailureReason::DrainTimeout: return "drain_timeout";
+    case FailureReason::Internal: return "internal";
+    case FailureReason::kCount: break;
+  }
+  return "unknown";
+}
+
+void Proxy::noteError(std::string what) {
+  lastError_ = std::move(what);
+  lastErrorAt_ = loop_.now();
+}
+
 Proxy::Proxy(EventLoop& loop, ProxyOptions options) : loop_(loop), options_(options) {}
 
 Proxy::~Proxy() {
@@ -144,6 +165,7 @@ void Proxy::acceptFrom(ListenPort::Listener& listener) {
       if (loop_.now() - lastAcceptErrorLog_ >= std::chrono::seconds(1)) {
         log::warn("accept failed; retrying shortly", {{"port", std::to_string(listener.address.port())},
                                                        {"error", errnoStatus("accept", err).message()}});
+        noteError("port " + std::to_string(listener.address.port()) + ": " + errnoStatus("accept", err).message());
         lastAcceptErrorLog_ = loop_.now();
       }
       scheduleAcceptRetry();
@@ -215,7 +237,7 @@ void Proxy::drain(std::function<void()> onDone) {
     if (!onDrained_) return;
     log::warn("drain timeout: closing remaining connections", {{"connections", std::to_string(connections_.size())}});
     auto open = connections_;
-    for (Connection* c : open) c->close("drain timeout", true);
+    for (Connection* c : open) c->close("drain timeout", true, FailureReason::DrainTimeout);
   });
 }
 

@@ -9,6 +9,7 @@
 // in the kernel's backlog instead of being refused.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,6 +39,22 @@ struct ProxyOptions {
 class Connection;
 class Proxy;
 
+// Why a client connection or one connect attempt failed; counted per port.
+enum class FailureReason {
+  ConnectRefused,  // one backend refused (the next was tried)
+  ConnectTimeout,  // one backend did not answer in --connect-timeout
+  ConnectError,    // one backend attempt failed otherwise (unreachable, no fd...)
+  NoBackend,       // the client was closed: every backend failed, or none exists
+  ClientGone,      // the client left before a backend answered
+  ClientError,     // reading from or writing to the client failed
+  BackendError,    // reading from or writing to the backend failed (reset mid-stream)
+  DrainTimeout,    // still open when the drain timeout ended it
+  Internal,        // out of resources on our side
+  kCount,
+};
+constexpr size_t kFailureReasons = static_cast<size_t>(FailureReason::kCount);
+const char* failureReasonName(FailureReason reason);  // "connect_refused", ...
+
 struct PortCounters {
   uint64_t accepted = 0;
   uint64_t active = 0;
@@ -46,6 +63,9 @@ struct PortCounters {
   uint64_t failovers = 0;       // connect attempts past the first
   uint64_t bytesToBackend = 0;
   uint64_t bytesFromBackend = 0;
+  std::array<uint64_t, kFailureReasons> failures{};
+
+  void count(FailureReason r) { ++failures[static_cast<size_t>(r)]; }
 };
 
 // One --connect: its listeners, backends, balancer and counters.
@@ -101,6 +121,12 @@ class Proxy {
   EventLoop& loop() { return loop_; }
   const ProxyOptions& options() const { return options_; }
   PipePool& pipes() { return pipes_; }
+  bool draining() const { return draining_; }
+
+  // The latest problem worth an operator's eye, for status: what and when.
+  void noteError(std::string what);
+  const std::string& lastError() const { return lastError_; }
+  Clock::time_point lastErrorAt() const { return lastErrorAt_; }
 
  private:
   friend class Connection;
@@ -121,6 +147,8 @@ class Proxy {
   bool destroying_ = false;
   std::function<void()> onDrained_;
   Clock::time_point lastAcceptErrorLog_{};
+  std::string lastError_;
+  Clock::time_point lastErrorAt_{};
 };
 
 }  // namespace connectable

@@ -51,11 +51,17 @@ Options:
   --exit-with-pid PID      exit when process PID ends (the container's init)
   --exit-with-pidfd N      the same, from an inherited pidfd (no pid reuse race)
   --name NAME              name this shim in every log line (the injector passes the container)
+  --control PATH           answer status (JSON) and metrics (Prometheus) on this UNIX socket,
+                           root only: curl --unix-socket PATH http://shim/status
+  --status-port PORT       also answer a plain-text status on 127.0.0.1:PORT inside the namespace
   --user NAME              unprivileged user to switch to when started as root (default nobody)
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
   --help, --version
 Durations: 500ms, 2s, 1m, 1h (a bare number is seconds).
+
+connectable-shim status --control PATH [--json]
+                           print what the shim listening on PATH does (a table, or its JSON)
 )";
 }
 
@@ -97,7 +103,8 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     static const std::set<std::string> kTakesValue = {
         "--connect", "--netns", "--netns-fd", "--upstream-netns", "--balance", "--connect-timeout",
         "--idle-timeout", "--drain-timeout", "--dns-min-ttl", "--dns-timeout", "--max-conns", "--dns",
-        "--exit-with-pid", "--exit-with-pidfd", "--name", "--user", "--log-level", "--log-format"};
+        "--exit-with-pid", "--exit-with-pidfd", "--name", "--user", "--log-level", "--log-format",
+        "--control", "--status-port"};
     if (!kTakesValue.count(arg)) return Status::error("unknown option '" + arg + "'");
     auto need = [&]() -> Result<std::string> {
       if (hasValue) return value;
@@ -155,6 +162,14 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       o.exitWithPidfd = static_cast<int>(*n);
     } else if (arg == "--name") {
       o.name = val;
+    } else if (arg == "--control") {
+      if (val.empty() || val.size() > kMaxControlPath)
+        return Status::error("--control needs a socket path of at most " + std::to_string(kMaxControlPath) + " characters");
+      o.controlPath = val;
+    } else if (arg == "--status-port") {
+      auto port = parsePort(val);
+      if (!port) return port.status().withContext("--status-port");
+      o.statusPort = *port;
     } else if (arg == "--user") {
       if (val.empty()) return Status::error("--user needs a name");
       o.user = val;
@@ -169,6 +184,8 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
   o.proxy.firstAnswerTimeout = o.dnsTimeout;
   if (o.help || o.version) return o;
   if (o.connects.empty()) return Status::error("no --connect given: nothing to do");
+  if (o.statusPort && ports.count(o.statusPort))
+    return Status::error("--status-port " + std::to_string(o.statusPort) + " is also a --connect port");
   if (o.exitWithPid && o.exitWithPidfd >= 0) return Status::error("--exit-with-pid and --exit-with-pidfd exclude each other");
   if (!o.netnsPath.empty() && o.netnsFd >= 0) return Status::error("--netns and --netns-fd exclude each other");
   if (o.upstreamInTarget && o.netnsPath.empty() && o.netnsFd < 0)

@@ -14,6 +14,9 @@
 
 namespace connectable {
 
+// A UNIX socket path fits sockaddr_un's 108 bytes with its NUL.
+constexpr size_t kMaxControlPath = 107;
+
 struct ShimOptions {
   std::string netnsPath;          // --netns PATH
   int netnsFd = -1;               // --netns-fd N (inherited)
@@ -29,6 +32,8 @@ struct ShimOptions {
   pid_t exitWithPid = 0;          // --exit-with-pid: stop when that process ends
   int exitWithPidfd = -1;         // --exit-with-pidfd: the same, from an inherited pidfd
   std::string name;               // --name: who this shim serves, added to every log line
+  std::string controlPath;        // --control: UNIX socket answering status and metrics
+  uint16_t statusPort = 0;        // --status-port: plain-text status on loopback in the netns
   bool help = false;
   bool version = false;
 };

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -238,6 +239,23 @@ BOOST_AUTO_TEST_CASE(LabelledContainerReachesAServerOnTheHostsLoopback) {
   // With the read-only cgroup mount the listener normally exists before the app's process runs.
   BOOST_WARN_MESSAGE(env->injectorLog().find("injected before start container=\"" + app) != std::string::npos,
                      "the shim came on the start event, not before it");
+}
+
+BOOST_AUTO_TEST_CASE(StatusWorksThroughDockerExecInTheInjectorContainer) {
+  BOOST_REQUIRE(env);
+  const std::string app = env->runApp("connectable-itest-status-" + kTag);
+  BOOST_REQUIRE(env->fetchesBackend(app));
+  // The shims and their control sockets live in the injector container's filesystem.
+  auto table = docker({"exec", kInjectorName, "connectable", "status"});
+  BOOST_CHECK_MESSAGE(table.exitCode == 0, table.err);
+  std::string id = trim(docker({"inspect", "-f", "{{.Id}}", app}).out);
+  BOOST_CHECK_MESSAGE(std::regex_search(table.out, std::regex(app + "\\s+" + id.substr(0, 12) + "\\s+8080\\s+" +
+                                                               env->backend.address())),
+                      table.out);
+  auto json = docker({"exec", kInjectorName, "connectable", "status", "--json", app});
+  BOOST_CHECK(json.exitCode == 0);
+  BOOST_CHECK(json.out.find("\"container_id\":\"" + id + "\"") != std::string::npos);
+  BOOST_CHECK(json.out.find("\"shim\":{") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(RestartedInjectorContainerInjectsAgain) {

@@ -70,3 +70,24 @@ BOOST_AUTO_TEST_CASE(OnlyOptionsWithoutPortsWantNoShim) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(StatusPortLabel)
+
+BOOST_AUTO_TEST_CASE(StatusPortBecomesAShimOption) {
+  auto r = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.status-port", "1"}});
+  BOOST_TEST(r.errors.empty());
+  BOOST_REQUIRE(r.shimArgs.size() == 1u);
+  BOOST_TEST(r.shimArgs[0] == "--status-port=1");
+}
+
+BOOST_AUTO_TEST_CASE(AStatusPortThatIsAlsoAConnectPortIsRejected) {
+  auto r = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.status-port", "6000"}});
+  BOOST_TEST(r.shimArgs.empty());
+  BOOST_REQUIRE(r.errors.size() == 1u);
+  BOOST_TEST(r.errors[0].find("also a connect port") != std::string::npos);
+  auto bad = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.status-port", "70000"}});
+  BOOST_TEST(bad.shimArgs.empty());
+  BOOST_TEST(bad.errors.size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,166 @@
+#include "common/http_fetch.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace connectable {
+
+Result<HttpReply> parseHttpReply(const std::string& raw) {
+  size_t headEnd = raw.find("\r\n\r\n");
+  size_t bodyStart = headEnd == std::string::npos ? std::string::npos : headEnd + 4;
+  if (headEnd == std::string::npos) {
+    headEnd = raw.find("\n\n");
+    if (headEnd != std::string::npos) bodyStart = headEnd + 2;
+  }
+  if (headEnd == std::string::npos || raw.compare(0, 5, "HTTP/") != 0) return Status::error("malformed HTTP reply");
+  size_t sp = raw.find(' ');
+  if (sp == std::string::npos || sp + 4 > raw.size()) return Status::error("malformed HTTP status line");
+  HttpReply r;
+  for (size_t i = sp + 1; i < sp + 4; ++i) {
+    if (raw[i] < '0' || raw[i] > '9') return Status::error("malformed HTTP status code");
+    r.code = r.code * 10 + (raw[i] - '0');
+  }
+  r.body = raw.substr(bodyStart);
+  return r;
+}
+
+namespace {
+
+class Fetch : public IoHandler {
+ public:
+  Fetch(EventLoop& loop, std::string socketPath, size_t maxReply, HttpFetchDone done)
+      : loop_(loop), socketPath_(std::move(socketPath)), maxReply_(maxReply), done_(std::move(done)) {}
+  ~Fetch() override {
+    if (fd_ >= 0) {
+      loop_.remove(fd_);
+      ::close(fd_);
+    }
+    if (timer_) loop_.cancelTimer(timer_);
+  }
+
+  void start(const std::string& path, Millis timeout) {
+    out_ = "GET " + path + " HTTP/1.0\r\nHost: connectable\r\n\r\n";
+    timer_ = loop_.addTimer(timeout, [this] {
+      timer_ = 0;
+      finish(Status::error("no answer from " + socketPath_ + " within " + std::to_string(timeout_.count()) + " ms"));
+    });
+    timeout_ = timeout;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socketPath_.size() >= sizeof addr.sun_path) {
+      failLater(Status::error("socket path too long: " + socketPath_));
+      return;
+    }
+    std::memcpy(addr.sun_path, socketPath_.c_str(), socketPath_.size() + 1);
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) {
+      failLater(errnoStatus("socket(AF_UNIX)", errno));
+      return;
+    }
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS &&
+        errno != EAGAIN) {
+      failLater(errnoStatus("connecting to " + socketPath_, errno));
+      return;
+    }
+    if (Status s = loop_.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this); !s) failLater(s);
+  }
+
+  void onIo(uint32_t events) override {
+    if (finished_) return;
+    if (!out_.empty() && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+      while (!out_.empty()) {
+        ssize_t n = send(fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+          out_.erase(0, static_cast<size_t>(n));
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else if (n < 0 && errno == EAGAIN) {
+          break;
+        } else {
+          finish(errnoStatus("writing to " + socketPath_, n < 0 ? errno : EPIPE));
+          return;
+        }
+      }
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      char buf[16384];
+      for (;;) {
+        ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+          in_.append(buf, static_cast<size_t>(n));
+          if (in_.size() > maxReply_) {
+            finish(Status::error("answer from " + socketPath_ + " is too large"));
+            return;
+          }
+        } else if (n == 0) {
+          finish(parseHttpReply(in_));
+          return;
+        } else if (errno == EINTR) {
+          continue;
+        } else if (errno == EAGAIN) {
+          return;
+        } else {
+          finish(errnoStatus("reading from " + socketPath_, errno));
+          return;
+        }
+      }
+    }
+  }
+
+ private:
+  void failLater(Status s) {
+    loop_.defer([this, s] { finish(s); });
+  }
+
+  void finish(Result<HttpReply> result) {
+    if (finished_) return;
+    finished_ = true;
+    if (timer_) loop_.cancelTimer(timer_);
+    timer_ = 0;
+    if (fd_ >= 0) {
+      loop_.remove(fd_);
+      ::close(fd_);
+      fd_ = -1;
+    }
+    auto done = std::move(done_);
+    loop_.defer([this] { delete this; });
+    done(std::move(result));
+  }
+
+  EventLoop& loop_;
+  std::string socketPath_;
+  size_t maxReply_;
+  HttpFetchDone done_;
+  int fd_ = -1;
+  std::string out_;
+  std::string in_;
+  bool finished_ = false;
+  Millis timeout_{0};
+  EventLoop::TimerId timer_ = 0;
+};
+
+}  // namespace
+
+void fetchHttpUnix(EventLoop& loop, const std::string& socketPath, const std::string& path, Millis timeout,
+                   HttpFetchDone done, size_t maxReply) {
+  auto* fetch = new Fetch(loop, socketPath, maxReply, std::move(done));
+  fetch->start(path, timeout);
+}
+
+Result<HttpReply> fetchHttpUnixBlocking(const std::string& socketPath, const std::string& path, Millis timeout) {
+  EventLoop loop;
+  if (Status s = loop.init(); !s) return s;
+  Result<HttpReply> out = Status::error("no answer");
+  fetchHttpUnix(loop, socketPath, path, timeout, [&](Result<HttpReply> r) {
+    out = std::move(r);
+    loop.stop();
+  });
+  loop.run();
+  return out;
+}
+
+}  // namespace connectable

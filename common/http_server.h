@@ -1,0 +1,88 @@
+// HttpServer: answers small HTTP/1.0 GET requests on the event loop, for control sockets,
+// status ports and /metrics. Not thread-safe: everything runs on the loop's thread.
+//
+// Each client is a small handler with a bounded request (anything longer is answered 400)
+// and a deadline (a silent client is closed), so a slow or hostile client never blocks the
+// loop nor grows memory. One request per connection; the answer ends with a close.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "common/socket_address.h"
+#include "common/status.h"
+
+namespace connectable {
+
+struct HttpRequest {
+  std::string method;  // "GET", "HEAD"
+  std::string path;    // without the query: "/status"
+  std::string query;   // after '?', raw
+};
+
+struct HttpResponse {
+  int code = 200;
+  std::string contentType = "text/plain; charset=utf-8";
+  std::string body;
+
+  static HttpResponse text(int code, std::string body);
+  static HttpResponse json(std::string body);
+};
+
+class HttpServer {
+ public:
+  // `respond` may be called later (after a gather), at most once; after the client went
+  // away it does nothing.
+  using Respond = std::function<void(HttpResponse)>;
+  using Handler = std::function<void(const HttpRequest&, Respond respond)>;
+
+  struct Options {
+    size_t maxRequest = 4096;   // request line and headers
+    Millis timeout{2000};       // from accept to the last byte of the answer
+    size_t maxClients = 32;     // more wait in the kernel's backlog
+    // UNIX listeners: peers whose uid is not listed get 403 (the socket's mode 0600
+    // already keeps others out; this holds even if the mode were changed).
+    std::vector<uid_t> allowedUids;
+  };
+
+  // REQUIRES: loop outlives the server.
+  HttpServer(EventLoop& loop, Handler handler, Options options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // A UNIX socket at `path`, mode 0600 (a stale socket there is replaced; any other
+  // file is an error). Call while privileged: the listening fd keeps working afterwards.
+  Status listenUnix(const std::string& path);
+  // A TCP listener, created in the calling thread's current network namespace.
+  Status listenTcp(const SocketAddress& address);
+  // The port listenTcp bound (useful with port 0); 0 if none.
+  uint16_t tcpPort() const { return tcpPort_; }
+
+  size_t clients() const { return clients_.size(); }
+
+ private:
+  class Listener;
+  class Client;
+  void accept(Listener& listener);
+  void finished(Client* client);
+
+  EventLoop& loop_;
+  Handler handler_;
+  Options options_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::map<Client*, std::unique_ptr<Client>> clients_;
+  uint16_t tcpPort_ = 0;
+  bool acceptPaused_ = false;
+};
+
+// Parses "GET /path?query HTTP/1.x" from the head of a request. Pure function.
+Result<HttpRequest> parseHttpRequestLine(const std::string& head);
+
+}  // namespace connectable

@@ -1,0 +1,108 @@
+#include "injector/metrics_endpoint.h"
+
+#include <vector>
+
+#include "common/http_fetch.h"
+#include "common/metrics.h"
+#include "common/target.h"
+
+namespace connectable {
+
+Result<SocketAddress> parseListenAddress(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return Status::error("'" + text + "' is not IP:PORT");
+  std::string ip = text.substr(0, colon);
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+  auto port = parsePort(text.substr(colon + 1));
+  if (!port) return port.status().withContext("'" + text + "'");
+  auto address = SocketAddress::parseIp(ip, *port);
+  if (!address) return Status::error("'" + text + "': '" + ip + "' is not an IP address");
+  return *address;
+}
+
+MetricsEndpoint::MetricsEndpoint(EventLoop& loop, Injector& injector, Millis shimTimeout)
+    : loop_(loop),
+      injector_(injector),
+      shimTimeout_(shimTimeout),
+      server_(loop, [this](const HttpRequest& r, HttpServer::Respond respond) {
+        if (r.path != "/metrics") {
+          respond(HttpResponse::text(404, "not found: try /metrics\n"));
+          return;
+        }
+        gather(respond);
+      }, HttpServer::Options{}) {}
+
+MetricsEndpoint::~MetricsEndpoint() { *alive_ = false; }
+
+Status MetricsEndpoint::listen(const SocketAddress& address) {
+  return server_.listenTcp(address).withContext("--metrics-listen");
+}
+
+std::string MetricsEndpoint::injectorMetrics() const {
+  const InjectorCounters& c = injector_.counters();
+  MetricsText m;
+  m.family("connectable_injector_containers_watched", "gauge", "Containers with connect labels known to the injector.");
+  m.sample("connectable_injector_containers_watched", {}, c.containersWatched);
+  m.family("connectable_injector_shims_running", "gauge", "Shims the injector supervises now.");
+  m.sample("connectable_injector_shims_running", {}, injector_.supervisor().list().size());
+  m.family("connectable_injector_shim_restarts_total", "counter", "Shims restarted after they died on their own.");
+  m.sample("connectable_injector_shim_restarts_total", {}, injector_.supervisor().restartsTotal());
+  m.family("connectable_injector_docker_reconnects_total", "counter", "Times the Docker event stream was connected again.");
+  m.sample("connectable_injector_docker_reconnects_total", {}, c.dockerReconnects);
+  m.family("connectable_injector_bad_labels_total", "counter", "Labels ignored because they were malformed.");
+  m.sample("connectable_injector_bad_labels_total", {}, c.badLabels);
+  m.family("connectable_injector_injections_total", "counter",
+           "Shims started: early (before the start event) or at start or reconcile.");
+  m.sample("connectable_injector_injections_total", {{"when", "early"}}, c.injectedEarly);
+  m.sample("connectable_injector_injections_total", {{"when", "start"}}, c.injectedOnStart);
+  m.family("connectable_injector_injection_latency_seconds", "histogram",
+           "From a container's create event to its shim being started.");
+  m.histogram("connectable_injector_injection_latency_seconds", {}, InjectorCounters::latencyBounds(), c.latencyCounts,
+              c.latencySum);
+  return m.text();
+}
+
+void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
+  struct Gather {
+    std::vector<ShimInfo> shims;
+    std::vector<std::string> texts;  // "" where the shim did not answer
+    size_t pending = 0;
+    HttpServer::Respond respond;
+  };
+  auto g = std::make_shared<Gather>();
+  g->shims = injector_.supervisor().list();
+  g->texts.resize(g->shims.size());
+  g->pending = g->shims.size();
+  g->respond = respond;
+  std::weak_ptr<bool> alive = alive_;
+  auto finish = [this, g, alive] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    MetricsMerger merger;
+    merger.add(injectorMetrics(), {});
+    MetricsText up;
+    up.family("connectable_shim_up", "gauge", "1 when the container's shim answered on its control socket.");
+    for (size_t i = 0; i < g->shims.size(); ++i)
+      up.sample("connectable_shim_up", {{"container", g->shims[i].containerName}, {"container_id", g->shims[i].containerId}},
+                g->texts[i].empty() ? 0 : 1);
+    merger.add(up.text(), {});
+    for (size_t i = 0; i < g->shims.size(); ++i)
+      if (!g->texts[i].empty())
+        merger.add(g->texts[i], {{"container", g->shims[i].containerName}, {"container_id", g->shims[i].containerId}});
+    HttpResponse r = HttpResponse::text(200, merger.text());
+    r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+    g->respond(r);
+  };
+  if (g->shims.empty()) {
+    finish();
+    return;
+  }
+  for (size_t i = 0; i < g->shims.size(); ++i) {
+    fetchHttpUnix(loop_, g->shims[i].control, "/metrics", shimTimeout_, [g, i, finish](Result<HttpReply> reply) {
+      if (reply && reply->code == 200) g->texts[i] = reply->body;
+      if (--g->pending == 0) finish();
+    });
+  }
+}
+
+}  // namespace connectable

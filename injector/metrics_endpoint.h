@@ -1,0 +1,45 @@
+// MetricsEndpoint: the injector's GET /metrics (--metrics-listen, off by default): its own
+// counters plus every shim's metrics, gathered from their control sockets, each sample
+// labelled with the container it belongs to.
+// Runs on the injector's event loop thread; not thread-safe.
+//
+// The gather never blocks the loop: all shims are asked at once, without blocking, and the
+// answer goes out when the last one replied or after `shimTimeout` (default 500 ms); a
+// shim that did not answer in time shows as connectable_shim_up 0.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/http_server.h"
+#include "common/socket_address.h"
+#include "injector/injector.h"
+
+namespace connectable {
+
+// "127.0.0.1:9100", "[::1]:9100": an IP literal and a port.
+Result<SocketAddress> parseListenAddress(const std::string& text);
+
+class MetricsEndpoint {
+ public:
+  // REQUIRES: loop and injector outlive this object.
+  MetricsEndpoint(EventLoop& loop, Injector& injector, Millis shimTimeout = Millis(500));
+  ~MetricsEndpoint();
+
+  Status listen(const SocketAddress& address);
+  uint16_t port() const { return server_.tcpPort(); }
+
+  // The injector's own metrics, without the shims'.
+  std::string injectorMetrics() const;
+
+ private:
+  void gather(const HttpServer::Respond& respond);
+
+  EventLoop& loop_;
+  Injector& injector_;
+  Millis shimTimeout_;
+  HttpServer server_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace connectable

@@ -1,0 +1,254 @@
+#include "injector/status_command.h"
+
+#include <dirent.h>
+
+#include <Poco/JSON/Parser.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "common/http_fetch.h"
+#include "common/log.h"
+#include "shim/shim_options.h"
+
+namespace connectable {
+namespace {
+
+const char* kUsage =
+    "usage: connectable status [--json] [--state-dir DIR] [--timeout DUR] [CONTAINER]\n"
+    "  CONTAINER: a name, an id or an id prefix; all containers when absent\n";
+
+std::string cell(const std::string& s) { return s.empty() ? "-" : s; }
+
+std::string bytesText(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) {
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f%s", v, units[u]);
+  }
+  return buf;
+}
+
+std::string ageText(double seconds) {
+  auto s = static_cast<uint64_t>(seconds < 0 ? 0 : seconds);
+  std::string out;
+  if (s >= 86400) out += std::to_string(s / 86400) + "d";
+  if (s >= 3600) out += std::to_string(s / 3600 % 24) + "h";
+  if (s >= 60) out += std::to_string(s / 60 % 60) + "m";
+  return out + std::to_string(s % 60) + "s";
+}
+
+using Row = std::vector<std::string>;
+
+// Cells of one port, from the shim's JSON. POCO throws on a malformed answer: caught by the caller.
+Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco::JSON::Object::Ptr& port) {
+  std::string backends;
+  auto list = port->getArray("backends");
+  for (size_t i = 0; i < list->size(); ++i) {
+    auto b = list->getObject(static_cast<unsigned>(i));
+    std::string state = b->getValue<std::string>("state");
+    if (state == "penalized") {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " %.0fs", b->getValue<double>("penalty_seconds_left"));
+      state += buf;
+    }
+    backends += (backends.empty() ? "" : ", ") + b->getValue<std::string>("address") + " " + state;
+  }
+  if (backends.empty()) backends = "none";
+  auto conns = port->getObject("connections");
+  auto bytes = port->getObject("bytes");
+  std::string failures;
+  auto f = port->getObject("failures");
+  std::vector<std::string> names;
+  f->getNames(names);
+  for (const auto& n : names) {
+    auto v = f->getValue<uint64_t>(n);
+    if (v) failures += (failures.empty() ? "" : " ") + n + "=" + std::to_string(v);
+  }
+  return {r.containerName,
+          r.containerId.substr(0, 12),
+          std::to_string(port->getValue<int>("port")),
+          port->getValue<std::string>("target"),
+          backends,
+          std::to_string(conns->getValue<uint64_t>("active")) + "/" + std::to_string(conns->getValue<uint64_t>("total")),
+          bytesText(bytes->getValue<uint64_t>("to_backends")) + "/" + bytesText(bytes->getValue<uint64_t>("from_backends")),
+          cell(failures),
+          std::to_string(r.shimPid),
+          ageText(shim->getValue<double>("uptime_seconds"))};
+}
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+std::string formatStatusTable(const std::vector<StatusRow>& rows) {
+  std::vector<Row> table = {{"CONTAINER", "ID", "PORT", "TARGET", "BACKENDS", "CONNS(ACTIVE/TOTAL)", "BYTES(OUT/IN)",
+                             "FAILURES", "SHIM PID", "UPTIME"}};
+  std::vector<std::string> notes;
+  for (const auto& r : rows) {
+    if (r.shimJson.empty()) {
+      table.push_back({r.containerName, r.containerId.substr(0, 12), "-", "-", "-", "-", "-", "-", std::to_string(r.shimPid), "-"});
+      notes.push_back(r.containerName + " (" + r.containerId.substr(0, 12) + "): " + r.error);
+      continue;
+    }
+    try {
+      Poco::JSON::Parser parser;
+      auto shim = parser.parse(r.shimJson).extract<Poco::JSON::Object::Ptr>();
+      auto ports = shim->getArray("ports");
+      for (size_t i = 0; i < ports->size(); ++i) table.push_back(portRow(r, shim, ports->getObject(static_cast<unsigned>(i))));
+      if (shim->has("last_error") && !shim->isNull("last_error")) {
+        auto e = shim->getObject("last_error");
+        notes.push_back(r.containerName + " (" + r.containerId.substr(0, 12) + "): last error " +
+                        ageText(e->getValue<double>("seconds_ago")) + " ago: " + e->getValue<std::string>("message"));
+      }
+    } catch (const Poco::Exception& e) {
+      notes.push_back(r.containerName + ": unreadable status: " + e.displayText());
+    } catch (const std::exception& e) {
+      notes.push_back(r.containerName + ": unreadable status: " + e.what());
+    }
+  }
+  std::vector<size_t> width(table[0].size(), 0);
+  for (const auto& row : table)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  std::string out;
+  for (const auto& row : table) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  if (!notes.empty()) out += "\n";
+  for (const auto& n : notes) out += n + "\n";
+  return out;
+}
+
+std::string formatStatusJson(const std::vector<StatusRow>& rows) {
+  std::string out = "[";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    std::string shim = r.shimJson;
+    while (!shim.empty() && (shim.back() == '\n' || shim.back() == ' ')) shim.pop_back();
+    out += std::string(i ? "," : "") + "\n{\"container_name\":\"" + log::jsonEscape(r.containerName) +
+           "\",\"container_id\":\"" + log::jsonEscape(r.containerId) + "\",\"shim_pid\":" + std::to_string(r.shimPid) +
+           ",\"error\":" + (r.error.empty() ? "null" : "\"" + log::jsonEscape(r.error) + "\"") +
+           ",\"shim\":" + (shim.empty() ? "null" : shim) + "}";
+  }
+  return out + "\n]\n";
+}
+
+int runStatusCommand(const std::vector<std::string>& args) {
+  std::string stateDir = "/run/connectable";
+  std::string which;
+  bool json = false;
+  Millis timeout{1000};
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const std::string& name) -> std::string {
+      if (a.rfind(name + "=", 0) == 0) return a.substr(name.size() + 1);
+      return i + 1 < args.size() ? args[++i] : "";
+    };
+    if (a == "--json") {
+      json = true;
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--state-dir" || a.rfind("--state-dir=", 0) == 0) {
+      stateDir = value("--state-dir");
+      if (stateDir.empty()) {
+        std::fprintf(stderr, "connectable status: --state-dir needs a path\n");
+        return 2;
+      }
+    } else if (a == "--timeout" || a.rfind("--timeout=", 0) == 0) {
+      auto d = parseDuration(value("--timeout"));
+      if (!d || d->count() == 0) {
+        std::fprintf(stderr, "connectable status: --timeout: %s\n", d ? "must be longer than 0" : d.status().message().c_str());
+        return 2;
+      }
+      timeout = *d;
+    } else if (a.rfind("-", 0) == 0 || !which.empty()) {
+      std::fprintf(stderr, "connectable status: unexpected argument '%s'\n%s", a.c_str(), kUsage);
+      return 2;
+    } else {
+      which = a;
+    }
+  }
+
+  std::string dir = stateDir + "/shims";
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    std::fprintf(stderr, "connectable status: cannot read %s: %s (is the injector running, and are you root?)\n",
+                 dir.c_str(), errnoStatus("opendir", errno).message().c_str());
+    return 1;
+  }
+  std::vector<std::string> records;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) records.push_back(name.substr(0, name.size() - 5));
+  }
+  closedir(d);
+
+  std::vector<StatusRow> rows;
+  for (const auto& id : records) {
+    StatusRow r;
+    try {
+      Poco::JSON::Parser parser;
+      auto obj = parser.parse(readAll(dir + "/" + id + ".json")).extract<Poco::JSON::Object::Ptr>();
+      r.containerId = obj->getValue<std::string>("container_id");
+      r.containerName = obj->getValue<std::string>("container_name");
+      r.shimPid = obj->getValue<int>("shim_pid");
+    } catch (const Poco::Exception&) {
+      continue;  // being rewritten, or not ours: the injector owns these records
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (!which.empty() && which != r.containerName && r.containerId.rfind(which, 0) != 0) continue;
+    rows.push_back(r);
+  }
+  if (!which.empty() && rows.empty()) {
+    std::fprintf(stderr, "connectable status: no injected container named or with an id starting '%s'\n", which.c_str());
+    return 1;
+  }
+  std::sort(rows.begin(), rows.end(), [](const StatusRow& a, const StatusRow& b) {
+    return a.containerName != b.containerName ? a.containerName < b.containerName : a.containerId < b.containerId;
+  });
+
+  // All shims at once on a private loop: the whole command takes at most one timeout.
+  EventLoop loop;
+  if (Status s = loop.init(); !s) {
+    std::fprintf(stderr, "connectable status: %s\n", s.message().c_str());
+    return 1;
+  }
+  size_t pending = rows.size();
+  for (auto& r : rows) {
+    fetchHttpUnix(loop, dir + "/" + r.containerId + ".sock", "/status", timeout, [&, row = &r](Result<HttpReply> reply) {
+      if (!reply) {
+        row->error = reply.status().message();
+      } else if (reply->code != 200) {
+        row->error = "shim answered " + std::to_string(reply->code) + ": " + reply->body;
+      } else {
+        row->shimJson = reply->body;
+      }
+      if (--pending == 0) loop.stop();
+    });
+  }
+  if (pending > 0) loop.run();
+  std::fputs((json ? formatStatusJson(rows) : formatStatusTable(rows)).c_str(), stdout);
+  return 0;
+}
+
+}  // namespace connectable

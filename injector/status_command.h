@@ -1,0 +1,30 @@
+// `connectable status [--json] [--state-dir DIR] [CONTAINER]`: what every shim the injector
+// runs is doing, read from the state dir's records and asked on each shim's control
+// socket (all at once, at most `--timeout` each, default 1s). A separate invocation of the
+// injector's binary; it never talks to the running injector nor to Docker.
+// Single-threaded; no shared state.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace connectable {
+
+struct StatusRow {
+  std::string containerName, containerId;
+  int shimPid = 0;
+  std::string shimJson;  // the shim's /status answer; empty when it did not answer
+  std::string error;     // why it did not
+};
+
+// Exit code: 0, 1 (no such container, or state dir unreadable), 2 (bad arguments).
+int runStatusCommand(const std::vector<std::string>& args);
+
+// The table, one line per container and port. Pure function.
+std::string formatStatusTable(const std::vector<StatusRow>& rows);
+// A JSON array: the records with each shim's status inside. Pure function.
+std::string formatStatusJson(const std::vector<StatusRow>& rows);
+
+}  // namespace connectable

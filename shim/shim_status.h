@@ -1,0 +1,50 @@
+// ShimStatus: what a shim says about itself — JSON for tools (GET /status on the control
+// socket), Prometheus text for scrapers (GET /metrics), plain text for people (the status
+// port, `connectable-shim status`). Built on demand from the live proxy and resolver.
+// Runs on the shim's event loop thread; not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+#include "common/http_server.h"
+#include "common/srv_resolver.h"
+#include "shim/proxy.h"
+
+namespace connectable {
+
+struct ShimIdentity {
+  std::string name;      // --name
+  std::string version;
+  pid_t pid = 0;
+  Clock::time_point started;
+  std::chrono::system_clock::time_point startedWall;
+  uint16_t statusPort = 0;
+};
+
+class ShimStatus {
+ public:
+  // REQUIRES: proxy (and resolver, when given) outlive this object.
+  ShimStatus(const Proxy& proxy, const ServiceResolver* resolver, ShimIdentity identity);
+
+  std::string json() const;
+  std::string metrics() const;
+  std::string text() const;
+
+  // The control socket: /status (JSON; ?format=text for the table), /metrics, else 404.
+  void serveControl(const HttpRequest& request, const HttpServer::Respond& respond) const;
+  // The status port: plain text whatever the path.
+  void serveStatusPort(const HttpRequest& request, const HttpServer::Respond& respond) const;
+
+ private:
+  const Proxy& proxy_;
+  const ServiceResolver* resolver_;
+  ShimIdentity id_;
+};
+
+// "1h2m3s", "4m0s", "12s": an age for people.
+std::string formatAge(double seconds);
+
+}  // namespace connectable

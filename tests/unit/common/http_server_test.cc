@@ -1,0 +1,35 @@
+#include "common/http_fetch.h"
+#include "common/http_server.h"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace connectable;
+
+BOOST_AUTO_TEST_SUITE(HttpRequestLine)
+
+BOOST_AUTO_TEST_CASE(PathAndQueryAreSplit) {
+  auto r = parseHttpRequestLine("GET /status?format=text HTTP/1.1\r\nHost: x\r\n\r\n");
+  BOOST_REQUIRE(r.isOk());
+  BOOST_TEST(r->method == "GET");
+  BOOST_TEST(r->path == "/status");
+  BOOST_TEST(r->query == "format=text");
+}
+
+BOOST_AUTO_TEST_CASE(MalformedLinesAreErrorsNotCrashes) {
+  BOOST_TEST(!parseHttpRequestLine("").isOk());
+  BOOST_TEST(!parseHttpRequestLine("GET").isOk());
+  BOOST_TEST(!parseHttpRequestLine("GET status HTTP/1.0").isOk());
+  BOOST_TEST(!parseHttpRequestLine("GET /status SMTP").isOk());
+  BOOST_TEST(!parseHttpRequestLine(" /x HTTP/1.0").isOk());
+}
+
+BOOST_AUTO_TEST_CASE(RepliesAreSplitIntoCodeAndBody) {
+  auto r = parseHttpReply("HTTP/1.0 403 Forbidden\r\nContent-Length: 3\r\n\r\nno\n");
+  BOOST_REQUIRE(r.isOk());
+  BOOST_TEST(r->code == 403);
+  BOOST_TEST(r->body == "no\n");
+  BOOST_TEST(!parseHttpReply("garbage").isOk());
+  BOOST_TEST(!parseHttpReply("HTTP/1.0 2x\r\n\r\n").isOk());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
