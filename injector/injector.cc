@@ -250,6 +250,9 @@ void Injector::reconcile() {
     std::string name = c.names.empty() ? "" : c.names.front();
     if (!name.empty() && name.front() == '/') name.erase(0, 1);
     if (!track(c.id, c.labels, name)) continue;
+    // A shim whose container init still runs (pinned by pidfd, checked by start time) serves
+    // the right namespace: no inspect, which is one blocking round trip per container.
+    if (supervisor_.servesLiveInit(c.id)) continue;
     injectFromInspect(c.id);
   }
   for (const auto& shim : supervisor_.list()) {

@@ -10,12 +10,14 @@
 #include <Poco/JSON/Parser.h>
 
 #include <algorithm>
+#include <limits>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "common/log.h"
+#include "shim/shim_options.h"
 #include "shim/shim_options.h"
 
 namespace connectable {
@@ -32,6 +34,7 @@ struct ShimSupervisor::Managed : IoHandler {
   bool stopping = false;
   bool gone = false;  // exited and forgotten; deletion deferred
   uint32_t crashesInARow = 0;
+  bool portInUseLogged = false;
   Clock::time_point startedAt;
   EventLoop::TimerId killTimer = 0;
   EventLoop::TimerId restartTimer = 0;
@@ -99,6 +102,11 @@ std::string ShimSupervisor::controlPath(const std::string& containerId) const {
 bool ShimSupervisor::serves(const std::string& containerId) const {
   auto it = shims_.find(containerId);
   return it != shims_.end() && !it->second->stopping;
+}
+
+bool ShimSupervisor::servesLiveInit(const std::string& containerId) const {
+  auto it = shims_.find(containerId);
+  return it != shims_.end() && !it->second->stopping && it->second->init.alive();
 }
 
 pid_t ShimSupervisor::initPidOf(const std::string& containerId) const {
@@ -262,6 +270,19 @@ void ShimSupervisor::onShimExit(Managed& m) {
     forget(m.info.containerId);
     return;
   }
+  if (code == kExitPortInUse) {
+    // Someone in the container holds the port: retrying fast would only spin. Try again
+    // at the slowest pace, and say so once.
+    if (!m.portInUseLogged) {
+      log::warn("a port is already taken inside the container; retrying every few seconds",
+                {containerField(m.info), {"ports", m.info.ports}, {"retry_ms", std::to_string(options_.restartMax.count())}});
+      m.portInUseLogged = true;
+    }
+    m.crashesInARow = std::numeric_limits<uint32_t>::max() / 2;  // back-off at its maximum
+    scheduleRestart(m);
+    return;
+  }
+  m.portInUseLogged = false;
   log::warn("shim died; restarting", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
   scheduleRestart(m);
 }

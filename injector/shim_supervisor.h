@@ -61,6 +61,8 @@ class ShimSupervisor {
   std::vector<std::string> adopt();
 
   bool serves(const std::string& containerId) const;
+  // Serves it, and the container's init (pinned by pidfd, checked by start time) still runs.
+  bool servesLiveInit(const std::string& containerId) const;
   // The init pid the container's shim watches, 0 if none.
   pid_t initPidOf(const std::string& containerId) const;
   std::vector<ShimInfo> list() const;

@@ -159,17 +159,18 @@ int main(int argc, char** argv) {
     auto home = NetnsFd::current();
     if (!home) return fail(home.status(), 1);
     if (Status s = enterNetns(*target); !s) return fail(s, 1);
-    Status listened = proxy.listen();
+    bool portInUse = false;
+    Status listened = proxy.listen(&portInUse);
     if (listened) listened = listenStatusPort();
     if (!opt.upstreamInTarget) {
       if (Status s = enterNetns(*home); !s) return fail(s, 1);
     }
-    if (!listened) return fail(listened, 1);
+    if (!listened) return fail(listened, portInUse ? kExitPortInUse : 1);
     where = opt.netnsFd >= 0 ? "fd " + std::to_string(opt.netnsFd) : opt.netnsPath;
-  } else if (Status s = proxy.listen(); !s) {
-    return fail(s, 1);
-  } else if (Status s = listenStatusPort(); !s) {
-    return fail(s, 1);
+  } else {
+    bool portInUse = false;
+    if (Status s = proxy.listen(&portInUse); !s) return fail(s, portInUse ? kExitPortInUse : 1);
+    if (Status s = listenStatusPort(); !s) return fail(s, 1);
   }
   // Made while still privileged, mode 0600: the listening fd keeps working as nobody.
   if (!opt.controlPath.empty()) {

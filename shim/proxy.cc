@@ -84,7 +84,8 @@ ListenPort& Proxy::addPort(const ConnectSpec& spec) {
 
 namespace {
 
-Result<int> makeListener(const SocketAddress& address) {
+Result<int> makeListener(const SocketAddress& address, bool* inUse) {
+  *inUse = false;
   int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return errnoStatus("socket", errno);
   int one = 1;
@@ -95,6 +96,7 @@ Result<int> makeListener(const SocketAddress& address) {
   if (bind(fd, address.sockaddr_ptr(), address.length()) != 0) {
     int err = errno;
     ::close(fd);
+    *inUse = err == EADDRINUSE;
     if (err == EADDRINUSE)
       return Status::error("port " + std::to_string(address.port()) + " is already in use on " +
                            address.ipString() + " in the target network namespace");
@@ -110,19 +112,21 @@ Result<int> makeListener(const SocketAddress& address) {
 
 }  // namespace
 
-Status Proxy::listen() {
+Status Proxy::listen(bool* portInUse) {
+  bool inUse = false;
+  bool* taken = portInUse ? portInUse : &inUse;
   for (auto& port : ports_) {
     const uint16_t p = port->spec().port;
-    auto v4 = makeListener(SocketAddress::loopbackV4(p));
+    auto v4 = makeListener(SocketAddress::loopbackV4(p), taken);
     if (!v4) return v4.status();
     port->listeners_.push_back(std::make_unique<ListenPort::Listener>(*port, *v4, SocketAddress::loopbackV4(p)));
     port->listenAddresses_.push_back(SocketAddress::loopbackV4(p));
 
-    auto v6 = makeListener(SocketAddress::loopbackV6(p));
+    auto v6 = makeListener(SocketAddress::loopbackV6(p), taken);
     if (v6) {
       port->listeners_.push_back(std::make_unique<ListenPort::Listener>(*port, *v6, SocketAddress::loopbackV6(p)));
       port->listenAddresses_.push_back(SocketAddress::loopbackV6(p));
-    } else if (v6.status().message().find("already in use") != std::string::npos) {
+    } else if (*taken) {
       return v6.status();
     } else {
       // No ::1 here (IPv6 disabled in the namespace, as Docker often does): IPv4 serves.

@@ -110,7 +110,8 @@ class Proxy {
   ListenPort& addPort(const ConnectSpec& spec);
   // Creates every port's listening sockets in the calling thread's current network
   // namespace: 127.0.0.1, and ::1 where the namespace has it. Fails on a taken port.
-  Status listen();
+  // *portInUse tells a port already taken apart from other failures.
+  Status listen(bool* portInUse = nullptr);
   // Starts accepting (registers the listeners with the loop). Any namespace will do.
   Status start();
   // Stops accepting; calls onDone once no connection is left or drainTimeout passed.

@@ -38,6 +38,10 @@ struct ShimOptions {
   bool version = false;
 };
 
+// Exit statuses: 0 done, 1 failed, 2 bad arguments, 3 a port is already taken in the namespace
+// (the supervisor retries that one slowly: someone else holds the port).
+constexpr int kExitPortInUse = 3;
+
 // "2s", "500ms", "1m", "1h", "0"; a bare number is seconds.
 Result<Millis> parseDuration(std::string_view text);
 
