@@ -267,9 +267,10 @@ void Injector::shutdown(std::function<void()> onDone) {
   if (stream_) {
     // Exiting must not wait on Docker: a swamped daemon can hold our reader in connect().
     stream_->abandon();
-    // Never deleted (the reader may still use it), but reachable, so it is no leak.
-    static std::vector<DockerEventStream*> abandoned;
-    abandoned.push_back(stream_.release());
+    // Never deleted (the reader may still use it), but reachable until the very end, so it
+    // is no leak: the holder itself is never destroyed either, not even by exit().
+    static auto* abandoned = new std::vector<DockerEventStream*>();
+    abandoned->push_back(stream_.release());
   }
   if (!options_.stopShimsOnExit) {
     log::info("exiting; shims keep serving until their containers stop, and a restarted injector re-adopts them",
