@@ -179,10 +179,27 @@ std::string readFile(const std::string& path) {
   return ss.str();
 }
 
+namespace {
+// Every directory tempDir() made, removed when the test program ends; set
+// CONNECTABLE_KEEP_TEST_DIRS=1 to keep them (logs of a failing run).
+struct TempDirs {
+  std::vector<std::string> dirs;
+  ~TempDirs() {
+    if (std::getenv("CONNECTABLE_KEEP_TEST_DIRS")) return;
+    for (const auto& d : dirs) run({"rm", "-rf", d}, std::chrono::seconds(30));
+  }
+};
+TempDirs& tempDirs() {
+  static TempDirs all;
+  return all;
+}
+}  // namespace
+
 std::string tempDir() {
   char tmpl[] = "/tmp/connectable-test-XXXXXX";
   char* dir = mkdtemp(tmpl);
   if (!dir) throw std::runtime_error("mkdtemp failed");
+  tempDirs().dirs.push_back(dir);
   return dir;
 }
 

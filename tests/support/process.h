@@ -66,6 +66,8 @@ bool waitFor(F condition, std::chrono::milliseconds timeout) {
 }
 
 std::string readFile(const std::string& path);
-std::string tempDir();  // a fresh directory under /tmp, removed by nobody: tests name files in it
+// A fresh directory under /tmp, removed with its contents when the test program ends
+// (kept when CONNECTABLE_KEEP_TEST_DIRS is set, to read the logs of a failing run).
+std::string tempDir();
 
 }  // namespace connectable::testing
