@@ -94,4 +94,10 @@ Result<ContainerInfo> parseContainerInspect(std::string_view json) {
   return c;
 }
 
+std::string shortContainerId(const std::string& id) { return id.substr(0, 12); }
+
+std::string containerDisplayName(const std::string& name, const std::string& id) {
+  return (name.empty() ? "?" : name) + " (" + shortContainerId(id) + ")";
+}
+
 }  // namespace connectable

@@ -43,4 +43,9 @@ struct ContainerInfo {
 Result<std::vector<ContainerSummary>> parseContainerList(std::string_view json);
 Result<ContainerInfo> parseContainerInspect(std::string_view json);
 
+// How every log line, status row and shim name shows a container: its id's first 12 hex
+// digits, as `docker ps` does, and "name (short id)", "?" standing for an unknown name.
+std::string shortContainerId(const std::string& id);
+std::string containerDisplayName(const std::string& name, const std::string& id);
+
 }  // namespace connectable

@@ -1,16 +1,12 @@
 #include "injector/injector.h"
 
 #include "common/log.h"
+#include "injector/docker_container.h"
 #include "common/netns.h"
 
 namespace connectable {
 namespace {
 
-std::string shortId(const std::string& id) { return id.substr(0, 12); }
-
-std::string describe(const std::string& name, const std::string& id) {
-  return (name.empty() ? "?" : name) + " (" + shortId(id) + ")";
-}
 
 }  // namespace
 
@@ -110,7 +106,7 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
   ContainerRequest request = parseContainerLabels(labels);
   for (const auto& e : request.errors) {
     ++counters_.badLabels;
-    log::error("ignoring bad label", {{"container", describe(name, id)}, {"error", e}});
+    log::error("ignoring bad label", {{"container", containerDisplayName(name, id)}, {"error", e}});
   }
   if (!request.wanted()) return nullptr;
   Tracked t;
@@ -183,11 +179,11 @@ void Injector::pollEarly(const std::string& id) {
       auto ms = std::chrono::duration_cast<Millis>(loop_.now() - t.createdAt).count();
       if (t.sawCreate) counters_.recordLatency(std::chrono::duration<double>(Clock::now() - t.createdAt).count());
       t.sawCreate = false;  // a later restart of the container is not measured from this create
-      log::info("injected before start", {{"container", describe(t.name, id)}, {"init_pid", std::to_string(pid)},
+      log::info("injected before start", {{"container", containerDisplayName(t.name, id)}, {"init_pid", std::to_string(pid)},
                                           {"ms_after_create", std::to_string(ms)}});
       return;
     }
-    log::warn("early injection failed; waiting for start", {{"container", describe(t.name, id)}, {"error", s.message()}});
+    log::warn("early injection failed; waiting for start", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});
     return;
   }
   // Polling lasts only while a labelled container is being started: an idle host costs nothing.
@@ -202,35 +198,35 @@ void Injector::injectFromInspect(const std::string& id) {
   bool notFound = false;
   auto info = client_.inspectContainer(id, &notFound);
   if (!info) {
-    if (!notFound) log::warn("cannot inspect container", {{"container", describe(t.name, id)}, {"error", info.status().message()}});
+    if (!notFound) log::warn("cannot inspect container", {{"container", containerDisplayName(t.name, id)}, {"error", info.status().message()}});
     return;
   }
   if (t.name.empty()) t.name = info->name;
   if (info->hostNetwork()) {
     log::warn("container uses the host's network; connectable never injects there",
-              {{"container", describe(t.name, id)}});
+              {{"container", containerDisplayName(t.name, id)}});
     return;
   }
   if (!info->running || info->pid <= 0) return;
   if (supervisor_.serves(id) && supervisor_.initPidOf(id) == info->pid) return;  // the early path got it right
   auto process = ProcessHandle::open(info->pid);
   if (!process) {
-    log::warn("container process is gone", {{"container", describe(t.name, id)}, {"error", process.status().message()}});
+    log::warn("container process is gone", {{"container", containerDisplayName(t.name, id)}, {"error", process.status().message()}});
     return;
   }
   auto netns = process->openNetns();
   if (!netns) {
-    log::warn("cannot open container namespace", {{"container", describe(t.name, id)}, {"error", netns.status().message()}});
+    log::warn("cannot open container namespace", {{"container", containerDisplayName(t.name, id)}, {"error", netns.status().message()}});
     return;
   }
   auto inode = netns->inode();
   if (inode && *inode == hostNetnsInode_) {
     log::warn("container shares the host's network namespace; connectable never injects there",
-              {{"container", describe(t.name, id)}});
+              {{"container", containerDisplayName(t.name, id)}});
     return;
   }
   if (Status s = supervisor_.ensure(id, t.name, t.request, std::move(*process), std::move(*netns)); !s) {
-    log::error("cannot start shim", {{"container", describe(t.name, id)}, {"error", s.message()}});
+    log::error("cannot start shim", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});
     return;
   }
   ++counters_.injectedOnStart;

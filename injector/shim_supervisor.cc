@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "injector/docker_container.h"
 #include "shim/shim_options.h"
 #include "shim/shim_options.h"
 
@@ -46,10 +47,8 @@ struct ShimSupervisor::Managed : IoHandler {
 
 namespace {
 
-std::string shortId(const std::string& id) { return id.substr(0, 12); }
-
 log::Field containerField(const ShimInfo& info) {
-  return {"container", info.containerName + " (" + shortId(info.containerId) + ")"};
+  return {"container", containerDisplayName(info.containerName, info.containerId)};
 }
 
 bool makeDirs(const std::string& path) {
@@ -155,7 +154,7 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   m->init = std::move(init);
   m->info.control = controlPath(containerId);
   // The shim's log lines then name the container as the injector's do: name (short id).
-  m->args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name", containerName + " (" + shortId(containerId) + ")",
+  m->args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name", containerDisplayName(containerName, containerId),
              "--control", m->info.control};
   m->args.insert(m->args.end(), options_.shimArgs.begin(), options_.shimArgs.end());
   m->args.insert(m->args.end(), request.shimArgs.begin(), request.shimArgs.end());

@@ -11,6 +11,7 @@
 
 #include "common/http_fetch.h"
 #include "common/log.h"
+#include "injector/docker_container.h"
 #include "shim/shim_options.h"
 
 namespace connectable {
@@ -76,7 +77,7 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
     if (v) failures += (failures.empty() ? "" : " ") + n + "=" + std::to_string(v);
   }
   return {r.containerName,
-          r.containerId.substr(0, 12),
+          shortContainerId(r.containerId),
           std::to_string(port->getValue<int>("port")),
           port->getValue<std::string>("target"),
           backends,
@@ -100,8 +101,8 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
   std::vector<std::string> notes;
   for (const auto& r : rows) {
     if (r.shimJson.empty()) {
-      table.push_back({r.containerName, r.containerId.substr(0, 12), "-", "-", "-", "-", "-", "-", std::to_string(r.shimPid), "-"});
-      notes.push_back(r.containerName + " (" + r.containerId.substr(0, 12) + "): " + r.error);
+      table.push_back({r.containerName, shortContainerId(r.containerId), "-", "-", "-", "-", "-", "-", std::to_string(r.shimPid), "-"});
+      notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + r.error);
       continue;
     }
     try {
@@ -111,7 +112,7 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
       for (size_t i = 0; i < ports->size(); ++i) table.push_back(portRow(r, shim, ports->getObject(static_cast<unsigned>(i))));
       if (shim->has("last_error") && !shim->isNull("last_error")) {
         auto e = shim->getObject("last_error");
-        notes.push_back(r.containerName + " (" + r.containerId.substr(0, 12) + "): last error " +
+        notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": last error " +
                         ageText(e->getValue<double>("seconds_ago")) + " ago: " + e->getValue<std::string>("message"));
       }
     } catch (const Poco::Exception& e) {

@@ -110,3 +110,14 @@ BOOST_AUTO_TEST_CASE(ListRejectsBrokenReplies) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(ContainerNames)
+
+BOOST_AUTO_TEST_CASE(LogsAndStatusShowNameAndShortId) {
+  const std::string id = "8f3c11155b1b2f0e6a7d4c3b2a19080706050403020100ffeeddccbbaa998877";
+  BOOST_TEST(connectable::shortContainerId(id) == "8f3c11155b1b");
+  BOOST_TEST(connectable::containerDisplayName("app", id) == "app (8f3c11155b1b)");
+  BOOST_TEST(connectable::containerDisplayName("", id) == "? (8f3c11155b1b)");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
