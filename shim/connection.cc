@@ -263,8 +263,7 @@ bool Connection::pump(Direction& d) {
       } else if (n < 0 && errno == EAGAIN) {
         d.to->writable = false;
       } else {
-        close(d.to == &upstream_ ? "backend write failed" : "client write failed", true,
-              d.to == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
+        writeFailed(d);
         return false;
       }
     }
@@ -299,8 +298,7 @@ bool Connection::pump(Direction& d) {
           // it may mean "pipe full", and the socket must be tried again once it drains.
           if (d.inPipe == 0) d.from->readable = false;
         } else {
-          close(d.from == &upstream_ ? "backend read failed" : "client read failed", true,
-              d.from == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
+          readFailed(d);
           return false;
         }
       }
@@ -336,8 +334,7 @@ int Connection::copyThroughStack(Direction& d) {
       d.from->readable = false;
       return 0;
     }
-    close(d.from == &upstream_ ? "backend read failed" : "client read failed", true,
-              d.from == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
+    readFailed(d);
     return -1;
   }
   const size_t got = static_cast<size_t>(n);
@@ -348,8 +345,7 @@ int Connection::copyThroughStack(Direction& d) {
   ssize_t sent = send(d.to->fd, buf, got, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (sent < 0) {
     if (errno != EAGAIN && errno != EINTR) {
-      close(d.to == &upstream_ ? "backend write failed" : "client write failed", true,
-              d.to == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
+      writeFailed(d);
       return -1;
     }
     sent = 0;
@@ -381,8 +377,7 @@ int Connection::copyWithoutPipe(Direction& d) {
       d.from->readable = false;
       return 0;
     }
-    close(d.from == &upstream_ ? "backend read failed" : "client read failed", true,
-              d.from == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
+    readFailed(d);
     return -1;
   }
   if (!d.to->writable) return 0;
@@ -392,14 +387,25 @@ int Connection::copyWithoutPipe(Direction& d) {
       d.to->writable = false;
       return 0;
     }
-    close(d.to == &upstream_ ? "backend write failed" : "client write failed", true,
-              d.to == &upstream_ ? FailureReason::BackendError : FailureReason::ClientError);
+    writeFailed(d);
     return -1;
   }
   ssize_t consumed = recv(d.from->fd, buf, static_cast<size_t>(sent), MSG_DONTWAIT);
   (void)consumed;  // the bytes were peeked, so exactly `sent` of them are there
   countBytes(d, static_cast<uint64_t>(sent));
   return 1;
+}
+
+void Connection::readFailed(const Direction& d) {
+  const bool backend = d.from == &upstream_;
+  close(backend ? "backend read failed" : "client read failed", true,
+        backend ? FailureReason::BackendError : FailureReason::ClientError);
+}
+
+void Connection::writeFailed(const Direction& d) {
+  const bool backend = d.to == &upstream_;
+  close(backend ? "backend write failed" : "client write failed", true,
+        backend ? FailureReason::BackendError : FailureReason::ClientError);
 }
 
 void Connection::countBytes(Direction& d, uint64_t n) {

@@ -74,6 +74,9 @@ class Connection {
   int copyThroughStack(Direction& d);
   // The fallback when no pipe can be had: 1 moved something, 0 must wait, -1 aborted.
   int copyWithoutPipe(Direction& d);
+  // Abort both sides after a failed read from (write to) one, counting whose fault it was.
+  void readFailed(const Direction& d);
+  void writeFailed(const Direction& d);
   void countBytes(Direction& d, uint64_t n);
   void armIdleTimer(Clock::time_point deadline);
   void onIdleTimer();
