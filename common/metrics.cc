@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <sstream>
 
 namespace connectable {
 
@@ -75,6 +74,24 @@ void MetricsText::histogram(const std::string& name, const MetricLabels& labels,
   sample(name + "_count", labels, cumulative);
 }
 
+namespace {
+
+// The first `count` words of line, split at spaces and tabs.
+std::vector<std::string_view> firstWords(std::string_view line, size_t count) {
+  std::vector<std::string_view> words;
+  size_t pos = 0;
+  while (words.size() < count) {
+    pos = line.find_first_not_of(" \t", pos);
+    if (pos == std::string_view::npos) break;
+    size_t end = line.find_first_of(" \t", pos);
+    words.push_back(line.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
+    pos = end;
+  }
+  return words;
+}
+
+}  // namespace
+
 MetricsMerger::Family& MetricsMerger::familyFor(const std::string& name) {
   auto it = families_.find(name);
   if (it != families_.end()) return it->second;
@@ -85,33 +102,34 @@ MetricsMerger::Family& MetricsMerger::familyFor(const std::string& name) {
 void MetricsMerger::add(const std::string& text, const MetricLabels& extra) {
   std::string prefix;
   for (const auto& [k, v] : extra) prefix += (prefix.empty() ? "" : ",") + k + "=\"" + escapeLabelValue(v) + '"';
-  std::istringstream in(text);
-  std::string line, current;
-  while (std::getline(in, line)) {
+  std::string current;
+  for (std::string_view rest = text; !rest.empty();) {
+    size_t eol = rest.find('\n');
+    std::string_view line = rest.substr(0, eol);
+    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
     if (line.empty()) continue;
     if (line[0] == '#') {
-      std::istringstream words(line);
-      std::string hash, kind, name;
-      words >> hash >> kind >> name;
-      if (name.empty() || (kind != "HELP" && kind != "TYPE")) continue;
-      Family& f = familyFor(name);
-      (kind == "HELP" ? f.help : f.type) = line;
-      current = name;
+      // "# HELP name text" or "# TYPE name kind"; other comments are dropped.
+      std::vector<std::string_view> words = firstWords(line, 3);
+      if (words.size() < 3 || (words[1] != "HELP" && words[1] != "TYPE")) continue;
+      Family& f = familyFor(std::string(words[2]));
+      (words[1] == "HELP" ? f.help : f.type) = std::string(line);
+      current = std::string(words[2]);
       continue;
     }
     size_t nameEnd = line.find_first_of("{ ");
-    if (nameEnd == std::string::npos) continue;
-    std::string name = line.substr(0, nameEnd);
+    if (nameEnd == std::string_view::npos) continue;
+    std::string name(line.substr(0, nameEnd));
     // Samples belong to the family announced last when they extend its name (_bucket...).
     std::string owner = !current.empty() && name.compare(0, current.size(), current) == 0 ? current : name;
     std::string relabelled;
     if (prefix.empty()) {
-      relabelled = line;
+      relabelled = std::string(line);
     } else if (line[nameEnd] == '{') {
       bool emptyLabels = nameEnd + 1 < line.size() && line[nameEnd + 1] == '}';
-      relabelled = name + "{" + prefix + (emptyLabels ? "" : ",") + line.substr(nameEnd + 1);
+      relabelled = name + "{" + prefix + (emptyLabels ? "" : ",") + std::string(line.substr(nameEnd + 1));
     } else {
-      relabelled = name + "{" + prefix + "}" + line.substr(nameEnd);
+      relabelled = name + "{" + prefix + "}" + std::string(line.substr(nameEnd));
     }
     familyFor(owner).samples.push_back(std::move(relabelled));
   }

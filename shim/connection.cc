@@ -38,6 +38,10 @@ void abortiveClose(int fd) {
 
 void Connection::Side::onIo(uint32_t events) {
   if (conn->closed()) return;  // closed earlier in this batch; deletion is deferred
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed = true;
+  if ((events & EPOLLRDHUP) && !(events & EPOLLERR)) finQueued = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable = true;
   if (upstream) {
     conn->onUpstreamIo(events);
   } else {
@@ -110,7 +114,7 @@ void Connection::connectNext() {
     }
     setNoDelay(fd);
     upstream_.fd = fd;
-    upstream_.readable = upstream_.writable = false;
+    upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.finQueued = false;
     if (::connect(fd, addr.sockaddr_ptr(), addr.length()) == 0 || errno == EINPROGRESS) {
       if (Status s = loop.add(fd, kSocketEvents, &upstream_); !s) {
         lastError_ = s.message();
@@ -155,8 +159,7 @@ void Connection::connectNext() {
 
 void Connection::closeUpstreamSocket() {
   if (upstream_.fd < 0) return;
-  proxy_.loop().remove(upstream_.fd);
-  ::close(upstream_.fd);
+  ::close(upstream_.fd);  // closing the only descriptor also takes it out of epoll
   upstream_.fd = -1;
 }
 
@@ -173,15 +176,13 @@ void Connection::connectFailed(const char* why, FailureReason reason) {
 }
 
 void Connection::onUpstreamIo(uint32_t events) {
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upstream_.readable = true;
-  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upstream_.peerClosed = true;
-  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) upstream_.writable = true;
   if (state_ == State::Connecting) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0 || (events & EPOLLERR)) {
+    // A failed connect always raises EPOLLERR; only then is SO_ERROR worth a syscall.
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       connectFailed(std::strerror(err ? err : ECONNREFUSED),
                     err == ECONNREFUSED || err == 0 ? FailureReason::ConnectRefused : FailureReason::ConnectError);
       return;
@@ -193,9 +194,6 @@ void Connection::onUpstreamIo(uint32_t events) {
 }
 
 void Connection::onClientIo(uint32_t events) {
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_.readable = true;
-  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_.peerClosed = true;
-  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) client_.writable = true;
   if (state_ == State::Open) {
     pumpAll();
   } else if (events & (EPOLLERR | EPOLLHUP)) {
@@ -312,7 +310,10 @@ bool Connection::pump(Direction& d) {
     d.pipe = {};
   }
   if (d.eof && d.inPipe == 0 && !d.shutDown) {
-    shutdown(d.to->fd, SHUT_WR);
+    // When the other direction has ended too, pumpAll closes both sockets at once, and
+    // close sends this FIN: the shutdown call would only add a syscall.
+    Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
+    if (!other.shutDown) shutdown(d.to->fd, SHUT_WR);
     d.shutDown = true;
   }
   return true;
@@ -339,8 +340,15 @@ int Connection::copyThroughStack(Direction& d) {
   }
   const size_t got = static_cast<size_t>(n);
   // A short read emptied the socket, and new bytes raise a new edge: no need to read again
-  // for an EAGAIN. Once the peer has closed, though, only reading on shows its EOF.
-  if (got < want && !d.from->peerClosed) d.from->readable = false;
+  // for an EAGAIN. If the peer's FIN was queued before this read, the short read reached
+  // it: that is the EOF, without a read that returns 0. After an error, read on to see it.
+  if (got < want) {
+    if (d.from->finQueued) {
+      d.eof = true;
+    } else if (!d.from->peerClosed) {
+      d.from->readable = false;
+    }
+  }
   d.bulk = got >= kCopyBuffer;
   ssize_t sent = send(d.to->fd, buf, got, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (sent < 0) {
@@ -430,7 +438,8 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   if (was == State::Waiting) leaveWaitingList();
   for (Side* s : {&client_, &upstream_}) {
     if (s->fd < 0) continue;
-    loop.remove(s->fd);
+    // No EPOLL_CTL_DEL: the socket's only descriptor closes, which removes it from epoll,
+    // and events already fetched for it find the connection closed (deletion is deferred).
     if (abort) {
       abortiveClose(s->fd);
     } else {

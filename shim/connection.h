@@ -45,6 +45,7 @@ class Connection {
     bool writable = false;
     bool upstream = false;
     bool peerClosed = false;  // epoll reported RDHUP/HUP/ERR: read on until EOF or error
+    bool finQueued = false;   // epoll reported RDHUP alone: the peer's FIN is already queued
     void onIo(uint32_t events) override;
   };
 
