@@ -16,22 +16,6 @@
 
 namespace connectable {
 
-NetnsFd& NetnsFd::operator=(NetnsFd&& o) noexcept {
-  if (this != &o) {
-    reset();
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
-  return *this;
-}
-
-NetnsFd::~NetnsFd() { reset(); }
-
-void NetnsFd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 Result<NetnsFd> NetnsFd::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errnoStatus("opening network namespace " + path, errno);
@@ -58,7 +42,7 @@ Result<NetnsFd> NetnsFd::adopt(int fd) {
 
 Result<unsigned long> NetnsFd::inode() const {
   struct stat st;
-  if (fstat(fd_, &st) != 0) return errnoStatus("fstat namespace", errno);
+  if (fstat(fd_.get(), &st) != 0) return errnoStatus("fstat namespace", errno);
   return static_cast<unsigned long>(st.st_ino);
 }
 

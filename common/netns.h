@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace connectable {
 
@@ -15,25 +16,20 @@ class NetnsFd {
  public:
   NetnsFd() = default;
   explicit NetnsFd(int fd) : fd_(fd) {}
-  NetnsFd(NetnsFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  NetnsFd& operator=(NetnsFd&& o) noexcept;
-  NetnsFd(const NetnsFd&) = delete;
-  NetnsFd& operator=(const NetnsFd&) = delete;
-  ~NetnsFd();
 
   static Result<NetnsFd> open(const std::string& path);
   static Result<NetnsFd> current();  // the calling thread's namespace
   // Adopts an inherited fd after checking that it really is a network namespace.
   static Result<NetnsFd> adopt(int fd);
 
-  int fd() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset();
+  int fd() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
+  void reset() { fd_.reset(); }
   // Inode of the namespace: two fds name the same namespace iff their inodes are equal.
   Result<unsigned long> inode() const;
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 // Switches the calling thread into `target`.

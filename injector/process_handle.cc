@@ -12,41 +12,24 @@
 
 namespace connectable {
 
-ProcessHandle& ProcessHandle::operator=(ProcessHandle&& o) noexcept {
-  if (this != &o) {
-    reset();
-    pid_ = o.pid_;
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
-  return *this;
-}
-
-ProcessHandle::~ProcessHandle() { reset(); }
-
-void ProcessHandle::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 Result<ProcessHandle> ProcessHandle::open(pid_t pid) {
   int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (fd < 0) return errnoStatus("pidfd_open(" + std::to_string(pid) + ")", errno);
   fcntl(fd, F_SETFD, FD_CLOEXEC);
   ProcessHandle h;
   h.pid_ = pid;
-  h.fd_ = fd;
+  h.fd_.reset(fd);
   return h;
 }
 
 bool ProcessHandle::alive() const {
-  if (fd_ < 0) return false;
-  struct pollfd p {fd_, POLLIN, 0};
+  if (!fd_.valid()) return false;
+  struct pollfd p {fd_.get(), POLLIN, 0};
   return poll(&p, 1, 0) == 0;  // a pidfd turns readable when its process exits
 }
 
 Status ProcessHandle::signal(int signo) const {
-  if (syscall(SYS_pidfd_send_signal, fd_, signo, nullptr, 0) != 0)
+  if (syscall(SYS_pidfd_send_signal, fd_.get(), signo, nullptr, 0) != 0)
     return errnoStatus("signalling pid " + std::to_string(pid_), errno);
   return Status::ok();
 }

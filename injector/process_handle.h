@@ -12,33 +12,29 @@
 
 #include "common/netns.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace connectable {
 
 class ProcessHandle {
  public:
   ProcessHandle() = default;
-  ProcessHandle(ProcessHandle&& o) noexcept : pid_(o.pid_), fd_(o.fd_) { o.fd_ = -1; }
-  ProcessHandle& operator=(ProcessHandle&& o) noexcept;
-  ProcessHandle(const ProcessHandle&) = delete;
-  ProcessHandle& operator=(const ProcessHandle&) = delete;
-  ~ProcessHandle();
 
   static Result<ProcessHandle> open(pid_t pid);
 
   pid_t pid() const { return pid_; }
-  int fd() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
+  int fd() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
   bool alive() const;  // false once the process has exited
   Status signal(int signo) const;
   // The process's network namespace, opened through /proc and checked against the pidfd
   // afterwards: if the process died meanwhile, the pid could name someone else.
   Result<NetnsFd> openNetns() const;
-  void reset();
+  void reset() { fd_.reset(); }
 
  private:
   pid_t pid_ = 0;
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 // Start time of a process in clock ticks since boot (/proc/PID/stat field 22): with the

@@ -14,6 +14,7 @@
 #include "common/netns.h"
 #include "common/privileges.h"
 #include "common/srv_resolver.h"
+#include "common/unique_fd.h"
 #include "shim/discovery.h"
 #include "shim/proxy.h"
 #include "shim/shim_options.h"
@@ -29,23 +30,20 @@ constexpr const char* kVersion = "0.1.0";
 class ProcessWatch : public IoHandler {
  public:
   explicit ProcessWatch(std::function<void()> onExit) : onExit_(std::move(onExit)) {}
-  ~ProcessWatch() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
   Status watch(EventLoop& loop, pid_t pid) {
     int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
     if (fd < 0) return errnoStatus("pidfd_open(" + std::to_string(pid) + ")", errno);
     return watchFd(loop, fd);
   }
   Status watchFd(EventLoop& loop, int pidfd) {
-    fd_ = pidfd;
-    fcntl(fd_, F_SETFD, FD_CLOEXEC);
-    return loop.add(fd_, EPOLLIN, this);
+    fd_.reset(pidfd);
+    fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    return loop.add(pidfd, EPOLLIN, this);
   }
   void onIo(uint32_t) override { onExit_(); }
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
   std::function<void()> onExit_;
 };
 
