@@ -85,6 +85,7 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
           bytesText(bytes->getValue<uint64_t>("to_backends")) + "/" + bytesText(bytes->getValue<uint64_t>("from_backends")),
           cell(failures),
           std::to_string(r.shimPid),
+          std::to_string(r.restarts),
           ageText(shim->getValue<double>("uptime_seconds"))};
 }
 
@@ -97,11 +98,12 @@ std::string readAll(const std::string& path) {
 
 std::string formatStatusTable(const std::vector<StatusRow>& rows) {
   std::vector<Row> table = {{"CONTAINER", "ID", "PORT", "TARGET", "BACKENDS", "CONNS(ACTIVE/TOTAL)", "BYTES(OUT/IN)",
-                             "FAILURES", "SHIM PID", "UPTIME"}};
+                             "FAILURES", "SHIM PID", "RESTARTS", "UPTIME"}};
   std::vector<std::string> notes;
   for (const auto& r : rows) {
     if (r.shimJson.empty()) {
-      table.push_back({r.containerName, shortContainerId(r.containerId), "-", "-", "-", "-", "-", "-", std::to_string(r.shimPid), "-"});
+      table.push_back({r.containerName, shortContainerId(r.containerId), "-", "-", "-", "-", "-", "-", std::to_string(r.shimPid),
+                       std::to_string(r.restarts), "-"});
       notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + r.error);
       continue;
     }
@@ -146,6 +148,7 @@ std::string formatStatusJson(const std::vector<StatusRow>& rows) {
     while (!shim.empty() && (shim.back() == '\n' || shim.back() == ' ')) shim.pop_back();
     out += std::string(i ? "," : "") + "\n{\"container_name\":\"" + log::jsonEscape(r.containerName) +
            "\",\"container_id\":\"" + log::jsonEscape(r.containerId) + "\",\"shim_pid\":" + std::to_string(r.shimPid) +
+           ",\"restarts\":" + std::to_string(r.restarts) +
            ",\"error\":" + (r.error.empty() ? "null" : "\"" + log::jsonEscape(r.error) + "\"") +
            ",\"shim\":" + (shim.empty() ? "null" : shim) + "}";
   }
@@ -212,6 +215,7 @@ int runStatusCommand(const std::vector<std::string>& args) {
       r.containerId = obj->getValue<std::string>("container_id");
       r.containerName = obj->getValue<std::string>("container_name");
       r.shimPid = obj->getValue<int>("shim_pid");
+      if (obj->has("restarts")) r.restarts = obj->getValue<uint32_t>("restarts");
     } catch (const Poco::Exception&) {
       continue;  // being rewritten, or not ours: the injector owns these records
     } catch (const std::exception&) {

@@ -5,6 +5,7 @@
 // Single-threaded; no shared state.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ namespace connectable {
 struct StatusRow {
   std::string containerName, containerId;
   int shimPid = 0;
+  uint32_t restarts = 0;  // times the injector restarted this container's shim after it died
   std::string shimJson;  // the shim's /status answer; empty when it did not answer
   std::string error;     // why it did not
 };

@@ -179,6 +179,10 @@ BOOST_AUTO_TEST_CASE(AKilledShimIsBackWithinASecond) {
   auto back = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed).count();
   BOOST_TEST(back < 1000, "back after " << back << " ms");
   BOOST_TEST(fetchInside(app, 8080).out == "from-web");
+  // `connectable status` counts the restart.
+  auto status = run({binary("connectable"), "status", "--state-dir", injector.stateDir(), app});
+  BOOST_TEST(std::regex_search(status.out, std::regex(app + ".*\\s" + std::to_string(injector.shimOf(id)) + "\\s+1\\s")),
+             status.out);
 }
 
 BOOST_AUTO_TEST_CASE(AKilledInjectorReadoptsItsShimsAndOpenConnectionsSurvive) {
