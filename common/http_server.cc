@@ -1,5 +1,6 @@
 #include "common/http_server.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -233,14 +234,19 @@ Status HttpServer::listenUnix(const std::string& path) {
   return loop_.add(fd, EPOLLIN, listeners_.back().get());
 }
 
-Status HttpServer::listenTcp(const SocketAddress& address) {
+Status HttpServer::listenTcp(const SocketAddress& address, int* errorCode) {
   int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errnoStatus("socket", errno);
+  if (fd < 0) {
+    if (errorCode) *errorCode = errno;
+    return errnoStatus("socket", errno);
+  }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (bind(fd, address.sockaddr_ptr(), address.length()) != 0 || ::listen(fd, 16) != 0) {
     int err = errno;
     ::close(fd);
+    if (errorCode) *errorCode = err;
     return errnoStatus("listening on " + address.toString(), err);
   }
   sockaddr_storage ss{};

@@ -61,7 +61,8 @@ class HttpServer {
   // file is an error). Call while privileged: the listening fd keeps working afterwards.
   Status listenUnix(const std::string& path);
   // A TCP listener, created in the calling thread's current network namespace.
-  Status listenTcp(const SocketAddress& address);
+  // On failure, *errorCode (if given) is the errno of the bind or listen.
+  Status listenTcp(const SocketAddress& address, int* errorCode = nullptr);
   // The port listenTcp bound (useful with port 0); 0 if none.
   uint16_t tcpPort() const { return tcpPort_; }
 

@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 
@@ -146,7 +147,14 @@ int main(int argc, char** argv) {
                         HttpServer::Options{});
   auto listenStatusPort = [&]() -> Status {
     if (!opt.statusPort) return Status::ok();
-    return statusPort.listenTcp(SocketAddress::loopbackV4(opt.statusPort)).withContext("--status-port");
+    if (Status s = statusPort.listenTcp(SocketAddress::loopbackV4(opt.statusPort)); !s) return s.withContext("--status-port");
+    // Also on ::1, like the data ports ("localhost" may resolve there first), unless the
+    // namespace has no IPv6; taken by someone else is an error.
+    int err = 0;
+    Status v6 = statusPort.listenTcp(SocketAddress::loopbackV6(opt.statusPort), &err);
+    if (!v6 && err == EADDRINUSE) return v6.withContext("--status-port");
+    if (!v6) log::debug("no IPv6 loopback status listener", {{"reason", v6.message()}});
+    return Status::ok();
   };
 
   // Listeners are made inside the target namespace; everything else outside it.

@@ -53,7 +53,7 @@ Options:
   --name NAME              name this shim in every log line (the injector passes the container)
   --control PATH           answer status (JSON) and metrics (Prometheus) on this UNIX socket,
                            root only: curl --unix-socket PATH http://shim/status
-  --status-port PORT       also answer a plain-text status on 127.0.0.1:PORT inside the namespace
+  --status-port PORT       also answer a plain-text status on 127.0.0.1:PORT (and [::1]) inside the namespace
   --user NAME              unprivileged user to switch to when started as root (default nobody)
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json

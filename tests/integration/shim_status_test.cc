@@ -186,7 +186,10 @@ BOOST_AUTO_TEST_CASE(StatusPortAnswersPlainTextInsideAndForwardsNothing) {
   BOOST_TEST(r.exitCode == 0, r.err);
   BOOST_TEST(r.out.find("connectable-shim") != std::string::npos, r.out);
   BOOST_TEST(r.out.find("port 6000 -> " + backend.address()) != std::string::npos, r.out);
-  BOOST_TEST(backend.accepted() == 1);  // the status request reached no backend
+  auto v6 = run(ns.exec({"wget", "-qO-", "http://[::1]:" + std::to_string(kStatusPort) + "/"}));
+  BOOST_TEST(v6.exitCode == 0, v6.err);
+  BOOST_TEST(v6.out.find("port 6000 -> " + backend.address()) != std::string::npos, v6.out);
+  BOOST_TEST(backend.accepted() == 1);  // the status requests reached no backend
   // It exists only inside the namespace.
   int fd = connectTcp("127.0.0.1", kStatusPort, 500);
   BOOST_TEST(fd < 0);
