@@ -190,10 +190,25 @@ Status ServiceResolver::init() {
   return Status::ok();
 }
 
+namespace {
+
+// Watches of the same name, port and kind share one cache entry.
+std::string entryKey(const Target& target) {
+  return std::to_string(static_cast<int>(target.kind)) + "|" + lower(target.host) + "|" + std::to_string(target.port);
+}
+
+}  // namespace
+
+const Resolution* ServiceResolver::resolutionOf(const Target& target) const {
+  auto found = entryByKey_.find(entryKey(target));
+  if (found == entryByKey_.end()) return nullptr;
+  auto entry = entries_.find(found->second);
+  return entry == entries_.end() ? nullptr : &entry->second->resolution;
+}
+
 ServiceResolver::WatchId ServiceResolver::watch(const Target& target, Callback cb) {
   WatchId wid = nextWatchId_++;
-  std::string key = std::to_string(static_cast<int>(target.kind)) + "|" + lower(target.host) + "|" +
-                    std::to_string(target.port);
+  std::string key = entryKey(target);
   auto found = entryByKey_.find(key);
   if (found != entryByKey_.end()) {
     Entry& entry = *entries_[found->second];
@@ -229,7 +244,7 @@ ServiceResolver::WatchId ServiceResolver::watch(const Target& target, Callback c
     }
     normalize(&r.backends);
     r.pending = false;
-    r.expires = Clock::time_point::max();
+    r.expires = r.nextLookup = Clock::time_point::max();
     entry.hasGood = true;
     loop_.defer([this, alive = std::weak_ptr<int>(alive_), eid = entry.id, wid] {
       if (alive.lock()) notify(eid, {wid});
@@ -468,6 +483,7 @@ void ServiceResolver::finishLookup(Entry& entry) {
     Millis ttl = lookup->ttl == UINT32_MAX ? options_.negativeTtl : Millis(uint64_t{lookup->ttl} * 1000);
     ttl = std::clamp(ttl, options_.minTtl, std::max(options_.minTtl, options_.maxTtl));
     r.expires = loop_.now() + ttl;
+    r.ttl = ttl;
     // Refresh well before expiry, at a jittered point so many shims do not ask together.
     rng_ = rng_ * 6364136223846793005ull + 1442695040888963407ull;
     double fraction = 0.75 + 0.15 * static_cast<double>(rng_ >> 11) / static_cast<double>(1ull << 53);
@@ -488,6 +504,7 @@ void ServiceResolver::finishLookup(Entry& entry) {
 
 void ServiceResolver::scheduleRefresh(Entry& entry, Millis delay) {
   loop_.cancelTimer(entry.refreshTimer);
+  entry.resolution.nextLookup = loop_.now() + delay;
   entry.refreshTimer = loop_.addTimer(delay, [this, eid = entry.id] {
     Entry* e = findEntry(eid);
     if (e == nullptr) return;

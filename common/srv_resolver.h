@@ -43,6 +43,8 @@ struct Resolution {
   bool pending = true;   // no lookup finished yet: "no answer yet", not "no backends"
   bool stale = false;    // backends are the last good answer; the latest lookup failed
   Clock::time_point expires{};  // end of the answer's (floored) TTL
+  Millis ttl{0};                // that TTL, after the floor and ceiling
+  Clock::time_point nextLookup{};  // when the next lookup starts (refresh or retry); max() for literals
 };
 
 struct ResolverOptions {
@@ -92,6 +94,8 @@ class ServiceResolver {
 
   // The current state of a watch's target; nullptr for an unknown id.
   const Resolution* resolution(WatchId id) const;
+  // The current state of a watched target; nullptr when nobody watches it.
+  const Resolution* resolutionOf(const Target& target) const;
 
   // Re-resolves every target now (SIGHUP), without waiting for the TTLs.
   void refreshAll();

@@ -14,6 +14,11 @@ double secondsBetween(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+// Seconds from now until `when`; 0 when it is now or past (a lookup under way).
+double secondsUntil(Clock::time_point now, Clock::time_point when) {
+  return when > now ? secondsBetween(now, when) : 0.0;
+}
+
 std::string fixed(double v, int decimals = 3) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
@@ -59,6 +64,10 @@ std::string formatAge(double seconds) {
 ShimStatus::ShimStatus(const Proxy& proxy, const ServiceResolver* resolver, ShimIdentity identity)
     : proxy_(proxy), resolver_(resolver), id_(std::move(identity)) {}
 
+const Resolution* ShimStatus::lookupOf(const Target& target) const {
+  return resolver_ && target.needsLookup() ? resolver_->resolutionOf(target) : nullptr;
+}
+
 std::string ShimStatus::json() const {
   const auto now = Clock::now();
   std::string j = "{\"name\":" + q(id_.name) + ",\"version\":" + q(id_.version) + ",\"pid\":" + std::to_string(id_.pid) +
@@ -95,7 +104,11 @@ std::string ShimStatus::json() const {
     for (size_t i = 0; i < set.targets().size(); ++i) {
       const Target& t = set.targets()[i];
       j += std::string(i ? "," : "") + "{\"target\":" + q(t.text) + ",\"kind\":" + q(kindName(t.kind)) +
-           ",\"dns\":" + q(dnsState(set, i)) + ",\"backends\":[";
+           ",\"dns\":" + q(dnsState(set, i));
+      const Resolution* r = lookupOf(t);
+      j += ",\"ttl_seconds\":" + (r && r->ttl.count() > 0 ? fixed(r->ttl.count() / 1000.0) : std::string("null")) +
+           ",\"next_lookup_in_seconds\":" + (r ? fixed(secondsUntil(now, r->nextLookup)) : std::string("null")) +
+           ",\"backends\":[";
       const auto& list = set.backendsOf(i);
       for (size_t k = 0; k < list.size(); ++k) j += (k ? "," : "") + q(list[k]->address.toString());
       j += "]}";
@@ -227,9 +240,15 @@ std::string ShimStatus::text() const {
                                      " " + std::to_string(c.failures[r]);
     t += "  failures: " + (failures.empty() ? std::string("none") : failures) + "\n";
     for (size_t i = 0; i < set.targets().size(); ++i)
-      if (set.targets()[i].needsLookup())
+      if (set.targets()[i].needsLookup()) {
         t += "  dns " + set.targets()[i].text + ": " + dnsState(set, i) + ", " +
-             std::to_string(set.backendsOf(i).size()) + " backends\n";
+             std::to_string(set.backendsOf(i).size()) + " backends";
+        if (const Resolution* r = lookupOf(set.targets()[i])) {
+          if (r->ttl.count() > 0) t += ", ttl " + formatAge(r->ttl.count() / 1000.0);
+          t += ", next lookup in " + formatAge(secondsUntil(now, r->nextLookup));
+        }
+        t += "\n";
+      }
     for (const auto& b : set.backends()) {
       std::string state = backendState(*b, now);
       if (b->penalized(now)) state += " " + fixed(penaltyLeft(*b, now), 1) + "s";

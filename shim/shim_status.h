@@ -39,6 +39,9 @@ class ShimStatus {
   void serveStatusPort(const HttpRequest& request, const HttpServer::Respond& respond) const;
 
  private:
+  // The resolver's state of a name target (TTL, next lookup); nullptr for literals.
+  const Resolution* lookupOf(const Target& target) const;
+
   const Proxy& proxy_;
   const ServiceResolver* resolver_;
   ShimIdentity id_;

@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <Poco/JSON/Parser.h>
+
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <thread>
@@ -150,6 +152,32 @@ BOOST_AUTO_TEST_CASE(NoLookupOnTheConnectionPathWhileTheAnswerIsCached) {
   BOOST_TEST(seen["a"] == 300);
   int after = dns.queryCount("SRV", "web.service.consul") + dns.queryCount("A", "backend.node.consul");
   BOOST_TEST(after == before);
+}
+
+BOOST_AUTO_TEST_CASE(StatusShowsEachNamesTtlAndWhenItIsLookedUpNext) {
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=300", srv("web.service.consul", a.port(), 1, 50)});
+  dns.start();
+  std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--control", control, "--connect",
+                    "6000=web.service.consul", "--connect", "6001=127.0.0.1:" + std::to_string(b.port())});
+  BOOST_REQUIRE(ask(ns) == "a");  // a first connection waits for the first answer
+  auto reply = run({"curl", "-sS", "-m", "5", "--unix-socket", control, "http://shim/status"});
+  BOOST_REQUIRE(reply.exitCode == 0);
+  Poco::JSON::Parser parser;
+  auto ports = parser.parse(reply.out).extract<Poco::JSON::Object::Ptr>()->getArray("ports");
+  auto name = ports->getObject(0)->getArray("targets")->getObject(0);
+  auto literal = ports->getObject(1)->getArray("targets")->getObject(0);
+  BOOST_TEST(name->getValue<std::string>("dns") == "ok");
+  BOOST_TEST(name->getValue<double>("ttl_seconds") == 300.0);
+  // Refreshed at a jittered 75-90 % of the TTL, so many shims do not ask together.
+  double next = name->getValue<double>("next_lookup_in_seconds");
+  BOOST_TEST(next > 0.75 * 300 - 10);
+  BOOST_TEST(next <= 0.90 * 300);
+  BOOST_TEST(literal->isNull("ttl_seconds"));
+  BOOST_TEST(literal->isNull("next_lookup_in_seconds"));
+  auto text = run({"curl", "-sS", "-m", "5", "--unix-socket", control, "http://shim/status?format=text"});
+  BOOST_TEST(text.out.find("dns web.service.consul: ok, 1 backends, ttl 5m0s, next lookup in ") != std::string::npos,
+             text.out);
 }
 
 BOOST_AUTO_TEST_CASE(HostAndPortTargetsResolveTheirAddress) {
