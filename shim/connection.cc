@@ -19,11 +19,13 @@ namespace {
 // Reads up to this size are copied through the stack (recv + send: two cheap syscalls);
 // a read that fills it marks the direction as bulk, which splice moves without copying.
 constexpr size_t kCopyBuffer = size_t{16} * 1024;
-constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
-void setNoDelay(int fd) {
+// What accepted sockets inherit from the listener (proxy.cc), set on upstream sockets.
+void setUpstreamOptions(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
 }
 
 // Closing with SO_LINGER 0 sends RST, so an abort on one side is seen as an abort on the
@@ -38,9 +40,9 @@ void abortiveClose(int fd) {
 
 void Connection::Side::onIo(uint32_t events) {
   if (conn->closed()) return;  // closed earlier in this batch; deletion is deferred
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
+  if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
+  if (events & EPOLLPRI) urgent = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed = true;
-  if ((events & EPOLLRDHUP) && !(events & EPOLLERR)) finQueued = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable = true;
   if (upstream) {
     conn->onUpstreamIo(events);
@@ -112,9 +114,9 @@ void Connection::connectNext() {
       lastError_ = errnoStatus("socket", errno).message();
       break;
     }
-    setNoDelay(fd);
+    setUpstreamOptions(fd);
     upstream_.fd = fd;
-    upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.finQueued = false;
+    upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.urgent = false;
     if (::connect(fd, addr.sockaddr_ptr(), addr.length()) == 0 || errno == EINPROGRESS) {
       if (Status s = loop.add(fd, kSocketEvents, &upstream_); !s) {
         lastError_ = s.message();
@@ -276,10 +278,13 @@ bool Connection::pump(Direction& d) {
         moved = true;
         continue;
       }
-      if (d.inPipe == 0 && d.to->writable && !d.bulk) {
+      if (d.inPipe == 0 && d.to->writable && (!d.bulk || d.from->urgent)) {
         int r = copyThroughStack(d);
         if (r < 0) return false;
         if (r > 0) progress = true;
+      } else if (d.from->urgent) {
+        // splice stops at an urgent mark (EAGAIN for ever): only recv passes it. Wait until
+        // the pipe has drained into `to` and the copy above can run.
       } else {
         const size_t room = d.pipe.capacity - d.inPipe;
         ssize_t n = splice(d.from->fd, nullptr, d.pipe.writeFd, nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -289,7 +294,18 @@ bool Connection::pump(Direction& d) {
           d.bulk = static_cast<size_t>(n) >= std::min(kCopyBuffer, room);
           progress = true;
         } else if (n == 0) {
-          d.eof = true;
+          // splice also returns 0 at a TCP urgent mark once the peer's FIN is queued: only
+          // a peek tells that from the real end (one call per bulk direction that ends).
+          char c;
+          ssize_t peeked = recv(d.from->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (peeked > 0) {
+            d.from->urgent = true;  // the copy path reads past the mark
+          } else if (peeked == 0) {
+            d.eof = true;
+          } else if (errno != EAGAIN && errno != EINTR) {
+            readFailed(d);
+            return false;
+          }
           progress = true;
         } else if (errno == EAGAIN) {
           // EAGAIN means "socket empty" only when the pipe is empty; with bytes in the pipe
@@ -333,6 +349,7 @@ int Connection::copyThroughStack(Direction& d) {
     if (errno == EINTR) return 1;
     if (errno == EAGAIN) {
       d.from->readable = false;
+      d.from->urgent = false;  // past any urgent mark: short reads mean "empty" again
       return 0;
     }
     readFailed(d);
@@ -340,15 +357,10 @@ int Connection::copyThroughStack(Direction& d) {
   }
   const size_t got = static_cast<size_t>(n);
   // A short read emptied the socket, and new bytes raise a new edge: no need to read again
-  // for an EAGAIN. If the peer's FIN was queued before this read, the short read reached
-  // it: that is the EOF, without a read that returns 0. After an error, read on to see it.
-  if (got < want) {
-    if (d.from->finQueued) {
-      d.eof = true;
-    } else if (!d.from->peerClosed) {
-      d.from->readable = false;
-    }
-  }
+  // for an EAGAIN. Once the peer has closed, though, only reading on shows its EOF. (Not
+  // "short read + FIN queued = EOF": a read also stops short at a TCP urgent mark, and
+  // taking that for the end would reset the connection on the bytes after it.)
+  if (got < want && !d.from->peerClosed && !d.from->urgent) d.from->readable = false;
   d.bulk = got >= kCopyBuffer;
   ssize_t sent = send(d.to->fd, buf, got, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (sent < 0) {

@@ -45,7 +45,9 @@ class Connection {
     bool writable = false;
     bool upstream = false;
     bool peerClosed = false;  // epoll reported RDHUP/HUP/ERR: read on until EOF or error
-    bool finQueued = false;   // epoll reported RDHUP alone: the peer's FIN is already queued
+    // epoll reported EPOLLPRI: TCP urgent data is queued. Reads stop short at its mark and
+    // splice does not pass it at all, so read on with recv until EAGAIN.
+    bool urgent = false;
     void onIo(uint32_t events) override;
   };
 

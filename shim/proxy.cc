@@ -91,8 +91,10 @@ Result<int> makeListener(const SocketAddress& address, bool* inUse) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt saved per accept.
+  // Accepted sockets inherit TCP_NODELAY and SO_OOBINLINE from the listener: no setsockopt
+  // per accept. OOBINLINE: a TCP urgent byte is carried on as an ordinary byte, not lost.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
   if (bind(fd, address.sockaddr_ptr(), address.length()) != 0) {
     int err = errno;
     ::close(fd);

@@ -138,6 +138,37 @@ BOOST_AUTO_TEST_CASE(HalfCloseIsCarriedBothWays) {
   close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(UrgentDataIsCarriedInlineAndNothingStallsBehindIt) {
+  // A TCP urgent byte (send with MSG_OOB) stops a read short at its mark, and splice does
+  // not pass the mark at all. The shim carries it on as an ordinary byte, and the bytes
+  // behind it follow at once, on the small-message path and on the bulk (splice) path.
+  TcpServer backend(echoHandler());
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  auto roundTrip = [&](size_t before, size_t after) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    const std::string head(before, 'a'), tail(after, 'b');
+    // Stopped, so all of it is queued at once and the shim's first read meets the mark.
+    kill(shim.pid(), SIGSTOP);
+    std::thread sender([&] {
+      writeAll(fd, head.data(), head.size());
+      send(fd, "X", 1, MSG_OOB);
+      writeAll(fd, tail.data(), tail.size());
+      shutdown(fd, SHUT_WR);
+    });
+    std::this_thread::sleep_for(100ms);
+    kill(shim.pid(), SIGCONT);
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got, 5000), "echo ended after " << got.size() << " bytes");
+    sender.join();
+    BOOST_TEST(got.size() == before + 1 + after);
+    BOOST_TEST((got == head + "X" + tail), "urgent byte or what follows it lost");
+    close(fd);
+  };
+  roundTrip(3, 3);
+  roundTrip(256 * 1024, 256 * 1024);
+}
+
 BOOST_AUTO_TEST_CASE(FailsOverWhenOneBackendIsDown) {
   TcpServer alive(replyHandler("alive"));
   TcpServer dead(holdHandler());
