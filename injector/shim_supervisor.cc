@@ -13,15 +13,23 @@
 #include <limits>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "common/log.h"
 #include "injector/docker_container.h"
 #include "shim/shim_options.h"
-#include "shim/shim_options.h"
 
 namespace connectable {
+namespace {
+
+// Exit codes of the forked child when the shim program never ran (the shell's convention).
+constexpr int kExitChildSetup = 126;
+constexpr int kExitExecFailed = 127;
+
+}  // namespace
+
 
 struct ShimSupervisor::Managed : IoHandler {
   ShimSupervisor* owner = nullptr;
@@ -204,10 +212,10 @@ void ShimSupervisor::spawn(Managed& m) {
     // Move both fds out of the way first, so neither dup2 below can clobber the other.
     int ns = fcntl(nsFd, F_DUPFD, 10);
     int ini = fcntl(initFd, F_DUPFD, 10);
-    if (ns < 0 || ini < 0 || dup2(ns, 3) < 0 || dup2(ini, 4) < 0) _exit(126);
+    if (ns < 0 || ini < 0 || dup2(ns, 3) < 0 || dup2(ini, 4) < 0) _exit(kExitChildSetup);
     close_range(5, ~0u, 0);
     execv(argv[0], argv.data());
-    _exit(127);
+    _exit(kExitExecFailed);
   }
   auto handle = ProcessHandle::open(pid);
   if (!handle) {
@@ -261,6 +269,18 @@ void ShimSupervisor::onShimExit(Managed& m) {
     log::info("shim exited with its container", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}});
     removeState(m.info.containerId);
     forget(m.info.containerId);
+    return;
+  }
+  if (code == kExitExecFailed || code == kExitChildSetup) {
+    // The program never ran: say why as well as the parent can tell (missing, not
+    // executable, or being replaced by a build or an upgrade right then), and retry.
+    std::string why = code == kExitChildSetup ? "could not pass the namespace and pidfd to it"
+                      : access(options_.shimPath.c_str(), X_OK) != 0
+                          ? std::strerror(errno)
+                          : "exec failed, though it is executable now (replaced while starting?)";
+    log::error("could not run the shim program; retrying", {containerField(m.info), {"path", options_.shimPath},
+                                                            {"error", why}});
+    scheduleRestart(m);
     return;
   }
   if (code == 2) {

@@ -29,12 +29,15 @@ std::string binary(const std::string& name) { return std::string(CONNECTABLE_BIN
 // The injector as a process of the test, with its own state dir.
 class InjectorProcess {
  public:
-  explicit InjectorProcess(std::string stateDir) : stateDir_(std::move(stateDir)), log_(stateDir_ + "/injector.log") {
+  explicit InjectorProcess(std::string stateDir, std::vector<std::string> extraArgs = {})
+      : stateDir_(std::move(stateDir)), log_(stateDir_ + "/injector.log"), extraArgs_(std::move(extraArgs)) {
     start();
   }
   void start() {
-    child_ = Child::spawn({binary("connectable"), "--state-dir", stateDir_, "--log-level", "debug",
-                           "--connect-timeout", "1s"}, log_);
+    std::vector<std::string> argv = {binary("connectable"), "--state-dir", stateDir_, "--log-level", "debug",
+                                     "--connect-timeout", "1s"};
+    argv.insert(argv.end(), extraArgs_.begin(), extraArgs_.end());
+    child_ = Child::spawn(argv, log_);
     if (!waitLog("reconciled", 15s)) throw std::runtime_error("injector did not start:\n" + child_.log());
   }
   bool waitLog(const std::string& text, std::chrono::milliseconds timeout = 10s) {
@@ -57,6 +60,7 @@ class InjectorProcess {
  private:
   std::string stateDir_;
   std::string log_;
+  std::vector<std::string> extraArgs_;
   Child child_;
 };
 
@@ -183,6 +187,19 @@ BOOST_AUTO_TEST_CASE(AKilledShimIsBackWithinASecond) {
   auto status = run({binary("connectable"), "status", "--state-dir", injector.stateDir(), app});
   BOOST_TEST(std::regex_search(status.out, std::regex(app + ".*\\s" + std::to_string(injector.shimOf(id)) + "\\s+1\\s")),
              status.out);
+}
+
+BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsReportedWithTheReason) {
+  // The program is there when the injector starts (it checks), and gone when it is needed:
+  // an upgrade or a build replacing it at the wrong moment.
+  std::string shim = state + "/shim";
+  BOOST_REQUIRE(symlink(binary("connectable-shim").c_str(), shim.c_str()) == 0);
+  InjectorProcess injector(state, {"--shim", shim});
+  unlink(shim.c_str());
+  std::string app = name("noshim");
+  docker.runDetached({"--name", app, "--network", "none", "-l", label(8080, web), image, "sleep", "120"});
+  BOOST_TEST(injector.waitLog("could not run the shim program"), injector.log());
+  BOOST_TEST(injector.log().find("No such file or directory") != std::string::npos, injector.log());
 }
 
 BOOST_AUTO_TEST_CASE(AKilledInjectorReadoptsItsShimsAndOpenConnectionsSurvive) {
