@@ -152,7 +152,7 @@ class HttpServer::Client : public IoHandler {
     }
     head_ = request->method == "HEAD";
     std::weak_ptr<bool> alive = alive_;
-    server_.handler_(*request, [this, alive](HttpResponse r) {
+    server_.handler_(*request, [this, alive](const HttpResponse& r) {
       auto a = alive.lock();
       if (!a || !*a || done_ || !out_.empty()) return;
       out_ = serialize(r, head_);

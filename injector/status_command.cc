@@ -184,7 +184,7 @@ int runStatusCommand(const std::vector<std::string>& args) {
         return 2;
       }
       timeout = *d;
-    } else if (a.rfind("-", 0) == 0 || !which.empty()) {
+    } else if (a.rfind('-', 0) == 0 || !which.empty()) {
       std::fprintf(stderr, "connectable status: unexpected argument '%s'\n%s", a.c_str(), kUsage);
       return 2;
     } else {

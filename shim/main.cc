@@ -141,9 +141,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<ShimStatus> status;
   HttpServer::Options controlOptions;
   controlOptions.allowedUids = {0, geteuid()};
-  HttpServer control(loop, [&](const HttpRequest& r, HttpServer::Respond respond) { status->serveControl(r, respond); },
+  HttpServer control(loop, [&](const HttpRequest& r, const HttpServer::Respond& respond) { status->serveControl(r, respond); },
                      controlOptions);
-  HttpServer statusPort(loop, [&](const HttpRequest& r, HttpServer::Respond respond) { status->serveStatusPort(r, respond); },
+  HttpServer statusPort(loop, [&](const HttpRequest& r, const HttpServer::Respond& respond) { status->serveStatusPort(r, respond); },
                         HttpServer::Options{});
   auto listenStatusPort = [&]() -> Status {
     if (!opt.statusPort) return Status::ok();
