@@ -300,13 +300,16 @@ bool Connection::pump(Direction& d) {
           ssize_t peeked = recv(d.from->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
           if (peeked > 0) {
             d.from->urgent = true;  // the copy path reads past the mark
+            progress = true;
           } else if (peeked == 0) {
             d.eof = true;
-          } else if (errno != EAGAIN && errno != EINTR) {
+            progress = true;
+          } else if (errno == EAGAIN || errno == EINTR) {
+            if (d.inPipe == 0) d.from->readable = false;  // nothing there after all
+          } else {
             readFailed(d);
             return false;
           }
-          progress = true;
         } else if (errno == EAGAIN) {
           // EAGAIN means "socket empty" only when the pipe is empty; with bytes in the pipe
           // it may mean "pipe full", and the socket must be tried again once it drains.
