@@ -65,7 +65,10 @@ ShimStatus::ShimStatus(const Proxy& proxy, const ServiceResolver* resolver, Shim
     : proxy_(proxy), resolver_(resolver), id_(std::move(identity)) {}
 
 const Resolution* ShimStatus::lookupOf(const Target& target) const {
-  return resolver_ && target.needsLookup() ? resolver_->resolutionOf(target) : nullptr;
+  if (!resolver_ || !target.needsLookup()) return nullptr;
+  const Resolution* r = resolver_->resolutionOf(target);
+  // "localhost" is a name the resolver never asks about: no TTL, no next lookup.
+  return r && r->nextLookup != Clock::time_point::max() ? r : nullptr;
 }
 
 std::string ShimStatus::json() const {

@@ -159,7 +159,8 @@ BOOST_AUTO_TEST_CASE(StatusShowsEachNamesTtlAndWhenItIsLookedUpNext) {
   dns.start();
   std::string control = tempDir() + "/shim.sock";
   ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--control", control, "--connect",
-                    "6000=web.service.consul", "--connect", "6001=127.0.0.1:" + std::to_string(b.port())});
+                    "6000=web.service.consul", "--connect", "6001=127.0.0.1:" + std::to_string(b.port()),
+                    "--connect", "6002=localhost:" + std::to_string(b.port())});
   BOOST_REQUIRE(ask(ns) == "a");  // a first connection waits for the first answer
   auto reply = run({"curl", "-sS", "-m", "5", "--unix-socket", control, "http://shim/status"});
   BOOST_REQUIRE(reply.exitCode == 0);
@@ -167,6 +168,7 @@ BOOST_AUTO_TEST_CASE(StatusShowsEachNamesTtlAndWhenItIsLookedUpNext) {
   auto ports = parser.parse(reply.out).extract<Poco::JSON::Object::Ptr>()->getArray("ports");
   auto name = ports->getObject(0)->getArray("targets")->getObject(0);
   auto literal = ports->getObject(1)->getArray("targets")->getObject(0);
+  auto localhost = ports->getObject(2)->getArray("targets")->getObject(0);  // never asked about
   BOOST_TEST(name->getValue<std::string>("dns") == "ok");
   BOOST_TEST(name->getValue<double>("ttl_seconds") == 300.0);
   // Refreshed at a jittered 75-90 % of the TTL, so many shims do not ask together.
@@ -175,6 +177,8 @@ BOOST_AUTO_TEST_CASE(StatusShowsEachNamesTtlAndWhenItIsLookedUpNext) {
   BOOST_TEST(next <= 0.90 * 300);
   BOOST_TEST(literal->isNull("ttl_seconds"));
   BOOST_TEST(literal->isNull("next_lookup_in_seconds"));
+  BOOST_TEST(localhost->isNull("ttl_seconds"));
+  BOOST_TEST(localhost->isNull("next_lookup_in_seconds"));
   auto text = run({"curl", "-sS", "-m", "5", "--unix-socket", control, "http://shim/status?format=text"});
   BOOST_TEST(text.out.find("dns web.service.consul: ok, 1 backends, ttl 5m0s, next lookup in ") != std::string::npos,
              text.out);
