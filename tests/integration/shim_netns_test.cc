@@ -9,6 +9,8 @@
 
 #include <boost/test/unit_test.hpp>
 #include <fstream>
+#include <cstring>
+#include <future>
 #include <map>
 #include <iterator>
 #include <sstream>
@@ -178,6 +180,55 @@ BOOST_AUTO_TEST_CASE(AClientThatStopsReadingThrottlesTheStreamInsteadOfGrowingTh
     if (got[i] != patternByte(i)) firstBad = i;
   BOOST_TEST(firstBad == sent, "first wrong byte at " << firstBad);
   close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(AResetIsPassedOnAsAResetNeverAsACleanEnd) {
+  // A peer that aborts (RST) in the middle of a message must not look, on the other side,
+  // like one that finished it (FIN): a truncated request or response would pass as whole.
+  std::promise<std::string> backendSaw;
+  TcpServer backend([&](int fd) {
+    char buf[4096];
+    std::string ending = "nothing";
+    for (;;) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n > 0) continue;
+      ending = n == 0 ? "clean end" : (errno == ECONNRESET ? "reset" : std::strerror(errno));
+      break;
+    }
+    backendSaw.set_value(ending);
+  });
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(writeAll(fd, "half a requ", 11));
+  std::this_thread::sleep_for(100ms);
+  struct linger abortive {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
+  close(fd);  // RST
+  auto saw = backendSaw.get_future();
+  BOOST_REQUIRE(saw.wait_for(5s) == std::future_status::ready);
+  BOOST_TEST(saw.get() == "reset");
+
+  // And the other way: a backend that aborts mid-response.
+  TcpServer aborting([](int fd) {
+    writeAll(fd, "half a resp", 11);
+    std::this_thread::sleep_for(100ms);
+    struct linger lg {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  });  // the server closes the socket after the handler: with linger 0, an RST
+  ShimProcess shim2({"--netns", ns.path(), "--connect", "6001=" + aborting.address()});
+  int fd2 = connectInside(ns, 6001);
+  BOOST_REQUIRE(fd2 >= 0);
+  struct timeval fiveSeconds {5, 0};
+  setsockopt(fd2, SOL_SOCKET, SO_RCVTIMEO, &fiveSeconds, sizeof fiveSeconds);
+  std::string got;
+  char buf[64];
+  ssize_t n;
+  while ((n = read(fd2, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  BOOST_TEST(got == "half a resp");
+  BOOST_TEST(n < 0);  // not 0: the client sees the abort
+  BOOST_TEST(errno == ECONNRESET);
+  close(fd2);
 }
 
 BOOST_AUTO_TEST_CASE(HalfCloseIsCarriedBothWays) {
