@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "injector/docker_endpoint.h"
 #include "injector/injector.h"
+#include "injector/injector_lock.h"
 #include "injector/injector_options.h"
 #include "injector/metrics_endpoint.h"
 #include "injector/status_command.h"
@@ -61,6 +62,12 @@ int main(int argc, char** argv) {
   if (!endpoint) {
     std::fprintf(stderr, "connectable: %s\n", endpoint.status().message().c_str());
     return 2;
+  }
+
+  auto lock = InjectorLock::acquire(*endpoint);
+  if (!lock) {
+    log::error("cannot start", {{"error", lock.status().message()}});
+    return 1;
   }
 
   EventLoop loop;

@@ -189,6 +189,18 @@ BOOST_AUTO_TEST_CASE(AKilledShimIsBackWithinASecond) {
              status.out);
 }
 
+BOOST_AUTO_TEST_CASE(ASecondInjectorOnTheSameDaemonRefusesToStart) {
+  // Two would both inject every labelled container and fight over its ports.
+  InjectorProcess injector(state);
+  std::string other = tempDir();
+  auto second = run({binary("connectable"), "--state-dir", other}, 10s);
+  BOOST_TEST(second.exitCode == 1);
+  BOOST_TEST(second.err.find("another connectable injector (pid " + std::to_string(injector.child().pid()) +
+                             ") already watches unix:///var/run/docker.sock") != std::string::npos,
+             second.err);
+  run({"rm", "-rf", other});
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsReportedWithTheReason) {
   // The program is there when the injector starts (it checks), and gone when it is needed:
   // an upgrade or a build replacing it at the wrong moment.

@@ -1,0 +1,79 @@
+#include "injector/injector_lock.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace connectable {
+namespace {
+
+// FNV-1a: stable across builds, so an old and a new injector agree on the name.
+uint64_t fnv1a(const std::string& text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+sockaddr_un abstractAddress(const std::string& name, socklen_t* len) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  // sun_path[0] stays NUL: an abstract name, no file.
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  return addr;
+}
+
+// The pid holding `name`, from the listener's credentials; 0 if it cannot be told.
+pid_t holderOf(const std::string& name) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return 0;
+  socklen_t len = 0;
+  sockaddr_un addr = abstractAddress(name, &len);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) return 0;
+  ucred cred{};
+  socklen_t credLen = sizeof cred;
+  if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &credLen) != 0) return 0;
+  return cred.pid;
+}
+
+}  // namespace
+
+std::string InjectorLock::nameFor(const DockerEndpoint& endpoint) {
+  std::string identity = endpoint.toString();
+  struct stat st {};
+  if (endpoint.kind == DockerEndpoint::Kind::Unix && stat(endpoint.path.c_str(), &st) == 0)
+    identity = "unix-inode:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a(identity)));
+  return std::string("connectable-injector/") + hex;
+}
+
+Result<InjectorLock> InjectorLock::acquire(const DockerEndpoint& endpoint) {
+  const std::string name = nameFor(endpoint);
+  InjectorLock lock;
+  lock.fd_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!lock.fd_.valid()) return errnoStatus("socket", errno);
+  socklen_t len = 0;
+  sockaddr_un addr = abstractAddress(name, &len);
+  if (bind(lock.fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    if (errno != EADDRINUSE) return errnoStatus("taking the injector lock", errno);
+    pid_t holder = holderOf(name);
+    return Status::error("another connectable injector" +
+                         (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +
+                         " already watches " + endpoint.toString() +
+                         "; two would both inject every labelled container");
+  }
+  // Listening, so a second injector can connect and read our pid (SO_PEERCRED); nothing
+  // is ever accepted: the kernel keeps at most a backlog of one.
+  if (listen(lock.fd_.get(), 1) != 0) return errnoStatus("listen on the injector lock", errno);
+  return lock;
+}
+
+}  // namespace connectable
