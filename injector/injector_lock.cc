@@ -30,17 +30,15 @@ sockaddr_un abstractAddress(const std::string& name, socklen_t* len) {
   return addr;
 }
 
-// The pid holding `name`, from the listener's credentials; 0 if it cannot be told.
-pid_t holderOf(const std::string& name) {
+// Who holds `name`, from the listener's credentials; false if nobody listens there.
+bool holderOf(const std::string& name, ucred* cred) {
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return 0;
+  if (!fd.valid()) return false;
   socklen_t len = 0;
   sockaddr_un addr = abstractAddress(name, &len);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) return 0;
-  ucred cred{};
-  socklen_t credLen = sizeof cred;
-  if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &credLen) != 0) return 0;
-  return cred.pid;
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) return false;
+  socklen_t credLen = sizeof *cred;
+  return getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, cred, &credLen) == 0;
 }
 
 }  // namespace
@@ -64,11 +62,18 @@ Result<InjectorLock> InjectorLock::acquire(const DockerEndpoint& endpoint) {
   sockaddr_un addr = abstractAddress(name, &len);
   if (bind(lock.fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     if (errno != EADDRINUSE) return errnoStatus("taking the injector lock", errno);
-    pid_t holder = holderOf(name);
-    return Status::error("another connectable injector" +
-                         (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +
-                         " already watches " + endpoint.toString() +
-                         "; two would both inject every labelled container");
+    ucred holder{};
+    if (holderOf(name, &holder) && holder.uid == 0) {
+      return Status::error("another connectable injector (pid " + std::to_string(holder.pid) + ") already watches " +
+                           endpoint.toString() + "; two would both inject every labelled container");
+    }
+    // Not an injector (those run as root and listen): someone squats the name. Run anyway.
+    InjectorLock unheld;
+    unheld.warning_ = "the injector lock @" + name + " is held by " +
+                      (holder.pid > 0 ? "pid " + std::to_string(holder.pid) + " (uid " + std::to_string(holder.uid) + ")"
+                                      : std::string("a process that does not answer")) +
+                      ", not by an injector; running without it";
+    return unheld;
   }
   // Listening, so a second injector can connect and read our pid (SO_PEERCRED); nothing
   // is ever accepted: the kernel keeps at most a backlog of one.

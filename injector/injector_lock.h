@@ -7,6 +7,11 @@
 // SIGKILL. Abstract names belong to the network namespace, so the lock covers injectors on
 // the host and in containers run with --net=host (the documented way); an injector in a
 // container with a network of its own is not seen.
+//
+// Abstract names carry no permissions: any local user could take the name first. The lock
+// is a guard against a mistake, not a security boundary, so a name held by a process that
+// is not root (or does not answer as an injector does) is reported and otherwise ignored:
+// a squatter cannot keep the injector from running.
 #pragma once
 
 #include <string>
@@ -21,15 +26,20 @@ class InjectorLock {
  public:
   InjectorLock() = default;
 
-  // Takes the lock for `endpoint`. Fails, naming the holder's pid where it can, when
-  // another injector has it.
+  // Takes the lock for `endpoint`. Fails, naming its pid, when another injector (a root
+  // process listening on the name) has it.
   static Result<InjectorLock> acquire(const DockerEndpoint& endpoint);
+
+  bool held() const { return fd_.valid(); }
+  // Why the lock is not held though acquire() succeeded (a non-root squatter); else empty.
+  const std::string& warning() const { return warning_; }
 
   // The abstract socket name for `endpoint` (without the leading NUL). Exposed for tests.
   static std::string nameFor(const DockerEndpoint& endpoint);
 
  private:
   UniqueFd fd_;
+  std::string warning_;
 };
 
 }  // namespace connectable

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
     log::error("cannot start", {{"error", lock.status().message()}});
     return 1;
   }
+  if (!lock->held()) log::warn(lock->warning());
 
   EventLoop loop;
   if (Status s = loop.init(); !s) {
