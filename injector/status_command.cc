@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "injector/docker_container.h"
 #include "shim/shim_options.h"
+#include "shim/shim_status.h"
 
 namespace connectable {
 namespace {
@@ -38,15 +39,6 @@ std::string bytesText(uint64_t n) {
     std::snprintf(buf, sizeof buf, "%.1f%s", v, units[u]);
   }
   return buf;
-}
-
-std::string ageText(double seconds) {
-  auto s = static_cast<uint64_t>(seconds < 0 ? 0 : seconds);
-  std::string out;
-  if (s >= 86400) out += std::to_string(s / 86400) + "d";
-  if (s >= 3600) out += std::to_string(s / 3600 % 24) + "h";
-  if (s >= 60) out += std::to_string(s / 60 % 60) + "m";
-  return out + std::to_string(s % 60) + "s";
 }
 
 using Row = std::vector<std::string>;
@@ -86,7 +78,7 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
           cell(failures),
           std::to_string(r.shimPid),
           std::to_string(r.restarts),
-          ageText(shim->getValue<double>("uptime_seconds"))};
+          formatAge(shim->getValue<double>("uptime_seconds"))};
 }
 
 std::string readAll(const std::string& path) {
@@ -115,7 +107,7 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
       if (shim->has("last_error") && !shim->isNull("last_error")) {
         auto e = shim->getObject("last_error");
         notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": last error " +
-                        ageText(e->getValue<double>("seconds_ago")) + " ago: " + e->getValue<std::string>("message"));
+                        formatAge(e->getValue<double>("seconds_ago")) + " ago: " + e->getValue<std::string>("message"));
       }
     } catch (const Poco::Exception& e) {
       notes.push_back(r.containerName + ": unreadable status: " + e.displayText());
