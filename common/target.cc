@@ -158,8 +158,10 @@ Result<ConnectSpec> parseConnectSpec(std::string_view text) {
   return spec;
 }
 
-std::string ConnectSpec::text() const {
-  std::string out = std::to_string(port) + "=";
+std::string ConnectSpec::text() const { return std::to_string(port) + "=" + targetsText(); }
+
+std::string ConnectSpec::targetsText() const {
+  std::string out;
   for (size_t i = 0; i < targets.size(); ++i) {
     if (i) out += ',';
     out += targets[i].text;

@@ -34,7 +34,8 @@ struct Target {
 struct ConnectSpec {
   uint16_t port = 0;            // the listening port
   std::vector<Target> targets;  // in the order written
-  std::string text() const;     // "6000=redis.service.consul,198.18.0.5:6379"
+  std::string text() const;         // "6000=redis.service.consul,198.18.0.5:6379"
+  std::string targetsText() const;  // "redis.service.consul,198.18.0.5:6379"
 };
 
 // "6379", "1".."65535"; what a port is in every place of the grammar.

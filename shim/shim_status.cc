@@ -92,7 +92,7 @@ std::string ShimStatus::json() const {
     const PortCounters& c = port->counters();
     BackendSet& set = port->backends();
     j += std::string(firstPort ? "" : ",") + "{\"port\":" + std::to_string(port->spec().port) +
-         ",\"target\":" + q(port->spec().text().substr(port->spec().text().find('=') + 1)) + ",\"listen\":[";
+         ",\"target\":" + q(port->spec().targetsText()) + ",\"listen\":[";
     firstPort = false;
     for (size_t i = 0; i < port->listenAddresses().size(); ++i)
       j += (i ? "," : "") + q(port->listenAddresses()[i].toString());
@@ -231,7 +231,7 @@ std::string ShimStatus::text() const {
     BackendSet& set = port->backends();
     std::string listen;
     for (const auto& a : port->listenAddresses()) listen += (listen.empty() ? "" : " ") + a.toString();
-    t += "\nport " + std::to_string(port->spec().port) + " -> " + port->spec().text().substr(port->spec().text().find('=') + 1) +
+    t += "\nport " + std::to_string(port->spec().port) + " -> " + port->spec().targetsText() +
          "  (listening on " + listen + ")\n";
     t += "  connections: " + std::to_string(c.active) + " active, " + std::to_string(c.established) + " total, " +
          std::to_string(c.accepted) + " accepted, " + std::to_string(c.failovers) + " failovers\n";

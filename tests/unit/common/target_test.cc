@@ -67,6 +67,7 @@ BOOST_AUTO_TEST_CASE(ListKeepsOrderAndMixesKinds) {
   BOOST_TEST((spec->targets[0].kind == Target::Kind::Literal));
   BOOST_TEST((spec->targets[2].kind == Target::Kind::Srv));
   BOOST_TEST(spec->text() == "6000=198.18.0.5:6379,[fd00::5]:6379,redis.service.consul");
+  BOOST_TEST(spec->targetsText() == "198.18.0.5:6379,[fd00::5]:6379,redis.service.consul");
 }
 
 BOOST_AUTO_TEST_CASE(PortsOutsideOneTo65535AreRejectedByValue) {
