@@ -28,6 +28,13 @@ HttpResponse HttpResponse::json(std::string body) {
   return r;
 }
 
+HttpResponse HttpResponse::metrics(std::string body) {
+  HttpResponse r;
+  r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = std::move(body);
+  return r;
+}
+
 namespace {
 
 const char* reasonPhrase(int code) {

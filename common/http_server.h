@@ -33,6 +33,8 @@ struct HttpResponse {
 
   static HttpResponse text(int code, std::string body);
   static HttpResponse json(std::string body);
+  // Prometheus text exposition format 0.0.4.
+  static HttpResponse metrics(std::string body);
 };
 
 class HttpServer {

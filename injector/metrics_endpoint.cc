@@ -89,9 +89,7 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
     for (size_t i = 0; i < g->shims.size(); ++i)
       if (!g->texts[i].empty())
         merger.add(g->texts[i], {{"container", g->shims[i].containerName}, {"container_id", g->shims[i].containerId}});
-    HttpResponse r = HttpResponse::text(200, merger.text());
-    r.contentType = "text/plain; version=0.0.4; charset=utf-8";
-    g->respond(r);
+    g->respond(HttpResponse::metrics(merger.text()));
   };
   if (g->shims.empty()) {
     finish();

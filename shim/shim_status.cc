@@ -274,9 +274,7 @@ void ShimStatus::serveControl(const HttpRequest& request, const HttpServer::Resp
       respond(HttpResponse::json(json()));
     }
   } else if (request.path == "/metrics") {
-    HttpResponse r = HttpResponse::text(200, metrics());
-    r.contentType = "text/plain; version=0.0.4; charset=utf-8";
-    respond(r);
+    respond(HttpResponse::metrics(metrics()));
   } else {
     respond(HttpResponse::text(404, "not found: try /status, /status?format=text or /metrics\n"));
   }
