@@ -1,14 +1,10 @@
 #include "injector/injector.h"
 
 #include "common/log.h"
-#include "injector/docker_container.h"
 #include "common/netns.h"
+#include "injector/docker_container.h"
 
 namespace connectable {
-namespace {
-
-
-}  // namespace
 
 const std::vector<double>& InjectorCounters::latencyBounds() {
   static const std::vector<double> bounds = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -177,8 +173,7 @@ void Injector::pollEarly(const std::string& id) {
     if (s) {
       ++counters_.injectedEarly;
       auto ms = std::chrono::duration_cast<Millis>(loop_.now() - t.createdAt).count();
-      if (t.sawCreate) counters_.recordLatency(std::chrono::duration<double>(Clock::now() - t.createdAt).count());
-      t.sawCreate = false;  // a later restart of the container is not measured from this create
+      recordInjectionLatency(t);
       log::info("injected before start", {{"container", containerDisplayName(t.name, id)}, {"init_pid", std::to_string(pid)},
                                           {"ms_after_create", std::to_string(ms)}});
       return;
@@ -230,8 +225,12 @@ void Injector::injectFromInspect(const std::string& id) {
     return;
   }
   ++counters_.injectedOnStart;
+  recordInjectionLatency(t);
+}
+
+void Injector::recordInjectionLatency(Tracked& t) {
   if (t.sawCreate) counters_.recordLatency(std::chrono::duration<double>(Clock::now() - t.createdAt).count());
-  t.sawCreate = false;
+  t.sawCreate = false;  // a later restart of the container is not measured from this create
 }
 
 void Injector::reconcile() {

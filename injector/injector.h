@@ -75,6 +75,8 @@ class Injector : public DockerEventSink {
   void reconcile();
   Tracked* track(const std::string& id, const std::map<std::string, std::string>& attributes, const std::string& name);
   void beginEarlyWatch(const std::string& id);
+  // Counts create -> shim started once per create event (restarts are not measured).
+  void recordInjectionLatency(Tracked& t);
   void stopEarlyWatch(Tracked& t);
   void pollEarly(const std::string& id);
   void injectFromInspect(const std::string& id);
