@@ -404,46 +404,64 @@ void ShimSupervisor::removeState(const std::string& containerId) {
   ::unlink(controlPath(containerId).c_str());  // the shim, no longer root, cannot
 }
 
-std::vector<std::string> ShimSupervisor::adopt() {
-  std::vector<std::string> adopted;
-  std::string dir = options_.stateDir + "/shims";
+Result<ShimRecord> readShimRecord(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::error("cannot open " + path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ShimRecord r;
+  try {
+    Poco::JSON::Parser parser;
+    auto obj = parser.parse(text).extract<Poco::JSON::Object::Ptr>();
+    r.info.containerId = obj->getValue<std::string>("container_id");
+    r.info.containerName = obj->getValue<std::string>("container_name");
+    r.info.shimPid = obj->getValue<int>("shim_pid");
+    r.shimStartTime = obj->getValue<unsigned long long>("shim_start_time");
+    r.info.initPid = obj->getValue<int>("init_pid");
+    r.initStartTime = obj->getValue<unsigned long long>("init_start_time");
+    r.info.netnsInode = obj->getValue<unsigned long>("netns_inode");
+    r.info.ports = obj->getValue<std::string>("ports");
+    if (obj->has("restarts")) r.info.restarts = obj->getValue<uint32_t>("restarts");
+    auto args = obj->getArray("args");
+    if (!args) return Status::error("no args");
+    for (size_t i = 0; i < args->size(); ++i) r.args.push_back(args->getElement<std::string>(static_cast<unsigned>(i)));
+  } catch (const Poco::Exception& e) {
+    return Status::error(e.displayText());
+  } catch (const std::exception& e) {
+    return Status::error(e.what());
+  }
+  return r;
+}
+
+Result<std::vector<std::string>> shimRecordFiles(const std::string& stateDir) {
+  std::string dir = stateDir + "/shims";
   DIR* d = opendir(dir.c_str());
-  if (!d) return adopted;
+  if (!d) return errnoStatus("cannot read " + dir, errno);
   std::vector<std::string> files;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) files.push_back(dir + "/" + name);
   }
   closedir(d);
-  for (const auto& file : files) {
-    std::ifstream in(file);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto m = std::make_unique<Managed>();
-    m->owner = this;
-    try {
-      Poco::JSON::Parser parser;
-      auto obj = parser.parse(text).extract<Poco::JSON::Object::Ptr>();
-      m->info.containerId = obj->getValue<std::string>("container_id");
-      m->info.containerName = obj->getValue<std::string>("container_name");
-      m->info.shimPid = obj->getValue<int>("shim_pid");
-      m->shimStartTime = obj->getValue<unsigned long long>("shim_start_time");
-      m->info.initPid = obj->getValue<int>("init_pid");
-      m->initStartTime = obj->getValue<unsigned long long>("init_start_time");
-      m->info.netnsInode = obj->getValue<unsigned long>("netns_inode");
-      m->info.ports = obj->getValue<std::string>("ports");
-      if (obj->has("restarts")) m->info.restarts = obj->getValue<uint32_t>("restarts");
-      auto args = obj->getArray("args");
-      if (!args) throw Poco::Exception("no args");
-      for (size_t i = 0; i < args->size(); ++i) m->args.push_back(args->getElement<std::string>(static_cast<unsigned>(i)));
-    } catch (const Poco::Exception& e) {
-      log::warn("ignoring unreadable shim record", {{"path", file}, {"error", e.displayText()}});
-      ::unlink(file.c_str());
-      continue;
-    } catch (const std::exception& e) {
-      log::warn("ignoring unreadable shim record", {{"path", file}, {"error", e.what()}});
+  return files;
+}
+
+std::vector<std::string> ShimSupervisor::adopt() {
+  std::vector<std::string> adopted;
+  auto files = shimRecordFiles(options_.stateDir);
+  if (!files) return adopted;
+  for (const auto& file : *files) {
+    auto record = readShimRecord(file);
+    if (!record) {
+      log::warn("ignoring unreadable shim record", {{"path", file}, {"error", record.status().message()}});
       ::unlink(file.c_str());
       continue;
     }
+    auto m = std::make_unique<Managed>();
+    m->owner = this;
+    m->info = std::move(record->info);
+    m->shimStartTime = record->shimStartTime;
+    m->initStartTime = record->initStartTime;
+    m->args = std::move(record->args);
     m->info.control = controlPath(m->info.containerId);
     if (file != statePath(m->info.containerId)) {
       ::unlink(file.c_str());

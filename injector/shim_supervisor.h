@@ -40,6 +40,20 @@ struct ShimInfo {
   Clock::time_point since;
 };
 
+// One record of the state dir, <state-dir>/shims/<container id>.json: what writeState
+// writes, adopt() re-adopts from and `connectable status` lists.
+struct ShimRecord {
+  ShimInfo info;  // all but control, adopted and since, which are the supervisor's
+  unsigned long long shimStartTime = 0;
+  unsigned long long initStartTime = 0;
+  std::vector<std::string> args;
+};
+
+// Reads and parses the record at `path`; an error for a missing or malformed one.
+Result<ShimRecord> readShimRecord(const std::string& path);
+// The record files (*.json) in <stateDir>/shims; an error when it cannot be read.
+Result<std::vector<std::string>> shimRecordFiles(const std::string& stateDir);
+
 class ShimSupervisor {
  public:
   ShimSupervisor(EventLoop& loop, SupervisorOptions options);

@@ -1,17 +1,14 @@
 #include "injector/status_command.h"
 
-#include <dirent.h>
-
 #include <Poco/JSON/Parser.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 
 #include "common/http_fetch.h"
 #include "common/log.h"
 #include "injector/docker_container.h"
+#include "injector/shim_supervisor.h"
 #include "shim/shim_options.h"
 #include "shim/shim_status.h"
 
@@ -79,11 +76,6 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
           std::to_string(r.shimPid),
           std::to_string(r.restarts),
           formatAge(shim->getValue<double>("uptime_seconds"))};
-}
-
-std::string readAll(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 }  // namespace
@@ -185,34 +177,22 @@ int runStatusCommand(const std::vector<std::string>& args) {
   }
 
   std::string dir = stateDir + "/shims";
-  DIR* d = opendir(dir.c_str());
-  if (!d) {
-    std::fprintf(stderr, "connectable status: cannot read %s: %s (is the injector running, and are you root?)\n",
-                 dir.c_str(), errnoStatus("opendir", errno).message().c_str());
+  auto files = shimRecordFiles(stateDir);
+  if (!files) {
+    std::fprintf(stderr, "connectable status: %s (is the injector running, and are you root?)\n",
+                 files.status().message().c_str());
     return 1;
   }
-  std::vector<std::string> records;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) records.push_back(name.substr(0, name.size() - 5));
-  }
-  closedir(d);
 
   std::vector<StatusRow> rows;
-  for (const auto& id : records) {
+  for (const auto& file : *files) {
+    auto record = readShimRecord(file);
+    if (!record) continue;  // being rewritten, or not ours: the injector owns these records
     StatusRow r;
-    try {
-      Poco::JSON::Parser parser;
-      auto obj = parser.parse(readAll(dir + "/" + id + ".json")).extract<Poco::JSON::Object::Ptr>();
-      r.containerId = obj->getValue<std::string>("container_id");
-      r.containerName = obj->getValue<std::string>("container_name");
-      r.shimPid = obj->getValue<int>("shim_pid");
-      if (obj->has("restarts")) r.restarts = obj->getValue<uint32_t>("restarts");
-    } catch (const Poco::Exception&) {
-      continue;  // being rewritten, or not ours: the injector owns these records
-    } catch (const std::exception&) {
-      continue;
-    }
+    r.containerId = record->info.containerId;
+    r.containerName = record->info.containerName;
+    r.shimPid = record->info.shimPid;
+    r.restarts = record->info.restarts;
     if (!which.empty() && which != r.containerName && r.containerId.rfind(which, 0) != 0) continue;
     rows.push_back(r);
   }
