@@ -44,11 +44,10 @@ class Fetch : public IoHandler {
 
   void start(const std::string& path, Millis timeout) {
     out_ = "GET " + path + " HTTP/1.0\r\nHost: connectable\r\n\r\n";
-    timer_ = loop_.addTimer(timeout, [this] {
+    timer_ = loop_.addTimer(timeout, [this, timeout] {
       timer_ = 0;
-      finish(Status::error("no answer from " + socketPath_ + " within " + std::to_string(timeout_.count()) + " ms"));
+      finish(Status::error("no answer from " + socketPath_ + " within " + std::to_string(timeout.count()) + " ms"));
     });
-    timeout_ = timeout;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (socketPath_.size() >= sizeof addr.sun_path) {
@@ -139,7 +138,6 @@ class Fetch : public IoHandler {
   std::string out_;
   std::string in_;
   bool finished_ = false;
-  Millis timeout_{0};
   EventLoop::TimerId timer_ = 0;
 };
 
