@@ -468,17 +468,17 @@ std::vector<std::string> ShimSupervisor::adopt() {
       continue;
     }
     // Same pid and start time, and it is a shim: the very process we started, not a reuse.
-    auto shimStart = processStartTime(m->info.shimPid);
-    bool shimOk = shimStart && *shimStart == m->shimStartTime &&
+    auto sameProcess = [](pid_t pid, unsigned long long startTime) {
+      auto now = processStartTime(pid);
+      return now && *now == startTime;
+    };
+    bool shimOk = sameProcess(m->info.shimPid, m->shimStartTime) &&
                   processComm(m->info.shimPid).rfind("connectable-shi", 0) == 0;
-    auto initStart = processStartTime(m->info.initPid);
-    bool initOk = initStart && *initStart == m->initStartTime;
+    bool initOk = sameProcess(m->info.initPid, m->initStartTime);
     auto shim = shimOk ? ProcessHandle::open(m->info.shimPid) : Result<ProcessHandle>(Status::error("gone"));
     auto init = initOk ? ProcessHandle::open(m->info.initPid) : Result<ProcessHandle>(Status::error("gone"));
     // Check again after pinning both: a pid reused in between fails the start-time test.
-    if (shim && init && processStartTime(m->info.shimPid).isOk() &&
-        *processStartTime(m->info.shimPid) == m->shimStartTime &&
-        *processStartTime(m->info.initPid) == m->initStartTime) {
+    if (shim && init && sameProcess(m->info.shimPid, m->shimStartTime) && sameProcess(m->info.initPid, m->initStartTime)) {
       m->shim = std::move(*shim);
       m->init = std::move(*init);
       m->ourChild = false;
