@@ -1,11 +1,10 @@
-// kernel-relay: the upper bound of any proxy on request/response traffic, for bench/run.
+// kernel-relay: a relay with no user-space work per message, for bench/run --kernel-relay.
 //
-// A relay that never touches the bytes: each accepted connection and its upstream join a
-// BPF sockmap, and an SK_SKB stream-verdict program hands every arriving packet straight
-// to the other socket's send queue inside the kernel. No process wakes up per message.
-// Whatever a user-space proxy does, it does at least this much kernel work (two TCP
-// connections, four segments per request/response), so this relay's request rate is the
-// ceiling a proxy can reach on the machine.
+// Each accepted connection and its upstream join a BPF sockmap, and an SK_SKB
+// stream-verdict program hands every arriving packet to the other socket inside the
+// kernel (the psock worker queues it on the peer). No proxy process wakes up per message,
+// makes a system call for it or copies it. It answers the question: how far ahead of a
+// user-space proxy can any relay get on this machine, once the proxy's own work is gone?
 //
 // It is a measuring instrument, not a proxy to run: its queues have no bound it controls,
 // it learns that bytes have left only by polling TCP_INFO before passing a FIN on, and it
