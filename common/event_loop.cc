@@ -49,11 +49,40 @@ class EventLoop::SignalHandler : public IoHandler {
   std::map<int, Callback> callbacks_;
 };
 
+// The epoll instance, seen from the ring: readable when a registered fd has an event.
+class EventLoop::EpollInRing : public CompletionHandler {
+ public:
+  explicit EpollInRing(EventLoop& loop) : loop_(loop) {}
+  void arm() {
+    if (armed_) return;
+    loop_.ring_->pollIn(loop_.epfd_, this);
+    armed_ = true;
+  }
+  void onCompletion(int result, uint32_t flags) override {
+    if (!IoRing::more(flags)) armed_ = false;  // re-armed before the next wait
+    if (result >= 0) loop_.dispatchEpoll();
+  }
+
+ private:
+  EventLoop& loop_;
+  bool armed_ = false;
+};
+
 EventLoop::EventLoop() : now_(Clock::now()) {}
 
 EventLoop::~EventLoop() {
   signals_.reset();
+  ring_.reset();  // before epollInRing_, whose poll it cancels
+  epollInRing_.reset();
   if (epfd_ >= 0) ::close(epfd_);
+}
+
+Status EventLoop::enableRing(unsigned entries, unsigned buffers) {
+  auto ring = IoRing::create(entries, buffers);
+  if (!ring) return ring.status();
+  ring_ = std::move(*ring);
+  epollInRing_ = std::make_unique<EpollInRing>(*this);
+  return Status::ok();
 }
 
 Status EventLoop::init() {
@@ -137,10 +166,21 @@ void EventLoop::runDeferred() {
   }
 }
 
+namespace {
+constexpr int kMaxEvents = 256;
+}  // namespace
+
 void EventLoop::run() {
-  constexpr int kMaxEvents = 256;
-  struct epoll_event events[kMaxEvents];
   stop_ = false;  // a loop may be run again after stop()
+  if (ring_) {
+    runRing();
+  } else {
+    runEpoll();
+  }
+}
+
+void EventLoop::runEpoll() {
+  struct epoll_event events[kMaxEvents];
   while (!stop_) {
     int n = epoll_wait(epfd_, events, kMaxEvents, nextTimeoutMs());
     if (n < 0) {
@@ -156,6 +196,35 @@ void EventLoop::run() {
     now_ = Clock::now();
     runTimers();
     runDeferred();
+  }
+}
+
+void EventLoop::runRing() {
+  while (!stop_) {
+    epollInRing_->arm();
+    if (Status s = ring_->wait(nextTimeoutMs()); !s) {
+      log::error("io_uring wait failed", {{"error", s.message()}});
+      std::abort();  // the loop cannot go on without its ring: fail loudly
+    }
+    now_ = Clock::now();
+    ring_->dispatch();
+    runDeferred();
+    now_ = Clock::now();
+    runTimers();
+    runDeferred();
+  }
+}
+
+void EventLoop::dispatchEpoll() {
+  struct epoll_event events[kMaxEvents];
+  for (;;) {
+    int n = epoll_wait(epfd_, events, kMaxEvents, 0);
+    for (int i = 0; i < n; ++i) {
+      static_cast<IoHandler*>(events[i].data.ptr)->onIo(events[i].events);
+    }
+    // The ring's poll fires on new events only: what a full batch left behind must be
+    // fetched now, or it would wait for an unrelated event.
+    if (n < kMaxEvents) return;
   }
 }
 

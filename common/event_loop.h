@@ -4,6 +4,10 @@
 // Handlers register fds edge-triggered or level-triggered; EPOLLHUP/EPOLLERR are passed on
 // as they are, so a handler reading until EAGAIN sees the EOF or the error itself.
 // Timers fire in deadline order; the nearest one bounds epoll_wait.
+//
+// With enableRing, the loop waits in an io_uring instead (common/io_ring.h): the epoll
+// instance is then one of the ring's polls, and handlers may also queue ring operations,
+// which go to the kernel together when the loop next waits.
 #pragma once
 
 #include <sys/epoll.h>
@@ -15,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/io_ring.h"
 #include "common/status.h"
 
 namespace connectable {
@@ -40,6 +45,10 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   Status init();
+  // Waits in an io_uring from now on (see IoRing::create). On an error the loop stays as it
+  // was, on epoll alone, and ring() stays null.
+  Status enableRing(unsigned entries, unsigned buffers);
+  IoRing* ring() { return ring_.get(); }
 
   // fd registration. `events` is an EPOLL* mask (add EPOLLET for edge-triggered).
   // REQUIRES: handler outlives the registration; remove() before closing the fd.
@@ -69,6 +78,10 @@ class EventLoop {
 
  private:
   class SignalHandler;
+  class EpollInRing;
+  void runEpoll();
+  void runRing();
+  void dispatchEpoll();
   int nextTimeoutMs() const;
   void runTimers();
   void runDeferred();
@@ -81,6 +94,8 @@ class EventLoop {
   std::map<TimerId, Clock::time_point> timerDeadlines_;
   std::vector<Callback> deferred_;
   std::unique_ptr<SignalHandler> signals_;
+  std::unique_ptr<IoRing> ring_;
+  std::unique_ptr<EpollInRing> epollInRing_;
 };
 
 }  // namespace connectable

@@ -39,7 +39,8 @@ void abortiveClose(int fd) {
 }  // namespace
 
 void Connection::Side::onIo(uint32_t events) {
-  if (conn->closed()) return;  // closed earlier in this batch; deletion is deferred
+  // Closed earlier in this batch (deletion is deferred), or moved to the ring in it.
+  if (conn->closed() || conn->inRing_) return;
   if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
   if (events & EPOLLPRI) urgent = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed = true;
@@ -61,6 +62,11 @@ Connection::Connection(Proxy& proxy, ListenPort& port, int clientFd, const Socke
   toBackend_.to = &upstream_;
   toClient_.from = &upstream_;
   toClient_.to = &client_;
+  for (Direction* d : {&toBackend_, &toClient_}) {
+    d->read.conn = d->write.conn = this;
+    d->read.dir = d->write.dir = d;
+    d->write.send = true;
+  }
 }
 
 Connection::~Connection() {
@@ -220,7 +226,142 @@ void Connection::established() {
                                           {"client", peer_.toString()},
                                           {"backend", backend_->address.toString()}});
   if (proxy_.options().idleTimeout.count() > 0) armIdleTimer(lastActivity_ + proxy_.options().idleTimeout);
+  if (loop.ring()) {
+    enterRing();
+  } else {
+    pumpAll();
+  }
+}
+
+// --- the io_uring data path --------------------------------------------------------------
+
+void Connection::RingOp::onCompletion(int result, uint32_t flags) {
+  inFlight = false;
+  --conn->ringOps_;
+  if (send) {
+    conn->onRingWritten(*dir, result);
+  } else {
+    conn->onRingRead(*dir, result, flags);
+  }
+}
+
+void Connection::enterRing() {
+  // Completions say when bytes came and went; readiness events would only cost wake-ups.
+  auto& loop = proxy_.loop();
+  loop.remove(client_.fd);
+  loop.remove(upstream_.fd);
+  inRing_ = true;
+  ringRead(toBackend_);
+  ringRead(toClient_);
+}
+
+void Connection::ringRead(Direction& d) {
+  d.read.inFlight = true;
+  ++ringOps_;
+  proxy_.loop().ring()->recv(d.from->fd, &d.read);
+}
+
+void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
+  IoRing& ring = *proxy_.loop().ring();
+  if (IoRing::hasBuffer(flags)) d.buffer = IoRing::bufferId(flags);
+  if (state_ == State::Closed) {
+    if (IoRing::hasBuffer(flags)) ring.releaseBuffer(d.buffer);
+    finishClose();
+    return;
+  }
+  if (result > 0) {
+    lastActivity_ = proxy_.loop().now();
+    d.sending = static_cast<size_t>(result);
+    // A full buffer: more is likely queued behind it, which splice moves without copying.
+    if (d.sending >= IoRing::kBufferSize) {
+      d.bulk = true;
+      leaveRing();
+    }
+    d.write.inFlight = true;
+    ++ringOps_;
+    ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write);
+    return;
+  }
+  if (result == 0) {
+    ringEof(d);
+  } else if (result == -ECANCELED) {
+    finishLeavingRing();  // cancelled by leaveRing; nothing was read
+  } else if (result == -ENOBUFS) {
+    // Every pool buffer is lent out (many peers not reading): go on with readiness and
+    // the pipes, which have their own bound.
+    leaveRing();
+    finishLeavingRing();
+  } else if (result == -EINTR || result == -EAGAIN) {
+    if (leavingRing_) {
+      finishLeavingRing();
+    } else {
+      ringRead(d);
+    }
+  } else {
+    errno = -result;
+    readFailed(d);
+  }
+}
+
+void Connection::onRingWritten(Direction& d, int result) {
+  proxy_.loop().ring()->releaseBuffer(d.buffer);
+  if (state_ == State::Closed) {
+    finishClose();
+    return;
+  }
+  if (result > 0) countBytes(d, static_cast<uint64_t>(result));
+  if (result < 0 || static_cast<size_t>(result) < d.sending) {
+    writeFailed(d);  // MSG_WAITALL: short only on an error
+    return;
+  }
+  lastActivity_ = proxy_.loop().now();
+  if (leavingRing_) {
+    finishLeavingRing();
+  } else {
+    ringRead(d);
+  }
+}
+
+void Connection::ringEof(Direction& d) {
+  // A read is only made once the previous send completed, so everything before the EOF
+  // has been handed to `to`.
+  d.eof = true;
+  Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
+  if (!other.shutDown) shutdown(d.to->fd, SHUT_WR);
+  d.shutDown = true;
+  if (other.shutDown) {
+    close("done", false);
+  } else if (leavingRing_) {
+    finishLeavingRing();
+  }
+}
+
+void Connection::leaveRing() {
+  if (leavingRing_) return;
+  leavingRing_ = true;
+  IoRing& ring = *proxy_.loop().ring();
+  for (Direction* d : {&toBackend_, &toClient_})
+    if (d->read.inFlight) ring.cancel(&d->read);
+}
+
+void Connection::finishLeavingRing() {
+  if (ringOps_ > 0 || state_ != State::Open) return;
+  inRing_ = false;
+  leavingRing_ = false;
+  auto& loop = proxy_.loop();
+  for (Side* s : {&client_, &upstream_}) {
+    if (Status st = loop.add(s->fd, kSocketEvents, s); !st) {
+      close("registering socket", true, FailureReason::Internal);
+      return;
+    }
+    // Unknown until tried: the pump's first calls find out (EAGAIN clears them).
+    s->readable = s->writable = true;
+  }
   pumpAll();
+}
+
+void Connection::finishClose() {
+  if (ringOps_ == 0) proxy_.connectionClosed(this);
 }
 
 void Connection::armIdleTimer(Clock::time_point deadline) {
@@ -471,6 +612,15 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
     }
     d->pipe = {};
   }
+  // Operations still in the ring hold the sockets (closed above, released by the kernel
+  // only when they end) and point at this object: cancel them, and leave the deletion to
+  // the last completion.
+  if (ringOps_ > 0) {
+    IoRing& ring = *proxy_.loop().ring();
+    for (Direction* d : {&toBackend_, &toClient_})
+      for (RingOp* op : {&d->read, &d->write})
+        if (op->inFlight) ring.cancel(op);
+  }
   --port_.counters().active;
   if (was == State::Open) {
     --backend_->active;
@@ -482,7 +632,7 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
                                        {"sent", std::to_string(toBackend_.bytes)},
                                        {"received", std::to_string(toClient_.bytes)}});
   }
-  proxy_.connectionClosed(this);
+  finishClose();
 }
 
 }  // namespace connectable

@@ -1,6 +1,14 @@
 // Connection: one client connection and its upstream, from accept to close.
 // States: Waiting (for a port's first DNS answer) → Connecting (trying backends in the
-// balancer's order) → Open (splicing both ways) → Closed (deleted after the loop batch).
+// balancer's order) → Open (moving bytes both ways) → Closed (deleted after the loop batch,
+// and after the last of its io_uring operations has completed).
+//
+// Open has two data paths. With an io_uring in the loop, each direction reads into a pool
+// buffer and sends it on, one operation in flight at a time (bytes keep their order, and a
+// peer that stops reading holds one buffer). A read that fills a whole buffer is bulk: the
+// connection then leaves the ring for readiness (epoll) and moves bytes with splice through
+// a pipe lent by the pool, without copying them; so does a connection that finds the
+// buffer pool empty. Without a ring, it starts there.
 // Owned by Proxy; runs on the EventLoop's thread; not thread-safe.
 #pragma once
 
@@ -36,6 +44,16 @@ class Connection {
 
  private:
   enum class State { Waiting, Connecting, Open, Closed };
+  struct Direction;
+
+  // One io_uring operation of a direction: a read from `from` or a send to `to`.
+  struct RingOp : CompletionHandler {
+    Connection* conn = nullptr;
+    Direction* dir = nullptr;
+    bool send = false;
+    bool inFlight = false;
+    void onCompletion(int result, uint32_t flags) override;
+  };
 
   // One socket of the connection, as epoll sees it.
   struct Side : IoHandler {
@@ -61,6 +79,10 @@ class Connection {
     bool shutDown = false;  // and `to` was told so (shutdown SHUT_WR)
     bool bulk = false;      // the last read filled a whole copy buffer: splice, not copy
     uint64_t bytes = 0;
+    RingOp read;
+    RingOp write;
+    uint16_t buffer = 0;  // the pool buffer `write` sends
+    size_t sending = 0;
   };
 
   void onClientIo(uint32_t events);
@@ -84,6 +106,15 @@ class Connection {
   void armIdleTimer(Clock::time_point deadline);
   void onIdleTimer();
   void closeUpstreamSocket();
+  // The io_uring data path.
+  void enterRing();
+  void ringRead(Direction& d);
+  void onRingRead(Direction& d, int result, uint32_t flags);
+  void onRingWritten(Direction& d, int result);
+  void ringEof(Direction& d);
+  void leaveRing();
+  void finishLeavingRing();
+  void finishClose();
 
   Proxy& proxy_;
   ListenPort& port_;
@@ -97,6 +128,9 @@ class Connection {
   size_t nextAttempt_ = 0;
   std::shared_ptr<Backend> backend_;  // being connected to, or connected
   EventLoop::TimerId timer_ = 0;
+  bool inRing_ = false;       // Open, on the io_uring path
+  bool leavingRing_ = false;  // no new reads; epoll takes over once nothing is in flight
+  int ringOps_ = 0;           // operations in flight; the object lives until they complete
   Clock::time_point lastActivity_;
   std::string lastError_;
 };

@@ -55,6 +55,8 @@ Options:
                            root only: curl --unix-socket PATH http://shim/status
   --status-port PORT       also answer a plain-text status on 127.0.0.1:PORT (and [::1]) inside the namespace
   --user NAME              unprivileged user to switch to when started as root (default nobody)
+  --data-path PATH         auto (default): io_uring where the kernel allows it, else epoll;
+                           epoll: readiness and one system call per read or write
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
   --help, --version
@@ -104,7 +106,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
         "--connect", "--netns", "--netns-fd", "--upstream-netns", "--balance", "--connect-timeout",
         "--idle-timeout", "--drain-timeout", "--dns-min-ttl", "--dns-timeout", "--max-conns", "--dns",
         "--exit-with-pid", "--exit-with-pidfd", "--name", "--user", "--log-level", "--log-format",
-        "--control", "--status-port"};
+        "--control", "--status-port", "--data-path"};
     if (!kTakesValue.count(arg)) return Status::error("unknown option '" + arg + "'");
     auto need = [&]() -> Result<std::string> {
       if (hasValue) return value;
@@ -131,6 +133,10 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       if (val == "target") o.upstreamInTarget = true;
       else if (val == "shim") o.upstreamInTarget = false;
       else return Status::error("--upstream-netns: '" + val + "' is neither 'shim' nor 'target'");
+    } else if (arg == "--data-path") {
+      if (val == "auto") o.dataPath = DataPath::Auto;
+      else if (val == "epoll") o.dataPath = DataPath::Epoll;
+      else return Status::error("--data-path: '" + val + "' is neither 'auto' nor 'epoll'");
     } else if (arg == "--balance") {
       if (!parseBalancePolicy(val, &o.proxy.balance))
         return Status::error("--balance: '" + val + "' is not one of random, round-robin, least-conn, p2c");

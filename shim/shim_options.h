@@ -17,6 +17,10 @@ namespace connectable {
 // A UNIX socket path fits sockaddr_un's 108 bytes with its NUL.
 constexpr size_t kMaxControlPath = 107;
 
+// How connections move bytes: through an io_uring where the kernel allows it (auto), or
+// with epoll readiness and recv/send/splice calls alone.
+enum class DataPath { Auto, Epoll };
+
 struct ShimOptions {
   std::string netnsPath;          // --netns PATH
   int netnsFd = -1;               // --netns-fd N (inherited)
@@ -34,6 +38,7 @@ struct ShimOptions {
   std::string name;               // --name: who this shim serves, added to every log line
   std::string controlPath;        // --control: UNIX socket answering status and metrics
   uint16_t statusPort = 0;        // --status-port: plain-text status on loopback in the netns
+  DataPath dataPath = DataPath::Auto;  // --data-path
   bool help = false;
   bool version = false;
 };

@@ -78,7 +78,7 @@ std::string ShimStatus::json() const {
                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(id_.startedWall.time_since_epoch()).count()) +
                   ",\"uptime_seconds\":" + fixed(secondsBetween(id_.started, now)) +
                   ",\"active_connections\":" + std::to_string(proxy_.activeConnections()) +
-                  ",\"draining\":" + (proxy_.draining() ? "true" : "false") +
+                  ",\"draining\":" + (proxy_.draining() ? "true" : "false") + ",\"data_path\":" + q(id_.dataPath) +
                   ",\"status_port\":" + (id_.statusPort ? std::to_string(id_.statusPort) : "null") + ",\"last_error\":";
   if (proxy_.lastError().empty()) {
     j += "null";
@@ -225,7 +225,8 @@ std::string ShimStatus::metrics() const {
 std::string ShimStatus::text() const {
   const auto now = Clock::now();
   std::string t = "connectable-shim " + id_.version + (id_.name.empty() ? "" : " for " + id_.name) + ", pid " +
-                  std::to_string(id_.pid) + ", up " + formatAge(secondsBetween(id_.started, now)) + "\n";
+                  std::to_string(id_.pid) + ", up " + formatAge(secondsBetween(id_.started, now)) +
+                  ", data path " + id_.dataPath + "\n";
   for (const auto& port : proxy_.ports()) {
     const PortCounters& c = port->counters();
     BackendSet& set = port->backends();

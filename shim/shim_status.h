@@ -22,6 +22,7 @@ struct ShimIdentity {
   Clock::time_point started;
   std::chrono::system_clock::time_point startedWall;
   uint16_t statusPort = 0;
+  std::string dataPath;  // "io_uring" or "epoll"
 };
 
 class ShimStatus {
