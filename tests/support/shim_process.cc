@@ -1,6 +1,7 @@
 #include "tests/support/shim_process.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace connectable::testing {
@@ -24,6 +25,8 @@ size_t countOf(const std::string& haystack, const std::string& needle) {
 ShimProcess::ShimProcess(std::vector<std::string> args) {
   std::vector<std::string> argv = {shimBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
+  // ctest runs the data-path suite once more with the epoll path (tests/CMakeLists.txt).
+  if (const char* path = std::getenv("CONNECTABLE_TEST_SHIM_DATA_PATH")) argv.insert(argv.end(), {"--data-path", path});
   size_t ports = static_cast<size_t>(std::count_if(args.begin(), args.end(), [](const std::string& a) {
     return a == "--connect" || a.rfind("--connect=", 0) == 0;
   }));

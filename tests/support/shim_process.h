@@ -15,6 +15,7 @@ std::string shimBinary();  // CONNECTABLE_BIN_DIR/connectable-shim
 class ShimProcess {
  public:
   // Starts the shim with `args` and waits until every --connect port logs "listening".
+  // With CONNECTABLE_TEST_SHIM_DATA_PATH set, adds --data-path with its value.
   // Throws (failing the test) if it exits or does not listen within 5 s.
   explicit ShimProcess(std::vector<std::string> args);
   Child& child() { return child_; }
