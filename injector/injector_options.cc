@@ -27,6 +27,7 @@ Options:
 Passed to every shim (a container's connectable.<option> labels override them):
   --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
   --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
+  --data-path PATH
 See connectable-shim --help for their meaning.
 )";
 }
@@ -34,7 +35,7 @@ See connectable-shim --help for their meaning.
 Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe) {
   static const std::set<std::string> kShimOptions = {"--dns", "--dns-min-ttl", "--dns-timeout", "--balance",
                                                      "--connect-timeout", "--idle-timeout", "--max-conns",
-                                                     "--drain-timeout", "--user"};
+                                                     "--drain-timeout", "--user", "--data-path"};
   InjectorCommandLine c;
   auto slash = selfExe.rfind('/');
   c.options.supervisor.shimPath = (slash == std::string::npos ? std::string(".") : selfExe.substr(0, slash)) + "/connectable-shim";

@@ -1,0 +1,25 @@
+#include "injector/injector_options.h"
+
+#include <boost/test/unit_test.hpp>
+#include <algorithm>
+
+using namespace connectable;
+
+BOOST_AUTO_TEST_SUITE(InjectorCommandLineShimOptions)
+
+BOOST_AUTO_TEST_CASE(ShimOptionsArePassedToEveryShimAfterTheShimsOwnParserAcceptedThem) {
+  auto c = parseInjectorCommandLine({"--data-path", "epoll", "--balance=p2c"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE_MESSAGE(c, c.status().message());
+  const auto& args = c->options.supervisor.shimArgs;
+  BOOST_TEST((std::find(args.begin(), args.end(), "--data-path=epoll") != args.end()));
+  BOOST_TEST((std::find(args.begin(), args.end(), "--balance=p2c") != args.end()));
+  BOOST_TEST(c->options.supervisor.shimPath == "/usr/sbin/connectable-shim");
+}
+
+BOOST_AUTO_TEST_CASE(ABadShimOptionValueIsRefusedAtTheInjectorsStart) {
+  auto c = parseInjectorCommandLine({"--data-path", "dpdk"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!c);
+  BOOST_TEST(c.status().message().find("--data-path") != std::string::npos, c.status().message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
