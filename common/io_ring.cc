@@ -90,6 +90,13 @@ void IoRing::cancel(CompletionHandler* handler) {
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
+void IoRing::close(int fd) {
+  io_uring_sqe* sqe = nextSqe();
+  io_uring_prep_close(sqe, fd);
+  io_uring_sqe_set_data(sqe, nullptr);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
 void IoRing::pollIn(int fd, CompletionHandler* handler) {
   io_uring_sqe* sqe = nextSqe();
   io_uring_prep_poll_multishot(sqe, fd, POLLIN);

@@ -52,6 +52,9 @@ class IoRing {
   // Asks the kernel to cancel the handler's operation; its completion still comes (with
   // -ECANCELED, or with its result if it had finished).
   void cancel(CompletionHandler* handler);
+  // close(fd), made with the next submit; nothing comes back. The fd is the ring's from
+  // now on: the caller must not touch it again.
+  void close(int fd);
   // POLLIN on fd, armed until a completion comes without IORING_CQE_F_MORE.
   void pollIn(int fd, CompletionHandler* handler);
 

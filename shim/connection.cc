@@ -28,19 +28,12 @@ void setUpstreamOptions(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
 }
 
-// Closing with SO_LINGER 0 sends RST, so an abort on one side is seen as an abort on the
-// other instead of a clean end that would pass a truncated transfer off as complete.
-void abortiveClose(int fd) {
-  struct linger lg {1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  ::close(fd);
-}
-
 }  // namespace
 
 void Connection::Side::onIo(uint32_t events) {
-  // Closed earlier in this batch (deletion is deferred), or moved to the ring in it.
-  if (conn->closed() || conn->inRing_) return;
+  // Closed earlier in this batch (deletion is deferred), or on the ring, where only the
+  // upstream's connect is watched by epoll.
+  if (conn->closed() || (conn->inRing_ && conn->state_ == State::Open)) return;
   if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
   if (events & EPOLLPRI) urgent = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed = true;
@@ -74,8 +67,13 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  // Registered now, so a client that gives up while we connect is noticed at once.
-  if (Status s = proxy_.loop().add(client_.fd, kSocketEvents, &client_); !s) {
+  if (proxy_.loop().ring()) {
+    // The client's first read is made now: it notices a client that gives up while we
+    // connect, and holds what the client sends until the backend answers.
+    inRing_ = true;
+    ringRead(toBackend_);
+  } else if (Status s = proxy_.loop().add(client_.fd, kSocketEvents, &client_); !s) {
+    // Registered now, so a client that gives up while we connect is noticed at once.
     close("registering client socket", true, FailureReason::Internal);
     return;
   }
@@ -124,7 +122,9 @@ void Connection::connectNext() {
     upstream_.fd = fd;
     upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.urgent = false;
     if (::connect(fd, addr.sockaddr_ptr(), addr.length()) == 0 || errno == EINPROGRESS) {
-      if (Status s = loop.add(fd, kSocketEvents, &upstream_); !s) {
+      // On the ring, epoll only says when the connect ended: one event, then the
+      // registration sleeps (no EPOLL_CTL_DEL needed) until the socket closes.
+      if (Status s = loop.add(fd, inRing_ ? EPOLLOUT | EPOLLONESHOT : kSocketEvents, &upstream_); !s) {
         lastError_ = s.message();
         closeUpstreamSocket();
         break;
@@ -246,12 +246,19 @@ void Connection::RingOp::onCompletion(int result, uint32_t flags) {
 }
 
 void Connection::enterRing() {
-  // Completions say when bytes came and went; readiness events would only cost wake-ups.
-  auto& loop = proxy_.loop();
-  loop.remove(client_.fd);
-  loop.remove(upstream_.fd);
-  inRing_ = true;
-  ringRead(toBackend_);
+  // The client's read has been in flight since start(); what it brought meanwhile goes on now.
+  Direction& d = toBackend_;
+  if (d.held) {
+    d.held = false;
+    ringForward(d);
+  } else if (d.starved) {
+    leaveRing();
+    finishLeavingRing();
+    return;
+  } else if (d.eof) {
+    ringEof(d);
+    if (state_ != State::Open) return;
+  }
   ringRead(toClient_);
 }
 
@@ -269,17 +276,23 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
     finishClose();
     return;
   }
-  if (result > 0) {
-    lastActivity_ = proxy_.loop().now();
-    d.sending = static_cast<size_t>(result);
-    // A full buffer: more is likely queued behind it, which splice moves without copying.
-    if (d.sending >= IoRing::kBufferSize) {
-      d.bulk = true;
-      leaveRing();
+  if (state_ != State::Open) {
+    // The client, before the backend answered (only its read is in flight then).
+    if (result > 0) {
+      d.sending = static_cast<size_t>(result);
+      d.held = true;
+    } else if (result == 0) {
+      d.eof = true;  // a half-close: passed on once connected, like the bytes before it
+    } else if (result == -ENOBUFS) {
+      d.starved = true;
+    } else if (result != -ECANCELED) {
+      close("client went away while connecting", true, FailureReason::ClientGone);
     }
-    d.write.inFlight = true;
-    ++ringOps_;
-    ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write);
+    return;
+  }
+  if (result > 0) {
+    d.sending = static_cast<size_t>(result);
+    ringForward(d);
     return;
   }
   if (result == 0) {
@@ -301,6 +314,19 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
     errno = -result;
     readFailed(d);
   }
+}
+
+void Connection::ringForward(Direction& d) {
+  IoRing& ring = *proxy_.loop().ring();
+  lastActivity_ = proxy_.loop().now();
+  // A full buffer: more is likely queued behind it, which splice moves without copying.
+  if (d.sending >= IoRing::kBufferSize) {
+    d.bulk = true;
+    leaveRing();
+  }
+  d.write.inFlight = true;
+  ++ringOps_;
+  ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write);
 }
 
 void Connection::onRingWritten(Direction& d, int result) {
@@ -327,6 +353,7 @@ void Connection::ringEof(Direction& d) {
   // has been handed to `to`.
   d.eof = true;
   Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
+  // A plain call: the ring would hand a shutdown to a kernel worker thread.
   if (!other.shutDown) shutdown(d.to->fd, SHUT_WR);
   d.shutDown = true;
   if (other.shutDown) {
@@ -350,7 +377,9 @@ void Connection::finishLeavingRing() {
   leavingRing_ = false;
   auto& loop = proxy_.loop();
   for (Side* s : {&client_, &upstream_}) {
-    if (Status st = loop.add(s->fd, kSocketEvents, s); !st) {
+    // The client was never registered; the upstream's registration sleeps since its connect.
+    Status st = s == &client_ ? loop.add(s->fd, kSocketEvents, s) : loop.modify(s->fd, kSocketEvents, s);
+    if (!st) {
       close("registering socket", true, FailureReason::Internal);
       return;
     }
@@ -592,12 +621,20 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   if (timer_) loop.cancelTimer(timer_);
   timer_ = 0;
   if (was == State::Waiting) leaveWaitingList();
+  IoRing* ring = loop.ring();
   for (Side* s : {&client_, &upstream_}) {
     if (s->fd < 0) continue;
     // No EPOLL_CTL_DEL: the socket's only descriptor closes, which removes it from epoll,
     // and events already fetched for it find the connection closed (deletion is deferred).
+    // With a ring, the close goes with its next submit, before any further epoll_wait.
     if (abort) {
-      abortiveClose(s->fd);
+      // SO_LINGER 0: the close sends RST, so an abort on one side is seen as an abort on the
+      // other instead of a clean end that would pass a truncated transfer off as complete.
+      struct linger lg {1, 0};
+      setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    if (ring) {
+      ring->close(s->fd);
     } else {
       ::close(s->fd);
     }
@@ -616,10 +653,9 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   // only when they end) and point at this object: cancel them, and leave the deletion to
   // the last completion.
   if (ringOps_ > 0) {
-    IoRing& ring = *proxy_.loop().ring();
     for (Direction* d : {&toBackend_, &toClient_})
       for (RingOp* op : {&d->read, &d->write})
-        if (op->inFlight) ring.cancel(op);
+        if (op->inFlight) ring->cancel(op);
   }
   --port_.counters().active;
   if (was == State::Open) {

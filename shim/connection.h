@@ -83,6 +83,8 @@ class Connection {
     RingOp write;
     uint16_t buffer = 0;  // the pool buffer `write` sends
     size_t sending = 0;
+    bool held = false;      // read before the backend answered: sent once connected
+    bool starved = false;   // a read found the pool empty before the backend answered
   };
 
   void onClientIo(uint32_t events);
@@ -110,6 +112,7 @@ class Connection {
   void enterRing();
   void ringRead(Direction& d);
   void onRingRead(Direction& d, int result, uint32_t flags);
+  void ringForward(Direction& d);
   void onRingWritten(Direction& d, int result);
   void ringEof(Direction& d);
   void leaveRing();
@@ -128,7 +131,7 @@ class Connection {
   size_t nextAttempt_ = 0;
   std::shared_ptr<Backend> backend_;  // being connected to, or connected
   EventLoop::TimerId timer_ = 0;
-  bool inRing_ = false;       // Open, on the io_uring path
+  bool inRing_ = false;       // on the io_uring path (from the start, when the loop has a ring)
   bool leavingRing_ = false;  // no new reads; epoll takes over once nothing is in flight
   int ringOps_ = 0;           // operations in flight; the object lives until they complete
   Clock::time_point lastActivity_;
