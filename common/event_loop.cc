@@ -50,6 +50,10 @@ class EventLoop::SignalHandler : public IoHandler {
 };
 
 // The epoll instance, seen from the ring: readable when a registered fd has an event.
+// A one-shot poll, made again before every wait: it checks the epoll instance when it is
+// made, so a level-triggered fd that is still ready (its handler read only part of what
+// was there, as c-ares does) is seen at once. A multishot poll would fire only on new
+// wake-ups and leave such an fd waiting for an unrelated event.
 class EventLoop::EpollInRing : public CompletionHandler {
  public:
   explicit EpollInRing(EventLoop& loop) : loop_(loop) {}
@@ -58,8 +62,8 @@ class EventLoop::EpollInRing : public CompletionHandler {
     loop_.ring_->pollIn(loop_.epfd_, this);
     armed_ = true;
   }
-  void onCompletion(int result, uint32_t flags) override {
-    if (!IoRing::more(flags)) armed_ = false;  // re-armed before the next wait
+  void onCompletion(int result, uint32_t /*flags*/) override {
+    armed_ = false;  // made again before the next wait
     if (result >= 0) loop_.dispatchEpoll();
   }
 

@@ -99,13 +99,12 @@ void IoRing::close(int fd) {
 
 void IoRing::pollIn(int fd, CompletionHandler* handler) {
   io_uring_sqe* sqe = nextSqe();
-  io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+  io_uring_prep_poll_add(sqe, fd, POLLIN);
   io_uring_sqe_set_data(sqe, handler);
 }
 
 bool IoRing::hasBuffer(uint32_t flags) { return (flags & IORING_CQE_F_BUFFER) != 0; }
 
-bool IoRing::more(uint32_t flags) { return (flags & IORING_CQE_F_MORE) != 0; }
 
 uint16_t IoRing::bufferId(uint32_t flags) { return static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT); }
 

@@ -8,7 +8,7 @@
 //
 // Reads take their buffer from a shared pool only when bytes arrive (provided buffers), so
 // an idle connection holds none. Every operation has a CompletionHandler that gets exactly
-// one completion (a multishot poll gets one per event while the CQE says "more").
+// one completion.
 // Single-threaded: every call from the thread that created the ring.
 #pragma once
 
@@ -28,7 +28,7 @@ class CompletionHandler {
  public:
   virtual ~CompletionHandler() = default;
   // result: what the system call would have returned, or -errno. flags: the CQE's flags
-  // (IoRing::hasBuffer / bufferId for reads; IORING_CQE_F_MORE for a multishot poll).
+  // (IoRing::hasBuffer / bufferId for reads).
   virtual void onCompletion(int result, uint32_t flags) = 0;
 };
 
@@ -55,11 +55,10 @@ class IoRing {
   // close(fd), made with the next submit; nothing comes back. The fd is the ring's from
   // now on: the caller must not touch it again.
   void close(int fd);
-  // POLLIN on fd, armed until a completion comes without IORING_CQE_F_MORE.
+  // One completion when fd is readable; at once if it already is when the poll is made.
   void pollIn(int fd, CompletionHandler* handler);
 
   static bool hasBuffer(uint32_t flags);
-  static bool more(uint32_t flags);  // a multishot operation stays armed
   static uint16_t bufferId(uint32_t flags);
   const char* buffer(uint16_t id) const { return buffers_ + size_t{id} * kBufferSize; }
   void releaseBuffer(uint16_t id);
