@@ -64,6 +64,10 @@ class EventLoop::EpollInRing : public CompletionHandler {
   }
   void onCompletion(int result, uint32_t /*flags*/) override {
     armed_ = false;  // made again before the next wait
+    if (result < 0 && result != -ECANCELED && result != -EINTR) {
+      log::error("io_uring poll of the epoll instance failed", {{"error", errnoStatus("poll", -result).message()}});
+      std::abort();  // an impossible state, as epoll_wait failing is: fail loudly, never spin
+    }
     if (result >= 0) loop_.dispatchEpoll();
   }
 

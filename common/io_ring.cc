@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdlib>
+
+#include "common/log.h"
 
 namespace connectable {
 namespace {
@@ -59,13 +62,17 @@ IoRing::~IoRing() {
 }
 
 io_uring_sqe* IoRing::nextSqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  if (!sqe) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(ring_.get())) return sqe;
     // The submission queue is full: hand it to the kernel now and take a fresh entry.
-    io_uring_submit(ring_.get());
-    sqe = io_uring_get_sqe(ring_.get());
+    int rc = io_uring_submit(ring_.get());
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+      log::error("io_uring submit failed", {{"error", errnoStatus("io_uring_enter", -rc).message()}});
+      std::abort();  // the data path cannot go on without its ring: fail loudly
+    }
   }
-  return sqe;  // never null: the queue was just emptied
+  log::error("io_uring submission queue stays full");
+  std::abort();
 }
 
 void IoRing::recv(int fd, CompletionHandler* handler) {

@@ -269,10 +269,14 @@ void Connection::ringRead(Direction& d) {
 }
 
 void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
-  IoRing& ring = *proxy_.loop().ring();
-  if (IoRing::hasBuffer(flags)) d.buffer = IoRing::bufferId(flags);
+  if (IoRing::hasBuffer(flags)) {
+    d.buffer = IoRing::bufferId(flags);
+    d.holdsBuffer = true;
+    // Only a read that brought bytes keeps its buffer (the kernel gives none with an EOF
+    // or an error today, but does not promise it).
+    if (result <= 0 || state_ == State::Closed) releaseRingBuffer(d);
+  }
   if (state_ == State::Closed) {
-    if (IoRing::hasBuffer(flags)) ring.releaseBuffer(d.buffer);
     finishClose();
     return;
   }
@@ -324,19 +328,34 @@ void Connection::ringForward(Direction& d) {
     d.bulk = true;
     leaveRing();
   }
+  d.sent = 0;
   d.write.inFlight = true;
   ++ringOps_;
   ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write);
 }
 
-void Connection::onRingWritten(Direction& d, int result) {
+void Connection::releaseRingBuffer(Direction& d) {
+  if (!d.holdsBuffer) return;
   proxy_.loop().ring()->releaseBuffer(d.buffer);
+  d.holdsBuffer = false;
+}
+
+void Connection::onRingWritten(Direction& d, int result) {
   if (state_ == State::Closed) {
+    releaseRingBuffer(d);
     finishClose();
     return;
   }
-  if (result > 0) countBytes(d, static_cast<uint64_t>(result));
-  if (result < 0 || static_cast<size_t>(result) < d.sending) {
+  d.sent = result > 0 ? static_cast<size_t>(result) : 0;
+  if (d.sent > 0) countBytes(d, d.sent);
+  if (d.sent < d.sending && leavingRing_ && (result >= 0 || result == -ECANCELED)) {
+    // leaveRing cancelled this send part-way (a cancelled send reports what it sent): the
+    // buffer stays, and the pump sends the rest before anything else.
+    finishLeavingRing();
+    return;
+  }
+  releaseRingBuffer(d);
+  if (result < 0 || d.sent < d.sending) {
     writeFailed(d);  // MSG_WAITALL: short only on an error
     return;
   }
@@ -366,9 +385,13 @@ void Connection::ringEof(Direction& d) {
 void Connection::leaveRing() {
   if (leavingRing_) return;
   leavingRing_ = true;
+  // Sends are cancelled too: one may wait for a peer that only reads once bytes move the
+  // other way, which a cancelled read would stop. What a send leaves unsent stays in its
+  // buffer and goes first on the epoll path.
   IoRing& ring = *proxy_.loop().ring();
   for (Direction* d : {&toBackend_, &toClient_})
-    if (d->read.inFlight) ring.cancel(&d->read);
+    for (RingOp* op : {&d->read, &d->write})
+      if (op->inFlight) ring.cancel(op);
 }
 
 void Connection::finishLeavingRing() {
@@ -424,6 +447,25 @@ bool Connection::pump(Direction& d) {
   bool moved = false;
   for (;;) {
     bool progress = false;
+    if (d.holdsBuffer) {
+      // The rest of a ring send cancelled when the connection left the ring: first in line.
+      if (!d.to->writable) break;
+      ssize_t n = send(d.to->fd, proxy_.loop().ring()->buffer(d.buffer) + d.sent, d.sending - d.sent,
+                       MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        d.sent += static_cast<size_t>(n);
+        countBytes(d, static_cast<uint64_t>(n));
+        if (d.sent == d.sending) releaseRingBuffer(d);
+        moved = true;
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (errno == EAGAIN) d.to->writable = false;
+        continue;
+      }
+      writeFailed(d);
+      return false;
+    }
     if (d.inPipe > 0 && d.to->writable) {
       ssize_t n = splice(d.pipe.readFd, nullptr, d.to->fd, nullptr, d.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
@@ -498,7 +540,7 @@ bool Connection::pump(Direction& d) {
     pipes.give(d.pipe);
     d.pipe = {};
   }
-  if (d.eof && d.inPipe == 0 && !d.shutDown) {
+  if (d.eof && d.inPipe == 0 && !d.holdsBuffer && !d.shutDown) {
     // When the other direction has ended too, pumpAll closes both sockets at once, and
     // close sends this FIN: the shutdown call would only add a syscall.
     Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
@@ -652,6 +694,8 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   // Operations still in the ring hold the sockets (closed above, released by the kernel
   // only when they end) and point at this object: cancel them, and leave the deletion to
   // the last completion.
+  for (Direction* d : {&toBackend_, &toClient_})
+    if (!d->write.inFlight) releaseRingBuffer(*d);  // held before connecting, or a rest
   if (ringOps_ > 0) {
     for (Direction* d : {&toBackend_, &toClient_})
       for (RingOp* op : {&d->read, &d->write})

@@ -81,8 +81,10 @@ class Connection {
     uint64_t bytes = 0;
     RingOp read;
     RingOp write;
-    uint16_t buffer = 0;  // the pool buffer `write` sends
-    size_t sending = 0;
+    bool holdsBuffer = false;  // `buffer` is this direction's until its bytes are sent
+    uint16_t buffer = 0;       // a ring pool buffer
+    size_t sending = 0;        // bytes in it
+    size_t sent = 0;           // of which sent (a send cancelled part-way leaves a rest)
     bool held = false;      // read before the backend answered: sent once connected
     bool starved = false;   // a read found the pool empty before the backend answered
   };
@@ -113,6 +115,7 @@ class Connection {
   void ringRead(Direction& d);
   void onRingRead(Direction& d, int result, uint32_t flags);
   void ringForward(Direction& d);
+  void releaseRingBuffer(Direction& d);
   void onRingWritten(Direction& d, int result);
   void ringEof(Direction& d);
   void leaveRing();

@@ -2,6 +2,7 @@
 // listeners inside it, backends outside it, real clients (curl, redis-cli) run inside it.
 #define BOOST_TEST_MODULE shim in a network namespace
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <cstdlib>
 #include <signal.h>
 #include <sys/socket.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <atomic>
 #include <fstream>
 #include <cstring>
 #include <future>
@@ -319,6 +321,56 @@ BOOST_AUTO_TEST_CASE(AConversationThatTurnsBulkAndBackKeepsEveryByteInOrder) {
   }
   shutdown(fd, SHUT_WR);
   BOOST_TEST(waitClosed(fd, 5000) >= 0);
+  close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(AnUploadFlowsWhileTheClientIsNotReadingTheStreamComingBack) {
+  // The backend streams small messages to the client and, at the same time, reads an
+  // upload; the client reads nothing until its upload is done. The stream soon fills the
+  // client's window, so the shim's send to the client waits; then the upload's first full
+  // buffer moves the connection from the ring to splice. That move must not wait for the
+  // stalled send (it would wait for ever: the upload stops, the client never reads).
+  constexpr size_t kUpload = 8u << 20;
+  std::atomic<size_t> uploaded{0};
+  std::atomic<bool> done{false};
+  TcpServer backend([&](int fd) {
+    std::thread streamer([&] {
+      const std::string message(2000, 'm');
+      while (!done && writeAll(fd, message.data(), message.size(), 1000))
+        std::this_thread::sleep_for(2ms);
+    });
+    char buf[65536];
+    while (uploaded < kUpload) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      uploaded += static_cast<size_t>(n);
+    }
+    done = true;
+    streamer.join();
+  });
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = -1;
+  ns.inside([&] {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(kPort);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  });
+  BOOST_REQUIRE(fd >= 0);
+  std::this_thread::sleep_for(1500ms);  // the stream fills the client's window meanwhile
+  const std::string chunk(1 << 20, 'u');
+  bool sent = true;
+  for (size_t i = 0; i < kUpload / chunk.size() && sent; ++i) sent = writeAll(fd, chunk.data(), chunk.size(), 10000);
+  BOOST_TEST(sent, "the upload stalled");
+  BOOST_TEST(waitFor([&] { return uploaded.load() >= kUpload; }, 10s), "the backend got " << uploaded.load() << " bytes");
+  done = true;
   close(fd);
 }
 

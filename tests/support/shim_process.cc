@@ -30,7 +30,10 @@ ShimProcess::ShimProcess(std::vector<std::string> args) {
   size_t ports = static_cast<size_t>(std::count_if(args.begin(), args.end(), [](const std::string& a) {
     return a == "--connect" || a.rfind("--connect=", 0) == 0;
   }));
-  child_ = Child::spawn(argv, tempDir() + "/shim.log");
+  // A log of its own: a second shim in the same test must not find the first one's
+  // "listening" line and be taken for ready before it is.
+  static int started = 0;
+  child_ = Child::spawn(argv, tempDir() + "/shim-" + std::to_string(++started) + ".log");
   bool up = waitFor([&] { return countOf(child_.log(), " listening ") + countOf(child_.log(), "\"msg\":\"listening\"") >= ports || !child_.running(); },
                     std::chrono::seconds(5));
   if (!up || !child_.running())
