@@ -246,20 +246,22 @@ void Connection::RingOp::onCompletion(int result, uint32_t flags) {
 }
 
 void Connection::enterRing() {
-  // The client's read has been in flight since start(); what it brought meanwhile goes on now.
+  // The client's read has been in flight since start(); what it brought meanwhile goes on
+  // now. The backend's read is made first, so that a full buffer held here, which leaves
+  // the ring at once, cancels it like any other.
   Direction& d = toBackend_;
-  if (d.held) {
-    d.held = false;
-    ringForward(d);
-  } else if (d.starved) {
+  if (d.starved) {
     leaveRing();
     finishLeavingRing();
     return;
-  } else if (d.eof) {
-    ringEof(d);
-    if (state_ != State::Open) return;
   }
   ringRead(toClient_);
+  if (d.held) {
+    d.held = false;
+    ringForward(d);
+  } else if (d.eof) {
+    ringEof(d);
+  }
 }
 
 void Connection::ringRead(Direction& d) {

@@ -225,6 +225,39 @@ BOOST_AUTO_TEST_CASE(FirstConnectionWaitsForTheFirstAnswer) {
   BOOST_TEST(got == "a");
 }
 
+BOOST_AUTO_TEST_CASE(AnUploadSentWhileTheFirstAnswerIsAwaitedArrivesWhole) {
+  // The client sends a megabyte, then its FIN, while the shim still waits for DNS: what it
+  // read meanwhile (a full buffer: bulk) is held, and must go on whole once connected,
+  // followed by the rest and the end.
+  TcpServer counter([](int fd) {
+    char buf[65536];
+    size_t total = 0;
+    for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) total += static_cast<size_t>(n);
+    std::string answer = std::to_string(total);
+    writeAll(fd, answer.data(), answer.size());
+  });
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=60", srv("up.service.consul", counter.port(), 1, 50)});
+  dns.start();
+  dns.pause();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--dns-timeout", "3s", "--connect",
+                    "6000=up.service.consul"});
+  int fd = -1;
+  ns.inside([&] { fd = connectTcp("127.0.0.1", 6000); });
+  BOOST_REQUIRE(fd >= 0);
+  const std::string upload(1 << 20, 'u');
+  std::thread sender([&] {
+    writeAll(fd, upload.data(), upload.size());
+    shutdown(fd, SHUT_WR);
+  });
+  std::this_thread::sleep_for(300ms);
+  dns.resume();
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got, 5000));
+  sender.join();
+  BOOST_TEST(got == std::to_string(upload.size()));
+  close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(SighupResolvesEveryNameAgainAtOnce) {
   Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=3600", srv("web.service.consul", a.port(), 1, 50)});
   dns.start();
