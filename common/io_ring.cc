@@ -93,6 +93,12 @@ void IoRing::send(int fd, const void* data, size_t len, CompletionHandler* handl
   io_uring_sqe_set_data(sqe, handler);
 }
 
+void IoRing::connect(int fd, const sockaddr* address, socklen_t length, CompletionHandler* handler) {
+  io_uring_sqe* sqe = nextSqe();
+  io_uring_prep_connect(sqe, fd, address, length);
+  io_uring_sqe_set_data(sqe, handler);
+}
+
 void IoRing::cancel(CompletionHandler* handler) {
   io_uring_sqe* sqe = nextSqe();
   io_uring_prep_cancel(sqe, handler, 0);

@@ -12,6 +12,8 @@
 // Single-threaded: every call from the thread that created the ring.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -49,6 +51,9 @@ class IoRing {
   void recv(int fd, CompletionHandler* handler);
   // Sends all of [data, data + len) (MSG_WAITALL): a short count only comes with an error.
   void send(int fd, const void* data, size_t len, CompletionHandler* handler);
+  // connect(fd, address): the completion's result is 0 or -errno. `address` must stay valid
+  // until the next wait.
+  void connect(int fd, const sockaddr* address, socklen_t length, CompletionHandler* handler);
   // Asks the kernel to cancel the handler's operation; its completion still comes (with
   // -ECANCELED, or with its result if it had finished).
   void cancel(CompletionHandler* handler);

@@ -55,6 +55,7 @@ Connection::Connection(Proxy& proxy, ListenPort& port, int clientFd, const Socke
   toBackend_.to = &upstream_;
   toClient_.from = &upstream_;
   toClient_.to = &client_;
+  connectOp_.conn = this;
   for (Direction* d : {&toBackend_, &toClient_}) {
     d->read.conn = d->write.conn = this;
     d->read.dir = d->write.dir = d;
@@ -121,10 +122,22 @@ void Connection::connectNext() {
     setUpstreamOptions(fd);
     upstream_.fd = fd;
     upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.urgent = false;
+    if (inRing_) {
+      // The ring connects and says when it is done: no epoll registration, no connect call
+      // of our own. The timeout cancels it; the completion then says so.
+      connectOp_.inFlight = true;
+      connectOp_.timedOut = false;
+      ++ringOps_;
+      loop.ring()->connect(fd, addr.sockaddr_ptr(), addr.length(), &connectOp_);
+      timer_ = loop.addTimer(proxy_.options().connectTimeout, [this] {
+        timer_ = 0;
+        connectOp_.timedOut = true;
+        proxy_.loop().ring()->cancel(&connectOp_);
+      });
+      return;
+    }
     if (::connect(fd, addr.sockaddr_ptr(), addr.length()) == 0 || errno == EINPROGRESS) {
-      // On the ring, epoll only says when the connect ended: one event, then the
-      // registration sleeps (no EPOLL_CTL_DEL needed) until the socket closes.
-      if (Status s = loop.add(fd, inRing_ ? EPOLLOUT | EPOLLONESHOT : kSocketEvents, &upstream_); !s) {
+      if (Status s = loop.add(fd, kSocketEvents, &upstream_); !s) {
         lastError_ = s.message();
         closeUpstreamSocket();
         break;
@@ -242,6 +255,27 @@ void Connection::RingOp::onCompletion(int result, uint32_t flags) {
     conn->onRingWritten(*dir, result);
   } else {
     conn->onRingRead(*dir, result, flags);
+  }
+}
+
+void Connection::ConnectOp::onCompletion(int result, uint32_t /*flags*/) {
+  inFlight = false;
+  --conn->ringOps_;
+  conn->onRingConnected(result);
+}
+
+void Connection::onRingConnected(int result) {
+  if (state_ == State::Closed) {
+    finishClose();
+    return;
+  }
+  if (result == 0) {
+    established();
+  } else if (result == -ECANCELED && connectOp_.timedOut) {
+    connectFailed("connect timeout", FailureReason::ConnectTimeout);
+  } else {
+    const int err = -result;
+    connectFailed(std::strerror(err), err == ECONNREFUSED ? FailureReason::ConnectRefused : FailureReason::ConnectError);
   }
 }
 
@@ -402,9 +436,8 @@ void Connection::finishLeavingRing() {
   leavingRing_ = false;
   auto& loop = proxy_.loop();
   for (Side* s : {&client_, &upstream_}) {
-    // The client was never registered; the upstream's registration sleeps since its connect.
-    Status st = s == &client_ ? loop.add(s->fd, kSocketEvents, s) : loop.modify(s->fd, kSocketEvents, s);
-    if (!st) {
+    // Neither was registered: the ring did the upstream's connect too.
+    if (Status st = loop.add(s->fd, kSocketEvents, s); !st) {
       close("registering socket", true, FailureReason::Internal);
       return;
     }
@@ -699,6 +732,7 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   for (Direction* d : {&toBackend_, &toClient_})
     if (!d->write.inFlight) releaseRingBuffer(*d);  // held before connecting, or a rest
   if (ringOps_ > 0) {
+    if (connectOp_.inFlight) ring->cancel(&connectOp_);
     for (Direction* d : {&toBackend_, &toClient_})
       for (RingOp* op : {&d->read, &d->write})
         if (op->inFlight) ring->cancel(op);

@@ -46,6 +46,14 @@ class Connection {
   enum class State { Waiting, Connecting, Open, Closed };
   struct Direction;
 
+  // The upstream's connect, made through the ring.
+  struct ConnectOp : CompletionHandler {
+    Connection* conn = nullptr;
+    bool inFlight = false;
+    bool timedOut = false;  // cancelled by the connect timeout
+    void onCompletion(int result, uint32_t flags) override;
+  };
+
   // One io_uring operation of a direction: a read from `from` or a send to `to`.
   struct RingOp : CompletionHandler {
     Connection* conn = nullptr;
@@ -113,6 +121,7 @@ class Connection {
   // The io_uring data path.
   void enterRing();
   void ringRead(Direction& d);
+  void onRingConnected(int result);
   void onRingRead(Direction& d, int result, uint32_t flags);
   void ringForward(Direction& d);
   void releaseRingBuffer(Direction& d);
@@ -135,6 +144,7 @@ class Connection {
   std::shared_ptr<Backend> backend_;  // being connected to, or connected
   EventLoop::TimerId timer_ = 0;
   bool inRing_ = false;       // on the io_uring path (from the start, when the loop has a ring)
+  ConnectOp connectOp_;
   bool leavingRing_ = false;  // no new reads; epoll takes over once nothing is in flight
   int ringOps_ = 0;           // operations in flight; the object lives until they complete
   Clock::time_point lastActivity_;

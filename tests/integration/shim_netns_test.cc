@@ -580,12 +580,15 @@ BOOST_AUTO_TEST_CASE(UpstreamFromTheTargetNamespaceReachesBackendsThere) {
   {
     // Without the option, upstream leaves from the host, where that backend does not exist.
     ShimProcess shim({"--netns", ns.path(), "--connect", target});
+    // The shim may reset the client (no backend) before our connect call has returned.
     int fd = connectInside(ns);
-    BOOST_REQUIRE(fd >= 0);
     std::string got;
-    readToEof(fd, &got, 3000);
+    if (fd >= 0) {
+      readToEof(fd, &got, 3000);
+      close(fd);
+    }
     BOOST_TEST(got != "inside");
-    close(fd);
+    BOOST_TEST(shim.waitLog("no backend reachable"));
   }
 }
 
