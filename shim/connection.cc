@@ -731,7 +731,7 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   // the last completion.
   for (Direction* d : {&toBackend_, &toClient_})
     if (!d->write.inFlight) releaseRingBuffer(*d);  // held before connecting, or a rest
-  if (ringOps_ > 0) {
+  if (ringOps_ > 0 && ring) {  // (operations are only ever in flight with a ring)
     if (connectOp_.inFlight) ring->cancel(&connectOp_);
     for (Direction* d : {&toBackend_, &toClient_})
       for (RingOp* op : {&d->read, &d->write})
