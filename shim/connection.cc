@@ -31,9 +31,7 @@ void setUpstreamOptions(int fd) {
 }  // namespace
 
 void Connection::Side::onIo(uint32_t events) {
-  // Closed earlier in this batch (deletion is deferred), or on the ring, where only the
-  // upstream's connect is watched by epoll.
-  if (conn->closed() || (conn->inRing_ && conn->state_ == State::Open)) return;
+  if (conn->closed()) return;  // closed earlier in this batch; deletion is deferred
   if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
   if (events & EPOLLPRI) urgent = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed = true;
@@ -124,14 +122,12 @@ void Connection::connectNext() {
     upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.urgent = false;
     if (inRing_) {
       // The ring connects and says when it is done: no epoll registration, no connect call
-      // of our own. The timeout cancels it; the completion then says so.
+      // of our own. The timeout cancels it, and the completion then says -ECANCELED.
       connectOp_.inFlight = true;
-      connectOp_.timedOut = false;
       ++ringOps_;
       loop.ring()->connect(fd, addr.sockaddr_ptr(), addr.length(), &connectOp_);
       timer_ = loop.addTimer(proxy_.options().connectTimeout, [this] {
         timer_ = 0;
-        connectOp_.timedOut = true;
         proxy_.loop().ring()->cancel(&connectOp_);
       });
       return;
@@ -271,7 +267,8 @@ void Connection::onRingConnected(int result) {
   }
   if (result == 0) {
     established();
-  } else if (result == -ECANCELED && connectOp_.timedOut) {
+  } else if (result == -ECANCELED) {
+    // Only the timeout cancels a connect of a connection still open (close() is above).
     connectFailed("connect timeout", FailureReason::ConnectTimeout);
   } else {
     const int err = -result;
@@ -290,8 +287,7 @@ void Connection::enterRing() {
     return;
   }
   ringRead(toClient_);
-  if (d.held) {
-    d.held = false;
+  if (d.holdsBuffer) {
     ringForward(d);
   } else if (d.eof) {
     ringEof(d);
@@ -319,8 +315,7 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
   if (state_ != State::Open) {
     // The client, before the backend answered (only its read is in flight then).
     if (result > 0) {
-      d.sending = static_cast<size_t>(result);
-      d.held = true;
+      d.sending = static_cast<size_t>(result);  // kept in its buffer until connected
     } else if (result == 0) {
       d.eof = true;  // a half-close: passed on once connected, like the bytes before it
     } else if (result == -ENOBUFS) {
@@ -407,11 +402,7 @@ void Connection::ringEof(Direction& d) {
   // A read is only made once the previous send completed, so everything before the EOF
   // has been handed to `to`.
   d.eof = true;
-  Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
-  // A plain call: the ring would hand a shutdown to a kernel worker thread.
-  if (!other.shutDown) shutdown(d.to->fd, SHUT_WR);
-  d.shutDown = true;
-  if (other.shutDown) {
+  if (passEof(d)) {
     close("done", false);
   } else if (leavingRing_) {
     finishLeavingRing();
@@ -424,7 +415,12 @@ void Connection::leaveRing() {
   // Sends are cancelled too: one may wait for a peer that only reads once bytes move the
   // other way, which a cancelled read would stop. What a send leaves unsent stays in its
   // buffer and goes first on the epoll path.
+  cancelRingOps();
+}
+
+void Connection::cancelRingOps() {
   IoRing& ring = *proxy_.loop().ring();
+  if (connectOp_.inFlight) ring.cancel(&connectOp_);
   for (Direction* d : {&toBackend_, &toClient_})
     for (RingOp* op : {&d->read, &d->write})
       if (op->inFlight) ring.cancel(op);
@@ -575,14 +571,18 @@ bool Connection::pump(Direction& d) {
     pipes.give(d.pipe);
     d.pipe = {};
   }
-  if (d.eof && d.inPipe == 0 && !d.holdsBuffer && !d.shutDown) {
-    // When the other direction has ended too, pumpAll closes both sockets at once, and
-    // close sends this FIN: the shutdown call would only add a syscall.
-    Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
-    if (!other.shutDown) shutdown(d.to->fd, SHUT_WR);
-    d.shutDown = true;
-  }
+  if (d.eof && d.inPipe == 0 && !d.holdsBuffer && !d.shutDown) passEof(d);  // pumpAll closes when both have
   return true;
+}
+
+bool Connection::passEof(Direction& d) {
+  Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
+  // When the other direction has ended too, both sockets are closed next, and close sends
+  // this FIN: the shutdown call would only add a syscall. (A plain call on the ring path
+  // too: the ring would hand a shutdown to a kernel worker thread.)
+  if (!other.shutDown) shutdown(d.to->fd, SHUT_WR);
+  d.shutDown = true;
+  return other.shutDown;
 }
 
 int Connection::copyThroughStack(Direction& d) {
@@ -731,12 +731,7 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   // the last completion.
   for (Direction* d : {&toBackend_, &toClient_})
     if (!d->write.inFlight) releaseRingBuffer(*d);  // held before connecting, or a rest
-  if (ringOps_ > 0 && ring) {  // (operations are only ever in flight with a ring)
-    if (connectOp_.inFlight) ring->cancel(&connectOp_);
-    for (Direction* d : {&toBackend_, &toClient_})
-      for (RingOp* op : {&d->read, &d->write})
-        if (op->inFlight) ring->cancel(op);
-  }
+  if (ringOps_ > 0) cancelRingOps();
   --port_.counters().active;
   if (was == State::Open) {
     --backend_->active;

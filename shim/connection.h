@@ -50,7 +50,6 @@ class Connection {
   struct ConnectOp : CompletionHandler {
     Connection* conn = nullptr;
     bool inFlight = false;
-    bool timedOut = false;  // cancelled by the connect timeout
     void onCompletion(int result, uint32_t flags) override;
   };
 
@@ -89,12 +88,13 @@ class Connection {
     uint64_t bytes = 0;
     RingOp read;
     RingOp write;
-    bool holdsBuffer = false;  // `buffer` is this direction's until its bytes are sent
+    // `buffer` is this direction's until its bytes are sent: read before the backend
+    // answered, in flight, or the rest of a send cancelled on leaving the ring.
+    bool holdsBuffer = false;
     uint16_t buffer = 0;       // a ring pool buffer
     size_t sending = 0;        // bytes in it
     size_t sent = 0;           // of which sent (a send cancelled part-way leaves a rest)
-    bool held = false;      // read before the backend answered: sent once connected
-    bool starved = false;   // a read found the pool empty before the backend answered
+    bool starved = false;  // a read found the pool empty before the backend answered
   };
 
   void onClientIo(uint32_t events);
@@ -115,6 +115,8 @@ class Connection {
   void readFailed(const Direction& d);
   void writeFailed(const Direction& d);
   void countBytes(Direction& d, uint64_t n);
+  // `d` has ended and all of it was passed on: `to` is told. True when both directions have.
+  bool passEof(Direction& d);
   void armIdleTimer(Clock::time_point deadline);
   void onIdleTimer();
   void closeUpstreamSocket();
@@ -128,6 +130,7 @@ class Connection {
   void onRingWritten(Direction& d, int result);
   void ringEof(Direction& d);
   void leaveRing();
+  void cancelRingOps();
   void finishLeavingRing();
   void finishClose();
 
