@@ -175,8 +175,21 @@ void EventLoop::runDeferred() {
 }
 
 namespace {
+
 constexpr int kMaxEvents = 256;
+
+void handEachToItsHandler(const struct epoll_event* events, int n) {
+  for (int i = 0; i < n; ++i) static_cast<IoHandler*>(events[i].data.ptr)->onIo(events[i].events);
+}
+
 }  // namespace
+
+void EventLoop::finishTurn() {
+  runDeferred();
+  now_ = Clock::now();
+  runTimers();
+  runDeferred();
+}
 
 void EventLoop::run() {
   stop_ = false;  // a loop may be run again after stop()
@@ -197,13 +210,8 @@ void EventLoop::runEpoll() {
       std::abort();  // the loop cannot go on without epoll: fail loudly
     }
     now_ = Clock::now();
-    for (int i = 0; i < n; ++i) {
-      static_cast<IoHandler*>(events[i].data.ptr)->onIo(events[i].events);
-    }
-    runDeferred();
-    now_ = Clock::now();
-    runTimers();
-    runDeferred();
+    handEachToItsHandler(events, n);
+    finishTurn();
   }
 }
 
@@ -216,10 +224,7 @@ void EventLoop::runRing() {
     }
     now_ = Clock::now();
     ring_->dispatch();
-    runDeferred();
-    now_ = Clock::now();
-    runTimers();
-    runDeferred();
+    finishTurn();
   }
 }
 
@@ -227,9 +232,7 @@ void EventLoop::dispatchEpoll() {
   struct epoll_event events[kMaxEvents];
   for (;;) {
     int n = epoll_wait(epfd_, events, kMaxEvents, 0);
-    for (int i = 0; i < n; ++i) {
-      static_cast<IoHandler*>(events[i].data.ptr)->onIo(events[i].events);
-    }
+    handEachToItsHandler(events, n);
     // The ring's poll fires on new events only: what a full batch left behind must be
     // fetched now, or it would wait for an unrelated event.
     if (n < kMaxEvents) return;

@@ -82,6 +82,7 @@ class EventLoop {
   void runEpoll();
   void runRing();
   void dispatchEpoll();
+  void finishTurn();  // after a batch of events: deferred work, then due timers
   int nextTimeoutMs() const;
   void runTimers();
   void runDeferred();

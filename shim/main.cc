@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
     if (Status s = loop.enableRing(256, 64); !s)
       log::info("io_uring not available, the data path uses epoll", {{"reason", s.message()}});
   }
+  const char* dataPath = loop.ring() ? "io_uring" : "epoll";
   Proxy proxy(loop, opt.proxy);
   for (const auto& spec : opt.connects) proxy.addPort(spec);
 
@@ -205,7 +206,7 @@ int main(int argc, char** argv) {
   identity.started = Clock::now();
   identity.startedWall = std::chrono::system_clock::now();
   identity.statusPort = opt.statusPort;
-  identity.dataPath = loop.ring() ? "io_uring" : "epoll";
+  identity.dataPath = dataPath;
   status = std::make_unique<ShimStatus>(proxy, resolver.get(), identity);
 
   ProcessWatch watched([&] {
@@ -244,7 +245,7 @@ int main(int argc, char** argv) {
     log::info("listening", {{"listen", listen}, {"target", port->spec().text()}, {"netns", where},
                             {"upstream", opt.upstreamInTarget ? "target" : "shim"},
                             {"balance", balancePolicyName(opt.proxy.balance)},
-                            {"data_path", loop.ring() ? "io_uring" : "epoll"}});
+                            {"data_path", dataPath}});
   }
   if (!opt.controlPath.empty()) log::info("control socket ready", {{"path", opt.controlPath}});
   if (opt.statusPort) log::info("status port ready", {{"listen", SocketAddress::loopbackV4(opt.statusPort).toString()}});
