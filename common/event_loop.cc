@@ -85,8 +85,8 @@ EventLoop::~EventLoop() {
   if (epfd_ >= 0) ::close(epfd_);
 }
 
-Status EventLoop::enableRing(unsigned entries, unsigned buffers) {
-  auto ring = IoRing::create(entries, buffers);
+Status EventLoop::enableRing(unsigned entries, unsigned buffers, unsigned maxBuffers) {
+  auto ring = IoRing::create(entries, buffers, maxBuffers);
   if (!ring) return ring.status();
   ring_ = std::move(*ring);
   epollInRing_ = std::make_unique<EpollInRing>(*this);

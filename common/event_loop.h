@@ -47,7 +47,7 @@ class EventLoop {
   Status init();
   // Waits in an io_uring from now on (see IoRing::create). On an error the loop stays as it
   // was, on epoll alone, and ring() stays null.
-  Status enableRing(unsigned entries, unsigned buffers);
+  Status enableRing(unsigned entries, unsigned buffers, unsigned maxBuffers = 0);
   IoRing* ring() { return ring_.get(); }
 
   // fd registration. `events` is an EPOLL* mask (add EPOLLET for edge-triggered).

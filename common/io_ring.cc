@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -17,7 +18,8 @@ constexpr uint16_t kBufferGroup = 0;
 
 }  // namespace
 
-Result<std::unique_ptr<IoRing>> IoRing::create(unsigned entries, unsigned buffers) {
+Result<std::unique_ptr<IoRing>> IoRing::create(unsigned entries, unsigned buffers, unsigned maxBuffers) {
+  if (maxBuffers < buffers) maxBuffers = buffers;
   std::unique_ptr<IoRing> ring(new IoRing());
   ring->ring_ = std::make_unique<io_uring>();
   io_uring_params params{};
@@ -31,33 +33,52 @@ Result<std::unique_ptr<IoRing>> IoRing::create(unsigned entries, unsigned buffer
   if (!(params.features & IORING_FEAT_NODROP) || !(params.features & IORING_FEAT_EXT_ARG))
     return Status::error("io_uring: this kernel lacks features the data path needs");
 
-  // Buffers are mapped, not allocated: a page costs memory only once bytes were read into it.
-  ring->bufferCount_ = buffers;
-  ring->bufferRingBytes_ = sizeof(io_uring_buf) * buffers;
+  // Buffers are mapped, not allocated: a page costs memory only once bytes were read into
+  // it. The whole pool's address range is reserved now, and buffers are handed to the
+  // kernel as the pool grows, so buffers never used are never touched.
+  ring->maxBuffers_ = maxBuffers;
+  ring->bufferRingBytes_ = sizeof(io_uring_buf) * maxBuffers;
   void* br = mmap(nullptr, ring->bufferRingBytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (br == MAP_FAILED) return errnoStatus("mmap", errno);
   ring->bufferRing_ = static_cast<io_uring_buf_ring*>(br);
-  void* bufs = mmap(nullptr, kBufferSize * buffers, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* bufs = mmap(nullptr, kBufferSize * maxBuffers, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0);
   if (bufs == MAP_FAILED) return errnoStatus("mmap", errno);
   ring->buffers_ = static_cast<char*>(bufs);
   io_uring_buf_reg reg{};
   reg.ring_addr = reinterpret_cast<uintptr_t>(ring->bufferRing_);
-  reg.ring_entries = buffers;
+  reg.ring_entries = maxBuffers;
   reg.bgid = kBufferGroup;
   if (int rc = io_uring_register_buf_ring(ring->ring_.get(), &reg, 0); rc < 0)
     return errnoStatus("io_uring provided buffers", -rc);
   io_uring_buf_ring_init(ring->bufferRing_);
-  const int mask = io_uring_buf_ring_mask(buffers);
-  for (unsigned i = 0; i < buffers; ++i)
-    io_uring_buf_ring_add(ring->bufferRing_, ring->buffers_ + i * kBufferSize, kBufferSize, static_cast<uint16_t>(i), mask,
-                          static_cast<int>(i));
-  io_uring_buf_ring_advance(ring->bufferRing_, static_cast<int>(buffers));
+  ring->bufferStep_ = buffers;
+  ring->addBuffers();
   return ring;
+}
+
+bool IoRing::reserveBuffer() {
+  if (buffersFree() <= buffersPromised_ && !addBuffers()) return false;
+  ++buffersPromised_;
+  return true;
+}
+
+bool IoRing::addBuffers() {
+  const unsigned add = std::min(bufferStep_, maxBuffers_ - bufferCount_);
+  if (add == 0) return false;
+  const int mask = io_uring_buf_ring_mask(maxBuffers_);
+  for (unsigned i = 0; i < add; ++i) {
+    const auto id = static_cast<uint16_t>(bufferCount_ + i);
+    io_uring_buf_ring_add(bufferRing_, const_cast<char*>(buffer(id)), kBufferSize, id, mask, static_cast<int>(i));
+  }
+  io_uring_buf_ring_advance(bufferRing_, static_cast<int>(add));
+  bufferCount_ += add;
+  return true;
 }
 
 IoRing::~IoRing() {
   if (ringReady_) io_uring_queue_exit(ring_.get());  // cancels what is still in flight
-  if (buffers_) munmap(buffers_, kBufferSize * bufferCount_);
+  if (buffers_) munmap(buffers_, kBufferSize * maxBuffers_);
   if (bufferRing_) munmap(bufferRing_, bufferRingBytes_);
 }
 
@@ -126,8 +147,9 @@ bool IoRing::hasBuffer(uint32_t flags) { return (flags & IORING_CQE_F_BUFFER) !=
 uint16_t IoRing::bufferId(uint32_t flags) { return static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT); }
 
 void IoRing::releaseBuffer(uint16_t id) {
-  io_uring_buf_ring_add(bufferRing_, const_cast<char*>(buffer(id)), kBufferSize, id, io_uring_buf_ring_mask(bufferCount_), 0);
+  io_uring_buf_ring_add(bufferRing_, const_cast<char*>(buffer(id)), kBufferSize, id, io_uring_buf_ring_mask(maxBuffers_), 0);
   io_uring_buf_ring_advance(bufferRing_, 1);
+  --buffersLent_;
 }
 
 Status IoRing::wait(int timeoutMs) {
@@ -146,13 +168,27 @@ Status IoRing::wait(int timeoutMs) {
 }
 
 void IoRing::dispatch() {
-  io_uring_cqe* cqe = nullptr;
-  while (io_uring_peek_cqe(ring_.get(), &cqe) == 0) {
-    auto* handler = static_cast<CompletionHandler*>(io_uring_cqe_get_data(cqe));
-    const int result = cqe->res;
-    const uint32_t flags = cqe->flags;
-    io_uring_cqe_seen(ring_.get(), cqe);  // before the handler, which may submit
-    if (handler) handler->onCompletion(result, flags);
+  buffersPromised_ = 0;  // those reads were made in the last wait, and took theirs or failed again
+  for (;;) {
+    // The buffers of the whole batch are counted as lent before any handler runs, so that
+    // one retrying a starved read sees the pool as the kernel does.
+    unsigned head;
+    unsigned batch = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(ring_.get(), head, cqe) {
+      if (hasBuffer(cqe->flags)) ++buffersLent_;
+      ++batch;
+    }
+    if (batch == 0) return;
+    // Handlers may submit, and a submit may bring completions the kernel held back: those
+    // are the next batch.
+    for (; batch > 0 && io_uring_peek_cqe(ring_.get(), &cqe) == 0; --batch) {
+      auto* handler = static_cast<CompletionHandler*>(io_uring_cqe_get_data(cqe));
+      const int result = cqe->res;
+      const uint32_t flags = cqe->flags;
+      io_uring_cqe_seen(ring_.get(), cqe);  // before the handler, which may submit
+      if (handler) handler->onCompletion(result, flags);
+    }
   }
 }
 

@@ -38,9 +38,11 @@ class IoRing {
  public:
   static constexpr size_t kBufferSize = size_t{16} * 1024;
 
-  // buffers: a power of 2, at most 32768. An error when the kernel has no io_uring (before 6.0), or it is denied to us (seccomp,
-  // the io_uring_disabled sysctl): the caller then goes on with epoll alone.
-  static Result<std::unique_ptr<IoRing>> create(unsigned entries, unsigned buffers);
+  // The pool starts with `buffers` read buffers and may grow to `maxBuffers` (addBuffers);
+  // both powers of 2, at most 32768. An error when the kernel has no io_uring (before 6.0),
+  // or it is denied to us (seccomp, the io_uring_disabled sysctl): the caller then goes on
+  // with epoll alone.
+  static Result<std::unique_ptr<IoRing>> create(unsigned entries, unsigned buffers, unsigned maxBuffers = 0);
   ~IoRing();
   IoRing(const IoRing&) = delete;
   IoRing& operator=(const IoRing&) = delete;
@@ -67,6 +69,15 @@ class IoRing {
   static uint16_t bufferId(uint32_t flags);
   const char* buffer(uint16_t id) const { return buffers_ + size_t{id} * kBufferSize; }
   void releaseBuffer(uint16_t id);
+  // Buffers in the pool, and how many of them the kernel holds for reads to come.
+  unsigned bufferCount() const { return bufferCount_; }
+  unsigned buffersFree() const { return bufferCount_ - buffersLent_; }
+  // For a read that failed with -ENOBUFS, before it is made again: true when a buffer will
+  // be there for it, counting those promised to other such reads since the last dispatch,
+  // after growing the pool by its initial size if it must (up to maxBuffers; the new
+  // buffers cost memory once bytes were read into them). False when the pool is full-grown
+  // and every buffer is lent or promised.
+  bool reserveBuffer();
 
   // Submits what was queued and waits up to timeoutMs (-1: without limit) for at least one
   // completion. Fails only on an error the ring cannot go on after.
@@ -83,7 +94,12 @@ class IoRing {
   io_uring_buf_ring* bufferRing_ = nullptr;
   size_t bufferRingBytes_ = 0;
   char* buffers_ = nullptr;
-  unsigned bufferCount_ = 0;
+  unsigned bufferCount_ = 0;   // buffers made so far: ids [0, bufferCount_)
+  unsigned bufferStep_ = 0;    // the initial count, also what addBuffers adds
+  unsigned maxBuffers_ = 0;    // the ring's size, and the memory mapped for buffers
+  unsigned buffersLent_ = 0;   // handed to a completion and not released yet
+  unsigned buffersPromised_ = 0;  // to reads made again since the last dispatch
+  bool addBuffers();
 };
 
 }  // namespace connectable

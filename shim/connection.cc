@@ -319,7 +319,7 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
     } else if (result == 0) {
       d.eof = true;  // a half-close: passed on once connected, like the bytes before it
     } else if (result == -ENOBUFS) {
-      d.starved = true;
+      if (!retryStarvedRead(d)) d.starved = true;
     } else if (result != -ECANCELED) {
       close("client went away while connecting", true, FailureReason::ClientGone);
     }
@@ -335,10 +335,12 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
   } else if (result == -ECANCELED) {
     finishLeavingRing();  // cancelled by leaveRing; nothing was read
   } else if (result == -ENOBUFS) {
-    // Every pool buffer is lent out (many peers not reading): go on with readiness and
-    // the pipes, which have their own bound.
-    leaveRing();
-    finishLeavingRing();
+    if (!retryStarvedRead(d)) {
+      // Every buffer of a full-grown pool is lent out (many peers not reading): go on
+      // with readiness and the pipes, which have their own bound.
+      leaveRing();
+      finishLeavingRing();
+    }
   } else if (result == -EINTR || result == -EAGAIN) {
     if (leavingRing_) {
       finishLeavingRing();
@@ -349,6 +351,15 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
     errno = -result;
     readFailed(d);
   }
+}
+
+bool Connection::retryStarvedRead(Direction& d) {
+  // More reads brought bytes at once than the pool had buffers: a burst of busy
+  // connections. Buffers given back since, or a grown pool, let the read stay in the ring;
+  // the bytes wait in the socket meanwhile.
+  if (!proxy_.loop().ring()->reserveBuffer()) return false;
+  ringRead(d);
+  return true;
 }
 
 void Connection::ringForward(Direction& d) {

@@ -7,8 +7,9 @@
 // buffer and sends it on, one operation in flight at a time (bytes keep their order, and a
 // peer that stops reading holds one buffer). A read that fills a whole buffer is bulk: the
 // connection then leaves the ring for readiness (epoll) and moves bytes with splice through
-// a pipe lent by the pool, without copying them; so does a connection that finds the
-// buffer pool empty. Without a ring, it starts there.
+// a pipe lent by the pool, without copying them. A read that finds the buffer pool empty
+// grows it and tries again; once the pool is full-grown, that connection leaves the ring
+// too. Without a ring, it starts there.
 // Owned by Proxy; runs on the EventLoop's thread; not thread-safe.
 #pragma once
 
@@ -123,6 +124,7 @@ class Connection {
   // The io_uring data path.
   void enterRing();
   void ringRead(Direction& d);
+  bool retryStarvedRead(Direction& d);  // after ENOBUFS; false: the pool is full-grown and empty
   void onRingConnected(int result);
   void onRingRead(Direction& d, int result, uint32_t flags);
   void ringForward(Direction& d);

@@ -133,10 +133,12 @@ int main(int argc, char** argv) {
 
   EventLoop loop;
   if (Status s = loop.init(); !s) return fail(s, 1);
-  // 256 queued operations before a submit is forced; 64 read buffers of 16 KiB, mapped but
-  // only paid for once used (a read that fills one moves its connection to splice).
+  // 256 queued operations before a submit is forced. Read buffers of 16 KiB, mapped but only
+  // paid for once used (a read that fills one moves its connection to splice): 64 to start
+  // with, grown by 64 whenever more reads bring bytes at once than there are buffers, up to
+  // 1024 (16 MiB of address space; the memory is what the busiest moment wrote into).
   if (opt.dataPath == DataPath::Auto) {
-    if (Status s = loop.enableRing(256, 64); !s)
+    if (Status s = loop.enableRing(256, 64, 1024); !s)
       log::info("io_uring not available, the data path uses epoll", {{"reason", s.message()}});
   }
   const char* dataPath = loop.ring() ? "io_uring" : "epoll";
@@ -207,6 +209,7 @@ int main(int argc, char** argv) {
   identity.startedWall = std::chrono::system_clock::now();
   identity.statusPort = opt.statusPort;
   identity.dataPath = dataPath;
+  identity.ring = loop.ring();
   status = std::make_unique<ShimStatus>(proxy, resolver.get(), identity);
 
   ProcessWatch watched([&] {

@@ -78,7 +78,10 @@ std::string ShimStatus::json() const {
                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(id_.startedWall.time_since_epoch()).count()) +
                   ",\"uptime_seconds\":" + fixed(secondsBetween(id_.started, now)) +
                   ",\"active_connections\":" + std::to_string(proxy_.activeConnections()) +
-                  ",\"draining\":" + (proxy_.draining() ? "true" : "false") + ",\"data_path\":" + q(id_.dataPath) +
+                  ",\"draining\":" + (proxy_.draining() ? "true" : "false") + ",\"data_path\":" + q(id_.dataPath) + ",\"read_buffers\":" +
+                  (id_.ring ? "{\"pool\":" + std::to_string(id_.ring->bufferCount()) +
+                                  ",\"lent\":" + std::to_string(id_.ring->bufferCount() - id_.ring->buffersFree()) + "}"
+                            : std::string("null")) +
                   ",\"status_port\":" + (id_.statusPort ? std::to_string(id_.statusPort) : "null") + ",\"last_error\":";
   if (proxy_.lastError().empty()) {
     j += "null";
@@ -153,6 +156,12 @@ std::string ShimStatus::metrics() const {
            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(id_.startedWall.time_since_epoch()).count()));
   m.family("connectable_shim_uptime_seconds", "gauge", "Seconds since the shim started.");
   m.sampleDouble("connectable_shim_uptime_seconds", {}, secondsBetween(id_.started, now));
+  if (id_.ring) {
+    m.family("connectable_read_buffers", "gauge",
+             "Read buffers of the io_uring data path: the pool, which grows with bursts, and those lent to reads.");
+    m.sample("connectable_read_buffers", {{"state", "pool"}}, id_.ring->bufferCount());
+    m.sample("connectable_read_buffers", {{"state", "lent"}}, id_.ring->bufferCount() - id_.ring->buffersFree());
+  }
 
   const auto& ports = proxy_.ports();
   auto perPort = [&](const std::string& name, const char* type, const std::string& help, auto value) {
@@ -226,7 +235,8 @@ std::string ShimStatus::text() const {
   const auto now = Clock::now();
   std::string t = "connectable-shim " + id_.version + (id_.name.empty() ? "" : " for " + id_.name) + ", pid " +
                   std::to_string(id_.pid) + ", up " + formatAge(secondsBetween(id_.started, now)) +
-                  ", data path " + id_.dataPath + "\n";
+                  ", data path " + id_.dataPath +
+                  (id_.ring ? " (" + std::to_string(id_.ring->bufferCount()) + " read buffers)" : std::string()) + "\n";
   for (const auto& port : proxy_.ports()) {
     const PortCounters& c = port->counters();
     BackendSet& set = port->backends();

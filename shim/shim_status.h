@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/http_server.h"
+#include "common/io_ring.h"
 #include "common/srv_resolver.h"
 #include "shim/proxy.h"
 
@@ -23,6 +24,7 @@ struct ShimIdentity {
   std::chrono::system_clock::time_point startedWall;
   uint16_t statusPort = 0;
   std::string dataPath;  // "io_uring" or "epoll"
+  const IoRing* ring = nullptr;  // the io_uring data path's, for its read buffer pool
 };
 
 class ShimStatus {

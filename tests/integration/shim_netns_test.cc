@@ -412,6 +412,41 @@ BOOST_AUTO_TEST_CASE(ThreeHundredConnectionsTalkingAtOnceAreAllAnsweredWhole) {
   BOOST_TEST(whole == kConnections);
 }
 
+BOOST_AUTO_TEST_CASE(ClientsSpeakingFirstOnMoreConnectionsThanReadBuffersGrowThePool) {
+  // 200 clients each send a message while their backend does not answer: each read holds
+  // its buffer until the backend connects, 200 against a pool of 64. The starved reads
+  // grow the pool by 64 at a time and stay in the ring.
+  constexpr int kConnections = 200;
+  std::string dir = tempDir();
+  SilentListener backend;
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address(), "--connect-timeout", "20s",
+                    "--control", dir + "/c.sock"});
+  auto readBuffers = [&] {
+    auto status = run({"curl", "-sS", "--unix-socket", dir + "/c.sock", "http://shim/status"});
+    auto at = status.out.find("\"read_buffers\":");
+    BOOST_REQUIRE_MESSAGE(at != std::string::npos, status.out);
+    at += std::strlen("\"read_buffers\":");
+    // null, or an object without nested ones
+    return status.out.compare(at, 4, "null") == 0 ? std::string("null")
+                                                   : status.out.substr(at, status.out.find('}', at) + 1 - at);
+  };
+  if (readBuffers() == "null") {
+    BOOST_TEST_MESSAGE("the epoll data path has no read buffer pool");
+    return;
+  }
+  BOOST_TEST(readBuffers() == "{\"pool\":64,\"lent\":0}");
+  std::vector<int> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE_MESSAGE(fd >= 0, "connection " << i);
+    BOOST_REQUIRE(writeAll(fd, "PING\r\n", 6));
+    fds.push_back(fd);
+  }
+  const std::string expected = "{\"pool\":256,\"lent\":" + std::to_string(kConnections) + "}";
+  BOOST_TEST(waitFor([&] { return readBuffers() == expected; }, 5s), readBuffers());
+  for (int fd : fds) close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(ItSaysWhichDataPathItUses) {
   // io_uring where the kernel allows it (ctest runs this suite once more with
   // --data-path epoll); the status says which one is in use.

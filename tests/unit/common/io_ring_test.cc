@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <string>
@@ -20,8 +21,8 @@ namespace {
 
 // Where the kernel denies io_uring (the io_uring_disabled sysctl, a seccomp profile), the
 // shim runs on epoll and there is nothing to test here.
-std::unique_ptr<IoRing> makeRing(unsigned buffers) {
-  auto ring = IoRing::create(64, buffers);
+std::unique_ptr<IoRing> makeRing(unsigned buffers, unsigned maxBuffers = 0) {
+  auto ring = IoRing::create(64, buffers, maxBuffers);
   if (!ring) BOOST_TEST_MESSAGE("no io_uring here: " << ring.status().message());
   return ring ? std::move(*ring) : nullptr;
 }
@@ -119,6 +120,44 @@ BOOST_AUTO_TEST_CASE(WhenEveryBufferIsLentOutAReadFailsWithEnobufsUntilOneIsBack
   ring->recv(starvedFd, &again);
   BOOST_REQUIRE(runUntil(*ring, [&] { return again.result.has_value(); }));
   BOOST_TEST(*again.result == 1);
+}
+
+BOOST_AUTO_TEST_CASE(ReadsStarvedByABurstAreServedByAPoolThatGrowsUpToItsLimit) {
+  auto ring = makeRing(2, 4);
+  if (!ring) return;
+  BOOST_TEST(ring->bufferCount() == 2u);
+  SocketPair pairs[5];
+  Recorded first[5];
+  for (auto& p : pairs) BOOST_REQUIRE(write(p.fds[1], "m", 1) == 1);
+  for (int i = 0; i < 5; ++i) ring->recv(pairs[i].fds[0], &first[i]);
+  BOOST_REQUIRE(runUntil(*ring, [&] { return std::all_of(first, first + 5, [](auto& r) { return r.result.has_value(); }); }));
+  std::vector<int> starved;
+  for (int i = 0; i < 5; ++i)
+    if (*first[i].result == -ENOBUFS) starved.push_back(i);
+  BOOST_REQUIRE(starved.size() == 3u);  // two buffers, five reads with bytes
+  BOOST_TEST(ring->buffersFree() == 0u);
+
+  // The first starved read grows the pool by its initial size (2), which is enough for the
+  // second too; the third finds the pool at its limit (4) with every buffer spoken for.
+  BOOST_TEST(ring->reserveBuffer());
+  BOOST_TEST(ring->bufferCount() == 4u);
+  BOOST_TEST(ring->reserveBuffer());
+  BOOST_TEST(!ring->reserveBuffer());
+  BOOST_TEST(ring->bufferCount() == 4u);
+
+  Recorded again[2];
+  for (int k = 0; k < 2; ++k) ring->recv(pairs[starved[k]].fds[0], &again[k]);
+  BOOST_REQUIRE(runUntil(*ring, [&] { return again[0].result && again[1].result; }));
+  for (auto& r : again) {
+    BOOST_TEST(r.result.value_or(-1) == 1);
+    BOOST_REQUIRE(IoRing::hasBuffer(r.flags));
+    BOOST_TEST(IoRing::bufferId(r.flags) >= 2u);  // the new buffers
+    BOOST_TEST(*ring->buffer(IoRing::bufferId(r.flags)) == 'm');
+  }
+  BOOST_TEST(ring->buffersFree() == 0u);
+  ring->releaseBuffer(IoRing::bufferId(again[0].flags));
+  BOOST_TEST(ring->buffersFree() == 1u);
+  BOOST_TEST(ring->reserveBuffer());  // the one given back
 }
 
 BOOST_AUTO_TEST_CASE(ACancelledReadCompletesWithEcanceledAndTakesNoBuffer) {
