@@ -375,9 +375,9 @@ BOOST_AUTO_TEST_CASE(AnUploadFlowsWhileTheClientIsNotReadingTheStreamComingBack)
 }
 
 BOOST_AUTO_TEST_CASE(ThreeHundredConnectionsTalkingAtOnceAreAllAnsweredWhole) {
-  // More connections with bytes in flight at the same moment than the ring has read
-  // buffers (64): reads that find the pool empty move their connection to epoll, and every
-  // connection still gets exactly its own bytes back.
+  // More connections with bytes in flight at the same moment than the ring starts with
+  // read buffers (64): reads that find the pool empty wait for a buffer or grow the pool,
+  // and every connection still gets exactly its own bytes back.
   constexpr int kConnections = 300;
   constexpr size_t kMessage = 8000;
   TcpServer backend(echoHandler());
