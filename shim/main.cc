@@ -136,9 +136,10 @@ int main(int argc, char** argv) {
   // 256 queued operations before a submit is forced. Read buffers of 16 KiB, mapped but only
   // paid for once used (a read that fills one moves its connection to splice): 64 to start
   // with, grown by 64 whenever more reads bring bytes at once than there are buffers, up to
-  // 1024 (16 MiB of address space; the memory is what the busiest moment wrote into).
+  // 256 (4 MiB of address space; the memory is what the busiest moment wrote into). The
+  // kernel pins the ring that lists them, 16 bytes a buffer: 256 keep it to one page per shim.
   if (opt.dataPath == DataPath::Auto) {
-    if (Status s = loop.enableRing(256, 64, 1024); !s)
+    if (Status s = loop.enableRing(256, 64, 256); !s)
       log::info("io_uring not available, the data path uses epoll", {{"reason", s.message()}});
   }
   const char* dataPath = loop.ring() ? "io_uring" : "epoll";
