@@ -162,6 +162,10 @@ BOOST_AUTO_TEST_CASE(MetricsPassPromtoolAndCarryTheSameCounts) {
   BOOST_TEST(m.out.find("connectable_backend_connections_total{port=\"6000\",target=\"" + backend.address() +
                         "\",backend=\"" + backend.address() + "\"} 3\n") != std::string::npos);
   BOOST_TEST(m.out.find("# TYPE connectable_failures_total counter") != std::string::npos);
+  // The io_uring data path's read buffers: every one back in the pool once the traffic ended.
+  const bool ring = curl("/status").out.find("\"data_path\":\"io_uring\"") != std::string::npos;
+  BOOST_TEST((m.out.find("connectable_read_buffers{state=\"lent\"} 0\n") != std::string::npos) == ring, m.out);
+  BOOST_TEST((m.out.find("connectable_read_buffers{state=\"pool\"} 64\n") != std::string::npos) == ring, m.out);
 }
 
 BOOST_AUTO_TEST_CASE(ShimStatusCommandPrintsTheTableAndTheJson) {
