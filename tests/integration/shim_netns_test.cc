@@ -447,6 +447,47 @@ BOOST_AUTO_TEST_CASE(ClientsSpeakingFirstOnMoreConnectionsThanReadBuffersGrowThe
   for (int fd : fds) close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(ClientsBeyondAFullGrownPoolGoOnOutsideTheRingAndAreAnsweredWhole) {
+  // 300 clients speak first while their backend does not accept yet: 256 reads hold every
+  // buffer of a pool grown to its limit, and 44 find it empty. Once the backend accepts,
+  // those 44 go on with epoll and splice, their bytes still waiting in their sockets, and
+  // every client gets its own message back.
+  constexpr int kConnections = 300;
+  std::string dir = tempDir();
+  SilentListener backend;
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address(), "--connect-timeout", "20s",
+                    "--control", dir + "/c.sock"});
+  auto message = [](int i) { return "message " + std::to_string(i) + "\n"; };
+  std::vector<int> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE_MESSAGE(fd >= 0, "connection " << i);
+    BOOST_REQUIRE(writeAll(fd, message(i).data(), message(i).size()));
+    fds.push_back(fd);
+  }
+  auto status = [&] { return run({"curl", "-sS", "--unix-socket", dir + "/c.sock", "http://shim/status"}).out; };
+  if (status().find("\"read_buffers\":null") == std::string::npos)
+    BOOST_TEST(waitFor([&] { return status().find("\"read_buffers\":{\"pool\":256,\"lent\":256}") != std::string::npos; },
+                       5s),
+               status());
+  backend.open(echoHandler());
+  int whole = 0;
+  for (int i = 0; i < kConnections; ++i) {
+    std::string got(message(i).size(), '\0');
+    size_t have = 0;
+    timeval tenSeconds{10, 0};  // the shim's connects wait for a SYN retry (1 s, then 3 s)
+    setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tenSeconds, sizeof tenSeconds);
+    while (have < got.size()) {
+      ssize_t n = recv(fds[i], got.data() + have, got.size() - have, 0);
+      if (n <= 0) break;
+      have += static_cast<size_t>(n);
+    }
+    whole += got == message(i);
+    close(fds[i]);
+  }
+  BOOST_TEST(whole == kConnections);
+}
+
 BOOST_AUTO_TEST_CASE(ItSaysWhichDataPathItUses) {
   // io_uring where the kernel allows it (ctest runs this suite once more with
   // --data-path epoll); the status says which one is in use.

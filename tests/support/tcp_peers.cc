@@ -76,6 +76,15 @@ TcpServer::TcpServer(Handler handler, const std::string& ip, uint16_t port) : ha
   acceptThread_ = std::thread([this] { acceptLoop(); });
 }
 
+TcpServer::TcpServer(int listeningFd, Handler handler)
+    : handler_(std::move(handler)), listenFd_(listeningFd), ip_("127.0.0.1") {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  getsockname(listenFd_, reinterpret_cast<sockaddr*>(&ss), &len);
+  port_ = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+  acceptThread_ = std::thread([this] { acceptLoop(); });
+}
+
 TcpServer::~TcpServer() {
   stop();
   std::vector<std::thread> workers;
@@ -138,7 +147,13 @@ SilentListener::SilentListener() {
 
 SilentListener::~SilentListener() {
   for (int fd : fillers_) ::close(fd);
-  ::close(listenFd_);
+  if (!server_) ::close(listenFd_);
+}
+
+void SilentListener::open(TcpServer::Handler handler) {
+  if (server_) return;
+  if (::listen(listenFd_, 1024) != 0) throw std::runtime_error("silent listener: " + std::string(strerror(errno)));
+  server_ = std::make_unique<TcpServer>(listenFd_, std::move(handler));
 }
 
 TcpServer::Handler echoHandler() { return echoThenSayHandler(""); }

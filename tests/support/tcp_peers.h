@@ -21,6 +21,8 @@ class TcpServer {
   using Handler = std::function<void(int fd)>;
   // Binds 127.0.0.1 (or the given address) with port 0 unless a port is given.
   explicit TcpServer(Handler handler, const std::string& ip = "127.0.0.1", uint16_t port = 0);
+  // Serves on a socket already listening on 127.0.0.1, and owns it from now on.
+  TcpServer(int listeningFd, Handler handler);
   ~TcpServer();
   TcpServer(const TcpServer&) = delete;
   TcpServer& operator=(const TcpServer&) = delete;
@@ -46,8 +48,8 @@ class TcpServer {
   std::mutex mutex_;
 };
 
-// A listener that never accepts, with its accept queue already full: further SYNs are
-// dropped, so a connect to it hangs until the connector's own timeout.
+// A listener that does not accept, with its accept queue already full: further SYNs are
+// dropped, so a connect to it hangs until the connector's own timeout, or until open().
 class SilentListener {
  public:
   SilentListener();
@@ -56,11 +58,16 @@ class SilentListener {
   SilentListener& operator=(const SilentListener&) = delete;
   uint16_t port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Stops being silent: the accept queue grows, and every connection queued or to come
+  // (connectors whose SYNs were dropped retry within seconds) goes to `handler`, as with a
+  // TcpServer.
+  void open(TcpServer::Handler handler);
 
  private:
   int listenFd_ = -1;
   std::vector<int> fillers_;
   uint16_t port_ = 0;
+  std::unique_ptr<TcpServer> server_;
 };
 
 // Handlers
