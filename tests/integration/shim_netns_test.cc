@@ -38,6 +38,31 @@ int connectInside(const TestNetns& ns, uint16_t port = kPort, const std::string&
   return fd;
 }
 
+// Reads until `expected.size()` bytes came, the peer closed or `timeout` passed; true when
+// exactly `expected` came.
+bool receivesExactly(int fd, const std::string& expected, int timeoutSeconds) {
+  timeval timeout{timeoutSeconds, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string got(expected.size(), '\0');
+  size_t have = 0;
+  while (have < got.size()) {
+    ssize_t n = recv(fd, got.data() + have, got.size() - have, 0);
+    if (n <= 0) break;
+    have += static_cast<size_t>(n);
+  }
+  return have == got.size() && got == expected;
+}
+
+// What a shim's status says of its read buffers: "null" (the epoll data path) or
+// {"pool":N,"lent":M}.
+std::string readBuffersOf(const std::string& controlSocket) {
+  auto status = run({"curl", "-sS", "--unix-socket", controlSocket, "http://shim/status"}).out;
+  auto at = status.find("\"read_buffers\":");
+  if (at == std::string::npos) return "missing in " + status;
+  at += std::strlen("\"read_buffers\":");
+  return status.compare(at, 4, "null") == 0 ? std::string("null") : status.substr(at, status.find('}', at) + 1 - at);
+}
+
 std::string statusField(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -397,94 +422,61 @@ BOOST_AUTO_TEST_CASE(ThreeHundredConnectionsTalkingAtOnceAreAllAnsweredWhole) {
   for (int i = 0; i < kConnections; ++i) BOOST_REQUIRE(writeAll(fds[i], message(i).data(), kMessage));
   int whole = 0;
   for (int i = 0; i < kConnections; ++i) {
-    std::string got(kMessage, '\0');
-    size_t have = 0;
-    timeval fiveSeconds{5, 0};  // a lost byte fails the test instead of hanging it
-    setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &fiveSeconds, sizeof fiveSeconds);
-    while (have < kMessage) {
-      ssize_t n = recv(fds[i], got.data() + have, kMessage - have, 0);
-      if (n <= 0) break;
-      have += static_cast<size_t>(n);
-    }
-    whole += have == kMessage && got == message(i);
+    whole += receivesExactly(fds[i], message(i), 5);  // a lost byte fails the test instead of hanging it
     close(fds[i]);
   }
   BOOST_TEST(whole == kConnections);
 }
 
-BOOST_AUTO_TEST_CASE(ClientsSpeakingFirstOnMoreConnectionsThanReadBuffersGrowThePool) {
-  // 200 clients each send a message while their backend does not answer: each read holds
-  // its buffer until the backend connects, 200 against a pool of 64. The starved reads
-  // grow the pool by 64 at a time and stay in the ring.
-  constexpr int kConnections = 200;
-  std::string dir = tempDir();
+// Clients that speak first, to a shim whose backend does not accept yet: each client's
+// read holds its buffer until the backend connects.
+struct ClientsSpeakingFirst {
+  static std::string message(int i) { return "message " + std::to_string(i) + "\n"; }
+
+  ClientsSpeakingFirst(const TestNetns& ns, int count)
+      : control(tempDir() + "/c.sock"),
+        shim({"--netns", ns.path(), "--connect", "6000=" + backend.address(), "--connect-timeout", "20s", "--control",
+              control}) {
+    for (int i = 0; i < count; ++i) {
+      int fd = connectInside(ns);
+      BOOST_REQUIRE_MESSAGE(fd >= 0, "connection " << i);
+      fds.push_back(fd);
+      BOOST_REQUIRE(writeAll(fd, message(i).data(), message(i).size()));
+    }
+  }
+  ~ClientsSpeakingFirst() {
+    for (int fd : fds) close(fd);
+  }
+  bool poolReaches(const std::string& expected) const {
+    return waitFor([&] { return readBuffersOf(control) == expected; }, 5s);
+  }
+
   SilentListener backend;
-  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address(), "--connect-timeout", "20s",
-                    "--control", dir + "/c.sock"});
-  auto readBuffers = [&] {
-    auto status = run({"curl", "-sS", "--unix-socket", dir + "/c.sock", "http://shim/status"});
-    auto at = status.out.find("\"read_buffers\":");
-    BOOST_REQUIRE_MESSAGE(at != std::string::npos, status.out);
-    at += std::strlen("\"read_buffers\":");
-    // null, or an object without nested ones
-    return status.out.compare(at, 4, "null") == 0 ? std::string("null")
-                                                   : status.out.substr(at, status.out.find('}', at) + 1 - at);
-  };
-  if (readBuffers() == "null") {
-    BOOST_TEST_MESSAGE("the epoll data path has no read buffer pool");
-    return;
-  }
-  BOOST_TEST(readBuffers() == "{\"pool\":64,\"lent\":0}");
+  std::string control;
+  ShimProcess shim;
   std::vector<int> fds;
-  for (int i = 0; i < kConnections; ++i) {
-    int fd = connectInside(ns);
-    BOOST_REQUIRE_MESSAGE(fd >= 0, "connection " << i);
-    BOOST_REQUIRE(writeAll(fd, "PING\r\n", 6));
-    fds.push_back(fd);
-  }
-  const std::string expected = "{\"pool\":256,\"lent\":" + std::to_string(kConnections) + "}";
-  BOOST_TEST(waitFor([&] { return readBuffers() == expected; }, 5s), readBuffers());
-  for (int fd : fds) close(fd);
+};
+
+BOOST_AUTO_TEST_CASE(ClientsSpeakingFirstOnMoreConnectionsThanReadBuffersGrowThePool) {
+  // 200 reads hold their buffers against a pool of 64: the starved ones grow the pool by
+  // 64 at a time and stay in the ring.
+  ClientsSpeakingFirst clients(ns, 200);
+  if (readBuffersOf(clients.control) == "null") return;  // the epoll data path has no pool
+  BOOST_TEST(clients.poolReaches("{\"pool\":256,\"lent\":200}"), readBuffersOf(clients.control));
 }
 
 BOOST_AUTO_TEST_CASE(ClientsBeyondAFullGrownPoolGoOnOutsideTheRingAndAreAnsweredWhole) {
-  // 300 clients speak first while their backend does not accept yet: 256 reads hold every
-  // buffer of a pool grown to its limit, and 44 find it empty. Once the backend accepts,
-  // those 44 go on with epoll and splice, their bytes still waiting in their sockets, and
-  // every client gets its own message back.
+  // 300 clients: 256 reads hold every buffer of a pool grown to its limit, and 44 find it
+  // empty. Once the backend accepts, those 44 go on with epoll and splice, their bytes
+  // still waiting in their sockets, and every client gets its own message back.
   constexpr int kConnections = 300;
-  std::string dir = tempDir();
-  SilentListener backend;
-  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address(), "--connect-timeout", "20s",
-                    "--control", dir + "/c.sock"});
-  auto message = [](int i) { return "message " + std::to_string(i) + "\n"; };
-  std::vector<int> fds;
-  for (int i = 0; i < kConnections; ++i) {
-    int fd = connectInside(ns);
-    BOOST_REQUIRE_MESSAGE(fd >= 0, "connection " << i);
-    BOOST_REQUIRE(writeAll(fd, message(i).data(), message(i).size()));
-    fds.push_back(fd);
-  }
-  auto status = [&] { return run({"curl", "-sS", "--unix-socket", dir + "/c.sock", "http://shim/status"}).out; };
-  if (status().find("\"read_buffers\":null") == std::string::npos)
-    BOOST_TEST(waitFor([&] { return status().find("\"read_buffers\":{\"pool\":256,\"lent\":256}") != std::string::npos; },
-                       5s),
-               status());
-  backend.open(echoHandler());
+  ClientsSpeakingFirst clients(ns, kConnections);
+  if (readBuffersOf(clients.control) != "null")
+    BOOST_TEST(clients.poolReaches("{\"pool\":256,\"lent\":256}"), readBuffersOf(clients.control));
+  clients.backend.open(echoHandler());
   int whole = 0;
-  for (int i = 0; i < kConnections; ++i) {
-    std::string got(message(i).size(), '\0');
-    size_t have = 0;
-    timeval tenSeconds{10, 0};  // the shim's connects wait for a SYN retry (1 s, then 3 s)
-    setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tenSeconds, sizeof tenSeconds);
-    while (have < got.size()) {
-      ssize_t n = recv(fds[i], got.data() + have, got.size() - have, 0);
-      if (n <= 0) break;
-      have += static_cast<size_t>(n);
-    }
-    whole += got == message(i);
-    close(fds[i]);
-  }
+  for (int i = 0; i < kConnections; ++i)  // the shim's connects wait for a SYN retry (1 s, then 3 s)
+    whole += receivesExactly(clients.fds[i], ClientsSpeakingFirst::message(i), 10);
   BOOST_TEST(whole == kConnections);
 }
 
