@@ -7,8 +7,8 @@
 // the sends and reads of every connection that moved since the last one.
 //
 // Reads take their buffer from a shared pool only when bytes arrive (provided buffers), so
-// an idle connection holds none. Every operation has a CompletionHandler that gets exactly
-// one completion.
+// an idle connection holds none; the pool grows when a burst finds it empty. Every
+// operation has a CompletionHandler that gets exactly one completion.
 // Single-threaded: every call from the thread that created the ring.
 #pragma once
 
