@@ -143,7 +143,6 @@ void IoRing::pollIn(int fd, CompletionHandler* handler) {
 
 bool IoRing::hasBuffer(uint32_t flags) { return (flags & IORING_CQE_F_BUFFER) != 0; }
 
-
 uint16_t IoRing::bufferId(uint32_t flags) { return static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT); }
 
 void IoRing::releaseBuffer(uint16_t id) {

@@ -69,8 +69,10 @@ class IoRing {
   static uint16_t bufferId(uint32_t flags);
   const char* buffer(uint16_t id) const { return buffers_ + size_t{id} * kBufferSize; }
   void releaseBuffer(uint16_t id);
-  // Buffers in the pool, and how many of them the kernel holds for reads to come.
+  // Buffers in the pool; of them, those lent to completed reads and not given back yet,
+  // and those the kernel holds for reads to come.
   unsigned bufferCount() const { return bufferCount_; }
+  unsigned buffersLent() const { return buffersLent_; }
   unsigned buffersFree() const { return bufferCount_ - buffersLent_; }
   // For a read that failed with -ENOBUFS, before it is made again: true when a buffer will
   // be there for it, counting those promised to other such reads since the last dispatch,

@@ -78,9 +78,10 @@ std::string ShimStatus::json() const {
                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(id_.startedWall.time_since_epoch()).count()) +
                   ",\"uptime_seconds\":" + fixed(secondsBetween(id_.started, now)) +
                   ",\"active_connections\":" + std::to_string(proxy_.activeConnections()) +
-                  ",\"draining\":" + (proxy_.draining() ? "true" : "false") + ",\"data_path\":" + q(id_.dataPath) + ",\"read_buffers\":" +
+                  ",\"draining\":" + (proxy_.draining() ? "true" : "false") + ",\"data_path\":" + q(id_.dataPath) +
+                  ",\"read_buffers\":" +
                   (id_.ring ? "{\"pool\":" + std::to_string(id_.ring->bufferCount()) +
-                                  ",\"lent\":" + std::to_string(id_.ring->bufferCount() - id_.ring->buffersFree()) + "}"
+                                  ",\"lent\":" + std::to_string(id_.ring->buffersLent()) + "}"
                             : std::string("null")) +
                   ",\"status_port\":" + (id_.statusPort ? std::to_string(id_.statusPort) : "null") + ",\"last_error\":";
   if (proxy_.lastError().empty()) {
@@ -160,7 +161,7 @@ std::string ShimStatus::metrics() const {
     m.family("connectable_read_buffers", "gauge",
              "Read buffers of the io_uring data path: the pool, which grows with bursts, and those lent to reads.");
     m.sample("connectable_read_buffers", {{"state", "pool"}}, id_.ring->bufferCount());
-    m.sample("connectable_read_buffers", {{"state", "lent"}}, id_.ring->bufferCount() - id_.ring->buffersFree());
+    m.sample("connectable_read_buffers", {{"state", "lent"}}, id_.ring->buffersLent());
   }
 
   const auto& ports = proxy_.ports();
