@@ -694,6 +694,26 @@ BOOST_AUTO_TEST_CASE(APortTakenInTheNamespaceIsAClearError) {
              shim.log());
 }
 
+BOOST_AUTO_TEST_CASE(AShimKilledOutrightLeavesItsPortFreeForTheNextOneAtOnce) {
+  // A shim that dies is started again. Nothing it leaves behind may hold its listening
+  // socket, or the next one exits with "port in use": an accept waiting in its io_uring
+  // did, for the few ms the kernel takes to tear a dead process's ring down.
+  TcpServer backend(replyHandler("ok"));
+  for (int i = 0; i < 5; ++i) {
+    ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+    int fd = connectInside(ns);  // a connection in flight when it dies
+    BOOST_REQUIRE(fd >= 0);
+    shim.child().kill();  // SIGKILL
+    close(fd);
+  }
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ok");
+  close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(BadArgumentsExitTwoBeforeAnythingStarts) {
   for (auto bad : {"0=127.0.0.1:9", "70000=127.0.0.1:9", "6000", "6000=", "6000=a b"}) {
     auto r = run({shimBinary(), "--netns", ns.path(), "--connect", bad});
