@@ -108,9 +108,9 @@ void IoRing::recv(int fd, CompletionHandler* handler) {
   io_uring_sqe_set_data(sqe, handler);
 }
 
-void IoRing::send(int fd, const void* data, size_t len, CompletionHandler* handler) {
+void IoRing::send(int fd, const void* data, size_t len, CompletionHandler* handler, bool more) {
   io_uring_sqe* sqe = nextSqe();
-  io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_WAITALL);
+  io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_WAITALL | (more ? MSG_MORE : 0));
   io_uring_sqe_set_data(sqe, handler);
 }
 
@@ -142,6 +142,8 @@ void IoRing::pollIn(int fd, CompletionHandler* handler) {
 }
 
 bool IoRing::hasBuffer(uint32_t flags) { return (flags & IORING_CQE_F_BUFFER) != 0; }
+
+bool IoRing::moreQueued(uint32_t flags) { return (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0; }
 
 uint16_t IoRing::bufferId(uint32_t flags) { return static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT); }
 

@@ -52,7 +52,9 @@ class IoRing {
   // when every buffer is lent out.
   void recv(int fd, CompletionHandler* handler);
   // Sends all of [data, data + len) (MSG_WAITALL): a short count only comes with an error.
-  void send(int fd, const void* data, size_t len, CompletionHandler* handler);
+  // `more`: the caller sends or shuts down again right after (MSG_MORE), so the kernel
+  // holds these bytes for that call's segment instead of sending a segment of their own.
+  void send(int fd, const void* data, size_t len, CompletionHandler* handler, bool more = false);
   // connect(fd, address): the completion's result is 0 or -errno. `address` must stay valid
   // until the next wait.
   void connect(int fd, const sockaddr* address, socklen_t length, CompletionHandler* handler);
@@ -66,6 +68,9 @@ class IoRing {
   void pollIn(int fd, CompletionHandler* handler);
 
   static bool hasBuffer(uint32_t flags);
+  // For a recv that brought bytes: the socket had more queued when it returned, bytes or
+  // the peer's FIN (TCP counts a queued FIN as one more byte to read).
+  static bool moreQueued(uint32_t flags);
   static uint16_t bufferId(uint32_t flags);
   const char* buffer(uint16_t id) const { return buffers_ + size_t{id} * kBufferSize; }
   void releaseBuffer(uint16_t id);

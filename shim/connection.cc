@@ -316,6 +316,7 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
     // The client, before the backend answered (only its read is in flight then).
     if (result > 0) {
       d.sending = static_cast<size_t>(result);  // kept in its buffer until connected
+      d.moreQueued = IoRing::moreQueued(flags);
     } else if (result == 0) {
       d.eof = true;  // a half-close: passed on once connected, like the bytes before it
     } else if (result == -ENOBUFS) {
@@ -327,6 +328,7 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
   }
   if (result > 0) {
     d.sending = static_cast<size_t>(result);
+    d.moreQueued = IoRing::moreQueued(flags);
     ringForward(d);
     return;
   }
@@ -373,7 +375,13 @@ void Connection::ringForward(Direction& d) {
   d.sent = 0;
   d.write.inFlight = true;
   ++ringOps_;
-  ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write);
+  // A short read with more queued behind it: most often the peer's FIN (a server that
+  // answers and closes). The next read, made as soon as this send completes, finds it at
+  // once, and the shutdown then sends these bytes and the FIN in one segment instead of
+  // two, one segment and one ACK fewer for the other side to take in (HAProxy does the
+  // same). Whatever that read finds instead, the next send or shutdown pushes these out.
+  const bool more = d.moreQueued && !d.bulk;
+  ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write, more);
 }
 
 void Connection::releaseRingBuffer(Direction& d) {
@@ -623,7 +631,12 @@ int Connection::copyThroughStack(Direction& d) {
   // taking that for the end would reset the connection on the bytes after it.)
   if (got < want && !d.from->peerClosed && !d.from->urgent) d.from->readable = false;
   d.bulk = got >= kCopyBuffer;
-  ssize_t sent = send(d.to->fd, buf, got, MSG_DONTWAIT | MSG_NOSIGNAL);
+  // The peer has closed and this short read emptied the socket up to its FIN, most
+  // likely: the pump reads on at once, and the shutdown that follows sends these bytes
+  // and the FIN in one segment (as on the ring path). Anything else it reads, it sends
+  // on, and that send pushes these out.
+  const int more = got < want && d.from->peerClosed ? MSG_MORE : 0;
+  ssize_t sent = send(d.to->fd, buf, got, MSG_DONTWAIT | MSG_NOSIGNAL | more);
   if (sent < 0) {
     if (errno != EAGAIN && errno != EINTR) {
       writeFailed(d);

@@ -95,6 +95,9 @@ class Connection {
     uint16_t buffer = 0;       // a ring pool buffer
     size_t sending = 0;        // bytes in it
     size_t sent = 0;           // of which sent (a send cancelled part-way leaves a rest)
+    // The read that filled it left more queued behind: bytes, or the peer's FIN, which the
+    // send then waits for (MSG_MORE) so that it goes out in their segment.
+    bool moreQueued = false;
     bool starved = false;  // a read found the pool empty before the backend answered
   };
 

@@ -1,8 +1,14 @@
 // The standalone shim against real processes: a namespace made by the test, the shim's
 // listeners inside it, backends outside it, real clients (curl, redis-cli) run inside it.
 #define BOOST_TEST_MODULE shim in a network namespace
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
 #include <cstdlib>
 #include <signal.h>
 #include <sys/socket.h>
@@ -88,6 +94,67 @@ long anonKiB(pid_t pid) {
 
 // Byte i of the test stream: a pattern whose misplaced or lost bytes show.
 char patternByte(uint64_t i) { return static_cast<char>('a' + (i * 7 + i / 4096) % 26); }
+
+// A TCP segment seen on a namespace's loopback.
+struct Segment {
+  uint16_t sourcePort = 0;
+  uint16_t destinationPort = 0;
+  size_t payload = 0;
+  bool fin = false;
+};
+
+// Captures the IPv4 TCP segments on the loopback of a namespace (a packet socket made
+// inside it), from construction until segments() is called.
+class LoopbackCapture {
+ public:
+  explicit LoopbackCapture(const TestNetns& ns) {
+    ns.inside([&] {
+      fd_ = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK, htons(ETH_P_IP));
+      sockaddr_ll at{};
+      at.sll_family = AF_PACKET;
+      at.sll_protocol = htons(ETH_P_IP);
+      at.sll_ifindex = static_cast<int>(if_nametoindex("lo"));
+      if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) {
+        ::close(fd_);
+        fd_ = -1;
+      }
+    });
+    BOOST_REQUIRE_MESSAGE(fd_ >= 0, "packet socket: " << std::strerror(errno));
+  }
+  ~LoopbackCapture() { ::close(fd_); }
+  LoopbackCapture(const LoopbackCapture&) = delete;
+  LoopbackCapture& operator=(const LoopbackCapture&) = delete;
+
+  std::vector<Segment> segments() {
+    std::vector<Segment> out;
+    unsigned char frame[65536];
+    for (;;) {
+      sockaddr_ll from{};
+      socklen_t fromLength = sizeof from;
+      ssize_t n = recvfrom(fd_, frame, sizeof frame, 0, reinterpret_cast<sockaddr*>(&from), &fromLength);
+      if (n <= 0) break;
+      // Loopback shows each packet twice, going out and coming in: keep one.
+      if (from.sll_pkttype == PACKET_OUTGOING) continue;
+      if (static_cast<size_t>(n) < sizeof(iphdr)) continue;
+      iphdr ip;
+      std::memcpy(&ip, frame, sizeof ip);
+      const size_t ipLength = ip.ihl * 4u;
+      if (ip.protocol != IPPROTO_TCP || static_cast<size_t>(n) < ipLength + sizeof(tcphdr)) continue;
+      tcphdr tcp;
+      std::memcpy(&tcp, frame + ipLength, sizeof tcp);
+      Segment s;
+      s.sourcePort = ntohs(tcp.source);
+      s.destinationPort = ntohs(tcp.dest);
+      s.payload = ntohs(ip.tot_len) - ipLength - tcp.doff * 4u;
+      s.fin = tcp.fin;
+      out.push_back(s);
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 struct Fixture {
   Fixture() { signal(SIGPIPE, SIG_IGN); }
@@ -272,6 +339,42 @@ BOOST_AUTO_TEST_CASE(HalfCloseIsCarriedBothWays) {
   BOOST_TEST(readToEof(fd, &got, 5000));
   BOOST_TEST(got == "pingbye");
   close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(AnAnswerAndTheFinBehindItReachTheClientInOneSegment) {
+  // A server that answers and closes (HTTP/1.0, nginx with tcp_nopush) sends its answer
+  // and its FIN in one segment. The shim passes them on the same way: one segment and one
+  // ACK fewer for the client's side to take in, per connection.
+  TcpServer backend([](int fd) {
+    char request[64];
+    if (recv(fd, request, sizeof request, 0) <= 0) return;
+    send(fd, "answer", 6, MSG_MORE);  // held, and sent with the FIN
+    shutdown(fd, SHUT_WR);
+    std::string rest;
+    readToEof(fd, &rest, 5000);
+  });
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  for (int i = 0; i < 3; ++i) {
+    LoopbackCapture capture(ns);
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    BOOST_REQUIRE(writeAll(fd, "question", 8));
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got, 5000));
+    BOOST_TEST(got == "answer");
+    close(fd);
+    std::this_thread::sleep_for(50ms);  // the last ACKs
+    int withPayload = 0, finAlone = 0, finWithPayload = 0;
+    for (const Segment& s : capture.segments()) {
+      if (s.sourcePort != kPort) continue;  // only what the shim sent the client
+      withPayload += s.payload > 0;
+      finAlone += s.fin && s.payload == 0;
+      finWithPayload += s.fin && s.payload > 0;
+    }
+    BOOST_TEST(withPayload == 1);
+    BOOST_TEST(finWithPayload == 1);
+    BOOST_TEST(finAlone == 0);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(UrgentDataIsCarriedInlineAndNothingStallsBehindIt) {
