@@ -367,12 +367,19 @@ bool Connection::retryStarvedRead(Direction& d) {
 void Connection::ringForward(Direction& d) {
   IoRing& ring = *proxy_.loop().ring();
   lastActivity_ = proxy_.loop().now();
-  // A full buffer: more is likely queued behind it, which splice moves without copying.
-  if (d.sending >= IoRing::kBufferSize) {
-    d.bulk = true;
-    leaveRing();
-  }
   d.sent = 0;
+  // A full buffer: more is likely queued behind it, which splice moves without copying.
+  const bool full = d.sending >= IoRing::kBufferSize;
+  if (full) d.bulk = true;
+  if (full || leavingRing_) {
+    // Leaving the ring: these bytes wait in their buffer and go first on the epoll path.
+    // A ring send made now would not be among those leaveRing cancelled, and the move
+    // waits for every operation in flight: a send waiting on a client that reads only
+    // once its upload is through would then stop the upload, and the connection, for ever.
+    leaveRing();
+    finishLeavingRing();
+    return;
+  }
   d.write.inFlight = true;
   ++ringOps_;
   // A short read with more queued behind it: most often the peer's FIN (a server that
@@ -380,8 +387,7 @@ void Connection::ringForward(Direction& d) {
   // once, and the shutdown then sends these bytes and the FIN in one segment instead of
   // two, one segment and one ACK fewer for the other side to take in (HAProxy does the
   // same). Whatever that read finds instead, the next send or shutdown pushes these out.
-  const bool more = d.moreQueued && !d.bulk;
-  ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write, more);
+  ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write, d.moreQueued);
 }
 
 void Connection::releaseRingBuffer(Direction& d) {

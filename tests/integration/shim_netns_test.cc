@@ -502,6 +502,55 @@ BOOST_AUTO_TEST_CASE(AnUploadFlowsWhileTheClientIsNotReadingTheStreamComingBack)
   close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(AnUploadFlowsWhileABurstFromTheBackendWaitsForTheClient) {
+  // The mirror of the test above: the backend answers at once with a burst and reads an
+  // upload meanwhile; the client reads nothing until its upload is done. The burst's first
+  // full buffer moves the connection from the ring to splice, and its bytes cannot all go
+  // to the client yet (a small window, a small send buffer). Sending them must not hold up
+  // the move: the client's upload has to flow in the meantime, as it would without a proxy.
+  // A small send buffer for the shim's socket to the client, made in this namespace.
+  BOOST_REQUIRE(run(ns.exec({"sysctl", "-q", "-w", "net.ipv4.tcp_wmem=4096 4096 4096"})).exitCode == 0);
+  constexpr size_t kBurst = 256u << 10;
+  constexpr size_t kUpload = 4u << 20;
+  std::string burst(kBurst, '\0');
+  for (size_t i = 0; i < kBurst; ++i) burst[i] = patternByte(i);
+  std::atomic<size_t> uploaded{0};
+  TcpServer backend([&](int fd) {
+    std::thread sender([&] { writeAll(fd, burst.data(), burst.size(), 20000); });
+    char buf[65536];
+    while (uploaded < kUpload) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      uploaded += static_cast<size_t>(n);
+    }
+    sender.join();
+  });
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = -1;
+  ns.inside([&] {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(kPort);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  });
+  BOOST_REQUIRE(fd >= 0);
+  std::this_thread::sleep_for(500ms);  // the burst reaches the shim and fills the client's window
+  const std::string chunk(1 << 20, 'u');
+  bool sent = true;
+  for (size_t i = 0; i < kUpload / chunk.size() && sent; ++i) sent = writeAll(fd, chunk.data(), chunk.size(), 5000);
+  BOOST_TEST(sent, "the upload stalled");
+  BOOST_TEST(waitFor([&] { return uploaded.load() >= kUpload; }, 10s), "the backend got " << uploaded.load() << " bytes");
+  BOOST_TEST(receivesExactly(fd, burst, 10), "the burst did not reach the client whole");
+  close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(ThreeHundredConnectionsTalkingAtOnceAreAllAnsweredWhole) {
   // More connections with bytes in flight at the same moment than the ring starts with
   // read buffers (64): reads that find the pool empty wait for a buffer or grow the pool,
