@@ -210,6 +210,7 @@ HttpServer::HttpServer(EventLoop& loop, Handler handler, Options options)
     : loop_(loop), handler_(std::move(handler)), options_(std::move(options)) {}
 
 HttpServer::~HttpServer() {
+  if (retryTimer_) loop_.cancelTimer(retryTimer_);
   clients_.clear();
   listeners_.clear();
 }
@@ -269,8 +270,24 @@ void HttpServer::accept(Listener& listener) {
     int fd = accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // EAGAIN, or out of fds: the level-triggered listener tells us again
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The client stays queued and the listener stays readable: try again shortly,
+        // not at once (that would spin until an fd is freed). Connections being served
+        // are untouched.
+        if (!retryTimer_) {
+          if (!shortageLogged_)
+            log::warn("cannot accept a status client; retrying every 100 ms", {{"error", errnoStatus("accept", errno).message()}});
+          shortageLogged_ = true;
+          retryTimer_ = loop_.addTimer(Millis(100), [this] {
+            retryTimer_ = 0;
+            resumeAccepting();
+          });
+        }
+        pauseAccepting();
+      }
+      return;  // EAGAIN: the level-triggered listener tells us when the next one comes
     }
+    shortageLogged_ = false;
     auto client = std::make_unique<Client>(*this, fd);
     Client* raw = client.get();
     clients_.emplace(raw, std::move(client));
@@ -291,11 +308,19 @@ void HttpServer::accept(Listener& listener) {
       }
     }
   }
-  // Full: stop listening until a client finishes, so the listener does not spin.
-  if (!acceptPaused_) {
-    acceptPaused_ = true;
-    for (auto& l : listeners_) loop_.remove(l->fd);
-  }
+  pauseAccepting();  // full, until a client finishes
+}
+
+void HttpServer::pauseAccepting() {
+  if (acceptPaused_) return;
+  acceptPaused_ = true;
+  for (auto& l : listeners_) loop_.remove(l->fd);
+}
+
+void HttpServer::resumeAccepting() {
+  if (!acceptPaused_ || clients_.size() >= options_.maxClients || retryTimer_) return;
+  acceptPaused_ = false;
+  for (auto& l : listeners_) (void)loop_.add(l->fd, EPOLLIN, l.get());
 }
 
 void HttpServer::finished(Client* client) {
@@ -305,10 +330,7 @@ void HttpServer::finished(Client* client) {
   Client* raw = it->second.release();
   clients_.erase(it);
   loop_.defer([raw] { delete raw; });
-  if (acceptPaused_ && clients_.size() < options_.maxClients) {
-    acceptPaused_ = false;
-    for (auto& l : listeners_) (void)loop_.add(l->fd, EPOLLIN, l.get());
-  }
+  resumeAccepting();
 }
 
 }  // namespace connectable

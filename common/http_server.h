@@ -75,6 +75,11 @@ class HttpServer {
   class Client;
   void accept(Listener& listener);
   void finished(Client* client);
+  // The listeners leave the loop while no client can be taken (all slots busy, or no fd
+  // to accept with), so that a waiting client does not make a level-triggered listener
+  // spin; they come back when a client finishes or the retry timer fires.
+  void pauseAccepting();
+  void resumeAccepting();
 
   EventLoop& loop_;
   Handler handler_;
@@ -83,6 +88,8 @@ class HttpServer {
   std::map<Client*, std::unique_ptr<Client>> clients_;
   uint16_t tcpPort_ = 0;
   bool acceptPaused_ = false;
+  EventLoop::TimerId retryTimer_ = 0;  // after running out of fds
+  bool shortageLogged_ = false;        // said once until an accept succeeds again
 };
 
 // Parses "GET /path?query HTTP/1.x" from the head of a request. Pure function.

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <fstream>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <iterator>
@@ -906,6 +907,54 @@ BOOST_AUTO_TEST_CASE(RunningOutOfFileDescriptorsDoesNotSpin) {
   BOOST_REQUIRE_MESSAGE(fd >= 0, "shim running: " << shim.running() << "; log:\n" << shim.log());
   BOOST_TEST(waitFor([&] { return backend.accepted() >= 1; }, 3s));
   close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(AStatusClientArrivingWithNoFdLeftWaitsWithoutSpinning) {
+  // The status port lives inside the container: anyone there can connect to it. With
+  // every fd of the shim taken by proxied connections, its accept fails with EMFILE and
+  // the client stays queued: the shim must try again later, not at once, over and over.
+  TcpServer backend(holdHandler());
+  constexpr uint16_t kStatusPort = 7000;
+  const std::vector<std::string> argv = {shimBinary(), "--netns", ns.path(), "--status-port",
+                                         std::to_string(kStatusPort), "--connect", "6000=" + backend.address()};
+  // Room for exactly three proxied connections (two fds each) beyond the fds it holds once
+  // listening (counted on a first run), so that no odd fd is left over for the client.
+  long baseline = 0;
+  {
+    Child first = Child::spawn(argv, tempDir() + "/first.log");
+    BOOST_REQUIRE(waitFor([&] { return first.log().find(" listening ") != std::string::npos; }, 5s));
+    baseline = std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(first.pid()) + "/fd"),
+                             std::filesystem::directory_iterator());
+  }
+  std::vector<std::string> limited = {"prlimit", "--nofile=" + std::to_string(baseline + 6), "--"};
+  limited.insert(limited.end(), argv.begin(), argv.end());
+  Child shim = Child::spawn(limited, tempDir() + "/log");
+  BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
+  std::vector<int> fds;
+  for (int i = 0; i < 20; ++i) fds.push_back(connectInside(ns));
+  BOOST_REQUIRE(waitFor([&] { return shim.log().find("Too many open files") != std::string::npos; }, 5s));
+  auto cpuTicks = [&] {
+    auto stat = readFile("/proc/" + std::to_string(shim.pid()) + "/stat");
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+    return std::stol(f[11]) + std::stol(f[12]);  // utime + stime
+  };
+  int status = connectInside(ns, kStatusPort);
+  BOOST_REQUIRE(status >= 0);  // queued in the listener's backlog
+  const std::string request = "GET /status HTTP/1.0\r\n\r\n";
+  BOOST_REQUIRE(writeAll(status, request.data(), request.size()));
+  const long before = cpuTicks();
+  std::this_thread::sleep_for(1s);
+  const long used = cpuTicks() - before;
+  BOOST_TEST(used < 20, "the shim used " << used << " ticks in a second with a status client waiting");
+  BOOST_TEST(shim.log().find("cannot accept a status client") != std::string::npos, shim.log());
+  for (int fd : fds)
+    if (fd >= 0) close(fd);
+  // Once fds are free again, the waiting client gets its answer.
+  std::string answer;
+  BOOST_TEST(readToEof(status, &answer));
+  BOOST_TEST(answer.find(" 200 OK\r\n") != std::string::npos, answer);
+  close(status);
 }
 
 
