@@ -1,6 +1,7 @@
 #include "shim/balancer.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace connectable {
 
@@ -48,25 +49,19 @@ void Balancer::recordSuccess(Backend& backend) const {
 
 void Balancer::weightedShuffle(BackendList::iterator first, BackendList::iterator last) {
   // RFC 2782: pick each next one with probability weight / (sum of remaining weights).
+  // Drawn all at once (Efraimidis and Spirakis): each backend gets the key log(u) / weight
+  // for a uniform u in (0, 1], and the keys in decreasing order are exactly such a
+  // sequence of picks. O(n log n), where picking one at a time is O(n²): an answer may
+  // list thousands of instances, and this runs for every new connection.
   // Weight 0 gets a tiny chance only, as the RFC asks, by counting as 1/1000 of weight 1.
-  auto scaled = [](const std::shared_ptr<Backend>& b) -> uint64_t {
-    return b->weight == 0 ? 1 : static_cast<uint64_t>(b->weight) * 1000;
-  };
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  keys_.clear();
   for (auto it = first; it != last; ++it) {
-    uint64_t sum = 0;
-    for (auto j = it; j != last; ++j) sum += scaled(*j);
-    uint64_t pick = std::uniform_int_distribution<uint64_t>(0, sum - 1)(rng_);
-    auto chosen = it;
-    for (auto j = it; j != last; ++j) {
-      uint64_t w = scaled(*j);
-      if (pick < w) {
-        chosen = j;
-        break;
-      }
-      pick -= w;
-    }
-    std::iter_swap(it, chosen);
+    const double weight = (*it)->weight == 0 ? 0.001 : static_cast<double>((*it)->weight);
+    keys_.emplace_back(std::log(1.0 - uniform(rng_)) / weight, std::move(*it));
   }
+  std::sort(keys_.begin(), keys_.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (auto& [key, backend] : keys_) *first++ = std::move(backend);
 }
 
 void Balancer::orderGroup(BackendList::iterator first, BackendList::iterator last) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shim/backend.h"
@@ -58,6 +59,7 @@ class Balancer {
   std::mt19937_64 rng_;
   uint64_t rotation_ = 0;
   BackendList scratch_;
+  std::vector<std::pair<double, std::shared_ptr<Backend>>> keys_;  // weightedShuffle's
 };
 
 }  // namespace connectable

@@ -76,6 +76,41 @@ BOOST_AUTO_TEST_CASE(RandomFollowsSrvWeightsWithinAPriorityGroup) {
   BOOST_TEST(std::abs(firsts["198.18.0.3"] - 6000) < 300);
 }
 
+BOOST_AUTO_TEST_CASE(RandomPicksEachNextBackendByTheWeightsOfThoseLeft) {
+  // Weights 10, 30, 60: the second place goes to A with probability
+  // 0.3 * 10/70 + 0.6 * 10/40 = 0.193, to B 0.1 * 30/90 + 0.6 * 30/40 = 0.483, to C 0.324.
+  Balancer balancer(BalancePolicy::Random, {}, 13);
+  auto backends = makeBackends(1, 0, 10, 1);
+  auto more = makeBackends(1, 0, 30, 2);
+  auto most = makeBackends(1, 0, 60, 3);
+  backends.insert(backends.end(), more.begin(), more.end());
+  backends.insert(backends.end(), most.begin(), most.end());
+  std::map<std::string, int> seconds;
+  Balancer::BackendList order;
+  for (int i = 0; i < 10000; ++i) {
+    balancer.order(backends, kNow, &order);
+    ++seconds[order[1]->address.ipString()];
+  }
+  BOOST_TEST(std::abs(seconds["198.18.0.1"] - 1929) < 250);
+  BOOST_TEST(std::abs(seconds["198.18.0.2"] - 4833) < 300);
+  BOOST_TEST(std::abs(seconds["198.18.0.3"] - 3238) < 300);
+}
+
+BOOST_AUTO_TEST_CASE(AWeightZeroBackendComesLastAlmostAlways) {
+  Balancer balancer(BalancePolicy::Random, {}, 17);
+  auto backends = makeBackends(1, 0, 0, 1);
+  auto other = makeBackends(1, 0, 1, 2);
+  backends.insert(backends.end(), other.begin(), other.end());
+  int zeroFirst = 0;
+  Balancer::BackendList order;
+  for (int i = 0; i < 10000; ++i) {
+    balancer.order(backends, kNow, &order);
+    zeroFirst += first(order) == "198.18.0.1";
+  }
+  BOOST_TEST(zeroFirst > 0);    // still reachable first now and then (RFC 2782)
+  BOOST_TEST(zeroFirst < 40);   // about 1 in 1000
+}
+
 BOOST_AUTO_TEST_CASE(LowerPriorityGroupIsAlwaysTriedFirst) {
   for (auto policy : {BalancePolicy::Random, BalancePolicy::RoundRobin, BalancePolicy::LeastConn, BalancePolicy::PowerOfTwo}) {
     Balancer balancer(policy, {}, 3);
