@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
+#include <string>
+#include <unordered_map>
 
 namespace connectable::dns {
 namespace {
@@ -163,25 +166,22 @@ std::vector<const Record*> pointersTo(std::initializer_list<const std::vector<Re
   return out;
 }
 
-bool containsV4(const std::vector<in_addr>& v, const in_addr& a) {
-  return std::any_of(v.begin(), v.end(), [&](const in_addr& x) { return x.s_addr == a.s_addr; });
-}
-bool containsV6(const std::vector<in6_addr>& v, const in6_addr& a) {
-  return std::any_of(v.begin(), v.end(), [&](const in6_addr& x) { return std::memcmp(&x, &a, sizeof a) == 0; });
-}
-
 Result<AddressSet> addressesOfTypes(const std::vector<const Record*>& records, std::string_view name,
                                     bool wantV4, bool wantV6) {
   Result<CanonicalName> canonical = followCnames(records, name);
   if (!canonical) return canonical.status();
   AddressSet out;
+  // Duplicates dropped through sets, not scans: a TCP answer may carry thousands.
+  std::set<uint32_t> seenV4;
+  std::set<std::string> seenV6;
   for (const Record* r : records) {
     if (!sameName(r->name, canonical->name)) continue;
     if (r->type == kTypeA && wantV4) {
-      if (!containsV4(out.v4, r->a)) out.v4.push_back(r->a);
+      if (seenV4.insert(r->a.s_addr).second) out.v4.push_back(r->a);
       out.ttl = std::min(out.ttl, r->ttl);
     } else if (r->type == kTypeAaaa && wantV6) {
-      if (!containsV6(out.v6, r->aaaa)) out.v6.push_back(r->aaaa);
+      if (seenV6.insert(std::string(reinterpret_cast<const char*>(&r->aaaa), sizeof r->aaaa)).second)
+        out.v6.push_back(r->aaaa);
       out.ttl = std::min(out.ttl, r->ttl);
     }
   }
@@ -270,6 +270,36 @@ Result<CanonicalName> followCnames(const std::vector<const Record*>& records, st
                        std::to_string(kMaxCnameChain));
 }
 
+namespace {
+
+// A name as sameName compares it: lower case, without the final dot.
+std::string nameKey(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  std::string key(name);
+  for (char& c : key)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return key;
+}
+
+// The records named `name`, and those of the names its CNAMEs lead to (as far as
+// followCnames would go): all that addressesFor needs to answer for `name`.
+std::vector<const Record*> recordsAlongCnames(
+    const std::unordered_map<std::string, std::vector<const Record*>>& byName, std::string_view name) {
+  std::vector<const Record*> out;
+  std::string key = nameKey(name);
+  for (int hop = 0; hop <= kMaxCnameChain; ++hop) {
+    auto it = byName.find(key);
+    if (it == byName.end()) break;
+    out.insert(out.end(), it->second.begin(), it->second.end());
+    auto cname = std::find_if(it->second.begin(), it->second.end(), [](const Record* r) { return r->type == kTypeCname; });
+    if (cname == it->second.end()) break;
+    key = nameKey((*cname)->cname);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<AddressSet> addressesFor(const std::vector<const Record*>& records, std::string_view name) {
   return addressesOfTypes(records, name, true, true);
 }
@@ -279,14 +309,16 @@ Result<SrvAnswer> readSrvAnswer(const Message& message, std::string_view name) {
   Result<CanonicalName> canonical = followCnames(answers, name);
   if (!canonical) return canonical.status();
   SrvAnswer out;
-  // Targets may be answered in either section (and may be CNAMEs themselves).
-  std::vector<const Record*> pool = pointersTo({&message.answers, &message.additional});
+  // Targets may be answered in either section (and may be CNAMEs themselves). Indexed by
+  // name once: an answer may list thousands of targets, each looked up here.
+  std::unordered_map<std::string, std::vector<const Record*>> byName;
+  for (const Record* r : pointersTo({&message.answers, &message.additional})) byName[nameKey(r->name)].push_back(r);
   for (const Record* r : answers) {
     if (r->type != kTypeSrv || !sameName(r->name, canonical->name)) continue;
     SrvTarget t;
     t.srv = r->srv;
     if (!t.srv.target.empty()) {
-      Result<AddressSet> addresses = addressesFor(pool, t.srv.target);
+      Result<AddressSet> addresses = addressesFor(recordsAlongCnames(byName, t.srv.target), t.srv.target);
       if (!addresses) return addresses.status();
       t.addresses = std::move(*addresses);
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace connectable {
 
@@ -40,15 +41,16 @@ void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolv
   for (auto& list : perTarget_)
     for (auto& b : list) known.emplace(b->address, b);
   std::vector<std::shared_ptr<Backend>> next;
+  std::set<SocketAddress> taken;  // sets, not scans: an answer may list thousands
   for (const auto& r : resolved) {
+    if (!taken.insert(r.address).second) continue;  // the first record for an address wins
     auto it = known.find(r.address);
     auto b = it != known.end() ? it->second : std::make_shared<Backend>();
     b->address = r.address;
     b->priority = r.priority;
     b->weight = r.weight;
     b->target = targets_[index].text;
-    if (std::none_of(next.begin(), next.end(), [&](const auto& x) { return x->address == r.address; }))
-      next.push_back(std::move(b));
+    next.push_back(std::move(b));
   }
   perTarget_[index] = std::move(next);
   answered_[index] = true;
@@ -61,11 +63,11 @@ bool BackendSet::awaitingFirstAnswer() const {
 
 void BackendSet::rebuild() {
   backends_.clear();
+  std::set<const Backend*> taken;
   for (auto& list : perTarget_) {
     for (auto& b : list) {
       // Two targets naming one address make one backend, not a double share of traffic.
-      if (std::none_of(backends_.begin(), backends_.end(), [&](const auto& x) { return x.get() == b.get(); }))
-        backends_.push_back(b);
+      if (taken.insert(b.get()).second) backends_.push_back(b);
     }
   }
 }

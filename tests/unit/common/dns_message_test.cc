@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <cctype>
+
 #include <boost/test/unit_test.hpp>
 
 #include "tests/support/dns_packet.h"
@@ -80,6 +82,33 @@ BOOST_AUTO_TEST_CASE(ReadsSrvRecordsWithTheirAdditionalAddressesAndTtls) {
   BOOST_TEST(ip(a.addresses.v6[0]) == "::1");
   // No additional record for b: the caller must look it up.
   BOOST_TEST(srv->targets[1].addresses.empty());
+}
+
+BOOST_AUTO_TEST_CASE(ReadsAnSrvAnswerOfSixHundredTargetsEachWithItsOwnAddresses) {
+  // The size of a big service's answer over TCP. Each target finds its own addresses
+  // (written in another case, once more as a duplicate), and only its own.
+  constexpr int kTargets = 600;
+  auto target = [](int i) { return "n" + std::to_string(i) + ".node.consul"; };
+  auto address = [](int i) { return "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); };
+  DnsPacket p = answerTo("big.service.consul", dns::kTypeSrv);
+  for (int i = 0; i < kTargets; ++i) p.srv(DnsPacket::Answer, "big.service.consul", 1, 1, 8000, target(i).c_str(), 30);
+  for (int i = kTargets - 1; i >= 0; --i) {
+    std::string shouted = target(i);
+    for (char& c : shouted) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    p.a(DnsPacket::Additional, shouted.c_str(), address(i).c_str(), 30);
+    p.a(DnsPacket::Additional, (target(i) + ".").c_str(), address(i).c_str(), 30);
+  }
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  auto srv = dns::readSrvAnswer(*m, "big.service.consul");
+  BOOST_REQUIRE_MESSAGE(srv, srv.status().message());
+  BOOST_REQUIRE(srv->targets.size() == static_cast<size_t>(kTargets));
+  int right = 0;
+  for (int i = 0; i < kTargets; ++i) {
+    const auto& v4 = srv->targets[i].addresses.v4;
+    right += v4.size() == 1u && ip(v4[0]) == address(i) && srv->targets[i].srv.target == target(i);
+  }
+  BOOST_TEST(right == kTargets);
 }
 
 BOOST_AUTO_TEST_CASE(SrvTtlIsTheLowestOfTheRecordsUsed) {
