@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <ctime>
 
 #include "common/log.h"
 
@@ -83,11 +84,16 @@ IoRing::~IoRing() {
 }
 
 io_uring_sqe* IoRing::nextSqe() {
-  for (int attempt = 0; attempt < 100; ++attempt) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
     if (io_uring_sqe* sqe = io_uring_get_sqe(ring_.get())) return sqe;
     // The submission queue is full: hand it to the kernel now and take a fresh entry.
     int rc = io_uring_submit(ring_.get());
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+    if (rc == -EAGAIN || rc == -EBUSY) {
+      // The kernel is short of memory for requests, for now: give it a moment (up to a
+      // second in all) rather than give up every connection at the first refusal.
+      timespec pause{0, 1'000'000};
+      nanosleep(&pause, nullptr);
+    } else if (rc < 0 && rc != -EINTR) {
       log::error("io_uring submit failed", {{"error", errnoStatus("io_uring_enter", -rc).message()}});
       std::abort();  // the data path cannot go on without its ring: fail loudly
     }
