@@ -41,6 +41,17 @@ Result<NetnsFd> ProcessHandle::openNetns() const {
   return ns;
 }
 
+bool ProcessHandle::inContainer(const std::string& containerId) const {
+  if (containerId.empty()) return false;
+  // Every cgroup path Docker makes for a container holds its full id (docker/<id>,
+  // docker-<id>.scope), seen from our cgroup namespace or not.
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/cgroup");
+  std::string line;
+  bool named = false;
+  while (!named && std::getline(in, line)) named = line.find(containerId) != std::string::npos;
+  return named && alive();
+}
+
 Result<unsigned long long> processStartTime(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -84,7 +95,7 @@ std::optional<EarlyInit> findContainerInit(const std::string& containerId, unsig
       std::string comm = processComm(pid);
       if (comm.empty() || comm == "runc:[0:PARENT]" || comm == "runc:[1:CHILD]" || comm == "runc") continue;
       auto process = ProcessHandle::open(pid);
-      if (!process) continue;
+      if (!process || !process->inContainer(containerId)) continue;  // gone, or its pid reused
       auto netns = process->openNetns();
       if (!netns) continue;
       auto inode = netns->inode();

@@ -30,6 +30,9 @@ class ProcessHandle {
   // The process's network namespace, opened through /proc and checked against the pidfd
   // afterwards: if the process died meanwhile, the pid could name someone else.
   Result<NetnsFd> openNetns() const;
+  // Its /proc/PID/cgroup names the container, and it is still this process after reading
+  // it: a pid read from Docker or from a cgroup, then pinned, may have been reused by then.
+  bool inContainer(const std::string& containerId) const;
   void reset() { fd_.reset(); }
 
  private:
