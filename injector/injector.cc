@@ -240,7 +240,16 @@ void Injector::reconcile() {
     return;
   }
   std::map<std::string, bool> running;
-  for (const auto& c : *list) {
+  // A row we cannot read is still a running container: keep its shim, if it has one. Without
+  // its id, any shim might be its: stop none on this list.
+  bool everyIdKnown = true;
+  for (const auto& bad : list->skipped) {
+    log::warn("skipping a container the list did not describe properly",
+              {{"container", bad.id.empty() ? "?" : shortContainerId(bad.id)}, {"error", bad.why.message()}});
+    if (bad.id.empty()) everyIdKnown = false;
+    else running[bad.id] = true;
+  }
+  for (const auto& c : list->containers) {
     running[c.id] = true;
     std::string name = c.names.empty() ? "" : c.names.front();
     if (!name.empty() && name.front() == '/') name.erase(0, 1);
@@ -251,9 +260,10 @@ void Injector::reconcile() {
     injectFromInspect(c.id);
   }
   for (const auto& shim : supervisor_.list()) {
-    if (!running.count(shim.containerId)) supervisor_.stop(shim.containerId, "container not running");
+    if (everyIdKnown && !running.count(shim.containerId)) supervisor_.stop(shim.containerId, "container not running");
   }
-  log::info("reconciled", {{"running", std::to_string(list->size())}, {"watched", std::to_string(tracked_.size())},
+  log::info("reconciled", {{"running", std::to_string(list->containers.size() + list->skipped.size())},
+                           {"watched", std::to_string(tracked_.size())},
                            {"shims", std::to_string(supervisor_.list().size())}});
 }
 
