@@ -289,8 +289,8 @@ void Injector::shutdown(std::function<void()> onDone) {
 }
 
 void Injector::waitForShims() {
-  // The supervisor kills laggards itself; this only waits for them to be gone.
-  if (supervisor_.list().empty()) {
+  // The supervisor kills laggards itself, replaced shims too; this only waits for them to be gone.
+  if (supervisor_.allGone()) {
     auto done = std::move(onShutdownDone_);
     done();
     return;

@@ -42,6 +42,7 @@ struct ShimSupervisor::Managed : IoHandler {
   bool ourChild = false;
   bool stopping = false;
   bool gone = false;  // exited and forgotten; deletion deferred
+  bool retired = false;  // replaced by a successor under the same id; in retired_
   uint32_t crashesInARow = 0;
   bool portInUseLogged = false;
   Clock::time_point startedAt;
@@ -80,11 +81,19 @@ ShimSupervisor::ShimSupervisor(EventLoop& loop, SupervisorOptions options)
     : loop_(loop), options_(std::move(options)) {}
 
 ShimSupervisor::~ShimSupervisor() {
-  for (auto& [id, m] : shims_) {
-    if (m->shim.valid()) loop_.remove(m->shim.fd());
-    if (m->killTimer) loop_.cancelTimer(m->killTimer);
-    if (m->restartTimer) loop_.cancelTimer(m->restartTimer);
+  for (auto& [id, m] : shims_) unwatch(*m);
+  for (auto& m : retired_) {
+    unwatch(*m);
+    // Nobody would kill or reap it after us, and no record lets a later injector find it.
+    if (m->shim.valid()) (void)m->shim.signal(SIGKILL);
   }
+}
+
+void ShimSupervisor::unwatch(Managed& m) {
+  if (m.shim.valid()) loop_.remove(m.shim.fd());
+  if (m.killTimer) loop_.cancelTimer(m.killTimer);
+  if (m.restartTimer) loop_.cancelTimer(m.restartTimer);
+  m.killTimer = m.restartTimer = 0;
 }
 
 Status ShimSupervisor::init() {
@@ -138,15 +147,7 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
     // The container restarted (new namespace) or we had the wrong process: start over.
     log::info("replacing shim for a new namespace", {containerField(old.info)});
     stop(containerId, "replaced");
-    it = shims_.find(containerId);
-    if (it != shims_.end()) {
-      // Still exiting: let it go unsupervised, it exits with its old init.
-      if (it->second->shim.valid()) loop_.remove(it->second->shim.fd());
-      auto retired = std::move(it->second);
-      retired->gone = true;
-      shims_.erase(it);
-      loop_.defer([r = retired.release()] { delete r; });
-    }
+    retire(containerId);
   }
   auto m = std::make_unique<Managed>();
   m->owner = this;
@@ -258,6 +259,12 @@ void ShimSupervisor::onShimExit(Managed& m) {
   m.shim.reset();
   if (m.killTimer) loop_.cancelTimer(m.killTimer);
   m.killTimer = 0;
+  if (m.retired) {
+    // The record and control socket are its successor's now: leave them.
+    log::info("replaced shim stopped", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
+    dropRetired(m);
+    return;
+  }
   if (m.stopping) {
     log::info("shim stopped", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
     removeState(m.info.containerId);
@@ -347,16 +354,19 @@ void ShimSupervisor::stop(const std::string& containerId, const std::string& rea
   }
   log::info("stopping shim", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"reason", reason}});
   (void)m.shim.signal(SIGTERM);
-  m.killTimer = loop_.addTimer(options_.stopGrace, [this, containerId] {
-    auto found = shims_.find(containerId);
-    if (found == shims_.end() || !found->second->shim.valid()) return;
-    found->second->killTimer = 0;
-    log::warn("shim did not stop in time; killing it", {containerField(found->second->info)});
-    (void)found->second->shim.signal(SIGKILL);
+  // Bound to this shim, not to the id: a successor may hold the id by the time it fires.
+  // Whoever deletes m cancels the timer first.
+  Managed* target = &m;
+  m.killTimer = loop_.addTimer(options_.stopGrace, [target] {
+    target->killTimer = 0;
+    if (!target->shim.valid()) return;
+    log::warn("shim did not stop in time; killing it", {containerField(target->info)});
+    (void)target->shim.signal(SIGKILL);
   });
 }
 
 void ShimSupervisor::stopAll() {
+  // Replaced shims are stopping already, each with its own kill timer.
   std::vector<std::string> ids;
   for (auto& [id, m] : shims_) ids.push_back(id);
   for (auto& id : ids) stop(id, "injector exiting");
@@ -368,10 +378,26 @@ void ShimSupervisor::forget(const std::string& containerId) {
   auto m = std::move(it->second);
   shims_.erase(it);
   m->gone = true;
-  if (m->shim.valid()) loop_.remove(m->shim.fd());
-  if (m->killTimer) loop_.cancelTimer(m->killTimer);
-  if (m->restartTimer) loop_.cancelTimer(m->restartTimer);
+  unwatch(*m);
   loop_.defer([raw = m.release()] { delete raw; });  // its onIo may be on the stack
+}
+
+void ShimSupervisor::retire(const std::string& containerId) {
+  auto it = shims_.find(containerId);
+  if (it == shims_.end()) return;  // it had exited already
+  it->second->retired = true;
+  retired_.push_back(std::move(it->second));
+  shims_.erase(it);
+}
+
+void ShimSupervisor::dropRetired(Managed& m) {
+  auto it = std::find_if(retired_.begin(), retired_.end(), [&](const auto& r) { return r.get() == &m; });
+  if (it == retired_.end()) return;
+  auto owned = std::move(*it);
+  retired_.erase(it);
+  owned->gone = true;
+  unwatch(*owned);
+  loop_.defer([raw = owned.release()] { delete raw; });  // its onIo is on the stack
 }
 
 void ShimSupervisor::writeState(const Managed& m) {
