@@ -268,6 +268,11 @@ void Injector::reconcile() {
 }
 
 void Injector::shutdown(std::function<void()> onDone) {
+  // A second signal (say Ctrl-C after SIGTERM) must not start a second wait for the shims.
+  if (shuttingDown_) {
+    log::info("already exiting");
+    return;
+  }
   shuttingDown_ = true;
   if (stream_) {
     // Exiting must not wait on Docker: a swamped daemon can hold our reader in connect().

@@ -48,7 +48,8 @@ class Injector : public DockerEventSink {
 
   // Adopts shims left by a previous run, then connects to Docker (retrying in the background).
   Status start();
-  // SIGTERM: stop watching; leave the shims serving unless told to stop them.
+  // SIGTERM: stop watching; leave the shims serving unless told to stop them. onDone runs
+  // once that is over. Idempotent: a later call changes nothing and its onDone never runs.
   void shutdown(std::function<void()> onDone);
 
   const InjectorCounters& counters() const { return counters_; }
