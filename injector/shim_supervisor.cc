@@ -75,6 +75,25 @@ bool makeDirs(const std::string& path) {
   return true;
 }
 
+// adopt() runs, as root, what the records in <state-dir>/shims say: both directories must be
+// real ones (no symlink), ours, and writable by nobody else.
+Status checkPrivateDir(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return errnoStatus("state dir " + path, errno);
+  if (S_ISLNK(st.st_mode)) return Status::error("state dir " + path + " is a symbolic link; give the directory itself");
+  if (!S_ISDIR(st.st_mode)) return Status::error("state dir " + path + " is not a directory");
+  if (st.st_uid != geteuid())
+    return Status::error("state dir " + path + " is owned by uid " + std::to_string(st.st_uid) + ", not by uid " +
+                         std::to_string(geteuid()) + " (this injector)");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Status::error("state dir " + path + " is writable by group or others (mode " + mode +
+                         "); give a directory only this injector may write");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 ShimSupervisor::ShimSupervisor(EventLoop& loop, SupervisorOptions options)
@@ -101,10 +120,13 @@ Status ShimSupervisor::init() {
   if (controlPath(std::string(64, '0')).size() > kMaxControlPath)
     return Status::error("--state-dir '" + options_.stateDir + "' is too long for the shims' control sockets (at most " +
                          std::to_string(kMaxControlPath - 76) + " characters)");
-  std::string dir = options_.stateDir + "/shims";
-  if (!makeDirs(dir)) return errnoStatus("creating state dir " + dir, errno);
-  chmod(options_.stateDir.c_str(), 0700);  // control sockets and records: root only
-  return Status::ok();
+  // Missing directories are created private; existing ones are checked, never chmod'ed
+  // (--state-dir /tmp must not make /tmp root's only).
+  if (!makeDirs(options_.stateDir)) return errnoStatus("creating state dir " + options_.stateDir, errno);
+  if (Status s = checkPrivateDir(options_.stateDir); !s) return s;
+  std::string shims = options_.stateDir + "/shims";
+  if (mkdir(shims.c_str(), 0700) != 0 && errno != EEXIST) return errnoStatus("creating state dir " + shims, errno);
+  return checkPrivateDir(shims);
 }
 
 std::string ShimSupervisor::statePath(const std::string& containerId) const {

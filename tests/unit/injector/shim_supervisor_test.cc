@@ -195,3 +195,92 @@ BOOST_AUTO_TEST_CASE(ASupervisorGoingAwayKillsTheShimItWasReplacing) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(ShimSupervisorStateDir)
+
+namespace {
+mode_t modeOf(const std::string& path) {
+  struct stat st {};
+  BOOST_REQUIRE(lstat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+Status initWith(const std::string& stateDir) {
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  SupervisorOptions options;
+  options.shimPath = "/bin/true";
+  options.stateDir = stateDir;
+  ShimSupervisor supervisor(loop, options);
+  return supervisor.init();
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(MissingDirectoriesAreCreatedPrivate) {
+  std::string dir = tempDir();
+  Status s = initWith(dir + "/st");
+  BOOST_REQUIRE_MESSAGE(s, s.message());
+  BOOST_TEST(modeOf(dir + "/st") == 0700u);
+  BOOST_TEST(modeOf(dir + "/st/shims") == 0700u);
+}
+
+BOOST_AUTO_TEST_CASE(AnExistingDirectoryKeepsItsMode) {
+  // --state-dir /tmp once made /tmp private to root.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(chmod(dir.c_str(), 0755) == 0);
+  Status s = initWith(dir);
+  BOOST_REQUIRE_MESSAGE(s, s.message());
+  BOOST_TEST(modeOf(dir) == 0755u);
+}
+
+BOOST_AUTO_TEST_CASE(ADirectoryOthersMayWriteIsRefused) {
+  // adopt() runs what the records there say, as root: nobody else may write them.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(chmod(dir.c_str(), 01777) == 0);
+  Status s = initWith(dir);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(dir + " is writable by group or others") != std::string::npos, s.message());
+  BOOST_TEST(modeOf(dir) == 01777u);
+
+  std::string other = tempDir();
+  BOOST_REQUIRE(mkdir((other + "/shims").c_str(), 0700) == 0);
+  BOOST_REQUIRE(chmod((other + "/shims").c_str(), 0770) == 0);
+  s = initWith(other);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(other + "/shims is writable by group or others") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_CASE(ASymlinkOrAFileIsRefused) {
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/r").c_str(), 0700) == 0);
+  BOOST_REQUIRE(symlink((dir + "/r").c_str(), (dir + "/l").c_str()) == 0);
+  Status s = initWith(dir + "/l");
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find("is a symbolic link") != std::string::npos, s.message());
+
+  std::string other = tempDir();
+  BOOST_REQUIRE(symlink((dir + "/r").c_str(), (other + "/shims").c_str()) == 0);
+  s = initWith(other);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(other + "/shims is a symbolic link") != std::string::npos, s.message());
+
+  std::string third = tempDir();
+  std::ofstream((third + "/shims").c_str()) << "not a directory";
+  s = initWith(third);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(third + "/shims is not a directory") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_CASE(ADirectoryOwnedBySomeoneElseIsRefused) {
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root to give a directory away; not checked");
+    return;
+  }
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  BOOST_REQUIRE(chown((dir + "/shims").c_str(), 65534, 65534) == 0);
+  Status s = initWith(dir);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(dir + "/shims is owned by uid 65534") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
