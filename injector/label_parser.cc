@@ -15,14 +15,11 @@ const std::vector<std::string>& labelOptionNames() {
   return names;
 }
 
-bool mentionsConnectable(const std::map<std::string, std::string>& labels) {
-  for (const auto& [key, value] : labels) {
-    if (key.rfind("connect.", 0) == 0 || key.rfind("connectable.", 0) == 0) return true;
-  }
-  return false;
-}
-
 namespace {
+
+bool isConnectableKey(const std::string& key) {
+  return key.rfind("connect.", 0) == 0 || key.rfind("connectable.", 0) == 0;
+}
 
 // The shim's parser judges one option at a time next to a connect port of its own (port 1),
 // which must not be the status port being checked.
@@ -34,12 +31,24 @@ std::string probeFor(const std::string& name, const std::string& value) {
 
 }  // namespace
 
+bool mentionsConnectable(const std::map<std::string, std::string>& labels) {
+  for (const auto& [key, value] : labels) {
+    if (isConnectableKey(key)) return true;
+  }
+  return false;
+}
+
 ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels) {
   ContainerRequest request;
   // Ports are numbers, as the shim reads them: connect.80 and connect.080 are one port, which
   // the shim would refuse to take twice. The label sorting first keeps it.
   std::map<uint16_t, std::string> portLabels;
   for (const auto& [key, value] : labels) {
+    if (isConnectableKey(key) && value.size() > kMaxLabelValue) {
+      request.errors.push_back("label '" + key + "': value of " + std::to_string(value.size()) +
+                               " bytes is longer than " + std::to_string(kMaxLabelValue));
+      continue;
+    }
     if (key.rfind("connect.", 0) == 0) {
       auto spec = parseConnectSpec(std::string_view(key).substr(8), value);
       if (!spec) {

@@ -27,6 +27,45 @@ namespace {
 // Exit codes of the forked child when the shim program never ran (the shell's convention).
 constexpr int kExitChildSetup = 126;
 constexpr int kExitExecFailed = 127;
+// Where the child writes its errno when it cannot run the shim; closed by a successful exec.
+constexpr int kErrnoFd = 5;
+
+// execve refuses (E2BIG) one string of MAX_ARG_STRLEN (32 pages) or more, and arguments
+// plus environment beyond ARG_MAX: no retry could help, so this is checked before fork.
+Status checkArgvFits(const std::vector<std::string>& argv) {
+  const size_t maxArg = static_cast<size_t>(sysconf(_SC_PAGESIZE)) * 32;
+  size_t total = 0;
+  for (const auto& a : argv) {
+    if (a.size() + 1 > maxArg)
+      return Status::error("argument '" + a.substr(0, 32) + "...' is " + std::to_string(a.size()) +
+                           " bytes, over exec's limit of " + std::to_string(maxArg - 1));
+    total += a.size() + 1 + sizeof(char*);
+  }
+  for (char** e = environ; *e != nullptr; ++e) total += std::strlen(*e) + 1 + sizeof(char*);
+  long argMax = sysconf(_SC_ARG_MAX);
+  const size_t limit = argMax > 0 ? static_cast<size_t>(argMax) / 2 : 128 * 1024;  // well under it
+  if (total > limit)
+    return Status::error("arguments and environment of " + std::to_string(total) +
+                         " bytes, over exec's limit (half of ARG_MAX: " + std::to_string(limit) + ")");
+  return Status::ok();
+}
+
+// In the child, before _exit: tells the parent why the shim never ran.
+void reportErrno(int fd, int err) {
+  ssize_t unused = write(fd, &err, sizeof err);
+  (void)unused;
+}
+
+// In the parent: the child's errno, or 0 once its exec succeeded (and closed the pipe).
+// Waits for that, which takes as long as the few calls before the exec.
+int readChildErrno(int fd) {
+  int err = 0;
+  ssize_t n;
+  do {
+    n = read(fd, &err, sizeof err);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof err) ? err : 0;
+}
 
 }  // namespace
 
@@ -44,6 +83,7 @@ struct ShimSupervisor::Managed : IoHandler {
   bool gone = false;  // exited and forgotten; deletion deferred
   bool retired = false;  // replaced by a successor under the same id; in retired_
   uint32_t crashesInARow = 0;
+  int execErrno = 0;  // why the last spawn's child could not run the shim; 0 if it did
   bool portInUseLogged = false;
   Clock::time_point startedAt;
   EventLoop::TimerId killTimer = 0;
@@ -217,12 +257,27 @@ void ShimSupervisor::spawn(Managed& m) {
   std::vector<char*> argv;
   for (auto& a : argvStrings) argv.push_back(a.data());
   argv.push_back(nullptr);
+  if (Status s = checkArgvFits(argvStrings); !s) {
+    log::error("the shim's arguments are too long to run it; not starting it",
+               {containerField(m.info), {"error", s.message()}});
+    removeState(m.info.containerId);
+    forget(m.info.containerId);
+    return;
+  }
   const int nsFd = netns->fd();
   const int initFd = m.init.fd();
+  int errnoPipe[2];
+  if (pipe2(errnoPipe, O_CLOEXEC) != 0) {
+    log::error("cannot start the shim", {containerField(m.info), {"error", errnoStatus("pipe", errno).message()}});
+    scheduleRestart(m);
+    return;
+  }
 
   pid_t pid = fork();
   if (pid < 0) {
     log::error("fork failed", {containerField(m.info), {"error", errnoStatus("fork", errno).message()}});
+    close(errnoPipe[0]);
+    close(errnoPipe[1]);
     scheduleRestart(m);
     return;
   }
@@ -232,14 +287,22 @@ void ShimSupervisor::spawn(Managed& m) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
     setsid();  // its own session: a Ctrl-C meant for the injector does not reach the shims
-    // Move both fds out of the way first, so neither dup2 below can clobber the other.
+    // Move the fds out of the way first, so no dup below can clobber another.
     int ns = fcntl(nsFd, F_DUPFD, 10);
     int ini = fcntl(initFd, F_DUPFD, 10);
-    if (ns < 0 || ini < 0 || dup2(ns, 3) < 0 || dup2(ini, 4) < 0) _exit(kExitChildSetup);
-    close_range(5, ~0u, 0);
+    int err = fcntl(errnoPipe[1], F_DUPFD_CLOEXEC, 10);
+    if (ns < 0 || ini < 0 || err < 0 || dup2(ns, 3) < 0 || dup2(ini, 4) < 0 || dup3(err, kErrnoFd, O_CLOEXEC) < 0) {
+      reportErrno(err >= 0 ? err : errnoPipe[1], errno);
+      _exit(kExitChildSetup);
+    }
+    close_range(kErrnoFd + 1, ~0u, 0);
     execv(argv[0], argv.data());
+    reportErrno(kErrnoFd, errno);
     _exit(kExitExecFailed);
   }
+  close(errnoPipe[1]);
+  m.execErrno = readChildErrno(errnoPipe[0]);
+  close(errnoPipe[0]);
   auto handle = ProcessHandle::open(pid);
   if (!handle) {
     // Cannot happen for our own child (a zombie keeps its pid until reaped); be safe anyway.
@@ -300,13 +363,18 @@ void ShimSupervisor::onShimExit(Managed& m) {
     forget(m.info.containerId);
     return;
   }
-  if (code == kExitExecFailed || code == kExitChildSetup) {
-    // The program never ran: say why as well as the parent can tell (missing, not
-    // executable, or being replaced by a build or an upgrade right then), and retry.
-    std::string why = code == kExitChildSetup ? "could not pass the namespace and pidfd to it"
-                      : access(options_.shimPath.c_str(), X_OK) != 0
-                          ? std::strerror(errno)
-                          : "exec failed, though it is executable now (replaced while starting?)";
+  if ((code == kExitExecFailed || code == kExitChildSetup) && m.execErrno != 0) {
+    // The program never ran, for the reason the child sent (missing, not executable, being
+    // replaced by a build or an upgrade right then...): retry, unless it can never work.
+    std::string why = std::string(code == kExitChildSetup ? "could not pass the namespace and pidfd to it: " : "") +
+                      std::strerror(m.execErrno);
+    if (m.execErrno == E2BIG) {
+      log::error("could not run the shim program; not retrying", {containerField(m.info), {"path", options_.shimPath},
+                                                                  {"error", why}});
+      removeState(m.info.containerId);
+      forget(m.info.containerId);
+      return;
+    }
     log::error("could not run the shim program; retrying", {containerField(m.info), {"path", options_.shimPath},
                                                             {"error", why}});
     scheduleRestart(m);

@@ -84,6 +84,24 @@ BOOST_AUTO_TEST_CASE(ASecondLabelForATakenPortIsABadLabelNamingBoth) {
   BOOST_TEST(r.errors[0].find("port 80 ") != std::string::npos, r.errors[0]);
 }
 
+BOOST_AUTO_TEST_CASE(AValueLongerThan16KiBIsABadLabel) {
+  // Valid, but a shim could not even be exec'd with it (one argument must stay under 128 KiB).
+  std::string many;
+  while (many.size() <= 16 * 1024) many += (many.empty() ? "" : ",") + std::string("198.18.0.5:6379");
+  BOOST_REQUIRE(parseConnectSpec("6000", many));
+  auto r = parseContainerLabels({{"connect.6000", many}, {"connect.7000", "198.18.0.6:80"}});
+  BOOST_REQUIRE(r.connects.size() == 1u);
+  BOOST_TEST(r.connects[0].port == 7000);
+  BOOST_REQUIRE(r.errors.size() == 1u);
+  BOOST_TEST(r.errors[0] == "label 'connect.6000': value of " + std::to_string(many.size()) +
+                                " bytes is longer than 16384");
+  auto option = parseContainerLabels({{"connect.7000", "198.18.0.6:80"}, {"connectable.balance", many}});
+  BOOST_TEST(option.shimArgs.empty());
+  BOOST_REQUIRE(option.errors.size() == 1u);
+  BOOST_TEST(option.errors[0].find("longer than 16384") != std::string::npos);
+  BOOST_TEST(option.errors[0].size() < 200u);
+}
+
 BOOST_AUTO_TEST_CASE(OnlyOptionsWithoutPortsWantNoShim) {
   auto r = parseContainerLabels({{"connectable.balance", "p2c"}});
   BOOST_TEST(!r.wanted());

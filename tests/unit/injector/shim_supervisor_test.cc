@@ -2,6 +2,7 @@
 // container's init: its namespace is ours, which is all ensure() needs.
 #include "injector/shim_supervisor.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -127,6 +128,27 @@ struct SupervisorFixture {
         [&] { return readFile("/proc/" + std::to_string(pid) + "/comm") == "sleep\n"; }, 2s));
     return pid;
   }
+};
+
+// What the code under test logs (on stderr) while it lives.
+class CapturedStderr {
+ public:
+  explicit CapturedStderr(std::string path) : path_(std::move(path)) {
+    saved_ = dup(STDERR_FILENO);
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    BOOST_REQUIRE(saved_ >= 0 && fd >= 0);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+  ~CapturedStderr() {
+    dup2(saved_, STDERR_FILENO);
+    close(saved_);
+  }
+  std::string text() const { return readFile(path_); }
+
+ private:
+  std::string path_;
+  int saved_ = -1;
 };
 
 }  // namespace
@@ -281,6 +303,54 @@ BOOST_AUTO_TEST_CASE(ADirectoryOwnedBySomeoneElseIsRefused) {
   Status s = initWith(dir);
   BOOST_TEST(!s);
   BOOST_TEST(s.message().find(dir + "/shims is owned by uid 65534") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(ShimSupervisorStartingAShim)
+
+BOOST_AUTO_TEST_CASE(ArgumentsTooLongForExecAreReportedAndNeverRetried) {
+  // execve refuses one argument of 128 KiB or more (E2BIG): retrying could never help.
+  SupervisorFixture f;
+  writeShim(f.shimPath, kPoliteShim);
+  f.request.shimArgs.push_back("--name=" + std::string(200 * 1024, 'x'));
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  auto process = ProcessHandle::open(init.pid());
+  BOOST_REQUIRE(process);
+  auto netns = process->openNetns();
+  BOOST_REQUIRE(netns);
+  CapturedStderr log(f.dir + "/log");
+  (void)supervisor.ensure(kId, "app", f.request, std::move(*process), std::move(*netns));
+  for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
+  runUntil(f.loop, [] { return false; }, 400ms);  // past the first restart (100 ms)
+  for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
+  BOOST_TEST(supervisor.restartsTotal() == 0u);
+  BOOST_TEST(!supervisor.serves(kId));
+  BOOST_TEST(log.text().find("bytes, over exec's limit") != std::string::npos, log.text());
+}
+
+BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
+  SupervisorFixture f;
+  {
+    std::ofstream out(f.shimPath);
+    out << "neither a script nor an ELF file\n";
+  }
+  BOOST_REQUIRE(chmod(f.shimPath.c_str(), 0755) == 0);
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  auto process = ProcessHandle::open(init.pid());
+  BOOST_REQUIRE(process);
+  auto netns = process->openNetns();
+  BOOST_REQUIRE(netns);
+  CapturedStderr log(f.dir + "/log");
+  BOOST_REQUIRE(supervisor.ensure(kId, "app", f.request, std::move(*process), std::move(*netns)));
+  auto logged = [&] { return log.text().find("could not run the shim program") != std::string::npos; };
+  BOOST_TEST(runUntil(f.loop, logged, 2s));
+  supervisor.stop(kId, "test over");
+  std::string text = log.text();
+  BOOST_TEST(text.find("Exec format error") != std::string::npos, text);
+  BOOST_TEST(text.find("replaced while starting") == std::string::npos, text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
