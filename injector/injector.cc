@@ -25,11 +25,13 @@ Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOpti
       options_(std::move(options)),
       client_(endpoint),
       supervisor_(loop, options_.supervisor),
-      reconnectDelay_(options_.reconnectMin) {}
+      reconnectDelay_(options_.reconnectMin),
+      reconcileRetryDelay_(options_.reconcileRetryMin) {}
 
 Injector::~Injector() {
   if (stream_) stream_->stop();
   if (reconnectTimer_) loop_.cancelTimer(reconnectTimer_);
+  cancelReconcileRetry();
   for (auto& [id, t] : tracked_)
     if (t.pollTimer) loop_.cancelTimer(t.pollTimer);
 }
@@ -83,6 +85,7 @@ void Injector::onDockerStreamConnected() {
 void Injector::onDockerStreamEnded(const Status& why) {
   if (shuttingDown_) return;
   log::warn("Docker event stream ended; reconnecting", {{"error", why.message()}});
+  cancelReconcileRetry();  // the reconnect reconciles
   // The stream may not be destroyed from its own callback.
   loop_.defer([this] {
     stream_.reset();
@@ -234,11 +237,15 @@ void Injector::recordInjectionLatency(Tracked& t) {
 }
 
 void Injector::reconcile() {
+  cancelReconcileRetry();
   auto list = client_.listContainers();
   if (!list) {
-    log::warn("cannot list containers; retrying at the next reconnect", {{"error", list.status().message()}});
+    log::warn("cannot list containers; retrying", {{"error", list.status().message()},
+                                                   {"retry_ms", std::to_string(reconcileRetryDelay_.count())}});
+    scheduleReconcileRetry();
     return;
   }
+  reconcileRetryDelay_ = options_.reconcileRetryMin;
   std::map<std::string, bool> running;
   // A row we cannot read is still a running container: keep its shim, if it has one. Without
   // its id, any shim might be its: stop none on this list.
@@ -267,6 +274,20 @@ void Injector::reconcile() {
                            {"shims", std::to_string(supervisor_.list().size())}});
 }
 
+void Injector::scheduleReconcileRetry() {
+  if (shuttingDown_) return;
+  reconcileRetryTimer_ = loop_.addTimer(reconcileRetryDelay_, [this] {
+    reconcileRetryTimer_ = 0;
+    reconcile();
+  });
+  reconcileRetryDelay_ = std::min(reconcileRetryDelay_ * 2, options_.reconcileRetryMax);
+}
+
+void Injector::cancelReconcileRetry() {
+  if (reconcileRetryTimer_) loop_.cancelTimer(reconcileRetryTimer_);
+  reconcileRetryTimer_ = 0;
+}
+
 void Injector::shutdown(std::function<void()> onDone) {
   // A second signal (say Ctrl-C after SIGTERM) must not start a second wait for the shims.
   if (shuttingDown_) {
@@ -274,6 +295,7 @@ void Injector::shutdown(std::function<void()> onDone) {
     return;
   }
   shuttingDown_ = true;
+  cancelReconcileRetry();
   if (stream_) {
     // Exiting must not wait on Docker: a swamped daemon can hold our reader in connect().
     stream_->abandon();

@@ -25,6 +25,8 @@ struct InjectorOptions {
   Millis earlyPollWindow{10000};   // for how long after its create event
   Millis reconnectMin{200};
   Millis reconnectMax{5000};
+  Millis reconcileRetryMin{100};   // after a failed container list, while the stream is up
+  Millis reconcileRetryMax{10000};
 };
 
 struct InjectorCounters {
@@ -74,6 +76,9 @@ class Injector : public DockerEventSink {
   void connect();
   void scheduleReconnect();
   void reconcile();
+  // Nothing else would list again while the event stream stays up.
+  void scheduleReconcileRetry();
+  void cancelReconcileRetry();
   Tracked* track(const std::string& id, const std::map<std::string, std::string>& attributes, const std::string& name);
   void beginEarlyWatch(const std::string& id);
   // Counts create -> shim started once per create event (restarts are not measured).
@@ -93,6 +98,8 @@ class Injector : public DockerEventSink {
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;
   EventLoop::TimerId reconnectTimer_ = 0;
+  Millis reconcileRetryDelay_;
+  EventLoop::TimerId reconcileRetryTimer_ = 0;
   bool shuttingDown_ = false;
   bool everConnected_ = false;
   std::function<void()> onShutdownDone_;
