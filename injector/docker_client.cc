@@ -61,7 +61,7 @@ Status DockerClient::negotiate() {
   return Status::ok();
 }
 
-Result<std::vector<ContainerSummary>> DockerClient::listContainers() {
+Result<ContainerList> DockerClient::listContainers() {
   auto body = getJson(apiVersion_.pathPrefix() + "/containers/json", "listing containers");
   if (!body) return body.status();
   return parseContainerList(*body);

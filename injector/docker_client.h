@@ -42,8 +42,8 @@ class DockerClient {
   const std::string& serverVersion() const { return serverVersion_; }  // "20.10.24+dfsg1"
   const DockerEndpoint& endpoint() const { return endpoint_; }
 
-  // Running containers. REQUIRES: negotiate() succeeded.
-  Result<std::vector<ContainerSummary>> listContainers();
+  // Running containers, and the rows that did not parse. REQUIRES: negotiate() succeeded.
+  Result<ContainerList> listContainers();
 
   // One container by id (or name). A 404 is the error "no such container: <id>", and sets
   // *notFound when given, so a caller can tell "already gone" from a failure.

@@ -39,18 +39,25 @@ Result<ContainerSummary> parseSummary(const ObjectPtr& obj) {
 
 }  // namespace
 
-Result<std::vector<ContainerSummary>> parseContainerList(std::string_view json) {
+Result<ContainerList> parseContainerList(std::string_view json) {
   auto array = docker_json::parseArray(json);
   if (!array) return array.status().withContext("container list");
-  std::vector<ContainerSummary> out;
+  ContainerList out;
   for (unsigned i = 0; i < (*array)->size(); ++i) {
+    const std::string entry = "container list: entry " + std::to_string(i);
     ObjectPtr obj = (*array)->getObject(i);
     if (obj.isNull()) {
-      return Status::error("container list: entry " + std::to_string(i) + " is not an object");
+      out.skipped.push_back({"", Status::error(entry + " is not an object")});
+      continue;
     }
     auto c = parseSummary(obj);
-    if (!c) return c.status().withContext("container list: entry " + std::to_string(i));
-    out.push_back(std::move(*c));
+    if (!c) {
+      SkippedContainer bad{"", c.status().withContext(entry)};
+      (void)docker_json::readString(obj, "Id", &bad.id, Need::Optional);  // to name it, if it can
+      out.skipped.push_back(std::move(bad));
+      continue;
+    }
+    out.containers.push_back(std::move(*c));
   }
   return out;
 }

@@ -40,7 +40,20 @@ struct ContainerInfo {
   bool hostNetwork() const { return networkMode == "host"; }
 };
 
-Result<std::vector<ContainerSummary>> parseContainerList(std::string_view json);
+// A row of GET /containers/json that did not parse: its Id when it has a readable one.
+struct SkippedContainer {
+  std::string id;
+  Status why;
+};
+
+// GET /containers/json: the rows that parsed, and the ones that did not, so that one odd
+// container does not hide the others. An error only when the reply is no JSON array.
+struct ContainerList {
+  std::vector<ContainerSummary> containers;
+  std::vector<SkippedContainer> skipped;
+};
+
+Result<ContainerList> parseContainerList(std::string_view json);
 Result<ContainerInfo> parseContainerInspect(std::string_view json);
 
 // How every log line, status row and shim name shows a container: its id's first 12 hex

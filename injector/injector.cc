@@ -25,11 +25,13 @@ Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOpti
       options_(std::move(options)),
       client_(endpoint),
       supervisor_(loop, options_.supervisor),
-      reconnectDelay_(options_.reconnectMin) {}
+      reconnectDelay_(options_.reconnectMin),
+      reconcileRetryDelay_(options_.reconcileRetryMin) {}
 
 Injector::~Injector() {
   if (stream_) stream_->stop();
   if (reconnectTimer_) loop_.cancelTimer(reconnectTimer_);
+  cancelReconcileRetry();
   for (auto& [id, t] : tracked_)
     if (t.pollTimer) loop_.cancelTimer(t.pollTimer);
 }
@@ -83,6 +85,7 @@ void Injector::onDockerStreamConnected() {
 void Injector::onDockerStreamEnded(const Status& why) {
   if (shuttingDown_) return;
   log::warn("Docker event stream ended; reconnecting", {{"error", why.message()}});
+  cancelReconcileRetry();  // the reconnect reconciles
   // The stream may not be destroyed from its own callback.
   loop_.defer([this] {
     stream_.reset();
@@ -234,13 +237,26 @@ void Injector::recordInjectionLatency(Tracked& t) {
 }
 
 void Injector::reconcile() {
+  cancelReconcileRetry();
   auto list = client_.listContainers();
   if (!list) {
-    log::warn("cannot list containers; retrying at the next reconnect", {{"error", list.status().message()}});
+    log::warn("cannot list containers; retrying", {{"error", list.status().message()},
+                                                   {"retry_ms", std::to_string(reconcileRetryDelay_.count())}});
+    scheduleReconcileRetry();
     return;
   }
+  reconcileRetryDelay_ = options_.reconcileRetryMin;
   std::map<std::string, bool> running;
-  for (const auto& c : *list) {
+  // A row we cannot read is still a running container: keep its shim, if it has one. Without
+  // its id, any shim might be its: stop none on this list.
+  bool everyIdKnown = true;
+  for (const auto& bad : list->skipped) {
+    log::warn("skipping a container the list did not describe properly",
+              {{"container", bad.id.empty() ? "?" : shortContainerId(bad.id)}, {"error", bad.why.message()}});
+    if (bad.id.empty()) everyIdKnown = false;
+    else running[bad.id] = true;
+  }
+  for (const auto& c : list->containers) {
     running[c.id] = true;
     std::string name = c.names.empty() ? "" : c.names.front();
     if (!name.empty() && name.front() == '/') name.erase(0, 1);
@@ -251,14 +267,35 @@ void Injector::reconcile() {
     injectFromInspect(c.id);
   }
   for (const auto& shim : supervisor_.list()) {
-    if (!running.count(shim.containerId)) supervisor_.stop(shim.containerId, "container not running");
+    if (everyIdKnown && !running.count(shim.containerId)) supervisor_.stop(shim.containerId, "container not running");
   }
-  log::info("reconciled", {{"running", std::to_string(list->size())}, {"watched", std::to_string(tracked_.size())},
+  log::info("reconciled", {{"running", std::to_string(list->containers.size() + list->skipped.size())},
+                           {"watched", std::to_string(tracked_.size())},
                            {"shims", std::to_string(supervisor_.list().size())}});
 }
 
+void Injector::scheduleReconcileRetry() {
+  if (shuttingDown_) return;
+  reconcileRetryTimer_ = loop_.addTimer(reconcileRetryDelay_, [this] {
+    reconcileRetryTimer_ = 0;
+    reconcile();
+  });
+  reconcileRetryDelay_ = std::min(reconcileRetryDelay_ * 2, options_.reconcileRetryMax);
+}
+
+void Injector::cancelReconcileRetry() {
+  if (reconcileRetryTimer_) loop_.cancelTimer(reconcileRetryTimer_);
+  reconcileRetryTimer_ = 0;
+}
+
 void Injector::shutdown(std::function<void()> onDone) {
+  // A second signal (say Ctrl-C after SIGTERM) must not start a second wait for the shims.
+  if (shuttingDown_) {
+    log::info("already exiting");
+    return;
+  }
   shuttingDown_ = true;
+  cancelReconcileRetry();
   if (stream_) {
     // Exiting must not wait on Docker: a swamped daemon can hold our reader in connect().
     stream_->abandon();
@@ -279,8 +316,8 @@ void Injector::shutdown(std::function<void()> onDone) {
 }
 
 void Injector::waitForShims() {
-  // The supervisor kills laggards itself; this only waits for them to be gone.
-  if (supervisor_.list().empty()) {
+  // The supervisor kills laggards itself, replaced shims too; this only waits for them to be gone.
+  if (supervisor_.allGone()) {
     auto done = std::move(onShutdownDone_);
     done();
     return;

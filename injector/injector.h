@@ -25,6 +25,8 @@ struct InjectorOptions {
   Millis earlyPollWindow{10000};   // for how long after its create event
   Millis reconnectMin{200};
   Millis reconnectMax{5000};
+  Millis reconcileRetryMin{100};   // after a failed container list, while the stream is up
+  Millis reconcileRetryMax{10000};
 };
 
 struct InjectorCounters {
@@ -48,7 +50,8 @@ class Injector : public DockerEventSink {
 
   // Adopts shims left by a previous run, then connects to Docker (retrying in the background).
   Status start();
-  // SIGTERM: stop watching; leave the shims serving unless told to stop them.
+  // SIGTERM: stop watching; leave the shims serving unless told to stop them. onDone runs
+  // once that is over. Idempotent: a later call changes nothing and its onDone never runs.
   void shutdown(std::function<void()> onDone);
 
   const InjectorCounters& counters() const { return counters_; }
@@ -73,6 +76,9 @@ class Injector : public DockerEventSink {
   void connect();
   void scheduleReconnect();
   void reconcile();
+  // Nothing else would list again while the event stream stays up.
+  void scheduleReconcileRetry();
+  void cancelReconcileRetry();
   Tracked* track(const std::string& id, const std::map<std::string, std::string>& attributes, const std::string& name);
   void beginEarlyWatch(const std::string& id);
   // Counts create -> shim started once per create event (restarts are not measured).
@@ -92,6 +98,8 @@ class Injector : public DockerEventSink {
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;
   EventLoop::TimerId reconnectTimer_ = 0;
+  Millis reconcileRetryDelay_;
+  EventLoop::TimerId reconcileRetryTimer_ = 0;
   bool shuttingDown_ = false;
   bool everConnected_ = false;
   std::function<void()> onShutdownDone_;

@@ -15,21 +15,50 @@ const std::vector<std::string>& labelOptionNames() {
   return names;
 }
 
+namespace {
+
+bool isConnectableKey(const std::string& key) {
+  return key.rfind("connect.", 0) == 0 || key.rfind("connectable.", 0) == 0;
+}
+
+// The shim's parser judges one option at a time next to a connect port of its own (port 1),
+// which must not be the status port being checked.
+std::string probeFor(const std::string& name, const std::string& value) {
+  auto port = parsePort(value);
+  bool one = name == "status-port" && port && *port == 1;
+  return one ? "--connect=2=127.0.0.1:1" : "--connect=1=127.0.0.1:1";
+}
+
+}  // namespace
+
 bool mentionsConnectable(const std::map<std::string, std::string>& labels) {
   for (const auto& [key, value] : labels) {
-    if (key.rfind("connect.", 0) == 0 || key.rfind("connectable.", 0) == 0) return true;
+    if (isConnectableKey(key)) return true;
   }
   return false;
 }
 
 ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels) {
   ContainerRequest request;
-  const std::string probe = "--connect=1=127.0.0.1:1";  // lets the shim's parser judge one option
+  // Ports are numbers, as the shim reads them: connect.80 and connect.080 are one port, which
+  // the shim would refuse to take twice. The label sorting first keeps it.
+  std::map<uint16_t, std::string> portLabels;
   for (const auto& [key, value] : labels) {
+    if (isConnectableKey(key) && value.size() > kMaxLabelValue) {
+      request.errors.push_back("label '" + key + "': value of " + std::to_string(value.size()) +
+                               " bytes is longer than " + std::to_string(kMaxLabelValue));
+      continue;
+    }
     if (key.rfind("connect.", 0) == 0) {
       auto spec = parseConnectSpec(std::string_view(key).substr(8), value);
       if (!spec) {
         request.errors.push_back("label '" + key + "=" + value + "': " + spec.status().message());
+        continue;
+      }
+      auto [taken, fresh] = portLabels.emplace(spec->port, key);
+      if (!fresh) {
+        request.errors.push_back("label '" + key + "=" + value + "': port " + std::to_string(spec->port) +
+                                 " is already taken by label '" + taken->second + "'");
         continue;
       }
       request.connects.push_back(std::move(*spec));
@@ -41,9 +70,8 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
         continue;
       }
       std::string flag = "--" + name + "=" + value;
-      // The probe's own port must not collide with a status port being checked.
-      std::string probeFor = name == "status-port" && value == "1" ? "--connect=2=127.0.0.1:1" : probe;
-      auto checked = parseShimOptions({probeFor, flag, name == "upstream-netns" ? "--netns-fd=3" : "--log-level=info"});
+      auto checked = parseShimOptions({probeFor(name, value), flag,
+                                       name == "upstream-netns" ? "--netns-fd=3" : "--log-level=info"});
       if (!checked) {
         request.errors.push_back("label '" + key + "=" + value + "': " + checked.status().message());
         continue;
@@ -57,9 +85,11 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
   for (auto it = request.shimArgs.begin(); it != request.shimArgs.end(); ++it) {
     if (it->rfind("--status-port=", 0) != 0) continue;
     std::string value = it->substr(14);
-    if (std::any_of(request.connects.begin(), request.connects.end(),
-                    [&](const ConnectSpec& c) { return std::to_string(c.port) == value; })) {
-      request.errors.push_back("label 'connectable.status-port=" + value + "': port " + value + " is also a connect port");
+    auto port = parsePort(value);  // the shim's parser accepted it above
+    auto taken = port ? portLabels.find(*port) : portLabels.end();
+    if (taken != portLabels.end()) {
+      request.errors.push_back("label 'connectable.status-port=" + value + "': port " + std::to_string(*port) +
+                               " is also a connect port (label '" + taken->second + "')");
       request.shimArgs.erase(it);
       break;
     }

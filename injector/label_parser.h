@@ -19,6 +19,10 @@ struct ContainerRequest {
   bool wanted() const { return !connects.empty(); }
 };
 
+// A longer label value is a bad label. Far more than any real target list, and far below
+// what one exec argument may be (128 KiB), so the shim can always be started.
+inline constexpr size_t kMaxLabelValue = 16 * 1024;
+
 // Options a label may set, as connectable.<name>; each maps to the shim's --<name>.
 const std::vector<std::string>& labelOptionNames();
 

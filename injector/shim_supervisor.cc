@@ -27,6 +27,45 @@ namespace {
 // Exit codes of the forked child when the shim program never ran (the shell's convention).
 constexpr int kExitChildSetup = 126;
 constexpr int kExitExecFailed = 127;
+// Where the child writes its errno when it cannot run the shim; closed by a successful exec.
+constexpr int kErrnoFd = 5;
+
+// execve refuses (E2BIG) one string of MAX_ARG_STRLEN (32 pages) or more, and arguments
+// plus environment beyond ARG_MAX: no retry could help, so this is checked before fork.
+Status checkArgvFits(const std::vector<std::string>& argv) {
+  const size_t maxArg = static_cast<size_t>(sysconf(_SC_PAGESIZE)) * 32;
+  size_t total = 0;
+  for (const auto& a : argv) {
+    if (a.size() + 1 > maxArg)
+      return Status::error("argument '" + a.substr(0, 32) + "...' is " + std::to_string(a.size()) +
+                           " bytes, over exec's limit of " + std::to_string(maxArg - 1));
+    total += a.size() + 1 + sizeof(char*);
+  }
+  for (char** e = environ; *e != nullptr; ++e) total += std::strlen(*e) + 1 + sizeof(char*);
+  long argMax = sysconf(_SC_ARG_MAX);
+  const size_t limit = argMax > 0 ? static_cast<size_t>(argMax) / 2 : 128 * 1024;  // well under it
+  if (total > limit)
+    return Status::error("arguments and environment of " + std::to_string(total) +
+                         " bytes, over exec's limit (half of ARG_MAX: " + std::to_string(limit) + ")");
+  return Status::ok();
+}
+
+// In the child, before _exit: tells the parent why the shim never ran.
+void reportErrno(int fd, int err) {
+  ssize_t unused = write(fd, &err, sizeof err);
+  (void)unused;
+}
+
+// In the parent: the child's errno, or 0 once its exec succeeded (and closed the pipe).
+// Waits for that, which takes as long as the few calls before the exec.
+int readChildErrno(int fd) {
+  int err = 0;
+  ssize_t n;
+  do {
+    n = read(fd, &err, sizeof err);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof err) ? err : 0;
+}
 
 }  // namespace
 
@@ -42,7 +81,9 @@ struct ShimSupervisor::Managed : IoHandler {
   bool ourChild = false;
   bool stopping = false;
   bool gone = false;  // exited and forgotten; deletion deferred
+  bool retired = false;  // replaced by a successor under the same id; in retired_
   uint32_t crashesInARow = 0;
+  int execErrno = 0;  // why the last spawn's child could not run the shim; 0 if it did
   bool portInUseLogged = false;
   Clock::time_point startedAt;
   EventLoop::TimerId killTimer = 0;
@@ -74,17 +115,44 @@ bool makeDirs(const std::string& path) {
   return true;
 }
 
+// adopt() runs, as root, what the records in <state-dir>/shims say: both directories must be
+// real ones (no symlink), ours, and writable by nobody else.
+Status checkPrivateDir(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return errnoStatus("state dir " + path, errno);
+  if (S_ISLNK(st.st_mode)) return Status::error("state dir " + path + " is a symbolic link; give the directory itself");
+  if (!S_ISDIR(st.st_mode)) return Status::error("state dir " + path + " is not a directory");
+  if (st.st_uid != geteuid())
+    return Status::error("state dir " + path + " is owned by uid " + std::to_string(st.st_uid) + ", not by uid " +
+                         std::to_string(geteuid()) + " (this injector)");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Status::error("state dir " + path + " is writable by group or others (mode " + mode +
+                         "); give a directory only this injector may write");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 ShimSupervisor::ShimSupervisor(EventLoop& loop, SupervisorOptions options)
     : loop_(loop), options_(std::move(options)) {}
 
 ShimSupervisor::~ShimSupervisor() {
-  for (auto& [id, m] : shims_) {
-    if (m->shim.valid()) loop_.remove(m->shim.fd());
-    if (m->killTimer) loop_.cancelTimer(m->killTimer);
-    if (m->restartTimer) loop_.cancelTimer(m->restartTimer);
+  for (auto& [id, m] : shims_) unwatch(*m);
+  for (auto& m : retired_) {
+    unwatch(*m);
+    // Nobody would kill or reap it after us, and no record lets a later injector find it.
+    if (m->shim.valid()) (void)m->shim.signal(SIGKILL);
   }
+}
+
+void ShimSupervisor::unwatch(Managed& m) {
+  if (m.shim.valid()) loop_.remove(m.shim.fd());
+  if (m.killTimer) loop_.cancelTimer(m.killTimer);
+  if (m.restartTimer) loop_.cancelTimer(m.restartTimer);
+  m.killTimer = m.restartTimer = 0;
 }
 
 Status ShimSupervisor::init() {
@@ -92,10 +160,13 @@ Status ShimSupervisor::init() {
   if (controlPath(std::string(64, '0')).size() > kMaxControlPath)
     return Status::error("--state-dir '" + options_.stateDir + "' is too long for the shims' control sockets (at most " +
                          std::to_string(kMaxControlPath - 76) + " characters)");
-  std::string dir = options_.stateDir + "/shims";
-  if (!makeDirs(dir)) return errnoStatus("creating state dir " + dir, errno);
-  chmod(options_.stateDir.c_str(), 0700);  // control sockets and records: root only
-  return Status::ok();
+  // Missing directories are created private; existing ones are checked, never chmod'ed
+  // (--state-dir /tmp must not make /tmp root's only).
+  if (!makeDirs(options_.stateDir)) return errnoStatus("creating state dir " + options_.stateDir, errno);
+  if (Status s = checkPrivateDir(options_.stateDir); !s) return s;
+  std::string shims = options_.stateDir + "/shims";
+  if (mkdir(shims.c_str(), 0700) != 0 && errno != EEXIST) return errnoStatus("creating state dir " + shims, errno);
+  return checkPrivateDir(shims);
 }
 
 std::string ShimSupervisor::statePath(const std::string& containerId) const {
@@ -138,15 +209,7 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
     // The container restarted (new namespace) or we had the wrong process: start over.
     log::info("replacing shim for a new namespace", {containerField(old.info)});
     stop(containerId, "replaced");
-    it = shims_.find(containerId);
-    if (it != shims_.end()) {
-      // Still exiting: let it go unsupervised, it exits with its old init.
-      if (it->second->shim.valid()) loop_.remove(it->second->shim.fd());
-      auto retired = std::move(it->second);
-      retired->gone = true;
-      shims_.erase(it);
-      loop_.defer([r = retired.release()] { delete r; });
-    }
+    retire(containerId);
   }
   auto m = std::make_unique<Managed>();
   m->owner = this;
@@ -194,12 +257,27 @@ void ShimSupervisor::spawn(Managed& m) {
   std::vector<char*> argv;
   for (auto& a : argvStrings) argv.push_back(a.data());
   argv.push_back(nullptr);
+  if (Status s = checkArgvFits(argvStrings); !s) {
+    log::error("the shim's arguments are too long to run it; not starting it",
+               {containerField(m.info), {"error", s.message()}});
+    removeState(m.info.containerId);
+    forget(m.info.containerId);
+    return;
+  }
   const int nsFd = netns->fd();
   const int initFd = m.init.fd();
+  int errnoPipe[2];
+  if (pipe2(errnoPipe, O_CLOEXEC) != 0) {
+    log::error("cannot start the shim", {containerField(m.info), {"error", errnoStatus("pipe", errno).message()}});
+    scheduleRestart(m);
+    return;
+  }
 
   pid_t pid = fork();
   if (pid < 0) {
     log::error("fork failed", {containerField(m.info), {"error", errnoStatus("fork", errno).message()}});
+    close(errnoPipe[0]);
+    close(errnoPipe[1]);
     scheduleRestart(m);
     return;
   }
@@ -209,14 +287,22 @@ void ShimSupervisor::spawn(Managed& m) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
     setsid();  // its own session: a Ctrl-C meant for the injector does not reach the shims
-    // Move both fds out of the way first, so neither dup2 below can clobber the other.
+    // Move the fds out of the way first, so no dup below can clobber another.
     int ns = fcntl(nsFd, F_DUPFD, 10);
     int ini = fcntl(initFd, F_DUPFD, 10);
-    if (ns < 0 || ini < 0 || dup2(ns, 3) < 0 || dup2(ini, 4) < 0) _exit(kExitChildSetup);
-    close_range(5, ~0u, 0);
+    int err = fcntl(errnoPipe[1], F_DUPFD_CLOEXEC, 10);
+    if (ns < 0 || ini < 0 || err < 0 || dup2(ns, 3) < 0 || dup2(ini, 4) < 0 || dup3(err, kErrnoFd, O_CLOEXEC) < 0) {
+      reportErrno(err >= 0 ? err : errnoPipe[1], errno);
+      _exit(kExitChildSetup);
+    }
+    close_range(kErrnoFd + 1, ~0u, 0);
     execv(argv[0], argv.data());
+    reportErrno(kErrnoFd, errno);
     _exit(kExitExecFailed);
   }
+  close(errnoPipe[1]);
+  m.execErrno = readChildErrno(errnoPipe[0]);
+  close(errnoPipe[0]);
   auto handle = ProcessHandle::open(pid);
   if (!handle) {
     // Cannot happen for our own child (a zombie keeps its pid until reaped); be safe anyway.
@@ -258,6 +344,12 @@ void ShimSupervisor::onShimExit(Managed& m) {
   m.shim.reset();
   if (m.killTimer) loop_.cancelTimer(m.killTimer);
   m.killTimer = 0;
+  if (m.retired) {
+    // The record and control socket are its successor's now: leave them.
+    log::info("replaced shim stopped", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
+    dropRetired(m);
+    return;
+  }
   if (m.stopping) {
     log::info("shim stopped", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
     removeState(m.info.containerId);
@@ -271,13 +363,18 @@ void ShimSupervisor::onShimExit(Managed& m) {
     forget(m.info.containerId);
     return;
   }
-  if (code == kExitExecFailed || code == kExitChildSetup) {
-    // The program never ran: say why as well as the parent can tell (missing, not
-    // executable, or being replaced by a build or an upgrade right then), and retry.
-    std::string why = code == kExitChildSetup ? "could not pass the namespace and pidfd to it"
-                      : access(options_.shimPath.c_str(), X_OK) != 0
-                          ? std::strerror(errno)
-                          : "exec failed, though it is executable now (replaced while starting?)";
+  if ((code == kExitExecFailed || code == kExitChildSetup) && m.execErrno != 0) {
+    // The program never ran, for the reason the child sent (missing, not executable, being
+    // replaced by a build or an upgrade right then...): retry, unless it can never work.
+    std::string why = std::string(code == kExitChildSetup ? "could not pass the namespace and pidfd to it: " : "") +
+                      std::strerror(m.execErrno);
+    if (m.execErrno == E2BIG) {
+      log::error("could not run the shim program; not retrying", {containerField(m.info), {"path", options_.shimPath},
+                                                                  {"error", why}});
+      removeState(m.info.containerId);
+      forget(m.info.containerId);
+      return;
+    }
     log::error("could not run the shim program; retrying", {containerField(m.info), {"path", options_.shimPath},
                                                             {"error", why}});
     scheduleRestart(m);
@@ -347,16 +444,19 @@ void ShimSupervisor::stop(const std::string& containerId, const std::string& rea
   }
   log::info("stopping shim", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"reason", reason}});
   (void)m.shim.signal(SIGTERM);
-  m.killTimer = loop_.addTimer(options_.stopGrace, [this, containerId] {
-    auto found = shims_.find(containerId);
-    if (found == shims_.end() || !found->second->shim.valid()) return;
-    found->second->killTimer = 0;
-    log::warn("shim did not stop in time; killing it", {containerField(found->second->info)});
-    (void)found->second->shim.signal(SIGKILL);
+  // Bound to this shim, not to the id: a successor may hold the id by the time it fires.
+  // Whoever deletes m cancels the timer first.
+  Managed* target = &m;
+  m.killTimer = loop_.addTimer(options_.stopGrace, [target] {
+    target->killTimer = 0;
+    if (!target->shim.valid()) return;
+    log::warn("shim did not stop in time; killing it", {containerField(target->info)});
+    (void)target->shim.signal(SIGKILL);
   });
 }
 
 void ShimSupervisor::stopAll() {
+  // Replaced shims are stopping already, each with its own kill timer.
   std::vector<std::string> ids;
   for (auto& [id, m] : shims_) ids.push_back(id);
   for (auto& id : ids) stop(id, "injector exiting");
@@ -368,10 +468,26 @@ void ShimSupervisor::forget(const std::string& containerId) {
   auto m = std::move(it->second);
   shims_.erase(it);
   m->gone = true;
-  if (m->shim.valid()) loop_.remove(m->shim.fd());
-  if (m->killTimer) loop_.cancelTimer(m->killTimer);
-  if (m->restartTimer) loop_.cancelTimer(m->restartTimer);
+  unwatch(*m);
   loop_.defer([raw = m.release()] { delete raw; });  // its onIo may be on the stack
+}
+
+void ShimSupervisor::retire(const std::string& containerId) {
+  auto it = shims_.find(containerId);
+  if (it == shims_.end()) return;  // it had exited already
+  it->second->retired = true;
+  retired_.push_back(std::move(it->second));
+  shims_.erase(it);
+}
+
+void ShimSupervisor::dropRetired(Managed& m) {
+  auto it = std::find_if(retired_.begin(), retired_.end(), [&](const auto& r) { return r.get() == &m; });
+  if (it == retired_.end()) return;
+  auto owned = std::move(*it);
+  retired_.erase(it);
+  owned->gone = true;
+  unwatch(*owned);
+  loop_.defer([raw = owned.release()] { delete raw; });  // its onIo is on the stack
 }
 
 void ShimSupervisor::writeState(const Managed& m) {

@@ -57,6 +57,8 @@ Result<std::vector<std::string>> shimRecordFiles(const std::string& stateDir);
 class ShimSupervisor {
  public:
   ShimSupervisor(EventLoop& loop, SupervisorOptions options);
+  // Leaves the shims serving (a restarted injector re-adopts them), but kills the replaced
+  // ones still exiting: nothing would reap or find them after us.
   ~ShimSupervisor();
   ShimSupervisor(const ShimSupervisor&) = delete;
   ShimSupervisor& operator=(const ShimSupervisor&) = delete;
@@ -80,6 +82,9 @@ class ShimSupervisor {
   // The init pid the container's shim watches, 0 if none.
   pid_t initPidOf(const std::string& containerId) const;
   std::vector<ShimInfo> list() const;
+  // No shim left at all, counting the replaced ones still exiting: what to wait for after
+  // stopAll.
+  bool allGone() const { return shims_.empty() && retired_.empty(); }
   uint64_t restartsTotal() const { return restartsTotal_; }
 
  private:
@@ -90,12 +95,18 @@ class ShimSupervisor {
   void writeState(const Managed& m);
   void removeState(const std::string& containerId);
   void forget(const std::string& containerId);
+  void retire(const std::string& containerId);
+  void dropRetired(Managed& m);
+  void unwatch(Managed& m);
   std::string statePath(const std::string& containerId) const;
   std::string controlPath(const std::string& containerId) const;
 
   EventLoop& loop_;
   SupervisorOptions options_;
   std::map<std::string, std::unique_ptr<Managed>> shims_;
+  // Replaced shims still exiting: watched, reaped and killed after stopGrace like any other,
+  // but apart, since their successor owns the container id, its record and control socket.
+  std::vector<std::unique_ptr<Managed>> retired_;
   uint64_t restartsTotal_ = 0;
 };
 

@@ -79,12 +79,14 @@ BOOST_AUTO_TEST_CASE(InspectRejectsBrokenReplies) {
 }
 
 BOOST_AUTO_TEST_CASE(ListGivesLabelsStateAndNetworkMode) {
-  auto list = parseContainerList(R"([
+  auto all = parseContainerList(R"([
     {"Id":"39a0","Names":["/cantest"],"Labels":{"connect.6000":"x.y"},"State":"running",
      "HostConfig":{"NetworkMode":"none"},"Ports":[]},
     {"Id":"77aa","Names":null,"Labels":null}
   ])");
-  BOOST_REQUIRE_MESSAGE(list, list.status().message());
+  BOOST_REQUIRE_MESSAGE(all, all.status().message());
+  BOOST_TEST(all->skipped.empty());
+  const auto* list = &all->containers;
   BOOST_REQUIRE_EQUAL(list->size(), 2u);
   const auto& a = (*list)[0];
   BOOST_TEST(a.id == "39a0");
@@ -96,17 +98,32 @@ BOOST_AUTO_TEST_CASE(ListGivesLabelsStateAndNetworkMode) {
   BOOST_TEST((*list)[1].names.empty());
   auto empty = parseContainerList("[]");
   BOOST_REQUIRE(empty);
-  BOOST_TEST(empty->empty());
+  BOOST_TEST(empty->containers.empty());
 }
 
-BOOST_AUTO_TEST_CASE(ListRejectsBrokenReplies) {
+BOOST_AUTO_TEST_CASE(ListRejectsAReplyThatIsNoArray) {
   BOOST_TEST(!parseContainerList("{}"));
-  BOOST_TEST(!parseContainerList("[1]"));
-  BOOST_TEST(!parseContainerList(R"([{"Names":["/x"]}])"));
-  auto r = parseContainerList(R"([{"Id":"a"},{"Id":"b","Names":[3]}])");
-  BOOST_REQUIRE(!r);
-  BOOST_TEST(has(r.status().message(), "entry 1"));
-  BOOST_TEST(has(r.status().message(), "Names[0]"));
+  BOOST_TEST(!parseContainerList("garbage"));
+}
+
+BOOST_AUTO_TEST_CASE(ListSkipsBadEntriesNamingThemAndKeepsTheRest) {
+  // One odd container must not hide the others from reconcile.
+  auto r = parseContainerList(
+      R"([{"Id":"a"},{"Id":"b","Names":[3]},{"Id":"c","Labels":{"k":1}},1,{"Names":["/x"]},{"Id":"d"}])");
+  BOOST_REQUIRE_MESSAGE(r, r.status().message());
+  BOOST_REQUIRE_EQUAL(r->containers.size(), 2u);
+  BOOST_TEST(r->containers[0].id == "a");
+  BOOST_TEST(r->containers[1].id == "d");
+  BOOST_REQUIRE_EQUAL(r->skipped.size(), 4u);
+  BOOST_TEST(r->skipped[0].id == "b");
+  BOOST_TEST(has(r->skipped[0].why.message(), "entry 1"));
+  BOOST_TEST(has(r->skipped[0].why.message(), "Names[0]"));
+  BOOST_TEST(r->skipped[1].id == "c");
+  BOOST_TEST(has(r->skipped[1].why.message(), "Labels.k"));
+  BOOST_TEST(r->skipped[2].id.empty());
+  BOOST_TEST(has(r->skipped[2].why.message(), "entry 3 is not an object"));
+  BOOST_TEST(r->skipped[3].id.empty());
+  BOOST_TEST(has(r->skipped[3].why.message(), "'Id'"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -62,6 +62,46 @@ BOOST_AUTO_TEST_CASE(OptionLabelsAreCheckedByTheShimsOwnRules) {
   BOOST_TEST(anyContains(r.errors, "label 'connectable.dns': unknown option 'dns'"));
 }
 
+BOOST_AUTO_TEST_CASE(PortsAreNumbersSoALeadingZeroNamesTheSamePort) {
+  // As the shim's own --connect parser reads them: 080 is port 80.
+  auto one = parseContainerLabels({{"connect.080", "198.18.0.5:80"}});
+  BOOST_TEST(one.errors.empty());
+  BOOST_REQUIRE(one.connects.size() == 1u);
+  BOOST_TEST(one.connects[0].port == 80);
+}
+
+BOOST_AUTO_TEST_CASE(ASecondLabelForATakenPortIsABadLabelNamingBoth) {
+  // Both would reach the shim as port 80, which it refuses: the whole container unserved.
+  auto r = parseContainerLabels({{"connect.80", "198.18.0.5:80"},
+                                 {"connect.080", "198.18.0.6:80"},
+                                 {"connect.6000", "198.18.0.7:6379"}});
+  BOOST_REQUIRE(r.connects.size() == 2u);
+  BOOST_TEST(r.connects[0].port == 80);
+  BOOST_TEST(r.connects[1].port == 6000);
+  BOOST_REQUIRE(r.errors.size() == 1u);
+  BOOST_TEST(r.errors[0].find("'connect.80=198.18.0.5:80'") != std::string::npos, r.errors[0]);
+  BOOST_TEST(r.errors[0].find("'connect.080'") != std::string::npos, r.errors[0]);
+  BOOST_TEST(r.errors[0].find("port 80 ") != std::string::npos, r.errors[0]);
+}
+
+BOOST_AUTO_TEST_CASE(AValueLongerThan16KiBIsABadLabel) {
+  // Valid, but a shim could not even be exec'd with it (one argument must stay under 128 KiB).
+  std::string many;
+  while (many.size() <= 16 * 1024) many += (many.empty() ? "" : ",") + std::string("198.18.0.5:6379");
+  BOOST_REQUIRE(parseConnectSpec("6000", many));
+  auto r = parseContainerLabels({{"connect.6000", many}, {"connect.7000", "198.18.0.6:80"}});
+  BOOST_REQUIRE(r.connects.size() == 1u);
+  BOOST_TEST(r.connects[0].port == 7000);
+  BOOST_REQUIRE(r.errors.size() == 1u);
+  BOOST_TEST(r.errors[0] == "label 'connect.6000': value of " + std::to_string(many.size()) +
+                                " bytes is longer than 16384");
+  auto option = parseContainerLabels({{"connect.7000", "198.18.0.6:80"}, {"connectable.balance", many}});
+  BOOST_TEST(option.shimArgs.empty());
+  BOOST_REQUIRE(option.errors.size() == 1u);
+  BOOST_TEST(option.errors[0].find("longer than 16384") != std::string::npos);
+  BOOST_TEST(option.errors[0].size() < 200u);
+}
+
 BOOST_AUTO_TEST_CASE(OnlyOptionsWithoutPortsWantNoShim) {
   auto r = parseContainerLabels({{"connectable.balance", "p2c"}});
   BOOST_TEST(!r.wanted());
@@ -88,6 +128,18 @@ BOOST_AUTO_TEST_CASE(AStatusPortThatIsAlsoAConnectPortIsRejected) {
   auto bad = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.status-port", "70000"}});
   BOOST_TEST(bad.shimArgs.empty());
   BOOST_TEST(bad.errors.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(AStatusPortIsComparedWithTheConnectPortsAsANumber) {
+  auto r = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.status-port", "06000"}});
+  BOOST_TEST(r.shimArgs.empty());
+  BOOST_REQUIRE(r.connects.size() == 1u);
+  BOOST_REQUIRE(r.errors.size() == 1u);
+  BOOST_TEST(r.errors[0].find("also a connect port") != std::string::npos, r.errors[0]);
+  // Port 1 is no connect port here, however it is written.
+  auto one = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.status-port", "01"}});
+  BOOST_TEST(one.errors.empty());
+  BOOST_TEST(one.shimArgs.size() == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,259 @@
+// The injector on its event loop: against a fake Docker daemon on a UNIX socket, and with a
+// stand-in shim (a shell script) and a child `sleep` as a container's init.
+#include "injector/injector.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "tests/support/process.h"
+
+using namespace connectable;
+using namespace std::chrono_literals;
+using connectable::testing::Child;
+using connectable::testing::tempDir;
+
+namespace {
+
+const std::string kId = "8f3c11155b1b2f0e6a7d4c3b2a19080706050403020100ffeeddccbbaa998877";
+
+void writeShim(const std::string& path, const std::string& body) {
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << "#!/bin/sh\n" << body;
+  }
+  BOOST_REQUIRE(chmod(path.c_str(), 0755) == 0);
+}
+
+// Runs the loop until `done` holds or `timeout` passes (EventLoop runs once per instance).
+bool runUntil(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  std::function<void()> check = [&] {
+    if (done() || Clock::now() > deadline) {
+      loop.stop();
+      return;
+    }
+    loop.addTimer(5ms, check);
+  };
+  loop.addTimer(0ms, check);
+  loop.run();
+  return done();
+}
+
+std::string jsonReply(int status, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+const std::string kStreamHeaders =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+// The Engine API as the injector uses it: GET /version, the event stream (the first
+// `streamsToEnd` ended at once, the others held open), and GET /containers/json answered
+// by `list`, which is told how many lists came before. Keep-alive; a thread per connection.
+class FakeDocker {
+ public:
+  using ListReply = std::function<std::string(int previous)>;
+  FakeDocker(const std::string& dir, ListReply list) : path_(dir + "/docker.sock"), list_(std::move(list)) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path_.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    BOOST_REQUIRE(::listen(fd_, 8) == 0);
+    acceptor_ = std::thread([this] { acceptAll(); });
+  }
+  ~FakeDocker() {
+    done_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    acceptor_.join();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (int c : connections_) ::shutdown(c, SHUT_RDWR);
+    }
+    for (auto& t : threads_) t.join();
+    for (int c : connections_) ::close(c);
+    ::close(fd_);
+  }
+  DockerEndpoint endpoint() const { return *parseDockerHost("unix://" + path_); }
+  int lists() const { return lists_; }
+  std::atomic<int> streamsToEnd{0};
+
+ private:
+  void acceptAll() {
+    while (!done_) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      std::lock_guard<std::mutex> lock(mutex_);
+      connections_.push_back(c);
+      threads_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void serve(int c) {
+    std::string pending;
+    char buf[4096];
+    while (!done_) {
+      size_t end = pending.find("\r\n\r\n");
+      if (end == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) return;
+        pending.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      std::string line = pending.substr(0, pending.find("\r\n"));
+      pending.erase(0, end + 4);
+      std::string path = line.substr(4, line.rfind(' ') - 4);  // "GET <path> HTTP/1.1"
+      if (path == "/version") {
+        write(c, jsonReply(200, R"({"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"})"));
+      } else if (path.find("/events?") != std::string::npos) {
+        write(c, kStreamHeaders);
+        if (streamsToEnd-- > 0) {
+          write(c, "0\r\n\r\n");
+          continue;
+        }
+        while (!done_) {  // until the reader goes away
+          pollfd p{c, POLLIN, 0};
+          if (::poll(&p, 1, 20) > 0) return;
+        }
+      } else if (path.find("/containers/json") != std::string::npos) {
+        write(c, list_(lists_++));
+      } else {
+        write(c, jsonReply(404, R"({"message":"not faked"})"));
+      }
+    }
+  }
+  static void write(int c, const std::string& data) {
+    [[maybe_unused]] ssize_t n = ::send(c, data.data(), data.size(), MSG_NOSIGNAL);
+  }
+
+  std::string path_;
+  ListReply list_;
+  int fd_ = -1;
+  std::atomic<bool> done_{false};
+  std::atomic<int> lists_{0};
+  std::thread acceptor_;
+  std::mutex mutex_;
+  std::vector<int> connections_;
+  std::vector<std::thread> threads_;
+};
+
+std::string failingFirst(int previous) {
+  return previous == 0 ? jsonReply(500, R"({"message":"daemon busy"})") : jsonReply(200, "[]");
+}
+
+InjectorOptions optionsIn(const std::string& dir) {
+  InjectorOptions options;
+  options.supervisor.shimPath = "/bin/false";  // no container here asks for a shim
+  options.supervisor.stateDir = dir;
+  return options;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(InjectorReconcile)
+
+BOOST_AUTO_TEST_CASE(AFailedContainerListIsRetriedWhileTheEventStreamStaysUp) {
+  // Containers running at start-up would otherwise get no shim until the stream drops.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, failingFirst);
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  BOOST_REQUIRE(injector.start());
+  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 2; }, 3s), "the list was never asked again");
+  runUntil(loop, [] { return false; }, 400ms);
+  BOOST_TEST(docker.lists() == 2, "retried after a list succeeded");
+  BOOST_TEST(injector.counters().dockerReconnects == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(RetriesBackOffAndEndAtShutdown) {
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(500, R"({"message":"daemon busy"})"); });
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconcileRetryMin = 20ms;
+  options.reconcileRetryMax = 80ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  // After 20, 40, 80, 80 ms...: about ten lists in the first 700 ms, not 35, nor 1.
+  runUntil(loop, [] { return false; }, 700ms);
+  int lists = docker.lists();
+  BOOST_TEST(lists >= 5);
+  BOOST_TEST(lists <= 13);
+  injector.shutdown([] {});
+  int atShutdown = docker.lists();
+  runUntil(loop, [] { return false; }, 300ms);
+  BOOST_TEST(docker.lists() == atShutdown);
+}
+
+BOOST_AUTO_TEST_CASE(AReconcileOnReconnectCancelsThePendingRetry) {
+  std::string dir = tempDir();
+  FakeDocker docker(dir, failingFirst);
+  docker.streamsToEnd = 1;  // the injector reconnects at once
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconcileRetryMin = 600ms;
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().dockerReconnects >= 1; }, 3s));
+  runUntil(loop, [] { return false; }, 900ms);  // past the retry the first failure armed
+  BOOST_TEST(docker.lists() == 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(InjectorShutdown)
+
+BOOST_AUTO_TEST_CASE(ASecondSignalWhileTheShimsStopChangesNothing) {
+  std::string dir = tempDir();
+  writeShim(dir + "/shim", "exec sleep 30\n");
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options;
+  options.stopShimsOnExit = true;
+  options.supervisor.shimPath = dir + "/shim";
+  options.supervisor.stateDir = dir;
+  Injector injector(loop, *parseDockerHost("unix://" + dir + "/no-docker.sock"), options);
+  BOOST_REQUIRE(injector.supervisor().init());
+  Child init = Child::spawn({"sleep", "30"});
+  auto process = ProcessHandle::open(init.pid());
+  BOOST_REQUIRE(process);
+  auto netns = process->openNetns();
+  BOOST_REQUIRE(netns);
+  ContainerRequest request = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}});
+  BOOST_REQUIRE(injector.supervisor().ensure(kId, "app", request, std::move(*process), std::move(*netns)));
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  pid_t shim = injector.supervisor().list()[0].shimPid;
+
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  injector.shutdown([&] { ++done; });  // SIGINT on the heels of SIGTERM
+  BOOST_CHECK_NO_THROW(runUntil(loop, [&] { return done > 0; }, 2s));
+  BOOST_CHECK_NO_THROW(runUntil(loop, [] { return false; }, 150ms));  // a second wait would end by now
+  BOOST_TEST(done == 1);
+  BOOST_TEST(injector.supervisor().allGone());
+  if (!injector.supervisor().allGone()) {  // only ever our own child
+    kill(shim, SIGKILL);
+    waitpid(shim, nullptr, 0);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,356 @@
+// The supervisor against stand-in shims (small shell scripts) and a child `sleep` as the
+// container's init: its namespace is ours, which is all ensure() needs.
+#include "injector/shim_supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "common/event_loop.h"
+#include "tests/support/process.h"
+
+using namespace connectable;
+using namespace std::chrono_literals;
+using connectable::testing::Child;
+using connectable::testing::readFile;
+using connectable::testing::tempDir;
+
+namespace {
+
+const std::string kId = "8f3c11155b1b2f0e6a7d4c3b2a19080706050403020100ffeeddccbbaa998877";
+
+// A shim stand-in: `body` after #!/bin/sh. Replaced atomically, so a spawn never sees half.
+void writeShim(const std::string& path, const std::string& body) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "#!/bin/sh\n" << body;
+  }
+  BOOST_REQUIRE(chmod(tmp.c_str(), 0755) == 0);
+  BOOST_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0);
+}
+// Ignored dispositions survive exec: this sleep ignores SIGTERM, as a hung shim would.
+const char* kStubbornShim = "trap '' TERM\nexec sleep 30\n";
+const char* kPoliteShim = "exec sleep 30\n";
+
+// Gone for good: exited and reaped (a zombie still answers kill(pid, 0)).
+bool reaped(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
+
+// Reaps our child `pid`, waiting up to `timeout`; false if it did not end by then.
+bool reapWithin(pid_t pid, std::chrono::milliseconds timeout, int* status) {
+  return connectable::testing::waitFor([&] { return waitpid(pid, status, WNOHANG) == pid; }, timeout);
+}
+
+// Our child, still there (a zombie counts): the only processes this test may kill.
+bool ourChild(pid_t pid) {
+  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return false;
+  int ppid = 0;
+  return std::sscanf(stat.c_str() + close + 2, "%*c %d", &ppid) == 1 && ppid == getpid();
+}
+
+// Runs the loop until `done` holds or `timeout` passes (EventLoop runs once per instance).
+bool runUntil(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  std::function<void()> check = [&] {
+    if (done() || Clock::now() > deadline) {
+      loop.stop();
+      return;
+    }
+    loop.addTimer(5ms, check);
+  };
+  loop.addTimer(0ms, check);
+  loop.run();
+  return done();
+}
+
+// A supervisor in a fresh state dir; whatever shim it started is killed at the end, also
+// when a check failed.
+struct SupervisorFixture {
+  std::string dir = tempDir();
+  std::string shimPath = dir + "/shim";
+  EventLoop loop;
+  SupervisorOptions options;
+  std::unique_ptr<ShimSupervisor> supervisor;
+  std::set<pid_t> shims;
+  ContainerRequest request = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}});
+
+  SupervisorFixture() {
+    BOOST_REQUIRE(loop.init());
+    options.shimPath = shimPath;
+    options.stateDir = dir;  // short enough for the control sockets' paths
+    options.stopGrace = 200ms;
+  }
+  ~SupervisorFixture() {
+    if (supervisor)
+      for (const auto& shim : supervisor->list()) shims.insert(shim.shimPid);
+    supervisor.reset();
+    for (pid_t pid : shims) {
+      if (ourChild(pid)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+    }
+  }
+  ShimSupervisor& start() {
+    supervisor = std::make_unique<ShimSupervisor>(loop, options);
+    Status s = supervisor->init();
+    BOOST_REQUIRE_MESSAGE(s, s.message());
+    return *supervisor;
+  }
+  // ensure() for kId with `init` as the container's init; returns the new shim's pid.
+  pid_t ensure(const Child& init) {
+    auto process = ProcessHandle::open(init.pid());
+    BOOST_REQUIRE_MESSAGE(process, process.status().message());
+    auto netns = process->openNetns();
+    BOOST_REQUIRE_MESSAGE(netns, netns.status().message());
+    Status s = supervisor->ensure(kId, "app", request, std::move(*process), std::move(*netns));
+    BOOST_REQUIRE_MESSAGE(s, s.message());
+    BOOST_REQUIRE_EQUAL(supervisor->list().size(), 1u);
+    pid_t pid = supervisor->list()[0].shimPid;
+    shims.insert(pid);
+    // Past the script, and its signal dispositions set: the script may now be rewritten.
+    BOOST_REQUIRE(connectable::testing::waitFor(
+        [&] { return readFile("/proc/" + std::to_string(pid) + "/comm") == "sleep\n"; }, 2s));
+    return pid;
+  }
+};
+
+// What the code under test logs (on stderr) while it lives.
+class CapturedStderr {
+ public:
+  explicit CapturedStderr(std::string path) : path_(std::move(path)) {
+    saved_ = dup(STDERR_FILENO);
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    BOOST_REQUIRE(saved_ >= 0 && fd >= 0);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+  ~CapturedStderr() {
+    dup2(saved_, STDERR_FILENO);
+    close(saved_);
+  }
+  std::string text() const { return readFile(path_); }
+
+ private:
+  std::string path_;
+  int saved_ = -1;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(ShimSupervisorReplacingAShim)
+
+BOOST_AUTO_TEST_CASE(TheOldShimIsKilledAfterTheGraceAndReapedWhileTheNewOneKeepsServing) {
+  SupervisorFixture f;
+  writeShim(f.shimPath, kStubbornShim);
+  ShimSupervisor& supervisor = f.start();
+  Child firstInit = Child::spawn({"sleep", "30"});
+  pid_t old = f.ensure(firstInit);
+  firstInit.kill();  // the container restarted: a new init, in a new namespace
+  Child secondInit = Child::spawn({"sleep", "30"});
+  pid_t fresh = f.ensure(secondInit);
+  BOOST_REQUIRE(fresh != old);
+
+  BOOST_TEST(runUntil(f.loop, [&] { return reaped(old); }, 2s), "the old shim was never killed and reaped");
+  runUntil(f.loop, [] { return false; }, 300ms);  // past the old shim's grace, twice over
+  BOOST_REQUIRE_EQUAL(supervisor.list().size(), 1u);
+  BOOST_TEST(supervisor.list()[0].shimPid == fresh, "the new shim was killed in the old one's place");
+  BOOST_TEST(kill(fresh, 0) == 0);
+  BOOST_TEST(supervisor.restartsTotal() == 0u);
+  // The record and the control socket path are the new shim's: the old one's exit left them.
+  std::string record = readFile(f.options.stateDir + "/shims/" + kId + ".json");
+  BOOST_TEST(record.find("\"shim_pid\":" + std::to_string(fresh) + ",") != std::string::npos, record);
+}
+
+BOOST_AUTO_TEST_CASE(StoppingAllWaitsForTheReplacedShimToo) {
+  SupervisorFixture f;
+  writeShim(f.shimPath, kStubbornShim);
+  ShimSupervisor& supervisor = f.start();
+  Child firstInit = Child::spawn({"sleep", "30"});
+  pid_t old = f.ensure(firstInit);
+  firstInit.kill();
+  writeShim(f.shimPath, kPoliteShim);
+  Child secondInit = Child::spawn({"sleep", "30"});
+  pid_t fresh = f.ensure(secondInit);
+
+  supervisor.stopAll();
+  BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.list().empty(); }, 2s));
+  BOOST_TEST(reaped(fresh));
+  // The replaced one ignores SIGTERM and waits for its SIGKILL: not all gone yet.
+  BOOST_TEST(!supervisor.allGone());
+  BOOST_TEST(runUntil(f.loop, [&] { return supervisor.allGone(); }, 2s));
+  BOOST_TEST(reaped(old));
+}
+
+BOOST_AUTO_TEST_CASE(ASupervisorGoingAwayKillsTheShimItWasReplacing) {
+  // No record names it, so no later injector could: it must not outlive us.
+  SupervisorFixture f;
+  writeShim(f.shimPath, kStubbornShim);
+  f.start();
+  Child firstInit = Child::spawn({"sleep", "30"});
+  pid_t old = f.ensure(firstInit);
+  firstInit.kill();
+  writeShim(f.shimPath, kPoliteShim);
+  Child secondInit = Child::spawn({"sleep", "30"});
+  pid_t fresh = f.ensure(secondInit);
+
+  f.supervisor.reset();
+  int status = 0;
+  BOOST_REQUIRE_MESSAGE(reapWithin(old, 2s, &status), "the replaced shim outlived its supervisor");
+  BOOST_TEST((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+  BOOST_TEST(kill(fresh, 0) == 0, "the current shim keeps serving, as always when the injector exits");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(ShimSupervisorStateDir)
+
+namespace {
+mode_t modeOf(const std::string& path) {
+  struct stat st {};
+  BOOST_REQUIRE(lstat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+Status initWith(const std::string& stateDir) {
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  SupervisorOptions options;
+  options.shimPath = "/bin/true";
+  options.stateDir = stateDir;
+  ShimSupervisor supervisor(loop, options);
+  return supervisor.init();
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(MissingDirectoriesAreCreatedPrivate) {
+  std::string dir = tempDir();
+  Status s = initWith(dir + "/st");
+  BOOST_REQUIRE_MESSAGE(s, s.message());
+  BOOST_TEST(modeOf(dir + "/st") == 0700u);
+  BOOST_TEST(modeOf(dir + "/st/shims") == 0700u);
+}
+
+BOOST_AUTO_TEST_CASE(AnExistingDirectoryKeepsItsMode) {
+  // --state-dir /tmp once made /tmp private to root.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(chmod(dir.c_str(), 0755) == 0);
+  Status s = initWith(dir);
+  BOOST_REQUIRE_MESSAGE(s, s.message());
+  BOOST_TEST(modeOf(dir) == 0755u);
+}
+
+BOOST_AUTO_TEST_CASE(ADirectoryOthersMayWriteIsRefused) {
+  // adopt() runs what the records there say, as root: nobody else may write them.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(chmod(dir.c_str(), 01777) == 0);
+  Status s = initWith(dir);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(dir + " is writable by group or others") != std::string::npos, s.message());
+  BOOST_TEST(modeOf(dir) == 01777u);
+
+  std::string other = tempDir();
+  BOOST_REQUIRE(mkdir((other + "/shims").c_str(), 0700) == 0);
+  BOOST_REQUIRE(chmod((other + "/shims").c_str(), 0770) == 0);
+  s = initWith(other);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(other + "/shims is writable by group or others") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_CASE(ASymlinkOrAFileIsRefused) {
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/r").c_str(), 0700) == 0);
+  BOOST_REQUIRE(symlink((dir + "/r").c_str(), (dir + "/l").c_str()) == 0);
+  Status s = initWith(dir + "/l");
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find("is a symbolic link") != std::string::npos, s.message());
+
+  std::string other = tempDir();
+  BOOST_REQUIRE(symlink((dir + "/r").c_str(), (other + "/shims").c_str()) == 0);
+  s = initWith(other);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(other + "/shims is a symbolic link") != std::string::npos, s.message());
+
+  std::string third = tempDir();
+  std::ofstream((third + "/shims").c_str()) << "not a directory";
+  s = initWith(third);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(third + "/shims is not a directory") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_CASE(ADirectoryOwnedBySomeoneElseIsRefused) {
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root to give a directory away; not checked");
+    return;
+  }
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  BOOST_REQUIRE(chown((dir + "/shims").c_str(), 65534, 65534) == 0);
+  Status s = initWith(dir);
+  BOOST_TEST(!s);
+  BOOST_TEST(s.message().find(dir + "/shims is owned by uid 65534") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(ShimSupervisorStartingAShim)
+
+BOOST_AUTO_TEST_CASE(ArgumentsTooLongForExecAreReportedAndNeverRetried) {
+  // execve refuses one argument of 128 KiB or more (E2BIG): retrying could never help.
+  SupervisorFixture f;
+  writeShim(f.shimPath, kPoliteShim);
+  f.request.shimArgs.push_back("--name=" + std::string(200 * 1024, 'x'));
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  auto process = ProcessHandle::open(init.pid());
+  BOOST_REQUIRE(process);
+  auto netns = process->openNetns();
+  BOOST_REQUIRE(netns);
+  CapturedStderr log(f.dir + "/log");
+  (void)supervisor.ensure(kId, "app", f.request, std::move(*process), std::move(*netns));
+  for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
+  runUntil(f.loop, [] { return false; }, 400ms);  // past the first restart (100 ms)
+  for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
+  BOOST_TEST(supervisor.restartsTotal() == 0u);
+  BOOST_TEST(!supervisor.serves(kId));
+  BOOST_TEST(log.text().find("bytes, over exec's limit") != std::string::npos, log.text());
+}
+
+BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
+  SupervisorFixture f;
+  {
+    std::ofstream out(f.shimPath);
+    out << "neither a script nor an ELF file\n";
+  }
+  BOOST_REQUIRE(chmod(f.shimPath.c_str(), 0755) == 0);
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  auto process = ProcessHandle::open(init.pid());
+  BOOST_REQUIRE(process);
+  auto netns = process->openNetns();
+  BOOST_REQUIRE(netns);
+  CapturedStderr log(f.dir + "/log");
+  BOOST_REQUIRE(supervisor.ensure(kId, "app", f.request, std::move(*process), std::move(*netns)));
+  auto logged = [&] { return log.text().find("could not run the shim program") != std::string::npos; };
+  BOOST_TEST(runUntil(f.loop, logged, 2s));
+  supervisor.stop(kId, "test over");
+  std::string text = log.text();
+  BOOST_TEST(text.find("Exec format error") != std::string::npos, text);
+  BOOST_TEST(text.find("replaced while starting") == std::string::npos, text);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
