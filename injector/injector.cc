@@ -212,6 +212,14 @@ void Injector::injectFromInspect(const std::string& id) {
     log::warn("container process is gone", {{"container", containerDisplayName(t.name, id)}, {"error", process.status().message()}});
     return;
   }
+  if (!process->inContainer(id)) {
+    // Exited since Docker answered, and the pid taken by another process by the time it
+    // was pinned: never inject into that one's namespace. A later event or reconcile
+    // inspects afresh.
+    log::warn("container process is gone (its pid now names a process outside the container)",
+              {{"container", containerDisplayName(t.name, id)}, {"pid", std::to_string(info->pid)}});
+    return;
+  }
   auto netns = process->openNetns();
   if (!netns) {
     log::warn("cannot open container namespace", {{"container", containerDisplayName(t.name, id)}, {"error", netns.status().message()}});
