@@ -45,6 +45,26 @@ int connectInside(const TestNetns& ns, uint16_t port = kPort, const std::string&
   return fd;
 }
 
+// A client whose receive buffer (so its window) is small from the start: a shim sending
+// to it soon has to wait while it does not read.
+int connectInsideWithASmallWindow(const TestNetns& ns) {
+  int fd = -1;
+  ns.inside([&] {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(kPort);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  });
+  return fd;
+}
+
 // Reads until `expected.size()` bytes came, the peer closed or `timeout` passed; true when
 // exactly `expected` came.
 bool receivesExactly(int fd, const std::string& expected, int timeoutSeconds) {
@@ -478,20 +498,7 @@ BOOST_AUTO_TEST_CASE(AnUploadFlowsWhileTheClientIsNotReadingTheStreamComingBack)
     streamer.join();
   });
   ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
-  int fd = -1;
-  ns.inside([&] {
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(kPort);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-      ::close(fd);
-      fd = -1;
-    }
-  });
+  int fd = connectInsideWithASmallWindow(ns);
   BOOST_REQUIRE(fd >= 0);
   std::this_thread::sleep_for(1500ms);  // the stream fills the client's window meanwhile
   const std::string chunk(1 << 20, 'u');
@@ -527,20 +534,7 @@ BOOST_AUTO_TEST_CASE(AnUploadFlowsWhileABurstFromTheBackendWaitsForTheClient) {
     sender.join();
   });
   ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
-  int fd = -1;
-  ns.inside([&] {
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(kPort);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-      ::close(fd);
-      fd = -1;
-    }
-  });
+  int fd = connectInsideWithASmallWindow(ns);
   BOOST_REQUIRE(fd >= 0);
   std::this_thread::sleep_for(500ms);  // the burst reaches the shim and fills the client's window
   const std::string chunk(1 << 20, 'u');

@@ -76,6 +76,9 @@ TcpServer::Handler echoThenSayHandler(std::string tail);  // echoes until EOF, t
 TcpServer::Handler replyHandler(std::string reply);       // sends reply, then closes
 TcpServer::Handler holdHandler();                         // reads and discards until EOF
 
+// A listening UNIX stream socket at `path` (a fake daemon's); -1 on failure.
+int listenUnix(const std::string& path, int backlog = 8);
+
 // Client helpers. Each returns -1 / false on failure or timeout.
 int connectTcp(const std::string& ip, uint16_t port, int timeoutMs = 2000);
 bool writeAll(int fd, const void* data, size_t len, int timeoutMs = 10000);

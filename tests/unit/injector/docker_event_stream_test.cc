@@ -19,9 +19,12 @@
 
 #include "common/event_loop.h"
 #include "injector/docker_client.h"
+#include "tests/support/loop_runner.h"
+#include "tests/support/tcp_peers.h"
 
 using namespace connectable;
 using namespace std::chrono_literals;
+using connectable::testing::runUntil;
 
 namespace {
 
@@ -39,12 +42,8 @@ class FakeDaemon {
     path_ = "/tmp/connectable-fake-docker-" + std::to_string(getpid()) + "-" +
             std::to_string(counter_++) + ".sock";
     ::unlink(path_.c_str());
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    path_.copy(addr.sun_path, sizeof addr.sun_path - 1);
-    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    BOOST_REQUIRE(::listen(fd_, 8) == 0);
+    fd_ = connectable::testing::listenUnix(path_);
+    BOOST_REQUIRE(fd_ >= 0);
     thread_ = std::thread([this] { serve(); });
   }
   ~FakeDaemon() {
@@ -122,21 +121,6 @@ struct RecordingSink : DockerEventSink {
   void onDockerEventMalformed(const Status& why) override { malformed.push_back(why); }
   void onDockerStreamEnded(const Status& why) override { ended.push_back(why); }
 };
-
-// Runs the loop until `done` holds or `timeout` passes (EventLoop runs once per instance).
-bool runUntil(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  std::function<void()> check = [&] {
-    if (done() || Clock::now() > deadline) {
-      loop.stop();
-      return;
-    }
-    loop.addTimer(5ms, check);
-  };
-  loop.addTimer(0ms, check);
-  loop.run();
-  return done();
-}
 
 }  // namespace
 

@@ -21,9 +21,11 @@
 
 #include "common/event_loop.h"
 #include "tests/support/process.h"
+#include "tests/support/loop_runner.h"
 
 using namespace connectable;
 using namespace std::chrono_literals;
+using connectable::testing::runUntil;
 using connectable::testing::Child;
 using connectable::testing::readFile;
 using connectable::testing::tempDir;
@@ -63,21 +65,6 @@ bool ourChild(pid_t pid) {
   return std::sscanf(stat.c_str() + close + 2, "%*c %d", &ppid) == 1 && ppid == getpid();
 }
 
-// Runs the loop until `done` holds or `timeout` passes (EventLoop runs once per instance).
-bool runUntil(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  std::function<void()> check = [&] {
-    if (done() || Clock::now() > deadline) {
-      loop.stop();
-      return;
-    }
-    loop.addTimer(5ms, check);
-  };
-  loop.addTimer(0ms, check);
-  loop.run();
-  return done();
-}
-
 // A supervisor in a fresh state dir; whatever shim it started is killed at the end, also
 // when a check failed.
 struct SupervisorFixture {
@@ -87,6 +74,7 @@ struct SupervisorFixture {
   SupervisorOptions options;
   std::unique_ptr<ShimSupervisor> supervisor;
   std::set<pid_t> shims;
+  std::vector<Child> inits;  // containers' inits made by startThenRestart
   ContainerRequest request = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}});
 
   SupervisorFixture() {
@@ -112,13 +100,28 @@ struct SupervisorFixture {
     BOOST_REQUIRE_MESSAGE(s, s.message());
     return *supervisor;
   }
-  // ensure() for kId with `init` as the container's init; returns the new shim's pid.
-  pid_t ensure(const Child& init) {
+  // A shim for a first init, then the container restarts: that init ends and a new one,
+  // in a new namespace, gets a shim of its own. `shimScript`, when given, is the shim
+  // program from the restart on. Returns the first shim's pid and the second's.
+  std::pair<pid_t, pid_t> startThenRestart(const char* shimScript = nullptr) {
+    inits.push_back(Child::spawn({"sleep", "30"}));
+    pid_t first = ensure(inits.back());
+    inits.back().kill();
+    if (shimScript) writeShim(shimPath, shimScript);
+    inits.push_back(Child::spawn({"sleep", "30"}));
+    return {first, ensure(inits.back())};
+  }
+  // ensure() for kId with `init` as the container's init, whatever becomes of the shim.
+  Status tryEnsure(const Child& init) {
     auto process = ProcessHandle::open(init.pid());
     BOOST_REQUIRE_MESSAGE(process, process.status().message());
     auto netns = process->openNetns();
     BOOST_REQUIRE_MESSAGE(netns, netns.status().message());
-    Status s = supervisor->ensure(kId, "app", request, std::move(*process), std::move(*netns));
+    return supervisor->ensure(kId, "app", request, std::move(*process), std::move(*netns));
+  }
+  // ensure() for kId with `init` as the container's init; returns the new shim's pid.
+  pid_t ensure(const Child& init) {
+    Status s = tryEnsure(init);
     BOOST_REQUIRE_MESSAGE(s, s.message());
     BOOST_REQUIRE_EQUAL(supervisor->list().size(), 1u);
     pid_t pid = supervisor->list()[0].shimPid;
@@ -159,11 +162,7 @@ BOOST_AUTO_TEST_CASE(TheOldShimIsKilledAfterTheGraceAndReapedWhileTheNewOneKeeps
   SupervisorFixture f;
   writeShim(f.shimPath, kStubbornShim);
   ShimSupervisor& supervisor = f.start();
-  Child firstInit = Child::spawn({"sleep", "30"});
-  pid_t old = f.ensure(firstInit);
-  firstInit.kill();  // the container restarted: a new init, in a new namespace
-  Child secondInit = Child::spawn({"sleep", "30"});
-  pid_t fresh = f.ensure(secondInit);
+  auto [old, fresh] = f.startThenRestart();
   BOOST_REQUIRE(fresh != old);
 
   BOOST_TEST(runUntil(f.loop, [&] { return reaped(old); }, 2s), "the old shim was never killed and reaped");
@@ -181,12 +180,7 @@ BOOST_AUTO_TEST_CASE(StoppingAllWaitsForTheReplacedShimToo) {
   SupervisorFixture f;
   writeShim(f.shimPath, kStubbornShim);
   ShimSupervisor& supervisor = f.start();
-  Child firstInit = Child::spawn({"sleep", "30"});
-  pid_t old = f.ensure(firstInit);
-  firstInit.kill();
-  writeShim(f.shimPath, kPoliteShim);
-  Child secondInit = Child::spawn({"sleep", "30"});
-  pid_t fresh = f.ensure(secondInit);
+  auto [old, fresh] = f.startThenRestart(kPoliteShim);
 
   supervisor.stopAll();
   BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.list().empty(); }, 2s));
@@ -202,12 +196,7 @@ BOOST_AUTO_TEST_CASE(ASupervisorGoingAwayKillsTheShimItWasReplacing) {
   SupervisorFixture f;
   writeShim(f.shimPath, kStubbornShim);
   f.start();
-  Child firstInit = Child::spawn({"sleep", "30"});
-  pid_t old = f.ensure(firstInit);
-  firstInit.kill();
-  writeShim(f.shimPath, kPoliteShim);
-  Child secondInit = Child::spawn({"sleep", "30"});
-  pid_t fresh = f.ensure(secondInit);
+  auto [old, fresh] = f.startThenRestart(kPoliteShim);
 
   f.supervisor.reset();
   int status = 0;
@@ -316,12 +305,8 @@ BOOST_AUTO_TEST_CASE(ArgumentsTooLongForExecAreReportedAndNeverRetried) {
   f.request.shimArgs.push_back("--name=" + std::string(200 * 1024, 'x'));
   ShimSupervisor& supervisor = f.start();
   Child init = Child::spawn({"sleep", "30"});
-  auto process = ProcessHandle::open(init.pid());
-  BOOST_REQUIRE(process);
-  auto netns = process->openNetns();
-  BOOST_REQUIRE(netns);
   CapturedStderr log(f.dir + "/log");
-  (void)supervisor.ensure(kId, "app", f.request, std::move(*process), std::move(*netns));
+  (void)f.tryEnsure(init);
   for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
   runUntil(f.loop, [] { return false; }, 400ms);  // past the first restart (100 ms)
   for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
@@ -339,12 +324,8 @@ BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
   BOOST_REQUIRE(chmod(f.shimPath.c_str(), 0755) == 0);
   ShimSupervisor& supervisor = f.start();
   Child init = Child::spawn({"sleep", "30"});
-  auto process = ProcessHandle::open(init.pid());
-  BOOST_REQUIRE(process);
-  auto netns = process->openNetns();
-  BOOST_REQUIRE(netns);
   CapturedStderr log(f.dir + "/log");
-  BOOST_REQUIRE(supervisor.ensure(kId, "app", f.request, std::move(*process), std::move(*netns)));
+  BOOST_REQUIRE(f.tryEnsure(init));
   auto logged = [&] { return log.text().find("could not run the shim program") != std::string::npos; };
   BOOST_TEST(runUntil(f.loop, logged, 2s));
   supervisor.stop(kId, "test over");

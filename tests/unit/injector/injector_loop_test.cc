@@ -23,9 +23,12 @@
 
 #include "common/event_loop.h"
 #include "tests/support/process.h"
+#include "tests/support/loop_runner.h"
+#include "tests/support/tcp_peers.h"
 
 using namespace connectable;
 using namespace std::chrono_literals;
+using connectable::testing::runUntil;
 using connectable::testing::Child;
 using connectable::testing::tempDir;
 
@@ -39,21 +42,6 @@ void writeShim(const std::string& path, const std::string& body) {
     out << "#!/bin/sh\n" << body;
   }
   BOOST_REQUIRE(chmod(path.c_str(), 0755) == 0);
-}
-
-// Runs the loop until `done` holds or `timeout` passes (EventLoop runs once per instance).
-bool runUntil(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  std::function<void()> check = [&] {
-    if (done() || Clock::now() > deadline) {
-      loop.stop();
-      return;
-    }
-    loop.addTimer(5ms, check);
-  };
-  loop.addTimer(0ms, check);
-  loop.run();
-  return done();
 }
 
 std::string jsonReply(int status, const std::string& body) {
@@ -70,12 +58,8 @@ class FakeDocker {
  public:
   using ListReply = std::function<std::string(int previous)>;
   FakeDocker(const std::string& dir, ListReply list) : path_(dir + "/docker.sock"), list_(std::move(list)) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    path_.copy(addr.sun_path, sizeof addr.sun_path - 1);
-    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    BOOST_REQUIRE(::listen(fd_, 8) == 0);
+    fd_ = connectable::testing::listenUnix(path_);
+    BOOST_REQUIRE(fd_ >= 0);
     acceptor_ = std::thread([this] { acceptAll(); });
   }
   ~FakeDocker() {
@@ -194,8 +178,8 @@ BOOST_AUTO_TEST_CASE(RetriesBackOffAndEndAtShutdown) {
   // After 20, 40, 80, 80 ms...: about ten lists in the first 700 ms, not 35, nor 1.
   runUntil(loop, [] { return false; }, 700ms);
   int lists = docker.lists();
-  BOOST_TEST(lists >= 5);
-  BOOST_TEST(lists <= 13);
+  BOOST_TEST(lists >= 3);   // retried (late timers on a busy machine make fewer)
+  BOOST_TEST(lists <= 13);  // with back-off
   injector.shutdown([] {});
   int atShutdown = docker.lists();
   runUntil(loop, [] { return false; }, 300ms);
@@ -209,12 +193,12 @@ BOOST_AUTO_TEST_CASE(AReconcileOnReconnectCancelsThePendingRetry) {
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
   InjectorOptions options = optionsIn(dir);
-  options.reconcileRetryMin = 600ms;
+  options.reconcileRetryMin = 1500ms;  // far later than the reconnect, even on a busy machine
   options.reconnectMin = 10ms;
   Injector injector(loop, docker.endpoint(), options);
   BOOST_REQUIRE(injector.start());
   BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().dockerReconnects >= 1; }, 3s));
-  runUntil(loop, [] { return false; }, 900ms);  // past the retry the first failure armed
+  runUntil(loop, [] { return false; }, 1800ms);  // past the retry the first failure armed
   BOOST_TEST(docker.lists() == 2);
 }
 
