@@ -87,6 +87,8 @@ struct SupervisorFixture {
     if (supervisor)
       for (const auto& shim : supervisor->list()) shims.insert(shim.shimPid);
     supervisor.reset();
+    // Shims it forgot are deleted by the loop after the turn that forgot them.
+    runUntil(loop, [] { return false; }, 20ms);
     for (pid_t pid : shims) {
       if (ourChild(pid)) {
         kill(pid, SIGKILL);
