@@ -73,6 +73,15 @@ std::string processComm(pid_t pid) {
   return comm;
 }
 
+std::vector<std::string> processArguments(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  if (!args.empty()) args.erase(args.begin());
+  return args;
+}
+
 std::vector<std::string> containerCgroupProcsPaths(const std::string& id) {
   const std::string scope = "system.slice/docker-" + id + ".scope";
   return {

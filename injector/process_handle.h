@@ -44,6 +44,8 @@ class ProcessHandle {
 // pid, it identifies one process across restarts of the injector.
 Result<unsigned long long> processStartTime(pid_t pid);
 std::string processComm(pid_t pid);
+// Its arguments after argv[0], from /proc/PID/cmdline; empty when it cannot be read.
+std::vector<std::string> processArguments(pid_t pid);
 
 // Where Docker puts a container's cgroup, for the cgroupfs and systemd drivers, v1 and v2.
 std::vector<std::string> containerCgroupProcsPaths(const std::string& containerId);

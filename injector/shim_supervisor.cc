@@ -583,13 +583,13 @@ std::vector<std::string> ShimSupervisor::adopt() {
       ::unlink(file.c_str());
       continue;
     }
-    // Same pid and start time, and it is a shim: the very process we started, not a reuse.
+    // Same pid and start time, and the very arguments we started it with (whatever the
+    // shim program is called: --shim may name any file): the process we started, not a reuse.
     auto sameProcess = [](pid_t pid, unsigned long long startTime) {
       auto now = processStartTime(pid);
       return now && *now == startTime;
     };
-    bool shimOk = sameProcess(m->info.shimPid, m->shimStartTime) &&
-                  processComm(m->info.shimPid).rfind("connectable-shi", 0) == 0;
+    bool shimOk = sameProcess(m->info.shimPid, m->shimStartTime) && processArguments(m->info.shimPid) == m->args;
     bool initOk = sameProcess(m->info.initPid, m->initStartTime);
     auto shim = shimOk ? ProcessHandle::open(m->info.shimPid) : Result<ProcessHandle>(Status::error("gone"));
     auto init = initOk ? ProcessHandle::open(m->info.initPid) : Result<ProcessHandle>(Status::error("gone"));

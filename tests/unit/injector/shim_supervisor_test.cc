@@ -2,8 +2,11 @@
 // container's init: its namespace is ours, which is all ensure() needs.
 #include "injector/shim_supervisor.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,9 +21,11 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/event_loop.h"
 #include "tests/support/process.h"
+#include "tests/support/shim_process.h"
 #include "tests/support/loop_runner.h"
 
 using namespace connectable;
@@ -47,6 +52,19 @@ void writeShim(const std::string& path, const std::string& body) {
 // Ignored dispositions survive exec: this sleep ignores SIGTERM, as a hung shim would.
 const char* kStubbornShim = "trap '' TERM\nexec sleep 30\n";
 const char* kPoliteShim = "exec sleep 30\n";
+
+// A TCP port free on 127.0.0.1 right now.
+uint16_t freeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof at;
+  BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
+  BOOST_REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&at), &length) == 0);
+  close(fd);
+  return ntohs(at.sin_port);
+}
 
 // Gone for good: exited and reaped (a zombie still answers kill(pid, 0)).
 bool reaped(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
@@ -205,6 +223,57 @@ BOOST_AUTO_TEST_CASE(ASupervisorGoingAwayKillsTheShimItWasReplacing) {
   BOOST_REQUIRE_MESSAGE(reapWithin(old, 2s, &status), "the replaced shim outlived its supervisor");
   BOOST_TEST((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
   BOOST_TEST(kill(fresh, 0) == 0, "the current shim keeps serving, as always when the injector exits");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(ShimSupervisorAdopting)
+
+BOOST_AUTO_TEST_CASE(ARunningShimIsAdoptedByItsArgumentsWhateverItsProgramIsCalled) {
+  // --shim may name any file. A restarted injector knows its shims by pid, start time and
+  // the arguments it gave them, not by the program's name.
+  SupervisorFixture f;
+  const std::string renamed = f.dir + "/my-proxy";
+  {
+    std::ifstream in(connectable::testing::shimBinary(), std::ios::binary);
+    std::ofstream out(renamed, std::ios::binary);
+    out << in.rdbuf();
+  }
+  BOOST_REQUIRE(chmod(renamed.c_str(), 0755) == 0);
+  f.options.shimPath = renamed;
+  const uint16_t port = freeLoopbackPort();
+  f.request = parseContainerLabels({{"connect." + std::to_string(port), "198.18.0.5:6379"}});
+  f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  BOOST_REQUIRE(f.tryEnsure(init));
+  BOOST_REQUIRE_EQUAL(f.supervisor->list().size(), 1u);
+  const pid_t shim = f.supervisor->list()[0].shimPid;
+  f.shims.insert(shim);
+  BOOST_REQUIRE(connectable::testing::waitFor([&] { return readFile("/proc/" + std::to_string(shim) + "/comm") == "my-proxy\n"; }, 2s));
+  f.supervisor.reset();  // the injector goes away; its shims keep serving
+
+  ShimSupervisor restarted(f.loop, f.options);
+  BOOST_REQUIRE(restarted.init());
+  BOOST_TEST(restarted.adopt() == std::vector<std::string>{kId});
+  BOOST_REQUIRE_EQUAL(restarted.list().size(), 1u);
+  BOOST_TEST(restarted.list()[0].shimPid == shim);
+  BOOST_TEST(restarted.list()[0].adopted);
+}
+
+BOOST_AUTO_TEST_CASE(AProcessWithOtherArgumentsIsNotAdopted) {
+  // A record whose pid and start time match but whose arguments do not: not our shim.
+  SupervisorFixture f;
+  writeShim(f.shimPath, kPoliteShim);  // becomes `sleep 30`: not the arguments it was given
+  f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  const pid_t shim = f.ensure(init);
+  f.supervisor.reset();
+
+  ShimSupervisor restarted(f.loop, f.options);
+  BOOST_REQUIRE(restarted.init());
+  BOOST_TEST(restarted.adopt().empty());
+  BOOST_TEST(restarted.list().empty());
+  BOOST_TEST(kill(shim, 0) == 0, "a process that is not ours was signalled");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
