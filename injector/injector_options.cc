@@ -52,6 +52,8 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
       arg = arg.substr(0, eq);
       hasValue = true;
     }
+    if ((arg == "--help" || arg == "--version" || arg == "--stop-shims-on-exit") && hasValue)
+      return Status::error(arg + " takes no value (given '" + value + "')");
     if (arg == "--help" || arg == "-h") { c.help = true; continue; }
     if (arg == "--version") { c.version = true; continue; }
     if (arg == "--stop-shims-on-exit") { c.options.stopShimsOnExit = true; continue; }

@@ -16,6 +16,18 @@ BOOST_AUTO_TEST_CASE(ShimOptionsArePassedToEveryShimAfterTheShimsOwnParserAccept
   BOOST_TEST(c->options.supervisor.shimPath == "/usr/sbin/connectable-shim");
 }
 
+BOOST_AUTO_TEST_CASE(AFlagGivenAValueIsRefusedNotTakenAsSet) {
+  // --stop-shims-on-exit=false must not stop the shims on exit.
+  for (const char* flag : {"--stop-shims-on-exit=false", "--help=x", "--version=1"}) {
+    auto c = parseInjectorCommandLine({flag}, "/usr/sbin/connectable");
+    BOOST_REQUIRE_MESSAGE(!c, flag);
+    BOOST_TEST(c.status().message().find("takes no value") != std::string::npos, c.status().message());
+  }
+  auto plain = parseInjectorCommandLine({"--stop-shims-on-exit"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(plain);
+  BOOST_TEST(plain->options.stopShimsOnExit);
+}
+
 BOOST_AUTO_TEST_CASE(ABadShimOptionValueIsRefusedAtTheInjectorsStart) {
   auto c = parseInjectorCommandLine({"--data-path", "dpdk"}, "/usr/sbin/connectable");
   BOOST_REQUIRE(!c);
