@@ -30,10 +30,9 @@ Result<DockerApiVersion> negotiateDockerApiVersion(DockerApiVersion serverMax,
     return Status::error("Docker API " + serverMax.toString() + " is too old (need " +
                          kOldestSupportedDockerApi.toString() + " or newer)");
   }
-  if (serverMin != nullptr && chosen < *serverMin) {
-    return Status::error("Docker daemon requires API " + serverMin->toString() +
-                         " or newer; we speak up to " + chosen.toString());
-  }
+  // A daemon newer than us that dropped our newest (Docker 29 speaks 1.44 and later):
+  // its oldest is the closest to what we know, and what we read has stayed the same.
+  if (serverMin != nullptr && chosen < *serverMin && !(serverMax < *serverMin)) chosen = *serverMin;
   return chosen;
 }
 

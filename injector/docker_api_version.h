@@ -21,16 +21,19 @@ struct DockerApiVersion {
   bool operator==(const DockerApiVersion& o) const { return major == o.major && minor == o.minor; }
 };
 
-// The newest API whose replies we know; newer daemons are asked for this one.
-inline constexpr DockerApiVersion kNewestKnownDockerApi{1, 43};
+// The newest API whose replies we know (Docker 29); newer daemons are asked for this one.
+// What we read (events' Type, Action and Actor; a container's Id, Names, Labels, Name,
+// State, Config.Labels and HostConfig.NetworkMode) has not changed from 1.24 to 1.54.
+inline constexpr DockerApiVersion kNewestKnownDockerApi{1, 52};
 // The oldest we accept: event filters by type and Actor attributes need it (Docker 1.12).
 inline constexpr DockerApiVersion kOldestSupportedDockerApi{1, 24};
 
 // "1.41" -> {1, 41}. Anything else is an error.
 Result<DockerApiVersion> parseDockerApiVersion(std::string_view text);
 
-// min(server's ApiVersion, kNewestKnownDockerApi); an error when that is older than
-// kOldestSupportedDockerApi or older than the server's MinAPIVersion (when it gave one).
+// min(server's ApiVersion, kNewestKnownDockerApi), raised to the server's MinAPIVersion
+// when a daemon newer than us no longer speaks that one; an error when the server's
+// ApiVersion is older than kOldestSupportedDockerApi.
 Result<DockerApiVersion> negotiateDockerApiVersion(DockerApiVersion serverMax,
                                                    const DockerApiVersion* serverMin);
 

@@ -75,7 +75,7 @@ BOOST_AUTO_TEST_CASE(OlderDaemonGetsItsOwnVersion) {
 
 BOOST_AUTO_TEST_CASE(NewerDaemonGetsTheNewestWeKnow) {
   DockerApiVersion min{1, 24};
-  auto v = negotiateDockerApiVersion({1, 47}, &min);
+  auto v = negotiateDockerApiVersion({1, 55}, &min);
   BOOST_REQUIRE(v);
   BOOST_TEST((*v == kNewestKnownDockerApi));
   auto two = negotiateDockerApiVersion({2, 0}, nullptr);
@@ -83,12 +83,24 @@ BOOST_AUTO_TEST_CASE(NewerDaemonGetsTheNewestWeKnow) {
   BOOST_TEST((*two == kNewestKnownDockerApi));
 }
 
-BOOST_AUTO_TEST_CASE(RefusesTooOldDaemonsAndDaemonsThatDropOurVersion) {
+BOOST_AUTO_TEST_CASE(Docker29IsSpokenToInTheNewestVersionWeKnow) {
+  DockerApiVersion min{1, 44};  // Docker 29: API 1.52, oldest 1.44
+  auto v = negotiateDockerApiVersion({1, 52}, &min);
+  BOOST_REQUIRE_MESSAGE(v, v.status().message());
+  BOOST_TEST(v->toString() == "1.52");
+}
+
+BOOST_AUTO_TEST_CASE(ADaemonThatDroppedOurNewestIsSpokenToInItsOldest) {
+  DockerApiVersion min{1, 55};
+  auto v = negotiateDockerApiVersion({1, 60}, &min);
+  BOOST_REQUIRE_MESSAGE(v, v.status().message());
+  BOOST_TEST(v->toString() == "1.55");
+}
+
+BOOST_AUTO_TEST_CASE(RefusesTooOldDaemons) {
   BOOST_TEST(!negotiateDockerApiVersion({1, 23}, nullptr));
-  DockerApiVersion min{1, 44};
-  auto v = negotiateDockerApiVersion({1, 50}, &min);
-  BOOST_REQUIRE(!v);
-  BOOST_TEST(v.status().message().find("1.44") != std::string::npos);
+  DockerApiVersion min{1, 12};
+  BOOST_TEST(!negotiateDockerApiVersion({1, 23}, &min));
 }
 
 BOOST_AUTO_TEST_CASE(EventsPathFiltersContainerAndNetworkAndReplaysFromSince) {

@@ -227,17 +227,17 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(DockerClientWithFakeDaemon)
 
 BOOST_AUTO_TEST_CASE(NegotiatesDownToTheNewestVersionWeKnow) {
-  FakeDaemon daemon({Reply{{jsonReply(200, R"({"Version":"27.0.1","ApiVersion":"1.46","MinAPIVersion":"1.24"})")}},
+  FakeDaemon daemon({Reply{{jsonReply(200, R"({"Version":"31.0.0","ApiVersion":"1.56","MinAPIVersion":"1.24"})")}},
                      Reply{{jsonReply(200, "[]")}}});
   DockerClient client(daemon.endpoint());
   BOOST_REQUIRE(client.negotiate());
   BOOST_TEST((client.apiVersion() == kNewestKnownDockerApi));
-  BOOST_TEST(client.serverVersion() == "27.0.1");
+  BOOST_TEST(client.serverVersion() == "31.0.0");
   auto list = client.listContainers();
   BOOST_REQUIRE_MESSAGE(list, list.status().message());
   auto requests = daemon.requests();
   BOOST_TEST(requests.at(0) == "GET /version HTTP/1.1");
-  BOOST_TEST(requests.at(1) == "GET /v1.43/containers/json HTTP/1.1");
+  BOOST_TEST(requests.at(1) == "GET /v1.52/containers/json HTTP/1.1");
 }
 
 BOOST_AUTO_TEST_CASE(UnknownContainerIsNoSuchContainer) {
