@@ -14,8 +14,10 @@
 // a squatter cannot keep the injector from running.
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "common/event_loop.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "injector/docker_endpoint.h"
@@ -24,13 +26,20 @@ namespace connectable {
 
 class InjectorLock {
  public:
-  InjectorLock() = default;
+  InjectorLock();
+  ~InjectorLock();
+  InjectorLock(InjectorLock&&) noexcept;
+  InjectorLock& operator=(InjectorLock&&) noexcept;
 
   // Takes the lock for `endpoint`. Fails, naming its pid, when another injector (a root
   // process listening on the name) has it.
   static Result<InjectorLock> acquire(const DockerEndpoint& endpoint);
 
   bool held() const { return fd_.valid(); }
+  // From now on, accepts and closes the connections other injectors' probes leave queued
+  // on the lock (each probe leaves one), so the backlog never fills and every later probe
+  // still learns who holds it. The loop must not outlive the lock's last use.
+  Status answerProbes(EventLoop& loop);
   // Why the lock is not held though acquire() succeeded (a non-root squatter); else empty.
   const std::string& warning() const { return warning_; }
 
@@ -38,8 +47,10 @@ class InjectorLock {
   static std::string nameFor(const DockerEndpoint& endpoint);
 
  private:
+  class ProbeAnswerer;
   UniqueFd fd_;
   std::string warning_;
+  std::unique_ptr<ProbeAnswerer> answerer_;  // stays put when the lock moves
 };
 
 }  // namespace connectable

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
     log::error(s.message());
     return 1;
   }
+  if (Status s = lock->answerProbes(loop); !s) log::warn(s.message());
   Injector injector(loop, *endpoint, cmd.options);
   std::unique_ptr<MetricsEndpoint> metrics;
   if (!cmd.metricsListen.empty()) {

@@ -2,13 +2,18 @@
 
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <cstddef>
 #include <cstdlib>
+#include <chrono>
 #include <string>
+
+#include "common/event_loop.h"
+#include "tests/support/loop_runner.h"
 
 using namespace connectable;
 
@@ -99,6 +104,80 @@ BOOST_AUTO_TEST_CASE(ANameSquattedByANonRootProcessDoesNotStopTheInjector) {
   close(release[1]);
   waitpid(squatter, nullptr, 0);
   close(ready[0]);
+}
+
+BOOST_AUTO_TEST_CASE(ASquatterWhoseBacklogIsFullCannotHoldTheInjectorInConnect) {
+  // A listener that never accepts, its backlog filled by its own connections: a blocking
+  // connect to it would wait for ever. The injector starts anyway, and says why.
+  SocketFile sock;
+  const std::string name = InjectorLock::nameFor(sock.endpoint(sock.path));
+  int ready[2], release[2];
+  BOOST_REQUIRE(pipe(ready) == 0 && pipe(release) == 0);
+  pid_t squatter = fork();
+  BOOST_REQUIRE(squatter >= 0);
+  if (squatter == 0) {
+    close(release[1]);
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(1);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    name.copy(addr.sun_path + 1, sizeof addr.sun_path - 2);
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, 0) != 0) _exit(1);
+    for (int i = 0; i < 4; ++i) {  // fill the backlog without ever accepting
+      int self = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      (void)connect(self, reinterpret_cast<sockaddr*>(&addr), len);
+    }
+    char c = 'r';
+    if (write(ready[1], &c, 1) != 1) _exit(1);
+    if (read(release[0], &c, 1) < 0) _exit(1);
+    _exit(0);
+  }
+  close(release[0]);
+  close(ready[1]);
+  char c;
+  BOOST_REQUIRE(read(ready[0], &c, 1) == 1);
+  // acquire() in a child of ours: if it blocks, the test fails instead of hanging.
+  pid_t injector = fork();
+  BOOST_REQUIRE(injector >= 0);
+  if (injector == 0) {
+    auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
+    _exit(lock && !lock->held() && lock->warning().find("does not answer") != std::string::npos ? 0 : 1);
+  }
+  int status = -1;
+  bool ended = false;
+  for (int i = 0; i < 100 && !ended; ++i) {
+    ended = waitpid(injector, &status, WNOHANG) == injector;
+    if (!ended) usleep(50'000);
+  }
+  if (!ended) {
+    kill(injector, SIGKILL);
+    waitpid(injector, nullptr, 0);
+  }
+  BOOST_TEST(ended, "acquire() still blocked after 5 s");
+  BOOST_TEST((ended && WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  close(release[1]);
+  waitpid(squatter, nullptr, 0);
+  close(ready[0]);
+}
+
+BOOST_AUTO_TEST_CASE(EverySecondInjectorIsToldWhoHoldsTheLockHoweverManyCame) {
+  // Each refused injector's probe leaves a connection queued on the lock; the holder's
+  // loop accepts and closes them, so the hundredth is told as clearly as the first.
+  if (geteuid() != 0) return;  // a holder that is not root counts as a squatter
+  SocketFile sock;
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  auto first = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(first, first.status().message());
+  BOOST_REQUIRE(first->answerProbes(loop));
+  int told = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto second = InjectorLock::acquire(sock.endpoint(sock.path));
+    told += !second && second.status().message().find("(pid " + std::to_string(getpid()) + ")") != std::string::npos;
+    connectable::testing::runUntil(loop, [] { return false; }, std::chrono::milliseconds(1));
+  }
+  BOOST_TEST(told == 100);
 }
 
 BOOST_AUTO_TEST_CASE(TheSameSocketThroughAnotherPathIsTheSameEndpoint) {
