@@ -8,8 +8,8 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
-#include <Poco/StreamCopier.h>
 
+#include <chrono>
 #include <exception>
 
 #include "injector/docker_json.h"
@@ -109,18 +109,25 @@ Result<int> DockerConnection::openStream(const std::string& pathAndQuery, std::i
 }
 
 Result<DockerConnection::Reply> DockerConnection::get(const std::string& pathAndQuery) {
-  // A kept-alive connection the daemon closed in the meantime fails once; retry on a new one.
+  // A kept-alive connection the daemon closed in the meantime fails at once; retry on a
+  // new one. Not after a failure that took a while (a timeout): that would only double it.
+  const auto started = std::chrono::steady_clock::now();
   for (int attempt = 0;; ++attempt) {
     std::istream* body = nullptr;
     auto status = openStream(pathAndQuery, &body);
     if (!status) {
-      if (attempt == 0) continue;
+      if (attempt == 0 && std::chrono::steady_clock::now() - started < std::chrono::milliseconds(500)) continue;
       return status.status();
     }
     Reply reply;
     reply.status = *status;
+    const size_t limit = reply.status >= 200 && reply.status < 300 ? kMaxReplyBytes : kMaxErrorBodyBytes;
     try {
-      Poco::StreamCopier::copyToString(*body, reply.body);
+      if (!readAtMost(*body, limit, &reply.body)) {
+        close();
+        if (limit == kMaxErrorBodyBytes) return reply;  // enough of it for its message
+        return Status::error("GET " + pathAndQuery + ": reply longer than " + std::to_string(limit >> 20) + " MiB");
+      }
       if (body->bad()) throw Poco::IOException("reading the reply body failed");
     } catch (const Poco::Exception& e) {
       close();
@@ -128,6 +135,20 @@ Result<DockerConnection::Reply> DockerConnection::get(const std::string& pathAnd
     }
     return reply;
   }
+}
+
+bool readAtMost(std::istream& in, size_t limit, std::string* out) {
+  out->clear();
+  char buf[16384];
+  while (in.read(buf, sizeof buf), in.gcount() > 0) {
+    const auto n = static_cast<size_t>(in.gcount());
+    if (out->size() + n > limit) {
+      out->append(buf, limit - out->size());
+      return false;
+    }
+    out->append(buf, n);
+  }
+  return true;
 }
 
 std::string dockerErrorMessage(const std::string& body) {

@@ -57,4 +57,12 @@ class DockerConnection {
 // "no such container" and the like: Docker's {"message": "..."} error body, or the raw text.
 std::string dockerErrorMessage(const std::string& body);
 
+// Reads `in` to its end into *out, but at most `limit` bytes: false (with what came) when
+// the body is longer. A broken or hostile daemon's endless body must not take our memory.
+bool readAtMost(std::istream& in, size_t limit, std::string* out);
+// The most a reply we parse may take (a list of many thousand containers fits), and the
+// most of an error's body we keep for its message.
+inline constexpr size_t kMaxReplyBytes = size_t{128} << 20;
+inline constexpr size_t kMaxErrorBodyBytes = size_t{64} << 10;
+
 }  // namespace connectable

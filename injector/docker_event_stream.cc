@@ -93,7 +93,7 @@ void DockerEventStream::readerMain() {
   } else if (*httpStatus != 200) {
     std::string text;
     try {
-      std::getline(*body, text, '\0');
+      readAtMost(*body, kMaxErrorBodyBytes, &text);  // enough for its message, not an endless body
     } catch (const Poco::Exception&) {
     }
     end = Status::error("docker event stream: GET " + path + ": HTTP " +

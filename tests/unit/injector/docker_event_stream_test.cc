@@ -111,6 +111,13 @@ std::string event(const std::string& action, const std::string& id) {
          std::to_string(1000 + id.size()) + "}\n";
 }
 
+// An HTTP error whose body never ends: 128 chunks of 8 KiB, then the connection held.
+Reply endlessError() {
+  Reply r{{"HTTP/1.1 500 X\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"}, true};
+  for (int i = 0; i < 128; ++i) r.writes.push_back(chunk(std::string(8192, 'e')));
+  return r;
+}
+
 struct RecordingSink : DockerEventSink {
   int connected = 0;
   std::vector<DockerEvent> events;
@@ -184,6 +191,17 @@ BOOST_AUTO_TEST_CASE(HttpErrorIsAnEndWithTheDaemonsMessage) {
   BOOST_TEST(sink.ended[0].message().find("invalid filter") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(AnErrorWithAnEndlessBodyIsAnEndNotAMemoryLeak) {
+  FakeDaemon daemon({endlessError()});
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  RecordingSink sink;
+  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
+  BOOST_REQUIRE(stream.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
+  BOOST_TEST(sink.ended[0].message().find("HTTP 500") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(NoDaemonIsAnEnd) {
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
@@ -225,6 +243,15 @@ BOOST_AUTO_TEST_CASE(ReplaysFromSince) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(DockerClientWithFakeDaemon)
+
+BOOST_AUTO_TEST_CASE(AReplyWithAnEndlessErrorBodyFailsPromptly) {
+  FakeDaemon daemon({endlessError()});
+  DockerClient client(daemon.endpoint());
+  const auto started = std::chrono::steady_clock::now();
+  auto negotiated = client.negotiate();
+  BOOST_TEST(!negotiated);
+  BOOST_TEST((std::chrono::steady_clock::now() - started < 5s), "it read on until the I/O timeout");
+}
 
 BOOST_AUTO_TEST_CASE(NegotiatesDownToTheNewestVersionWeKnow) {
   FakeDaemon daemon({Reply{{jsonReply(200, R"({"Version":"31.0.0","ApiVersion":"1.56","MinAPIVersion":"1.24"})")}},
