@@ -63,17 +63,19 @@ void DockerEventStream::abandon() {
   ended_ = true;
 }
 
-bool DockerEventStream::push(Item item) {
+bool DockerEventStream::push(Item item, size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(queueMutex_);
     if (overflowed_) return false;
-    if (queue_.size() >= options_.maxQueued && !std::holds_alternative<Ended>(item)) {
+    const bool full = queue_.size() >= options_.maxQueued || queuedBytes_ + bytes > options_.maxQueuedBytes;
+    if (full && !std::holds_alternative<Ended>(item)) {
       overflowed_ = true;
       queue_.emplace_back(Ended{Status::error(
-          "docker event stream: more than " + std::to_string(options_.maxQueued) +
-          " events queued; the loop is not keeping up")});
+          "docker event stream: more than " + std::to_string(options_.maxQueued) + " events or " +
+          std::to_string(options_.maxQueuedBytes >> 20) + " MiB queued; the loop is not keeping up")});
     } else {
       queue_.push_back(std::move(item));
+      queuedBytes_ += bytes;
     }
   }
   uint64_t one = 1;
@@ -132,7 +134,7 @@ Status DockerEventStream::readLines(std::istream& body) {
       } else if (line.find_first_not_of(" \t\r") != std::string::npos) {
         auto ev = parseDockerEvent(line);
         if (ev) {
-          ok = push(std::move(*ev));
+          ok = push(std::move(*ev), line.size());
         } else {
           std::string excerpt = line.substr(0, 200);
           ok = push(Malformed{ev.status().withContext("line '" + excerpt + "'")});
@@ -156,6 +158,7 @@ void DockerEventStream::onIo(uint32_t /*events*/) {
   {
     std::lock_guard<std::mutex> lock(queueMutex_);
     items.swap(queue_);
+    queuedBytes_ = 0;
   }
   for (Item& item : items) {
     if (ended_) return;

@@ -45,6 +45,7 @@ class DockerEventStream : private IoHandler {
     int64_t sinceNanos = 0;                      // replay events from then (0: only new ones)
     std::chrono::milliseconds connectTimeout{5000};
     size_t maxQueued = 100'000;                  // beyond: end the stream rather than grow
+    size_t maxQueuedBytes = size_t{64} << 20;    // the same, counting the events' lines
     size_t maxLineBytes = 1 << 20;               // longer lines are reported malformed
   };
 
@@ -82,7 +83,8 @@ class DockerEventStream : private IoHandler {
 
   void readerMain();               // the reader thread
   Status readLines(std::istream& body);
-  bool push(Item item);            // reader thread; false when the queue overflowed
+  // Reader thread; false when the queue overflowed. `bytes`: the size of what it came from.
+  bool push(Item item, size_t bytes = 0);
 
   EventLoop& loop_;
   DockerEndpoint endpoint_;
@@ -94,8 +96,9 @@ class DockerEventStream : private IoHandler {
   std::thread reader_;
   std::atomic<bool> stopping_{false};
 
-  std::mutex queueMutex_;          // guards queue_ and overflowed_
+  std::mutex queueMutex_;          // guards queue_, queuedBytes_ and overflowed_
   std::deque<Item> queue_;
+  size_t queuedBytes_ = 0;         // of the lines behind the queued events
   bool overflowed_ = false;
 
   // Loop thread only.

@@ -202,6 +202,29 @@ BOOST_AUTO_TEST_CASE(AnErrorWithAnEndlessBodyIsAnEndNotAMemoryLeak) {
   BOOST_TEST(sink.ended[0].message().find("HTTP 500") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(BigEventsPilingUpWhileTheLoopIsBusyEndTheStreamNotTheMemory) {
+  // Forty events of 100 KB each arrive while the loop does not run: past the queue's byte
+  // budget the stream ends (and is opened again by its owner) instead of growing.
+  Reply flood{{kStreamHeaders}, true};
+  for (int i = 0; i < 40; ++i) {
+    flood.writes.push_back(chunk(R"({"Type":"container","Action":"create","Actor":{"ID":"c)" + std::to_string(i) +
+                                 R"(","Attributes":{"big":")" + std::string(100'000, 'b') +
+                                 R"("}},"time":1,"timeNano":1})" + "\n"));
+  }
+  FakeDaemon daemon({flood});
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  RecordingSink sink;
+  DockerEventStream::Options options;
+  options.maxQueuedBytes = 1 << 20;
+  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink, options);
+  BOOST_REQUIRE(stream.start());
+  std::this_thread::sleep_for(1500ms);  // the loop is busy elsewhere
+  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
+  BOOST_TEST(sink.events.size() <= 11u);
+  BOOST_TEST(sink.ended[0].message().find("MiB queued") != std::string::npos, sink.ended[0].message());
+}
+
 BOOST_AUTO_TEST_CASE(NoDaemonIsAnEnd) {
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
