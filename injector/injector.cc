@@ -76,7 +76,7 @@ void Injector::scheduleReconnect() {
 }
 
 void Injector::onDockerStreamConnected() {
-  reconnectDelay_ = options_.reconnectMin;
+  streamConnectedAt_ = loop_.now();
   if (everConnected_) ++counters_.dockerReconnects;
   everConnected_ = true;
   reconcile();
@@ -85,6 +85,10 @@ void Injector::onDockerStreamConnected() {
 void Injector::onDockerStreamEnded(const Status& why) {
   if (shuttingDown_) return;
   log::warn("Docker event stream ended; reconnecting", {{"error", why.message()}});
+  // The back-off starts afresh only after a stream that lasted: one that a daemon (or a
+  // proxy in front of it) accepts and drops at once would otherwise be asked for again,
+  // with a full reconcile each time, every reconnectMin for ever.
+  if (loop_.now() - streamConnectedAt_ >= kStreamLasted) reconnectDelay_ = options_.reconnectMin;
   cancelReconcileRetry();  // the reconnect reconciles
   // The stream may not be destroyed from its own callback.
   loop_.defer([this] {

@@ -97,6 +97,8 @@ class Injector : public DockerEventSink {
   std::map<std::string, Tracked> tracked_;
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;
+  Clock::time_point streamConnectedAt_{};
+  static constexpr Millis kStreamLasted{10000};  // a stream up this long resets the back-off
   EventLoop::TimerId reconnectTimer_ = 0;
   Millis reconcileRetryDelay_;
   EventLoop::TimerId reconcileRetryTimer_ = 0;

@@ -202,6 +202,25 @@ BOOST_AUTO_TEST_CASE(AReconcileOnReconnectCancelsThePendingRetry) {
   BOOST_TEST(docker.lists() == 2);
 }
 
+BOOST_AUTO_TEST_CASE(AStreamDroppedAtOnceEveryTimeIsAskedForAgainWithBackOff) {
+  // A daemon, or a proxy in front of it, that accepts /events and ends it at once.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.streamsToEnd = 1000;
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 20ms;
+  options.reconnectMax = 640ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  runUntil(loop, [] { return false; }, 1500ms);
+  // After 20, 40, 80 ... 640 ms: about seven connections (each reconciles), not seventy.
+  BOOST_TEST(docker.lists() >= 3);
+  BOOST_TEST(docker.lists() <= 12);
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(InjectorShutdown)
