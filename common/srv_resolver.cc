@@ -575,7 +575,9 @@ void ServiceResolver::rearmTimer() {
   aresTimer_ = 0;
   timeval tv{};
   if (ares_timeout(channel_, nullptr, &tv) == nullptr) return;  // no query pending
-  Millis delay(int64_t{tv.tv_sec} * 1000 + (tv.tv_usec + 999) / 1000);
+  // At least 1 ms: c-ares counts in whole ms and may say 0 for a deadline not yet due,
+  // and a 0 ms timer runs again in the same pass of the loop, which would then spin.
+  Millis delay(std::max<int64_t>(1, int64_t{tv.tv_sec} * 1000 + (tv.tv_usec + 999) / 1000));
   aresTimer_ = loop_.addTimer(delay, [this] {
     aresTimer_ = 0;
     ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // expires timed-out queries

@@ -74,6 +74,19 @@ BOOST_AUTO_TEST_CASE(OtherBadArgumentsAreNamed) {
   BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--log-level=loud"}), "--log-level: 'loud'"));
 }
 
+BOOST_AUTO_TEST_CASE(DurationsHaveBoundsThatTimersCanHold) {
+  // 2^31 ms wrapped into a negative c-ares timeout (a spinning shim deaf to SIGTERM); 10^9
+  // minutes overflowed the clock and fired every timer at once; a 0 ms cache flooded DNS.
+  const std::string c = "--connect=1=198.18.0.5:1";
+  BOOST_TEST(contains(errorOf({c, "--dns-timeout", "2147484s"}), "--dns-timeout: '2147484s' is longer than 5m"));
+  BOOST_TEST(contains(errorOf({c, "--idle-timeout", "250000000m"}), "is longer than 720h"));
+  BOOST_TEST(contains(errorOf({c, "--dns-min-ttl", "250000000m"}), "is longer than 24h"));
+  BOOST_TEST(contains(errorOf({c, "--connect-timeout", "2h"}), "is longer than 1h"));
+  BOOST_TEST(contains(errorOf({c, "--drain-timeout", "25h"}), "is longer than 24h"));
+  BOOST_TEST(contains(errorOf({c, "--dns-min-ttl", "0"}), "is shorter than 100ms"));
+  BOOST_TEST(static_cast<bool>(parseShimOptions({c, "--idle-timeout", "0", "--dns-min-ttl", "100ms", "--dns-timeout", "5m"})));
+}
+
 BOOST_AUTO_TEST_CASE(DurationsTakeUnits) {
   BOOST_TEST(parseDuration("250ms")->count() == 250);
   BOOST_TEST(parseDuration("3")->count() == 3000);
