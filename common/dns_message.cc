@@ -313,14 +313,21 @@ Result<SrvAnswer> readSrvAnswer(const Message& message, std::string_view name) {
   // name once: an answer may list thousands of targets, each looked up here.
   std::unordered_map<std::string, std::vector<const Record*>> byName;
   for (const Record* r : pointersTo({&message.answers, &message.additional})) byName[nameKey(r->name)].push_back(r);
+  std::unordered_map<std::string, AddressSet> addressesOf;
   for (const Record* r : answers) {
     if (r->type != kTypeSrv || !sameName(r->name, canonical->name)) continue;
     SrvTarget t;
     t.srv = r->srv;
     if (!t.srv.target.empty()) {
-      Result<AddressSet> addresses = addressesFor(recordsAlongCnames(byName, t.srv.target), t.srv.target);
-      if (!addresses) return addresses.status();
-      t.addresses = std::move(*addresses);
+      // Many SRV records may name one target: its addresses are looked up once.
+      const std::string key = nameKey(t.srv.target);
+      auto known = addressesOf.find(key);
+      if (known == addressesOf.end()) {
+        Result<AddressSet> addresses = addressesFor(recordsAlongCnames(byName, t.srv.target), t.srv.target);
+        if (!addresses) return addresses.status();
+        known = addressesOf.emplace(key, std::move(*addresses)).first;
+      }
+      t.addresses = known->second;
     }
     out.ttl = std::min(out.ttl, r->ttl);
     out.targets.push_back(std::move(t));

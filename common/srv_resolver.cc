@@ -110,6 +110,16 @@ struct ServiceResolver::Lookup {
   int addressNxdomains = 0;   // host:port: A and AAAA both NXDOMAIN means no such name
   // SRV records whose targets need their own A/AAAA lookups, by lowercased target.
   std::map<std::string, std::vector<dns::SrvData>> pendingTargets;
+  bool capped = false;  // the answers listed more than kMaxBackends; the rest were left out
+
+  // Takes a backend unless the lookup has kMaxBackends already.
+  void add(ResolvedBackend b) {
+    if (backends.size() >= kMaxBackends) {
+      capped = true;
+      return;
+    }
+    backends.push_back(std::move(b));
+  }
 };
 
 struct ServiceResolver::Entry {
@@ -392,11 +402,17 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
         for (const dns::SrvTarget& t : srv->targets) {
           if (t.srv.target.empty() || t.srv.port == 0) continue;  // "." means no service here
           for (const in_addr& a : t.addresses.v4)
-            lookup.backends.push_back({SocketAddress::ipv4(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
+            lookup.add({SocketAddress::ipv4(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
           for (const in6_addr& a : t.addresses.v6)
-            lookup.backends.push_back({SocketAddress::ipv6(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
+            lookup.add({SocketAddress::ipv6(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
           if (t.addresses.empty()) {
-            lookup.pendingTargets[lower(t.srv.target)].push_back(t.srv);
+            // Each gets two questions of its own: as many as there may be backends.
+            const std::string key = lower(t.srv.target);
+            if (lookup.pendingTargets.size() >= kMaxBackends && !lookup.pendingTargets.count(key)) {
+              lookup.capped = true;
+              continue;
+            }
+            lookup.pendingTargets[key].push_back(t.srv);
           } else {
             lookup.ttl = std::min(lookup.ttl, t.addresses.ttl);
           }
@@ -428,8 +444,8 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
           owners = lookup.pendingTargets[lower(query.name)];
         }
         for (const dns::SrvData& o : owners) {
-          for (const in_addr& a : addresses->v4) lookup.backends.push_back({SocketAddress::ipv4(a, o.port), o.priority, o.weight, o.target});
-          for (const in6_addr& a : addresses->v6) lookup.backends.push_back({SocketAddress::ipv6(a, o.port), o.priority, o.weight, o.target});
+          for (const in_addr& a : addresses->v4) lookup.add({SocketAddress::ipv4(a, o.port), o.priority, o.weight, o.target});
+          for (const in6_addr& a : addresses->v6) lookup.add({SocketAddress::ipv6(a, o.port), o.priority, o.weight, o.target});
         }
       }
     }
@@ -443,6 +459,10 @@ void ServiceResolver::finishLookup(Entry& entry) {
   const Resolution before = r;
   normalize(&lookup->backends);
   const std::string& name = entry.target.text;
+  if (lookup->capped) {
+    log::warn("DNS answers list more backends than a port takes; using the first ones",
+              {{"target", name}, {"max", std::to_string(kMaxBackends)}});
+  }
 
   if (!lookup->failure.isOk()) {
     entry.failuresInRow++;

@@ -62,6 +62,11 @@ struct ResolverOptions {
 // takes no port); port 53 when absent.
 Result<std::vector<SocketAddress>> parseDnsServers(std::string_view text);
 
+// The most backends one target's lookup yields (SRV records times their addresses): an
+// answer of 1,600 SRV records naming one host with 2,000 addresses would otherwise make
+// 3.2 million, for every connection to order and every refresh to rebuild.
+inline constexpr size_t kMaxBackends = 1024;
+
 class ServiceResolver {
  public:
   using WatchId = uint64_t;

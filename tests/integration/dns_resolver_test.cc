@@ -196,6 +196,24 @@ BOOST_AUTO_TEST_CASE(LooksUpSrvTargetsThatCameWithoutAddresses) {
   BOOST_TEST(dns.queryCount("AAAA", "c.connectable.test") == 1);
 }
 
+BOOST_AUTO_TEST_CASE(AnAnswerListingMoreBackendsThanAPortTakesIsCutToTheFirstOnes) {
+  // 1,100 SRV records (1,100 ports of one host): a port takes kMaxBackends of them, and
+  // the rest are left out. Never millions made, whatever an answer lists.
+  std::vector<std::string> config = {"host-record=h.connectable.test,198.18.1.1"};
+  for (int i = 0; i < 1100; ++i)
+    config.push_back("srv-host=big.connectable.test,h.connectable.test," + std::to_string(9000 + i) + ",0,1");
+  Dnsmasq dns(withBase(config, "30"));
+  dns.start();
+  ResolverOptions options = fastOptions(dns.port());
+  options.queryTimeout = 3000ms;  // the answers are big: over TCP after a truncated one
+  Harness h(options);
+  h.watch("big.connectable.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  const Resolution& r = h.current();
+  BOOST_TEST(r.status.isOk(), r.status.message());
+  BOOST_TEST(r.backends.size() == kMaxBackends);
+}
+
 BOOST_AUTO_TEST_CASE(ResolvesHostPortToBothAddressFamiliesWithTheFixedPort) {
   Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10,::1"}, "30"));
   dns.start();
