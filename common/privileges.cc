@@ -11,6 +11,27 @@
 
 namespace connectable {
 
+namespace {
+
+// Empties every capability set we may change: the bounding set (if CAP_SETPCAP lets us),
+// the ambient, inheritable, permitted and effective sets; then checks they are empty.
+Status dropCapabilities() {
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM)
+      return errnoStatus("prctl(PR_CAPBSET_DROP)", errno);
+  }
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &header, data) != 0) return errnoStatus("capset", errno);
+  if (syscall(SYS_capget, &header, data) != 0) return errnoStatus("capget", errno);
+  for (const auto& d : data)
+    if (d.effective || d.permitted || d.inheritable) return Status::error("capabilities remain after dropping them");
+  return Status::ok();
+}
+
+}  // namespace
+
 Status hardenProcess() {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errnoStatus("prctl(PR_SET_NO_NEW_PRIVS)", errno);
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return errnoStatus("prctl(PR_SET_DUMPABLE)", errno);
@@ -24,6 +45,7 @@ Status dropPrivileges(const std::string& user) {
   const uid_t uid = pw->pw_uid;
   const gid_t gid = pw->pw_gid;
   if (uid == 0) return Status::error("user '" + user + "' is root; choose an unprivileged user");
+  if (gid == 0) return Status::error("user '" + user + "' has group root; choose an unprivileged user");
 
   // The bounding set needs CAP_SETPCAP to shrink, so empty it while we still have it.
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
@@ -37,10 +59,14 @@ Status dropPrivileges(const std::string& user) {
   if (setresuid(uid, uid, uid) != 0) return errnoStatus("setresuid", errno);
 
   // Belt and braces: clear any capability left, and check that root cannot come back.
-  struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct data[2] = {};
-  if (syscall(SYS_capset, &header, data) != 0) return errnoStatus("capset", errno);
+  if (Status s = dropCapabilities(); !s) return s;
   if (setuid(0) == 0) return Status::error("could regain root after dropping privileges");
+  return hardenProcess();
+}
+
+Status dropPrivilegesAsNonRoot() {
+  // Started by another user, perhaps with capabilities (file or ambient ones): they go too.
+  if (Status s = dropCapabilities(); !s) return s;
   return hardenProcess();
 }
 

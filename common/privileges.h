@@ -13,6 +13,10 @@ namespace connectable {
 // REQUIRES: called as root; `user` exists in the passwd database.
 Status dropPrivileges(const std::string& user);
 
+// For a process started by another user: no capabilities (whatever it was given), then
+// hardenProcess.
+Status dropPrivilegesAsNonRoot();
+
 // Hardening that needs no privilege: no_new_privs and not dumpable.
 Status hardenProcess();
 

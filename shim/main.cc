@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
 
   if (geteuid() == 0) {
     if (Status s = dropPrivileges(opt.user); !s) return fail(s.withContext("dropping privileges"), 1);
-  } else if (Status s = hardenProcess(); !s) {
+  } else if (Status s = dropPrivilegesAsNonRoot(); !s) {
     return fail(s, 1);
   }
 

@@ -832,6 +832,29 @@ BOOST_AUTO_TEST_CASE(DropsEveryPrivilegeOnceListening) {
   close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(AShimStartedByAnotherUserWithCapabilitiesDropsThemToo) {
+  // Not root, but given capabilities (ambient here, as a unit's AmbientCapabilities= or
+  // file capabilities would): it uses them to enter the namespace, then has none.
+  TcpServer backend(replyHandler("ok"));
+  Child shim = Child::spawn({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             "--inh-caps=+sys_admin,+net_admin", "--ambient-caps=+sys_admin,+net_admin", "--",
+                             shimBinary(), "--netns", ns.path(), "--connect", "6000=" + backend.address()},
+                            tempDir() + "/log");
+  BOOST_REQUIRE_MESSAGE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s), shim.log());
+  const pid_t pid = shim.pid();
+  BOOST_TEST(statusField(pid, "Uid") == "65534\t65534\t65534\t65534");
+  BOOST_TEST(statusField(pid, "CapInh") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "CapPrm") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "CapEff") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "CapAmb") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "NoNewPrivs") == "1");
+  int fd = connectInside(ns);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ok");
+  close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(APortTakenInTheNamespaceIsAClearError) {
   std::unique_ptr<TcpServer> squatter;
   ns.inside([&] { squatter = std::make_unique<TcpServer>(holdHandler(), "127.0.0.1", kPort); });
