@@ -517,7 +517,10 @@ void ServiceResolver::finishLookup(Entry& entry) {
     }
   }
   r.pending = false;
+  // The status too: a lookup that failed part-way serves what it got with an error, and
+  // the next one may bring the same backends with none.
   bool changed = before.pending || before.backends != r.backends || before.stale != r.stale ||
+                 before.status.isOk() != r.status.isOk() ||
                  (r.backends.empty() && before.status.message() != r.status.message());
   if (changed) notify(entry.id);
 }

@@ -576,6 +576,26 @@ BOOST_AUTO_TEST_CASE(AFirstLookupThatTimesOutIsAnAnswerWithNoBackends) {
   BOOST_TEST(h.resolver->counters().lookupFailures >= 1u);
 }
 
+BOOST_AUTO_TEST_CASE(WatchersHearThatLookupsRecoveredEvenWhenTheBackendsStayTheSame) {
+  // The first lookup half fails (the target's AAAA question goes unanswered), so it serves
+  // what the A answer gave, with an error; the next one succeeds with the same backends.
+  // The shim's status must stop saying "failed".
+  int aaaaQuestions = 0;
+  FakeHarness h([&](uint16_t id, const std::string& name, uint16_t type, int) {
+    DnsPacket p(DnsPacket::kResponseFlags, id);
+    p.question(name, type);
+    if (type == dns::kTypeSrv) p.srv(DnsPacket::Answer, name, 1, 1, 6379, "a.connectable.test", 1);
+    if (type == dns::kTypeA) p.a(DnsPacket::Answer, name, "198.18.0.1", 1);
+    if (type == dns::kTypeAaaa && ++aaaaQuestions == 1) return std::vector<uint8_t>();  // no answer
+    return p.bytes();
+  });
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"a failed first lookup", [&] { return !h.updates.empty(); }},
+                                        {"told it recovered", [&] { return h.updates.back().status.isOk(); }}}),
+                      "");
+  BOOST_TEST(find(h.updates.back(), "198.18.0.1:6379"));
+  BOOST_TEST(!h.updates.front().status.isOk(), "the first lookup did not fail part-way as meant");
+}
+
 BOOST_AUTO_TEST_CASE(ServerFailureKeepsTheLastAnswer) {
   FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
     DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
