@@ -12,12 +12,18 @@ BackendSet::BackendSet(std::vector<Target> targets)
       answered_(targets_.size(), false),
       problems_(targets_.size()),
       stale_(targets_.size(), false) {
+  // One address given twice is one backend (not a double share, nor two series of the
+  // same labels in the metrics).
+  std::map<SocketAddress, std::shared_ptr<Backend>> literal;
   for (size_t i = 0; i < targets_.size(); ++i) {
     if (targets_[i].kind == Target::Kind::Literal) {
-      auto b = std::make_shared<Backend>();
-      b->address = targets_[i].address;
-      b->target = targets_[i].text;
-      perTarget_[i].push_back(std::move(b));
+      auto& b = literal[targets_[i].address];
+      if (!b) {
+        b = std::make_shared<Backend>();
+        b->address = targets_[i].address;
+        b->target = targets_[i].text;
+      }
+      perTarget_[i].push_back(b);
       answered_[i] = true;
     }
   }

@@ -1,0 +1,50 @@
+#include "shim/backend_set.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace connectable;
+
+namespace {
+
+std::vector<Target> targets(std::vector<std::string> texts) {
+  std::vector<Target> out;
+  for (const auto& t : texts) out.push_back(*parseTarget(t));
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(Backends)
+
+BOOST_AUTO_TEST_CASE(AnAddressGivenTwiceIsOneBackend) {
+  // Not a double share of the traffic, nor two metric series with the same labels.
+  BackendSet set(targets({"198.18.0.5:6379", "198.18.0.6:6379", "198.18.0.5:6379"}));
+  BOOST_REQUIRE_EQUAL(set.backends().size(), 2u);
+  BOOST_TEST(set.backends()[0]->address.toString() == "198.18.0.5:6379");
+  BOOST_TEST(set.backends()[1]->address.toString() == "198.18.0.6:6379");
+}
+
+BOOST_AUTO_TEST_CASE(ADnsAnswerNamingAnAddressTwiceMakesOneBackend) {
+  BackendSet set(targets({"redis.service.consul"}));
+  const auto a = *SocketAddress::parseIp("198.18.0.5", 6379);
+  set.update(0, {{a, 1, 10, "x.node.consul"}, {a, 2, 20, "y.node.consul"}});
+  BOOST_REQUIRE_EQUAL(set.backends().size(), 1u);
+  BOOST_TEST(set.backends()[0]->priority == 1);  // the first record for it
+}
+
+BOOST_AUTO_TEST_CASE(ABackendKeepsItsCountersAcrossAnswersThatStillNameIt) {
+  BackendSet set(targets({"redis.service.consul"}));
+  const auto a = *SocketAddress::parseIp("198.18.0.5", 6379);
+  set.update(0, {{a, 1, 10, "x.node.consul"}});
+  auto first = set.backends()[0];
+  first->connectFailures = 3;
+  set.update(0, {{a, 1, 10, "x.node.consul"}, {*SocketAddress::parseIp("198.18.0.6", 6379), 1, 10, "y.node.consul"}});
+  BOOST_REQUIRE_EQUAL(set.backends().size(), 2u);
+  BOOST_TEST(set.backends()[0].get() == first.get());
+  BOOST_TEST(set.backends()[0]->connectFailures == 3u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
