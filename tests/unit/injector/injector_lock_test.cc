@@ -46,6 +46,52 @@ struct SocketFile {
   int fd = -1;
 };
 
+// A process of user nobody (when we are root) listening on the abstract `name` with
+// `backlog`, never accepting, after `selfConnects` connections of its own; gone with it.
+class Squatter {
+ public:
+  Squatter(const std::string& name, int backlog, int selfConnects) {
+    int ready[2];
+    BOOST_REQUIRE(pipe(ready) == 0 && pipe(release_) == 0);
+    pid_ = fork();
+    BOOST_REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      close(release_[1]);  // or the read below never sees the parent's end of it
+      if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(1);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      name.copy(addr.sun_path + 1, sizeof addr.sun_path - 2);
+      auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+      int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, backlog) != 0) _exit(1);
+      for (int i = 0; i < selfConnects; ++i) {
+        int self = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(self, reinterpret_cast<sockaddr*>(&addr), len);
+      }
+      char c = 'r';
+      if (write(ready[1], &c, 1) != 1) _exit(1);
+      if (read(release_[0], &c, 1) < 0) _exit(1);  // hold the name until told
+      _exit(0);
+    }
+    close(release_[0]);
+    close(ready[1]);
+    char c;
+    BOOST_REQUIRE(read(ready[0], &c, 1) == 1);
+    close(ready[0]);
+  }
+  ~Squatter() {
+    close(release_[1]);
+    waitpid(pid_, nullptr, 0);
+  }
+  Squatter(const Squatter&) = delete;
+  Squatter& operator=(const Squatter&) = delete;
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int release_[2] = {-1, -1};
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(InjectorLockTest)
@@ -71,72 +117,21 @@ BOOST_AUTO_TEST_CASE(ASecondInjectorOnTheSameEndpointIsRefusedAndToldWho) {
 BOOST_AUTO_TEST_CASE(ANameSquattedByANonRootProcessDoesNotStopTheInjector) {
   // Abstract names carry no permissions: any user could take the name first.
   SocketFile sock;
-  const std::string name = InjectorLock::nameFor(sock.endpoint(sock.path));
-  int ready[2], release[2];
-  BOOST_REQUIRE(pipe(ready) == 0 && pipe(release) == 0);
-  pid_t squatter = fork();
-  BOOST_REQUIRE(squatter >= 0);
-  if (squatter == 0) {
-    close(release[1]);  // or the read below never sees the parent's end of it
-    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(1);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    name.copy(addr.sun_path + 1, sizeof addr.sun_path - 2);
-    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, 1) != 0) _exit(1);
-    char c = 'r';
-    if (write(ready[1], &c, 1) != 1) _exit(1);
-    if (read(release[0], &c, 1) < 0) _exit(1);  // hold the name until told
-    _exit(0);
-  }
-  close(release[0]);
-  close(ready[1]);
-  char c;
-  BOOST_REQUIRE(read(ready[0], &c, 1) == 1);
+  Squatter squatter(InjectorLock::nameFor(sock.endpoint(sock.path)), 1, 0);
   auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
   BOOST_TEST(static_cast<bool>(lock));
   if (lock) {
     BOOST_TEST(!lock->held());
-    BOOST_TEST(lock->warning().find("pid " + std::to_string(squatter)) != std::string::npos, lock->warning());
+    BOOST_TEST(lock->warning().find("pid " + std::to_string(squatter.pid())) != std::string::npos, lock->warning());
     BOOST_TEST(lock->warning().find("running without it") != std::string::npos, lock->warning());
   }
-  close(release[1]);
-  waitpid(squatter, nullptr, 0);
-  close(ready[0]);
 }
 
 BOOST_AUTO_TEST_CASE(ASquatterWhoseBacklogIsFullCannotHoldTheInjectorInConnect) {
   // A listener that never accepts, its backlog filled by its own connections: a blocking
   // connect to it would wait for ever. The injector starts anyway, and says why.
   SocketFile sock;
-  const std::string name = InjectorLock::nameFor(sock.endpoint(sock.path));
-  int ready[2], release[2];
-  BOOST_REQUIRE(pipe(ready) == 0 && pipe(release) == 0);
-  pid_t squatter = fork();
-  BOOST_REQUIRE(squatter >= 0);
-  if (squatter == 0) {
-    close(release[1]);
-    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(1);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    name.copy(addr.sun_path + 1, sizeof addr.sun_path - 2);
-    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, 0) != 0) _exit(1);
-    for (int i = 0; i < 4; ++i) {  // fill the backlog without ever accepting
-      int self = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
-      (void)connect(self, reinterpret_cast<sockaddr*>(&addr), len);
-    }
-    char c = 'r';
-    if (write(ready[1], &c, 1) != 1) _exit(1);
-    if (read(release[0], &c, 1) < 0) _exit(1);
-    _exit(0);
-  }
-  close(release[0]);
-  close(ready[1]);
-  char c;
-  BOOST_REQUIRE(read(ready[0], &c, 1) == 1);
+  Squatter squatter(InjectorLock::nameFor(sock.endpoint(sock.path)), 0, 4);
   // acquire() in a child of ours: if it blocks, the test fails instead of hanging.
   pid_t injector = fork();
   BOOST_REQUIRE(injector >= 0);
@@ -156,9 +151,6 @@ BOOST_AUTO_TEST_CASE(ASquatterWhoseBacklogIsFullCannotHoldTheInjectorInConnect) 
   }
   BOOST_TEST(ended, "acquire() still blocked after 5 s");
   BOOST_TEST((ended && WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  close(release[1]);
-  waitpid(squatter, nullptr, 0);
-  close(ready[0]);
 }
 
 BOOST_AUTO_TEST_CASE(EverySecondInjectorIsToldWhoHoldsTheLockHoweverManyCame) {
