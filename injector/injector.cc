@@ -58,7 +58,12 @@ void Injector::connect() {
     scheduleReconnect();
     return;
   }
-  stream_ = std::make_unique<DockerEventStream>(loop_, endpoint_, client_.apiVersion(), *this);
+  // After a gap, the daemon replays what happened since the last event we saw (destroys,
+  // creates of containers not started yet: what the reconcile's list of running containers
+  // cannot tell).
+  DockerEventStream::Options streamOptions;
+  streamOptions.sinceNanos = lastEventNanos_;
+  stream_ = std::make_unique<DockerEventStream>(loop_, endpoint_, client_.apiVersion(), *this, streamOptions);
   if (Status s = stream_->start(); !s) {
     log::warn("cannot subscribe to Docker events; retrying", {{"error", s.message()}});
     stream_.reset();
@@ -121,6 +126,7 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
 }
 
 void Injector::onDockerEvent(const DockerEvent& event) {
+  if (event.timeNano > lastEventNanos_) lastEventNanos_ = event.timeNano;
   const std::string id = event.containerId();
   if (id.empty()) return;
   if (event.isContainer()) {
@@ -138,7 +144,9 @@ void Injector::onDockerEvent(const DockerEvent& event) {
     } else if (event.action == "die") {
       auto it = tracked_.find(id);
       if (it != tracked_.end()) stopEarlyWatch(it->second);
-      supervisor_.stop(id, "container died");
+      // A die replayed after a reconnect may be about an init that a later start (and the
+      // reconcile) already replaced: the shim of a live init stays.
+      if (!supervisor_.servesLiveInit(id)) supervisor_.stop(id, "container died");
     } else if (event.action == "destroy") {
       auto it = tracked_.find(id);
       if (it != tracked_.end()) {

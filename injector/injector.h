@@ -97,6 +97,7 @@ class Injector : public DockerEventSink {
   std::map<std::string, Tracked> tracked_;
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;
+  int64_t lastEventNanos_ = 0;  // of the last event seen: the next stream replays from there
   Clock::time_point streamConnectedAt_{};
   static constexpr Millis kStreamLasted{10000};  // a stream up this long resets the back-off
   EventLoop::TimerId reconnectTimer_ = 0;

@@ -76,7 +76,12 @@ class FakeDocker {
   }
   DockerEndpoint endpoint() const { return *parseDockerHost("unix://" + path_); }
   int lists() const { return lists_; }
+  std::vector<std::string> eventPaths() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return eventPaths_;
+  }
   std::atomic<int> streamsToEnd{0};
+  std::string endedStreamEvents;  // sent (chunked, one per line) on a stream before it ends
 
  private:
   void acceptAll() {
@@ -105,8 +110,17 @@ class FakeDocker {
       if (path == "/version") {
         write(c, jsonReply(200, R"({"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"})"));
       } else if (path.find("/events?") != std::string::npos) {
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          eventPaths_.push_back(path);
+        }
         write(c, kStreamHeaders);
         if (streamsToEnd-- > 0) {
+          if (!endedStreamEvents.empty()) {
+            char size[24];
+            std::snprintf(size, sizeof size, "%zx\r\n", endedStreamEvents.size());
+            write(c, size + endedStreamEvents + "\r\n");
+          }
           write(c, "0\r\n\r\n");
           continue;
         }
@@ -131,7 +145,8 @@ class FakeDocker {
   std::atomic<bool> done_{false};
   std::atomic<int> lists_{0};
   std::thread acceptor_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> eventPaths_;
   std::vector<int> connections_;
   std::vector<std::thread> threads_;
 };
@@ -200,6 +215,28 @@ BOOST_AUTO_TEST_CASE(AReconcileOnReconnectCancelsThePendingRetry) {
   BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().dockerReconnects >= 1; }, 3s));
   runUntil(loop, [] { return false; }, 1800ms);  // past the retry the first failure armed
   BOOST_TEST(docker.lists() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(AReconnectedStreamReplaysFromTheLastEventSeen) {
+  // What happens while the stream is down (a destroy, a create not started yet) is not in
+  // the list of running containers the reconnect reconciles with: the daemon replays it.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.streamsToEnd = 1;
+  docker.endedStreamEvents =
+      R"({"Type":"container","Action":"destroy","Actor":{"ID":"0123456789ab","Attributes":{}},"time":1796024645,"timeNano":1796024645000000042})"
+      "\n";
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.eventPaths().size() >= 2; }, 3s));
+  auto paths = docker.eventPaths();
+  BOOST_TEST(paths[0].find("since=") == std::string::npos, paths[0]);
+  BOOST_TEST(paths[1].find("&since=1796024645.000000042") != std::string::npos, paths[1]);
+  injector.shutdown([] {});
 }
 
 BOOST_AUTO_TEST_CASE(AStreamDroppedAtOnceEveryTimeIsAskedForAgainWithBackOff) {
