@@ -13,14 +13,19 @@ namespace connectable {
 
 namespace {
 
-// Empties every capability set we may change: the bounding set (if CAP_SETPCAP lets us),
-// the ambient, inheritable, permitted and effective sets; then checks they are empty.
-Status dropCapabilities() {
+// Empties the bounding set, and the ambient set with it. Shrinking the bounding set needs
+// CAP_SETPCAP: `required` says whether lacking it is an error (root) or not (another user).
+Status dropBoundingSet(bool required) {
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM)
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && (required || errno != EPERM))
       return errnoStatus("prctl(PR_CAPBSET_DROP)", errno);
   }
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  return Status::ok();
+}
+
+// Empties the inheritable, permitted and effective sets, then checks they are empty.
+Status clearCapabilitySets() {
   struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2] = {};
   if (syscall(SYS_capset, &header, data) != 0) return errnoStatus("capset", errno);
@@ -48,25 +53,22 @@ Status dropPrivileges(const std::string& user) {
   if (gid == 0) return Status::error("user '" + user + "' has group root; choose an unprivileged user");
 
   // The bounding set needs CAP_SETPCAP to shrink, so empty it while we still have it.
-  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-      return errnoStatus("prctl(PR_CAPBSET_DROP)", errno);
-  }
-  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (Status s = dropBoundingSet(true); !s) return s;
   if (setgroups(0, nullptr) != 0) return errnoStatus("setgroups", errno);
   if (setresgid(gid, gid, gid) != 0) return errnoStatus("setresgid", errno);
   // Changing all uids away from 0 clears permitted and effective capabilities (no KEEPCAPS).
   if (setresuid(uid, uid, uid) != 0) return errnoStatus("setresuid", errno);
 
   // Belt and braces: clear any capability left, and check that root cannot come back.
-  if (Status s = dropCapabilities(); !s) return s;
+  if (Status s = clearCapabilitySets(); !s) return s;
   if (setuid(0) == 0) return Status::error("could regain root after dropping privileges");
   return hardenProcess();
 }
 
 Status dropPrivilegesAsNonRoot() {
   // Started by another user, perhaps with capabilities (file or ambient ones): they go too.
-  if (Status s = dropCapabilities(); !s) return s;
+  if (Status s = dropBoundingSet(false); !s) return s;
+  if (Status s = clearCapabilitySets(); !s) return s;
   return hardenProcess();
 }
 
