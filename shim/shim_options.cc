@@ -152,14 +152,15 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       if ((arg == "--connect-timeout" || arg == "--dns-timeout") && d->count() == 0)
         return Status::error(arg + " must be longer than 0");
       // Bounds a deployment can want, well inside what clocks and timers can add up; a DNS
-      // answer cached for less than 100 ms would have the shim ask over and over.
+      // answer cached for less than 100 ms would have the shim ask over and over. (A zero
+      // timeout is refused just above.)
       struct Range { const char* option; Millis min, max; const char* maxText; };
       static const Range kRanges[] = {
-          {"--connect-timeout", Millis(1), Millis(3'600'000), "1h"},
+          {"--connect-timeout", Millis(0), Millis(3'600'000), "1h"},
           {"--idle-timeout", Millis(0), Millis(30LL * 24 * 3'600'000), "720h"},
           {"--drain-timeout", Millis(0), Millis(24LL * 3'600'000), "24h"},
           {"--dns-min-ttl", Millis(100), Millis(24LL * 3'600'000), "24h"},
-          {"--dns-timeout", Millis(1), Millis(300'000), "5m"},
+          {"--dns-timeout", Millis(0), Millis(300'000), "5m"},
       };
       for (const Range& r : kRanges) {
         if (arg != r.option) continue;
