@@ -467,6 +467,10 @@ void ShimSupervisor::forget(const std::string& containerId) {
   if (it == shims_.end()) return;
   auto m = std::move(it->second);
   shims_.erase(it);
+  dispose(std::move(m));
+}
+
+void ShimSupervisor::dispose(std::unique_ptr<Managed> m) {
   m->gone = true;
   unwatch(*m);
   loop_.defer([raw = m.release()] { delete raw; });  // its onIo may be on the stack
@@ -485,9 +489,7 @@ void ShimSupervisor::dropRetired(Managed& m) {
   if (it == retired_.end()) return;
   auto owned = std::move(*it);
   retired_.erase(it);
-  owned->gone = true;
-  unwatch(*owned);
-  loop_.defer([raw = owned.release()] { delete raw; });  // its onIo is on the stack
+  dispose(std::move(owned));
 }
 
 void ShimSupervisor::writeState(const Managed& m) {

@@ -97,6 +97,8 @@ class ShimSupervisor {
   void forget(const std::string& containerId);
   void retire(const std::string& containerId);
   void dropRetired(Managed& m);
+  // Out of every list already: stops watching it and deletes it after this loop turn.
+  void dispose(std::unique_ptr<Managed> m);
   void unwatch(Managed& m);
   std::string statePath(const std::string& containerId) const;
   std::string controlPath(const std::string& containerId) const;
