@@ -8,7 +8,7 @@
 
 namespace connectable::testing {
 
-// Runs the loop until `done` holds or `timeout` passes (EventLoop runs once per instance).
+// Runs the loop until `done` holds or `timeout` passes; a loop may be run this way again.
 inline bool runUntil(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   std::function<void()> check = [&] {
