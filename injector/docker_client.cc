@@ -81,6 +81,8 @@ Result<ContainerInfo> DockerClient::inspectContainer(const std::string& id, bool
   return parseContainerInspect(*body);
 }
 
+void DockerClient::interrupt() { connection_->interrupt(); }
+
 std::string dockerEventsPath(DockerApiVersion version, int64_t sinceNanos) {
   // filters={"type":["container","network"]}, percent-encoded.
   std::string path = version.pathPrefix() +

@@ -1,7 +1,7 @@
 // DockerClient: the injector's read-only view of the Docker Engine API: version negotiation,
-// the running containers, one container's details. Not thread-safe: one thread (the event
-// loop's) uses it. Calls block for at most the request timeout; errors are Status, never
-// exceptions.
+// the running containers, one container's details. Not thread-safe: one thread uses it (the
+// worker of DockerCalls, never the event loop's), but for interrupt(). Calls block; each read
+// for at most the request timeout. Errors are Status, never exceptions.
 //
 // Measured (docs/docker-events.md): GET /containers/{id}/json blocks while the daemon starts
 // that container (0.5-0.9 s here), so do not inspect on `network connect`; inspect on `start`.
@@ -49,6 +49,9 @@ class DockerClient {
   // *notFound when given, so a caller can tell "already gone" from a failure.
   // REQUIRES: negotiate() succeeded.
   Result<ContainerInfo> inspectContainer(const std::string& id, bool* notFound = nullptr);
+
+  // Cuts the call under way, from any thread: it fails, and the next one connects afresh.
+  void interrupt();
 
  private:
   Result<std::string> getJson(const std::string& path, const std::string& what,

@@ -69,7 +69,13 @@ DockerConnection::~DockerConnection() { close(); }
 void DockerConnection::rememberFd() {
   std::lock_guard<std::mutex> lock(fdMutex_);
   fd_ = session_ && session_->connected() ? session_->socket().impl()->sockfd() : -1;
-  if (shutdown_ && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  if ((shutdown_ || interrupted_) && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+}
+
+void DockerConnection::interrupt() {
+  std::lock_guard<std::mutex> lock(fdMutex_);
+  interrupted_ = true;
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
 }
 
 void DockerConnection::shutdown() {
@@ -112,6 +118,10 @@ Result<DockerConnection::Reply> DockerConnection::get(const std::string& pathAnd
   // A kept-alive connection the daemon closed in the meantime fails at once; retry on a
   // new one. Not after a failure that took a while (a timeout): that would only double it.
   const auto started = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(fdMutex_);
+    interrupted_ = false;
+  }
   for (int attempt = 0;; ++attempt) {
     std::istream* body = nullptr;
     auto status = openStream(pathAndQuery, &body);
@@ -129,6 +139,9 @@ Result<DockerConnection::Reply> DockerConnection::get(const std::string& pathAnd
         return Status::error("GET " + pathAndQuery + ": reply longer than " + std::to_string(limit >> 20) + " MiB");
       }
       if (body->bad()) throw Poco::IOException("reading the reply body failed");
+      std::lock_guard<std::mutex> lock(fdMutex_);
+      // Cut short, the body just ends early: do not let it pass for a whole one.
+      if (interrupted_) throw Poco::IOException("interrupted: the reply took too long");
     } catch (const Poco::Exception& e) {
       close();
       return Status::error("GET " + pathAndQuery + ": reading reply: " + e.displayText());

@@ -37,8 +37,10 @@ class DockerConnection {
   // Poco::Exception, which the caller must catch). Valid until the next call or close().
   Result<int> openStream(const std::string& pathAndQuery, std::istream** body);
 
-  // Wakes a read blocked on this connection (it then sees EOF). Any thread.
+  // Wakes a read blocked on this connection (it then sees EOF), and every later one. Any thread.
   void shutdown();
+  // Cuts the request under way, which then fails; the next get() connects afresh. Any thread.
+  void interrupt();
   void close();
   const DockerEndpoint& endpoint() const { return endpoint_; }
 
@@ -49,9 +51,10 @@ class DockerConnection {
   DockerEndpoint endpoint_;
   Timeouts timeouts_;
   std::unique_ptr<Session> session_;
-  std::mutex fdMutex_;  // guards fd_ and shutdown_ against the owner closing the socket
+  std::mutex fdMutex_;  // guards fd_, shutdown_ and interrupted_ against the owner closing the socket
   int fd_ = -1;
   bool shutdown_ = false;
+  bool interrupted_ = false;  // until the next get(): also cuts a connection its retry makes
 };
 
 // "no such container" and the like: Docker's {"message": "..."} error body, or the raw text.

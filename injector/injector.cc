@@ -23,10 +23,10 @@ Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOpti
     : loop_(loop),
       endpoint_(endpoint),
       options_(std::move(options)),
-      client_(endpoint),
       supervisor_(loop, options_.supervisor),
       reconnectDelay_(options_.reconnectMin),
-      reconcileRetryDelay_(options_.reconcileRetryMin) {}
+      reconcileRetryDelay_(options_.reconcileRetryMin),
+      calls_(std::make_unique<DockerCalls>(loop, endpoint, options_.docker)) {}
 
 Injector::~Injector() {
   if (stream_) stream_->stop();
@@ -45,33 +45,45 @@ Status Injector::start() {
   if (Status s = supervisor_.init(); !s) return s;
   auto adopted = supervisor_.adopt();
   if (!adopted.empty()) log::info("re-adopted running shims", {{"count", std::to_string(adopted.size())}});
+  if (Status s = calls_->start(); !s) return s.withContext("docker requests");
   connect();
   return Status::ok();
 }
 
 void Injector::connect() {
   reconnectTimer_ = 0;
+  if (shuttingDown_ || negotiating_) return;
+  negotiating_ = true;
+  calls_->negotiate([this](Result<DockerCalls::Negotiated> negotiated) {
+    negotiating_ = false;
+    onNegotiated(std::move(negotiated));
+  });
+}
+
+void Injector::onNegotiated(Result<DockerCalls::Negotiated> negotiated) {
   if (shuttingDown_) return;
-  if (Status s = client_.negotiate(); !s) {
-    log::warn("cannot reach Docker; retrying", {{"docker", endpoint_.toString()}, {"error", s.message()},
+  if (!negotiated) {
+    log::warn("cannot reach Docker; retrying", {{"docker", endpoint_.toString()}, {"error", negotiated.status().message()},
                                                   {"retry_ms", std::to_string(reconnectDelay_.count())}});
     scheduleReconnect();
     return;
   }
+  api_ = negotiated->api;
+  serverVersion_ = negotiated->server;
   // After a gap, the daemon replays what happened since the last event we saw (destroys,
   // creates of containers not started yet: what the reconcile's list of running containers
   // cannot tell).
   DockerEventStream::Options streamOptions;
   streamOptions.sinceNanos = lastEventNanos_;
-  stream_ = std::make_unique<DockerEventStream>(loop_, endpoint_, client_.apiVersion(), *this, streamOptions);
+  stream_ = std::make_unique<DockerEventStream>(loop_, endpoint_, api_, *this, streamOptions);
   if (Status s = stream_->start(); !s) {
     log::warn("cannot subscribe to Docker events; retrying", {{"error", s.message()}});
     stream_.reset();
     scheduleReconnect();
     return;
   }
-  log::info("connected to Docker", {{"docker", endpoint_.toString()}, {"api", client_.apiVersion().toString()},
-                                    {"server", client_.serverVersion()}});
+  log::info("connected to Docker", {{"docker", endpoint_.toString()}, {"api", api_.toString()},
+                                    {"server", serverVersion_}});
 }
 
 void Injector::scheduleReconnect() {
@@ -81,6 +93,7 @@ void Injector::scheduleReconnect() {
 }
 
 void Injector::onDockerStreamConnected() {
+  droppingEvents_ = false;
   streamConnectedAt_ = loop_.now();
   if (everConnected_) ++counters_.dockerReconnects;
   everConnected_ = true;
@@ -126,6 +139,25 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
 }
 
 void Injector::onDockerEvent(const DockerEvent& event) {
+  if (droppingEvents_) return;  // until the stream that replays them is up
+  if (listing_) {
+    if (heldEvents_.size() < kMaxHeldEvents) {
+      heldEvents_.push_back(event);
+      return;
+    }
+    // A daemon this busy: let it replay them from the last one acted on, on a new stream.
+    log::warn("too many Docker events while listing containers; reconnecting to have them replayed",
+              {{"held", std::to_string(heldEvents_.size())}});
+    heldEvents_.clear();
+    droppingEvents_ = true;
+    onDockerStreamEnded(Status::error("events held while listing: more than " + std::to_string(kMaxHeldEvents)));
+    return;
+  }
+  handleEvent(event);
+}
+
+void Injector::handleEvent(const DockerEvent& event) {
+  // Only events acted on count: a reconnect replays from here, held ones included.
   if (event.timeNano > lastEventNanos_) lastEventNanos_ = event.timeNano;
   const std::string id = event.containerId();
   if (id.empty()) return;
@@ -201,14 +233,35 @@ void Injector::pollEarly(const std::string& id) {
 }
 
 void Injector::injectFromInspect(const std::string& id) {
+  if (shuttingDown_) return;
   auto it = tracked_.find(id);
   if (it == tracked_.end()) return;
   Tracked& t = it->second;
   stopEarlyWatch(t);
-  bool notFound = false;
-  auto info = client_.inspectContainer(id, &notFound);
+  // One request per container at a time; one asked for meanwhile follows it, since the
+  // container may have changed after the daemon answered the first.
+  if (t.inspecting) {
+    t.inspectAgain = true;
+    return;
+  }
+  t.inspecting = true;
+  calls_->inspectContainer(id, [this, id](DockerCalls::Inspected inspected) { onInspected(id, std::move(inspected)); });
+}
+
+void Injector::onInspected(const std::string& id, DockerCalls::Inspected inspected) {
+  auto it = tracked_.find(id);
+  if (it == tracked_.end()) return;  // destroyed meanwhile
+  Tracked& t = it->second;
+  t.inspecting = false;
+  if (t.inspectAgain) {
+    t.inspectAgain = false;
+    injectFromInspect(id);
+    return;
+  }
+  if (shuttingDown_) return;
+  auto& info = inspected.info;
   if (!info) {
-    if (!notFound) log::warn("cannot inspect container", {{"container", containerDisplayName(t.name, id)}, {"error", info.status().message()}});
+    if (!inspected.notFound) log::warn("cannot inspect container", {{"container", containerDisplayName(t.name, id)}, {"error", info.status().message()}});
     return;
   }
   if (t.name.empty()) t.name = info->name;
@@ -258,7 +311,29 @@ void Injector::recordInjectionLatency(Tracked& t) {
 
 void Injector::reconcile() {
   cancelReconcileRetry();
-  auto list = client_.listContainers();
+  if (shuttingDown_) return;
+  if (listing_) {
+    listAgain_ = true;
+    return;
+  }
+  listing_ = true;
+  listAskedAt_ = loop_.now();
+  calls_->listContainers([this](Result<ContainerList> list) {
+    listing_ = false;
+    if (shuttingDown_) return;
+    onListed(std::move(list));
+    // What happened while the daemon listed, in order, as if the list had taken no time.
+    std::deque<DockerEvent> held;
+    held.swap(heldEvents_);
+    for (const DockerEvent& event : held) handleEvent(event);
+    if (listAgain_) {
+      listAgain_ = false;
+      reconcile();
+    }
+  });
+}
+
+void Injector::onListed(Result<ContainerList> list) {
   if (!list) {
     log::warn("cannot list containers; retrying", {{"error", list.status().message()},
                                                    {"retry_ms", std::to_string(reconcileRetryDelay_.count())}});
@@ -287,7 +362,10 @@ void Injector::reconcile() {
     injectFromInspect(c.id);
   }
   for (const auto& shim : supervisor_.list()) {
-    if (everyIdKnown && !running.count(shim.containerId)) supervisor_.stop(shim.containerId, "container not running");
+    // A shim started since the list was asked for (the early path runs meanwhile) is newer
+    // than what the list knows.
+    if (everyIdKnown && !running.count(shim.containerId) && shim.since < listAskedAt_)
+      supervisor_.stop(shim.containerId, "container not running");
   }
   log::info("reconciled", {{"running", std::to_string(list->containers.size() + list->skipped.size())},
                            {"watched", std::to_string(tracked_.size())},
@@ -324,6 +402,10 @@ void Injector::shutdown(std::function<void()> onDone) {
     static auto* abandoned = new std::vector<DockerEventStream*>();
     abandoned->push_back(stream_.release());
   }
+  // Nor on a Docker request under way; the same holds for its worker.
+  calls_->abandon();
+  static auto* abandonedCalls = new std::vector<DockerCalls*>();
+  abandonedCalls->push_back(calls_.release());
   if (!options_.stopShimsOnExit) {
     log::info("exiting; shims keep serving until their containers stop, and a restarted injector re-adopts them",
               {{"shims", std::to_string(supervisor_.list().size())}});

@@ -2,16 +2,18 @@
 // for one. Subscribes to events first, then lists and reconciles, so nothing is missed;
 // injects as early as the container's namespace exists (found through its cgroup, before
 // Docker reports it started), with `start` + inspect as the always-correct fallback.
-// Runs on one event loop thread; not thread-safe.
+// Runs on one event loop thread; not thread-safe. Docker's requests run on DockerCalls'
+// worker, so a slow daemon delays only what needs its answer.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/event_loop.h"
-#include "injector/docker_client.h"
+#include "injector/docker_calls.h"
 #include "injector/docker_event_stream.h"
 #include "injector/label_parser.h"
 #include "injector/shim_supervisor.h"
@@ -20,6 +22,7 @@ namespace connectable {
 
 struct InjectorOptions {
   SupervisorOptions supervisor;
+  DockerCalls::Options docker;
   bool stopShimsOnExit = false;
   Millis earlyPollInterval{2};     // how often a starting container's cgroup is read
   Millis earlyPollWindow{10000};   // for how long after its create event
@@ -71,11 +74,16 @@ class Injector : public DockerEventSink {
     Clock::time_point pollUntil;
     Clock::time_point createdAt;
     bool sawCreate = false;  // createdAt is the create event's time
+    bool inspecting = false;    // an inspect is asked for and not answered yet
+    bool inspectAgain = false;  // and another one was wanted meanwhile
   };
 
   void connect();
+  void onNegotiated(Result<DockerCalls::Negotiated> negotiated);
   void scheduleReconnect();
   void reconcile();
+  void onListed(Result<ContainerList> list);
+  void handleEvent(const DockerEvent& event);
   // Nothing else would list again while the event stream stays up.
   void scheduleReconcileRetry();
   void cancelReconcileRetry();
@@ -86,12 +94,12 @@ class Injector : public DockerEventSink {
   void stopEarlyWatch(Tracked& t);
   void pollEarly(const std::string& id);
   void injectFromInspect(const std::string& id);
+  void onInspected(const std::string& id, DockerCalls::Inspected inspected);
   void waitForShims();
 
   EventLoop& loop_;
   DockerEndpoint endpoint_;
   InjectorOptions options_;
-  DockerClient client_;
   std::unique_ptr<DockerEventStream> stream_;
   ShimSupervisor supervisor_;
   std::map<std::string, Tracked> tracked_;
@@ -107,6 +115,20 @@ class Injector : public DockerEventSink {
   bool everConnected_ = false;
   std::function<void()> onShutdownDone_;
   InjectorCounters counters_;
+
+  DockerApiVersion api_;          // of the last successful negotiate
+  std::string serverVersion_;
+  bool negotiating_ = false;
+  // While a list is asked for, events wait, so that they apply after it as they did before
+  // it was taken: a start the list already missed must not be undone by it.
+  bool listing_ = false;
+  bool listAgain_ = false;         // a reconcile was asked for while listing
+  Clock::time_point listAskedAt_;  // shims started since are not the list's to judge
+  std::deque<DockerEvent> heldEvents_;
+  static constexpr size_t kMaxHeldEvents = 10000;
+  bool droppingEvents_ = false;    // held too many: wait for the replay
+  // Last: destroyed first, so no callback of it outlives what it uses.
+  std::unique_ptr<DockerCalls> calls_;
 };
 
 }  // namespace connectable

@@ -81,6 +81,10 @@ class FakeDocker {
     return eventPaths_;
   }
   std::atomic<int> streamsToEnd{0};
+  // The first lists are answered a byte every 50 ms, for ever: no read ever times out.
+  std::atomic<int> listsToTrickle{0};
+  // Sent on the open event stream when the next list is asked for, before it is answered.
+  std::string eventsDuringList;
   std::string endedStreamEvents;  // sent (chunked, one per line) on a stream before it ends
 
  private:
@@ -114,8 +118,13 @@ class FakeDocker {
           std::lock_guard<std::mutex> lock(mutex_);
           eventPaths_.push_back(path);
         }
+        const bool ends = streamsToEnd-- > 0;
+        if (!ends) {  // before the headers: the injector lists once it has them
+          std::lock_guard<std::mutex> lock(mutex_);
+          openStream_ = c;
+        }
         write(c, kStreamHeaders);
-        if (streamsToEnd-- > 0) {
+        if (ends) {
           if (!endedStreamEvents.empty()) {
             char size[24];
             std::snprintf(size, sizeof size, "%zx\r\n", endedStreamEvents.size());
@@ -129,10 +138,35 @@ class FakeDocker {
           if (::poll(&p, 1, 20) > 0) return;
         }
       } else if (path.find("/containers/json") != std::string::npos) {
+        if (!eventsDuringList.empty()) {
+          sendOnStream(eventsDuringList);
+          eventsDuringList.clear();
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));  // for the injector to read it
+        }
+        if (listsToTrickle-- > 0) {
+          ++lists_;
+          trickle(c);
+          return;
+        }
         write(c, list_(lists_++));
       } else {
         write(c, jsonReply(404, R"({"message":"not faked"})"));
       }
+    }
+  }
+  void sendOnStream(const std::string& lines) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (openStream_ < 0) return;
+    char size[24];
+    std::snprintf(size, sizeof size, "%zx\r\n", lines.size());
+    write(openStream_, size + lines + "\r\n");
+  }
+  void trickle(int c) {
+    write(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[");
+    while (!done_) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) return;  // the client cut it, or went away
+      if (::send(c, " ", 1, MSG_NOSIGNAL) != 1) return;
     }
   }
   static void write(int c, const std::string& data) {
@@ -148,6 +182,7 @@ class FakeDocker {
   mutable std::mutex mutex_;
   std::vector<std::string> eventPaths_;
   std::vector<int> connections_;
+  int openStream_ = -1;  // the event stream held open
   std::vector<std::thread> threads_;
 };
 
@@ -258,9 +293,77 @@ BOOST_AUTO_TEST_CASE(AStreamDroppedAtOnceEveryTimeIsAskedForAgainWithBackOff) {
   injector.shutdown([] {});
 }
 
+BOOST_AUTO_TEST_CASE(ADaemonThatTricklesItsAnswerHoldsNeitherTheLoopNorTheNextRequest) {
+  // Signals, metrics, shim restarts and the early path all run on the loop: a request to
+  // Docker must not stop them while it waits, and one that never ends must end.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.listsToTrickle = 1;
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.docker.deadline = 1000ms;
+  options.reconcileRetryMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  auto asked = Clock::now();
+
+  int ticks = 0;
+  std::function<void()> tick = [&] {
+    ++ticks;
+    loop.addTimer(10ms, tick);
+  };
+  loop.addTimer(10ms, tick);
+  runUntil(loop, [] { return false; }, 500ms);
+  BOOST_TEST(docker.lists() == 1, "the trickled list is still being answered");
+  BOOST_TEST(ticks >= 10, "the loop stood still while Docker answered: " << ticks << " ticks in 500 ms");
+
+  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 2; }, 5s), "the endless answer was never cut");
+  auto cutAfter = std::chrono::duration_cast<Millis>(Clock::now() - asked);
+  BOOST_TEST(cutAfter.count() >= 900, "cut before its deadline, after " << cutAfter.count() << " ms");
+  injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(EventsThatArriveWhileDockerListsApplyAfterTheList) {
+  // The list is the daemon's state when it was taken; a destroy that came after it must not
+  // be undone by it, as it would be if the list were applied last.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"running"}])");
+  });
+  docker.eventsDuringList = R"({"Type":"container","Action":"destroy","Actor":{"ID":")" + kId +
+                            R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
+                            "\n";
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  runUntil(loop, [] { return false; }, 600ms);  // the list, then what the inspect finds (404)
+  BOOST_TEST(injector.counters().containersWatched == 0u, "a destroyed container is still watched");
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(InjectorShutdown)
+
+BOOST_AUTO_TEST_CASE(ASignalWhileDockerTricklesAnAnswerEndsAtOnce) {
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.listsToTrickle = 1;
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));  // the default 60 s deadline
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  int done = 0;
+  auto signalled = Clock::now();
+  loop.addTimer(0ms, [&] { injector.shutdown([&] { ++done; }); });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 2s));
+  BOOST_TEST(std::chrono::duration_cast<Millis>(Clock::now() - signalled).count() < 500);
+}
 
 BOOST_AUTO_TEST_CASE(ASecondSignalWhileTheShimsStopChangesNothing) {
   std::string dir = tempDir();
