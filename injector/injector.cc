@@ -34,6 +34,8 @@ Injector::~Injector() {
   cancelReconcileRetry();
   for (auto& [id, t] : tracked_)
     if (t.pollTimer) loop_.cancelTimer(t.pollTimer);
+  for (auto& [id, t] : tracked_)
+    if (t.inspectRetryTimer) loop_.cancelTimer(t.inspectRetryTimer);
 }
 
 Status Injector::start() {
@@ -183,6 +185,7 @@ void Injector::handleEvent(const DockerEvent& event) {
       auto it = tracked_.find(id);
       if (it != tracked_.end()) {
         stopEarlyWatch(it->second);
+        if (it->second.inspectRetryTimer) loop_.cancelTimer(it->second.inspectRetryTimer);
         tracked_.erase(it);
         counters_.containersWatched = tracked_.size();
       }
@@ -238,6 +241,8 @@ void Injector::injectFromInspect(const std::string& id) {
   if (it == tracked_.end()) return;
   Tracked& t = it->second;
   stopEarlyWatch(t);
+  if (t.inspectRetryTimer) loop_.cancelTimer(t.inspectRetryTimer);
+  t.inspectRetryTimer = 0;
   // One request per container at a time; one asked for meanwhile follows it, since the
   // container may have changed after the daemon answered the first.
   if (t.inspecting) {
@@ -261,9 +266,22 @@ void Injector::onInspected(const std::string& id, DockerCalls::Inspected inspect
   if (shuttingDown_) return;
   auto& info = inspected.info;
   if (!info) {
-    if (!inspected.notFound) log::warn("cannot inspect container", {{"container", containerDisplayName(t.name, id)}, {"error", info.status().message()}});
+    if (inspected.notFound) return;  // gone: its destroy event follows
+    // Nothing else would ask again before the container's next event, and it may never
+    // have one: try again, less and less often (a reply that never parses costs little).
+    const Millis retry = std::min(options_.reconcileRetryMin * (1 << std::min(t.inspectFailures, 16)), options_.reconcileRetryMax);
+    ++t.inspectFailures;
+    log::warn("cannot inspect container; retrying", {{"container", containerDisplayName(t.name, id)}, {"error", info.status().message()},
+                                                     {"retry_ms", std::to_string(retry.count())}});
+    t.inspectRetryTimer = loop_.addTimer(retry, [this, id] {
+      auto again = tracked_.find(id);
+      if (again == tracked_.end()) return;
+      again->second.inspectRetryTimer = 0;
+      injectFromInspect(id);
+    });
     return;
   }
+  t.inspectFailures = 0;
   if (t.name.empty()) t.name = info->name;
   if (info->hostNetwork()) {
     log::warn("container uses the host's network; connectable never injects there",

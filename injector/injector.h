@@ -28,7 +28,7 @@ struct InjectorOptions {
   Millis earlyPollWindow{10000};   // for how long after its create event
   Millis reconnectMin{200};
   Millis reconnectMax{5000};
-  Millis reconcileRetryMin{100};   // after a failed container list, while the stream is up
+  Millis reconcileRetryMin{100};   // after a failed container list or inspect, while the stream is up
   Millis reconcileRetryMax{10000};
 };
 
@@ -76,6 +76,8 @@ class Injector : public DockerEventSink {
     bool sawCreate = false;  // createdAt is the create event's time
     bool inspecting = false;    // an inspect is asked for and not answered yet
     bool inspectAgain = false;  // and another one was wanted meanwhile
+    int inspectFailures = 0;    // in a row
+    EventLoop::TimerId inspectRetryTimer = 0;
   };
 
   void connect();

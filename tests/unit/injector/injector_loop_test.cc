@@ -76,6 +76,9 @@ class FakeDocker {
   }
   DockerEndpoint endpoint() const { return *parseDockerHost("unix://" + path_); }
   int lists() const { return lists_; }
+  int inspects() const { return inspects_; }
+  // GET /containers/{id}/json, told how many inspects came before. Set before start.
+  ListReply inspectReply = [](int) { return jsonReply(404, R"({"message":"no such container"})"); };
   std::vector<std::string> eventPaths() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return eventPaths_;
@@ -149,6 +152,8 @@ class FakeDocker {
           return;
         }
         write(c, list_(lists_++));
+      } else if (path.find("/containers/") != std::string::npos) {
+        write(c, inspectReply(inspects_++));
       } else {
         write(c, jsonReply(404, R"({"message":"not faked"})"));
       }
@@ -178,6 +183,7 @@ class FakeDocker {
   int fd_ = -1;
   std::atomic<bool> done_{false};
   std::atomic<int> lists_{0};
+  std::atomic<int> inspects_{0};
   std::thread acceptor_;
   mutable std::mutex mutex_;
   std::vector<std::string> eventPaths_;
@@ -343,6 +349,33 @@ BOOST_AUTO_TEST_CASE(EventsThatArriveWhileDockerListsApplyAfterTheList) {
   runUntil(loop, [] { return false; }, 600ms);  // the list, then what the inspect finds (404)
   BOOST_TEST(injector.counters().containersWatched == 0u, "a destroyed container is still watched");
   injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
+  // A running labelled container whose inspect failed has no other event coming that would
+  // have it looked at again.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"running"}])");
+  });
+  docker.inspectReply = [](int) { return jsonReply(500, R"({"message":"daemon busy"})"); };
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconcileRetryMin = 20ms;
+  options.reconcileRetryMax = 160ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.inspects() >= 1; }, 3s));
+  // After 20, 40, 80, 160, 160 ... ms: about nine in 1.2 s, not sixty, nor one.
+  runUntil(loop, [] { return false; }, 1200ms);
+  BOOST_TEST(docker.inspects() >= 4);
+  BOOST_TEST(docker.inspects() <= 14);
+  BOOST_TEST(docker.lists() == 1, "the list that succeeded was asked again");
+  injector.shutdown([] {});
+  int atShutdown = docker.inspects();
+  runUntil(loop, [] { return false; }, 300ms);
+  BOOST_TEST(docker.inspects() == atShutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
