@@ -1,4 +1,5 @@
 // connectable: the injector. Watches Docker and runs a shim in every labelled container.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <climits>
@@ -57,6 +58,14 @@ int main(int argc, char** argv) {
   if (access(cmd.options.supervisor.shimPath.c_str(), X_OK) != 0) {
     log::error("shim binary not found or not executable", {{"path", cmd.options.supervisor.shimPath}});
     return 1;
+  }
+  // The injector holds descriptors for every shim it supervises (their pidfds and their
+  // containers' inits') and a scrape of /metrics opens 32 more: the usual soft limit of 1024
+  // would cap a host at a few hundred containers. The hard limit is what the operator allows.
+  struct rlimit fds;
+  if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &fds);
   }
   auto endpoint = chooseDockerEndpoint(cmd.docker, std::getenv("DOCKER_HOST"));
   if (!endpoint) {

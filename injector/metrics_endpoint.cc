@@ -2,9 +2,10 @@
 
 #include <vector>
 
-#include "common/http_fetch.h"
+#include "common/log.h"
 #include "common/metrics.h"
 #include "common/target.h"
+#include "injector/shim_scrape.h"
 
 namespace connectable {
 
@@ -63,44 +64,40 @@ std::string MetricsEndpoint::injectorMetrics() const {
 }
 
 void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
-  struct Gather {
-    std::vector<ShimInfo> shims;
-    std::vector<std::string> texts;  // "" where the shim did not answer
-    size_t pending = 0;
-    HttpServer::Respond respond;
-  };
-  auto g = std::make_shared<Gather>();
-  g->shims = injector_.supervisor().list();
-  g->texts.resize(g->shims.size());
-  g->pending = g->shims.size();
-  g->respond = respond;
+  // Scrapes that arrive while one gathers share its answer: however many clients ask, the
+  // shims are asked once at a time.
+  if (waiting_) {
+    waiting_->push_back(respond);
+    return;
+  }
+  waiting_ = std::make_shared<std::vector<HttpServer::Respond>>(1, respond);
+  std::vector<ShimInfo> shims = injector_.supervisor().list();
+  std::vector<std::string> sockets;
+  for (const auto& shim : shims) sockets.push_back(shim.control);
+  ShimScrapeLimits limits;
+  limits.timeout = shimTimeout_;
   std::weak_ptr<bool> alive = alive_;
-  auto finish = [this, g, alive] {
+  scrapeShims(loop_, std::move(sockets), limits, [this, alive, shims](ShimScrapeResult scraped) {
     auto a = alive.lock();
     if (!a || !*a) return;
+    if (scraped.overBudget > 0)
+      log::warn("metrics: shims' answers over the budget left out (shown as connectable_shim_up 0)",
+                {{"shims", std::to_string(scraped.overBudget)}});
     MetricsMerger merger;
     merger.add(injectorMetrics(), {});
     MetricsText up;
     up.family("connectable_shim_up", "gauge", "1 when the container's shim answered on its control socket.");
-    for (size_t i = 0; i < g->shims.size(); ++i)
-      up.sample("connectable_shim_up", {{"container", g->shims[i].containerName}, {"container_id", g->shims[i].containerId}},
-                g->texts[i].empty() ? 0 : 1);
+    for (size_t i = 0; i < shims.size(); ++i)
+      up.sample("connectable_shim_up", {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}},
+                scraped.texts[i].empty() ? 0 : 1);
     merger.add(up.text(), {});
-    for (size_t i = 0; i < g->shims.size(); ++i)
-      if (!g->texts[i].empty())
-        merger.add(g->texts[i], {{"container", g->shims[i].containerName}, {"container_id", g->shims[i].containerId}});
-    g->respond(HttpResponse::metrics(merger.text()));
-  };
-  if (g->shims.empty()) {
-    finish();
-    return;
-  }
-  for (size_t i = 0; i < g->shims.size(); ++i) {
-    fetchHttpUnix(loop_, g->shims[i].control, "/metrics", shimTimeout_, [g, i, finish](Result<HttpReply> reply) {
-      if (reply && reply->code == 200) g->texts[i] = reply->body;
-      if (--g->pending == 0) finish();
-    });
-  }
+    for (size_t i = 0; i < shims.size(); ++i)
+      if (!scraped.texts[i].empty())
+        merger.add(scraped.texts[i], {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}});
+    HttpResponse response = HttpResponse::metrics(merger.text());
+    auto waiting = std::move(waiting_);
+    for (const auto& r : *waiting) r(response);
+  });
 }
 
 }  // namespace connectable

@@ -3,13 +3,15 @@
 // labelled with the container it belongs to.
 // Runs on the injector's event loop thread; not thread-safe.
 //
-// The gather never blocks the loop: all shims are asked at once, without blocking, and the
-// answer goes out when the last one replied or after `shimTimeout` (default 500 ms); a
-// shim that did not answer in time shows as connectable_shim_up 0.
+// The gather never blocks the loop: the shims are asked without blocking, 32 at a time
+// (scrapeShims), each given `shimTimeout` (default 500 ms) to answer; a shim that did not
+// answer in time shows as connectable_shim_up 0. Scrapes that arrive during a gather get
+// its answer.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/http_server.h"
 #include "common/socket_address.h"
@@ -40,6 +42,8 @@ class MetricsEndpoint {
   Millis shimTimeout_;
   HttpServer server_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // The scrapes waiting for the gather under way; null when none is.
+  std::shared_ptr<std::vector<HttpServer::Respond>> waiting_;
 };
 
 }  // namespace connectable
