@@ -1,6 +1,7 @@
 #include "injector/docker_endpoint.h"
 
 #include <charconv>
+#include <cstdlib>
 
 namespace connectable {
 namespace {
@@ -76,14 +77,39 @@ Result<DockerEndpoint> parseDockerHost(std::string_view text) {
   return fail("expected unix:///PATH or tcp://HOST:PORT");
 }
 
-Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const char* dockerHostEnv) {
-  if (!flag.empty()) return parseDockerHost(flag);
-  if (dockerHostEnv != nullptr && *dockerHostEnv != '\0') {
-    auto r = parseDockerHost(dockerHostEnv);
-    if (!r) return r.status().withContext("DOCKER_HOST");
-    return r;
+DockerEnvironment DockerEnvironment::fromProcess() {
+  DockerEnvironment env;
+  env.host = std::getenv("DOCKER_HOST");
+  env.tlsVerify = std::getenv("DOCKER_TLS_VERIFY");
+  env.tls = std::getenv("DOCKER_TLS");
+  env.certPath = std::getenv("DOCKER_CERT_PATH");
+  return env;
+}
+
+Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerEnvironment& env) {
+  auto set = [](const char* value) { return value != nullptr && *value != '\0'; };
+  Result<DockerEndpoint> chosen = parseDockerHost(kDefaultDockerHost);
+  if (!flag.empty()) {
+    chosen = parseDockerHost(flag);
+  } else if (set(env.host)) {
+    chosen = parseDockerHost(env.host);
+    if (!chosen) return chosen.status().withContext("DOCKER_HOST");
   }
-  return parseDockerHost(kDefaultDockerHost);
+  if (!chosen || chosen->kind != DockerEndpoint::Kind::Tcp) return chosen;
+  const char* asksForTls = set(env.tlsVerify)  ? "DOCKER_TLS_VERIFY"
+                           : set(env.tls)      ? "DOCKER_TLS"
+                           : set(env.certPath) ? "DOCKER_CERT_PATH"
+                                               : nullptr;
+  if (asksForTls == nullptr) return chosen;
+  return Status::error(std::string(asksForTls) + " is set but connectable does not speak TLS to the Docker daemon (" +
+                       chosen->toString() + "); use a unix socket or a TLS-terminating proxy, or unset " + asksForTls +
+                       " if that daemon really takes plain HTTP");
+}
+
+Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const char* dockerHostEnv) {
+  DockerEnvironment env = DockerEnvironment::fromProcess();
+  env.host = dockerHostEnv;
+  return chooseDockerEndpoint(flag, env);
 }
 
 }  // namespace connectable

@@ -22,11 +22,28 @@ struct DockerEndpoint {
 
 inline constexpr std::string_view kDefaultDockerHost = "unix:///var/run/docker.sock";
 
-// Parses "unix:///path", "tcp://host:port" ("tcp://[::1]:2375"). TLS (https, port 2376
-// with DOCKER_TLS_VERIFY) and ssh:// are not supported and are reported as such.
+// Parses "unix:///path", "tcp://host:port" ("tcp://[::1]:2375"). https:// and ssh:// are
+// not supported and are reported as such.
 Result<DockerEndpoint> parseDockerHost(std::string_view text);
 
-// The --docker flag wins, then DOCKER_HOST (null or empty: unset), then the default socket.
+// What the environment says of the daemon, read as the docker CLI reads it. Each is null
+// or empty when unset.
+struct DockerEnvironment {
+  const char* host = nullptr;       // DOCKER_HOST
+  const char* tlsVerify = nullptr;  // DOCKER_TLS_VERIFY: any value asks for verified TLS
+  const char* tls = nullptr;        // DOCKER_TLS: any value asks for TLS
+  const char* certPath = nullptr;   // DOCKER_CERT_PATH: the Docker SDKs take it for TLS too
+
+  static DockerEnvironment fromProcess();  // getenv of each
+};
+
+// The --docker flag wins, then DOCKER_HOST, then the default socket. A tcp:// endpoint is
+// refused while the environment asks for TLS: connectable speaks plain HTTP only, and the
+// user expects that daemon to be reached with TLS (encrypted, its certificate verified).
+// A unix socket is local: the TLS variables do not concern it.
+Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerEnvironment& env);
+
+// The same with DOCKER_HOST given and the TLS variables read from the process environment.
 Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const char* dockerHostEnv);
 
 }  // namespace connectable

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -54,6 +55,21 @@ bool holderOf(const std::string& name, ucred* cred) {
   return false;
 }
 
+// "unix-dir:DEV:INO/NAME": the socket's directory, through every symlink, and its name
+// there. The directory outlives the socket file; a missing one leaves the path as given.
+std::string socketLocation(const std::string& path) {
+  std::string canonical = path;
+  if (char* real = realpath(path.c_str(), nullptr)) {
+    canonical = real;
+    std::free(real);
+  }
+  const size_t slash = canonical.rfind('/');  // the path is absolute: there is one
+  const std::string dir = slash == 0 ? "/" : canonical.substr(0, slash);
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return "unix-path:" + canonical;
+  return "unix-dir:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + canonical.substr(slash);
+}
+
 }  // namespace
 
 class InjectorLock::ProbeAnswerer : public IoHandler {
@@ -81,48 +97,63 @@ InjectorLock::InjectorLock(InjectorLock&&) noexcept = default;
 InjectorLock& InjectorLock::operator=(InjectorLock&&) noexcept = default;
 
 Status InjectorLock::answerProbes(EventLoop& loop) {
-  if (!fd_.valid() || answerer_) return Status::ok();
-  if (fcntl(fd_.get(), F_SETFL, fcntl(fd_.get(), F_GETFL) | O_NONBLOCK) != 0)
-    return errnoStatus("fcntl on the injector lock", errno);
-  answerer_ = std::make_unique<ProbeAnswerer>(fd_.get());
-  return loop.add(fd_.get(), EPOLLIN, answerer_.get());
+  if (!answerers_.empty()) return Status::ok();
+  for (const auto& fd : fds_) {
+    if (fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) | O_NONBLOCK) != 0)
+      return errnoStatus("fcntl on the injector lock", errno);
+    answerers_.push_back(std::make_unique<ProbeAnswerer>(fd.get()));
+    if (Status s = loop.add(fd.get(), EPOLLIN, answerers_.back().get()); !s) return s;
+  }
+  return Status::ok();
 }
 
-std::string InjectorLock::nameFor(const DockerEndpoint& endpoint) {
-  std::string identity = endpoint.toString();
-  struct stat st {};
-  if (endpoint.kind == DockerEndpoint::Kind::Unix && stat(endpoint.path.c_str(), &st) == 0)
-    identity = "unix-inode:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a(identity)));
-  return std::string("connectable-injector/") + hex;
+std::vector<std::string> InjectorLock::namesFor(const DockerEndpoint& endpoint) {
+  std::vector<std::string> identities;
+  if (endpoint.kind != DockerEndpoint::Kind::Unix) {
+    identities.push_back(endpoint.toString());
+  } else {
+    identities.push_back(socketLocation(endpoint.path));
+    struct stat st {};
+    // The format of the injectors that had this name alone: they and we still see each other.
+    if (stat(endpoint.path.c_str(), &st) == 0)
+      identities.push_back("unix-inode:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
+  }
+  // Hashed: any path fits the 107 bytes of an abstract name.
+  std::vector<std::string> names;
+  for (const auto& identity : identities) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a(identity)));
+    names.push_back(std::string("connectable-injector/") + hex);
+  }
+  return names;
 }
 
 Result<InjectorLock> InjectorLock::acquire(const DockerEndpoint& endpoint) {
-  const std::string name = nameFor(endpoint);
   InjectorLock lock;
-  lock.fd_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!lock.fd_.valid()) return errnoStatus("socket", errno);
-  socklen_t len = 0;
-  sockaddr_un addr = abstractAddress(name, &len);
-  if (bind(lock.fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
-    if (errno != EADDRINUSE) return errnoStatus("taking the injector lock", errno);
-    ucred holder{};
-    if (holderOf(name, &holder) && holder.uid == 0) {
-      return Status::error("another connectable injector (pid " + std::to_string(holder.pid) + ") already watches " +
-                           endpoint.toString() + "; two would both inject every labelled container");
+  for (const auto& name : namesFor(endpoint)) {
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return errnoStatus("socket", errno);
+    socklen_t len = 0;
+    sockaddr_un addr = abstractAddress(name, &len);
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+      if (errno != EADDRINUSE) return errnoStatus("taking the injector lock", errno);
+      ucred holder{};
+      if (holderOf(name, &holder) && holder.uid == 0) {
+        return Status::error("another connectable injector (pid " + std::to_string(holder.pid) + ") already watches " +
+                             endpoint.toString() + "; two would both inject every labelled container");
+      }
+      // Not an injector (those run as root and listen): someone squats the name. Run anyway.
+      lock.warning_ += std::string(lock.warning_.empty() ? "" : "; ") + "the injector lock @" + name + " is held by " +
+                       (holder.pid > 0 ? "pid " + std::to_string(holder.pid) + " (uid " + std::to_string(holder.uid) + ")"
+                                       : std::string("a process that does not answer")) +
+                       ", not by an injector; running without it";
+      continue;
     }
-    // Not an injector (those run as root and listen): someone squats the name. Run anyway.
-    InjectorLock unheld;
-    unheld.warning_ = "the injector lock @" + name + " is held by " +
-                      (holder.pid > 0 ? "pid " + std::to_string(holder.pid) + " (uid " + std::to_string(holder.uid) + ")"
-                                      : std::string("a process that does not answer")) +
-                      ", not by an injector; running without it";
-    return unheld;
+    // Listening, so a second injector can connect and read our pid (SO_PEERCRED); its
+    // connection is accepted and closed once our loop runs (answerProbes).
+    if (listen(fd.get(), 64) != 0) return errnoStatus("listen on the injector lock", errno);
+    lock.fds_.push_back(std::move(fd));
   }
-  // Listening, so a second injector can connect and read our pid (SO_PEERCRED); its
-  // connection is accepted and closed once our loop runs (answerProbes).
-  if (listen(lock.fd_.get(), 64) != 0) return errnoStatus("listen on the injector lock", errno);
   return lock;
 }
 

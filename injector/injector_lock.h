@@ -1,12 +1,19 @@
 // InjectorLock: one injector per Docker daemon endpoint on a host. Two injectors watching
 // the same daemon would both inject every labelled container and fight over its ports.
 //
-// Held as an abstract UNIX socket named after the endpoint (for a UNIX socket: its device
-// and inode, so a symlinked or bind-mounted path is still the same endpoint), which the
-// kernel releases when the process ends, however it ends: no stale lock after a crash or a
-// SIGKILL. Abstract names belong to the network namespace, so the lock covers injectors on
-// the host and in containers run with --net=host (the documented way); an injector in a
-// container with a network of its own is not seen.
+// Held as abstract UNIX sockets named after the endpoint, which the kernel releases when
+// the process ends, however it ends: no stale lock after a crash or a SIGKILL. A UNIX
+// socket endpoint has two names, and another injector holding either one is refused:
+//  * where the socket lives: the device and inode of its directory (symlinks resolved) and
+//    its file name. Unchanged when dockerd re-creates the socket as it restarts, the same
+//    for /var/run/docker.sock and /run/docker.sock, and known before the socket exists.
+//  * the socket file's own device and inode, while it exists: the same for a socket file
+//    bind-mounted into the injector's container, whose directory is the container's own.
+// Missed still: an injector in a container given the socket file alone, started after a
+// dockerd restart, beside one started before it (the first holds the old inode).
+// Abstract names belong to the network namespace, so the lock covers injectors on the host
+// and in containers run with --net=host (the documented way); an injector in a container
+// with a network of its own is not seen.
 //
 // Abstract names carry no permissions: any local user could take the name first. The lock
 // is a guard against a mistake, not a security boundary, so a name held by a process that
@@ -16,6 +23,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/event_loop.h"
 #include "common/status.h"
@@ -32,10 +40,11 @@ class InjectorLock {
   InjectorLock& operator=(InjectorLock&&) noexcept;
 
   // Takes the lock for `endpoint`. Fails, naming its pid, when another injector (a root
-  // process listening on the name) has it.
+  // process listening on one of its names) has it.
   static Result<InjectorLock> acquire(const DockerEndpoint& endpoint);
 
-  bool held() const { return fd_.valid(); }
+  // Every name of the endpoint is ours.
+  bool held() const { return !fds_.empty() && warning_.empty(); }
   // From now on, accepts and closes the connections other injectors' probes leave queued
   // on the lock (each probe leaves one), so the backlog never fills and every later probe
   // still learns who holds it. The loop must not outlive the lock's last use.
@@ -43,14 +52,15 @@ class InjectorLock {
   // Why the lock is not held though acquire() succeeded (a non-root squatter); else empty.
   const std::string& warning() const { return warning_; }
 
-  // The abstract socket name for `endpoint` (without the leading NUL). Exposed for tests.
-  static std::string nameFor(const DockerEndpoint& endpoint);
+  // The abstract socket names for `endpoint` (without the leading NUL), as described
+  // above; one for a tcp:// endpoint. Exposed for tests.
+  static std::vector<std::string> namesFor(const DockerEndpoint& endpoint);
 
  private:
   class ProbeAnswerer;
-  UniqueFd fd_;
+  std::vector<UniqueFd> fds_;  // one per name taken
   std::string warning_;
-  std::unique_ptr<ProbeAnswerer> answerer_;  // stays put when the lock moves
+  std::vector<std::unique_ptr<ProbeAnswerer>> answerers_;  // stay put when the lock moves
 };
 
 }  // namespace connectable

@@ -16,6 +16,7 @@ localhost:<port>. Runs as root (it enters the containers' network namespaces).
 
 Options:
   --docker URL             unix:///var/run/docker.sock (default; or DOCKER_HOST) or tcp://HOST:PORT
+                           (plain HTTP, so refused while DOCKER_TLS_VERIFY asks for TLS)
   --state-dir DIR          where shims are recorded for re-adoption (default /run/connectable)
   --shim PATH              the shim binary (default: connectable-shim next to this program)
   --stop-shims-on-exit     on SIGTERM, stop the shims too (default: leave them serving)

@@ -11,6 +11,7 @@
 #include "common/event_loop.h"
 #include "common/http_fetch.h"
 #include "common/http_server.h"
+#include "common/inherited_fds.h"
 #include "common/log.h"
 #include "common/netns.h"
 #include "common/privileges.h"
@@ -109,6 +110,9 @@ int main(int argc, char** argv) {
     std::printf("connectable-shim %s\n", kVersion);
     return 0;
   }
+  // Only what we were handed on purpose survives: anything else a parent left open would
+  // outlive the privilege drop below. Nothing of ours is open yet.
+  closeInheritedFds({opt.netnsFd, opt.exitWithPidfd});
   log::configure(opt.logLevel, opt.logFormat, opt.name.empty() ? "connectable-shim" : "connectable-shim[" + opt.name + "]");
 
   // Two fds per connection: the usual soft limit of 1024 would cap a shim near 500

@@ -61,6 +61,8 @@ Options:
   --log-format FORMAT      text (default) or json
   --help, --version
 Durations: 500ms, 2s, 1m, 1h (a bare number is seconds).
+Inherited file descriptors above 2 are closed at start, except those of --netns-fd and
+--exit-with-pidfd.
 
 connectable-shim status --control PATH [--json]
                            print what the shim listening on PATH does (a table, or its JSON)

@@ -10,9 +10,11 @@
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <cstdlib>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -176,6 +178,14 @@ class LoopbackCapture {
  private:
   int fd_ = -1;
 };
+
+// True when the read end of a pipe sees EOF within a second: no process holds its write
+// end any more.
+bool writeEndClosedEverywhere(int readEnd) {
+  pollfd p{readEnd, POLLIN, 0};
+  char c;
+  return poll(&p, 1, 1000) == 1 && read(readEnd, &c, 1) == 0;
+}
 
 struct Fixture {
   Fixture() { signal(SIGPIPE, SIG_IGN); }
@@ -830,6 +840,45 @@ BOOST_AUTO_TEST_CASE(DropsEveryPrivilegeOnceListening) {
   BOOST_TEST(readToEof(fd, &got));
   BOOST_TEST(got == "ok");
   close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(AStandaloneShimClosesTheDescriptorsItInherited) {
+  // A descriptor its parent left open (not close-on-exec) would outlive the privilege drop:
+  // a capability the shim was never meant to have, and a file or port held open.
+  int leak[2];
+  BOOST_REQUIRE(pipe2(leak, O_CLOEXEC) == 0);
+  TcpServer backend(replyHandler("ok"));
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()}, {leak[1]});
+  close(leak[1]);
+  BOOST_TEST(writeEndClosedEverywhere(leak[0]), "the shim still holds the descriptor it inherited");
+  BOOST_TEST(shim.child().running());
+  close(leak[0]);
+}
+
+BOOST_AUTO_TEST_CASE(AShimKeepsTheDescriptorsItIsToldToUseAndClosesTheRest) {
+  // As the injector starts it: the namespace as fd 3, the container's init as pidfd 4.
+  int netns = open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);
+  BOOST_REQUIRE(netns >= 0);
+  Child init = Child::spawn({"sleep", "60"});
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, init.pid(), 0));
+  BOOST_REQUIRE(pidfd >= 0);
+  int leak[2];
+  BOOST_REQUIRE(pipe2(leak, O_CLOEXEC) == 0);
+  TcpServer backend(replyHandler("ok"));
+  ShimProcess shim({"--netns-fd", "3", "--exit-with-pidfd", "4", "--connect", "6000=" + backend.address()},
+                   {netns, pidfd, leak[1]});
+  close(netns);
+  close(pidfd);
+  close(leak[1]);
+  BOOST_TEST(writeEndClosedEverywhere(leak[0]), "the shim still holds fd 5, which it was not told about");
+  close(leak[0]);
+  int fd = connectInside(ns);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ok");
+  close(fd);
+  init.kill();
+  BOOST_TEST(shim.child().wait(5s) == 0, shim.log());
 }
 
 BOOST_AUTO_TEST_CASE(AShimStartedByAnotherUserWithCapabilitiesDropsThemToo) {

@@ -93,10 +93,11 @@ RunResult sh(const std::string& command, std::chrono::milliseconds timeout) {
   return run({"/bin/sh", "-c", command}, timeout);
 }
 
-Child Child::spawn(const std::vector<std::string>& argv, const std::string& logPath) {
+Child Child::spawn(const std::vector<std::string>& argv, const std::string& logPath, const std::vector<int>& inherit) {
   Child c;
   c.logPath_ = logPath;
   auto args = toArgv(argv);
+  std::vector<int> moved(inherit.size(), -1);  // allocated here: the child only writes to it
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -109,7 +110,17 @@ Child Child::spawn(const std::vector<std::string>& argv, const std::string& logP
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    close_range(3, ~0u, 0);
+    // Above every target first, so placing one cannot clobber another not yet placed.
+    const int first = 3;
+    const int after = first + static_cast<int>(inherit.size());
+    for (size_t i = 0; i < inherit.size(); ++i) moved[i] = fcntl(inherit[i], F_DUPFD, after);
+    for (size_t i = 0; i < moved.size(); ++i) {
+      if (moved[i] < 0 || dup2(moved[i], first + static_cast<int>(i)) < 0) {
+        dprintf(2, "passing fd %d: %s\n", inherit[i], strerror(errno));
+        _exit(127);
+      }
+    }
+    close_range(static_cast<unsigned>(after), ~0u, 0);
     execvp(args[0], args.data());
     dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
     _exit(127);

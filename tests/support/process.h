@@ -29,8 +29,10 @@ RunResult sh(const std::string& command, std::chrono::milliseconds timeout = std
 class Child {
  public:
   Child() = default;
-  // stderr (and stdout) go to `logPath` when given, else are discarded.
-  static Child spawn(const std::vector<std::string>& argv, const std::string& logPath = "");
+  // stderr (and stdout) go to `logPath` when given, else are discarded. The child inherits
+  // `inherit[i]` as fd 3+i (not close-on-exec there) and no other fd above 2.
+  static Child spawn(const std::vector<std::string>& argv, const std::string& logPath = "",
+                     const std::vector<int>& inherit = {});
   Child(Child&& other) noexcept;
   Child& operator=(Child&& other) noexcept;
   Child(const Child&) = delete;

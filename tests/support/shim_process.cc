@@ -22,7 +22,7 @@ size_t countOf(const std::string& haystack, const std::string& needle) {
 }
 }  // namespace
 
-ShimProcess::ShimProcess(std::vector<std::string> args) {
+ShimProcess::ShimProcess(std::vector<std::string> args, const std::vector<int>& inherit) {
   std::vector<std::string> argv = {shimBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
   // ctest runs the data-path suite once more with the epoll path (tests/CMakeLists.txt).
@@ -33,7 +33,7 @@ ShimProcess::ShimProcess(std::vector<std::string> args) {
   // A log of its own: a second shim in the same test must not find the first one's
   // "listening" line and be taken for ready before it is.
   static int started = 0;
-  child_ = Child::spawn(argv, tempDir() + "/shim-" + std::to_string(++started) + ".log");
+  child_ = Child::spawn(argv, tempDir() + "/shim-" + std::to_string(++started) + ".log", inherit);
   bool up = waitFor([&] { return countOf(child_.log(), " listening ") + countOf(child_.log(), "\"msg\":\"listening\"") >= ports || !child_.running(); },
                     std::chrono::seconds(5));
   if (!up || !child_.running())

@@ -16,8 +16,9 @@ class ShimProcess {
  public:
   // Starts the shim with `args` and waits until every --connect port logs "listening".
   // With CONNECTABLE_TEST_SHIM_DATA_PATH set, adds --data-path with its value.
-  // Throws (failing the test) if it exits or does not listen within 5 s.
-  explicit ShimProcess(std::vector<std::string> args);
+  // Throws (failing the test) if it exits or does not listen within 5 s. The shim inherits
+  // `inherit` as fds 3, 4, ... (see Child::spawn).
+  explicit ShimProcess(std::vector<std::string> args, const std::vector<int>& inherit = {});
   Child& child() { return child_; }
   pid_t pid() const { return child_.pid(); }
   std::string log() const { return child_.log(); }

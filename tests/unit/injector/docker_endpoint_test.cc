@@ -2,9 +2,45 @@
 #include "injector/docker_client.h"
 #include "injector/docker_endpoint.h"
 
+#include <cstdlib>
+#include <optional>
+#include <string>
+
 #include <boost/test/unit_test.hpp>
 
 using namespace connectable;
+
+namespace {
+
+// Sets (or unsets, with nullopt) an environment variable for one scope, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      setenv(name, value->c_str(), 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(DockerEndpointParsing)
 
@@ -50,6 +86,65 @@ BOOST_AUTO_TEST_CASE(FlagWinsOverEnvironmentWhichWinsOverDefault) {
   auto bad = chooseDockerEndpoint("", "bogus");
   BOOST_REQUIRE(!bad);
   BOOST_TEST(bad.status().message().find("DOCKER_HOST") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(ADaemonTheUserExpectsTlsWithIsRefusedNotSpokenToInPlainHttp) {
+  // The call the injector makes: DOCKER_HOST passed in, the TLS variables read here.
+  ScopedEnv verify("DOCKER_TLS_VERIFY", "1");
+  ScopedEnv tls("DOCKER_TLS", std::nullopt);
+  ScopedEnv certs("DOCKER_CERT_PATH", std::nullopt);
+  auto ep = chooseDockerEndpoint("", "tcp://198.18.0.5:2376");
+  BOOST_REQUIRE_MESSAGE(!ep, "accepted " << ep->toString());
+  const std::string why = ep.status().message();
+  BOOST_TEST(contains(why, "DOCKER_TLS_VERIFY is set but connectable does not speak TLS to the Docker daemon"), why);
+  BOOST_TEST(contains(why, "tcp://198.18.0.5:2376"), why);
+  BOOST_TEST(contains(why, "use a unix socket or a TLS-terminating proxy"), why);
+}
+
+BOOST_AUTO_TEST_CASE(EveryVariableThatAsksForTlsRefusesATcpEndpointAndIsNamed) {
+  DockerEnvironment verify, tls, certs;
+  verify.tlsVerify = "0";  // as for the docker CLI, any value at all turns verification on
+  tls.tls = "1";
+  certs.certPath = "/root/.docker";
+  for (auto [env, name] : {std::pair{verify, "DOCKER_TLS_VERIFY"}, {tls, "DOCKER_TLS"}, {certs, "DOCKER_CERT_PATH"}}) {
+    env.host = "tcp://198.18.0.5:2376";
+    auto fromEnv = chooseDockerEndpoint("", env);
+    BOOST_REQUIRE(!fromEnv);
+    BOOST_TEST(contains(fromEnv.status().message(), std::string(name) + " is set but"), fromEnv.status().message());
+    // --docker tcp:// is no way around it: the environment still says TLS is expected.
+    auto fromFlag = chooseDockerEndpoint("tcp://[::1]:2375", env);
+    BOOST_REQUIRE(!fromFlag);
+    BOOST_TEST(contains(fromFlag.status().message(), "tcp://[::1]:2375"), fromFlag.status().message());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(EmptyTlsVariablesAreUnset) {
+  DockerEnvironment env;
+  env.host = "tcp://198.18.0.5:2375";
+  env.tlsVerify = env.tls = env.certPath = "";
+  auto ep = chooseDockerEndpoint("", env);
+  BOOST_REQUIRE_MESSAGE(ep, ep.status().message());
+  BOOST_TEST(ep->port == 2375);
+}
+
+BOOST_AUTO_TEST_CASE(AUnixSocketIsUsedWhateverTheTlsVariablesSay) {
+  // Local, so nothing crosses a network: the variables are for the tcp:// daemons.
+  DockerEnvironment env;
+  env.tlsVerify = "1";
+  env.certPath = "/root/.docker";
+  BOOST_TEST(chooseDockerEndpoint("", env)->path == "/var/run/docker.sock");
+  env.host = "unix:///run/user/1000/docker.sock";
+  BOOST_TEST(chooseDockerEndpoint("", env)->path == "/run/user/1000/docker.sock");
+  BOOST_TEST(chooseDockerEndpoint("unix:///flag.sock", env)->path == "/flag.sock");
+}
+
+BOOST_AUTO_TEST_CASE(ABadDockerHostIsReportedAsSuchEvenWithTlsVariablesSet) {
+  DockerEnvironment env;
+  env.host = "bogus";
+  env.tlsVerify = "1";
+  auto ep = chooseDockerEndpoint("", env);
+  BOOST_REQUIRE(!ep);
+  BOOST_TEST(contains(ep.status().message(), "DOCKER_HOST"), ep.status().message());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

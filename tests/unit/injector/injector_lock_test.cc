@@ -1,6 +1,7 @@
 #include "injector/injector_lock.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "common/event_loop.h"
 #include "tests/support/loop_runner.h"
@@ -19,23 +21,47 @@ using namespace connectable;
 
 namespace {
 
-// A UNIX socket file (any will do: only its identity matters) in a fresh directory.
+// A UNIX socket file (any will do: only its identity matters) in a fresh directory; made
+// at once unless told otherwise. Removes what it and the test made there.
 struct SocketFile {
-  SocketFile() {
+  explicit SocketFile(bool made = true) {
     char tmpl[] = "/tmp/connectable-lock-test.XXXXXX";
     dir = mkdtemp(tmpl);
     path = dir + "/docker.sock";
-    fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
-    BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    if (made) make();
   }
   ~SocketFile() {
     close(fd);
-    unlink(path.c_str());
-    unlink((dir + "/link.sock").c_str());
+    for (auto p = made_.rbegin(); p != made_.rend(); ++p)
+      if (unlink(p->c_str()) != 0) rmdir(p->c_str());
     rmdir(dir.c_str());
+  }
+  // Binds a socket at `at` (default: path), as a daemon does when it starts.
+  void make(const std::string& at = "") {
+    const std::string where = at.empty() ? path : at;
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    where.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    BOOST_REQUIRE(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    if (at.empty()) {
+      close(fd);
+      fd = s;
+    } else {
+      close(s);
+    }
+    made_.push_back(where);
+  }
+  // What dockerd does when it restarts: the old socket file goes, a new one (a new inode)
+  // comes in its place.
+  void remake() {
+    BOOST_REQUIRE(unlink(path.c_str()) == 0);
+    make();
+  }
+  // A name in the directory the test makes something at, removed with it.
+  std::string entry(const std::string& name) {
+    made_.push_back(dir + "/" + name);
+    return made_.back();
   }
   DockerEndpoint endpoint(const std::string& p) const {
     DockerEndpoint e;
@@ -44,7 +70,14 @@ struct SocketFile {
   }
   std::string dir, path;
   int fd = -1;
+
+ private:
+  std::vector<std::string> made_;
 };
+
+// A second acquire() for the same endpoint is refused (when we are root) or, as a
+// non-root holder is taken for a squatter, succeeds without holding the lock.
+bool seenAsTaken(const Result<InjectorLock>& second) { return !second || !second->held(); }
 
 // A process of user nobody (when we are root) listening on the abstract `name` with
 // `backlog`, never accepting, after `selfConnects` connections of its own; gone with it.
@@ -117,7 +150,7 @@ BOOST_AUTO_TEST_CASE(ASecondInjectorOnTheSameEndpointIsRefusedAndToldWho) {
 BOOST_AUTO_TEST_CASE(ANameSquattedByANonRootProcessDoesNotStopTheInjector) {
   // Abstract names carry no permissions: any user could take the name first.
   SocketFile sock;
-  Squatter squatter(InjectorLock::nameFor(sock.endpoint(sock.path)), 1, 0);
+  Squatter squatter(InjectorLock::namesFor(sock.endpoint(sock.path)).front(), 1, 0);
   auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
   BOOST_TEST(static_cast<bool>(lock));
   if (lock) {
@@ -131,7 +164,7 @@ BOOST_AUTO_TEST_CASE(ASquatterWhoseBacklogIsFullCannotHoldTheInjectorInConnect) 
   // A listener that never accepts, its backlog filled by its own connections: a blocking
   // connect to it would wait for ever. The injector starts anyway, and says why.
   SocketFile sock;
-  Squatter squatter(InjectorLock::nameFor(sock.endpoint(sock.path)), 0, 4);
+  Squatter squatter(InjectorLock::namesFor(sock.endpoint(sock.path)).front(), 0, 4);
   // acquire() in a child of ours: if it blocks, the test fails instead of hanging.
   pid_t injector = fork();
   BOOST_REQUIRE(injector >= 0);
@@ -174,13 +207,67 @@ BOOST_AUTO_TEST_CASE(EverySecondInjectorIsToldWhoHoldsTheLockHoweverManyCame) {
 
 BOOST_AUTO_TEST_CASE(TheSameSocketThroughAnotherPathIsTheSameEndpoint) {
   SocketFile sock;
-  std::string link = sock.dir + "/link.sock";
+  std::string link = sock.entry("link.sock");
   BOOST_REQUIRE(symlink(sock.path.c_str(), link.c_str()) == 0);
-  BOOST_TEST(InjectorLock::nameFor(sock.endpoint(sock.path)) == InjectorLock::nameFor(sock.endpoint(link)));
+  BOOST_TEST(InjectorLock::namesFor(sock.endpoint(sock.path)) == InjectorLock::namesFor(sock.endpoint(link)));
   auto first = InjectorLock::acquire(sock.endpoint(link));
   BOOST_REQUIRE(first);
   auto second = InjectorLock::acquire(sock.endpoint(sock.path));
   BOOST_TEST((!second || !second->held()));  // refused (root), or not held (others)
+}
+
+BOOST_AUTO_TEST_CASE(AnInjectorStartedAfterTheDaemonRemadeItsSocketStillSeesTheFirst) {
+  // dockerd removes and re-creates its socket when it restarts: a new inode, the same daemon.
+  SocketFile sock;
+  auto first = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(first, first.status().message());
+  BOOST_REQUIRE(first->held());
+  sock.remake();
+  BOOST_TEST(seenAsTaken(InjectorLock::acquire(sock.endpoint(sock.path))));
+}
+
+BOOST_AUTO_TEST_CASE(AnInjectorStartedBeforeTheDaemonMadeItsSocketIsSeenByOneStartedAfter) {
+  SocketFile sock(false);
+  auto first = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(first, first.status().message());
+  BOOST_REQUIRE(first->held());
+  sock.make();
+  BOOST_TEST(seenAsTaken(InjectorLock::acquire(sock.endpoint(sock.path))));
+}
+
+BOOST_AUTO_TEST_CASE(ASymlinkedDirectoryIsTheSameEndpointEvenBeforeTheSocketExists) {
+  // /var/run/docker.sock and /run/docker.sock, /var/run being a symlink to /run.
+  SocketFile sock(false);
+  std::string run = sock.entry("run");
+  std::string varRun = sock.entry("var-run");
+  BOOST_REQUIRE(mkdir(run.c_str(), 0700) == 0);
+  BOOST_REQUIRE(symlink(run.c_str(), varRun.c_str()) == 0);
+  auto first = InjectorLock::acquire(sock.endpoint(varRun + "/docker.sock"));
+  BOOST_REQUIRE_MESSAGE(first, first.status().message());
+  BOOST_REQUIRE(first->held());
+  BOOST_TEST(seenAsTaken(InjectorLock::acquire(sock.endpoint(run + "/docker.sock"))));
+}
+
+BOOST_AUTO_TEST_CASE(TheSameSocketLinkedIntoAnotherDirectoryIsTheSameEndpoint) {
+  // As a socket file bind-mounted into the injector's container (docs/running.md) is: the
+  // same inode under a path, and in a directory, of the container's own.
+  SocketFile sock, elsewhere(false);
+  std::string linked = elsewhere.entry("docker.sock");
+  BOOST_REQUIRE(link(sock.path.c_str(), linked.c_str()) == 0);
+  auto first = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(first, first.status().message());
+  BOOST_REQUIRE(first->held());
+  BOOST_TEST(seenAsTaken(InjectorLock::acquire(sock.endpoint(linked))));
+}
+
+BOOST_AUTO_TEST_CASE(OtherSocketsInTheSameDirectoryAreOtherEndpoints) {
+  SocketFile sock;
+  std::string other = sock.entry("other.sock");
+  sock.make(other);
+  auto first = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE(first);
+  auto second = InjectorLock::acquire(sock.endpoint(other));
+  BOOST_TEST((second && second->held()));
 }
 
 BOOST_AUTO_TEST_CASE(OtherDaemonsAreOtherEndpoints) {

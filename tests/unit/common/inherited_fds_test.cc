@@ -1,0 +1,66 @@
+#include "common/inherited_fds.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+using namespace connectable;
+
+namespace {
+
+bool isOpen(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+// In a child process (closing the test runner's own descriptors would break it): opens
+// descriptors 100, 101, 102 and 200, not close-on-exec, beside whatever the runner left
+// open, runs `closeAll` keeping 101 and 2, and says what stayed open: "" when only 0, 1, 2
+// and 101 did, else what is wrong.
+std::string afterClosing(void (*closeAll)(std::vector<int>)) {
+  int report[2];
+  BOOST_REQUIRE(pipe2(report, O_CLOEXEC) == 0);
+  pid_t pid = fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int p[2];
+    if (pipe(p) != 0) _exit(1);
+    for (int fd : {100, 101, 102, 200}) dup2(p[0], fd);
+    close(p[0]);
+    close(p[1]);
+    int out = fcntl(report[1], F_DUPFD_CLOEXEC, 500);
+    closeAll({101, 2, 101, out});
+    std::string wrong;
+    for (int fd : {0, 1, 2, 101})
+      if (!isOpen(fd)) wrong += "closed " + std::to_string(fd) + "; ";
+    for (int fd = 3; fd < 4096; ++fd)
+      if (fd != 101 && fd != out && isOpen(fd)) wrong += "open " + std::to_string(fd) + "; ";
+    ssize_t unused = write(out, wrong.data(), wrong.size());
+    (void)unused;
+    _exit(0);
+  }
+  close(report[1]);
+  std::string wrong;
+  char buf[4096];
+  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) wrong.append(buf, static_cast<size_t>(n));
+  close(report[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  return wrong;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(InheritedFds)
+
+BOOST_AUTO_TEST_CASE(ClosesEveryDescriptorAboveStderrButThoseItIsToldToKeep) {
+  std::string wrong = afterClosing(closeInheritedFds);
+  BOOST_TEST(wrong.empty(), wrong);
+}
+
+BOOST_AUTO_TEST_CASE(TheFallbackForKernelsWithoutCloseRangeClosesTheSame) {
+  std::string wrong = afterClosing(closeInheritedFdsOneByOne);
+  BOOST_TEST(wrong.empty(), wrong);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
