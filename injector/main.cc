@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "common/event_loop.h"
+#include "common/inherited_fds.h"
 #include "common/log.h"
 #include "injector/docker_endpoint.h"
 #include "injector/injector.h"
@@ -34,6 +35,9 @@ bool runningInAContainer() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // What a parent left open without close-on-exec is not ours to hold for the injector's
+  // lifetime (a root process), nor to pass on. Nothing of ours is open yet.
+  closeInheritedFds({});
   signal(SIGPIPE, SIG_IGN);
   if (argc > 1 && std::string(argv[1]) == "status") return runStatusCommand(std::vector<std::string>(argv + 2, argv + argc));
   char self[PATH_MAX];
@@ -67,7 +71,7 @@ int main(int argc, char** argv) {
     fds.rlim_cur = fds.rlim_max;
     setrlimit(RLIMIT_NOFILE, &fds);
   }
-  auto endpoint = chooseDockerEndpoint(cmd.docker, std::getenv("DOCKER_HOST"));
+  auto endpoint = chooseDockerEndpoint(cmd.docker, DockerEnvironment::fromProcess());
   if (!endpoint) {
     std::fprintf(stderr, "connectable: %s\n", endpoint.status().message().c_str());
     return 2;
