@@ -77,7 +77,7 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
   ShimScrapeLimits limits;
   limits.timeout = shimTimeout_;
   std::weak_ptr<bool> alive = alive_;
-  scrapeShims(loop_, std::move(sockets), limits, [this, alive, shims](ShimScrapeResult scraped) {
+  scrapeShims(loop_, std::move(sockets), limits, [this, alive, shims, waiting = waiting_](ShimScrapeResult scraped) {
     auto a = alive.lock();
     if (!a || !*a) return;
     if (scraped.overBudget > 0)
@@ -95,7 +95,7 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
       if (!scraped.texts[i].empty())
         merger.add(scraped.texts[i], {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}});
     HttpResponse response = HttpResponse::metrics(merger.text());
-    auto waiting = std::move(waiting_);
+    waiting_.reset();  // a scrape that a response below triggers starts a new gather
     for (const auto& r : *waiting) r(response);
   });
 }

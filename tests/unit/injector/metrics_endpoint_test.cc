@@ -1,0 +1,118 @@
+// The injector's /metrics: shims stand in as a `sleep` (supervised as usual) whose control
+// socket the test serves itself, answering 300 ms after each request.
+#include "injector/metrics_endpoint.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "tests/support/loop_runner.h"
+#include "tests/support/process.h"
+#include "tests/support/shim_farm.h"
+
+using namespace connectable;
+using namespace std::chrono_literals;
+using connectable::testing::Child;
+using connectable::testing::runUntil;
+using connectable::testing::ShimFarm;
+using connectable::testing::tempDir;
+
+namespace {
+
+const std::string kId = "5d0c2b3a41e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2";
+
+// A blocking HTTP/1.0 GET on 127.0.0.1:port; the whole answer, or "" on failure.
+std::string get(uint16_t port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
+    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return answer;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(InjectorMetrics)
+
+BOOST_AUTO_TEST_CASE(ScrapesThatArriveTogetherAskEachShimOnce) {
+  std::string dir = tempDir();
+  {
+    std::ofstream shim(dir + "/shim", std::ios::trunc);
+    shim << "#!/bin/sh\nexec sleep 30\n";
+  }
+  BOOST_REQUIRE(chmod((dir + "/shim").c_str(), 0755) == 0);
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options;
+  options.supervisor.shimPath = dir + "/shim";
+  options.supervisor.stateDir = dir;
+  Injector injector(loop, *parseDockerHost("unix://" + dir + "/no-docker.sock"), options);
+  BOOST_REQUIRE(injector.supervisor().init());
+  Child init = Child::spawn({"sleep", "30"});
+  auto process = ProcessHandle::open(init.pid());
+  BOOST_REQUIRE(process);
+  auto netns = process->openNetns();
+  BOOST_REQUIRE(netns);
+  ContainerRequest request = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}});
+  BOOST_REQUIRE(injector.supervisor().ensure(kId, "app", request, std::move(*process), std::move(*netns)));
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  const ShimInfo shim = injector.supervisor().list()[0];
+
+  ShimFarm control({shim.control}, [](size_t) { return "connectable_uptime_seconds 7\n"; }, 300ms);
+  MetricsEndpoint metrics(loop, injector, 2000ms);
+  BOOST_REQUIRE(metrics.listen(*SocketAddress::parseIp("127.0.0.1", 0)));
+  const uint16_t port = metrics.port();
+
+  constexpr int kClients = 4;
+  std::vector<std::string> answers(kClients);
+  std::atomic<int> finished{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i)
+    clients.emplace_back([&, i] {
+      answers[i] = get(port, "/metrics");
+      ++finished;
+    });
+  BOOST_TEST(runUntil(loop, [&] { return finished == kClients; }, 10s));
+  for (auto& c : clients) c.join();
+
+  BOOST_TEST(control.asked() == 1u, "the shim was asked " << control.asked() << " times for " << kClients << " scrapes");
+  for (const auto& a : answers) {
+    BOOST_TEST(a.find("connectable_uptime_seconds{container=\"app\",container_id=\"" + kId + "\"} 7") != std::string::npos, a);
+    BOOST_TEST(a.find("connectable_shim_up{container=\"app\",container_id=\"" + kId + "\"} 1") != std::string::npos, a);
+  }
+
+  // A scrape after those is a new gather.
+  std::string later;
+  std::thread again([&] { later = get(port, "/metrics"); });
+  runUntil(loop, [&] { return !later.empty(); }, 10s);
+  again.join();
+  BOOST_TEST(control.asked() == 2u);
+
+  injector.supervisor().stopAll();
+  BOOST_TEST(runUntil(loop, [&] { return injector.supervisor().allGone(); }, 5s));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
