@@ -1,6 +1,7 @@
 #include "common/srv_resolver.h"
 
 #include <arpa/inet.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <cstring>
@@ -142,6 +143,7 @@ struct ServiceResolver::Query {
   std::string name;
   uint16_t type;
   int purpose;
+  uint16_t id;  // the DNS id it went out with
 };
 
 ServiceResolver::ServiceResolver(EventLoop& loop, ResolverOptions options)
@@ -340,7 +342,8 @@ void ServiceResolver::sendQuery(Entry& entry, const std::string& name, uint16_t 
   Lookup& lookup = *entry.lookup;
   unsigned char* buf = nullptr;
   int len = 0;
-  int rc = ares_create_query(name.c_str(), dns::kClassIn, type, 0, 1, &buf, &len, 0);
+  const uint16_t id = newQueryId();
+  int rc = ares_create_query(name.c_str(), dns::kClassIn, type, id, 1, &buf, &len, 0);
   if (rc != ARES_SUCCESS) {
     if (lookup.failure.isOk()) {
       lookup.failure = Status::error(dns::typeName(type) + " query for " + name + ": " + ares_strerror(rc));
@@ -350,13 +353,28 @@ void ServiceResolver::sendQuery(Entry& entry, const std::string& name, uint16_t 
   lookup.outstanding++;
   ++counters_.queriesSent;
   log::debug("DNS query", {{"name", name}, {"type", dns::typeName(type)}});
-  auto* query = new Query{this, entry.id, lookup.serial, name, type, purpose};
+  idsInFlight_.insert(id);
+  auto* query = new Query{this, entry.id, lookup.serial, name, type, purpose, id};
   ares_send(channel_, buf, len, &ServiceResolver::onAnswer, query);
   ares_free_string(buf);
 }
 
+// ares_send (c-ares 1.18) sends the id the question was built with, and matches answers
+// to questions by it: every question needs its own, and an unguessable one (RFC 5452).
+uint16_t ServiceResolver::newQueryId() {
+  for (;;) {
+    uint16_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
+      rng_ = rng_ * 6364136223846793005ull + 1442695040888963407ull;  // no entropy: still distinct
+      id = static_cast<uint16_t>(rng_ >> 48);
+    }
+    if (!idsInFlight_.count(id)) return id;
+  }
+}
+
 void ServiceResolver::onAnswer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
   std::unique_ptr<Query> query(static_cast<Query*>(arg));
+  query->self->idsInFlight_.erase(query->id);
   if (status == ARES_EDESTRUCTION) return;  // the resolver is being destroyed
   query->self->handleAnswer(*query, status, abuf, alen);
 }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,6 +123,7 @@ class ServiceResolver {
 
   void startLookup(Entry& entry);
   void sendQuery(Entry& entry, const std::string& name, uint16_t type, int purpose);
+  uint16_t newQueryId();
   void handleAnswer(Query& query, int status, const unsigned char* abuf, int alen);
   void finishLookup(Entry& entry);
   void scheduleRefresh(Entry& entry, Millis delay);
@@ -140,6 +142,7 @@ class ServiceResolver {
   uint64_t nextEntryId_ = 1;
   WatchId nextWatchId_ = 1;
   uint64_t nextLookupSerial_ = 1;
+  std::set<uint16_t> idsInFlight_;  // DNS ids of the questions c-ares holds
   Counters counters_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // deferred work checks it
   uint64_t rng_ = 0x9e3779b97f4a7c15ull;  // refresh jitter; no need for a good generator
