@@ -46,6 +46,9 @@ void normalize(std::vector<ResolvedBackend>* backends) {
                   backends->end());
 }
 
+// An address question: lowercased name and type.
+using QuestionKey = std::pair<std::string, uint16_t>;
+
 }  // namespace
 
 bool ResolvedBackend::operator==(const ResolvedBackend& o) const {
@@ -112,6 +115,11 @@ struct ServiceResolver::Lookup {
   // SRV records whose targets need their own A/AAAA lookups, by lowercased target.
   std::map<std::string, std::vector<dns::SrvData>> pendingTargets;
   bool capped = false;  // the answers listed more than kMaxBackends; the rest were left out
+  int answered = 0;     // questions answered, with records or without
+  // Address answers by question: this lookup's, and for a question that failed, its last
+  // good answer, kept (`kept` names those). What the next lookup falls back on.
+  std::map<QuestionKey, dns::AddressSet> addresses;
+  std::vector<std::string> kept;
 
   // Takes a backend unless the lookup has kMaxBackends already.
   void add(ResolvedBackend b) {
@@ -128,7 +136,8 @@ struct ServiceResolver::Entry {
   std::string key;
   Target target;
   Resolution resolution;
-  bool hasGood = false;  // some lookup succeeded: failures serve it stale
+  bool hasGood = false;  // some lookup found backends or succeeded: failures serve it stale
+  std::map<QuestionKey, dns::AddressSet> lastAddresses;  // the address answers behind `resolution`
   std::map<WatchId, Callback> watchers;
   EventLoop::TimerId refreshTimer = 0;
   uint32_t failuresInRow = 0;
@@ -384,10 +393,27 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
   if (entry == nullptr || !entry->lookup || entry->lookup->serial != query.serial) return;
   Lookup& lookup = *entry->lookup;
   const std::string what = dns::typeName(query.type) + " lookup of " + query.name;
+  bool failed = false;
   auto fail = [&](Status s) {
+    failed = true;
     ++counters_.queryFailures;
     if (lookup.failure.isOk()) lookup.failure = std::move(s);
   };
+  // Backends from the addresses of this question's name, for the host or the SRV records
+  // naming it.
+  auto useAddresses = [&](const dns::AddressSet& addresses) {
+    std::vector<dns::SrvData> owners;
+    if (query.purpose == kHostAddress) {
+      owners.push_back({0, 1, entry->target.port, query.name});
+    } else {
+      owners = lookup.pendingTargets[lower(query.name)];
+    }
+    for (const dns::SrvData& o : owners) {
+      for (const in_addr& a : addresses.v4) lookup.add({SocketAddress::ipv4(a, o.port), o.priority, o.weight, o.target});
+      for (const in6_addr& a : addresses.v6) lookup.add({SocketAddress::ipv6(a, o.port), o.priority, o.weight, o.target});
+    }
+  };
+  const QuestionKey key{lower(query.name), query.type};
 
   if (status != ARES_SUCCESS) {
     fail(Status::error(what + " failed: " + ares_strerror(status)));
@@ -413,9 +439,11 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
         log::error("bad DNS answer", {{"name", query.name}, {"error", srv.status().message()}});
         fail(srv.status().withContext(what + ": bad answer"));
       } else if (nxdomain || srv->targets.empty()) {
+        lookup.answered++;
         lookup.emptyReason = query.name + (nxdomain ? ": no such name (NXDOMAIN)" : ": no SRV records");
         negative();
       } else {
+        lookup.answered++;
         lookup.ttl = std::min(lookup.ttl, srv->ttl);
         for (const dns::SrvTarget& t : srv->targets) {
           if (t.srv.target.empty() || t.srv.port == 0) continue;  // "." means no service here
@@ -450,22 +478,26 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
         ++counters_.malformedAnswers;
         log::error("bad DNS answer", {{"name", query.name}, {"error", addresses.status().message()}});
         fail(addresses.status().withContext(what + ": bad answer"));
-      } else if (addresses->empty()) {
-        if (nxdomain) lookup.addressNxdomains++;
-        negative();
       } else {
-        lookup.ttl = std::min(lookup.ttl, addresses->ttl);
-        std::vector<dns::SrvData> owners;
-        if (query.purpose == kHostAddress) {
-          owners.push_back({0, 1, entry->target.port, query.name});
+        lookup.answered++;
+        lookup.addresses[key] = *addresses;
+        if (addresses->empty()) {
+          if (nxdomain) lookup.addressNxdomains++;
+          negative();
         } else {
-          owners = lookup.pendingTargets[lower(query.name)];
-        }
-        for (const dns::SrvData& o : owners) {
-          for (const in_addr& a : addresses->v4) lookup.add({SocketAddress::ipv4(a, o.port), o.priority, o.weight, o.target});
-          for (const in6_addr& a : addresses->v6) lookup.add({SocketAddress::ipv6(a, o.port), o.priority, o.weight, o.target});
+          lookup.ttl = std::min(lookup.ttl, addresses->ttl);
+          useAddresses(*addresses);
         }
       }
+    }
+  }
+  // A failed address question stands on its own last answer, so that the other family's
+  // answer (or the other targets') is still used as it is now.
+  if (failed && query.purpose != kSrvQuestion) {
+    if (auto last = entry->lastAddresses.find(key); last != entry->lastAddresses.end()) {
+      lookup.addresses[key] = last->second;
+      lookup.kept.push_back(dns::typeName(query.type) + " " + query.name);
+      useAddresses(last->second);
     }
   }
   if (--lookup.outstanding == 0) finishLookup(*entry);
@@ -489,22 +521,31 @@ void ServiceResolver::finishLookup(Entry& entry) {
     for (uint32_t i = 1; i < entry.failuresInRow && retry < options_.retryMax; ++i) retry *= 2;
     retry = std::min(retry, options_.retryMax);
     r.status = lookup->failure;
-    if (entry.hasGood) {
+    if (lookup->backends.empty() && entry.hasGood) {
+      // Stale but working beats empty: nothing usable came, or too little to trust.
       r.stale = true;
       counters_.staleAnswersServed++;
       log::warn("DNS lookup failed; serving the last good answer",
                 {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
                  {"retry_in_ms", std::to_string(retry.count())}});
     } else {
-      // Nothing better to serve: whatever part of the answer did arrive.
+      // What did arrive is used; each failed question kept its own last answer, if any.
       r.backends = std::move(lookup->backends);
-      log::warn("DNS lookup failed", {{"name", name}, {"error", lookup->failure.message()},
-                                      {"backends", describe(r.backends)}, {"retry_in_ms", std::to_string(retry.count())}});
+      r.stale = !lookup->kept.empty();
+      if (r.stale) counters_.staleAnswersServed++;
+      if (!r.backends.empty()) entry.hasGood = true;
+      entry.lastAddresses = std::move(lookup->addresses);
+      std::string kept;
+      for (const std::string& q : lookup->kept) kept += (kept.empty() ? "" : ",") + q;
+      log::warn(lookup->answered > 0 ? "DNS lookup failed in part; serving what it found" : "DNS lookup failed",
+                {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
+                 {"kept_last_answer_of", kept.empty() ? "none" : kept}, {"retry_in_ms", std::to_string(retry.count())}});
     }
     scheduleRefresh(entry, retry);
   } else {
     entry.failuresInRow = 0;
     entry.hasGood = true;
+    entry.lastAddresses = std::move(lookup->addresses);
     r.backends = std::move(lookup->backends);
     r.stale = false;
     if (!r.backends.empty()) {

@@ -2,7 +2,9 @@
 // Not thread-safe: every call and every callback happens on the loop's thread.
 //
 // Answers are cached for their TTL (floored), refreshed in the background before they
-// expire, and kept when the DNS server fails (stale-if-error). Truncated UDP answers are
+// expire, and kept when the DNS server fails (stale-if-error): a lookup that fails in part
+// uses what did come, each failed address question standing on its own last answer; one
+// that brings no backends keeps the last good answer whole. Truncated UDP answers are
 // retried over TCP by c-ares.
 #pragma once
 
@@ -42,7 +44,7 @@ struct Resolution {
   // ("no such name (NXDOMAIN)", "no SRV records", a timeout...).
   Status status;
   bool pending = true;   // no lookup finished yet: "no answer yet", not "no backends"
-  bool stale = false;    // backends are the last good answer; the latest lookup failed
+  bool stale = false;    // the latest lookup failed; backends are (partly) from earlier answers
   Clock::time_point expires{};  // end of the answer's (floored) TTL
   Millis ttl{0};                // that TTL, after the floor and ceiling
   Clock::time_point nextLookup{};  // when the next lookup starts (refresh or retry); max() for literals
@@ -79,7 +81,7 @@ class ServiceResolver {
     uint64_t queryFailures = 0;       // questions that timed out, were refused or malformed
     uint64_t malformedAnswers = 0;    // answers our parser rejected
     uint64_t lookupFailures = 0;      // lookups that ended without a usable answer
-    uint64_t staleAnswersServed = 0;  // failed lookups that kept the last good answer
+    uint64_t staleAnswersServed = 0;  // failed lookups that kept (part of) the last good answer
   };
 
   // REQUIRES: loop outlives the resolver.

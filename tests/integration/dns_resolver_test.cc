@@ -544,6 +544,45 @@ BOOST_AUTO_TEST_CASE(EachQuestionHasItsOwnIdAndAnswersMayComeInAnyOrder) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(AFailingAaaaDoesNotFreezeTheAddressesOfAnA) {
+  // The A records change while every AAAA question fails: the new A answer is used, the
+  // AAAA part of the last good answer is kept, and the status says what failed.
+  for (auto fault : {FaultyRelay::Fault::ServerFailure, FaultyRelay::Fault::NoAnswer}) {
+    BOOST_TEST_CONTEXT((fault == FaultyRelay::Fault::ServerFailure ? "AAAA answered SERVFAIL" : "AAAA unanswered")) {
+      auto records = [](const std::string& v4) { return withBase({"host-record=db.connectable.test," + v4 + ",::1"}, "1"); };
+      Dnsmasq dns(records("198.18.0.10"));
+      dns.start();
+      Harness h;
+      FaultyRelay relay(h.loop, dns.port());
+      h.start(fastOptions(relay.port()));
+      h.watch("db.connectable.test:5432");
+      Resolution whileBroken;
+      BOOST_REQUIRE_EQUAL(
+          runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms,
+                             [&] {
+                               relay.upset(dns::kTypeAaaa, fault);
+                               dns.restart(records("198.18.0.11"));
+                             }},
+                            {"the new A address", [&] { return find(h.current(), "198.18.0.11:5432") != nullptr; }, 5000ms,
+                             [&] {
+                               whileBroken = h.current();
+                               relay.heal();
+                             }},
+                            {"AAAA answered again", [&] { return h.current().status.isOk(); }, 5000ms}}),
+          "");
+      BOOST_TEST(whileBroken.backends.size() == 2u, addresses(whileBroken));
+      BOOST_TEST(find(whileBroken, "[::1]:5432"));  // kept from the last AAAA answer
+      BOOST_TEST(whileBroken.stale);
+      BOOST_TEST(contains(whileBroken.status.message(), "AAAA lookup of db.connectable.test"), whileBroken.status.message());
+      BOOST_TEST_MESSAGE("status while AAAA fails: " << whileBroken.status.message());
+      BOOST_TEST(relay.upsets() >= 1);
+      BOOST_TEST(!h.current().stale);
+      BOOST_TEST(h.current().backends.size() == 2u, addresses(h.current()));
+      BOOST_TEST(find(h.updates.back(), "198.18.0.11:5432"));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(UnwatchStopsTheRefreshes) {
   Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "1"));
   dns.start();
