@@ -583,6 +583,60 @@ BOOST_AUTO_TEST_CASE(AFailingAaaaDoesNotFreezeTheAddressesOfAnA) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(AnAAnswerTooBigForUdpArrivesWholeOverTcp) {
+  // 40 addresses make an A answer of about 680 bytes: truncated over UDP, whole over TCP.
+  // dnsmasq writes them two ways, answering AAAA differently (NXDOMAIN under `local=` for
+  // `address=`, NODATA for `host-record=`); both must give all 40.
+  for (const std::string kind : {"address", "host-record"}) {
+    BOOST_TEST_CONTEXT("dnsmasq " << kind << "= lines") {
+      std::vector<std::string> records;
+      for (int i = 1; i <= 40; ++i) {
+        const std::string ip = "198.18.2." + std::to_string(i);
+        records.push_back(kind == "address" ? "address=/many.connectable.test/" + ip : "host-record=many.connectable.test," + ip);
+      }
+      Dnsmasq dns(withBase(records, "30"));
+      dns.start();
+      Harness h(fastOptions(dns.port()));
+      h.watch("many.connectable.test:5432");
+      BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+      BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+      BOOST_TEST(h.current().backends.size() == 40u, addresses(h.current()));
+      BOOST_TEST(find(h.current(), "198.18.2.1:5432"));
+      BOOST_TEST(find(h.current(), "198.18.2.40:5432"));
+      BOOST_TEST(dns.queryCount("A", "many.connectable.test") == 2);  // over UDP, then over TCP
+      BOOST_TEST(h.resolver->counters().queriesSent == 2u);           // one A, one AAAA
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(AnSrvLookupWhoseTargetsHaveManyAddressesGetsThemAllOverTcp) {
+  // Every answer here is too big for UDP. The 20 SRV records come over TCP, with the 30
+  // addresses of `listed` in the additional section; `asked` (an `address=` name) comes
+  // without, so its A and AAAA questions go out while c-ares still holds that TCP
+  // connection, and its A answer is truncated and asked again over TCP.
+  std::vector<std::string> records;
+  for (int i = 0; i < 10; ++i) {
+    records.push_back("srv-host=wide.connectable.test,listed.connectable.test," + std::to_string(7000 + i) + ",1,1");
+    records.push_back("srv-host=wide.connectable.test,asked.connectable.test," + std::to_string(7100 + i) + ",1,1");
+  }
+  for (int i = 1; i <= 30; ++i) {
+    records.push_back("host-record=listed.connectable.test,198.18.4." + std::to_string(i));
+    records.push_back("address=/asked.connectable.test/198.18.5." + std::to_string(i));
+  }
+  Dnsmasq dns(withBase(records, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("wide.connectable.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+  BOOST_TEST(h.current().backends.size() == 600u);  // 10 ports of 30 addresses, twice
+  BOOST_TEST(find(h.current(), "198.18.4.30:7009"));
+  BOOST_TEST(find(h.current(), "198.18.5.30:7109"));
+  BOOST_TEST(dns.queryCount("SRV", "wide.connectable.test") == 2);  // over UDP, then over TCP
+  BOOST_TEST(dns.queryCount("A", "listed.connectable.test") == 0);  // came whole with the SRV answer
+  BOOST_TEST(dns.queryCount("A", "asked.connectable.test") == 2);   // over UDP, then over TCP
+}
+
 BOOST_AUTO_TEST_CASE(UnwatchStopsTheRefreshes) {
   Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "1"));
   dns.start();
