@@ -16,6 +16,9 @@ namespace {
 
 enum Purpose { kSrvQuestion, kHostAddress, kTargetAddress };
 
+// A UDP answer without EDNS (we send none) is at most this long (RFC 1035 4.2.1).
+constexpr size_t kUdpAnswerLimit = 512;
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out)
@@ -445,8 +448,17 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
       } else {
         lookup.answered++;
         lookup.ttl = std::min(lookup.ttl, srv->ttl);
-        for (const dns::SrvTarget& t : srv->targets) {
+        // A server short of room leaves additional records out without setting TC, and
+        // may send part of an address set (dnsmasq does): a UDP answer with no room left
+        // for one more record is not trusted for addresses; each target is asked.
+        size_t longestTarget = 0;
+        for (const dns::SrvTarget& t : srv->targets) longestTarget = std::max(longestTarget, t.srv.target.size());
+        const size_t oneMoreRecord = longestTarget + 2 + 10 + 16;  // an AAAA record, its owner uncompressed
+        const bool mayBeCut = static_cast<size_t>(alen) <= kUdpAnswerLimit &&
+                              static_cast<size_t>(alen) + oneMoreRecord > kUdpAnswerLimit;
+        for (dns::SrvTarget t : srv->targets) {
           if (t.srv.target.empty() || t.srv.port == 0) continue;  // "." means no service here
+          if (mayBeCut) t.addresses = {};
           for (const in_addr& a : t.addresses.v4)
             lookup.add({SocketAddress::ipv4(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
           for (const in6_addr& a : t.addresses.v6)

@@ -637,6 +637,23 @@ BOOST_AUTO_TEST_CASE(AnSrvLookupWhoseTargetsHaveManyAddressesGetsThemAllOverTcp)
   BOOST_TEST(dns.queryCount("A", "asked.connectable.test") == 2);   // over UDP, then over TCP
 }
 
+BOOST_AUTO_TEST_CASE(AnSrvAnswerWithPartOfATargetsAddressesIsNotTakenForAllOfThem) {
+  // The SRV answer fits UDP, but the 30 addresses of `listed` in its additional section do
+  // not: dnsmasq sends 24 of them without setting TC (additional records may be left
+  // out). The target is asked itself, and its A answer comes over TCP.
+  std::vector<std::string> records = {"srv-host=wide.connectable.test,listed.connectable.test,7000,1,1"};
+  for (int i = 1; i <= 30; ++i) records.push_back("host-record=listed.connectable.test,198.18.4." + std::to_string(i));
+  Dnsmasq dns(withBase(records, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("wide.connectable.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+  BOOST_TEST(h.current().backends.size() == 30u, addresses(h.current()));
+  BOOST_TEST(dns.queryCount("SRV", "wide.connectable.test") == 1);
+  BOOST_TEST(dns.queryCount("A", "listed.connectable.test") == 2);  // over UDP, then over TCP
+}
+
 BOOST_AUTO_TEST_CASE(UnwatchStopsTheRefreshes) {
   Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "1"));
   dns.start();
