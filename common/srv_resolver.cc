@@ -257,7 +257,7 @@ ServiceResolver::WatchId ServiceResolver::watch(const Target& target, Callback c
   entryByWatch_[wid] = entry.id;
 
   // "localhost" is loopback by definition (RFC 6761); never ask a server about it.
-  bool localhost = target.kind == Target::Kind::HostPort && lower(target.host) == "localhost";
+  bool localhost = target.kind == Target::Kind::HostPort && !target.asksDnsServer();
   if (target.kind == Target::Kind::Literal || localhost) {
     Resolution& r = entry.resolution;
     if (localhost) {
