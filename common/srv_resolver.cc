@@ -1,6 +1,7 @@
 #include "common/srv_resolver.h"
 
 #include <arpa/inet.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <cstring>
@@ -14,6 +15,9 @@ namespace connectable {
 namespace {
 
 enum Purpose { kSrvQuestion, kHostAddress, kTargetAddress };
+
+// A UDP answer without EDNS (we send none) is at most this long (RFC 1035 4.2.1).
+constexpr size_t kUdpAnswerLimit = 512;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -44,6 +48,9 @@ void normalize(std::vector<ResolvedBackend>* backends) {
                               [](const ResolvedBackend& a, const ResolvedBackend& b) { return a.address == b.address; }),
                   backends->end());
 }
+
+// An address question: lowercased name and type.
+using QuestionKey = std::pair<std::string, uint16_t>;
 
 }  // namespace
 
@@ -111,6 +118,11 @@ struct ServiceResolver::Lookup {
   // SRV records whose targets need their own A/AAAA lookups, by lowercased target.
   std::map<std::string, std::vector<dns::SrvData>> pendingTargets;
   bool capped = false;  // the answers listed more than kMaxBackends; the rest were left out
+  int answered = 0;     // questions answered, with records or without
+  // Address answers by question: this lookup's, and for a question that failed, its last
+  // good answer, kept (`kept` names those). What the next lookup falls back on.
+  std::map<QuestionKey, dns::AddressSet> addresses;
+  std::vector<std::string> kept;
 
   // Takes a backend unless the lookup has kMaxBackends already.
   void add(ResolvedBackend b) {
@@ -127,7 +139,8 @@ struct ServiceResolver::Entry {
   std::string key;
   Target target;
   Resolution resolution;
-  bool hasGood = false;  // some lookup succeeded: failures serve it stale
+  bool hasGood = false;  // some lookup found backends or succeeded: failures serve it stale
+  std::map<QuestionKey, dns::AddressSet> lastAddresses;  // the address answers behind `resolution`
   std::map<WatchId, Callback> watchers;
   EventLoop::TimerId refreshTimer = 0;
   uint32_t failuresInRow = 0;
@@ -142,6 +155,7 @@ struct ServiceResolver::Query {
   std::string name;
   uint16_t type;
   int purpose;
+  uint16_t id;  // the DNS id it went out with
 };
 
 ServiceResolver::ServiceResolver(EventLoop& loop, ResolverOptions options)
@@ -243,7 +257,7 @@ ServiceResolver::WatchId ServiceResolver::watch(const Target& target, Callback c
   entryByWatch_[wid] = entry.id;
 
   // "localhost" is loopback by definition (RFC 6761); never ask a server about it.
-  bool localhost = target.kind == Target::Kind::HostPort && lower(target.host) == "localhost";
+  bool localhost = target.kind == Target::Kind::HostPort && !target.asksDnsServer();
   if (target.kind == Target::Kind::Literal || localhost) {
     Resolution& r = entry.resolution;
     if (localhost) {
@@ -340,7 +354,8 @@ void ServiceResolver::sendQuery(Entry& entry, const std::string& name, uint16_t 
   Lookup& lookup = *entry.lookup;
   unsigned char* buf = nullptr;
   int len = 0;
-  int rc = ares_create_query(name.c_str(), dns::kClassIn, type, 0, 1, &buf, &len, 0);
+  const uint16_t id = newQueryId();
+  int rc = ares_create_query(name.c_str(), dns::kClassIn, type, id, 1, &buf, &len, 0);
   if (rc != ARES_SUCCESS) {
     if (lookup.failure.isOk()) {
       lookup.failure = Status::error(dns::typeName(type) + " query for " + name + ": " + ares_strerror(rc));
@@ -350,13 +365,28 @@ void ServiceResolver::sendQuery(Entry& entry, const std::string& name, uint16_t 
   lookup.outstanding++;
   ++counters_.queriesSent;
   log::debug("DNS query", {{"name", name}, {"type", dns::typeName(type)}});
-  auto* query = new Query{this, entry.id, lookup.serial, name, type, purpose};
+  idsInFlight_.insert(id);
+  auto* query = new Query{this, entry.id, lookup.serial, name, type, purpose, id};
   ares_send(channel_, buf, len, &ServiceResolver::onAnswer, query);
   ares_free_string(buf);
 }
 
+// ares_send (c-ares 1.18) sends the id the question was built with, and matches answers
+// to questions by it: every question needs its own, and an unguessable one (RFC 5452).
+uint16_t ServiceResolver::newQueryId() {
+  for (;;) {
+    uint16_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
+      rng_ = rng_ * 6364136223846793005ull + 1442695040888963407ull;  // no entropy: still distinct
+      id = static_cast<uint16_t>(rng_ >> 48);
+    }
+    if (!idsInFlight_.count(id)) return id;
+  }
+}
+
 void ServiceResolver::onAnswer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
   std::unique_ptr<Query> query(static_cast<Query*>(arg));
+  query->self->idsInFlight_.erase(query->id);
   if (status == ARES_EDESTRUCTION) return;  // the resolver is being destroyed
   query->self->handleAnswer(*query, status, abuf, alen);
 }
@@ -366,10 +396,27 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
   if (entry == nullptr || !entry->lookup || entry->lookup->serial != query.serial) return;
   Lookup& lookup = *entry->lookup;
   const std::string what = dns::typeName(query.type) + " lookup of " + query.name;
+  bool failed = false;
   auto fail = [&](Status s) {
+    failed = true;
     ++counters_.queryFailures;
     if (lookup.failure.isOk()) lookup.failure = std::move(s);
   };
+  // Backends from the addresses of this question's name, for the host or the SRV records
+  // naming it.
+  auto useAddresses = [&](const dns::AddressSet& addresses) {
+    std::vector<dns::SrvData> owners;
+    if (query.purpose == kHostAddress) {
+      owners.push_back({0, 1, entry->target.port, query.name});
+    } else {
+      owners = lookup.pendingTargets[lower(query.name)];
+    }
+    for (const dns::SrvData& o : owners) {
+      for (const in_addr& a : addresses.v4) lookup.add({SocketAddress::ipv4(a, o.port), o.priority, o.weight, o.target});
+      for (const in6_addr& a : addresses.v6) lookup.add({SocketAddress::ipv6(a, o.port), o.priority, o.weight, o.target});
+    }
+  };
+  const QuestionKey key{lower(query.name), query.type};
 
   if (status != ARES_SUCCESS) {
     fail(Status::error(what + " failed: " + ares_strerror(status)));
@@ -395,12 +442,23 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
         log::error("bad DNS answer", {{"name", query.name}, {"error", srv.status().message()}});
         fail(srv.status().withContext(what + ": bad answer"));
       } else if (nxdomain || srv->targets.empty()) {
+        lookup.answered++;
         lookup.emptyReason = query.name + (nxdomain ? ": no such name (NXDOMAIN)" : ": no SRV records");
         negative();
       } else {
+        lookup.answered++;
         lookup.ttl = std::min(lookup.ttl, srv->ttl);
-        for (const dns::SrvTarget& t : srv->targets) {
+        // A server short of room leaves additional records out without setting TC, and
+        // may send part of an address set (dnsmasq does): a UDP answer with no room left
+        // for one more record is not trusted for addresses; each target is asked.
+        size_t longestTarget = 0;
+        for (const dns::SrvTarget& t : srv->targets) longestTarget = std::max(longestTarget, t.srv.target.size());
+        const size_t oneMoreRecord = longestTarget + 2 + 10 + 16;  // an AAAA record, its owner uncompressed
+        const bool mayBeCut = static_cast<size_t>(alen) <= kUdpAnswerLimit &&
+                              static_cast<size_t>(alen) + oneMoreRecord > kUdpAnswerLimit;
+        for (dns::SrvTarget t : srv->targets) {
           if (t.srv.target.empty() || t.srv.port == 0) continue;  // "." means no service here
+          if (mayBeCut) t.addresses = {};
           for (const in_addr& a : t.addresses.v4)
             lookup.add({SocketAddress::ipv4(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
           for (const in6_addr& a : t.addresses.v6)
@@ -432,22 +490,26 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
         ++counters_.malformedAnswers;
         log::error("bad DNS answer", {{"name", query.name}, {"error", addresses.status().message()}});
         fail(addresses.status().withContext(what + ": bad answer"));
-      } else if (addresses->empty()) {
-        if (nxdomain) lookup.addressNxdomains++;
-        negative();
       } else {
-        lookup.ttl = std::min(lookup.ttl, addresses->ttl);
-        std::vector<dns::SrvData> owners;
-        if (query.purpose == kHostAddress) {
-          owners.push_back({0, 1, entry->target.port, query.name});
+        lookup.answered++;
+        lookup.addresses[key] = *addresses;
+        if (addresses->empty()) {
+          if (nxdomain) lookup.addressNxdomains++;
+          negative();
         } else {
-          owners = lookup.pendingTargets[lower(query.name)];
-        }
-        for (const dns::SrvData& o : owners) {
-          for (const in_addr& a : addresses->v4) lookup.add({SocketAddress::ipv4(a, o.port), o.priority, o.weight, o.target});
-          for (const in6_addr& a : addresses->v6) lookup.add({SocketAddress::ipv6(a, o.port), o.priority, o.weight, o.target});
+          lookup.ttl = std::min(lookup.ttl, addresses->ttl);
+          useAddresses(*addresses);
         }
       }
+    }
+  }
+  // A failed address question stands on its own last answer, so that the other family's
+  // answer (or the other targets') is still used as it is now.
+  if (failed && query.purpose != kSrvQuestion) {
+    if (auto last = entry->lastAddresses.find(key); last != entry->lastAddresses.end()) {
+      lookup.addresses[key] = last->second;
+      lookup.kept.push_back(dns::typeName(query.type) + " " + query.name);
+      useAddresses(last->second);
     }
   }
   if (--lookup.outstanding == 0) finishLookup(*entry);
@@ -471,22 +533,31 @@ void ServiceResolver::finishLookup(Entry& entry) {
     for (uint32_t i = 1; i < entry.failuresInRow && retry < options_.retryMax; ++i) retry *= 2;
     retry = std::min(retry, options_.retryMax);
     r.status = lookup->failure;
-    if (entry.hasGood) {
+    if (lookup->backends.empty() && entry.hasGood) {
+      // Stale but working beats empty: nothing usable came, or too little to trust.
       r.stale = true;
       counters_.staleAnswersServed++;
       log::warn("DNS lookup failed; serving the last good answer",
                 {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
                  {"retry_in_ms", std::to_string(retry.count())}});
     } else {
-      // Nothing better to serve: whatever part of the answer did arrive.
+      // What did arrive is used; each failed question kept its own last answer, if any.
       r.backends = std::move(lookup->backends);
-      log::warn("DNS lookup failed", {{"name", name}, {"error", lookup->failure.message()},
-                                      {"backends", describe(r.backends)}, {"retry_in_ms", std::to_string(retry.count())}});
+      r.stale = !lookup->kept.empty();
+      if (r.stale) counters_.staleAnswersServed++;
+      if (!r.backends.empty()) entry.hasGood = true;
+      entry.lastAddresses = std::move(lookup->addresses);
+      std::string kept;
+      for (const std::string& q : lookup->kept) kept += (kept.empty() ? "" : ",") + q;
+      log::warn(lookup->answered > 0 ? "DNS lookup failed in part; serving what it found" : "DNS lookup failed",
+                {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
+                 {"kept_last_answer_of", kept.empty() ? "none" : kept}, {"retry_in_ms", std::to_string(retry.count())}});
     }
     scheduleRefresh(entry, retry);
   } else {
     entry.failuresInRow = 0;
     entry.hasGood = true;
+    entry.lastAddresses = std::move(lookup->addresses);
     r.backends = std::move(lookup->backends);
     r.stale = false;
     if (!r.backends.empty()) {

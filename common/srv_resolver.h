@@ -2,7 +2,9 @@
 // Not thread-safe: every call and every callback happens on the loop's thread.
 //
 // Answers are cached for their TTL (floored), refreshed in the background before they
-// expire, and kept when the DNS server fails (stale-if-error). Truncated UDP answers are
+// expire, and kept when the DNS server fails (stale-if-error): a lookup that fails in part
+// uses what did come, each failed address question standing on its own last answer; one
+// that brings no backends keeps the last good answer whole. Truncated UDP answers are
 // retried over TCP by c-ares.
 #pragma once
 
@@ -12,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,7 +44,7 @@ struct Resolution {
   // ("no such name (NXDOMAIN)", "no SRV records", a timeout...).
   Status status;
   bool pending = true;   // no lookup finished yet: "no answer yet", not "no backends"
-  bool stale = false;    // backends are the last good answer; the latest lookup failed
+  bool stale = false;    // the latest lookup failed; backends are (partly) from earlier answers
   Clock::time_point expires{};  // end of the answer's (floored) TTL
   Millis ttl{0};                // that TTL, after the floor and ceiling
   Clock::time_point nextLookup{};  // when the next lookup starts (refresh or retry); max() for literals
@@ -78,7 +81,7 @@ class ServiceResolver {
     uint64_t queryFailures = 0;       // questions that timed out, were refused or malformed
     uint64_t malformedAnswers = 0;    // answers our parser rejected
     uint64_t lookupFailures = 0;      // lookups that ended without a usable answer
-    uint64_t staleAnswersServed = 0;  // failed lookups that kept the last good answer
+    uint64_t staleAnswersServed = 0;  // failed lookups that kept (part of) the last good answer
   };
 
   // REQUIRES: loop outlives the resolver.
@@ -122,6 +125,7 @@ class ServiceResolver {
 
   void startLookup(Entry& entry);
   void sendQuery(Entry& entry, const std::string& name, uint16_t type, int purpose);
+  uint16_t newQueryId();
   void handleAnswer(Query& query, int status, const unsigned char* abuf, int alen);
   void finishLookup(Entry& entry);
   void scheduleRefresh(Entry& entry, Millis delay);
@@ -140,6 +144,7 @@ class ServiceResolver {
   uint64_t nextEntryId_ = 1;
   WatchId nextWatchId_ = 1;
   uint64_t nextLookupSerial_ = 1;
+  std::set<uint16_t> idsInFlight_;  // DNS ids of the questions c-ares holds
   Counters counters_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // deferred work checks it
   uint64_t rng_ = 0x9e3779b97f4a7c15ull;  // refresh jitter; no need for a good generator

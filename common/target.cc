@@ -158,6 +158,16 @@ Result<ConnectSpec> parseConnectSpec(std::string_view text) {
   return spec;
 }
 
+bool Target::asksDnsServer() const {
+  if (kind != Kind::HostPort) return kind == Kind::Srv;
+  std::string_view h = host;
+  if (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  if (h.size() != 9) return true;
+  for (size_t i = 0; i < h.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(h[i])) != "localhost"[i]) return true;
+  return false;
+}
+
 std::string ConnectSpec::text() const { return std::to_string(port) + "=" + targetsText(); }
 
 std::string ConnectSpec::targetsText() const {

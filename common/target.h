@@ -29,6 +29,9 @@ struct Target {
   SocketAddress address;   // Literal only
 
   bool needsLookup() const { return kind != Kind::Literal; }
+  // Whether its lookup asks a DNS server: not for "localhost", loopback by definition
+  // (RFC 6761).
+  bool asksDnsServer() const;
 };
 
 struct ConnectSpec {

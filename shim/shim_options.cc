@@ -40,6 +40,7 @@ Options:
   --netns-fd N             the same, from an inherited file descriptor
   --upstream-netns WHERE   'shim' (default): upstream connections and DNS leave from the
                            shim's own namespace; 'target': from the target namespace
+                           (then DNS targets need --dns: /etc/resolv.conf is the host's)
   --balance POLICY         random (default), round-robin, least-conn, p2c
   --connect-timeout DUR    per backend attempt (default 2s)
   --idle-timeout DUR       close connections idle this long; 0 = never (default 1h)
@@ -214,6 +215,16 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
   if (!o.netnsPath.empty() && o.netnsFd >= 0) return Status::error("--netns and --netns-fd exclude each other");
   if (o.upstreamInTarget && o.netnsPath.empty() && o.netnsFd < 0)
     return Status::error("--upstream-netns=target needs --netns or --netns-fd");
+  // The servers of /etc/resolv.conf, read in the shim's mount namespace, belong to the
+  // host's network; asked from the target namespace they may reach nothing (127.0.0.53).
+  if (o.upstreamInTarget && o.dnsServers.empty()) {
+    for (const ConnectSpec& spec : o.connects)
+      for (const Target& t : spec.targets)
+        if (t.asksDnsServer())
+          return Status::error("--upstream-netns=target needs --dns: --connect '" + spec.text() +
+                               "' needs DNS, whose questions would leave from the target namespace, where the "
+                               "servers of this host's /etc/resolv.conf may not answer");
+  }
   return o;
 }
 

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <functional>
+#include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,8 +96,10 @@ struct Harness {
   std::vector<Resolution> updates;
   ServiceResolver::WatchId id = 0;
 
-  explicit Harness(ResolverOptions options) {
-    BOOST_REQUIRE(loop.init().isOk());
+  Harness() { BOOST_REQUIRE(loop.init().isOk()); }
+  explicit Harness(ResolverOptions options) : Harness() { start(std::move(options)); }
+  // For a harness made without options: once what the resolver talks to is up.
+  void start(ResolverOptions options) {
     resolver = std::make_unique<ServiceResolver>(loop, std::move(options));
     Status s = resolver->init();
     BOOST_REQUIRE_MESSAGE(s.isOk(), s.message());
@@ -124,6 +128,151 @@ std::string addresses(const Resolution& r) {
   for (const auto& b : r.backends) out += b.address.toString() + " ";
   return out;
 }
+
+// The name and type asked in a DNS message of our resolver (one uncompressed name after
+// the header); an empty name when the message is too short to hold one.
+std::pair<std::string, uint16_t> questionOf(const uint8_t* buf, size_t n) {
+  size_t pos = 12;
+  std::string name;
+  while (pos < n && buf[pos] != 0) {
+    if (!name.empty()) name += '.';
+    name.append(reinterpret_cast<const char*>(buf + pos + 1), std::min<size_t>(buf[pos], n - pos - 1));
+    pos += 1u + buf[pos];
+  }
+  if (pos + 2 >= n) return {"", 0};
+  return {name, static_cast<uint16_t>((buf[pos + 1] << 8) | buf[pos + 2])};
+}
+
+// Stands between the resolver and a real dnsmasq, over UDP, and upsets the questions of
+// one type on demand: answers them SERVFAIL, not at all, or after the next other answer
+// (out of order). Everything else passes through unchanged, both ways.
+class FaultyRelay {
+ public:
+  enum class Fault { None, ServerFailure, NoAnswer, AnswerLate };
+
+  FaultyRelay(EventLoop& loop, uint16_t dnsmasqPort) : loop_(loop) {
+    client_.fd = boundUdpSocket();
+    upstream_.fd = boundUdpSocket();
+    sockaddr_in to = loopback(dnsmasqPort);
+    BOOST_REQUIRE(connect(upstream_.fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+    client_.ready = [this] { fromResolver(); };
+    upstream_.ready = [this] { fromDnsmasq(); };
+    BOOST_REQUIRE(loop_.add(client_.fd, EPOLLIN, &client_).isOk());
+    BOOST_REQUIRE(loop_.add(upstream_.fd, EPOLLIN, &upstream_).isOk());
+  }
+  ~FaultyRelay() {
+    for (Side* side : {&client_, &upstream_}) {
+      loop_.remove(side->fd);
+      close(side->fd);
+    }
+  }
+
+  uint16_t port() const {
+    sockaddr_in sin{};
+    socklen_t len = sizeof sin;
+    getsockname(client_.fd, reinterpret_cast<sockaddr*>(&sin), &len);
+    return ntohs(sin.sin_port);
+  }
+  void upset(uint16_t type, Fault fault) {
+    upsetType_ = type;
+    fault_ = fault;
+  }
+  void heal() { fault_ = Fault::None; }
+  int upsets() const { return upsets_; }  // questions or answers upset so far
+  // The DNS ids of the questions relayed, in order.
+  const std::vector<uint16_t>& ids() const { return ids_; }
+
+ private:
+  struct Side : IoHandler {
+    int fd = -1;
+    std::function<void()> ready;
+    void onIo(uint32_t) override { ready(); }
+  };
+  using Key = std::pair<uint16_t, uint16_t>;  // DNS id and type: both, as ids may repeat
+
+  static sockaddr_in loopback(uint16_t port) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons(port);
+    return sin;
+  }
+  static int boundUdpSocket() {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(fd >= 0);
+    sockaddr_in sin = loopback(0);
+    BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+    return fd;
+  }
+  static uint16_t idOf(const uint8_t* buf) { return static_cast<uint16_t>((buf[0] << 8) | buf[1]); }
+
+  void fromResolver() {
+    uint8_t buf[1500];
+    sockaddr_in from{};
+    socklen_t fromLen = sizeof from;
+    ssize_t n;
+    while ((n = recvfrom(client_.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fromLen)) > 12) {
+      fromLen = sizeof from;
+      auto [name, type] = questionOf(buf, static_cast<size_t>(n));
+      if (name.empty()) continue;
+      ids_.push_back(idOf(buf));
+      if (type == upsetType_ && (fault_ == Fault::ServerFailure || fault_ == Fault::NoAnswer)) {
+        ++upsets_;
+        if (fault_ == Fault::ServerFailure) {
+          DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, idOf(buf));
+          p.question(name, type);
+          std::vector<uint8_t> reply = p.bytes();
+          sendto(client_.fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), sizeof from);
+        }
+        continue;
+      }
+      askedBy_[{idOf(buf), type}] = from;
+      send(upstream_.fd, buf, static_cast<size_t>(n), 0);
+    }
+  }
+
+  void fromDnsmasq() {
+    uint8_t buf[1500];
+    ssize_t n;
+    while ((n = recv(upstream_.fd, buf, sizeof buf, 0)) > 12) {
+      uint16_t type = questionOf(buf, static_cast<size_t>(n)).second;
+      auto asker = askedBy_.find({idOf(buf), type});
+      if (asker == askedBy_.end()) continue;
+      std::vector<uint8_t> answer(buf, buf + n);
+      sockaddr_in to = asker->second;
+      askedBy_.erase(asker);
+      if (fault_ != Fault::AnswerLate) {
+        sendto(client_.fd, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+        continue;
+      }
+      // Held until an answer of the upset type and one of another type are both in: then
+      // the others go first, whichever order dnsmasq answered in.
+      held_.push_back({std::move(answer), to, type == upsetType_});
+      bool late = false, other = false;
+      for (const Held& h : held_) (h.late ? late : other) = true;
+      if (!late || !other) continue;
+      ++upsets_;
+      std::stable_partition(held_.begin(), held_.end(), [](const Held& h) { return !h.late; });
+      for (const Held& h : held_)
+        sendto(client_.fd, h.answer.data(), h.answer.size(), 0, reinterpret_cast<const sockaddr*>(&h.to), sizeof h.to);
+      held_.clear();
+    }
+  }
+  struct Held {
+    std::vector<uint8_t> answer;
+    sockaddr_in to;
+    bool late;
+  };
+
+  EventLoop& loop_;
+  Side client_, upstream_;
+  std::map<Key, sockaddr_in> askedBy_;
+  std::vector<Held> held_;  // answers waiting to go out of order
+  std::vector<uint16_t> ids_;
+  uint16_t upsetType_ = 0;
+  Fault fault_ = Fault::None;
+  int upsets_ = 0;
+};
 
 const std::string kSrvName = "redis.service.connectable.test";
 
@@ -369,6 +518,140 @@ BOOST_AUTO_TEST_CASE(RetriesOverTcpWhenTheUdpAnswerIsTruncated) {
   // dnsmasq saw the question twice: over UDP, then over TCP.
   BOOST_TEST(dns.queryCount("SRV", "big.connectable.test") == 2);
   BOOST_TEST(h.resolver->counters().queriesSent == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(EachQuestionHasItsOwnIdAndAnswersMayComeInAnyOrder) {
+  // A and AAAA are asked together; a server may answer either first (a forwarder with one
+  // of them cached). Ids are what answers are matched by, and guessing them is what a
+  // spoofed answer needs (RFC 5452): never the same twice in flight, never a constant.
+  for (uint16_t late : {dns::kTypeA, dns::kTypeAaaa}) {
+    BOOST_TEST_CONTEXT("the " << dns::typeName(late) << " answer last") {
+      Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10,::1"}, "30"));
+      dns.start();
+      Harness h;
+      FaultyRelay relay(h.loop, dns.port());
+      relay.upset(late, FaultyRelay::Fault::AnswerLate);
+      h.start(fastOptions(relay.port()));
+      h.watch("db.connectable.test:5432");
+      BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+      BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+      BOOST_TEST(h.current().backends.size() == 2u, addresses(h.current()));
+      BOOST_TEST(relay.upsets() == 1);
+      BOOST_TEST_REQUIRE(relay.ids().size() == 2u);
+      BOOST_TEST(relay.ids()[0] != relay.ids()[1]);
+      BOOST_TEST((relay.ids()[0] | relay.ids()[1]) != 0);  // random: both 0 once in 2^32
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(AFailingAaaaDoesNotFreezeTheAddressesOfAnA) {
+  // The A records change while every AAAA question fails: the new A answer is used, the
+  // AAAA part of the last good answer is kept, and the status says what failed.
+  for (auto fault : {FaultyRelay::Fault::ServerFailure, FaultyRelay::Fault::NoAnswer}) {
+    BOOST_TEST_CONTEXT((fault == FaultyRelay::Fault::ServerFailure ? "AAAA answered SERVFAIL" : "AAAA unanswered")) {
+      auto records = [](const std::string& v4) { return withBase({"host-record=db.connectable.test," + v4 + ",::1"}, "1"); };
+      Dnsmasq dns(records("198.18.0.10"));
+      dns.start();
+      Harness h;
+      FaultyRelay relay(h.loop, dns.port());
+      h.start(fastOptions(relay.port()));
+      h.watch("db.connectable.test:5432");
+      Resolution whileBroken;
+      BOOST_REQUIRE_EQUAL(
+          runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms,
+                             [&] {
+                               relay.upset(dns::kTypeAaaa, fault);
+                               dns.restart(records("198.18.0.11"));
+                             }},
+                            {"the new A address", [&] { return find(h.current(), "198.18.0.11:5432") != nullptr; }, 5000ms,
+                             [&] {
+                               whileBroken = h.current();
+                               relay.heal();
+                             }},
+                            {"AAAA answered again", [&] { return h.current().status.isOk(); }, 5000ms}}),
+          "");
+      BOOST_TEST(whileBroken.backends.size() == 2u, addresses(whileBroken));
+      BOOST_TEST(find(whileBroken, "[::1]:5432"));  // kept from the last AAAA answer
+      BOOST_TEST(whileBroken.stale);
+      BOOST_TEST(contains(whileBroken.status.message(), "AAAA lookup of db.connectable.test"), whileBroken.status.message());
+      BOOST_TEST_MESSAGE("status while AAAA fails: " << whileBroken.status.message());
+      BOOST_TEST(relay.upsets() >= 1);
+      BOOST_TEST(!h.current().stale);
+      BOOST_TEST(h.current().backends.size() == 2u, addresses(h.current()));
+      BOOST_TEST(find(h.updates.back(), "198.18.0.11:5432"));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(AnAAnswerTooBigForUdpArrivesWholeOverTcp) {
+  // 40 addresses make an A answer of about 680 bytes: truncated over UDP, whole over TCP.
+  // dnsmasq writes them two ways, answering AAAA differently (NXDOMAIN under `local=` for
+  // `address=`, NODATA for `host-record=`); both must give all 40.
+  for (const std::string kind : {"address", "host-record"}) {
+    BOOST_TEST_CONTEXT("dnsmasq " << kind << "= lines") {
+      std::vector<std::string> records;
+      for (int i = 1; i <= 40; ++i) {
+        const std::string ip = "198.18.2." + std::to_string(i);
+        records.push_back(kind == "address" ? "address=/many.connectable.test/" + ip : "host-record=many.connectable.test," + ip);
+      }
+      Dnsmasq dns(withBase(records, "30"));
+      dns.start();
+      Harness h(fastOptions(dns.port()));
+      h.watch("many.connectable.test:5432");
+      BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+      BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+      BOOST_TEST(h.current().backends.size() == 40u, addresses(h.current()));
+      BOOST_TEST(find(h.current(), "198.18.2.1:5432"));
+      BOOST_TEST(find(h.current(), "198.18.2.40:5432"));
+      BOOST_TEST(dns.queryCount("A", "many.connectable.test") == 2);  // over UDP, then over TCP
+      BOOST_TEST(h.resolver->counters().queriesSent == 2u);           // one A, one AAAA
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(AnSrvLookupWhoseTargetsHaveManyAddressesGetsThemAllOverTcp) {
+  // Every answer here is too big for UDP. The 20 SRV records come over TCP, with the 30
+  // addresses of `listed` in the additional section; `asked` (an `address=` name) comes
+  // without, so its A and AAAA questions go out while c-ares still holds that TCP
+  // connection, and its A answer is truncated and asked again over TCP.
+  std::vector<std::string> records;
+  for (int i = 0; i < 10; ++i) {
+    records.push_back("srv-host=wide.connectable.test,listed.connectable.test," + std::to_string(7000 + i) + ",1,1");
+    records.push_back("srv-host=wide.connectable.test,asked.connectable.test," + std::to_string(7100 + i) + ",1,1");
+  }
+  for (int i = 1; i <= 30; ++i) {
+    records.push_back("host-record=listed.connectable.test,198.18.4." + std::to_string(i));
+    records.push_back("address=/asked.connectable.test/198.18.5." + std::to_string(i));
+  }
+  Dnsmasq dns(withBase(records, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("wide.connectable.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+  BOOST_TEST(h.current().backends.size() == 600u);  // 10 ports of 30 addresses, twice
+  BOOST_TEST(find(h.current(), "198.18.4.30:7009"));
+  BOOST_TEST(find(h.current(), "198.18.5.30:7109"));
+  BOOST_TEST(dns.queryCount("SRV", "wide.connectable.test") == 2);  // over UDP, then over TCP
+  BOOST_TEST(dns.queryCount("A", "listed.connectable.test") == 0);  // came whole with the SRV answer
+  BOOST_TEST(dns.queryCount("A", "asked.connectable.test") == 2);   // over UDP, then over TCP
+}
+
+BOOST_AUTO_TEST_CASE(AnSrvAnswerWithPartOfATargetsAddressesIsNotTakenForAllOfThem) {
+  // The SRV answer fits UDP, but the 30 addresses of `listed` in its additional section do
+  // not: dnsmasq sends 24 of them without setting TC (additional records may be left
+  // out). The target is asked itself, and its A answer comes over TCP.
+  std::vector<std::string> records = {"srv-host=wide.connectable.test,listed.connectable.test,7000,1,1"};
+  for (int i = 1; i <= 30; ++i) records.push_back("host-record=listed.connectable.test,198.18.4." + std::to_string(i));
+  Dnsmasq dns(withBase(records, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("wide.connectable.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+  BOOST_TEST(h.current().backends.size() == 30u, addresses(h.current()));
+  BOOST_TEST(dns.queryCount("SRV", "wide.connectable.test") == 1);
+  BOOST_TEST(dns.queryCount("A", "listed.connectable.test") == 2);  // over UDP, then over TCP
 }
 
 BOOST_AUTO_TEST_CASE(UnwatchStopsTheRefreshes) {

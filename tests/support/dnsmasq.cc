@@ -61,12 +61,16 @@ void Dnsmasq::start() {
   std::string marker = "started, version";
   size_t startsBefore = 0;
   for (size_t pos = 0; (pos = log().find(marker, pos)) != std::string::npos; pos += marker.size()) ++startsBefore;
-  // --no-daemon: stays in the foreground, keeps root, and answers TCP in-process (no
-  // forked helpers that could outlive the test).
-  child_ = Child::spawn({"/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=" + conf, "--port=" + std::to_string(port_),
-                         "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                         "--log-queries", "--log-facility=" + logFile, "--pid-file=" + dir_ + "/dnsmasq.pid"},
-                        dir_ + "/stderr-" + std::to_string(++runs_) + ".log");
+  // --keep-in-foreground, not --no-daemon: the latter answers TCP in-process, one
+  // connection at a time and nothing else meanwhile, and c-ares keeps its TCP connection
+  // open while any question is pending, so UDP questions asked then went unanswered. The
+  // TCP helpers dnsmasq forks hold its sockets: its own process group, killed whole, ends
+  // them with it. --user=root: the log file and the pid file stay ours to read and remove.
+  child_ = Child::spawn({"/usr/sbin/dnsmasq", "--keep-in-foreground", "--user=root", "--conf-file=" + conf,
+                         "--port=" + std::to_string(port_), "--listen-address=127.0.0.1", "--bind-interfaces",
+                         "--no-resolv", "--no-hosts", "--log-queries", "--log-facility=" + logFile,
+                         "--pid-file=" + dir_ + "/dnsmasq.pid"},
+                        dir_ + "/stderr-" + std::to_string(++runs_) + ".log", {}, /*ownGroup=*/true);
   bool up = waitFor(
       [&] {
         size_t starts = 0;

@@ -93,14 +93,17 @@ RunResult sh(const std::string& command, std::chrono::milliseconds timeout) {
   return run({"/bin/sh", "-c", command}, timeout);
 }
 
-Child Child::spawn(const std::vector<std::string>& argv, const std::string& logPath, const std::vector<int>& inherit) {
+Child Child::spawn(const std::vector<std::string>& argv, const std::string& logPath, const std::vector<int>& inherit,
+                   bool ownGroup) {
   Child c;
   c.logPath_ = logPath;
+  c.group_ = ownGroup;
   auto args = toArgv(argv);
   std::vector<int> moved(inherit.size(), -1);  // allocated here: the child only writes to it
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    if (ownGroup) setpgid(0, 0);
     int fd = open(logPath.empty() ? "/dev/null" : logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);
@@ -125,12 +128,13 @@ Child Child::spawn(const std::vector<std::string>& argv, const std::string& logP
     dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
     _exit(127);
   }
+  if (ownGroup) setpgid(pid, pid);  // both sides: whichever runs first, signals find the group
   c.pid_ = pid;
   return c;
 }
 
 Child::Child(Child&& o) noexcept
-    : pid_(o.pid_), status_(o.status_), reaped_(o.reaped_), logPath_(std::move(o.logPath_)) {
+    : pid_(o.pid_), group_(o.group_), status_(o.status_), reaped_(o.reaped_), logPath_(std::move(o.logPath_)) {
   o.pid_ = -1;
 }
 
@@ -138,6 +142,7 @@ Child& Child::operator=(Child&& o) noexcept {
   if (this != &o) {
     kill();
     pid_ = o.pid_;
+    group_ = o.group_;
     status_ = o.status_;
     reaped_ = o.reaped_;
     logPath_ = std::move(o.logPath_);
@@ -161,7 +166,7 @@ bool Child::running() {
 }
 
 void Child::signal(int signo) {
-  if (running()) ::kill(pid_, signo);
+  if (running()) ::kill(target(), signo);
 }
 
 int Child::wait(std::chrono::milliseconds timeout) {
@@ -174,7 +179,7 @@ int Child::wait(std::chrono::milliseconds timeout) {
 
 void Child::kill() {
   if (pid_ < 0 || reaped_) return;
-  ::kill(pid_, SIGKILL);
+  ::kill(target(), SIGKILL);  // unreaped, the child holds its pid, and so the group's id
   int status;
   waitpid(pid_, &status, 0);
   reaped_ = true;

@@ -30,9 +30,12 @@ class Child {
  public:
   Child() = default;
   // stderr (and stdout) go to `logPath` when given, else are discarded. The child inherits
-  // `inherit[i]` as fd 3+i (not close-on-exec there) and no other fd above 2.
+  // `inherit[i]` as fd 3+i (not close-on-exec there) and no other fd above 2. With
+  // `ownGroup` the child leads a process group of its own, and signal() and kill() reach
+  // the whole group while the child is not yet reaped: for programs that fork helpers
+  // (dnsmasq).
   static Child spawn(const std::vector<std::string>& argv, const std::string& logPath = "",
-                     const std::vector<int>& inherit = {});
+                     const std::vector<int>& inherit = {}, bool ownGroup = false);
   Child(Child&& other) noexcept;
   Child& operator=(Child&& other) noexcept;
   Child(const Child&) = delete;
@@ -49,7 +52,10 @@ class Child {
   std::string log() const;  // contents of the log file so far
 
  private:
+  pid_t target() const { return group_ ? -pid_ : pid_; }  // what kill(2) is given
+
   pid_t pid_ = -1;
+  bool group_ = false;
   int status_ = -1;
   bool reaped_ = false;
   std::string logPath_;

@@ -74,6 +74,23 @@ BOOST_AUTO_TEST_CASE(OtherBadArgumentsAreNamed) {
   BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--log-level=loud"}), "--log-level: 'loud'"));
 }
 
+BOOST_AUTO_TEST_CASE(LookupsFromTheTargetNamespaceNeedDnsServersNamedForIt) {
+  // Without --dns the servers come from the shim's /etc/resolv.conf, the host's, while the
+  // questions would leave from the target namespace, where those addresses (127.0.0.53,
+  // a host-only network) may reach nothing, and every lookup would just time out.
+  const std::string ns = "--netns=/var/run/netns/blue", upstream = "--upstream-netns=target";
+  BOOST_TEST(contains(errorOf({ns, upstream, "--connect=1=redis.service.consul"}),
+                      "--upstream-netns=target needs --dns"));
+  BOOST_TEST(contains(errorOf({ns, upstream, "--connect=1=198.18.0.5:1", "--connect=2=db.example.org:5432"}),
+                      "'2=db.example.org:5432'"));
+  // Servers named for that namespace, or targets that ask no server, are fine.
+  BOOST_TEST(static_cast<bool>(parseShimOptions({ns, upstream, "--dns=127.0.0.11", "--connect=1=redis.service.consul"})));
+  BOOST_TEST(static_cast<bool>(parseShimOptions({ns, upstream, "--connect=1=198.18.0.5:1,[fd00::5]:1"})));
+  BOOST_TEST(static_cast<bool>(parseShimOptions({ns, upstream, "--connect=1=localhost:6379"})));
+  // From the shim's own namespace, its own resolv.conf is the right one.
+  BOOST_TEST(static_cast<bool>(parseShimOptions({ns, "--connect=1=redis.service.consul"})));
+}
+
 BOOST_AUTO_TEST_CASE(DurationsHaveBoundsThatTimersCanHold) {
   // 2^31 ms wrapped into a negative c-ares timeout (a spinning shim deaf to SIGTERM); 10^9
   // minutes overflowed the clock and fired every timer at once; a 0 ms cache flooded DNS.
