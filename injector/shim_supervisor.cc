@@ -200,6 +200,16 @@ std::vector<ShimInfo> ShimSupervisor::list() const {
 
 Status ShimSupervisor::ensure(const std::string& containerId, const std::string& containerName,
                               const ContainerRequest& request, ProcessHandle init, NetnsFd netns) {
+  // The shim's command line, checked by its own rules before anything is replaced or
+  // started: the host's options and the container's labels are each fine alone, but not
+  // every pair is (--upstream-netns=target with DNS targets needs --dns).
+  const std::string control = controlPath(containerId);
+  std::vector<std::string> args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name",
+                                   containerDisplayName(containerName, containerId), "--control", control};
+  args.insert(args.end(), options_.shimArgs.begin(), options_.shimArgs.end());
+  args.insert(args.end(), request.shimArgs.begin(), request.shimArgs.end());
+  for (const auto& c : request.connects) args.push_back("--connect=" + c.text());
+  if (auto checked = parseShimOptions(args); !checked) return checked.status().withContext("shim options");
   auto inode = netns.inode();
   if (!inode) return inode.status();
   auto it = shims_.find(containerId);
@@ -223,13 +233,9 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   if (!initStart) return initStart.status().withContext("container init");
   m->initStartTime = *initStart;
   m->init = std::move(init);
-  m->info.control = controlPath(containerId);
+  m->info.control = control;
   // The shim's log lines then name the container as the injector's do: name (short id).
-  m->args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name", containerDisplayName(containerName, containerId),
-             "--control", m->info.control};
-  m->args.insert(m->args.end(), options_.shimArgs.begin(), options_.shimArgs.end());
-  m->args.insert(m->args.end(), request.shimArgs.begin(), request.shimArgs.end());
-  for (const auto& c : request.connects) m->args.push_back("--connect=" + c.text());
+  m->args = std::move(args);
   Managed& ref = *m;
   shims_[containerId] = std::move(m);
   (void)netns;  // spawn reopens it from the init: the same namespace, checked by inode

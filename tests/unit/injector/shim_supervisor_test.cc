@@ -369,6 +369,35 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(ShimSupervisorStartingAShim)
 
+BOOST_AUTO_TEST_CASE(AContainerWhoseLabelsTheHostsOptionsCannotServeGetsNoShimAndIsToldWhy) {
+  // Each fine alone: lookups from the container's namespace, and a DNS name, but the host
+  // gave no --dns, and its resolv.conf names servers of the host's network.
+  SupervisorFixture f;
+  writeShim(f.shimPath, kPoliteShim);
+  f.request = parseContainerLabels({{"connect.6000", "redis.service.consul"}, {"connectable.upstream-netns", "target"}});
+  BOOST_REQUIRE(f.request.errors.empty());
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  Status s = f.tryEnsure(init);
+  for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
+  BOOST_TEST(!s.isOk());
+  BOOST_TEST(s.message().find("--upstream-netns=target needs --dns") != std::string::npos, s.message());
+  BOOST_TEST(supervisor.list().empty(), "a shim was started that could only exit");
+
+  f.options.shimArgs = {"--dns=127.0.0.1:8600"};  // the host names a server: served
+  ShimSupervisor withDns(f.loop, f.options);
+  BOOST_REQUIRE(withDns.init());
+  auto process = ProcessHandle::open(init.pid());
+  BOOST_REQUIRE(process);
+  auto netns = process->openNetns();
+  BOOST_REQUIRE(netns);
+  Status served = withDns.ensure(kId, "app", f.request, std::move(*process), std::move(*netns));
+  BOOST_TEST(served.isOk(), served.message());
+  for (const auto& shim : withDns.list()) f.shims.insert(shim.shimPid);
+  withDns.stopAll();
+  BOOST_TEST(runUntil(f.loop, [&] { return withDns.allGone(); }, 5s));
+}
+
 BOOST_AUTO_TEST_CASE(ArgumentsTooLongForExecAreReportedAndNeverRetried) {
   // execve refuses one argument of 128 KiB or more (E2BIG): retrying could never help.
   SupervisorFixture f;
