@@ -419,7 +419,12 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
   const QuestionKey key{lower(query.name), query.type};
 
   if (status != ARES_SUCCESS) {
-    fail(Status::error(what + " failed: " + ares_strerror(status)));
+    // c-ares moves on to the next server after a SERVFAIL, REFUSED or NOTIMP, and when none
+    // is left says "Could not contact DNS servers", which reads as a network problem.
+    const std::string why = status == ARES_ECONNREFUSED
+                                ? "no DNS server gave an answer (each failed it: SERVFAIL, REFUSED, or unreachable)"
+                                : ares_strerror(status);
+    fail(Status::error(what + " failed: " + why));
   } else if (Result<dns::Message> m = dns::parseMessage(abuf, static_cast<size_t>(std::max(alen, 0))); !m) {
     ++counters_.malformedAnswers;
     log::error("malformed DNS answer", {{"name", query.name}, {"type", dns::typeName(query.type)}, {"error", m.status().message()}});

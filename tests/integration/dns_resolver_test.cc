@@ -887,7 +887,8 @@ BOOST_AUTO_TEST_CASE(ServerFailureKeepsTheLastAnswer) {
   }));
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"stale", [&] { return h.current().stale; }}}), "");
   BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
-  BOOST_TEST_MESSAGE("status after SERVFAIL: " << h.current().status.message());
+  // Not "Could not contact DNS servers": this one did answer.
+  BOOST_TEST(contains(h.current().status.message(), "SERVFAIL"), h.current().status.message());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
