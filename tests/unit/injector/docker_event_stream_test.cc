@@ -129,6 +129,21 @@ struct RecordingSink : DockerEventSink {
   void onDockerStreamEnded(const Status& why) override { ended.push_back(why); }
 };
 
+// A stream (API 1.41) subscribed to `endpoint`, on a loop of its own, telling `sink`.
+struct Watching {
+  explicit Watching(const DockerEndpoint& endpoint, DockerEventStream::Options options = {}) {
+    BOOST_REQUIRE(loop.init());
+    stream = std::make_unique<DockerEventStream>(loop, endpoint, DockerApiVersion{1, 41}, sink, options);
+    BOOST_REQUIRE(stream->start());
+  }
+  // Runs the loop until the stream has ended; false if it did not within 5 s.
+  bool untilEnded() { return runUntil(loop, [&] { return !sink.ended.empty(); }, 5s); }
+
+  EventLoop loop;
+  RecordingSink sink;
+  std::unique_ptr<DockerEventStream> stream;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(DockerEventStreamWithFakeDaemon)
@@ -142,25 +157,21 @@ BOOST_AUTO_TEST_CASE(SkipsMalformedLinesAndReportsTheEnd) {
                             chunk(split.substr(20)),
                             chunk(R"({"Type":"container"})" "\n"),
                             "0\r\n\r\n"}}});
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  RecordingSink sink;
-  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
-  BOOST_REQUIRE(stream.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
-  BOOST_TEST(sink.connected == 1);
-  BOOST_REQUIRE_EQUAL(sink.events.size(), 3u);
-  BOOST_TEST(sink.events[0].actorId == "aa");
-  BOOST_TEST(sink.events[1].actorId == "bb");
-  BOOST_TEST(sink.events[2].actorId == "cc");
-  BOOST_TEST(sink.events[2].action == "start");
-  BOOST_TEST(sink.events[2].attributes.at("connect.6000") == "x.y");
-  BOOST_REQUIRE_EQUAL(sink.malformed.size(), 2u);
-  BOOST_TEST(stream.malformedCount() == 2u);
-  BOOST_TEST(sink.malformed[0].message().find("not json") != std::string::npos);
-  BOOST_TEST(sink.ended.size() == 1u);
-  BOOST_TEST(stream.ended());
-  BOOST_TEST(stream.lastEventNanos() == 1002);
+  Watching w(daemon.endpoint());
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_TEST(w.sink.connected == 1);
+  BOOST_REQUIRE_EQUAL(w.sink.events.size(), 3u);
+  BOOST_TEST(w.sink.events[0].actorId == "aa");
+  BOOST_TEST(w.sink.events[1].actorId == "bb");
+  BOOST_TEST(w.sink.events[2].actorId == "cc");
+  BOOST_TEST(w.sink.events[2].action == "start");
+  BOOST_TEST(w.sink.events[2].attributes.at("connect.6000") == "x.y");
+  BOOST_REQUIRE_EQUAL(w.sink.malformed.size(), 2u);
+  BOOST_TEST(w.stream->malformedCount() == 2u);
+  BOOST_TEST(w.sink.malformed[0].message().find("not json") != std::string::npos);
+  BOOST_TEST(w.sink.ended.size() == 1u);
+  BOOST_TEST(w.stream->ended());
+  BOOST_TEST(w.stream->lastEventNanos() == 1002);
   auto requests = daemon.requests();
   BOOST_REQUIRE_EQUAL(requests.size(), 1u);
   BOOST_TEST(requests[0].find("GET /v1.41/events?filters=") == 0u);
@@ -168,38 +179,26 @@ BOOST_AUTO_TEST_CASE(SkipsMalformedLinesAndReportsTheEnd) {
 
 BOOST_AUTO_TEST_CASE(DaemonClosingMidStreamIsAnEnd) {
   FakeDaemon daemon({Reply{{kStreamHeaders, chunk(event("create", "aa"))}}});
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  RecordingSink sink;
-  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
-  BOOST_REQUIRE(stream.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
-  BOOST_TEST(sink.events.size() == 1u);
-  BOOST_TEST(!sink.ended[0].isOk());
+  Watching w(daemon.endpoint());
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_TEST(w.sink.events.size() == 1u);
+  BOOST_TEST(!w.sink.ended[0].isOk());
 }
 
 BOOST_AUTO_TEST_CASE(HttpErrorIsAnEndWithTheDaemonsMessage) {
   FakeDaemon daemon({Reply{{jsonReply(400, R"({"message":"invalid filter 'typo'"})")}}});
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  RecordingSink sink;
-  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
-  BOOST_REQUIRE(stream.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
-  BOOST_TEST(sink.connected == 0);
-  BOOST_TEST(sink.ended[0].message().find("HTTP 400") != std::string::npos);
-  BOOST_TEST(sink.ended[0].message().find("invalid filter") != std::string::npos);
+  Watching w(daemon.endpoint());
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_TEST(w.sink.connected == 0);
+  BOOST_TEST(w.sink.ended[0].message().find("HTTP 400") != std::string::npos);
+  BOOST_TEST(w.sink.ended[0].message().find("invalid filter") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(AnErrorWithAnEndlessBodyIsAnEndNotAMemoryLeak) {
   FakeDaemon daemon({endlessError()});
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  RecordingSink sink;
-  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
-  BOOST_REQUIRE(stream.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
-  BOOST_TEST(sink.ended[0].message().find("HTTP 500") != std::string::npos);
+  Watching w(daemon.endpoint());
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_TEST(w.sink.ended[0].message().find("HTTP 500") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(BigEventsPilingUpWhileTheLoopIsBusyEndTheStreamNotTheMemory) {
@@ -212,54 +211,37 @@ BOOST_AUTO_TEST_CASE(BigEventsPilingUpWhileTheLoopIsBusyEndTheStreamNotTheMemory
                                  R"("}},"time":1,"timeNano":1})" + "\n"));
   }
   FakeDaemon daemon({flood});
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  RecordingSink sink;
   DockerEventStream::Options options;
   options.maxQueuedBytes = 1 << 20;
-  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink, options);
-  BOOST_REQUIRE(stream.start());
+  Watching w(daemon.endpoint(), options);
   std::this_thread::sleep_for(1500ms);  // the loop is busy elsewhere
-  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
-  BOOST_TEST(sink.events.size() <= 11u);
-  BOOST_TEST(sink.ended[0].message().find("MiB queued") != std::string::npos, sink.ended[0].message());
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_TEST(w.sink.events.size() <= 11u);
+  BOOST_TEST(w.sink.ended[0].message().find("MiB queued") != std::string::npos, w.sink.ended[0].message());
 }
 
 BOOST_AUTO_TEST_CASE(NoDaemonIsAnEnd) {
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  RecordingSink sink;
-  DockerEventStream stream(loop, *parseDockerHost("unix:///tmp/connectable-no-such.sock"),
-                           {1, 41}, sink);
-  BOOST_REQUIRE(stream.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
-  BOOST_TEST(sink.ended[0].message().find("connectable-no-such.sock") != std::string::npos);
+  Watching w(*parseDockerHost("unix:///tmp/connectable-no-such.sock"));
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_TEST(w.sink.ended[0].message().find("connectable-no-such.sock") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(StopWakesAQuietStreamPromptly) {
   FakeDaemon daemon({Reply{{kStreamHeaders}, /*holdOpen=*/true}});
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  RecordingSink sink;
-  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink);
-  BOOST_REQUIRE(stream.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return sink.connected == 1; }, 5s));
+  Watching w(daemon.endpoint());
+  BOOST_REQUIRE(runUntil(w.loop, [&] { return w.sink.connected == 1; }, 5s));
   auto before = Clock::now();
-  stream.stop();
+  w.stream->stop();
   BOOST_TEST((Clock::now() - before < 1s));
-  BOOST_TEST(sink.ended.empty());  // no callbacks after stop
+  BOOST_TEST(w.sink.ended.empty());  // no callbacks after stop
 }
 
 BOOST_AUTO_TEST_CASE(ReplaysFromSince) {
   FakeDaemon daemon({Reply{{kStreamHeaders}}});
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  RecordingSink sink;
   DockerEventStream::Options options;
   options.sinceNanos = 5'000'000'123LL;
-  DockerEventStream stream(loop, daemon.endpoint(), {1, 41}, sink, options);
-  BOOST_REQUIRE(stream.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return !sink.ended.empty(); }, 5s));
+  Watching w(daemon.endpoint(), options);
+  BOOST_REQUIRE(w.untilEnded());
   BOOST_TEST(daemon.requests().at(0).find("&since=5.000000123 ") != std::string::npos);
 }
 
