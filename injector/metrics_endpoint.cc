@@ -77,7 +77,7 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
   ShimScrapeLimits limits;
   limits.timeout = shimTimeout_;
   std::weak_ptr<bool> alive = alive_;
-  scrapeShims(loop_, std::move(sockets), limits, [this, alive, shims, waiting = waiting_](ShimScrapeResult scraped) {
+  scrapeShims(loop_, std::move(sockets), "/metrics", limits, [this, alive, shims, waiting = waiting_](ShimScrapeResult scraped) {
     auto a = alive.lock();
     if (!a || !*a) return;
     if (scraped.overBudget > 0)
@@ -87,13 +87,14 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
     merger.add(injectorMetrics(), {});
     MetricsText up;
     up.family("connectable_shim_up", "gauge", "1 when the container's shim answered on its control socket.");
+    auto answered = [&](size_t i) { return scraped.replies[i] && scraped.replies[i]->code == 200; };
     for (size_t i = 0; i < shims.size(); ++i)
       up.sample("connectable_shim_up", {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}},
-                scraped.texts[i].empty() ? 0 : 1);
+                answered(i) ? 1 : 0);
     merger.add(up.text(), {});
     for (size_t i = 0; i < shims.size(); ++i)
-      if (!scraped.texts[i].empty())
-        merger.add(scraped.texts[i], {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}});
+      if (answered(i))
+        merger.add(scraped.replies[i]->body, {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}});
     HttpResponse response = HttpResponse::metrics(merger.text());
     waiting_.reset();  // a scrape that a response below triggers starts a new gather
     for (const auto& r : *waiting) r(response);

@@ -4,7 +4,6 @@
 #include <memory>
 #include <utility>
 
-#include "common/http_fetch.h"
 
 namespace connectable {
 namespace {
@@ -12,6 +11,7 @@ namespace {
 struct Scrape : std::enable_shared_from_this<Scrape> {
   EventLoop* loop = nullptr;
   std::vector<std::string> sockets;
+  std::string path;
   ShimScrapeLimits limits;
   std::function<void(ShimScrapeResult)> done;
   ShimScrapeResult result;
@@ -24,7 +24,7 @@ struct Scrape : std::enable_shared_from_this<Scrape> {
       const size_t i = next++;
       ++inFlight;
       auto self = shared_from_this();
-      fetchHttpUnix(*loop, sockets[i], "/metrics", limits.timeout,
+      fetchHttpUnix(*loop, sockets[i], path, limits.timeout,
                     [self, i](Result<HttpReply> reply) { self->finished(i, std::move(reply)); },
                     std::min(limits.maxReply, limits.maxBytes));
     }
@@ -32,14 +32,13 @@ struct Scrape : std::enable_shared_from_this<Scrape> {
 
   void finished(size_t i, Result<HttpReply> reply) {
     --inFlight;
-    if (reply && reply->code == 200) {
-      if (kept + reply->body.size() <= limits.maxBytes) {
-        kept += reply->body.size();
-        result.texts[i] = std::move(reply->body);
-      } else {
-        ++result.overBudget;
-      }
+    if (reply && kept + reply->body.size() > limits.maxBytes) {
+      ++result.overBudget;
+      reply = Status::error("answer left out: the shims' answers together are over " +
+                            std::to_string(limits.maxBytes >> 20) + " MiB");
     }
+    if (reply) kept += reply->body.size();
+    result.replies[i] = std::move(reply);
     launch();
     if (inFlight == 0 && next == sockets.size()) done(std::move(result));
   }
@@ -47,15 +46,16 @@ struct Scrape : std::enable_shared_from_this<Scrape> {
 
 }  // namespace
 
-void scrapeShims(EventLoop& loop, std::vector<std::string> controlSockets, ShimScrapeLimits limits,
-                 std::function<void(ShimScrapeResult)> done) {
+void scrapeShims(EventLoop& loop, std::vector<std::string> controlSockets, const std::string& path,
+                 ShimScrapeLimits limits, std::function<void(ShimScrapeResult)> done) {
   auto s = std::make_shared<Scrape>();
   s->loop = &loop;
   s->sockets = std::move(controlSockets);
+  s->path = path;
   s->limits = limits;
   s->limits.maxInFlight = std::max<size_t>(1, limits.maxInFlight);
   s->done = std::move(done);
-  s->result.texts.resize(s->sockets.size());
+  s->result.replies.resize(s->sockets.size(), Status::error("not asked"));
   if (s->sockets.empty()) {
     loop.defer([s] { s->done(std::move(s->result)); });
     return;

@@ -1,9 +1,10 @@
-// scrapeShims: asks many shims' control sockets for their /metrics without blocking the loop,
-// within bounds that do not grow with the number of containers on the host: at most
-// `maxInFlight` connections open at a time, at most `maxReply` bytes from one shim, and at
-// most `maxBytes` of answers kept in all. A host with a thousand shims is scraped with 32
-// sockets, not a thousand; one whose shims all answer the most they may costs 64 MiB, not
-// gigabytes. Not thread-safe: runs on the loop's thread.
+// scrapeShims: asks many shims' control sockets for one path (/metrics, /status) without
+// blocking the loop, within bounds that do not grow with the number of containers on the
+// host: at most `maxInFlight` connections open at a time, at most `maxReply` bytes from one
+// shim, and at most `maxBytes` of answers kept in all. A host with a thousand shims is
+// scraped with 32 sockets, not a thousand (nor past a soft limit of 1024 descriptors); one
+// whose shims all answer the most they may costs 64 MiB, not gigabytes.
+// Not thread-safe: runs on the loop's thread.
 #pragma once
 
 #include <cstddef>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "common/event_loop.h"
+#include "common/http_fetch.h"
+#include "common/status.h"
 
 namespace connectable {
 
@@ -23,15 +26,15 @@ struct ShimScrapeLimits {
 };
 
 struct ShimScrapeResult {
-  // One per socket, in order: the shim's metrics text, or "" when it did not answer in
-  // time, failed, or its answer did not fit in what was left of maxBytes.
-  std::vector<std::string> texts;
+  // One per socket, in order: the shim's answer, or why there is none (no answer in time,
+  // a failure, or an answer that did not fit in what was left of maxBytes).
+  std::vector<Result<HttpReply>> replies;
   size_t overBudget = 0;  // answers dropped because maxBytes was reached
 };
 
 // `done` runs once, from the loop, never from inside this call.
 // REQUIRES: the loop runs until then.
-void scrapeShims(EventLoop& loop, std::vector<std::string> controlSockets, ShimScrapeLimits limits,
-                 std::function<void(ShimScrapeResult)> done);
+void scrapeShims(EventLoop& loop, std::vector<std::string> controlSockets, const std::string& path,
+                 ShimScrapeLimits limits, std::function<void(ShimScrapeResult)> done);
 
 }  // namespace connectable

@@ -8,6 +8,7 @@
 #include "common/http_fetch.h"
 #include "common/log.h"
 #include "injector/docker_container.h"
+#include "injector/shim_scrape.h"
 #include "injector/shim_supervisor.h"
 #include "shim/shim_options.h"
 #include "shim/shim_status.h"
@@ -204,26 +205,33 @@ int runStatusCommand(const std::vector<std::string>& args) {
     return a.containerName != b.containerName ? a.containerName < b.containerName : a.containerId < b.containerId;
   });
 
-  // All shims at once on a private loop: the whole command takes at most one timeout.
+  // On a private loop, 32 shims at a time: a stuck shim costs one timeout, and a host with
+  // more shims than descriptors is still shown whole.
   EventLoop loop;
   if (Status s = loop.init(); !s) {
     std::fprintf(stderr, "connectable status: %s\n", s.message().c_str());
     return 1;
   }
-  size_t pending = rows.size();
-  for (auto& r : rows) {
-    fetchHttpUnix(loop, dir + "/" + r.containerId + ".sock", "/status", timeout, [&, row = &r](Result<HttpReply> reply) {
+  std::vector<std::string> sockets;
+  for (const auto& r : rows) sockets.push_back(dir + "/" + r.containerId + ".sock");
+  ShimScrapeLimits limits;
+  limits.timeout = timeout;
+  bool done = false;
+  scrapeShims(loop, std::move(sockets), "/status", limits, [&](ShimScrapeResult scraped) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      auto& reply = scraped.replies[i];
       if (!reply) {
-        row->error = reply.status().message();
+        rows[i].error = reply.status().message();
       } else if (reply->code != 200) {
-        row->error = "shim answered " + std::to_string(reply->code) + ": " + reply->body;
+        rows[i].error = "shim answered " + std::to_string(reply->code) + ": " + reply->body;
       } else {
-        row->shimJson = reply->body;
+        rows[i].shimJson = std::move(reply->body);
       }
-      if (--pending == 0) loop.stop();
-    });
-  }
-  if (pending > 0) loop.run();
+    }
+    done = true;
+    loop.stop();
+  });
+  if (!done) loop.run();
   std::fputs((json ? formatStatusJson(rows) : formatStatusTable(rows)).c_str(), stdout);
   return 0;
 }

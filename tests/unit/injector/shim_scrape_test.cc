@@ -33,15 +33,19 @@ BOOST_AUTO_TEST_CASE(AHundredShimsAreAskedAFewAtATimeAndAllAnswer) {
   limits.timeout = 2000ms;
   bool done = false;
   ShimScrapeResult result;
-  scrapeShims(loop, farm.sockets(), limits, [&](ShimScrapeResult r) {
+  scrapeShims(loop, farm.sockets(), "/metrics", limits, [&](ShimScrapeResult r) {
     result = std::move(r);
     done = true;
   });
   BOOST_REQUIRE(runUntil(loop, [&] { return done; }, 10s));
   BOOST_TEST(farm.mostOpenAtOnce() <= 8u);
   BOOST_TEST(farm.mostOpenAtOnce() >= 2u, "asked one at a time");
-  BOOST_REQUIRE_EQUAL(result.texts.size(), 100u);
-  for (size_t i = 0; i < 100; ++i) BOOST_TEST(result.texts[i] == metricOf(i), "shim " << i);
+  BOOST_REQUIRE_EQUAL(result.replies.size(), 100u);
+  for (size_t i = 0; i < 100; ++i) {
+    BOOST_REQUIRE_MESSAGE(result.replies[i], "shim " << i << ": " << result.replies[i].status().message());
+    BOOST_TEST(result.replies[i]->code == 200);
+    BOOST_TEST(result.replies[i]->body == metricOf(i), "shim " << i);
+  }
   BOOST_TEST(result.overBudget == 0u);
 }
 
@@ -54,13 +58,16 @@ BOOST_AUTO_TEST_CASE(AnswersPastTheBudgetAreLeftOutAndCounted) {
   limits.maxBytes = 1024 * 1024;  // room for ten of them
   bool done = false;
   ShimScrapeResult result;
-  scrapeShims(loop, farm.sockets(), limits, [&](ShimScrapeResult r) {
+  scrapeShims(loop, farm.sockets(), "/metrics", limits, [&](ShimScrapeResult r) {
     result = std::move(r);
     done = true;
   });
   BOOST_REQUIRE(runUntil(loop, [&] { return done; }, 10s));
   size_t kept = 0;
-  for (const auto& t : result.texts) kept += t.empty() ? 0 : 1;
+  for (const auto& r : result.replies) {
+    if (r) ++kept;
+    else BOOST_TEST(r.status().message().find("over 1 MiB") != std::string::npos, r.status().message());
+  }
   BOOST_TEST(kept == 10u);
   BOOST_TEST(result.overBudget == 10u);
 }
@@ -69,8 +76,8 @@ BOOST_AUTO_TEST_CASE(NoShimsIsAnAnswerToo) {
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
   bool done = false;
-  scrapeShims(loop, {}, ShimScrapeLimits{}, [&](ShimScrapeResult r) {
-    BOOST_TEST(r.texts.empty());
+  scrapeShims(loop, {}, "/metrics", ShimScrapeLimits{}, [&](ShimScrapeResult r) {
+    BOOST_TEST(r.replies.empty());
     done = true;
   });
   BOOST_TEST(!done, "called back from inside the call");

@@ -1,0 +1,122 @@
+// `connectable status` against a state dir of stand-in shims (records written here, control
+// sockets served by a ShimFarm).
+#include "injector/status_command.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+#include "tests/support/shim_farm.h"
+
+using namespace connectable;
+using namespace std::chrono_literals;
+using connectable::testing::ShimFarm;
+using connectable::testing::tempDir;
+
+namespace {
+
+std::string idOf(size_t i) {
+  char id[65];
+  std::snprintf(id, sizeof id, "%064zx", i + 0xc0ffee);
+  return id;
+}
+
+void writeRecord(const std::string& dir, size_t i) {
+  std::ofstream out(dir + "/shims/" + idOf(i) + ".json");
+  out << R"({"container_id":")" << idOf(i) << R"(","container_name":"app)" << i
+      << R"(","shim_pid":1,"shim_start_time":1,"init_pid":1,"init_start_time":1,"netns_inode":1,"ports":"6000","restarts":0,"args":[]})";
+}
+
+// The soft limit under which exactly `free` descriptor numbers are unused: new descriptors
+// take the lowest free number, and the limit bounds the number, not the count.
+rlim_t limitLeaving(int free) {
+  int fd = 0;
+  for (int unused = 0;; ++fd) {
+    if (fcntl(fd, F_GETFD) < 0 && ++unused == free) break;
+  }
+  return static_cast<rlim_t>(fd + 1);
+}
+
+// What the command prints on stdout while it lives.
+class CapturedStdout {
+ public:
+  explicit CapturedStdout(std::string path) : path_(std::move(path)) {
+    std::fflush(stdout);
+    saved_ = dup(STDOUT_FILENO);
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    BOOST_REQUIRE(saved_ >= 0 && fd >= 0);
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+  }
+  ~CapturedStdout() { restore(); }
+  void restore() {
+    if (saved_ < 0) return;
+    std::fflush(stdout);
+    dup2(saved_, STDOUT_FILENO);
+    close(saved_);
+    saved_ = -1;
+  }
+  std::string text() const {
+    std::ifstream in(path_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+ private:
+  std::string path_;
+  int saved_ = -1;
+};
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(StatusCommand)
+
+BOOST_AUTO_TEST_CASE(MoreShimsThanDescriptorsLeftAreAllShown) {
+  constexpr size_t kShims = 100;
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  std::vector<std::string> sockets;
+  for (size_t i = 0; i < kShims; ++i) {
+    writeRecord(dir, i);
+    sockets.push_back(dir + "/shims/" + idOf(i) + ".sock");
+  }
+  ShimFarm shims(sockets, [](size_t) { return R"({"ports":[]})"; }, 20ms);
+
+  // Room for about seventy more descriptors, the farm's accepted connections included:
+  // far fewer than one per shim, at both ends.
+  rlimit saved{};
+  BOOST_REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit tight = saved;
+  tight.rlim_cur = limitLeaving(80);
+  CapturedStdout out(dir + "/out.json");
+  BOOST_REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  int code = runStatusCommand({"--json", "--state-dir", dir});
+  setrlimit(RLIMIT_NOFILE, &saved);
+  out.restore();
+
+  std::string text = out.text();
+  BOOST_TEST(code == 0);
+  BOOST_TEST(count(text, R"("shim":{"ports":[]})") == kShims, text.substr(0, 2000));
+  BOOST_TEST(text.find("Too many open files") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
