@@ -654,6 +654,59 @@ BOOST_AUTO_TEST_CASE(AnSrvAnswerWithPartOfATargetsAddressesIsNotTakenForAllOfThe
   BOOST_TEST(dns.queryCount("A", "listed.connectable.test") == 2);  // over UDP, then over TCP
 }
 
+BOOST_AUTO_TEST_CASE(ReviewACompleteSrvAnswerWithRoomForAnARecordIsTrusted) {
+  // 7 targets, one A each: a 462-byte UDP answer carrying all 7 A records (TC=0, room for
+  // another 16-byte A record). Nothing was cut, yet every target is asked, every refresh.
+  std::vector<std::string> records;
+  for (int i = 1; i <= 7; ++i) {
+    records.push_back("srv-host=biggest.connectable.test,target" + std::to_string(i) + ".connectable.test,7000,1,1");
+    records.push_back("host-record=target" + std::to_string(i) + ".connectable.test,198.18.9." + std::to_string(i));
+  }
+  Dnsmasq dns(withBase(records, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("biggest.connectable.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  BOOST_TEST(h.current().backends.size() == 7u, addresses(h.current()));
+  BOOST_TEST(h.resolver->counters().queriesSent == 1u);  // the SRV question only
+  BOOST_TEST(dns.queryCount("A", "target1.connectable.test") == 0);
+}
+
+BOOST_AUTO_TEST_CASE(ReviewATargetWhoseAddressesCameInTheSrvAnswerKeepsThemWhenItsOwnQuestionFails) {
+  // Lookup 1: x's A and AAAA come in the SRV answer's additional section. Then y joins
+  // with 24 addresses: the UDP answer is cut (512 bytes), so x and y are asked, and every
+  // AAAA question fails. x's AAAA should stand on its last answer, [::1]; it is dropped.
+  auto records = [](bool withY) {
+    std::vector<std::string> r = {"srv-host=mixed.connectable.test,x.connectable.test,7000,1,1",
+                                  "host-record=x.connectable.test,198.18.0.1,::1"};
+    if (withY) {
+      r.push_back("srv-host=mixed.connectable.test,y.connectable.test,7001,1,1");
+      for (int i = 1; i <= 24; ++i) r.push_back("host-record=y.connectable.test,198.18.1." + std::to_string(i));
+    }
+    return withBase(r, "1");
+  };
+  Dnsmasq dns(records(false));
+  dns.start();
+  Harness h;
+  FaultyRelay relay(h.loop, dns.port());
+  h.start(fastOptions(relay.port()));
+  h.watch("mixed.connectable.test");
+  Resolution whileBroken;
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms,
+                                         [&] {
+                                           relay.upset(dns::kTypeAaaa, FaultyRelay::Fault::ServerFailure);
+                                           dns.restart(records(true));
+                                         }},
+                                        {"y's addresses", [&] { return find(h.current(), "198.18.1.1:7001") != nullptr; },
+                                         5000ms, [&] { whileBroken = h.current(); }}}),
+                      "");
+  BOOST_TEST(find(h.updates.front(), "[::1]:7000"));
+  BOOST_TEST(relay.upsets() >= 1);
+  BOOST_TEST_MESSAGE("while AAAA fails: " << addresses(whileBroken) << " status " << whileBroken.status.message()
+                                           << " stale " << whileBroken.stale);
+  BOOST_TEST(find(whileBroken, "[::1]:7000"), addresses(whileBroken));  // x's last AAAA answer
+}
+
 BOOST_AUTO_TEST_CASE(UnwatchStopsTheRefreshes) {
   Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "1"));
   dns.start();
