@@ -478,6 +478,10 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
             lookup.pendingTargets[key].push_back(t.srv);
           } else {
             lookup.ttl = std::min(lookup.ttl, t.addresses.ttl);
+            // What a later lookup that asks this target falls back on, family by family.
+            const std::string key = lower(t.srv.target);
+            if (!t.addresses.v4.empty()) lookup.addresses[{key, dns::kTypeA}].v4 = t.addresses.v4;
+            if (!t.addresses.v6.empty()) lookup.addresses[{key, dns::kTypeAaaa}].v6 = t.addresses.v6;
           }
         }
         if (lookup.backends.empty() && lookup.pendingTargets.empty()) {
