@@ -376,11 +376,14 @@ void ServiceResolver::sendQuery(Entry& entry, const std::string& name, uint16_t 
 uint16_t ServiceResolver::newQueryId() {
   for (;;) {
     uint16_t id = 0;
-    if (getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
+    // Never wait for the entropy pool (early boot): the fallback still gives distinct ids.
+    if (getrandom(&id, sizeof id, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof id)) {
       rng_ = rng_ * 6364136223846793005ull + 1442695040888963407ull;  // no entropy: still distinct
       id = static_cast<uint16_t>(rng_ >> 48);
     }
-    if (!idsInFlight_.count(id)) return id;
+    // With every id taken (65,536 questions in flight), share one: c-ares also matches an
+    // answer by its question.
+    if (!idsInFlight_.count(id) || idsInFlight_.size() > 0xffff) return id;
   }
 }
 
@@ -422,7 +425,7 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
     // c-ares moves on to the next server after a SERVFAIL, REFUSED or NOTIMP, and when none
     // is left says "Could not contact DNS servers", which reads as a network problem.
     const std::string why = status == ARES_ECONNREFUSED
-                                ? "no DNS server gave an answer (each failed it: SERVFAIL, REFUSED, or unreachable)"
+                                ? "every DNS server failed it (SERVFAIL, REFUSED, or unreachable)"
                                 : ares_strerror(status);
     fail(Status::error(what + " failed: " + why));
   } else if (Result<dns::Message> m = dns::parseMessage(abuf, static_cast<size_t>(std::max(alen, 0))); !m) {
@@ -454,16 +457,29 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
         lookup.answered++;
         lookup.ttl = std::min(lookup.ttl, srv->ttl);
         // A server short of room leaves additional records out without setting TC, and
-        // may send part of an address set (dnsmasq does): a UDP answer with no room left
-        // for one more record is not trusted for addresses; each target is asked.
+        // may send part of an address set (dnsmasq does: it fills the message in order and
+        // stops mid-set). In a UDP answer with no room left for one more record, the target
+        // whose addresses end the message may have lost some: it is asked itself. Those
+        // before it came whole; those left out have none and are asked anyway.
         size_t longestTarget = 0;
         for (const dns::SrvTarget& t : srv->targets) longestTarget = std::max(longestTarget, t.srv.target.size());
         const size_t oneMoreRecord = longestTarget + 2 + 10 + 16;  // an AAAA record, its owner uncompressed
         const bool mayBeCut = static_cast<size_t>(alen) <= kUdpAnswerLimit &&
                               static_cast<size_t>(alen) + oneMoreRecord > kUdpAnswerLimit;
+        std::string cutOwner;
+        for (auto r = m->additional.rbegin(); mayBeCut && r != m->additional.rend(); ++r) {
+          if (r->type == dns::kTypeA || r->type == dns::kTypeAaaa) {
+            cutOwner = lower(r->name);
+            break;
+          }
+        }
+        // An owner that is no target's (reached through a CNAME): trust none of them.
+        const bool cutOwnerIsATarget = std::any_of(srv->targets.begin(), srv->targets.end(), [&](const dns::SrvTarget& t) {
+          return lower(t.srv.target) == cutOwner;
+        });
         for (dns::SrvTarget t : srv->targets) {
           if (t.srv.target.empty() || t.srv.port == 0) continue;  // "." means no service here
-          if (mayBeCut) t.addresses = {};
+          if (!cutOwner.empty() && (!cutOwnerIsATarget || lower(t.srv.target) == cutOwner)) t.addresses = {};
           for (const in_addr& a : t.addresses.v4)
             lookup.add({SocketAddress::ipv4(a, t.srv.port), t.srv.priority, t.srv.weight, t.srv.target});
           for (const in6_addr& a : t.addresses.v6)
@@ -524,6 +540,18 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
   if (--lookup.outstanding == 0) finishLookup(*entry);
 }
 
+Millis ServiceResolver::answerTtl(const Lookup& lookup) const {
+  Millis ttl = lookup.ttl == UINT32_MAX ? options_.negativeTtl : Millis(uint64_t{lookup.ttl} * 1000);
+  return std::clamp(ttl, options_.minTtl, std::max(options_.minTtl, options_.maxTtl));
+}
+
+Millis ServiceResolver::refreshPoint(Millis ttl) {
+  // Well before expiry, at a jittered point so many shims do not ask together.
+  rng_ = rng_ * 6364136223846793005ull + 1442695040888963407ull;
+  double fraction = 0.75 + 0.15 * static_cast<double>(rng_ >> 11) / static_cast<double>(1ull << 53);
+  return Millis(static_cast<int64_t>(static_cast<double>(ttl.count()) * fraction));
+}
+
 void ServiceResolver::finishLookup(Entry& entry) {
   std::unique_ptr<Lookup> lookup = std::move(entry.lookup);
   Resolution& r = entry.resolution;
@@ -558,6 +586,14 @@ void ServiceResolver::finishLookup(Entry& entry) {
       entry.lastAddresses = std::move(lookup->addresses);
       std::string kept;
       for (const std::string& q : lookup->kept) kept += (kept.empty() ? "" : ",") + q;
+      if (lookup->answered > 0 && !r.backends.empty()) {
+        // What did come has its own TTL: a changed A record is not held back for as long
+        // as the AAAA question keeps failing (the retry's back-off reaches 30 s).
+        const Millis ttl = answerTtl(*lookup);
+        r.expires = loop_.now() + ttl;
+        r.ttl = ttl;
+        retry = std::min(retry, refreshPoint(ttl));
+      }
       log::warn(lookup->answered > 0 ? "DNS lookup failed in part; serving what it found" : "DNS lookup failed",
                 {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
                  {"kept_last_answer_of", kept.empty() ? "none" : kept}, {"retry_in_ms", std::to_string(retry.count())}});
@@ -580,14 +616,10 @@ void ServiceResolver::finishLookup(Entry& entry) {
     } else {
       r.status = Status::error(entry.target.host + ": SRV targets have no addresses");
     }
-    Millis ttl = lookup->ttl == UINT32_MAX ? options_.negativeTtl : Millis(uint64_t{lookup->ttl} * 1000);
-    ttl = std::clamp(ttl, options_.minTtl, std::max(options_.minTtl, options_.maxTtl));
+    const Millis ttl = answerTtl(*lookup);
     r.expires = loop_.now() + ttl;
     r.ttl = ttl;
-    // Refresh well before expiry, at a jittered point so many shims do not ask together.
-    rng_ = rng_ * 6364136223846793005ull + 1442695040888963407ull;
-    double fraction = 0.75 + 0.15 * static_cast<double>(rng_ >> 11) / static_cast<double>(1ull << 53);
-    scheduleRefresh(entry, Millis(static_cast<int64_t>(static_cast<double>(ttl.count()) * fraction)));
+    scheduleRefresh(entry, refreshPoint(ttl));
     log::debug("DNS answer", {{"name", name}, {"backends", describe(r.backends)}, {"ttl_ms", std::to_string(ttl.count())},
                               {"status", r.status.message()}});
     if (!before.pending && before.backends != r.backends) {

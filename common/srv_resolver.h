@@ -128,6 +128,9 @@ class ServiceResolver {
   uint16_t newQueryId();
   void handleAnswer(Query& query, int status, const unsigned char* abuf, int alen);
   void finishLookup(Entry& entry);
+  // The TTL of what a lookup brought, floored and capped; and when to refresh within it.
+  Millis answerTtl(const Lookup& lookup) const;
+  Millis refreshPoint(Millis ttl);
   void scheduleRefresh(Entry& entry, Millis delay);
   void notify(uint64_t entryId, const std::vector<WatchId>& only = {});
   Entry* findEntry(uint64_t entryId);
