@@ -116,6 +116,8 @@ void DockerCalls::workerMain() {
       queue_.pop_front();
       running_ = job.seq;
       runningSince_ = Clock::now();
+      // Under the lock every interrupt() is made with: one from now on cuts this job.
+      client_.clearInterrupt();
     }
     std::function<void()> then = job.work(client_);
     {

@@ -82,6 +82,7 @@ Result<ContainerInfo> DockerClient::inspectContainer(const std::string& id, bool
 }
 
 void DockerClient::interrupt() { connection_->interrupt(); }
+void DockerClient::clearInterrupt() { connection_->clearInterrupt(); }
 
 std::string dockerEventsPath(DockerApiVersion version, int64_t sinceNanos) {
   // filters={"type":["container","network"]}, percent-encoded.

@@ -52,6 +52,8 @@ class DockerClient {
 
   // Cuts the call under way, from any thread: it fails, and the next one connects afresh.
   void interrupt();
+  // Before a new call: an interrupt() that came earlier no longer applies.
+  void clearInterrupt();
 
  private:
   Result<std::string> getJson(const std::string& path, const std::string& what,

@@ -31,8 +31,8 @@ constexpr const char* kHostHeader = "docker";
 // name) and skips HTTPSession::connect, whose TCP_NODELAY fails on AF_UNIX.
 class DockerConnection::Session : public Poco::Net::HTTPClientSession {
  public:
-  Session(DockerEndpoint endpoint, Timeouts timeouts)
-      : HTTPClientSession("127.0.0.1", HTTP_PORT), endpoint_(std::move(endpoint)),
+  Session(DockerConnection& owner, DockerEndpoint endpoint, Timeouts timeouts)
+      : HTTPClientSession("127.0.0.1", HTTP_PORT), owner_(owner), endpoint_(std::move(endpoint)),
         timeouts_(timeouts) {
     setKeepAlive(true);
   }
@@ -54,9 +54,13 @@ class DockerConnection::Session : public Poco::Net::HTTPClientSession {
     socket.setReceiveTimeout(toTimespan(timeouts_.io));
     socket.setSendTimeout(toTimespan(timeouts_.io.count() > 0 ? timeouts_.io : timeouts_.connect));
     attachSocket(socket);
+    // POCO also comes here on its own, to send again after a write to a kept-alive
+    // connection failed: a socket made then must be cut by shutdown() and interrupt() too.
+    owner_.rememberFd();
   }
 
  private:
+  DockerConnection& owner_;
   DockerEndpoint endpoint_;
   Timeouts timeouts_;
 };
@@ -78,6 +82,11 @@ void DockerConnection::interrupt() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
 }
 
+void DockerConnection::clearInterrupt() {
+  std::lock_guard<std::mutex> lock(fdMutex_);
+  interrupted_ = false;
+}
+
 void DockerConnection::shutdown() {
   std::lock_guard<std::mutex> lock(fdMutex_);
   shutdown_ = true;
@@ -95,7 +104,7 @@ void DockerConnection::close() {
 Result<int> DockerConnection::openStream(const std::string& pathAndQuery, std::istream** body) {
   auto where = [&] { return "GET " + pathAndQuery + " on " + endpoint_.toString(); };
   try {
-    if (!session_) session_ = std::make_unique<Session>(endpoint_, timeouts_);
+    if (!session_) session_ = std::make_unique<Session>(*this, endpoint_, timeouts_);
     Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, pathAndQuery,
                                    Poco::Net::HTTPMessage::HTTP_1_1);
     request.setHost(kHostHeader);
@@ -118,10 +127,6 @@ Result<DockerConnection::Reply> DockerConnection::get(const std::string& pathAnd
   // A kept-alive connection the daemon closed in the meantime fails at once; retry on a
   // new one. Not after a failure that took a while (a timeout): that would only double it.
   const auto started = std::chrono::steady_clock::now();
-  {
-    std::lock_guard<std::mutex> lock(fdMutex_);
-    interrupted_ = false;
-  }
   for (int attempt = 0;; ++attempt) {
     std::istream* body = nullptr;
     auto status = openStream(pathAndQuery, &body);

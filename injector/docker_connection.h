@@ -39,8 +39,10 @@ class DockerConnection {
 
   // Wakes a read blocked on this connection (it then sees EOF), and every later one. Any thread.
   void shutdown();
-  // Cuts the request under way, which then fails; the next get() connects afresh. Any thread.
+  // Cuts the request under way, and every later one until clearInterrupt(). Any thread.
   void interrupt();
+  // The owner, before a new request: an interrupt() before this call no longer applies.
+  void clearInterrupt();
   void close();
   const DockerEndpoint& endpoint() const { return endpoint_; }
 
@@ -54,7 +56,7 @@ class DockerConnection {
   std::mutex fdMutex_;  // guards fd_, shutdown_ and interrupted_ against the owner closing the socket
   int fd_ = -1;
   bool shutdown_ = false;
-  bool interrupted_ = false;  // until the next get(): also cuts a connection its retry makes
+  bool interrupted_ = false;  // until clearInterrupt(): also cuts a connection a retry makes
 };
 
 // "no such container" and the like: Docker's {"message": "..."} error body, or the raw text.

@@ -150,6 +150,8 @@ void Injector::onDockerEvent(const DockerEvent& event) {
     // A daemon this busy: let it replay them from the last one acted on, on a new stream.
     log::warn("too many Docker events while listing containers; reconnecting to have them replayed",
               {{"held", std::to_string(heldEvents_.size())}});
+    // None acted on yet: without a `since`, the new stream would replay nothing.
+    if (lastEventNanos_ == 0 && !heldEvents_.empty()) lastEventNanos_ = heldEvents_.front().timeNano - 1;
     heldEvents_.clear();
     droppingEvents_ = true;
     onDockerStreamEnded(Status::error("events held while listing: more than " + std::to_string(kMaxHeldEvents)));

@@ -378,6 +378,28 @@ BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
   BOOST_TEST(docker.inspects() == atShutdown);
 }
 
+BOOST_AUTO_TEST_CASE(EventsDroppedWhileTheFirstListRunsAreReplayed) {
+  // Review: more than 10000 events held during the first list (none acted on yet, so
+  // lastEventNanos_ is 0): the new stream is asked for with no `since`, and all of them are lost.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.listsToTrickle = 1;  // the first list stays under way until its deadline
+  for (int i = 0; i < 10001; ++i)
+    docker.eventsDuringList += R"({"Type":"container","Action":"destroy","Actor":{"ID":"0123456789ab","Attributes":{}},"time":1796024645,"timeNano":)" +
+                               std::to_string(1796024645000000000LL + i) + "}\n";
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.docker.deadline = 3000ms;
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.eventPaths().size() >= 2; }, 10s));
+  auto paths = docker.eventPaths();
+  BOOST_TEST(paths[1].find("&since=1796024644.999999999") != std::string::npos, "not replayed: " << paths[1]);
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(InjectorShutdown)
