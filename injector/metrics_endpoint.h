@@ -4,9 +4,9 @@
 // Runs on the injector's event loop thread; not thread-safe.
 //
 // The gather never blocks the loop: the shims are asked without blocking, 32 at a time
-// (scrapeShims), each given `shimTimeout` (default 500 ms) to answer; a shim that did not
-// answer in time shows as connectable_shim_up 0. Scrapes that arrive during a gather get
-// its answer.
+// (scrapeShims), each given `shimTimeout` (default 500 ms) to answer, and all of them 8 s
+// (under Prometheus's default scrape timeout); a shim that did not answer in time shows as
+// connectable_shim_up 0. Scrapes that arrive during a gather get its answer.
 #pragma once
 
 #include <memory>

@@ -17,10 +17,12 @@ struct Scrape : std::enable_shared_from_this<Scrape> {
   ShimScrapeResult result;
   size_t next = 0;      // the next socket to ask
   size_t inFlight = 0;
-  size_t kept = 0;      // bytes of result.texts
+  size_t kept = 0;      // bytes of the replies kept
+  bool reported = false;  // done has run: later answers are dropped
+  EventLoop::TimerId deadlineTimer = 0;
 
   void launch() {
-    while (inFlight < limits.maxInFlight && next < sockets.size()) {
+    while (!reported && inFlight < limits.maxInFlight && next < sockets.size()) {
       const size_t i = next++;
       ++inFlight;
       auto self = shared_from_this();
@@ -32,6 +34,7 @@ struct Scrape : std::enable_shared_from_this<Scrape> {
 
   void finished(size_t i, Result<HttpReply> reply) {
     --inFlight;
+    if (reported) return;
     if (reply && kept + reply->body.size() > limits.maxBytes) {
       ++result.overBudget;
       reply = Status::error("answer left out: the shims' answers together are over " +
@@ -40,8 +43,24 @@ struct Scrape : std::enable_shared_from_this<Scrape> {
     if (reply) kept += reply->body.size();
     result.replies[i] = std::move(reply);
     launch();
-    if (inFlight == 0 && next == sockets.size()) done(std::move(result));
+    if (inFlight == 0 && next == sockets.size()) report();
   }
+
+  void report() {
+    reported = true;
+    if (deadlineTimer) loop->cancelTimer(deadlineTimer);
+    deadlineTimer = 0;
+    done(std::move(result));
+  }
+
+  void deadlinePassed() {
+    deadlineTimer = 0;
+    for (auto& r : result.replies)
+      if (!r && r.status().message() == kNotYet) r = Status::error("no answer within the scrape's deadline");
+    report();
+  }
+
+  static constexpr const char* kNotYet = "not asked";
 };
 
 }  // namespace
@@ -55,10 +74,16 @@ void scrapeShims(EventLoop& loop, std::vector<std::string> controlSockets, const
   s->limits = limits;
   s->limits.maxInFlight = std::max<size_t>(1, limits.maxInFlight);
   s->done = std::move(done);
-  s->result.replies.resize(s->sockets.size(), Status::error("not asked"));
+  s->result.replies.resize(s->sockets.size(), Status::error(Scrape::kNotYet));
   if (s->sockets.empty()) {
     loop.defer([s] { s->done(std::move(s->result)); });
     return;
+  }
+  if (limits.deadline.count() > 0) {
+    std::weak_ptr<Scrape> weak = s;
+    s->deadlineTimer = loop.addTimer(limits.deadline, [weak] {
+      if (auto alive = weak.lock()) alive->deadlinePassed();
+    });
   }
   s->launch();
 }

@@ -20,6 +20,9 @@ namespace connectable {
 
 struct ShimScrapeLimits {
   Millis timeout{500};             // for each shim, from its connect on
+  // For the whole scrape (0: none): past it, `done` runs with what came, and the shims not
+  // heard from yet count as not answering. A scraper waits only so long.
+  Millis deadline{0};
   size_t maxInFlight = 32;
   size_t maxReply = size_t{8} << 20;
   size_t maxBytes = size_t{64} << 20;

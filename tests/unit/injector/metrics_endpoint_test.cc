@@ -1,5 +1,5 @@
 // The injector's /metrics: shims stand in as a `sleep` (supervised as usual) whose control
-// socket the test serves itself, answering 300 ms after each request.
+// socket the test serves itself, answering some time after each request.
 #include "injector/metrics_endpoint.h"
 
 #include <netinet/in.h>
@@ -81,7 +81,9 @@ BOOST_AUTO_TEST_CASE(ScrapesThatArriveTogetherAskEachShimOnce) {
   BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
   const ShimInfo shim = injector.supervisor().list()[0];
 
-  ShimFarm control({shim.control}, [](size_t) { return "connectable_uptime_seconds 7\n"; }, 300ms);
+  // Answers 1.5 s after each connect: time enough for all the scrapes to arrive, even on a
+  // loaded machine, while the first one is being gathered.
+  ShimFarm control({shim.control}, [](size_t) { return "connectable_uptime_seconds 7\n"; }, 1500ms);
   MetricsEndpoint metrics(loop, injector, 2000ms);
   BOOST_REQUIRE(metrics.listen(*SocketAddress::parseIp("127.0.0.1", 0)));
   const uint16_t port = metrics.port();
@@ -106,9 +108,14 @@ BOOST_AUTO_TEST_CASE(ScrapesThatArriveTogetherAskEachShimOnce) {
 
   // A scrape after those is a new gather.
   std::string later;
-  std::thread again([&] { later = get(port, "/metrics"); });
-  runUntil(loop, [&] { return !later.empty(); }, 10s);
+  std::atomic<bool> laterDone{false};
+  std::thread again([&] {
+    later = get(port, "/metrics");
+    laterDone = true;
+  });
+  runUntil(loop, [&] { return laterDone.load(); }, 10s);
   again.join();
+  BOOST_TEST(!later.empty());
   BOOST_TEST(control.asked() == 2u);
 
   injector.supervisor().stopAll();

@@ -72,6 +72,33 @@ BOOST_AUTO_TEST_CASE(AnswersPastTheBudgetAreLeftOutAndCounted) {
   BOOST_TEST(result.overBudget == 10u);
 }
 
+BOOST_AUTO_TEST_CASE(PastTheDeadlineWhatCameIsTheAnswerAndTheRestCountsAsSilent) {
+  // 40 shims that take 10 s each, 8 at a time, each given 1 s: without a deadline, 5 s.
+  ShimFarm farm(40, metricOf, 10s);
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  ShimScrapeLimits limits;
+  limits.maxInFlight = 8;
+  limits.timeout = 1s;
+  limits.deadline = 500ms;
+  bool done = false;
+  ShimScrapeResult result;
+  auto started = Clock::now();
+  scrapeShims(loop, farm.sockets(), "/metrics", limits, [&](ShimScrapeResult r) {
+    result = std::move(r);
+    done = true;
+  });
+  BOOST_REQUIRE(runUntil(loop, [&] { return done; }, 5s));
+  BOOST_TEST(std::chrono::duration_cast<Millis>(Clock::now() - started).count() < 2000);
+  BOOST_REQUIRE_EQUAL(result.replies.size(), 40u);
+  for (const auto& r : result.replies) {
+    BOOST_TEST(!r);
+    if (!r) BOOST_TEST(r.status().message() == "no answer within the scrape's deadline");
+  }
+  runUntil(loop, [] { return false; }, 1500ms);  // the asks still out time out, and ask no more
+  BOOST_TEST(farm.asked() == 8u);
+}
+
 BOOST_AUTO_TEST_CASE(NoShimsIsAnAnswerToo) {
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
