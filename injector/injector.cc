@@ -110,6 +110,12 @@ void Injector::onDockerStreamEnded(const Status& why) {
   // with a full reconcile each time, every reconnectMin for ever.
   if (loop_.now() - streamConnectedAt_ >= kStreamLasted) reconnectDelay_ = options_.reconnectMin;
   cancelReconcileRetry();  // the reconnect reconciles
+  // And inspects what it must: retries now would only queue up behind a daemon that is gone.
+  for (auto& [id, t] : tracked_) {
+    if (t.inspectRetryTimer) loop_.cancelTimer(t.inspectRetryTimer);
+    t.inspectRetryTimer = 0;
+    t.inspectFailures = 0;
+  }
   // The stream may not be destroyed from its own callback.
   loop_.defer([this] {
     stream_.reset();

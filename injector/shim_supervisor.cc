@@ -209,13 +209,16 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   args.insert(args.end(), options_.shimArgs.begin(), options_.shimArgs.end());
   args.insert(args.end(), request.shimArgs.begin(), request.shimArgs.end());
   for (const auto& c : request.connects) args.push_back("--connect=" + c.text());
-  if (auto checked = parseShimOptions(args); !checked) return checked.status().withContext("shim options");
   auto inode = netns.inode();
   if (!inode) return inode.status();
   auto it = shims_.find(containerId);
   if (it != shims_.end()) {
     Managed& old = *it->second;
     if (!old.stopping && old.info.netnsInode == *inode && old.init.alive()) return Status::ok();
+  }
+  if (auto checked = parseShimOptions(args); !checked) return checked.status().withContext("shim options");
+  if (it != shims_.end()) {
+    Managed& old = *it->second;
     // The container restarted (new namespace) or we had the wrong process: start over.
     log::info("replacing shim for a new namespace", {containerField(old.info)});
     stop(containerId, "replaced");
