@@ -20,6 +20,18 @@ namespace {
 
 std::string metricOf(size_t shim) { return "connectable_uptime_seconds " + std::to_string(shim) + "\n"; }
 
+// Scrapes the farm's /metrics on `loop`, waiting up to 10 s for the result.
+ShimScrapeResult scrape(EventLoop& loop, const ShimFarm& farm, const ShimScrapeLimits& limits) {
+  bool done = false;
+  ShimScrapeResult result;
+  scrapeShims(loop, farm.sockets(), "/metrics", limits, [&](ShimScrapeResult r) {
+    result = std::move(r);
+    done = true;
+  });
+  BOOST_REQUIRE(runUntil(loop, [&] { return done; }, 10s));
+  return result;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(ShimScrape)
@@ -31,13 +43,7 @@ BOOST_AUTO_TEST_CASE(AHundredShimsAreAskedAFewAtATimeAndAllAnswer) {
   ShimScrapeLimits limits;
   limits.maxInFlight = 8;
   limits.timeout = 2000ms;
-  bool done = false;
-  ShimScrapeResult result;
-  scrapeShims(loop, farm.sockets(), "/metrics", limits, [&](ShimScrapeResult r) {
-    result = std::move(r);
-    done = true;
-  });
-  BOOST_REQUIRE(runUntil(loop, [&] { return done; }, 10s));
+  ShimScrapeResult result = scrape(loop, farm, limits);
   BOOST_TEST(farm.mostOpenAtOnce() <= 8u);
   BOOST_TEST(farm.mostOpenAtOnce() >= 2u, "asked one at a time");
   BOOST_REQUIRE_EQUAL(result.replies.size(), 100u);
@@ -56,13 +62,7 @@ BOOST_AUTO_TEST_CASE(AnswersPastTheBudgetAreLeftOutAndCounted) {
   BOOST_REQUIRE(loop.init());
   ShimScrapeLimits limits;
   limits.maxBytes = 1024 * 1024;  // room for ten of them
-  bool done = false;
-  ShimScrapeResult result;
-  scrapeShims(loop, farm.sockets(), "/metrics", limits, [&](ShimScrapeResult r) {
-    result = std::move(r);
-    done = true;
-  });
-  BOOST_REQUIRE(runUntil(loop, [&] { return done; }, 10s));
+  ShimScrapeResult result = scrape(loop, farm, limits);
   size_t kept = 0;
   for (const auto& r : result.replies) {
     if (r) ++kept;
@@ -81,14 +81,8 @@ BOOST_AUTO_TEST_CASE(PastTheDeadlineWhatCameIsTheAnswerAndTheRestCountsAsSilent)
   limits.maxInFlight = 8;
   limits.timeout = 1s;
   limits.deadline = 500ms;
-  bool done = false;
-  ShimScrapeResult result;
   auto started = Clock::now();
-  scrapeShims(loop, farm.sockets(), "/metrics", limits, [&](ShimScrapeResult r) {
-    result = std::move(r);
-    done = true;
-  });
-  BOOST_REQUIRE(runUntil(loop, [&] { return done; }, 5s));
+  ShimScrapeResult result = scrape(loop, farm, limits);
   BOOST_TEST(std::chrono::duration_cast<Millis>(Clock::now() - started).count() < 2000);
   BOOST_REQUIRE_EQUAL(result.replies.size(), 40u);
   for (const auto& r : result.replies) {
