@@ -599,7 +599,7 @@ BOOST_AUTO_TEST_CASE(WhileTheAaaaQuestionKeepsFailingTheARecordsAreRefreshedByTh
   BOOST_REQUIRE_EQUAL(
       runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms,
                          [&] { relay.upset(dns::kTypeAaaa, FaultyRelay::Fault::NoAnswer); }},
-                        // 200, 400, 800, 1600 ms: the next retry would be 3.2 s away
+                        // 200, 400, 800, 1600 ms: the next retry would be 3.2 s away, after the 300 ms timeout
                         {"five failed AAAA questions", [&] { return relay.upsets() >= 5; }, 15000ms,
                          [&] {
                            dns.restart(records("198.18.0.11"));
@@ -608,7 +608,7 @@ BOOST_AUTO_TEST_CASE(WhileTheAaaaQuestionKeepsFailingTheARecordsAreRefreshedByTh
                         {"the new A address", [&] { return find(h.current(), "198.18.0.11:5432") != nullptr; }, 10000ms}}),
       "");
   auto after = std::chrono::duration_cast<Millis>(Clock::now() - changed);
-  BOOST_TEST(after.count() < 2500, "the new A record came " << after.count() << " ms after the change");
+  BOOST_TEST(after.count() < 3000, "the new A record came " << after.count() << " ms after the change");
   BOOST_TEST(find(h.current(), "[::1]:5432"));
   BOOST_TEST(h.current().stale);
 }
