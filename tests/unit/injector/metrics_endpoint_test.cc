@@ -2,8 +2,6 @@
 // socket the test serves itself, answering some time after each request.
 #include "injector/metrics_endpoint.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include "tests/support/loop_runner.h"
 #include "tests/support/process.h"
 #include "tests/support/shim_farm.h"
+#include "tests/support/tcp_peers.h"
 
 using namespace connectable;
 using namespace std::chrono_literals;
@@ -33,23 +32,14 @@ namespace {
 
 const std::string kId = "5d0c2b3a41e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2";
 
-// A blocking HTTP/1.0 GET on 127.0.0.1:port; the whole answer, or "" on failure.
+// An HTTP/1.0 GET on 127.0.0.1:port; the whole answer, or what came before a failure.
 std::string get(uint16_t port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string answer;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
-    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-      char buf[4096];
-      ssize_t n;
-      while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<size_t>(n));
-    }
-  }
+  int fd = connectable::testing::connectTcp("127.0.0.1", port);
+  if (fd < 0) return answer;
+  const std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
+  if (connectable::testing::writeAll(fd, request.data(), request.size()))
+    connectable::testing::readToEof(fd, &answer, 15000);  // a gather answers within 8 s
   close(fd);
   return answer;
 }

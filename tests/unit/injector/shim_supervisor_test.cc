@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/event_loop.h"
+#include "tests/support/captured_output.h"
 #include "tests/support/process.h"
 #include "tests/support/shim_process.h"
 #include "tests/support/loop_runner.h"
@@ -31,6 +32,7 @@
 using namespace connectable;
 using namespace std::chrono_literals;
 using connectable::testing::runUntil;
+using connectable::testing::CapturedOutput;
 using connectable::testing::Child;
 using connectable::testing::readFile;
 using connectable::testing::tempDir;
@@ -151,27 +153,6 @@ struct SupervisorFixture {
         [&] { return readFile("/proc/" + std::to_string(pid) + "/comm") == "sleep\n"; }, 2s));
     return pid;
   }
-};
-
-// What the code under test logs (on stderr) while it lives.
-class CapturedStderr {
- public:
-  explicit CapturedStderr(std::string path) : path_(std::move(path)) {
-    saved_ = dup(STDERR_FILENO);
-    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    BOOST_REQUIRE(saved_ >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-  }
-  ~CapturedStderr() {
-    dup2(saved_, STDERR_FILENO);
-    close(saved_);
-  }
-  std::string text() const { return readFile(path_); }
-
- private:
-  std::string path_;
-  int saved_ = -1;
 };
 
 }  // namespace
@@ -405,7 +386,7 @@ BOOST_AUTO_TEST_CASE(ArgumentsTooLongForExecAreReportedAndNeverRetried) {
   f.request.shimArgs.push_back("--name=" + std::string(200 * 1024, 'x'));
   ShimSupervisor& supervisor = f.start();
   Child init = Child::spawn({"sleep", "30"});
-  CapturedStderr log(f.dir + "/log");
+  CapturedOutput log(STDERR_FILENO, f.dir + "/log");
   (void)f.tryEnsure(init);
   for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
   runUntil(f.loop, [] { return false; }, 400ms);  // past the first restart (100 ms)
@@ -424,7 +405,7 @@ BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
   BOOST_REQUIRE(chmod(f.shimPath.c_str(), 0755) == 0);
   ShimSupervisor& supervisor = f.start();
   Child init = Child::spawn({"sleep", "30"});
-  CapturedStderr log(f.dir + "/log");
+  CapturedOutput log(STDERR_FILENO, f.dir + "/log");
   BOOST_REQUIRE(f.tryEnsure(init));
   auto logged = [&] { return log.text().find("could not run the shim program") != std::string::npos; };
   BOOST_TEST(runUntil(f.loop, logged, 2s));

@@ -13,15 +13,16 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/support/captured_output.h"
 #include "tests/support/process.h"
 #include "tests/support/shim_farm.h"
 
 using namespace connectable;
 using namespace std::chrono_literals;
+using connectable::testing::CapturedOutput;
 using connectable::testing::ShimFarm;
 using connectable::testing::tempDir;
 
@@ -48,37 +49,6 @@ rlim_t limitLeaving(int free) {
   }
   return static_cast<rlim_t>(fd + 1);
 }
-
-// What the command prints on stdout while it lives.
-class CapturedStdout {
- public:
-  explicit CapturedStdout(std::string path) : path_(std::move(path)) {
-    std::fflush(stdout);
-    saved_ = dup(STDOUT_FILENO);
-    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    BOOST_REQUIRE(saved_ >= 0 && fd >= 0);
-    dup2(fd, STDOUT_FILENO);
-    close(fd);
-  }
-  ~CapturedStdout() { restore(); }
-  void restore() {
-    if (saved_ < 0) return;
-    std::fflush(stdout);
-    dup2(saved_, STDOUT_FILENO);
-    close(saved_);
-    saved_ = -1;
-  }
-  std::string text() const {
-    std::ifstream in(path_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-
- private:
-  std::string path_;
-  int saved_ = -1;
-};
 
 size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;
@@ -107,7 +77,7 @@ BOOST_AUTO_TEST_CASE(MoreShimsThanDescriptorsLeftAreAllShown) {
   BOOST_REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
   rlimit tight = saved;
   tight.rlim_cur = limitLeaving(80);
-  CapturedStdout out(dir + "/out.json");
+  CapturedOutput out(STDOUT_FILENO, dir + "/out.json");
   BOOST_REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
   int code = runStatusCommand({"--json", "--state-dir", dir});
   setrlimit(RLIMIT_NOFILE, &saved);
