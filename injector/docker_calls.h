@@ -57,9 +57,6 @@ class DockerCalls : private IoHandler {
   // must then leak this object, which the worker may still touch.
   void abandon();
 
-  // Requests asked for whose callback has not run yet.
-  size_t outstanding() const { return outstanding_; }
-
  private:
   // Runs on the worker; returns what to run on the loop's thread.
   using Work = std::function<std::function<void()>(DockerClient&)>;
@@ -90,7 +87,7 @@ class DockerCalls : private IoHandler {
 
   // Loop thread only.
   uint64_t nextSeq_ = 1;
-  size_t outstanding_ = 0;
+  size_t outstanding_ = 0;  // requests whose callback has not run yet: the watchdog runs while any are
   EventLoop::TimerId watchdog_ = 0;
   bool abandoned_ = false;
 };
