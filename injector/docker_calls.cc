@@ -94,6 +94,13 @@ void DockerCalls::inspectContainer(const std::string& id, std::function<void(Ins
   });
 }
 
+void DockerCalls::daemonId(std::function<void(Result<std::string>)> done) {
+  submit([done = std::move(done)](DockerClient& client) -> std::function<void()> {
+    auto id = guarded("docker info", [&] { return client.daemonId(); });
+    return [done, id = std::move(id)]() mutable { done(std::move(id)); };
+  });
+}
+
 void DockerCalls::submit(Work work) {
   if (abandoned_) return;
   {

@@ -51,6 +51,8 @@ class DockerCalls : private IoHandler {
   // REQUIRES: a negotiate() before it succeeded (the worker's client keeps its version).
   void listContainers(std::function<void(Result<ContainerList>)> done);
   void inspectContainer(const std::string& id, std::function<void(Inspected)> done);
+  // The daemon's ID (DockerClient::daemonId). REQUIRES: as for listContainers.
+  void daemonId(std::function<void(Result<std::string>)> done);
 
   // For process exit: no callback runs any more, the request under way is cut, and the
   // worker is not waited for (it may sit in a connect() to a swamped daemon). The caller

@@ -67,6 +67,17 @@ Result<ContainerList> DockerClient::listContainers() {
   return parseContainerList(*body);
 }
 
+Result<std::string> DockerClient::daemonId() {
+  auto body = getJson(apiVersion_.pathPrefix() + "/info", "docker info");
+  if (!body) return body.status();
+  auto obj = docker_json::parseObject(*body);
+  if (!obj) return obj.status().withContext("docker info");
+  std::string id;
+  if (Status s = docker_json::readString(*obj, "ID", &id, Need::Required); !s) return s.withContext("docker info");
+  if (id.empty()) return Status::error("docker info: the daemon has no ID");
+  return id;
+}
+
 Result<ContainerInfo> DockerClient::inspectContainer(const std::string& id, bool* notFound) {
   if (notFound != nullptr) *notFound = false;
   if (!validContainerRef(id)) return Status::error("invalid container id '" + id + "'");

@@ -50,6 +50,10 @@ class DockerClient {
   // REQUIRES: negotiate() succeeded.
   Result<ContainerInfo> inspectContainer(const std::string& id, bool* notFound = nullptr);
 
+  // The daemon's own ID (GET /info "ID"): kept in its data root, so the same across its
+  // restarts and whichever socket or address reaches it. REQUIRES: negotiate() succeeded.
+  Result<std::string> daemonId();
+
   // Cuts the call under way, from any thread: it fails, and the next one connects afresh.
   void interrupt();
   // Before a new call: an interrupt() that came earlier no longer applies.

@@ -72,6 +72,37 @@ void Injector::onNegotiated(Result<DockerCalls::Negotiated> negotiated) {
   }
   api_ = negotiated->api;
   serverVersion_ = negotiated->server;
+  if (claimDaemon_ && !daemonClaimed_) {
+    calls_->daemonId([this](Result<std::string> id) { onDaemonIdentified(std::move(id)); });
+    return;
+  }
+  subscribe();
+}
+
+void Injector::claimDaemonWith(std::function<Status(const std::string&)> claim,
+                               std::function<void(const Status&)> onFailed) {
+  claimDaemon_ = std::move(claim);
+  onClaimFailed_ = std::move(onFailed);
+}
+
+void Injector::onDaemonIdentified(Result<std::string> id) {
+  if (shuttingDown_) return;
+  if (!id) {
+    // The socket's names still hold; the daemon's is tried again at the next connect. A
+    // daemon that gives no ID (not Docker's own) must not keep us from working.
+    log::warn("cannot learn the Docker daemon's ID; the injector lock holds only the socket's names",
+              {{"docker", endpoint_.toString()}, {"error", id.status().message()}});
+  } else if (Status s = claimDaemon_(*id); !s) {
+    keepShims_ = true;
+    shutdown([this, s] { onClaimFailed_(s); });
+    return;
+  } else {
+    daemonClaimed_ = true;
+  }
+  subscribe();
+}
+
+void Injector::subscribe() {
   // After a gap, the daemon replays what happened since the last event we saw (destroys,
   // creates of containers not started yet: what the reconcile's list of running containers
   // cannot tell).
@@ -432,6 +463,10 @@ void Injector::shutdown(std::function<void()> onDone) {
   calls_->abandon();
   static auto* abandonedCalls = new std::vector<DockerCalls*>();
   abandonedCalls->push_back(calls_.release());
+  if (keepShims_) {
+    onDone();
+    return;
+  }
   if (!options_.stopShimsOnExit) {
     log::info("exiting; shims keep serving until their containers stop, and a restarted injector re-adopts them",
               {{"shims", std::to_string(supervisor_.list().size())}});

@@ -57,6 +57,13 @@ class Injector : public DockerEventSink {
   // once that is over. Idempotent: a later call changes nothing and its onDone never runs.
   void shutdown(std::function<void()> onDone);
 
+  // Before it acts on any container, the injector asks the daemon for its ID and hands it
+  // to `claim` (InjectorLock::claimDaemon). When `claim` fails, another injector watches
+  // this daemon: this one stops at once, leaves every shim alone, and `onFailed` is told why.
+  // REQUIRES: called before start().
+  void claimDaemonWith(std::function<Status(const std::string& daemonId)> claim,
+                       std::function<void(const Status&)> onFailed);
+
   const InjectorCounters& counters() const { return counters_; }
   ShimSupervisor& supervisor() { return supervisor_; }
 
@@ -82,6 +89,8 @@ class Injector : public DockerEventSink {
 
   void connect();
   void onNegotiated(Result<DockerCalls::Negotiated> negotiated);
+  void onDaemonIdentified(Result<std::string> id);
+  void subscribe();
   void scheduleReconnect();
   void reconcile();
   void onListed(Result<ContainerList> list);
@@ -116,6 +125,10 @@ class Injector : public DockerEventSink {
   bool shuttingDown_ = false;
   bool everConnected_ = false;
   std::function<void()> onShutdownDone_;
+  std::function<Status(const std::string&)> claimDaemon_;
+  std::function<void(const Status&)> onClaimFailed_;
+  bool daemonClaimed_ = false;
+  bool keepShims_ = false;  // another injector's, too: exiting leaves them be whatever the options
   InjectorCounters counters_;
 
   DockerApiVersion api_;          // of the last successful negotiate

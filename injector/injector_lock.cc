@@ -70,6 +70,13 @@ std::string socketLocation(const std::string& path) {
   return "unix-dir:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + canonical.substr(slash);
 }
 
+// Hashed: any path fits the 107 bytes of an abstract name.
+std::string hashedName(const std::string& identity) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a(identity)));
+  return std::string("connectable-injector/") + hex;
+}
+
 }  // namespace
 
 class InjectorLock::ProbeAnswerer : public IoHandler {
@@ -98,13 +105,16 @@ InjectorLock& InjectorLock::operator=(InjectorLock&&) noexcept = default;
 
 Status InjectorLock::answerProbes(EventLoop& loop) {
   if (!answerers_.empty()) return Status::ok();
-  for (const auto& fd : fds_) {
-    if (fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) | O_NONBLOCK) != 0)
-      return errnoStatus("fcntl on the injector lock", errno);
-    answerers_.push_back(std::make_unique<ProbeAnswerer>(fd.get()));
-    if (Status s = loop.add(fd.get(), EPOLLIN, answerers_.back().get()); !s) return s;
-  }
+  loop_ = &loop;
+  for (const auto& fd : fds_)
+    if (Status s = answerProbesOn(fd.get(), loop); !s) return s;
   return Status::ok();
+}
+
+Status InjectorLock::answerProbesOn(int fd, EventLoop& loop) {
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) return errnoStatus("fcntl on the injector lock", errno);
+  answerers_.push_back(std::make_unique<ProbeAnswerer>(fd));
+  return loop.add(fd, EPOLLIN, answerers_.back().get());
 }
 
 std::vector<std::string> InjectorLock::namesFor(const DockerEndpoint& endpoint) {
@@ -118,43 +128,56 @@ std::vector<std::string> InjectorLock::namesFor(const DockerEndpoint& endpoint) 
     if (stat(endpoint.path.c_str(), &st) == 0)
       identities.push_back("unix-inode:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
   }
-  // Hashed: any path fits the 107 bytes of an abstract name.
   std::vector<std::string> names;
-  for (const auto& identity : identities) {
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a(identity)));
-    names.push_back(std::string("connectable-injector/") + hex);
-  }
+  for (const auto& identity : identities) names.push_back(hashedName(identity));
   return names;
+}
+
+std::string InjectorLock::nameForDaemon(const std::string& daemonId) {
+  return hashedName("docker-daemon:" + daemonId);
 }
 
 Result<InjectorLock> InjectorLock::acquire(const DockerEndpoint& endpoint) {
   InjectorLock lock;
-  for (const auto& name : namesFor(endpoint)) {
-    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return errnoStatus("socket", errno);
-    socklen_t len = 0;
-    sockaddr_un addr = abstractAddress(name, &len);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
-      if (errno != EADDRINUSE) return errnoStatus("taking the injector lock", errno);
-      ucred holder{};
-      if (holderOf(name, &holder) && holder.uid == 0) {
-        return Status::error("another connectable injector (pid " + std::to_string(holder.pid) + ") already watches " +
-                             endpoint.toString() + "; two would both inject every labelled container");
-      }
-      // Not an injector (those run as root and listen): someone squats the name. Run anyway.
-      lock.warning_ += std::string(lock.warning_.empty() ? "" : "; ") + "the injector lock @" + name + " is held by " +
-                       (holder.pid > 0 ? "pid " + std::to_string(holder.pid) + " (uid " + std::to_string(holder.uid) + ")"
-                                       : std::string("a process that does not answer")) +
-                       ", not by an injector; running without it";
-      continue;
-    }
-    // Listening, so a second injector can connect and read our pid (SO_PEERCRED); its
-    // connection is accepted and closed once our loop runs (answerProbes).
-    if (listen(fd.get(), 64) != 0) return errnoStatus("listen on the injector lock", errno);
-    lock.fds_.push_back(std::move(fd));
-  }
+  for (const auto& name : namesFor(endpoint))
+    if (Status s = lock.take(name, "already watches " + endpoint.toString()); !s) return s;
   return lock;
+}
+
+Status InjectorLock::claimDaemon(const std::string& daemonId, const DockerEndpoint& endpoint) {
+  const size_t before = fds_.size();
+  if (Status s = take(nameForDaemon(daemonId),
+                      "already watches the Docker daemon behind " + endpoint.toString() + " (ID " + daemonId + ")");
+      !s)
+    return s;
+  if (loop_ != nullptr && fds_.size() > before) return answerProbesOn(fds_.back().get(), *loop_);
+  return Status::ok();
+}
+
+Status InjectorLock::take(const std::string& name, const std::string& what) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return errnoStatus("socket", errno);
+  socklen_t len = 0;
+  sockaddr_un addr = abstractAddress(name, &len);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    if (errno != EADDRINUSE) return errnoStatus("taking the injector lock", errno);
+    ucred holder{};
+    if (holderOf(name, &holder) && holder.uid == 0) {
+      return Status::error("another connectable injector (pid " + std::to_string(holder.pid) + ") " + what +
+                           "; two would both inject every labelled container");
+    }
+    // Not an injector (those run as root and listen): someone squats the name. Run anyway.
+    warning_ += std::string(warning_.empty() ? "" : "; ") + "the injector lock @" + name + " is held by " +
+                (holder.pid > 0 ? "pid " + std::to_string(holder.pid) + " (uid " + std::to_string(holder.uid) + ")"
+                                : std::string("a process that does not answer")) +
+                ", not by an injector; running without it";
+    return Status::ok();
+  }
+  // Listening, so a second injector can connect and read our pid (SO_PEERCRED); its
+  // connection is accepted and closed once our loop runs (answerProbes).
+  if (listen(fd.get(), 64) != 0) return errnoStatus("listen on the injector lock", errno);
+  fds_.push_back(std::move(fd));
+  return Status::ok();
 }
 
 }  // namespace connectable

@@ -9,7 +9,10 @@
 //    for /var/run/docker.sock and /run/docker.sock, and known before the socket exists.
 //  * the socket file's own device and inode, while it exists: the same for a socket file
 //    bind-mounted into the injector's container, whose directory is the container's own.
-// Missed still: an injector in a container given the socket file alone, started after a
+// Both are taken before the daemon is reached. Once it answers, a third name is taken: the
+// daemon's own ID (claimDaemon), kept in its data root. It is the same whatever the socket
+// file's inode or path, and whether the daemon is reached through a socket or over TCP, so
+// it also catches an injector in a container given the socket file alone, started after a
 // dockerd restart, beside one started before it (the first holds the old inode).
 // Abstract names belong to the network namespace, so the lock covers injectors on the host
 // and in containers run with --net=host (the documented way); an injector in a container
@@ -42,6 +45,9 @@ class InjectorLock {
   // Takes the lock for `endpoint`. Fails, naming its pid, when another injector (a root
   // process listening on one of its names) has it.
   static Result<InjectorLock> acquire(const DockerEndpoint& endpoint);
+  // Takes the name of the daemon `endpoint` reaches, whose ID is `daemonId`; fails as
+  // acquire() does. After answerProbes, its loop answers this name's probes too.
+  Status claimDaemon(const std::string& daemonId, const DockerEndpoint& endpoint);
 
   // Every name of the endpoint is ours.
   bool held() const { return !fds_.empty() && warning_.empty(); }
@@ -55,12 +61,17 @@ class InjectorLock {
   // The abstract socket names for `endpoint` (without the leading NUL), as described
   // above; one for a tcp:// endpoint. Exposed for tests.
   static std::vector<std::string> namesFor(const DockerEndpoint& endpoint);
+  static std::string nameForDaemon(const std::string& daemonId);
 
  private:
   class ProbeAnswerer;
+  // Binds `name`: an error when an injector holds it, a warning when someone else does.
+  Status take(const std::string& name, const std::string& what);
+  Status answerProbesOn(int fd, EventLoop& loop);
   std::vector<UniqueFd> fds_;  // one per name taken
   std::string warning_;
   std::vector<std::unique_ptr<ProbeAnswerer>> answerers_;  // stay put when the lock moves
+  EventLoop* loop_ = nullptr;                              // answering probes, once answerProbes ran
 };
 
 }  // namespace connectable

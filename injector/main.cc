@@ -105,6 +105,19 @@ int main(int argc, char** argv) {
     }
     log::info("serving metrics", {{"listen", address->toString()}, {"path", "/metrics"}});
   }
+  int exitCode = 0;
+  injector.claimDaemonWith(
+      [&](const std::string& daemonId) {
+        const size_t warned = lock->warning().size();
+        Status s = lock->claimDaemon(daemonId, *endpoint);
+        if (s && lock->warning().size() > warned) log::warn(lock->warning());
+        return s;
+      },
+      [&](const Status& why) {
+        log::error("cannot start", {{"error", why.message()}});
+        exitCode = 1;
+        loop.stop();
+      });
   auto shutdown = [&] { injector.shutdown([&] { loop.stop(); }); };
   if (Status s = loop.onSignal(SIGTERM, shutdown); !s) return 1;
   if (Status s = loop.onSignal(SIGINT, shutdown); !s) return 1;
@@ -120,5 +133,5 @@ int main(int argc, char** argv) {
   log::info("watching Docker", {{"docker", endpoint->toString()}, {"state_dir", cmd.options.supervisor.stateDir},
                                 {"shim", cmd.options.supervisor.shimPath}});
   loop.run();
-  return 0;
+  return exitCode;
 }

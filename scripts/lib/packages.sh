@@ -1,7 +1,8 @@
 # Debian 12 packages, installed on demand. Sourced by scripts/test, scripts/demo, bench/.
 BUILD_PACKAGES="cmake ninja-build g++ pkg-config libpoco-dev libc-ares-dev liburing-dev libboost-test-dev"
-# Real peers and clients of the tests: namespaces, DNS, HTTP, Redis, Docker, Prometheus (and promtool).
-TEST_PACKAGES="iproute2 util-linux procps curl wget busybox-static redis-server redis-tools dnsmasq-base docker.io prometheus"
+# Real peers and clients of the tests: namespaces, DNS, HTTP, Redis, Docker, Prometheus (and promtool),
+# socat (a second path to the Docker socket).
+TEST_PACKAGES="iproute2 util-linux procps curl wget busybox-static redis-server redis-tools dnsmasq-base docker.io prometheus socat"
 
 # ensure_packages PKG...: installs whatever is missing, with one apt-get update first.
 ensure_packages() {

@@ -201,6 +201,25 @@ BOOST_AUTO_TEST_CASE(ASecondInjectorOnTheSameDaemonRefusesToStart) {
   run({"rm", "-rf", other});
 }
 
+BOOST_AUTO_TEST_CASE(ASecondInjectorReachingTheSameDaemonThroughAnotherSocketRefusesToStart) {
+  // A socket of its own that leads to the same daemon (a relay here; a container given the
+  // socket file after a dockerd restart is another such case): no name of the socket in
+  // common, but the daemon's ID.
+  InjectorProcess injector(state);
+  std::string other = tempDir();
+  std::string relayPath = other + "/docker.sock";
+  Child relay = Child::spawn({"socat", "UNIX-LISTEN:" + relayPath + ",fork", "UNIX-CONNECT:/var/run/docker.sock"});
+  BOOST_REQUIRE(waitFor([&] { return access(relayPath.c_str(), F_OK) == 0; }, 5s));
+  std::string otherState = tempDir();
+  auto second = run({binary("connectable"), "--state-dir", otherState, "--docker", "unix://" + relayPath}, 20s);
+  BOOST_TEST(second.exitCode == 1);
+  BOOST_TEST(second.err.find("another connectable injector (pid " + std::to_string(injector.child().pid()) +
+                             ") already watches the Docker daemon behind unix://" + relayPath) != std::string::npos,
+             second.err);
+  relay.kill();
+  run({"rm", "-rf", other, otherState});
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsReportedWithTheReason) {
   // The program is there when the injector starts (it checks), and gone when it is needed:
   // an upgrade or a build replacing it at the wrong moment.

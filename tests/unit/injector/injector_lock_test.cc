@@ -125,6 +125,13 @@ class Squatter {
   int release_[2] = {-1, -1};
 };
 
+// A daemon ID no other test run or real daemon has.
+std::string uniqueDaemonId() {
+  static int made = 0;
+  return "TEST:" + std::to_string(getpid()) + ":" + std::to_string(++made) + ":" +
+         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(InjectorLockTest)
@@ -283,6 +290,67 @@ BOOST_AUTO_TEST_CASE(TheLockIsFreeAgainOnceItsHolderIsGone) {
   { auto held = InjectorLock::acquire(sock.endpoint(sock.path)); BOOST_REQUIRE(held); }
   auto again = InjectorLock::acquire(sock.endpoint(sock.path));
   BOOST_TEST((again && again->held()));
+}
+
+BOOST_AUTO_TEST_CASE(AnInjectorGivenTheSocketFileAloneAfterADaemonRestartIsRefusedOnceItKnowsTheDaemon) {
+  // The first injector runs on the host; the daemon restarts (a new socket inode); the
+  // second runs in a container given that new socket file alone: no name of the socket in
+  // common, but the daemon's ID.
+  SocketFile sock, container(false);
+  const std::string daemon = uniqueDaemonId();
+  auto first = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(first, first.status().message());
+  BOOST_REQUIRE(first->claimDaemon(daemon, sock.endpoint(sock.path)));
+  BOOST_REQUIRE(first->held());
+  sock.remake();
+  std::string mounted = container.entry("docker.sock");
+  BOOST_REQUIRE(link(sock.path.c_str(), mounted.c_str()) == 0);
+  auto second = InjectorLock::acquire(sock.endpoint(mounted));
+  BOOST_REQUIRE_MESSAGE(second, second.status().message());
+  BOOST_REQUIRE(second->held());  // the gap the daemon's name closes
+  Status claimed = second->claimDaemon(daemon, sock.endpoint(mounted));
+  if (geteuid() == 0) {
+    BOOST_REQUIRE(!claimed);
+    BOOST_TEST(claimed.message().find("another connectable injector (pid " + std::to_string(getpid()) +
+                                      ") already watches the Docker daemon") != std::string::npos,
+               claimed.message());
+    BOOST_TEST(claimed.message().find(daemon) != std::string::npos, claimed.message());
+  } else {
+    BOOST_REQUIRE(claimed);
+    BOOST_TEST(!second->held());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(AnotherDaemonIdIsAnotherDaemon) {
+  SocketFile a, b;
+  auto first = InjectorLock::acquire(a.endpoint(a.path));
+  BOOST_REQUIRE(first);
+  BOOST_REQUIRE(first->claimDaemon(uniqueDaemonId(), a.endpoint(a.path)));
+  auto other = InjectorLock::acquire(b.endpoint(b.path));
+  BOOST_REQUIRE(other);
+  BOOST_TEST(bool(other->claimDaemon(uniqueDaemonId(), b.endpoint(b.path))));
+  BOOST_TEST(other->held());
+}
+
+BOOST_AUTO_TEST_CASE(EveryInjectorRefusedByTheDaemonsNameIsToldWhoHoldsIt) {
+  // The daemon's name is taken after the loop answers probes: it must answer this one's too.
+  if (geteuid() != 0) return;  // a holder that is not root counts as a squatter
+  SocketFile sock;
+  const std::string daemon = uniqueDaemonId();
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  auto first = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(first, first.status().message());
+  BOOST_REQUIRE(first->answerProbes(loop));
+  BOOST_REQUIRE(first->claimDaemon(daemon, sock.endpoint(sock.path)));
+  int told = 0;
+  for (int i = 0; i < 100; ++i) {
+    InjectorLock other;
+    Status s = other.claimDaemon(daemon, sock.endpoint(sock.path));
+    told += !s && s.message().find("(pid " + std::to_string(getpid()) + ")") != std::string::npos;
+    connectable::testing::runUntil(loop, [] { return false; }, std::chrono::milliseconds(1));
+  }
+  BOOST_TEST(told == 100);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -79,6 +79,8 @@ class FakeDocker {
   int inspects() const { return inspects_; }
   // GET /containers/{id}/json, told how many inspects came before. Set before start.
   ListReply inspectReply = [](int) { return jsonReply(404, R"({"message":"no such container"})"); };
+  // GET /info: the daemon's ID. Set before start; by default a daemon that has no /info.
+  std::string infoReply = jsonReply(404, R"({"message":"not faked"})");
   std::vector<std::string> eventPaths() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return eventPaths_;
@@ -140,6 +142,8 @@ class FakeDocker {
           pollfd p{c, POLLIN, 0};
           if (::poll(&p, 1, 20) > 0) return;
         }
+      } else if (path.size() >= 5 && path.compare(path.size() - 5, 5, "/info") == 0) {
+        write(c, infoReply);
       } else if (path.find("/containers/json") != std::string::npos) {
         if (!eventsDuringList.empty()) {
           sendOnStream(eventsDuringList);
@@ -400,6 +404,64 @@ BOOST_AUTO_TEST_CASE(EventsDroppedWhileTheFirstListRunsAreReplayed) {
   injector.shutdown([] {});
 }
 
+BOOST_AUTO_TEST_CASE(AnInjectorThatFindsTheDaemonWatchedAlreadyStopsBeforeActingOnAnyContainer) {
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.infoReply = jsonReply(200, R"({"ID":"ABCD:EFGH","Containers":3})");
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  std::string claimedId, failure;
+  injector.claimDaemonWith(
+      [&](const std::string& id) {
+        claimedId = id;
+        return Status::error("another connectable injector (pid 1) already watches it");
+      },
+      [&](const Status& why) { failure = why.message(); });
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return !failure.empty(); }, 3s));
+  BOOST_TEST(claimedId == "ABCD:EFGH");
+  BOOST_TEST(failure.find("already watches it") != std::string::npos, failure);
+  runUntil(loop, [] { return false; }, 300ms);
+  BOOST_TEST(docker.eventPaths().empty());
+  BOOST_TEST(docker.lists() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(AnInjectorThatClaimsTheDaemonGoesOnToWatchIt) {
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.infoReply = jsonReply(200, R"({"ID":"ABCD:EFGH"})");
+  docker.streamsToEnd = 1;  // a reconnect does not claim again
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  int claims = 0;
+  injector.claimDaemonWith([&](const std::string&) { return ++claims, Status::ok(); },
+                           [](const Status& why) { BOOST_ERROR("claim failed: " + why.message()); });
+  BOOST_REQUIRE(injector.start());
+  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 2; }, 3s));
+  BOOST_TEST(claims == 1);
+  injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(ADaemonThatGivesNoIdIsWatchedAnyway) {
+  // Not every Engine API gives an ID: the socket's names are then all the lock has.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.infoReply = jsonReply(200, R"({"ID":""})");
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  int claims = 0;
+  injector.claimDaemonWith([&](const std::string&) { return ++claims, Status::ok(); }, [](const Status&) {});
+  BOOST_REQUIRE(injector.start());
+  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  BOOST_TEST(claims == 0);
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(InjectorShutdown)
@@ -452,6 +514,64 @@ BOOST_AUTO_TEST_CASE(ASecondSignalWhileTheShimsStopChangesNothing) {
     kill(shim, SIGKILL);
     waitpid(shim, nullptr, 0);
   }
+}
+
+BOOST_AUTO_TEST_CASE(AnInjectorThatFindsTheDaemonWatchedAlreadyStopsBeforeActingOnAnyContainer) {
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.infoReply = jsonReply(200, R"({"ID":"ABCD:EFGH","Containers":3})");
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  std::string claimedId, failure;
+  injector.claimDaemonWith(
+      [&](const std::string& id) {
+        claimedId = id;
+        return Status::error("another connectable injector (pid 1) already watches it");
+      },
+      [&](const Status& why) { failure = why.message(); });
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return !failure.empty(); }, 3s));
+  BOOST_TEST(claimedId == "ABCD:EFGH");
+  BOOST_TEST(failure.find("already watches it") != std::string::npos, failure);
+  runUntil(loop, [] { return false; }, 300ms);
+  BOOST_TEST(docker.eventPaths().empty());
+  BOOST_TEST(docker.lists() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(AnInjectorThatClaimsTheDaemonGoesOnToWatchIt) {
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.infoReply = jsonReply(200, R"({"ID":"ABCD:EFGH"})");
+  docker.streamsToEnd = 1;  // a reconnect does not claim again
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  int claims = 0;
+  injector.claimDaemonWith([&](const std::string&) { return ++claims, Status::ok(); },
+                           [](const Status& why) { BOOST_ERROR("claim failed: " + why.message()); });
+  BOOST_REQUIRE(injector.start());
+  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 2; }, 3s));
+  BOOST_TEST(claims == 1);
+  injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(ADaemonThatGivesNoIdIsWatchedAnyway) {
+  // Not every Engine API gives an ID: the socket's names are then all the lock has.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.infoReply = jsonReply(200, R"({"ID":""})");
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  int claims = 0;
+  injector.claimDaemonWith([&](const std::string&) { return ++claims, Status::ok(); }, [](const Status&) {});
+  BOOST_REQUIRE(injector.start());
+  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  BOOST_TEST(claims == 0);
+  injector.shutdown([] {});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
