@@ -1,7 +1,15 @@
 #include "injector/docker_endpoint.h"
 
+#include <Poco/DigestEngine.h>
+#include <Poco/SHA2Engine.h>
+#include <sys/stat.h>
+
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "injector/docker_json.h"
 
 namespace connectable {
 namespace {
@@ -21,6 +29,71 @@ Result<uint16_t> parseTcpPort(std::string_view text) {
     return Status::error("bad port '" + std::string(text) + "'");
   }
   return static_cast<uint16_t>(value);
+}
+
+using docker_json::Need;
+
+// A file of the CLI's configuration, at most 1 MiB; nullopt-like empty Result when absent.
+Result<std::string> readConfigFile(const std::string& path, bool* missing) {
+  *missing = false;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *missing = true;
+    return std::string();
+  }
+  std::string text(size_t{1} << 20, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.gcount() == static_cast<std::streamsize>(text.size())) return Status::error(path + ": larger than 1 MiB");
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
+
+// The context `docker context use` chose, from config.json; empty when none.
+Result<std::string> currentContext(const std::string& configDir) {
+  const std::string path = configDir + "/config.json";
+  bool missing = false;
+  auto text = readConfigFile(path, &missing);
+  if (!text) return text.status();
+  if (missing) return std::string();
+  auto obj = docker_json::parseObject(*text);
+  if (!obj) return obj.status().withContext(path);
+  std::string name;
+  if (Status s = docker_json::readString(*obj, "currentContext", &name, Need::Optional); !s) return s.withContext(path);
+  return name;
+}
+
+// A context of the docker CLI: <configDir>/contexts/meta/<SHA-256 of its name>/meta.json,
+// its endpoint in Endpoints.docker.Host, its TLS files (if any) in contexts/tls/<same>/docker.
+Result<DockerEndpoint> contextEndpoint(const std::string& configDir, const std::string& name, const std::string& source) {
+  const std::string what = "Docker context '" + name + "' (" + source + ")";
+  Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
+  sha.update(name);
+  const std::string id = Poco::DigestEngine::digestToHex(sha.digest());
+  const std::string path = configDir + "/contexts/meta/" + id + "/meta.json";
+  bool missing = false;
+  auto text = readConfigFile(path, &missing);
+  if (!text) return text.status().withContext(what);
+  if (missing) return Status::error(what + " not found: no " + path + " (see docker context ls)");
+  auto meta = docker_json::parseObject(*text);
+  if (!meta) return meta.status().withContext(what + ": " + path);
+  docker_json::ObjectPtr endpoints, docker;
+  std::string host;
+  bool skipTlsVerify = false;
+  for (Status s : {docker_json::readObject(*meta, "Endpoints", &endpoints, Need::Required),
+                   endpoints ? docker_json::readObject(endpoints, "docker", &docker, Need::Required) : Status::ok(),
+                   docker ? docker_json::readString(docker, "Host", &host, Need::Required) : Status::ok(),
+                   docker ? docker_json::readBool(docker, "SkipTLSVerify", &skipTlsVerify, Need::Optional) : Status::ok()}) {
+    if (!s) return s.withContext(what + ": " + path);
+  }
+  auto endpoint = parseDockerHost(host);
+  if (!endpoint) return endpoint.status().withContext(what);
+  struct stat st {};
+  const bool tlsFiles = stat((configDir + "/contexts/tls/" + id + "/docker").c_str(), &st) == 0;
+  if (endpoint->kind == DockerEndpoint::Kind::Tcp && (tlsFiles || skipTlsVerify)) {
+    return Status::error(what + " reaches " + endpoint->toString() +
+                         " with TLS, which connectable does not speak; use a unix socket or a TLS-terminating proxy");
+  }
+  return endpoint;
 }
 
 }  // namespace
@@ -83,6 +156,12 @@ DockerEnvironment DockerEnvironment::fromProcess() {
   env.tlsVerify = std::getenv("DOCKER_TLS_VERIFY");
   env.tls = std::getenv("DOCKER_TLS");
   env.certPath = std::getenv("DOCKER_CERT_PATH");
+  env.context = std::getenv("DOCKER_CONTEXT");
+  if (const char* dir = std::getenv("DOCKER_CONFIG"); dir != nullptr && *dir != '\0') {
+    env.configDir = dir;
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    env.configDir = std::string(home) + "/.docker";
+  }
   return env;
 }
 
@@ -94,6 +173,20 @@ Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerE
   } else if (set(env.host)) {
     chosen = parseDockerHost(env.host);
     if (!chosen) return chosen.status().withContext("DOCKER_HOST");
+  } else {
+    std::string context = set(env.context) ? env.context : "";
+    std::string source = "DOCKER_CONTEXT";
+    if (context.empty() && !env.configDir.empty()) {
+      auto current = currentContext(env.configDir);
+      if (!current) return current.status();
+      context = *current;
+      source = "the current context in " + env.configDir + "/config.json";
+    }
+    if (!context.empty() && context != "default") {
+      if (env.configDir.empty()) return Status::error("DOCKER_CONTEXT is set but neither DOCKER_CONFIG nor HOME is");
+      chosen = contextEndpoint(env.configDir, context, source);
+      if (!chosen) return chosen.status();
+    }
   }
   if (!chosen || chosen->kind != DockerEndpoint::Kind::Tcp) return chosen;
   const char* asksForTls = set(env.tlsVerify)  ? "DOCKER_TLS_VERIFY"

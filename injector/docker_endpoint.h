@@ -1,5 +1,6 @@
 // DockerEndpoint: where the Docker Engine API listens (unix://PATH or tcp://HOST:PORT), and
-// which one to use from --docker, DOCKER_HOST or the default. Plain values; no threads.
+// which one to use from --docker, DOCKER_HOST, the docker CLI's context or the default.
+// Plain values and small file reads; no threads.
 #pragma once
 
 #include <cstdint>
@@ -33,14 +34,21 @@ struct DockerEnvironment {
   const char* tlsVerify = nullptr;  // DOCKER_TLS_VERIFY: any value asks for verified TLS
   const char* tls = nullptr;        // DOCKER_TLS: any value asks for TLS
   const char* certPath = nullptr;   // DOCKER_CERT_PATH: the Docker SDKs take it for TLS too
+  const char* context = nullptr;    // DOCKER_CONTEXT: a context of the docker CLI, by name
+  // The docker CLI's configuration directory (DOCKER_CONFIG, else $HOME/.docker): its
+  // config.json ("currentContext", set by `docker context use`) and its contexts. Empty: none.
+  std::string configDir;
 
   static DockerEnvironment fromProcess();  // getenv of each
 };
 
-// The --docker flag wins, then DOCKER_HOST, then the default socket. A tcp:// endpoint is
-// refused while the environment asks for TLS: connectable speaks plain HTTP only, and the
-// user expects that daemon to be reached with TLS (encrypted, its certificate verified).
-// A unix socket is local: the TLS variables do not concern it.
+// As the docker CLI chooses: the --docker flag wins, then DOCKER_HOST, then the context
+// DOCKER_CONTEXT names, then the one `docker context use` chose, then the default socket
+// (also the context "default"). A context that is not there, or that the CLI would reach
+// with TLS, is an error naming it. A tcp:// endpoint is refused while the environment asks
+// for TLS: connectable speaks plain HTTP only, and the user expects that daemon to be
+// reached with TLS (encrypted, its certificate verified). A unix socket is local: the TLS
+// variables do not concern it.
 Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerEnvironment& env);
 
 // The same with DOCKER_HOST given and the TLS variables read from the process environment.

@@ -3,6 +3,7 @@
 #include "injector/docker_endpoint.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -39,6 +40,33 @@ class ScopedEnv {
 };
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A docker CLI configuration directory, as `docker context create` and `docker context use`
+// leave it: contexts stored under the SHA-256 of their names (computed here with sha256sum).
+struct CliConfig {
+  CliConfig() {
+    char tmpl[] = "/tmp/connectable-cli-config.XXXXXX";
+    dir = mkdtemp(tmpl);
+  }
+  ~CliConfig() { std::system(("rm -rf '" + dir + "'").c_str()); }
+  void write(const std::string& relative, const std::string& text) {
+    const std::string path = dir + "/" + relative;
+    std::system(("mkdir -p \"$(dirname '" + path + "')\"").c_str());
+    std::ofstream(path) << text;
+  }
+  void context(const std::string& sha, const std::string& name, const std::string& host) {
+    write("contexts/meta/" + sha + "/meta.json", R"({"Name":")" + name + R"(","Metadata":{},"Endpoints":{"docker":{"Host":")" +
+                                                     host + R"(","SkipTLSVerify":false}}})");
+  }
+  DockerEnvironment env() const {
+    DockerEnvironment e;
+    e.configDir = dir;
+    return e;
+  }
+  std::string dir;
+};
+const std::string kRootlessSha = "12b961af5feb3e9d39f93b2cefb9a1a944f18d02cca0cac2f04f5a982240605f";  // "rootless"
+const std::string kRemoteSha = "b71199ebd070b36beab7317920c2c2f1d777df8d05e5527d8458fda57cb17a7a";    // "remote"
 
 }  // namespace
 
@@ -145,6 +173,91 @@ BOOST_AUTO_TEST_CASE(ABadDockerHostIsReportedAsSuchEvenWithTlsVariablesSet) {
   auto ep = chooseDockerEndpoint("", env);
   BOOST_REQUIRE(!ep);
   BOOST_TEST(contains(ep.status().message(), "DOCKER_HOST"), ep.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(TheContextDockerContextNamesIsFollowed) {
+  CliConfig cli;
+  cli.context(kRootlessSha, "rootless", "unix:///run/user/1000/docker.sock");
+  DockerEnvironment env = cli.env();
+  env.context = "rootless";
+  auto ep = chooseDockerEndpoint("", env);
+  BOOST_REQUIRE_MESSAGE(ep, ep.status().message());
+  BOOST_TEST(ep->path == "/run/user/1000/docker.sock");
+}
+
+BOOST_AUTO_TEST_CASE(TheContextDockerContextUseChoseIsFollowed) {
+  CliConfig cli;
+  cli.context(kRootlessSha, "rootless", "unix:///run/user/1000/docker.sock");
+  cli.write("config.json", R"({"auths":{},"currentContext":"rootless"})");
+  auto ep = chooseDockerEndpoint("", cli.env());
+  BOOST_REQUIRE_MESSAGE(ep, ep.status().message());
+  BOOST_TEST(ep->path == "/run/user/1000/docker.sock");
+}
+
+BOOST_AUTO_TEST_CASE(TheFlagAndDockerHostWinOverAnyContextAndDockerContextOverTheCurrentOne) {
+  CliConfig cli;
+  cli.context(kRootlessSha, "rootless", "unix:///run/user/1000/docker.sock");
+  cli.context(kRemoteSha, "remote", "unix:///remote.sock");
+  cli.write("config.json", R"({"currentContext":"remote"})");
+  DockerEnvironment env = cli.env();
+  env.context = "rootless";
+  BOOST_TEST(chooseDockerEndpoint("unix:///flag.sock", env)->path == "/flag.sock");
+  BOOST_TEST(chooseDockerEndpoint("", env)->path == "/run/user/1000/docker.sock");
+  env.host = "unix:///env.sock";
+  BOOST_TEST(chooseDockerEndpoint("", env)->path == "/env.sock");
+}
+
+BOOST_AUTO_TEST_CASE(TheDefaultContextAndNoConfigAtAllAreTheDefaultSocket) {
+  CliConfig cli;
+  BOOST_TEST(chooseDockerEndpoint("", cli.env())->path == "/var/run/docker.sock");  // no config.json
+  cli.write("config.json", R"({"currentContext":"default"})");
+  BOOST_TEST(chooseDockerEndpoint("", cli.env())->path == "/var/run/docker.sock");
+  DockerEnvironment env = cli.env();
+  env.context = "default";
+  BOOST_TEST(chooseDockerEndpoint("", env)->path == "/var/run/docker.sock");
+}
+
+BOOST_AUTO_TEST_CASE(AContextThatIsNotThereIsAnErrorNamingIt) {
+  // Not the default socket in its place: that may be another daemon than the user meant.
+  CliConfig cli;
+  DockerEnvironment env = cli.env();
+  env.context = "rootless";
+  auto ep = chooseDockerEndpoint("", env);
+  BOOST_REQUIRE(!ep);
+  BOOST_TEST(contains(ep.status().message(), "Docker context 'rootless' (DOCKER_CONTEXT) not found"), ep.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(BrokenCliFilesAreErrorsNamingTheFile) {
+  CliConfig cli;
+  cli.write("config.json", R"({"currentContext":)");
+  auto ep = chooseDockerEndpoint("", cli.env());
+  BOOST_REQUIRE(!ep);
+  BOOST_TEST(contains(ep.status().message(), cli.dir + "/config.json"), ep.status().message());
+  cli.write("config.json", R"({"currentContext":"rootless"})");
+  cli.write("contexts/meta/" + kRootlessSha + "/meta.json", R"({"Name":"rootless","Endpoints":{"docker":{"Host":42}}})");
+  ep = chooseDockerEndpoint("", cli.env());
+  BOOST_REQUIRE(!ep);
+  BOOST_TEST(contains(ep.status().message(), "Docker context 'rootless' (the current context in"), ep.status().message());
+  BOOST_TEST(contains(ep.status().message(), "Host"), ep.status().message());
+  cli.context(kRootlessSha, "rootless", "ssh://admin@198.18.0.5");
+  ep = chooseDockerEndpoint("", cli.env());
+  BOOST_REQUIRE(!ep);
+  BOOST_TEST(contains(ep.status().message(), "ssh://"), ep.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(AContextTheCliReachesWithTlsIsRefused) {
+  CliConfig cli;
+  cli.context(kRemoteSha, "remote", "tcp://198.18.0.5:2376");
+  DockerEnvironment env = cli.env();
+  env.context = "remote";
+  auto plain = chooseDockerEndpoint("", env);  // no TLS files: plain HTTP, as the CLI does
+  BOOST_REQUIRE_MESSAGE(plain, plain.status().message());
+  BOOST_TEST(plain->port == 2376);
+  cli.write("contexts/tls/" + kRemoteSha + "/docker/ca.pem", "-----BEGIN CERTIFICATE-----");
+  auto tls = chooseDockerEndpoint("", env);
+  BOOST_REQUIRE(!tls);
+  BOOST_TEST(contains(tls.status().message(), "Docker context 'remote' (DOCKER_CONTEXT) reaches tcp://198.18.0.5:2376 with TLS"),
+             tls.status().message());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
