@@ -8,15 +8,17 @@ namespace connectable {
 
 const char* injectorUsage() {
   return R"(usage: connectable [options]
-       connectable status [--json] [--state-dir DIR] [CONTAINER]
+       connectable status [--json] [--state-dir DIR] [--timeout DUR] [CONTAINER]
 
 Watches Docker and puts a connectable-shim into every container labelled
 connect.<port>=<target>[,<target>...], so the container reaches its dependencies at
 localhost:<port>. Runs as root (it enters the containers' network namespaces).
 
 Options:
-  --docker URL             unix:///var/run/docker.sock (default; or DOCKER_HOST) or tcp://HOST:PORT
-                           (plain HTTP, so refused while DOCKER_TLS_VERIFY asks for TLS)
+  --docker URL             unix://PATH or tcp://HOST:PORT (default: DOCKER_HOST, else the docker
+                           CLI's context, else unix:///var/run/docker.sock); plain HTTP, so
+                           refused where DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH or the
+                           context asks for TLS
   --state-dir DIR          where shims are recorded for re-adoption (default /run/connectable)
   --shim PATH              the shim binary (default: connectable-shim next to this program)
   --stop-shims-on-exit     on SIGTERM, stop the shims too (default: leave them serving)
@@ -25,7 +27,8 @@ Options:
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
 
-Passed to every shim (a container's connectable.<option> labels override them):
+Passed to every shim (a container's connectable.<option> labels override all but --dns,
+--user and --data-path, which are the host's choice):
   --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
   --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
   --data-path PATH

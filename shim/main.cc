@@ -173,6 +173,7 @@ int main(int argc, char** argv) {
 
   // Listeners are made inside the target namespace; everything else outside it.
   std::string where = "current";
+  Status statusPortServed = Status::ok();
   if (!opt.netnsPath.empty() || opt.netnsFd >= 0) {
     auto target = opt.netnsFd >= 0 ? NetnsFd::adopt(opt.netnsFd) : NetnsFd::open(opt.netnsPath);
     if (!target) return fail(target.status(), 1);
@@ -181,7 +182,7 @@ int main(int argc, char** argv) {
     if (Status s = enterNetns(*target); !s) return fail(s, 1);
     bool portInUse = false;
     Status listened = proxy.listen(&portInUse);
-    if (listened) listened = listenStatusPort();
+    if (listened) statusPortServed = listenStatusPort();
     if (!opt.upstreamInTarget) {
       if (Status s = enterNetns(*home); !s) return fail(s, 1);
     }
@@ -190,7 +191,13 @@ int main(int argc, char** argv) {
   } else {
     bool portInUse = false;
     if (Status s = proxy.listen(&portInUse); !s) return fail(s, portInUse ? kExitPortInUse : 1);
-    if (Status s = listenStatusPort(); !s) return fail(s, 1);
+    statusPortServed = listenStatusPort();
+  }
+  if (!statusPortServed) {
+    // The status port is for looking in, the data ports are what the container runs on: one
+    // taken by the container's own program must not take its dependencies away too.
+    log::error("status port not served; the data ports are", {{"error", statusPortServed.message()}});
+    proxy.noteError(statusPortServed.message());
   }
   // Made while still privileged, mode 0600: the listening fd keeps working as nobody.
   if (!opt.controlPath.empty()) {

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <set>
 
+#include "common/srv_resolver.h"
+
 namespace connectable {
 
 Result<Millis> parseDuration(std::string_view text) {
@@ -176,6 +178,9 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       o.proxy.maxConns = *n;
     } else if (arg == "--dns") {
       if (val.empty()) return Status::error("--dns needs at least one server");
+      // Checked here, not only when the shim starts: the injector checks every shim's options
+      // with this parser before it starts one, and must refuse a bad --dns itself.
+      if (auto servers = parseDnsServers(val); !servers) return servers.status().withContext("--dns");
       o.dnsServers = val;
     } else if (arg == "--exit-with-pid") {
       auto n = parseCount(arg, val, 1 << 22);

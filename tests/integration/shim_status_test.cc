@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <Poco/JSON/Parser.h>
@@ -251,3 +253,42 @@ BOOST_AUTO_TEST_CASE(BadClientsNeverHurtTheShim) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(AStatusPortTakenInsideTheNamespaceLeavesTheDataPortsServing) {
+  // The container's own program holds the port a connectable.status-port label asked for:
+  // looking in is lost, the container's dependencies are not.
+  signal(SIGPIPE, SIG_IGN);
+  TestNetns ns;
+  std::string dir = tempDir();
+  std::string control = dir + "/shim.sock";
+  TcpServer backend(echoHandler());
+  int taken = -1;
+  ns.inside([&] {
+    taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(kStatusPort);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    BOOST_REQUIRE(listen(taken, 8) == 0);
+  });
+  ShimProcess shim({"--netns", ns.path(), "--control", control, "--status-port", std::to_string(kStatusPort), "--connect",
+                    std::to_string(kPort) + "=" + backend.address()});
+  BOOST_TEST(shim.waitLog("status port not served"), shim.log());
+  int fd = -1;
+  ns.inside([&] { fd = connectTcp("127.0.0.1", kPort); });
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(writeAll(fd, "ping", 4));
+  shutdown(fd, SHUT_WR);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ping");
+  close(fd);
+  auto status = parseJson(run({"curl", "-sS", "-m", "5", "--unix-socket", control, "http://shim/status"}).out);
+  auto lastError = status->getObject("last_error");
+  BOOST_REQUIRE(lastError);
+  BOOST_TEST(lastError->getValue<std::string>("message").find("--status-port") != std::string::npos);
+  BOOST_TEST(shim.child().running());
+  close(taken);
+  run({"rm", "-rf", dir});
+}

@@ -34,4 +34,12 @@ BOOST_AUTO_TEST_CASE(ABadShimOptionValueIsRefusedAtTheInjectorsStart) {
   BOOST_TEST(c.status().message().find("--data-path") != std::string::npos, c.status().message());
 }
 
+BOOST_AUTO_TEST_CASE(ABadDnsServerIsRefusedAtTheInjectorsStartNotByEveryShim) {
+  // It used to pass here and make every shim exit 2: no container got a shim.
+  auto c = parseInjectorCommandLine({"--dns", "bogus"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!c);
+  BOOST_TEST(c.status().message().find("--dns") != std::string::npos, c.status().message());
+  BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--dns", "198.18.0.53:8600,[fd00::53]"}, "/usr/sbin/connectable")));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

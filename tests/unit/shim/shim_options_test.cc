@@ -91,6 +91,13 @@ BOOST_AUTO_TEST_CASE(LookupsFromTheTargetNamespaceNeedDnsServersNamedForIt) {
   BOOST_TEST(static_cast<bool>(parseShimOptions({ns, "--connect=1=redis.service.consul"})));
 }
 
+BOOST_AUTO_TEST_CASE(DnsServersAreCheckedByTheParserTheInjectorUsesToo) {
+  const std::string c = "--connect=1=198.18.0.5:1";
+  BOOST_TEST(contains(errorOf({c, "--dns", "bogus"}), "--dns"));
+  BOOST_TEST(contains(errorOf({c, "--dns", "198.18.0.53:99999"}), "--dns"));
+  BOOST_TEST(static_cast<bool>(parseShimOptions({c, "--dns", "198.18.0.53:8600,[fd00::53]:53,198.18.0.54"})));
+}
+
 BOOST_AUTO_TEST_CASE(DurationsHaveBoundsThatTimersCanHold) {
   // 2^31 ms wrapped into a negative c-ares timeout (a spinning shim deaf to SIGTERM); 10^9
   // minutes overflowed the clock and fired every timer at once; a 0 ms cache flooded DNS.
