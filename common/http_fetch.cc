@@ -6,10 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace connectable {
 
-Result<HttpReply> parseHttpReply(const std::string& raw) {
+Result<HttpReply> parseHttpReply(std::string raw) {
   size_t headEnd = raw.find("\r\n\r\n");
   size_t bodyStart = headEnd == std::string::npos ? std::string::npos : headEnd + 4;
   if (headEnd == std::string::npos) {
@@ -24,7 +25,8 @@ Result<HttpReply> parseHttpReply(const std::string& raw) {
     if (raw[i] < '0' || raw[i] > '9') return Status::error("malformed HTTP status code");
     r.code = r.code * 10 + (raw[i] - '0');
   }
-  r.body = raw.substr(bodyStart);
+  raw.erase(0, bodyStart);
+  r.body = std::move(raw);
   return r;
 }
 
@@ -32,8 +34,12 @@ namespace {
 
 class Fetch : public IoHandler {
  public:
-  Fetch(EventLoop& loop, std::string socketPath, size_t maxReply, HttpFetchDone done)
-      : loop_(loop), socketPath_(std::move(socketPath)), maxReply_(maxReply), done_(std::move(done)) {}
+  Fetch(EventLoop& loop, std::string socketPath, size_t maxReply, HttpFetchDone done, HttpFetchMayGrow mayGrow)
+      : loop_(loop),
+        socketPath_(std::move(socketPath)),
+        maxReply_(maxReply),
+        done_(std::move(done)),
+        mayGrow_(std::move(mayGrow)) {}
   ~Fetch() override {
     if (fd_ >= 0) {
       loop_.remove(fd_);
@@ -90,13 +96,17 @@ class Fetch : public IoHandler {
       for (;;) {
         ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0) {
-          in_.append(buf, static_cast<size_t>(n));
-          if (in_.size() > maxReply_) {
+          if (in_.size() + static_cast<size_t>(n) > maxReply_) {
             finish(Status::error("answer from " + socketPath_ + " is too large"));
             return;
           }
+          if (mayGrow_ && !mayGrow_(static_cast<size_t>(n))) {
+            finish(Status::error("answer from " + socketPath_ + " cut: no room left for it"));
+            return;
+          }
+          in_.append(buf, static_cast<size_t>(n));
         } else if (n == 0) {
-          finish(parseHttpReply(in_));
+          finish(parseHttpReply(std::move(in_)));
           return;
         } else if (errno == EINTR) {
           continue;
@@ -125,6 +135,8 @@ class Fetch : public IoHandler {
       ::close(fd_);
       fd_ = -1;
     }
+    std::string().swap(in_);  // moved into the reply, or of no more use
+    mayGrow_ = nullptr;
     auto done = std::move(done_);
     loop_.defer([this] { delete this; });
     done(std::move(result));
@@ -134,6 +146,7 @@ class Fetch : public IoHandler {
   std::string socketPath_;
   size_t maxReply_;
   HttpFetchDone done_;
+  HttpFetchMayGrow mayGrow_;
   int fd_ = -1;
   std::string out_;
   std::string in_;
@@ -144,8 +157,8 @@ class Fetch : public IoHandler {
 }  // namespace
 
 void fetchHttpUnix(EventLoop& loop, const std::string& socketPath, const std::string& path, Millis timeout,
-                   HttpFetchDone done, size_t maxReply) {
-  auto* fetch = new Fetch(loop, socketPath, maxReply, std::move(done));
+                   HttpFetchDone done, size_t maxReply, HttpFetchMayGrow mayGrow) {
+  auto* fetch = new Fetch(loop, socketPath, maxReply, std::move(done), std::move(mayGrow));
   fetch->start(path, timeout);
 }
 

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -17,21 +18,21 @@ namespace connectable {
 HttpResponse HttpResponse::text(int code, std::string body) {
   HttpResponse r;
   r.code = code;
-  r.body = std::move(body);
+  r.body = std::make_shared<const std::string>(std::move(body));
   return r;
 }
 
 HttpResponse HttpResponse::json(std::string body) {
   HttpResponse r;
   r.contentType = "application/json";
-  r.body = std::move(body);
+  r.body = std::make_shared<const std::string>(std::move(body));
   return r;
 }
 
 HttpResponse HttpResponse::metrics(std::string body) {
   HttpResponse r;
   r.contentType = "text/plain; version=0.0.4; charset=utf-8";
-  r.body = std::move(body);
+  r.body = std::make_shared<const std::string>(std::move(body));
   return r;
 }
 
@@ -49,12 +50,10 @@ const char* reasonPhrase(int code) {
   }
 }
 
-std::string serialize(const HttpResponse& r, bool head) {
-  std::string out = "HTTP/1.0 " + std::to_string(r.code) + " " + reasonPhrase(r.code) + "\r\nContent-Type: " +
-                    r.contentType + "\r\nContent-Length: " + std::to_string(r.body.size()) +
-                    "\r\nConnection: close\r\n\r\n";
-  if (!head) out += r.body;
-  return out;
+// The status line and headers; the body goes out from where it is.
+std::string headOf(const HttpResponse& r) {
+  return "HTTP/1.0 " + std::to_string(r.code) + " " + reasonPhrase(r.code) + "\r\nContent-Type: " + r.contentType +
+         "\r\nContent-Length: " + std::to_string(r.body->size()) + "\r\nConnection: close\r\n\r\n";
 }
 
 }  // namespace
@@ -113,15 +112,17 @@ class HttpServer::Client : public IoHandler {
   }
 
   void answerNow(const HttpResponse& r) {
-    out_ = serialize(r, false);
+    out_ = headOf(r);
+    if (!headOnly_) body_ = r.body;
     reading_ = false;
+    answered_ = true;
     flush();
   }
 
   void onIo(uint32_t events) override {
     if (done_) return;
     if (reading_ && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) readRequest();
-    if (!done_ && !reading_ && !out_.empty()) flush();
+    if (!done_ && answered_) flush();
   }
 
  private:
@@ -157,21 +158,29 @@ class HttpServer::Client : public IoHandler {
       answerNow(HttpResponse::text(405, "only GET\n"));
       return;
     }
-    head_ = request->method == "HEAD";
+    headOnly_ = request->method == "HEAD";
     std::weak_ptr<bool> alive = alive_;
     server_.handler_(*request, [this, alive](const HttpResponse& r) {
       auto a = alive.lock();
-      if (!a || !*a || done_ || !out_.empty()) return;
-      out_ = serialize(r, head_);
-      flush();
+      if (!a || !*a || done_ || answered_) return;
+      answerNow(r);
     });
   }
 
   void flush() {
-    while (!out_.empty()) {
-      ssize_t n = send(fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const size_t bodySize = body_ ? body_->size() : 0;
+    while (sent_ < out_.size() + bodySize) {
+      iovec parts[2];
+      size_t count = 0;
+      if (sent_ < out_.size()) parts[count++] = {out_.data() + sent_, out_.size() - sent_};
+      const size_t bodySent = sent_ > out_.size() ? sent_ - out_.size() : 0;
+      if (bodySent < bodySize) parts[count++] = {const_cast<char*>(body_->data()) + bodySent, bodySize - bodySent};
+      msghdr message{};
+      message.msg_iov = parts;
+      message.msg_iovlen = count;
+      ssize_t n = sendmsg(fd_, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n > 0) {
-        out_.erase(0, static_cast<size_t>(n));
+        sent_ += static_cast<size_t>(n);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -198,9 +207,12 @@ class HttpServer::Client : public IoHandler {
   HttpServer& server_;
   int fd_;
   std::string in_;
-  std::string out_;
+  std::string out_;                          // the answer's head
+  std::shared_ptr<const std::string> body_;  // and its body, none for HEAD
+  size_t sent_ = 0;                          // of the two, in that order
   bool reading_ = true;
-  bool head_ = false;
+  bool headOnly_ = false;
+  bool answered_ = false;
   bool done_ = false;
   EventLoop::TimerId timer_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

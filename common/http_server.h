@@ -29,7 +29,8 @@ struct HttpRequest {
 struct HttpResponse {
   int code = 200;
   std::string contentType = "text/plain; charset=utf-8";
-  std::string body;
+  // Never changed once made: the clients given one answer (a /metrics gather's) share it.
+  std::shared_ptr<const std::string> body = std::make_shared<const std::string>();
 
   static HttpResponse text(int code, std::string body);
   static HttpResponse json(std::string body);
@@ -40,8 +41,8 @@ struct HttpResponse {
 class HttpServer {
  public:
   // `respond` may be called later (after a gather), at most once; after the client went
-  // away it does nothing.
-  using Respond = std::function<void(HttpResponse)>;
+  // away it does nothing. The client keeps the response's body, not a copy of it.
+  using Respond = std::function<void(const HttpResponse&)>;
   using Handler = std::function<void(const HttpRequest&, Respond respond)>;
 
   struct Options {

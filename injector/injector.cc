@@ -181,23 +181,24 @@ void Injector::onDockerEvent(const DockerEvent& event) {
   if (droppingEvents_) return;  // until the stream that replays them is up
   if (listing_) {
     if (heldEvents_.size() < kMaxHeldEvents) {
-      heldEvents_.push_back(event);
+      // Stamped now: a held create's latency includes its wait for the list.
+      heldEvents_.push_back({event, loop_.now()});
       return;
     }
     // A daemon this busy: let it replay them from the last one acted on, on a new stream.
     log::warn("too many Docker events while listing containers; reconnecting to have them replayed",
               {{"held", std::to_string(heldEvents_.size())}});
     // None acted on yet: without a `since`, the new stream would replay nothing.
-    if (lastEventNanos_ == 0 && !heldEvents_.empty()) lastEventNanos_ = heldEvents_.front().timeNano - 1;
+    if (lastEventNanos_ == 0 && !heldEvents_.empty()) lastEventNanos_ = heldEvents_.front().event.timeNano - 1;
     heldEvents_.clear();
     droppingEvents_ = true;
     onDockerStreamEnded(Status::error("events held while listing: more than " + std::to_string(kMaxHeldEvents)));
     return;
   }
-  handleEvent(event);
+  handleEvent(event, loop_.now());
 }
 
-void Injector::handleEvent(const DockerEvent& event) {
+void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedAt) {
   // Only events acted on count: a reconnect replays from here, held ones included.
   if (event.timeNano > lastEventNanos_) lastEventNanos_ = event.timeNano;
   const std::string id = event.containerId();
@@ -208,7 +209,7 @@ void Injector::handleEvent(const DockerEvent& event) {
     if (event.action == "create") {
       if (Tracked* t = track(id, event.attributes, name)) {
         t->sawCreate = true;
-        t->createdAt = loop_.now();
+        t->createdAt = receivedAt;
         beginEarlyWatch(id);
       }
     } else if (event.action == "start") {
@@ -380,9 +381,9 @@ void Injector::reconcile() {
     if (shuttingDown_) return;
     onListed(std::move(list));
     // What happened while the daemon listed, in order, as if the list had taken no time.
-    std::deque<DockerEvent> held;
+    std::deque<HeldEvent> held;
     held.swap(heldEvents_);
-    for (const DockerEvent& event : held) handleEvent(event);
+    for (const HeldEvent& h : held) handleEvent(h.event, h.receivedAt);
     if (listAgain_) {
       listAgain_ = false;
       reconcile();

@@ -80,7 +80,7 @@ class Injector : public DockerEventSink {
     EventLoop::TimerId pollTimer = 0;
     Clock::time_point pollUntil;
     Clock::time_point createdAt;
-    bool sawCreate = false;  // createdAt is the create event's time
+    bool sawCreate = false;  // createdAt is when the create event came
     bool inspecting = false;    // an inspect is asked for and not answered yet
     bool inspectAgain = false;  // and another one was wanted meanwhile
     int inspectFailures = 0;    // in a row
@@ -94,7 +94,8 @@ class Injector : public DockerEventSink {
   void scheduleReconnect();
   void reconcile();
   void onListed(Result<ContainerList> list);
-  void handleEvent(const DockerEvent& event);
+  // `receivedAt`: when the stream delivered it, which may be before it is handled.
+  void handleEvent(const DockerEvent& event, Clock::time_point receivedAt);
   // Nothing else would list again while the event stream stays up.
   void scheduleReconcileRetry();
   void cancelReconcileRetry();
@@ -139,7 +140,11 @@ class Injector : public DockerEventSink {
   bool listing_ = false;
   bool listAgain_ = false;         // a reconcile was asked for while listing
   Clock::time_point listAskedAt_;  // shims started since are not the list's to judge
-  std::deque<DockerEvent> heldEvents_;
+  struct HeldEvent {
+    DockerEvent event;
+    Clock::time_point receivedAt;
+  };
+  std::deque<HeldEvent> heldEvents_;
   static constexpr size_t kMaxHeldEvents = 10000;
   bool droppingEvents_ = false;    // held too many: wait for the replay
   // Last: destroyed first, so no callback of it outlives what it uses.

@@ -6,7 +6,8 @@
 // The gather never blocks the loop: the shims are asked without blocking, 32 at a time
 // (scrapeShims), each given `shimTimeout` (default 500 ms) to answer, and all of them 8 s
 // (under Prometheus's default scrape timeout); a shim that did not answer in time shows as
-// connectable_shim_up 0. Scrapes that arrive during a gather get its answer.
+// connectable_shim_up 0. Scrapes that arrive during a gather get its answer, held once
+// for all of them.
 #pragma once
 
 #include <memory>

@@ -17,7 +17,9 @@ struct Scrape : std::enable_shared_from_this<Scrape> {
   ShimScrapeResult result;
   size_t next = 0;      // the next socket to ask
   size_t inFlight = 0;
-  size_t kept = 0;      // bytes of the replies kept
+  size_t held = 0;              // bytes of the replies kept, and of those coming
+  std::vector<size_t> reading;  // per socket: bytes of its answer come so far
+  std::vector<bool> cut;        // per socket: its answer found no room left
   bool reported = false;  // done has run: later answers are dropped
   EventLoop::TimerId deadlineTimer = 0;
 
@@ -28,19 +30,34 @@ struct Scrape : std::enable_shared_from_this<Scrape> {
       auto self = shared_from_this();
       fetchHttpUnix(*loop, sockets[i], path, limits.timeout,
                     [self, i](Result<HttpReply> reply) { self->finished(i, std::move(reply)); },
-                    std::min(limits.maxReply, limits.maxBytes));
+                    std::min(limits.maxReply, limits.maxBytes),
+                    [self, i](size_t bytes) { return self->mayGrow(i, bytes); });
     }
+  }
+
+  // Answers count as they come: 32 of them coming at once hold memory before any is kept.
+  bool mayGrow(size_t i, size_t bytes) {
+    if (reported) return false;  // nobody wants them any more
+    if (held + bytes > limits.maxBytes) {
+      cut[i] = true;
+      return false;
+    }
+    held += bytes;
+    reading[i] += bytes;
+    return true;
   }
 
   void finished(size_t i, Result<HttpReply> reply) {
     --inFlight;
+    held -= reading[i];  // what came is now the body, or freed
+    reading[i] = 0;
     if (reported) return;
-    if (reply && kept + reply->body.size() > limits.maxBytes) {
+    if (cut[i]) {
       ++result.overBudget;
       reply = Status::error("answer left out: the shims' answers together are over " +
                             std::to_string(limits.maxBytes >> 20) + " MiB");
     }
-    if (reply) kept += reply->body.size();
+    if (reply) held += reply->body.size();
     result.replies[i] = std::move(reply);
     launch();
     if (inFlight == 0 && next == sockets.size()) report();
@@ -75,6 +92,8 @@ void scrapeShims(EventLoop& loop, std::vector<std::string> controlSockets, const
   s->limits.maxInFlight = std::max<size_t>(1, limits.maxInFlight);
   s->done = std::move(done);
   s->result.replies.resize(s->sockets.size(), Status::error(Scrape::kNotYet));
+  s->reading.resize(s->sockets.size());
+  s->cut.resize(s->sockets.size());
   if (s->sockets.empty()) {
     loop.defer([s] { s->done(std::move(s->result)); });
     return;

@@ -1,7 +1,8 @@
 // ShimFarm: stand-ins for shims' control sockets. Each is a UNIX socket that answers any
 // request with an HTTP/1.0 200 and a body of the test's choosing, some time after it
-// accepted the connection; one thread serves them all and counts the connections it got
-// and how many were open at once.
+// accepted the connection; one thread serves them all, sending the answers side by side,
+// and counts the connections it got, how many were open at once, and how many answers
+// their clients cut short.
 #pragma once
 
 #include <atomic>
@@ -28,6 +29,12 @@ class ShimFarm {
   const std::vector<std::string>& sockets() const { return paths_; }
   size_t mostOpenAtOnce() const { return mostOpen_; }
   size_t asked() const { return asked_; }
+  // Answers whose client closed before the kernel took all of them.
+  size_t cutShort() const { return cutShort_; }
+  // Connections accepted from now on send through a buffer of about `bytes` (the kernel
+  // keeps a few KiB at least) instead of a few hundred KiB: an answer leaves as its client
+  // reads it, so an answer cut short shows as one, and answers go out evenly side by side.
+  void limitSendBuffer(int bytes) { sendBuffer_ = bytes; }
 
  private:
   void listenAll();
@@ -42,6 +49,8 @@ class ShimFarm {
   std::atomic<bool> done_{false};
   std::atomic<size_t> mostOpen_{0};
   std::atomic<size_t> asked_{0};
+  std::atomic<size_t> cutShort_{0};
+  std::atomic<int> sendBuffer_{0};  // 0: the kernel's default
 };
 
 }  // namespace connectable::testing

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/event_loop.h"
+#include "tests/support/fake_container_init.h"
 #include "tests/support/process.h"
 #include "tests/support/loop_runner.h"
 #include "tests/support/tcp_peers.h"
@@ -30,6 +31,7 @@ using namespace connectable;
 using namespace std::chrono_literals;
 using connectable::testing::runUntil;
 using connectable::testing::Child;
+using connectable::testing::FakeContainerInit;
 using connectable::testing::tempDir;
 
 namespace {
@@ -353,6 +355,45 @@ BOOST_AUTO_TEST_CASE(EventsThatArriveWhileDockerListsApplyAfterTheList) {
   runUntil(loop, [] { return false; }, 600ms);  // the list, then what the inspect finds (404)
   BOOST_TEST(injector.counters().containersWatched == 0u, "a destroyed container is still watched");
   injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(ACreateHeldWhileDockerListsIsTimedFromWhenItCame) {
+  // The injection latency runs from the create event: the time it waited for the list to
+  // come back is part of it, and the histogram must not leave it out.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
+    return;
+  }
+  std::string dir = tempDir();
+  writeShim(dir + "/shim", "exec sleep 30\n");
+  FakeDocker docker(dir, [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"running"}])");
+  });
+  docker.listsToTrickle = 1;  // the first list is cut at its deadline, 1 s after it was asked
+  docker.eventsDuringList = R"({"Type":"container","Action":"create","Actor":{"ID":")" + kId +
+                            R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
+                            "\n";
+  FakeContainerInit init(kId);  // the early path finds it as soon as it looks
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.supervisor.shimPath = dir + "/shim";
+  options.docker.deadline = 1000ms;
+  options.stopShimsOnExit = true;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().injectedEarly >= 1; }, 5s));
+
+  const InjectorCounters& c = injector.counters();
+  uint64_t measured = 0;
+  for (uint64_t n : c.latencyCounts) measured += n;
+  BOOST_TEST(measured == 1u);
+  // Held from its arrival (as the list was asked for) until the list was cut, 1 s later.
+  BOOST_TEST(c.latencySum >= 0.5, "create to shim: " << c.latencySum << " s");
+
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {

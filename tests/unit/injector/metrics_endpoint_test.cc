@@ -2,6 +2,7 @@
 // socket the test serves itself, answering some time after each request.
 #include "injector/metrics_endpoint.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +43,13 @@ std::string get(uint16_t port, const std::string& path) {
     connectable::testing::readToEof(fd, &answer, 15000);  // a gather answers within 8 s
   close(fd);
   return answer;
+}
+
+// What the allocator has handed out and not been given back, in all threads. (Under ASan,
+// whose allocator this does not see, 0.)
+size_t heapInUse() {
+  struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
 }
 
 // An injector whose shims are stand-ins (`sleep`, supervised as usual) for one container
@@ -135,6 +143,35 @@ BOOST_AUTO_TEST_CASE(ScrapesThatArriveTogetherAskEachShimOnce) {
   // A scrape after those is a new gather.
   BOOST_TEST(!f.scrape(port).empty());
   BOOST_TEST(control.asked() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(ScrapesThatArriveTogetherShareOneCopyOfTheAnswer) {
+  // A host's answer can be tens of MiB; eight scrapers at once must not make it eight times that.
+  StandInShims f(2);
+  const std::string pad(2 << 20, 'x');
+  ShimFarm control(f.controls, [&](size_t) { return "connectable_uptime_seconds{pad=\"" + pad + "\"} 7\n"; }, 1500ms);
+  MetricsEndpoint metrics(f.loop, *f.injector, 2000ms);
+  BOOST_REQUIRE(metrics.listen(*SocketAddress::parseIp("127.0.0.1", 0)));
+  const uint16_t port = metrics.port();
+
+  // Scrapers that ask and do not read: what they are sent waits in the injector.
+  const std::string request = "GET /metrics HTTP/1.0\r\n\r\n";
+  std::vector<int> unread;
+  for (int i = 0; i < 8; ++i) {
+    int fd = connectable::testing::connectTcp("127.0.0.1", port);
+    BOOST_REQUIRE(fd >= 0);
+    BOOST_REQUIRE(connectable::testing::writeAll(fd, request.data(), request.size()));
+    unread.push_back(fd);
+  }
+  const size_t before = heapInUse();
+  // One more that reads: once it has its answer, the others have been given theirs.
+  const size_t answer = f.scrape(port).size();
+  const size_t held = heapInUse() - before;
+  BOOST_TEST(answer > size_t{4} << 20);
+  // The answer once, and room for the slack of a string grown piece by piece.
+  BOOST_TEST(held < 3 * answer, "the injector holds " << (held >> 20) << " MiB for 9 scrapers of a "
+                                                      << (answer >> 20) << " MiB answer");
+  for (int fd : unread) close(fd);
 }
 
 BOOST_AUTO_TEST_CASE(ShimsThatDoNotAnswerShowAsDownEvenWhenTheyTakeSeveralRounds) {

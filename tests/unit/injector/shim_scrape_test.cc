@@ -72,6 +72,43 @@ BOOST_AUTO_TEST_CASE(AnswersPastTheBudgetAreLeftOutAndCounted) {
   BOOST_TEST(result.overBudget == 10u);
 }
 
+BOOST_AUTO_TEST_CASE(AnswersStillComingCountAgainstTheBudget) {
+  // Eight answers of 2 MiB coming side by side, and room for one: were only the answers
+  // kept counted, all eight would be read to their end (16 MiB held) before seven were
+  // dropped. They count as they come, so those that cannot fit are cut while they come.
+  const std::string big(2 << 20, '#');
+  ShimFarm farm(8, [&](size_t) { return big + "\n"; });
+  farm.limitSendBuffer(4096);  // what the farm sent is what the scrape read, give or take 8 KiB
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  ShimScrapeLimits limits;
+  limits.maxInFlight = 8;
+  limits.maxBytes = 3 << 20;
+  ShimScrapeResult result = scrape(loop, farm, limits);
+  size_t kept = 0;
+  for (const auto& r : result.replies) {
+    if (r) ++kept;
+    else BOOST_TEST(r.status().message().find("over 3 MiB") != std::string::npos, r.status().message());
+  }
+  BOOST_TEST(kept == 1u);
+  BOOST_TEST(result.overBudget == 7u);
+  // Seven cut short; one of them may have been refused its very last piece, which from the
+  // farm looks like an answer read to its end.
+  BOOST_TEST(farm.cutShort() >= 6u, 7 - farm.cutShort() << " answers read to their end, then dropped");
+}
+
+BOOST_AUTO_TEST_CASE(SmallAnswersAreAskedForAllAtOnceUnderABudgetTheLargestWouldExceed) {
+  // 32 answers of the most a shim may send (8 MiB) are four times the budget (64 MiB); the
+  // few KiB shims answer are still asked for 32 at a time, not 8.
+  ShimFarm farm(64, metricOf);
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  ShimScrapeResult result = scrape(loop, farm, ShimScrapeLimits{});
+  BOOST_TEST(farm.mostOpenAtOnce() == 32u);
+  for (size_t i = 0; i < 64; ++i)
+    BOOST_TEST((result.replies[i] && result.replies[i]->body == metricOf(i)), "shim " << i);
+}
+
 BOOST_AUTO_TEST_CASE(PastTheDeadlineWhatCameIsTheAnswerAndTheRestCountsAsSilent) {
   // 40 shims that take 10 s each, 8 at a time, each given 1 s: without a deadline, 5 s.
   ShimFarm farm(40, metricOf, 10s);
