@@ -107,9 +107,13 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
       up.sample("connectable_shim_up", {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}},
                 answered(i) ? 1 : 0);
     merger.add(up.text(), {});
-    for (size_t i = 0; i < shims.size(); ++i)
-      if (answered(i))
-        merger.add(scraped.replies[i]->body, {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}});
+    for (size_t i = 0; i < shims.size(); ++i) {
+      if (!answered(i)) continue;
+      merger.add(scraped.replies[i]->body, {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}});
+      // Freed once merged: the answers, their merged samples and the text made of those are
+      // then not all held at once.
+      std::string().swap(scraped.replies[i]->body);
+    }
     HttpResponse response = HttpResponse::metrics(merger.text());
     waiting_.reset();  // a scrape that a response below triggers starts a new gather
     for (const auto& r : *waiting) r(response);
