@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -489,7 +490,19 @@ void Connection::onIdleTimer() {
   }
   log::debug("closing idle connection", {{"port", std::to_string(port_.spec().port)},
                                          {"client", peer_.toString()}});
-  close("idle timeout", false);
+  // Silent, or stalled with bytes on their way (a peer stopped reading): those are lost
+  // with the connection, and a clean end would pass the truncated stream off as complete.
+  close("idle timeout", bytesUndelivered());
+}
+
+bool Connection::bytesUndelivered() const {
+  for (const Direction* d : {&toBackend_, &toClient_})
+    if (d->inPipe > 0 || d->holdsBuffer) return true;
+  for (const Side* s : {&client_, &upstream_}) {
+    int unread = 0;
+    if (ioctl(s->fd, FIONREAD, &unread) == 0 && unread > 0) return true;
+  }
+  return false;
 }
 
 void Connection::pumpAll() {

@@ -123,6 +123,9 @@ class Connection {
   bool passEof(Direction& d);
   void armIdleTimer(Clock::time_point deadline);
   void onIdleTimer();
+  // Bytes read from one side and not handed to the other yet: held here, or still unread
+  // in a socket.
+  bool bytesUndelivered() const;
   void closeUpstreamSocket();
   // The io_uring data path.
   void enterRing();
