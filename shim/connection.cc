@@ -282,6 +282,13 @@ void Connection::enterRing() {
   // now. The backend's read is made first, so that a full buffer held here, which leaves
   // the ring at once, cancels it like any other.
   Direction& d = toBackend_;
+  if (!d.read.inFlight && clientReset()) {
+    // Its read ended with its first bytes (or its FIN, or an empty pool), so nothing
+    // watched the client while we connected. Gone since: what it sent must not reach
+    // the backend now, where its client can no longer learn what became of it.
+    close("client went away while connecting", true, FailureReason::ClientGone);
+    return;
+  }
   if (d.starved) {
     leaveRing();
     finishLeavingRing();
@@ -293,6 +300,12 @@ void Connection::enterRing() {
   } else if (d.eof) {
     ringEof(d);
   }
+}
+
+bool Connection::clientReset() const {
+  int err = 0;
+  socklen_t length = sizeof err;
+  return getsockopt(client_.fd, SOL_SOCKET, SO_ERROR, &err, &length) == 0 && err != 0;
 }
 
 void Connection::ringRead(Direction& d) {

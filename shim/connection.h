@@ -129,6 +129,7 @@ class Connection {
   void closeUpstreamSocket();
   // The io_uring data path.
   void enterRing();
+  bool clientReset() const;  // a reset (or other error) is pending on the client's socket
   void ringRead(Direction& d);
   bool retryStarvedRead(Direction& d);  // after ENOBUFS; false: the pool is full-grown and empty
   void onRingConnected(int result);

@@ -693,6 +693,33 @@ BOOST_AUTO_TEST_CASE(FailsOverPastABackendThatDoesNotAnswer) {
   BOOST_TEST(shim.log().find("connect timeout") == std::string::npos);  // debug-only detail
 }
 
+BOOST_AUTO_TEST_CASE(ARequestWhoseClientResetWhileTheShimWasConnectingNeverReachesTheBackend) {
+  // The client sends its request, then gives up (a reset) while the backend has not
+  // answered the shim's SYN yet. Once it does, the request must not be passed on: its
+  // client cannot learn the outcome any more, and a write it retries elsewhere would then
+  // be made twice.
+  SilentListener backend;
+  ShimProcess shim({"--netns", ns.path(), "--connect-timeout", "5s", "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(writeAll(fd, "DELETE /account", 15));
+  std::this_thread::sleep_for(200ms);
+  struct linger abortive {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
+  close(fd);  // RST
+  std::atomic<size_t> received{0};
+  std::atomic<int> ended{0};
+  backend.open([&](int c) {
+    char buf[64];
+    ssize_t n;
+    while ((n = read(c, buf, sizeof buf)) > 0) received += static_cast<size_t>(n);
+    ++ended;
+  });
+  // The shim's SYN is sent again 1 s after the first: it connects then, if it still tries.
+  waitFor([&] { return received > 0 || ended > 0; }, 3s);
+  BOOST_TEST(received.load() == 0u, "the backend got " << received.load() << " bytes of a client gone before");
+}
+
 BOOST_AUTO_TEST_CASE(AllBackendsDownClosesTheClientPromptly) {
   TcpServer a(holdHandler()), b(holdHandler());
   std::string addrA = a.address(), addrB = b.address();
