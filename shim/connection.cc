@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -281,6 +282,13 @@ void Connection::enterRing() {
   // now. The backend's read is made first, so that a full buffer held here, which leaves
   // the ring at once, cancels it like any other.
   Direction& d = toBackend_;
+  if (!d.read.inFlight && clientReset()) {
+    // Its read ended with its first bytes (or its FIN, or an empty pool), so nothing
+    // watched the client while we connected. Gone since: what it sent must not reach
+    // the backend now, where its client can no longer learn what became of it.
+    close("client went away while connecting", true, FailureReason::ClientGone);
+    return;
+  }
   if (d.starved) {
     leaveRing();
     finishLeavingRing();
@@ -292,6 +300,12 @@ void Connection::enterRing() {
   } else if (d.eof) {
     ringEof(d);
   }
+}
+
+bool Connection::clientReset() const {
+  int err = 0;
+  socklen_t length = sizeof err;
+  return getsockopt(client_.fd, SOL_SOCKET, SO_ERROR, &err, &length) == 0 && err != 0;
 }
 
 void Connection::ringRead(Direction& d) {
@@ -489,7 +503,19 @@ void Connection::onIdleTimer() {
   }
   log::debug("closing idle connection", {{"port", std::to_string(port_.spec().port)},
                                          {"client", peer_.toString()}});
-  close("idle timeout", false);
+  // Silent, or stalled with bytes on their way (a peer stopped reading): those are lost
+  // with the connection, and a clean end would pass the truncated stream off as complete.
+  close("idle timeout", bytesUndelivered());
+}
+
+bool Connection::bytesUndelivered() const {
+  for (const Direction* d : {&toBackend_, &toClient_})
+    if (d->inPipe > 0 || d->holdsBuffer) return true;
+  for (const Side* s : {&client_, &upstream_}) {
+    int unread = 0;
+    if (ioctl(s->fd, FIONREAD, &unread) == 0 && unread > 0) return true;
+  }
+  return false;
 }
 
 void Connection::pumpAll() {

@@ -123,9 +123,13 @@ class Connection {
   bool passEof(Direction& d);
   void armIdleTimer(Clock::time_point deadline);
   void onIdleTimer();
+  // Bytes read from one side and not handed to the other yet: held here, or still unread
+  // in a socket.
+  bool bytesUndelivered() const;
   void closeUpstreamSocket();
   // The io_uring data path.
   void enterRing();
+  bool clientReset() const;  // a reset (or other error) is pending on the client's socket
   void ringRead(Direction& d);
   bool retryStarvedRead(Direction& d);  // after ENOBUFS; false: the pool is full-grown and empty
   void onRingConnected(int result);

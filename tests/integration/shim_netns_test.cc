@@ -693,6 +693,33 @@ BOOST_AUTO_TEST_CASE(FailsOverPastABackendThatDoesNotAnswer) {
   BOOST_TEST(shim.log().find("connect timeout") == std::string::npos);  // debug-only detail
 }
 
+BOOST_AUTO_TEST_CASE(ARequestWhoseClientResetWhileTheShimWasConnectingNeverReachesTheBackend) {
+  // The client sends its request, then gives up (a reset) while the backend has not
+  // answered the shim's SYN yet. Once it does, the request must not be passed on: its
+  // client cannot learn the outcome any more, and a write it retries elsewhere would then
+  // be made twice.
+  SilentListener backend;
+  ShimProcess shim({"--netns", ns.path(), "--connect-timeout", "5s", "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(writeAll(fd, "DELETE /account", 15));
+  std::this_thread::sleep_for(200ms);
+  struct linger abortive {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
+  close(fd);  // RST
+  std::atomic<size_t> received{0};
+  std::atomic<int> ended{0};
+  backend.open([&](int c) {
+    char buf[64];
+    ssize_t n;
+    while ((n = read(c, buf, sizeof buf)) > 0) received += static_cast<size_t>(n);
+    ++ended;
+  });
+  // The shim's SYN is sent again 1 s after the first: it connects then, if it still tries.
+  waitFor([&] { return received > 0 || ended > 0; }, 3s);
+  BOOST_TEST(received.load() == 0u, "the backend got " << received.load() << " bytes of a client gone before");
+}
+
 BOOST_AUTO_TEST_CASE(AllBackendsDownClosesTheClientPromptly) {
   TcpServer a(holdHandler()), b(holdHandler());
   std::string addrA = a.address(), addrB = b.address();
@@ -737,6 +764,42 @@ BOOST_AUTO_TEST_CASE(IdleConnectionsAreClosedAfterTheIdleTimeout) {
   BOOST_TEST(ms >= 400);
   BOOST_TEST(ms < 1500);
   BOOST_TEST(waitFor([&] { return backend.open() == 0; }, 2s));
+}
+
+BOOST_AUTO_TEST_CASE(AnIdleTimeoutThatCutsAnAnswerShortResetsTheClientInsteadOfEndingItCleanly) {
+  // The backend is still answering, the client has stopped reading: nothing moves, and the
+  // idle timeout ends the connection with bytes of the answer still in the shim (a send
+  // under way, a pipe). Those are lost, so the client must see a reset, as when the
+  // backend aborts, never a clean end that passes the truncated answer off as complete.
+  // Small messages (sent through the ring), then bulk ones (through a pipe). A small send
+  // buffer for the shim's socket to the client, made in this namespace, so sends wait soon.
+  BOOST_REQUIRE(run(ns.exec({"sysctl", "-q", "-w", "net.ipv4.tcp_wmem=4096 4096 4096"})).exitCode == 0);
+  auto cutShort = [&](size_t message, std::chrono::milliseconds pause) {
+    TcpServer backend([&](int fd) {
+      const std::string chunk(message, 'a');
+      while (writeAll(fd, chunk.data(), chunk.size(), 3000)) std::this_thread::sleep_for(pause);
+      char c;
+      while (read(fd, &c, 1) > 0) {}
+    });
+    ShimProcess shim({"--netns", ns.path(), "--idle-timeout", "500ms", "--connect", "6000=" + backend.address()});
+    int fd = connectInsideWithASmallWindow(ns);
+    BOOST_REQUIRE(fd >= 0);
+    std::this_thread::sleep_for(2500ms);  // the window fills, then the connection idles out
+    timeval oneSecond{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &oneSecond, sizeof oneSecond);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    char buf[65536];
+    ssize_t n;
+    size_t got = 0;
+    while ((n = read(fd, buf, sizeof buf)) > 0 && std::chrono::steady_clock::now() < deadline) got += static_cast<size_t>(n);
+    const int err = errno;
+    BOOST_REQUIRE_MESSAGE(n <= 0, "messages of " << message << " bytes: still flowing, the idle timeout never came");
+    BOOST_TEST(n < 0, "messages of " << message << " bytes: a clean end after " << got << " bytes");
+    BOOST_TEST((n == 0 || err == ECONNRESET), std::strerror(err));
+    close(fd);
+  };
+  cutShort(2000, 2ms);
+  cutShort(1 << 20, 0ms);
 }
 
 BOOST_AUTO_TEST_CASE(PastMaxConnsNewConnectionsWaitInsteadOfFailing) {
