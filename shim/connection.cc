@@ -229,6 +229,9 @@ void Connection::established() {
   ++backend_->active;
   ++backend_->total;
   ++port_.counters().established;
+  // A client that went quiet a while ago may have given up since; one that spoke a moment
+  // ago is not asked (a system call per connection, for a race no proxy can close anyway).
+  const bool clientMayHaveLeft = loop.now() - lastActivity_ >= kClientMayHaveLeft;
   lastActivity_ = loop.now();
   // Guarded: the fields would be built even when debug lines are dropped.
   if (log::enabled(log::Level::Debug))
@@ -237,7 +240,7 @@ void Connection::established() {
                                           {"backend", backend_->address.toString()}});
   if (proxy_.options().idleTimeout.count() > 0) armIdleTimer(lastActivity_ + proxy_.options().idleTimeout);
   if (loop.ring()) {
-    enterRing();
+    enterRing(clientMayHaveLeft);
   } else {
     pumpAll();
   }
@@ -277,12 +280,12 @@ void Connection::onRingConnected(int result) {
   }
 }
 
-void Connection::enterRing() {
+void Connection::enterRing(bool clientMayHaveLeft) {
   // The client's read has been in flight since start(); what it brought meanwhile goes on
   // now. The backend's read is made first, so that a full buffer held here, which leaves
   // the ring at once, cancels it like any other.
   Direction& d = toBackend_;
-  if (!d.read.inFlight && clientReset()) {
+  if (clientMayHaveLeft && !d.read.inFlight && clientReset()) {
     // Its read ended with its first bytes (or its FIN, or an empty pool), so nothing
     // watched the client while we connected. Gone since: what it sent must not reach
     // the backend now, where its client can no longer learn what became of it.

@@ -45,6 +45,7 @@ class Connection {
 
  private:
   enum class State { Waiting, Connecting, Open, Closed };
+  static constexpr Millis kClientMayHaveLeft{1};
   struct Direction;
 
   // The upstream's connect, made through the ring.
@@ -128,7 +129,9 @@ class Connection {
   bool bytesUndelivered() const;
   void closeUpstreamSocket();
   // The io_uring data path.
-  void enterRing();
+  // `clientMayHaveLeft`: the connect took long enough for the client to give up meanwhile,
+  // unseen when its read had ended: checked before what it sent goes on.
+  void enterRing(bool clientMayHaveLeft);
   bool clientReset() const;  // a reset (or other error) is pending on the client's socket
   void ringRead(Direction& d);
   bool retryStarvedRead(Direction& d);  // after ENOBUFS; false: the pool is full-grown and empty
