@@ -63,7 +63,7 @@ void Proxy::noteError(std::string what) {
   lastErrorAt_ = loop_.now();
 }
 
-Proxy::Proxy(EventLoop& loop, ProxyOptions options) : loop_(loop), options_(options) {}
+Proxy::Proxy(EventLoop& loop, ProxyOptions options) : loop_(loop), options_(options), pipes_(loop) {}
 
 Proxy::~Proxy() {
   destroying_ = true;

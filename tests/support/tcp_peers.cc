@@ -189,6 +189,12 @@ TcpServer::Handler holdHandler() {
   };
 }
 
+void closeWithReset(int fd) {
+  struct linger abortive {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
+  close(fd);
+}
+
 int connectTcp(const std::string& ip, uint16_t port, int timeoutMs) {
   auto addr = SocketAddress::parseIp(ip, port);
   if (!addr) return -1;

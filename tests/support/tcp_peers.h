@@ -86,6 +86,8 @@ bool writeAll(int fd, const void* data, size_t len, int timeoutMs = 10000);
 bool readToEof(int fd, std::string* out, int timeoutMs = 10000);
 // Waits for EOF or reset; returns milliseconds waited, or -1 on timeout.
 int waitClosed(int fd, int timeoutMs);
+// Closes `fd` with a reset (SO_LINGER 0), as a client or server that gives up does.
+void closeWithReset(int fd);
 // Sends `len` deterministic bytes (seeded) while receiving the echo, concurrently;
 // returns true when exactly the same bytes came back. Hash of both sides reported.
 struct EchoCheck {
