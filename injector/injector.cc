@@ -45,8 +45,8 @@ Status Injector::start() {
   if (!inode) return inode.status();
   hostNetnsInode_ = *inode;
   if (Status s = supervisor_.init(); !s) return s;
-  auto adopted = supervisor_.adopt();
-  if (!adopted.empty()) log::info("re-adopted running shims", {{"count", std::to_string(adopted.size())}});
+  // The state dir may be another injector's too: its shims are ours once the daemon is.
+  if (!claimDaemon_) adoptShims();
   if (Status s = calls_->start(); !s) return s.withContext("docker requests");
   connect();
   return Status::ok();
@@ -99,7 +99,15 @@ void Injector::onDaemonIdentified(Result<std::string> id) {
   } else {
     daemonClaimed_ = true;
   }
+  adoptShims();
   subscribe();
+}
+
+void Injector::adoptShims() {
+  if (adopted_) return;
+  adopted_ = true;
+  auto adopted = supervisor_.adopt();
+  if (!adopted.empty()) log::info("re-adopted running shims", {{"count", std::to_string(adopted.size())}});
 }
 
 void Injector::subscribe() {

@@ -57,9 +57,10 @@ class Injector : public DockerEventSink {
   // once that is over. Idempotent: a later call changes nothing and its onDone never runs.
   void shutdown(std::function<void()> onDone);
 
-  // Before it acts on any container, the injector asks the daemon for its ID and hands it
-  // to `claim` (InjectorLock::claimDaemon). When `claim` fails, another injector watches
-  // this daemon: this one stops at once, leaves every shim alone, and `onFailed` is told why.
+  // Before it acts on any container, or adopts the shims its state dir records (the other
+  // injector's, in a shared one), the injector asks the daemon for its ID and hands it to
+  // `claim` (InjectorLock::claimDaemon). When `claim` fails, another injector watches this
+  // daemon: this one stops at once, leaves every shim alone, and `onFailed` is told why.
   // REQUIRES: called before start().
   void claimDaemonWith(std::function<Status(const std::string& daemonId)> claim,
                        std::function<void(const Status&)> onFailed);
@@ -91,6 +92,8 @@ class Injector : public DockerEventSink {
   void onNegotiated(Result<DockerCalls::Negotiated> negotiated);
   void onDaemonIdentified(Result<std::string> id);
   void subscribe();
+  // Once, before the first subscribe: with a claim, not before the daemon is known ours.
+  void adoptShims();
   void scheduleReconnect();
   void reconcile();
   void onListed(Result<ContainerList> list);
@@ -129,6 +132,7 @@ class Injector : public DockerEventSink {
   std::function<Status(const std::string&)> claimDaemon_;
   std::function<void(const Status&)> onClaimFailed_;
   bool daemonClaimed_ = false;
+  bool adopted_ = false;  // the state dir's shims were looked at
   bool keepShims_ = false;  // another injector's, too: exiting leaves them be whatever the options
   InjectorCounters counters_;
 

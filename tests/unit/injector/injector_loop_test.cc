@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/event_loop.h"
+#include "injector/process_handle.h"
 #include "tests/support/fake_container_init.h"
 #include "tests/support/process.h"
 #include "tests/support/loop_runner.h"
@@ -83,6 +84,7 @@ class FakeDocker {
   ListReply inspectReply = [](int) { return jsonReply(404, R"({"message":"no such container"})"); };
   // GET /info: the daemon's ID. Set before start; by default a daemon that has no /info.
   std::string infoReply = jsonReply(404, R"({"message":"not faked"})");
+  std::chrono::milliseconds infoDelay{0};  // a daemon slow to say who it is
   std::vector<std::string> eventPaths() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return eventPaths_;
@@ -145,6 +147,7 @@ class FakeDocker {
           if (::poll(&p, 1, 20) > 0) return;
         }
       } else if (path.size() >= 5 && path.compare(path.size() - 5, 5, "/info") == 0) {
+        std::this_thread::sleep_for(infoDelay);
         write(c, infoReply);
       } else if (path.find("/containers/json") != std::string::npos) {
         if (!eventsDuringList.empty()) {
@@ -501,6 +504,51 @@ BOOST_AUTO_TEST_CASE(ADaemonThatGivesNoIdIsWatchedAnyway) {
   BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
   BOOST_TEST(claims == 0);
   injector.shutdown([] {});
+}
+
+
+BOOST_AUTO_TEST_CASE(AnInjectorRefusedByTheDaemonsNameNeverTookOverTheShimsOfTheOneHoldingIt) {
+  // Both injectors keep their records in one state dir (the default /run/connectable). The
+  // second must not adopt the first one's shims before it knows the daemon is its own: a
+  // shim dying while it waits for /info would be started again by both injectors.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.infoReply = jsonReply(200, R"({"ID":"ABCD:EFGH"})");
+  docker.infoDelay = 1000ms;
+  Child shim = Child::spawn({"sleep", "30"});
+  Child init = Child::spawn({"sleep", "30"});
+  struct stat netns {};
+  BOOST_REQUIRE(stat(("/proc/" + std::to_string(init.pid()) + "/ns/net").c_str(), &netns) == 0);
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  std::ofstream(dir + "/shims/" + kId + ".json")
+      << R"({"container_id":")" << kId << R"(","container_name":"app","shim_pid":)" << shim.pid()
+      << R"(,"shim_start_time":)" << *processStartTime(shim.pid()) << R"(,"init_pid":)" << init.pid()
+      << R"(,"init_start_time":)" << *processStartTime(init.pid()) << R"(,"netns_inode":)" << netns.st_ino
+      << R"(,"ports":"6000","restarts":0,"args":["30"]})";
+  const std::string restarted = dir + "/restarted";
+  writeShim(dir + "/shim", "echo $$ >> " + restarted + "\nexec sleep 30\n");
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.supervisor.shimPath = dir + "/shim";
+  options.supervisor.restartMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  std::string failure;
+  injector.claimDaemonWith([](const std::string&) { return Status::error("another connectable injector holds it"); },
+                           [&](const Status& why) { failure = why.message(); });
+  BOOST_REQUIRE(injector.start());
+  BOOST_TEST(injector.supervisor().list().empty(), "adopted before the daemon was known");
+  shim.kill();  // dies while the daemon is asked who it is
+  BOOST_REQUIRE(runUntil(loop, [&] { return !failure.empty(); }, 5s));
+  std::ifstream started(restarted);
+  std::string pid;
+  bool restartedIt = false;
+  while (started >> pid) {
+    restartedIt = true;
+    ::kill(std::stoi(pid), SIGKILL);
+  }
+  BOOST_TEST(!restartedIt, "the refused injector started the other one's shim again");
+  BOOST_TEST(injector.supervisor().list().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
