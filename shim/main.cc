@@ -159,9 +159,11 @@ int main(int argc, char** argv) {
                      controlOptions);
   HttpServer statusPort(loop, [&](const HttpRequest& r, const HttpServer::Respond& respond) { status->serveStatusPort(r, respond); },
                         HttpServer::Options{});
+  bool statusPortUp = false;  // on 127.0.0.1 at least
   auto listenStatusPort = [&]() -> Status {
     if (!opt.statusPort) return Status::ok();
     if (Status s = statusPort.listenTcp(SocketAddress::loopbackV4(opt.statusPort)); !s) return s.withContext("--status-port");
+    statusPortUp = true;
     // Also on ::1, like the data ports ("localhost" may resolve there first), unless the
     // namespace has no IPv6; taken by someone else is an error.
     int err = 0;
@@ -196,7 +198,8 @@ int main(int argc, char** argv) {
   if (!statusPortServed) {
     // The status port is for looking in, the data ports are what the container runs on: one
     // taken by the container's own program must not take its dependencies away too.
-    log::error("status port not served; the data ports are", {{"error", statusPortServed.message()}});
+    log::error(statusPortUp ? "status port served on 127.0.0.1 only" : "status port not served; the data ports are",
+               {{"error", statusPortServed.message()}});
     proxy.noteError(statusPortServed.message());
   }
   // Made while still privileged, mode 0600: the listening fd keeps working as nobody.
@@ -219,7 +222,7 @@ int main(int argc, char** argv) {
   identity.pid = getpid();
   identity.started = Clock::now();
   identity.startedWall = std::chrono::system_clock::now();
-  identity.statusPort = opt.statusPort;
+  identity.statusPort = statusPortUp ? opt.statusPort : 0;
   identity.dataPath = dataPath;
   identity.ring = loop.ring();
   status = std::make_unique<ShimStatus>(proxy, resolver.get(), identity);
@@ -263,7 +266,7 @@ int main(int argc, char** argv) {
                             {"data_path", dataPath}});
   }
   if (!opt.controlPath.empty()) log::info("control socket ready", {{"path", opt.controlPath}});
-  if (opt.statusPort) log::info("status port ready", {{"listen", SocketAddress::loopbackV4(opt.statusPort).toString()}});
+  if (statusPortUp) log::info("status port ready", {{"listen", SocketAddress::loopbackV4(opt.statusPort).toString()}});
   loop.run();
   log::info("stopped", {{"connections", std::to_string(proxy.activeConnections())}});
   return 0;
