@@ -165,7 +165,8 @@ DockerEnvironment DockerEnvironment::fromProcess() {
   return env;
 }
 
-Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerEnvironment& env) {
+Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerEnvironment& env,
+                                            std::vector<std::string>* warnings) {
   auto set = [](const char* value) { return value != nullptr && *value != '\0'; };
   Result<DockerEndpoint> chosen = parseDockerHost(kDefaultDockerHost);
   if (!flag.empty()) {
@@ -178,8 +179,11 @@ Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerE
     std::string source = "DOCKER_CONTEXT";
     if (context.empty() && !env.configDir.empty()) {
       auto current = currentContext(env.configDir);
-      if (!current) return current.status();
-      context = *current;
+      if (current) {
+        context = *current;
+      } else if (warnings != nullptr) {
+        warnings->push_back("ignoring the docker CLI's configuration: " + current.status().message());
+      }
       source = "the current context in " + env.configDir + "/config.json";
     }
     if (!context.empty() && context != "default") {

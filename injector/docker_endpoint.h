@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -49,7 +50,10 @@ struct DockerEnvironment {
 // for TLS: connectable speaks plain HTTP only, and the user expects that daemon to be
 // reached with TLS (encrypted, its certificate verified). A unix socket is local: the TLS
 // variables do not concern it.
-Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerEnvironment& env);
+// A config.json that cannot be read is passed over, as the CLI does, with a line in
+// `warnings` (when given) saying so.
+Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const DockerEnvironment& env,
+                                            std::vector<std::string>* warnings = nullptr);
 
 // The same with DOCKER_HOST given and the TLS variables read from the process environment.
 Result<DockerEndpoint> chooseDockerEndpoint(std::string_view flag, const char* dockerHostEnv);

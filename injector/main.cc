@@ -71,11 +71,13 @@ int main(int argc, char** argv) {
     fds.rlim_cur = fds.rlim_max;
     setrlimit(RLIMIT_NOFILE, &fds);
   }
-  auto endpoint = chooseDockerEndpoint(cmd.docker, DockerEnvironment::fromProcess());
+  std::vector<std::string> endpointWarnings;
+  auto endpoint = chooseDockerEndpoint(cmd.docker, DockerEnvironment::fromProcess(), &endpointWarnings);
   if (!endpoint) {
     std::fprintf(stderr, "connectable: %s\n", endpoint.status().message().c_str());
     return 2;
   }
+  for (const auto& warning : endpointWarnings) log::warn(warning);
 
   auto lock = InjectorLock::acquire(*endpoint);
   if (!lock) {

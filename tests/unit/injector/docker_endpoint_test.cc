@@ -227,15 +227,25 @@ BOOST_AUTO_TEST_CASE(AContextThatIsNotThereIsAnErrorNamingIt) {
   BOOST_TEST(contains(ep.status().message(), "Docker context 'rootless' (DOCKER_CONTEXT) not found"), ep.status().message());
 }
 
-BOOST_AUTO_TEST_CASE(BrokenCliFilesAreErrorsNamingTheFile) {
+BOOST_AUTO_TEST_CASE(ABrokenCliConfigIsPassedOverWithAWarningAsTheCliDoes) {
+  // Root's config.json, broken by hand or by some tool, must not keep the injector down.
   CliConfig cli;
   cli.write("config.json", R"({"currentContext":)");
-  auto ep = chooseDockerEndpoint("", cli.env());
-  BOOST_REQUIRE(!ep);
-  BOOST_TEST(contains(ep.status().message(), cli.dir + "/config.json"), ep.status().message());
+  std::vector<std::string> warnings;
+  auto ep = chooseDockerEndpoint("", cli.env(), &warnings);
+  BOOST_REQUIRE_MESSAGE(ep, ep.status().message());
+  BOOST_TEST(ep->path == "/var/run/docker.sock");
+  BOOST_REQUIRE(warnings.size() == 1u);
+  BOOST_TEST(contains(warnings[0], cli.dir + "/config.json"), warnings[0]);
+}
+
+BOOST_AUTO_TEST_CASE(AContextThatIsNamedButBrokenIsAnErrorNamingIt) {
+  CliConfig cli;
+  std::vector<std::string> warnings;
+  Result<DockerEndpoint> ep = Status::error("not chosen yet");
   cli.write("config.json", R"({"currentContext":"rootless"})");
   cli.write("contexts/meta/" + kRootlessSha + "/meta.json", R"({"Name":"rootless","Endpoints":{"docker":{"Host":42}}})");
-  ep = chooseDockerEndpoint("", cli.env());
+  ep = chooseDockerEndpoint("", cli.env(), &warnings);
   BOOST_REQUIRE(!ep);
   BOOST_TEST(contains(ep.status().message(), "Docker context 'rootless' (the current context in"), ep.status().message());
   BOOST_TEST(contains(ep.status().message(), "Host"), ep.status().message());
