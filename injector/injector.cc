@@ -87,6 +87,15 @@ void Injector::claimDaemonWith(std::function<Status(const std::string&)> claim,
 
 void Injector::onDaemonIdentified(Result<std::string> id) {
   if (shuttingDown_) return;
+  if (!id && ++daemonIdFailures_ < kDaemonIdTries) {
+    // Most likely a daemon busy for a moment: going on without its name now would let a
+    // second injector take it meanwhile, and both would inject every container.
+    log::warn("cannot learn the Docker daemon's ID; asking again", {{"docker", endpoint_.toString()},
+                                                                    {"error", id.status().message()},
+                                                                    {"retry_ms", std::to_string(reconnectDelay_.count())}});
+    scheduleReconnect();
+    return;
+  }
   if (!id) {
     // The socket's names still hold; the daemon's is tried again at the next connect. A
     // daemon that gives no ID (not Docker's own) must not keep us from working.

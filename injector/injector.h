@@ -132,6 +132,8 @@ class Injector : public DockerEventSink {
   std::function<Status(const std::string&)> claimDaemon_;
   std::function<void(const Status&)> onClaimFailed_;
   bool daemonClaimed_ = false;
+  int daemonIdFailures_ = 0;  // in a row; past kDaemonIdTries, the injector goes on without it
+  static constexpr int kDaemonIdTries = 3;
   bool adopted_ = false;  // the state dir's shims were looked at
   bool keepShims_ = false;  // another injector's, too: exiting leaves them be whatever the options
   InjectorCounters counters_;

@@ -85,6 +85,8 @@ class FakeDocker {
   // GET /info: the daemon's ID. Set before start; by default a daemon that has no /info.
   std::string infoReply = jsonReply(404, R"({"message":"not faked"})");
   std::chrono::milliseconds infoDelay{0};  // a daemon slow to say who it is
+  std::string firstInfoReply;              // when set, the answer to the first /info only
+  std::atomic<int> infos{0};
   std::vector<std::string> eventPaths() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return eventPaths_;
@@ -148,7 +150,7 @@ class FakeDocker {
         }
       } else if (path.size() >= 5 && path.compare(path.size() - 5, 5, "/info") == 0) {
         std::this_thread::sleep_for(infoDelay);
-        write(c, infoReply);
+        write(c, infos++ == 0 && !firstInfoReply.empty() ? firstInfoReply : infoReply);
       } else if (path.find("/containers/json") != std::string::npos) {
         if (!eventsDuringList.empty()) {
           sendOnStream(eventsDuringList);
@@ -487,6 +489,35 @@ BOOST_AUTO_TEST_CASE(AnInjectorThatClaimsTheDaemonGoesOnToWatchIt) {
   BOOST_REQUIRE(injector.start());
   BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 2; }, 3s));
   BOOST_TEST(claims == 1);
+  injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(ADaemonIdMissedOnceIsAskedForAgainBeforeAnyContainerIsWatched) {
+  // A daemon busy for a moment: going on without its name would let another injector
+  // take it meanwhile.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.firstInfoReply = jsonReply(500, R"({"message":"daemon busy"})");
+  docker.infoReply = jsonReply(200, R"({"ID":"ABCD:EFGH"})");
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  std::vector<std::string> claimed;
+  int listsAtClaim = -1;
+  injector.claimDaemonWith(
+      [&](const std::string& id) {
+        claimed.push_back(id);
+        listsAtClaim = docker.lists();
+        return Status::ok();
+      },
+      [](const Status& why) { BOOST_ERROR("claim failed: " + why.message()); });
+  BOOST_REQUIRE(injector.start());
+  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  BOOST_TEST(docker.infos == 2);
+  BOOST_TEST(claimed == std::vector<std::string>{"ABCD:EFGH"});
+  BOOST_TEST(listsAtClaim == 0);
   injector.shutdown([] {});
 }
 
