@@ -29,6 +29,14 @@ void setUpstreamOptions(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
 }
 
+// The error pending on a socket (SO_ERROR), 0 when none: a failed connect, a reset.
+int pendingError(int fd) {
+  int err = 0;
+  socklen_t length = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &length) != 0) return 0;
+  return err;
+}
+
 }  // namespace
 
 void Connection::Side::onIo(uint32_t events) {
@@ -198,9 +206,7 @@ void Connection::onUpstreamIo(uint32_t events) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     // A failed connect always raises EPOLLERR; only then is SO_ERROR worth a syscall.
     if (events & (EPOLLERR | EPOLLHUP)) {
-      int err = 0;
-      socklen_t len = sizeof err;
-      getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      const int err = pendingError(upstream_.fd);
       connectFailed(std::strerror(err ? err : ECONNREFUSED),
                     err == ECONNREFUSED || err == 0 ? FailureReason::ConnectRefused : FailureReason::ConnectError);
       return;
@@ -285,7 +291,7 @@ void Connection::enterRing(bool clientMayHaveLeft) {
   // now. The backend's read is made first, so that a full buffer held here, which leaves
   // the ring at once, cancels it like any other.
   Direction& d = toBackend_;
-  if (clientMayHaveLeft && !d.read.inFlight && clientReset()) {
+  if (clientMayHaveLeft && !d.read.inFlight && pendingError(client_.fd) != 0) {
     // Its read ended with its first bytes (or its FIN, or an empty pool), so nothing
     // watched the client while we connected. Gone since: what it sent must not reach
     // the backend now, where its client can no longer learn what became of it.
@@ -303,12 +309,6 @@ void Connection::enterRing(bool clientMayHaveLeft) {
   } else if (d.eof) {
     ringEof(d);
   }
-}
-
-bool Connection::clientReset() const {
-  int err = 0;
-  socklen_t length = sizeof err;
-  return getsockopt(client_.fd, SOL_SOCKET, SO_ERROR, &err, &length) == 0 && err != 0;
 }
 
 void Connection::ringRead(Direction& d) {

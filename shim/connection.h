@@ -132,7 +132,6 @@ class Connection {
   // `clientMayHaveLeft`: the connect took long enough for the client to give up meanwhile,
   // unseen when its read had ended: checked before what it sent goes on.
   void enterRing(bool clientMayHaveLeft);
-  bool clientReset() const;  // a reset (or other error) is pending on the client's socket
   void ringRead(Direction& d);
   bool retryStarvedRead(Direction& d);  // after ENOBUFS; false: the pool is full-grown and empty
   void onRingConnected(int result);
