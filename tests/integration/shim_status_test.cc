@@ -256,33 +256,11 @@ BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
 
-// A listener on the loopback address of `family` at `port` inside `ns`, as the container's
-// own program would hold it; -1 when that cannot be made.
-int holdPortInside(const TestNetns& ns, int family, uint16_t port) {
-  int fd = -1;
-  ns.inside([&] {
-    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_storage storage{};
-    socklen_t length = 0;
-    if (family == AF_INET) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&storage);
-      a->sin_family = AF_INET;
-      a->sin_port = htons(port);
-      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      length = sizeof *a;
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
-      a->sin6_family = AF_INET6;
-      a->sin6_port = htons(port);
-      a->sin6_addr = in6addr_loopback;
-      length = sizeof *a;
-    }
-    if (bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0 || listen(fd, 8) != 0) {
-      close(fd);
-      fd = -1;
-    }
-  });
-  return fd;
+// A server on `ip`:`port` inside `ns`, as the container's own program would hold the port.
+std::unique_ptr<TcpServer> holdPortInside(const TestNetns& ns, const std::string& ip, uint16_t port) {
+  std::unique_ptr<TcpServer> server;
+  ns.inside([&] { server = std::make_unique<TcpServer>(holdHandler(), ip, port); });
+  return server;
 }
 
 }  // namespace
@@ -295,8 +273,7 @@ BOOST_AUTO_TEST_CASE(AStatusPortTakenInsideTheNamespaceLeavesTheDataPortsServing
   std::string dir = tempDir();
   std::string control = dir + "/shim.sock";
   TcpServer backend(echoHandler());
-  int taken = holdPortInside(ns, AF_INET, kStatusPort);
-  BOOST_REQUIRE(taken >= 0);
+  auto taken = holdPortInside(ns, "127.0.0.1", kStatusPort);
   ShimProcess shim({"--netns", ns.path(), "--control", control, "--status-port", std::to_string(kStatusPort), "--connect",
                     std::to_string(kPort) + "=" + backend.address()});
   BOOST_TEST(shim.waitLog("status port not served"), shim.log());
@@ -316,19 +293,21 @@ BOOST_AUTO_TEST_CASE(AStatusPortTakenInsideTheNamespaceLeavesTheDataPortsServing
   BOOST_REQUIRE(lastError);
   BOOST_TEST(lastError->getValue<std::string>("message").find("--status-port") != std::string::npos);
   BOOST_TEST(shim.child().running());
-  close(taken);
   run({"rm", "-rf", dir});
 }
 
 BOOST_AUTO_TEST_CASE(AStatusPortTakenOnlyOnIpv6IsServedOnIpv4AndSaysSo) {
   TestNetns ns;
   TcpServer backend(echoHandler());
-  int taken = holdPortInside(ns, AF_INET6, kStatusPort);
-  if (taken < 0) return;  // no IPv6 loopback in this namespace: nothing to take
+  std::unique_ptr<TcpServer> taken;
+  try {
+    taken = holdPortInside(ns, "::1", kStatusPort);
+  } catch (const std::runtime_error&) {
+    return;  // no IPv6 loopback in this namespace: nothing to take
+  }
   ShimProcess shim({"--netns", ns.path(), "--status-port", std::to_string(kStatusPort), "--connect",
                     std::to_string(kPort) + "=" + backend.address()});
   BOOST_TEST(shim.waitLog("status port served on 127.0.0.1 only"), shim.log());
   auto r = run(ns.exec({"wget", "-qO-", "http://127.0.0.1:" + std::to_string(kStatusPort) + "/"}));
   BOOST_TEST(r.out.find("connectable-shim") != std::string::npos, r.out + r.err);
-  close(taken);
 }
