@@ -3,11 +3,14 @@
 #include "injector/docker_endpoint.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
 
 #include <boost/test/unit_test.hpp>
+
+#include "tests/support/process.h"
 
 using namespace connectable;
 
@@ -44,14 +47,11 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 // A docker CLI configuration directory, as `docker context create` and `docker context use`
 // leave it: contexts stored under the SHA-256 of their names (computed here with sha256sum).
 struct CliConfig {
-  CliConfig() {
-    char tmpl[] = "/tmp/connectable-cli-config.XXXXXX";
-    dir = mkdtemp(tmpl);
-  }
-  ~CliConfig() { std::system(("rm -rf '" + dir + "'").c_str()); }
+  CliConfig() : dir(connectable::testing::tempDir()) {}
+  ~CliConfig() { std::filesystem::remove_all(dir); }
   void write(const std::string& relative, const std::string& text) {
-    const std::string path = dir + "/" + relative;
-    std::system(("mkdir -p \"$(dirname '" + path + "')\"").c_str());
+    const std::filesystem::path path = dir + "/" + relative;
+    std::filesystem::create_directories(path.parent_path());
     std::ofstream(path) << text;
   }
   void context(const std::string& sha, const std::string& name, const std::string& host) {
