@@ -121,7 +121,7 @@ class Fetch : public IoHandler {
   }
 
  private:
-  void failLater(Status s) {
+  void failLater(const Status& s) {
     loop_.defer([this, s] { finish(s); });
   }
 

@@ -78,7 +78,7 @@ Result<DockerEndpoint> contextEndpoint(const std::string& configDir, const std::
   docker_json::ObjectPtr endpoints, docker;
   std::string host;
   bool skipTlsVerify = false;
-  for (Status s : {docker_json::readObject(*meta, "Endpoints", &endpoints, Need::Required),
+  for (const Status& s : {docker_json::readObject(*meta, "Endpoints", &endpoints, Need::Required),
                    endpoints ? docker_json::readObject(endpoints, "docker", &docker, Need::Required) : Status::ok(),
                    docker ? docker_json::readString(docker, "Host", &host, Need::Required) : Status::ok(),
                    docker ? docker_json::readBool(docker, "SkipTLSVerify", &skipTlsVerify, Need::Optional) : Status::ok()}) {

@@ -39,7 +39,7 @@ MetricsEndpoint::MetricsEndpoint(EventLoop& loop, Injector& injector, Millis shi
     : loop_(loop),
       injector_(injector),
       shimTimeout_(shimTimeout),
-      server_(loop, [this](const HttpRequest& r, HttpServer::Respond respond) {
+      server_(loop, [this](const HttpRequest& r, const HttpServer::Respond& respond) {
         if (r.path != "/metrics") {
           respond(HttpResponse::text(404, "not found: try /metrics\n"));
           return;
