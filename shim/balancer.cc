@@ -76,7 +76,9 @@ void Balancer::orderGroup(BackendList::iterator first, BackendList::iterator las
       std::rotate(first, first + static_cast<long>(rotation_ % n), last);
       return;
     case BalancePolicy::LeastConn:
-      std::shuffle(first, last, rng_);  // ties go to a random one, not always the first
+      // Ties go to a random one drawn by weight: with short requests every backend is at 0
+      // active most of the time, and then the weights alone must decide.
+      weightedShuffle(first, last);
       std::stable_sort(first, last, [](const auto& a, const auto& b) {
         // active/weight compared without division: a.active * b.weight < b.active * a.weight
         uint64_t wa = std::max<uint16_t>(a->weight, 1), wb = std::max<uint16_t>(b->weight, 1);

@@ -169,6 +169,26 @@ BOOST_AUTO_TEST_CASE(LeastConnBreaksTiesAtRandom) {
   BOOST_TEST(firsts.size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(LeastConnFollowsSrvWeightsWhileTheBackendsAreEquallyLoaded) {
+  // Short requests keep every backend at 0 active most of the time: the weights must still
+  // decide, as "per unit of weight" says, and weight 0 is a last resort (RFC 2782).
+  Balancer balancer(BalancePolicy::LeastConn, {}, 19);
+  auto backends = makeBackends(1, 0, 10, 1);
+  auto more = makeBackends(1, 0, 90, 2);
+  auto none = makeBackends(1, 0, 0, 3);
+  backends.insert(backends.end(), more.begin(), more.end());
+  backends.insert(backends.end(), none.begin(), none.end());
+  std::map<std::string, int> firsts;
+  Balancer::BackendList order;
+  for (int i = 0; i < 10000; ++i) {
+    balancer.order(backends, kNow, &order);
+    ++firsts[first(order)];
+  }
+  BOOST_TEST(std::abs(firsts["198.18.0.1"] - 1000) < 200);
+  BOOST_TEST(std::abs(firsts["198.18.0.2"] - 9000) < 200);
+  BOOST_TEST(firsts["198.18.0.3"] < 40);
+}
+
 BOOST_AUTO_TEST_CASE(PowerOfTwoNeverPicksTheBusierOfItsTwoChoices) {
   Balancer balancer(BalancePolicy::PowerOfTwo, {}, 13);
   auto backends = makeBackends(2);
