@@ -9,6 +9,7 @@ namespace connectable {
 BackendSet::BackendSet(std::vector<Target> targets)
     : targets_(std::move(targets)),
       perTarget_(targets_.size()),
+      claims_(targets_.size()),
       answered_(targets_.size(), false),
       problems_(targets_.size()),
       stale_(targets_.size(), false) {
@@ -24,6 +25,7 @@ BackendSet::BackendSet(std::vector<Target> targets)
         b->target = targets_[i].text;
       }
       perTarget_[i].push_back(b);
+      claims_[i].push_back({0, 1});
       answered_[i] = true;
     }
   }
@@ -47,18 +49,18 @@ void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolv
   for (auto& list : perTarget_)
     for (auto& b : list) known.emplace(b->address, b);
   std::vector<std::shared_ptr<Backend>> next;
+  std::vector<Claim> claims;
   std::set<SocketAddress> taken;  // sets, not scans: an answer may list thousands
   for (const auto& r : resolved) {
     if (!taken.insert(r.address).second) continue;  // the first record for an address wins
     auto it = known.find(r.address);
     auto b = it != known.end() ? it->second : std::make_shared<Backend>();
     b->address = r.address;
-    b->priority = r.priority;
-    b->weight = r.weight;
-    b->target = targets_[index].text;
     next.push_back(std::move(b));
+    claims.push_back({r.priority, r.weight});
   }
   perTarget_[index] = std::move(next);
+  claims_[index] = std::move(claims);
   answered_[index] = true;
   rebuild();
 }
@@ -70,10 +72,21 @@ bool BackendSet::awaitingFirstAnswer() const {
 void BackendSet::rebuild() {
   backends_.clear();
   std::set<const Backend*> taken;
-  for (auto& list : perTarget_) {
-    for (auto& b : list) {
+  for (size_t i = 0; i < perTarget_.size(); ++i) {
+    for (size_t j = 0; j < perTarget_[i].size(); ++j) {
+      Backend& b = *perTarget_[i][j];
+      const Claim& claim = claims_[i][j];
       // Two targets naming one address make one backend, not a double share of traffic.
-      if (taken.insert(b.get()).second) backends_.push_back(b);
+      // Its priority is recomputed from what names it now: the last answer to arrive must
+      // not move it to another group, nor a target that let it go leave its mark.
+      if (taken.insert(&b).second) {
+        backends_.push_back(perTarget_[i][j]);
+      } else if (claim.priority >= b.priority) {
+        continue;
+      }
+      b.priority = claim.priority;
+      b.weight = claim.weight;
+      b.target = targets_[i].text;
     }
   }
 }

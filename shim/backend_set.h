@@ -1,6 +1,8 @@
 // BackendSet: the backends of one listening port, merged from all its targets. A literal
 // target contributes one fixed backend; a DNS target contributes whatever its latest answer
-// says. Backends keep their health and counters across answers, matched by address.
+// says. Backends keep their health and counters across answers, matched by address. A
+// backend named by several targets takes the lowest priority they give it (the first
+// target's, between equals).
 // Owned by the shim's event loop thread; not thread-safe.
 #pragma once
 
@@ -43,10 +45,16 @@ class BackendSet {
   bool stale(size_t index) const { return stale_[index]; }
 
  private:
+  // What one target says of a backend it names; several targets may name one backend.
+  struct Claim {
+    uint16_t priority = 0;
+    uint16_t weight = 1;
+  };
   void rebuild();
 
   std::vector<Target> targets_;
   std::vector<std::vector<std::shared_ptr<Backend>>> perTarget_;
+  std::vector<std::vector<Claim>> claims_;  // parallel to perTarget_
   std::vector<bool> answered_;
   std::vector<std::string> problems_;
   std::vector<bool> stale_;

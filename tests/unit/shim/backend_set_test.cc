@@ -47,4 +47,36 @@ BOOST_AUTO_TEST_CASE(ABackendKeepsItsCountersAcrossAnswersThatStillNameIt) {
   BOOST_TEST(set.backends()[0]->connectFailures == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(AnAddressNamedByTwoTargetsIsInTheBetterPriorityOfThemAndKeepsItWhenOneLetsGo) {
+  // A literal next to a DNS name that also lists it: one backend, in the group the literal
+  // puts it in (priority 0), not in whichever target was answered last; and once the name
+  // no longer lists it, the literal's priority and weight are all that is left.
+  BackendSet set(targets({"198.18.0.5:6379", "redis.service.consul", "cache.service.consul"}));
+  const auto a = *SocketAddress::parseIp("198.18.0.5", 6379);
+  set.update(1, {{a, 10, 5, "x.node.consul"}});
+  BOOST_REQUIRE_EQUAL(set.backends().size(), 1u);
+  BOOST_TEST(set.backends()[0]->priority == 0);
+  BOOST_TEST(set.backends()[0]->weight == 1);
+  set.update(2, {{a, 0, 40, "y.node.consul"}});  // same priority: the first target's share stays
+  BOOST_TEST(set.backends()[0]->priority == 0);
+  BOOST_TEST(set.backends()[0]->weight == 1);
+  set.update(1, {});
+  set.update(2, {});
+  BOOST_REQUIRE_EQUAL(set.backends().size(), 1u);
+  BOOST_TEST(set.backends()[0]->priority == 0);
+  BOOST_TEST(set.backends()[0]->weight == 1);
+  BOOST_TEST(set.backends()[0]->target == "198.18.0.5:6379");
+
+  // Two names listing one address in different groups: the better group, whatever the
+  // order of their answers.
+  BackendSet names(targets({"redis.service.consul", "cache.service.consul"}));
+  names.update(0, {{a, 1, 10, "x.node.consul"}});
+  names.update(1, {{a, 5, 10, "y.node.consul"}});
+  BOOST_REQUIRE_EQUAL(names.backends().size(), 1u);
+  BOOST_TEST(names.backends()[0]->priority == 1);
+  names.update(0, {});
+  BOOST_TEST(names.backends()[0]->priority == 5);
+  BOOST_TEST(names.backends()[0]->target == "cache.service.consul");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
