@@ -340,6 +340,16 @@ Result<AddressSet> readAddressAnswer(const Message& message, std::string_view na
   return addressesOfTypes(pointersTo({&message.answers}), name, type == kTypeA, type == kTypeAaaa);
 }
 
+bool answersAbout(const Message& message, std::string_view name, uint16_t type) {
+  if (message.header.answerCount == 0) return true;
+  std::vector<const Record*> answers = pointersTo({&message.answers});
+  Result<CanonicalName> canonical = followCnames(answers, name);
+  // A looping chain is about the name; the readers say what is wrong with it.
+  if (!canonical || canonical->ttl != UINT32_MAX) return true;
+  return std::any_of(answers.begin(), answers.end(),
+                     [&](const Record* r) { return r->type == type && sameName(r->name, name); });
+}
+
 uint32_t negativeTtl(const Message& message, uint32_t fallback) {
   for (const Record& r : message.authority) {
     if (r.type == kTypeSoa) return std::min(r.ttl, r.soa.minimum);

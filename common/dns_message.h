@@ -130,6 +130,11 @@ Result<SrvAnswer> readSrvAnswer(const Message& message, std::string_view name);
 // the answer section only; records of the other address type are ignored.
 Result<AddressSet> readAddressAnswer(const Message& message, std::string_view name, uint16_t type);
 
+// Whether the answer section says anything about `name`: it is empty (no data, NXDOMAIN),
+// or holds a record of `type` for `name` or a CNAME on its way. One whose records are all
+// of other names, classes or types answers some other question, however well formed.
+bool answersAbout(const Message& message, std::string_view name, uint16_t type);
+
 // The TTL a negative answer (NXDOMAIN or no data) may be cached for: min(SOA TTL,
 // SOA minimum) of the authority section's SOA, or `fallback` without one.
 uint32_t negativeTtl(const Message& message, uint32_t fallback);

@@ -434,6 +434,11 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
     fail(m.status().withContext(what + ": malformed answer"));
   } else if (m->header.rcode != dns::kRcodeNoError && m->header.rcode != dns::kRcodeNxDomain) {
     fail(Status::error(what + ": server answered " + dns::rcodeName(m->header.rcode)));
+  } else if (!dns::answersAbout(*m, query.name, query.type)) {
+    // Taken for "no records", it would leave the port without backends.
+    ++counters_.malformedAnswers;
+    log::error("bad DNS answer", {{"name", query.name}, {"error", "its records are all for other names, classes or types"}});
+    fail(Status::error(what + ": bad answer: its records are all for other names, classes or types"));
   } else {
     if (m->header.truncated) {
       log::warn("DNS answer still truncated after the TCP retry; using what it holds", {{"name", query.name}});

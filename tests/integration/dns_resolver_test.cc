@@ -916,6 +916,44 @@ BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenCnamesLoop) {
   BOOST_TEST(contains(h.current().status.message(), "CNAME"), h.current().status.message());
 }
 
+BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenTheAnswerIsAboutSomethingElse) {
+  // The question matches, but every answer record is for another name or another class:
+  // the server answered some other question. That is no "no SRV records", which would
+  // leave the port without backends.
+  std::vector<std::pair<std::string, std::function<void(DnsPacket&, const std::string&)>>> answers = {
+      {"another name",
+       [](DnsPacket& p, const std::string&) {
+         p.srv(DnsPacket::Answer, "other.connectable.test", 1, 1, 6379, "b.connectable.test", 1)
+             .a(DnsPacket::Additional, "b.connectable.test", "198.18.0.2", 1);
+       }},
+      {"another class",
+       [](DnsPacket& p, const std::string& name) {
+         std::vector<uint8_t> rd = {0, 1, 0, 1, 0x18, 0xEB};  // priority 1, weight 1, port 6379
+         std::vector<uint8_t> target = DnsPacket::encodeName("b.connectable.test");
+         rd.insert(rd.end(), target.begin(), target.end());
+         p.name(name).recordHeader(dns::kTypeSrv, 1, 3 /* CH */).u16(static_cast<uint16_t>(rd.size())).raw(rd);
+         p.bumpCount(DnsPacket::Answer);
+       }},
+  };
+  for (const auto& [what, fill] : answers) {
+    BOOST_TEST_CONTEXT("records for " << what) {
+      FakeHarness h(goodThen([fill = fill](uint16_t id, const std::string& name) {
+        DnsPacket p(DnsPacket::kResponseFlags, id);
+        p.question(name, dns::kTypeSrv);
+        fill(p, name);
+        return p.bytes();
+      }));
+      BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return !h.updates.empty(); }},
+                                            {"the second answer", [&] { return h.server->queries() >= 2 && h.updates.size() >= 2; }}}),
+                          "");
+      BOOST_TEST(h.current().stale);
+      BOOST_TEST(find(h.current(), "198.18.0.1:6379"), addresses(h.current()));
+      BOOST_TEST(!find(h.current(), "198.18.0.2:6379"));
+      BOOST_TEST(contains(h.current().status.message(), "bad answer"), h.current().status.message());
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(IgnoresUnrelatedAdditionalRecords) {
   FakeHarness h([](uint16_t id, const std::string& name, uint16_t, int) {
     DnsPacket p(DnsPacket::kResponseFlags, id);

@@ -335,6 +335,22 @@ BOOST_AUTO_TEST_CASE(SrvRecordsOfOtherNamesAreIgnored) {
   BOOST_TEST(srv->targets.empty());
 }
 
+BOOST_AUTO_TEST_CASE(AnAnswerOfOtherNamesClassesOrTypesOnlyIsNotAboutTheQuestion) {
+  auto about = [](DnsPacket p, uint16_t type) { return dns::answersAbout(*parse(p.bytes()), "s.example.test", type); };
+  BOOST_TEST(about(answerTo("s.example.test", dns::kTypeSrv), dns::kTypeSrv));  // no data
+  BOOST_TEST(about(answerTo("s.example.test", dns::kTypeSrv).srv(DnsPacket::Answer, "S.Example.Test.", 0, 0, 80, "h"),
+                   dns::kTypeSrv));
+  BOOST_TEST(about(answerTo("s.example.test", dns::kTypeA).cname(DnsPacket::Answer, "s.example.test", "t.example.test"),
+                   dns::kTypeA));  // a chain whose end was left out
+  BOOST_TEST(!about(answerTo("s.example.test", dns::kTypeSrv).srv(DnsPacket::Answer, "other.example.test", 0, 0, 80, "h"),
+                    dns::kTypeSrv));
+  BOOST_TEST(!about(answerTo("s.example.test", dns::kTypeA).aaaa(DnsPacket::Answer, "s.example.test", "::1"), dns::kTypeA));
+  DnsPacket chaos = answerTo("s.example.test", dns::kTypeA);
+  chaos.name("s.example.test").recordHeader(dns::kTypeA, 30, 3 /* CH */).u16(4).u32(0xC6120004);
+  chaos.bumpCount(DnsPacket::Answer);
+  BOOST_TEST(!about(chaos, dns::kTypeA));
+}
+
 BOOST_AUTO_TEST_CASE(NegativeTtlComesFromTheSoa) {
   DnsPacket p = answerTo("nx.example.test", dns::kTypeSrv, 0x8183);
   p.soa(DnsPacket::Authority, "example.test", 300, 7);
