@@ -64,6 +64,17 @@ void Balancer::weightedShuffle(BackendList::iterator first, BackendList::iterato
   for (auto& [key, backend] : keys_) *first++ = std::move(backend);
 }
 
+namespace {
+
+// Fewer active connections per unit of weight; compared without division:
+// a.active * b.weight < b.active * a.weight.
+bool lessLoaded(const std::shared_ptr<Backend>& a, const std::shared_ptr<Backend>& b) {
+  uint64_t wa = std::max<uint16_t>(a->weight, 1), wb = std::max<uint16_t>(b->weight, 1);
+  return static_cast<uint64_t>(a->active) * wb < static_cast<uint64_t>(b->active) * wa;
+}
+
+}  // namespace
+
 void Balancer::orderGroup(BackendList::iterator first, BackendList::iterator last) {
   const auto n = static_cast<size_t>(last - first);
   if (n <= 1) return;
@@ -79,16 +90,13 @@ void Balancer::orderGroup(BackendList::iterator first, BackendList::iterator las
       // Ties go to a random one drawn by weight: with short requests every backend is at 0
       // active most of the time, and then the weights alone must decide.
       weightedShuffle(first, last);
-      std::stable_sort(first, last, [](const auto& a, const auto& b) {
-        // active/weight compared without division: a.active * b.weight < b.active * a.weight
-        uint64_t wa = std::max<uint16_t>(a->weight, 1), wb = std::max<uint16_t>(b->weight, 1);
-        return static_cast<uint64_t>(a->active) * wb < static_cast<uint64_t>(b->active) * wa;
-      });
+      std::stable_sort(first, last, lessLoaded);
       return;
     case BalancePolicy::PowerOfTwo: {
-      std::shuffle(first, last, rng_);
-      // first and first+1 are now two random choices; the less loaded goes first.
-      if (first[1]->active < first[0]->active) std::iter_swap(first, first + 1);
+      // Drawn by weight, as random draws (RFC 2782): first and first+1 are now the two
+      // choices, and the less loaded goes first.
+      weightedShuffle(first, last);
+      if (lessLoaded(first[1], first[0])) std::iter_swap(first, first + 1);
       return;
     }
   }

@@ -21,7 +21,7 @@ enum class BalancePolicy {
   Random,      // a fresh weighted shuffle per connection (RFC 2782 within a priority group)
   RoundRobin,  // rotate the start of each group, one step per connection
   LeastConn,   // fewest active connections (per unit of weight) first; ties by weighted shuffle
-  PowerOfTwo,  // two random choices, the less loaded first; the rest shuffled
+  PowerOfTwo,  // two choices drawn by weight, the less loaded per unit of weight first
 };
 
 bool parseBalancePolicy(std::string_view text, BalancePolicy* out);

@@ -213,6 +213,35 @@ BOOST_AUTO_TEST_CASE(PowerOfTwoNeverPicksTheBusierOfItsTwoChoices) {
   BOOST_TEST(firsts["198.18.0.2"] > firsts["198.18.0.3"]);
 }
 
+BOOST_AUTO_TEST_CASE(PowerOfTwoDrawsItsTwoChoicesBySrvWeight) {
+  // As random does within a priority group (RFC 2782): weight 90 nine times as often as
+  // weight 10 while both are idle, and weight 0 a last resort.
+  Balancer balancer(BalancePolicy::PowerOfTwo, {}, 23);
+  auto backends = makeBackends(1, 0, 10, 1);
+  auto more = makeBackends(1, 0, 90, 2);
+  auto none = makeBackends(1, 0, 0, 3);
+  backends.insert(backends.end(), more.begin(), more.end());
+  backends.insert(backends.end(), none.begin(), none.end());
+  std::map<std::string, int> firsts;
+  Balancer::BackendList order;
+  for (int i = 0; i < 10000; ++i) {
+    balancer.order(backends, kNow, &order);
+    ++firsts[first(order)];
+  }
+  BOOST_TEST(std::abs(firsts["198.18.0.1"] - 1000) < 200);
+  BOOST_TEST(std::abs(firsts["198.18.0.2"] - 9000) < 200);
+  BOOST_TEST(firsts["198.18.0.3"] < 40);
+  // Load is compared per unit of weight: 3 active on weight 90 is lighter than 1 on 10.
+  backends[0]->active = 1;
+  backends[1]->active = 3;
+  int heavierFirst = 0;
+  for (int i = 0; i < 1000; ++i) {
+    balancer.order(backends, kNow, &order);
+    heavierFirst += first(order) == "198.18.0.1";
+  }
+  BOOST_TEST(heavierFirst == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(PassiveHealth)
