@@ -23,6 +23,7 @@ struct Backend {
   uint64_t bytesToBackend = 0;
   uint64_t bytesFromBackend = 0;
   uint32_t consecutiveFailures = 0;
+  Clock::time_point lastFailure{};     // when the last failed connect was seen
   Clock::time_point penalizedUntil{};  // tried last until then
 
   bool penalized(Clock::time_point now) const { return now < penalizedUntil; }

@@ -36,9 +36,12 @@ Millis Balancer::penaltyFor(uint32_t consecutiveFailures) const {
   return std::min(p, penalty_.max);
 }
 
-void Balancer::recordFailure(Backend& backend, Clock::time_point now) const {
+void Balancer::recordFailure(Backend& backend, Clock::time_point attemptStarted, Clock::time_point now) const {
   ++backend.connectFailures;
-  ++backend.consecutiveFailures;
+  // Twenty connects refused at one restart of the backend are one failure, not twenty: as
+  // many doublings would shun it for the longest penalty after a blip of a second.
+  if (backend.consecutiveFailures == 0 || attemptStarted > backend.lastFailure) ++backend.consecutiveFailures;
+  backend.lastFailure = now;
   backend.penalizedUntil = now + penaltyFor(backend.consecutiveFailures);
 }
 

@@ -43,8 +43,10 @@ class Balancer {
   void order(const BackendList& backends, Clock::time_point now, BackendList* out);
 
   // Passive health: a failed connect penalizes, growing with each failure in a row;
-  // an established connection clears it.
-  void recordFailure(Backend& backend, Clock::time_point now) const;
+  // an established connection clears it. A connect that was already under way when the
+  // last failure was seen (attemptStarted <= backend.lastFailure) fails for the same reason
+  // and starts the penalty again without lengthening it.
+  void recordFailure(Backend& backend, Clock::time_point attemptStarted, Clock::time_point now) const;
   void recordSuccess(Backend& backend) const;
   Millis penaltyFor(uint32_t consecutiveFailures) const;
 

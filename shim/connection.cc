@@ -118,6 +118,7 @@ void Connection::connectNext() {
   auto& loop = proxy_.loop();
   while (nextAttempt_ < order_.size()) {
     backend_ = order_[nextAttempt_++];
+    attemptStarted_ = loop.now();
     if (nextAttempt_ > 1) ++port_.counters().failovers;
     const SocketAddress& addr = backend_->address;
     int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -157,7 +158,7 @@ void Connection::connectNext() {
     closeUpstreamSocket();
     lastError_ = std::strerror(err);
     port_.counters().count(err == ECONNREFUSED ? FailureReason::ConnectRefused : FailureReason::ConnectError);
-    port_.balancer().recordFailure(*backend_, loop.now());
+    port_.balancer().recordFailure(*backend_, attemptStarted_, loop.now());
     log::debug("backend connect failed", {{"port", std::to_string(port_.spec().port)},
                                           {"backend", addr.toString()}, {"error", lastError_}});
   }
@@ -195,7 +196,7 @@ void Connection::connectFailed(const char* why, FailureReason reason) {
   lastError_ = why;
   port_.counters().count(reason);
   closeUpstreamSocket();
-  port_.balancer().recordFailure(*backend_, proxy_.loop().now());
+  port_.balancer().recordFailure(*backend_, attemptStarted_, proxy_.loop().now());
   log::debug("backend connect failed", {{"port", std::to_string(port_.spec().port)},
                                         {"backend", backend_->address.toString()}, {"error", why}});
   connectNext();

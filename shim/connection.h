@@ -162,6 +162,7 @@ class Connection {
   bool leavingRing_ = false;  // no new reads; epoll takes over once nothing is in flight
   int ringOps_ = 0;           // operations in flight; the object lives until they complete
   Clock::time_point lastActivity_;
+  Clock::time_point attemptStarted_;  // of the connect to backend_, for passive health
   std::string lastError_;
 };
 

@@ -32,7 +32,7 @@ BOOST_AUTO_TEST_CASE(EveryBackendAppearsExactlyOnceInEveryPolicy) {
   for (auto policy : {BalancePolicy::Random, BalancePolicy::RoundRobin, BalancePolicy::LeastConn, BalancePolicy::PowerOfTwo}) {
     Balancer balancer(policy, {}, 42);
     auto backends = makeBackends(5);
-    balancer.recordFailure(*backends[2], kNow);
+    balancer.recordFailure(*backends[2], kNow, kNow);
     Balancer::BackendList order;
     for (int round = 0; round < 20; ++round) {
       balancer.order(backends, kNow, &order);
@@ -249,7 +249,7 @@ BOOST_AUTO_TEST_SUITE(PassiveHealth)
 BOOST_AUTO_TEST_CASE(FailedBackendIsTriedLastUntilItsPenaltyEnds) {
   Balancer balancer(BalancePolicy::Random, {Millis(1000), Millis(30000)}, 21);
   auto backends = makeBackends(3);
-  balancer.recordFailure(*backends[0], kNow);
+  balancer.recordFailure(*backends[0], kNow, kNow);
   Balancer::BackendList order;
   for (int i = 0; i < 50; ++i) {
     balancer.order(backends, kNow + Millis(999), &order);
@@ -271,17 +271,33 @@ BOOST_AUTO_TEST_CASE(PenaltyDoublesWithEachFailureInARowUpToTheMaximum) {
   BOOST_TEST(balancer.penaltyFor(4).count() == 4000);
   BOOST_TEST(balancer.penaltyFor(20).count() == 4000);
   auto backends = makeBackends(1);
-  balancer.recordFailure(*backends[0], kNow);
-  balancer.recordFailure(*backends[0], kNow);
+  balancer.recordFailure(*backends[0], kNow - Millis(20), kNow - Millis(10));
+  balancer.recordFailure(*backends[0], kNow - Millis(5), kNow);  // tried after the first failed
   BOOST_TEST(backends[0]->consecutiveFailures == 2u);
   BOOST_TEST(backends[0]->connectFailures == 2u);
   BOOST_TEST((backends[0]->penalizedUntil == kNow + Millis(1000)));
 }
 
+BOOST_AUTO_TEST_CASE(ConnectsAlreadyUnderWayWhenOneFailedCountAsOneFailureInARow) {
+  // A backend restarts: twenty connects that were in flight are refused together.
+  Balancer balancer(BalancePolicy::Random, {Millis(1000), Millis(30000)}, 1);
+  auto backends = makeBackends(1);
+  Backend& b = *backends[0];
+  for (int i = 0; i < 20; ++i) balancer.recordFailure(b, kNow - Millis(50 - i), kNow + Millis(i / 5));
+  BOOST_TEST(b.connectFailures == 20u);
+  BOOST_TEST(b.consecutiveFailures == 1u);
+  // The penalty starts again from the last of them, at its first length.
+  BOOST_TEST((b.penalizedUntil == kNow + Millis(3) + Millis(1000)));
+  // A connect made once the failure was known, and failing too, is the next in a row.
+  balancer.recordFailure(b, kNow + Millis(1500), kNow + Millis(1600));
+  BOOST_TEST(b.consecutiveFailures == 2u);
+  BOOST_TEST((b.penalizedUntil == kNow + Millis(1600) + Millis(2000)));
+}
+
 BOOST_AUTO_TEST_CASE(SuccessClearsThePenalty) {
   Balancer balancer(BalancePolicy::Random, {}, 1);
   auto backends = makeBackends(1);
-  balancer.recordFailure(*backends[0], kNow);
+  balancer.recordFailure(*backends[0], kNow, kNow);
   BOOST_TEST(backends[0]->penalized(kNow));
   balancer.recordSuccess(*backends[0]);
   BOOST_TEST(!backends[0]->penalized(kNow));
@@ -292,9 +308,9 @@ BOOST_AUTO_TEST_CASE(SuccessClearsThePenalty) {
 BOOST_AUTO_TEST_CASE(PenalizedBackendsComeInOrderOfRecovery) {
   Balancer balancer(BalancePolicy::Random, {Millis(1000), Millis(30000)}, 2);
   auto backends = makeBackends(3);
-  balancer.recordFailure(*backends[0], kNow);
-  balancer.recordFailure(*backends[0], kNow);  // 2 s
-  balancer.recordFailure(*backends[1], kNow);  // 1 s
+  balancer.recordFailure(*backends[0], kNow - Millis(20), kNow - Millis(10));
+  balancer.recordFailure(*backends[0], kNow - Millis(5), kNow);  // 2 s
+  balancer.recordFailure(*backends[1], kNow, kNow);  // 1 s
   Balancer::BackendList order;
   balancer.order(backends, kNow, &order);
   BOOST_TEST(order[0]->address.ipString() == "198.18.0.3");
