@@ -22,6 +22,29 @@ const char* kUsage =
 
 std::string cell(const std::string& s) { return s.empty() ? "-" : s; }
 
+// A shim runs as nobody beside untrusted code, and may be that code's by now: what it says
+// goes to root's terminal, where control characters would be escape sequences (a title,
+// the clipboard, rows rewritten above).
+std::string printable(std::string s) {
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  return s;
+}
+
+// The same answer goes into --json as it came, so it must be one object and nothing else:
+// text that closes it could add rows for containers of its choice.
+Status checkJsonObject(const std::string& text) {
+  try {
+    // The parser refuses anything after the value, and raw control characters; extract
+    // refuses a value that is not an object.
+    Poco::JSON::Parser parser;
+    parser.parse(text).extract<Poco::JSON::Object::Ptr>();
+  } catch (const Poco::Exception& e) {
+    return Status::error(e.displayText());
+  }
+  return Status::ok();
+}
+
 std::string bytesText(uint64_t n) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(n);
@@ -108,6 +131,8 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
       notes.push_back(r.containerName + ": unreadable status: " + e.what());
     }
   }
+  for (auto& row : table)
+    for (auto& c : row) c = printable(std::move(c));
   std::vector<size_t> width(table[0].size(), 0);
   for (const auto& row : table)
     for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
@@ -121,7 +146,7 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
     out += line + "\n";
   }
   if (!notes.empty()) out += "\n";
-  for (const auto& n : notes) out += n + "\n";
+  for (const auto& n : notes) out += printable(n) + "\n";
   return out;
 }
 
@@ -131,10 +156,15 @@ std::string formatStatusJson(const std::vector<StatusRow>& rows) {
     const auto& r = rows[i];
     std::string shim = r.shimJson;
     while (!shim.empty() && (shim.back() == '\n' || shim.back() == ' ')) shim.pop_back();
+    std::string error = r.error;
+    if (Status s = shim.empty() ? Status::ok() : checkJsonObject(shim); !s) {
+      error = "unreadable status: " + s.message();
+      shim.clear();
+    }
     out += std::string(i ? "," : "") + "\n{\"container_name\":\"" + log::jsonEscape(r.containerName) +
            "\",\"container_id\":\"" + log::jsonEscape(r.containerId) + "\",\"shim_pid\":" + std::to_string(r.shimPid) +
            ",\"restarts\":" + std::to_string(r.restarts) +
-           ",\"error\":" + (r.error.empty() ? "null" : "\"" + log::jsonEscape(r.error) + "\"") +
+           ",\"error\":" + (error.empty() ? "null" : "\"" + log::jsonEscape(error) + "\"") +
            ",\"shim\":" + (shim.empty() ? "null" : shim) + "}";
   }
   return out + "\n]\n";

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <Poco/JSON/Parser.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -56,6 +58,24 @@ size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// A shim runs as nobody next to untrusted code, and may be that code's by now: what it
+// answers is shown, never trusted to keep its place.
+StatusRow rowAnswering(const std::string& shimJson) {
+  StatusRow r;
+  r.containerName = "app";
+  r.containerId = idOf(0);
+  r.shimPid = 42;
+  r.shimJson = shimJson;
+  return r;
+}
+
+bool hasControlCharacters(const std::string& text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return c != '\n' && (u < 0x20 || u == 0x7f);
+  });
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(StatusCommand)
@@ -87,6 +107,38 @@ BOOST_AUTO_TEST_CASE(MoreShimsThanDescriptorsLeftAreAllShown) {
   BOOST_TEST(code == 0);
   BOOST_TEST(count(text, R"("shim":{"ports":[]})") == kShims, text.substr(0, 2000));
   BOOST_TEST(text.find("Too many open files") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(AShimsAnswerCannotAddRowsOfOtherContainersToTheJson) {
+  // Valid JSON once pasted between the array's braces: a row for a container of its choice.
+  std::string forged = R"({"ports":[]}},{"container_name":"db","container_id":"d","shim_pid":1,"restarts":0,"error":null,"shim":{"ports":[]})";
+  std::string text = formatStatusJson({rowAnswering(forged)});
+  Poco::JSON::Array::Ptr rows;
+  BOOST_REQUIRE_NO_THROW(rows = Poco::JSON::Parser().parse(text).extract<Poco::JSON::Array::Ptr>());
+  BOOST_REQUIRE_EQUAL(rows->size(), 1u);
+  auto row = rows->getObject(0);
+  BOOST_TEST(row->getValue<std::string>("container_name") == "app");
+  BOOST_TEST(row->isNull("shim"));
+  BOOST_TEST(row->getValue<std::string>("error").find("unreadable status") != std::string::npos);
+  BOOST_TEST(text.find("\"db\"") == std::string::npos, text);
+}
+
+BOOST_AUTO_TEST_CASE(ControlCharactersAShimAnswersNeverReachTheTerminal) {
+  // Escape sequences rewrite a terminal's title, its clipboard, or the rows above.
+  const std::string esc = R"(\u001b]0;owned\u0007\u001b[1A\u001b[2K)";
+  std::string shim = R"({"uptime_seconds":1,"ports":[{"port":6000,"target":")" + esc +
+                     R"(","connections":{"active":0,"total":0},"bytes":{"to_backends":0,"from_backends":0},)"
+                     R"("failures":{"no_backend":0},"backends":[{"address":")" + esc +
+                     R"(","state":"up"}]}],"last_error":{"message":")" + esc + R"(","seconds_ago":1}})";
+  std::string table = formatStatusTable({rowAnswering(shim)});
+  BOOST_TEST(table.find("6000") != std::string::npos, table);
+  BOOST_TEST(table.find("owned") != std::string::npos, table);  // shown, made harmless
+  BOOST_TEST(!hasControlCharacters(table), table);
+
+  StatusRow refused = rowAnswering("");
+  refused.error = "shim answered 500: \x1b]52;c;cm0gLXJmIH4K\x07";
+  std::string notes = formatStatusTable({refused});
+  BOOST_TEST(!hasControlCharacters(notes), notes);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
