@@ -13,6 +13,7 @@
 #include <limits>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -32,7 +33,7 @@ constexpr int kErrnoFd = 5;
 
 // execve refuses (E2BIG) one string of MAX_ARG_STRLEN (32 pages) or more, and arguments
 // plus environment beyond ARG_MAX: no retry could help, so this is checked before fork.
-Status checkArgvFits(const std::vector<std::string>& argv) {
+Status checkArgvFits(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   const size_t maxArg = static_cast<size_t>(sysconf(_SC_PAGESIZE)) * 32;
   size_t total = 0;
   for (const auto& a : argv) {
@@ -41,13 +42,25 @@ Status checkArgvFits(const std::vector<std::string>& argv) {
                            " bytes, over exec's limit of " + std::to_string(maxArg - 1));
     total += a.size() + 1 + sizeof(char*);
   }
-  for (char** e = environ; *e != nullptr; ++e) total += std::strlen(*e) + 1 + sizeof(char*);
+  for (const auto& e : env) total += e.size() + 1 + sizeof(char*);
   long argMax = sysconf(_SC_ARG_MAX);
   const size_t limit = argMax > 0 ? static_cast<size_t>(argMax) / 2 : 128 * 1024;  // well under it
   if (total > limit)
     return Status::error("arguments and environment of " + std::to_string(total) +
                          " bytes, over exec's limit (half of ARG_MAX: " + std::to_string(limit) + ")");
   return Status::ok();
+}
+
+// The injector's environment is the host's (a proxy's credentials, where Docker listens,
+// systemd's sockets), none of it for a process serving untrusted containers. The shim is
+// configured by its arguments alone; it keeps the search path, the time zone, and what
+// sanitizer builds read.
+std::vector<std::string> shimEnvironment() {
+  static const char* const kPassed[] = {"PATH", "TZ", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"};
+  std::vector<std::string> env;
+  for (const char* name : kPassed)
+    if (const char* value = std::getenv(name)) env.push_back(std::string(name) + "=" + value);
+  return env;
 }
 
 // In the child, before _exit: tells the parent why the shim never ran.
@@ -266,7 +279,11 @@ void ShimSupervisor::spawn(Managed& m) {
   std::vector<char*> argv;
   for (auto& a : argvStrings) argv.push_back(a.data());
   argv.push_back(nullptr);
-  if (Status s = checkArgvFits(argvStrings); !s) {
+  std::vector<std::string> envStrings = shimEnvironment();
+  std::vector<char*> envp;
+  for (auto& e : envStrings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  if (Status s = checkArgvFits(argvStrings, envStrings); !s) {
     log::error("the shim's arguments are too long to run it; not starting it",
                {containerField(m.info), {"error", s.message()}});
     removeState(m.info.containerId);
@@ -305,7 +322,7 @@ void ShimSupervisor::spawn(Managed& m) {
       _exit(kExitChildSetup);
     }
     close_range(kErrnoFd + 1, ~0u, 0);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     reportErrno(kErrnoFd, errno);
     _exit(kExitExecFailed);
   }

@@ -379,6 +379,24 @@ BOOST_AUTO_TEST_CASE(AContainerWhoseLabelsTheHostsOptionsCannotServeGetsNoShimAn
   BOOST_TEST(runUntil(f.loop, [&] { return withDns.allGone(); }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(TheShimGetsNoneOfTheInjectorsEnvironmentButWhatItNeeds) {
+  // The injector's environment is the host's (a proxy's credentials, where Docker listens,
+  // systemd's sockets): none of it is for a process that serves untrusted containers.
+  SupervisorFixture f;
+  const std::string seen = f.dir + "/env";
+  writeShim(f.shimPath, "env > " + seen + "\nexec sleep 30\n");
+  BOOST_REQUIRE(setenv("HTTPS_PROXY", "http://admin:hunter2@198.18.0.1:3128", 1) == 0);
+  BOOST_REQUIRE(setenv("TZ", "UTC", 1) == 0);
+  f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  f.ensure(init);
+  unsetenv("HTTPS_PROXY");
+  unsetenv("TZ");
+  std::string env = "\n" + readFile(seen);
+  BOOST_TEST(env.find("hunter2") == std::string::npos, env);
+  BOOST_TEST(env.find("\nTZ=UTC\n") != std::string::npos, env);
+}
+
 BOOST_AUTO_TEST_CASE(ArgumentsTooLongForExecAreReportedAndNeverRetried) {
   // execve refuses one argument of 128 KiB or more (E2BIG): retrying could never help.
   SupervisorFixture f;
