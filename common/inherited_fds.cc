@@ -1,9 +1,11 @@
 #include "common/inherited_fds.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 
 namespace connectable {
@@ -24,6 +26,14 @@ bool kept(const std::vector<int>& keep, int fd) {
 }
 
 }  // namespace
+
+void openStandardFds() {
+  for (int fd = 0; fd < kFirstInherited; ++fd) {
+    if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    // The numbers below are open by now, so the lowest free one is `fd` itself.
+    (void)open("/dev/null", O_RDWR);
+  }
+}
 
 void closeInheritedFds(std::vector<int> keep) {
   keep = normalised(std::move(keep));

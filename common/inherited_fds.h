@@ -8,6 +8,11 @@
 
 namespace connectable {
 
+// Opens /dev/null as each of 0, 1 and 2 that a parent left closed: else the program's first
+// descriptors take those numbers, its log lines go into them, and the programs it starts
+// inherit them. Call first thing in main.
+void openStandardFds();
+
 // Closes every descriptor above 2 except those in `keep`: with close_range(2) where the
 // kernel (5.9+) and a seccomp filter allow it, else closeInheritedFdsOneByOne.
 void closeInheritedFds(std::vector<int> keep);

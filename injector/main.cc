@@ -35,6 +35,7 @@ bool runningInAContainer() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  openStandardFds();
   // What a parent left open without close-on-exec is not ours to hold for the injector's
   // lifetime (a root process), nor to pass on. Nothing of ours is open yet.
   closeInheritedFds({});

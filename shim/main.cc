@@ -91,6 +91,7 @@ int statusCommand(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  openStandardFds();
   // splice(2) to a closed socket raises SIGPIPE and has no MSG_NOSIGNAL: errors come as EPIPE.
   signal(SIGPIPE, SIG_IGN);
 

@@ -944,6 +944,28 @@ BOOST_AUTO_TEST_CASE(AStandaloneShimClosesTheDescriptorsItInherited) {
   close(leak[0]);
 }
 
+BOOST_AUTO_TEST_CASE(AShimStartedWithItsStandardDescriptorsClosedGivesThemToDevNull) {
+  // Left closed, they are taken by the shim's own epoll, ring and sockets, and its log lines
+  // are written into whichever of them sits at 2.
+  std::string dir = tempDir();
+  TcpServer backend(replyHandler("ok"));
+  Child shim = Child::spawn({"/bin/sh", "-c", "exec \"$0\" \"$@\" <&- >&- 2>&-", shimBinary(), "--netns", ns.path(),
+                             "--control", dir + "/shim.sock", "--connect", "6000=" + backend.address()});
+  const pid_t pid = shim.pid();
+  BOOST_REQUIRE_MESSAGE(waitFor([&] { return statusField(pid, "Uid") == "65534\t65534\t65534\t65534"; }, 5s),
+                        "the shim never became nobody");
+  for (int fd : {0, 1, 2}) {
+    char target[256] = {};
+    BOOST_TEST(readlink(("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd)).c_str(), target, sizeof target - 1) > 0);
+    BOOST_TEST(std::string(target) == "/dev/null", "fd " << fd << " is " << target);
+  }
+  int fd = connectInside(ns);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ok");
+  close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(AShimKeepsTheDescriptorsItIsToldToUseAndClosesTheRest) {
   // As the injector starts it: the namespace as fd 3, the container's init as pidfd 4.
   int netns = open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);

@@ -6,6 +6,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <string>
+
 using namespace connectable;
 
 namespace {
@@ -60,6 +62,39 @@ BOOST_AUTO_TEST_CASE(ClosesEveryDescriptorAboveStderrButThoseItIsToldToKeep) {
 
 BOOST_AUTO_TEST_CASE(TheFallbackForKernelsWithoutCloseRangeClosesTheSame) {
   std::string wrong = afterClosing(closeInheritedFdsOneByOne);
+  BOOST_TEST(wrong.empty(), wrong);
+}
+
+BOOST_AUTO_TEST_CASE(StandardDescriptorsAParentLeftClosedAreOpenedOnDevNull) {
+  // Else the first descriptors the program opens take their numbers: its log lines go to a
+  // socket, and the programs it starts inherit whatever sits there.
+  int report[2];
+  BOOST_REQUIRE(pipe2(report, O_CLOEXEC) == 0);
+  pid_t pid = fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int out = fcntl(report[1], F_DUPFD_CLOEXEC, 500);
+    for (int fd : {0, 1, 2}) close(fd);
+    openStandardFds();
+    std::string wrong;
+    for (int fd : {0, 1, 2}) {
+      char target[64] = {};
+      if (readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), target, sizeof target - 1) < 0 ||
+          std::string(target) != "/dev/null")
+        wrong += std::to_string(fd) + " is '" + target + "'; ";
+    }
+    ssize_t unused = write(out, wrong.data(), wrong.size());
+    (void)unused;
+    _exit(0);
+  }
+  close(report[1]);
+  std::string wrong;
+  char buf[4096];
+  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) wrong.append(buf, static_cast<size_t>(n));
+  close(report[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   BOOST_TEST(wrong.empty(), wrong);
 }
 
