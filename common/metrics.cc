@@ -1,5 +1,6 @@
 #include "common/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -90,6 +91,123 @@ std::vector<std::string_view> firstWords(std::string_view line, size_t count) {
   return words;
 }
 
+bool isLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+// The length of the metric name (letters, digits, '_' and ':') or, without colons, label
+// name that `s` starts with; 0 if it starts with none.
+size_t nameLength(std::string_view s, bool colons) {
+  auto ok = [&](char c, bool first) { return isLetter(c) || (colons && c == ':') || (!first && isDigit(c)); };
+  size_t n = 0;
+  while (n < s.size() && ok(s[n], n == 0)) ++n;
+  return n;
+}
+
+size_t digits(std::string_view s, size_t pos) {
+  size_t n = pos;
+  while (n < s.size() && isDigit(s[n])) ++n;
+  return n - pos;
+}
+
+// A sample's value as the format writes it: a decimal float, or +Inf, -Inf, NaN.
+bool isValue(std::string_view s) {
+  if (s == "+Inf" || s == "-Inf" || s == "Inf" || s == "NaN") return true;
+  size_t pos = !s.empty() && (s[0] == '+' || s[0] == '-') ? 1 : 0;
+  size_t whole = digits(s, pos);
+  pos += whole;
+  size_t fraction = 0;
+  if (pos < s.size() && s[pos] == '.') fraction = digits(s, ++pos), pos += fraction;
+  if (whole + fraction == 0) return false;
+  if (pos < s.size() && (s[pos] == 'e' || s[pos] == 'E')) {
+    if (++pos < s.size() && (s[pos] == '+' || s[pos] == '-')) ++pos;
+    size_t exponent = digits(s, pos);
+    if (exponent == 0) return false;
+    pos += exponent;
+  }
+  return pos == s.size();
+}
+
+bool isTimestamp(std::string_view s) {
+  size_t pos = !s.empty() && s[0] == '-' ? 1 : 0;
+  return digits(s, pos) > 0 && pos + digits(s, pos) == s.size();
+}
+
+// As Prometheus checks label values: no overlong forms, surrogates or code points past U+10FFFF.
+bool isUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) continue;
+    size_t more = 0;
+    unsigned char low = 0x80, high = 0xbf;  // the second byte's range
+    if (c >= 0xc2 && c <= 0xdf) {
+      more = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      more = 2;
+      if (c == 0xe0) low = 0xa0;
+      if (c == 0xed) high = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      more = 3;
+      if (c == 0xf0) low = 0x90;
+      if (c == 0xf4) high = 0x8f;
+    } else {
+      return false;
+    }
+    if (s.size() - i - 1 < more) return false;
+    const auto second = static_cast<unsigned char>(s[i + 1]);
+    if (second < low || second > high) return false;
+    for (size_t k = 2; k <= more; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    i += more;
+  }
+  return true;
+}
+
+bool isKnownType(std::string_view t) {
+  return t == "counter" || t == "gauge" || t == "histogram" || t == "summary" || t == "untyped";
+}
+
+// One sample line read strictly: its name, its labels (values still escaped) and what
+// follows them (value and timestamp, from the space before them).
+struct SampleLine {
+  std::string_view name;
+  std::vector<std::pair<std::string_view, std::string_view>> labels;
+  std::string_view rest;
+};
+
+bool parseSampleLine(std::string_view line, SampleLine* out) {
+  size_t pos = nameLength(line, true);
+  if (pos == 0) return false;
+  out->name = line.substr(0, pos);
+  if (pos < line.size() && line[pos] == '{') {
+    ++pos;
+    while (pos < line.size() && line[pos] != '}') {
+      size_t n = nameLength(line.substr(pos), false);
+      if (n == 0 || pos + n + 1 >= line.size() || line[pos + n] != '=' || line[pos + n + 1] != '"') return false;
+      std::string_view key = line.substr(pos, n);
+      pos += n + 2;
+      size_t valueStart = pos;
+      while (pos < line.size() && line[pos] != '"') {
+        if (line[pos] == '\\') {
+          if (++pos >= line.size() || (line[pos] != '\\' && line[pos] != '"' && line[pos] != 'n')) return false;
+        }
+        ++pos;
+      }
+      if (pos >= line.size()) return false;
+      for (const auto& [k, v] : out->labels)
+        if (k == key) return false;  // a label twice: Prometheus refuses the whole scrape
+      out->labels.emplace_back(key, line.substr(valueStart, pos - valueStart));
+      ++pos;
+      if (pos < line.size() && line[pos] == ',') ++pos;
+    }
+    if (pos >= line.size()) return false;
+    ++pos;
+  }
+  out->rest = line.substr(pos);
+  std::vector<std::string_view> words = firstWords(out->rest, 3);
+  if (out->rest.empty() || (out->rest[0] != ' ' && out->rest[0] != '\t')) return false;
+  return (words.size() == 1 || (words.size() == 2 && isTimestamp(words[1]))) && isValue(words[0]);
+}
+
 }  // namespace
 
 MetricsMerger::Family& MetricsMerger::familyFor(const std::string& name) {
@@ -99,40 +217,98 @@ MetricsMerger::Family& MetricsMerger::familyFor(const std::string& name) {
   return families_[name];
 }
 
-void MetricsMerger::add(const std::string& text, const MetricLabels& extra) {
-  std::string prefix;
-  for (const auto& [k, v] : extra) prefix += (prefix.empty() ? "" : ",") + k + "=\"" + escapeLabelValue(v) + '"';
-  std::string current;
+template <typename Fn>
+void MetricsMerger::forEachLine(const std::string& text, Fn&& fn) {
   for (std::string_view rest = text; !rest.empty();) {
     size_t eol = rest.find('\n');
     std::string_view line = rest.substr(0, eol);
     rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
-    if (line.empty()) continue;
-    if (line[0] == '#') {
-      // "# HELP name text" or "# TYPE name kind"; other comments are dropped.
-      std::vector<std::string_view> words = firstWords(line, 3);
-      if (words.size() < 3 || (words[1] != "HELP" && words[1] != "TYPE")) continue;
-      Family& f = familyFor(std::string(words[2]));
-      (words[1] == "HELP" ? f.help : f.type) = std::string(line);
-      current = std::string(words[2]);
-      continue;
-    }
-    size_t nameEnd = line.find_first_of("{ ");
-    if (nameEnd == std::string_view::npos) continue;
-    std::string name(line.substr(0, nameEnd));
-    // Samples belong to the family announced last when they extend its name (_bucket...).
-    std::string owner = !current.empty() && name.compare(0, current.size(), current) == 0 ? current : name;
-    std::string relabelled;
-    if (prefix.empty()) {
-      relabelled = std::string(line);
-    } else if (line[nameEnd] == '{') {
-      bool emptyLabels = nameEnd + 1 < line.size() && line[nameEnd + 1] == '}';
-      relabelled = name + "{" + prefix + (emptyLabels ? "" : ",") + std::string(line.substr(nameEnd + 1));
-    } else {
-      relabelled = name + "{" + prefix + "}" + std::string(line.substr(nameEnd));
-    }
-    familyFor(owner).samples.push_back(std::move(relabelled));
+    if (!line.empty()) fn(line);
   }
+}
+
+void MetricsMerger::addOwn(const std::string& text) {
+  std::string current;
+  forEachLine(text, [&](std::string_view line) {
+    if (line[0] == '#') {
+      std::vector<std::string_view> words = firstWords(line, 3);
+      if (words.size() < 3 || (words[1] != "HELP" && words[1] != "TYPE")) return;
+      current = std::string(words[2]);
+      Family& f = familyFor(current);
+      f.own = true;
+      (words[1] == "HELP" ? f.help : f.type) = std::string(line);
+      return;
+    }
+    std::string name(line.substr(0, line.find_first_of("{ ")));
+    familyFor(ownerOf(name, current)).samples.push_back(std::string(line));
+  });
+}
+
+void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) {
+  std::string prefix;
+  for (const auto& [k, v] : extra) prefix += (prefix.empty() ? "" : ",") + k + "=\"" + escapeLabelValue(v) + '"';
+  std::string current;
+  forEachLine(text, [&](std::string_view line) {
+    if (!isUtf8(line)) {
+      ++rejected_;
+      return;
+    }
+    if (line[0] == '#') {
+      // "# HELP name text" or "# TYPE name kind"; other comments are dropped. The first
+      // source to describe a family describes it; ours cannot be described by another.
+      std::vector<std::string_view> words = firstWords(line, 5);
+      if (words.size() < 3 || (words[1] != "HELP" && words[1] != "TYPE")) return;
+      current.clear();
+      if (nameLength(words[2], true) != words[2].size() ||
+          (words[1] == "TYPE" && (words.size() != 4 || !isKnownType(words[3])))) {
+        ++rejected_;
+        return;
+      }
+      current = std::string(words[2]);
+      Family& f = familyFor(current);
+      if (f.own) return;
+      std::string& field = words[1] == "HELP" ? f.help : f.type;
+      if (field.empty()) field = std::string(line);
+      return;
+    }
+    SampleLine sample;
+    if (!parseSampleLine(line, &sample)) {
+      ++rejected_;
+      return;
+    }
+    std::string name(sample.name);
+    Family& f = familyFor(ownerOf(name, current));
+    if (f.own) {
+      ++rejected_;
+      return;
+    }
+    // A label of the source's own with the name of one we add is kept as exported_<name>,
+    // as Prometheus does: a label twice would make it refuse the whole scrape.
+    std::string relabelled = name + "{" + prefix;
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : extra) keys.push_back(k);
+    for (const auto& [k, v] : sample.labels) {
+      std::string key(k);
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) key = "exported_" + key;
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+        ++rejected_;
+        return;
+      }
+      keys.push_back(key);
+      relabelled += (relabelled.back() == '{' ? "" : ",") + key + "=\"" + std::string(v) + '"';
+    }
+    relabelled += "}";
+    relabelled += sample.rest;
+    f.samples.push_back(std::move(relabelled));
+  });
+}
+
+// Samples belong to the family described last when they are its own or its histogram's or
+// summary's parts.
+std::string MetricsMerger::ownerOf(const std::string& name, const std::string& current) {
+  if (current.empty() || name.compare(0, current.size(), current) != 0) return name;
+  std::string_view suffix = std::string_view(name).substr(current.size());
+  return suffix.empty() || suffix == "_bucket" || suffix == "_sum" || suffix == "_count" ? current : name;
 }
 
 std::string MetricsMerger::text() const {

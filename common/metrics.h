@@ -40,20 +40,33 @@ class MetricsText {
 };
 
 // Merges exposition texts: each family's HELP and TYPE appear once, followed by the samples
-// of every input, each sample with `extra` labels prepended.
+// of every input. Our own text is taken as written; another source's (a shim's, which may
+// run code of the container's by now) is read strictly, since one bad line makes Prometheus
+// refuse the whole scrape, every container's.
 class MetricsMerger {
  public:
-  void add(const std::string& text, const MetricLabels& extra);
+  // Families described here are ours: no other source adds samples to them.
+  void addOwn(const std::string& text);
+  // Each sample gets `extra` labels prepended; a label of its own with one of their names
+  // is kept as exported_<name>. Lines that are not well-formed exposition text, not UTF-8,
+  // or samples of our families are left out and counted in rejected().
+  void addFrom(const std::string& text, const MetricLabels& extra);
   std::string text() const;
+  size_t rejected() const { return rejected_; }
 
  private:
   struct Family {
     std::string help, type;
     std::vector<std::string> samples;
+    bool own = false;
   };
   std::vector<std::string> order_;
   std::map<std::string, Family> families_;
+  size_t rejected_ = 0;
   Family& familyFor(const std::string& name);
+  static std::string ownerOf(const std::string& name, const std::string& current);
+  template <typename Fn>
+  static void forEachLine(const std::string& text, Fn&& fn);
 };
 
 }  // namespace connectable

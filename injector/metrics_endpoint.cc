@@ -99,21 +99,24 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
       log::warn("metrics: shims' answers over the budget left out (shown as connectable_shim_up 0)",
                 {{"shims", std::to_string(scraped.overBudget)}});
     MetricsMerger merger;
-    merger.add(injectorMetrics(), {});
+    merger.addOwn(injectorMetrics());
     MetricsText up;
     up.family("connectable_shim_up", "gauge", "1 when the container's shim answered on its control socket.");
     auto answered = [&](size_t i) { return scraped.replies[i] && scraped.replies[i]->code == 200; };
     for (size_t i = 0; i < shims.size(); ++i)
       up.sample("connectable_shim_up", {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}},
                 answered(i) ? 1 : 0);
-    merger.add(up.text(), {});
+    merger.addOwn(up.text());
     for (size_t i = 0; i < shims.size(); ++i) {
       if (!answered(i)) continue;
-      merger.add(scraped.replies[i]->body, {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}});
+      merger.addFrom(scraped.replies[i]->body, {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}});
       // Freed once merged: the answers, their merged samples and the text made of those are
       // then not all held at once.
       std::string().swap(scraped.replies[i]->body);
     }
+    if (merger.rejected() > 0)
+      log::warn("metrics: lines of shims' answers left out: malformed, or samples of the injector's own families",
+                {{"lines", std::to_string(merger.rejected())}});
     HttpResponse response = HttpResponse::metrics(merger.text());
     waiting_.reset();  // a scrape that a response below triggers starts a new gather
     for (const auto& r : *waiting) r(response);

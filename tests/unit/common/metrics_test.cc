@@ -32,12 +32,71 @@ BOOST_AUTO_TEST_CASE(MergerGroupsFamiliesAndLabelsEverySample) {
   std::string shim = "# HELP a_total A.\n# TYPE a_total counter\na_total{port=\"1\"} 5\n"
                      "# HELP b B.\n# TYPE b gauge\nb 2\n";
   MetricsMerger merger;
-  merger.add(shim, {{"container", "one"}});
-  merger.add(shim, {{"container", "t\"wo"}});
+  merger.addFrom(shim, {{"container", "one"}});
+  merger.addFrom(shim, {{"container", "t\"wo"}});
   BOOST_TEST(merger.text() ==
              "# HELP a_total A.\n# TYPE a_total counter\na_total{container=\"one\",port=\"1\"} 5\n"
              "a_total{container=\"t\\\"wo\",port=\"1\"} 5\n"
              "# HELP b B.\n# TYPE b gauge\nb{container=\"one\"} 2\nb{container=\"t\\\"wo\"} 2\n");
+}
+
+BOOST_AUTO_TEST_CASE(AShimsLabelNamedLikeOneWeAddIsKeptAsExported) {
+  // Twice the same label name would make Prometheus refuse the scrape of every container.
+  MetricsMerger merger;
+  merger.addFrom("x{container=\"victim\",port=\"1\"} 1\n", {{"container", "evil"}});
+  BOOST_TEST(merger.text() == "x{container=\"evil\",exported_container=\"victim\",port=\"1\"} 1\n");
+  BOOST_TEST(merger.rejected() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(LinesOfAShimThatAreNotExpositionTextAreLeftOutAndTheRestKept) {
+  const std::string bad[] = {
+      "x{ 1",                       // label set never closed
+      "x{a=\"b} 1",                 // value never closed
+      "x{a=b} 1",                   // value not quoted
+      "x{a=\"\\q\"} 1",             // an escape the format does not have
+      "x{a=\"1\",a=\"2\"} 1",       // a label twice
+      "x{a=\"\xff\"} 1",            // not UTF-8
+      "x{a=\"\xed\xa0\x80\"} 1",    // a surrogate, not UTF-8 either
+      "x{0a=\"1\"} 1",              // a label name starting with a digit
+      "1x 1",                       // nor a metric name
+      "x{a=\"1\"}1",                // no space before the value
+      "x abc",                      // a value that is no number
+      "x 1 2 3",                    // more than value and timestamp
+      "x 1 1.5",                    // a timestamp that is no integer
+      "x",                          // no value
+      "# TYPE x nonsense",          // no such type
+      "# TYPE x gauge extra",       // more than a type
+      "# HELP 1x starts with a digit",
+  };
+  std::string text;
+  for (const auto& line : bad) text += line + std::string("\n");
+  text += "# HELP good_total Good.\n# TYPE good_total counter\ngood_total{a=\"x\\\\y\\\"z\\n\",} 3 1700000000000\n"
+          "g 1e+20\ng -Inf\ng NaN\ng .5\ng -2.5E-3\ng{} 7\n";
+  MetricsMerger merger;
+  merger.addFrom(text, {{"container", "c"}});
+  BOOST_TEST(merger.rejected() == std::size(bad));
+  BOOST_TEST(merger.text() ==
+             "# HELP good_total Good.\n# TYPE good_total counter\n"
+             "good_total{container=\"c\",a=\"x\\\\y\\\"z\\n\"} 3 1700000000000\n"
+             "g{container=\"c\"} 1e+20\ng{container=\"c\"} -Inf\ng{container=\"c\"} NaN\ng{container=\"c\"} .5\n"
+             "g{container=\"c\"} -2.5E-3\ng{container=\"c\"} 7\n");
+}
+
+BOOST_AUTO_TEST_CASE(AShimCanNeitherAddToNorRedescribeOurOwnFamilies) {
+  MetricsMerger merger;
+  merger.addOwn("# HELP up_total Ours.\n# TYPE up_total counter\nup_total 1\n");
+  merger.addFrom("# HELP up_total Theirs.\n# TYPE up_total gauge\nup_total 0\nup_total_bucket 0\n", {{"container", "c"}});
+  BOOST_TEST(merger.text() == "# HELP up_total Ours.\n# TYPE up_total counter\nup_total 1\n");
+  BOOST_TEST(merger.rejected() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(TheFirstShimToDescribeAFamilyDescribesItAndPartsStayWithTheirHistogram) {
+  MetricsMerger merger;
+  merger.addFrom("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 2\nh_count 1\nhx 5\n", {{"container", "a"}});
+  merger.addFrom("# TYPE h gauge\nh_count 3\n", {{"container", "b"}});
+  BOOST_TEST(merger.text() ==
+             "# TYPE h histogram\nh_bucket{container=\"a\",le=\"+Inf\"} 1\nh_sum{container=\"a\"} 2\n"
+             "h_count{container=\"a\"} 1\nh_count{container=\"b\"} 3\nhx{container=\"a\"} 5\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

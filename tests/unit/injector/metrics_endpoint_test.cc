@@ -188,4 +188,30 @@ BOOST_AUTO_TEST_CASE(ShimsThatDoNotAnswerShowAsDownEvenWhenTheyTakeSeveralRounds
              "no answer at all: '" << answer << "'");
 }
 
+BOOST_AUTO_TEST_CASE(AShimAnsweringWhatPrometheusWouldRefuseSpoilsNoOtherContainersMetrics) {
+  // A shim runs beside untrusted code and may be that code's: one line Prometheus cannot
+  // read makes it refuse the whole scrape, every container's.
+  StandInShims f(2);
+  ShimFarm control(f.controls, [](size_t i) -> std::string {
+    if (i == 0) return "connectable_uptime_seconds 7\n";
+    return "connectable_uptime_seconds{container=\"app0\"} 9\nbroken{ 1\n"
+           "# TYPE connectable_shim_up counter\nconnectable_shim_up 1\n";
+  }, 0ms);
+  MetricsEndpoint metrics(f.loop, *f.injector, 2000ms);
+  BOOST_REQUIRE(metrics.listen(*SocketAddress::parseIp("127.0.0.1", 0)));
+  const std::string answer = f.scrape(metrics.port());
+  const std::string app0 = "container=\"app0\",container_id=\"" + StandInShims::idOf(0) + "\"";
+  const std::string app1 = "container=\"app1\",container_id=\"" + StandInShims::idOf(1) + "\"";
+  BOOST_TEST(answer.find("connectable_uptime_seconds{" + app0 + "} 7\n") != std::string::npos, answer);
+  BOOST_TEST(answer.find("connectable_uptime_seconds{" + app1 + ",exported_container=\"app0\"} 9\n") != std::string::npos,
+             answer);
+  BOOST_TEST(answer.find("broken") == std::string::npos, answer);
+  BOOST_TEST(answer.find("# TYPE connectable_shim_up gauge\n") != std::string::npos, answer);
+  BOOST_TEST(answer.find("counter\nconnectable_shim_up") == std::string::npos, answer);
+  // Once, the injector's own: the shim's copy of it would be the same series twice.
+  const std::string up1 = "connectable_shim_up{" + app1 + "} 1\n";
+  const size_t first = answer.find(up1);
+  BOOST_TEST((first != std::string::npos && answer.find(up1, first + 1) == std::string::npos), answer);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
