@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <limits>
 
 namespace connectable {
 
@@ -44,11 +46,21 @@ Status hardenProcess() {
 }
 
 Status dropPrivileges(const std::string& user) {
-  errno = 0;
-  struct passwd* pw = getpwnam(user.c_str());
-  if (!pw) return Status::error("unknown user '" + user + "'");
-  const uid_t uid = pw->pw_uid;
-  const gid_t gid = pw->pw_gid;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  if (!user.empty() && user.find_first_not_of("0123456789") == std::string::npos) {
+    errno = 0;
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(user.c_str(), &end, 10);
+    // (uid_t)-1 means "unchanged" to setresuid.
+    if (errno != 0 || n >= std::numeric_limits<uid_t>::max()) return Status::error("uid " + user + " is out of range");
+    uid = gid = static_cast<uid_t>(n);
+  } else {
+    struct passwd* pw = getpwnam(user.c_str());
+    if (!pw) return Status::error("unknown user '" + user + "'");
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+  }
   if (uid == 0) return Status::error("user '" + user + "' is root; choose an unprivileged user");
   if (gid == 0) return Status::error("user '" + user + "' has group root; choose an unprivileged user");
 

@@ -10,7 +10,9 @@
 
 namespace connectable {
 
-// REQUIRES: called as root; `user` exists in the passwd database.
+// REQUIRES: called as root; `user` exists in the passwd database, or is a number: a uid
+// that needs no entry there, whose group is the same number (the injector gives each shim
+// one of its own from --shim-uids, so that no shim can signal another).
 Status dropPrivileges(const std::string& user);
 
 // For a process started by another user: no capabilities (whatever it was given), then

@@ -57,7 +57,8 @@ Options:
   --control PATH           answer status (JSON) and metrics (Prometheus) on this UNIX socket,
                            root only: curl --unix-socket PATH http://shim/status
   --status-port PORT       also answer a plain-text status on 127.0.0.1:PORT (and [::1]) inside the namespace
-  --user NAME              unprivileged user to switch to when started as root (default nobody)
+  --user NAME|UID          unprivileged user to switch to when started as root (default nobody);
+                           a number needs no passwd entry, and its group is the same number
   --data-path PATH         auto (default): io_uring where the kernel allows it, else epoll;
                            epoll: readiness and one system call per read or write
   --log-level LEVEL        debug, info (default), warn, error

@@ -931,6 +931,30 @@ BOOST_AUTO_TEST_CASE(DropsEveryPrivilegeOnceListening) {
   close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(AShimGivenANumericUserBecomesThatUidAndGroupWithNoPasswdEntry) {
+  // How the injector gives each shim a uid of its own (--shim-uids): no shim can then
+  // signal another, nor can anything else that runs as nobody.
+  TcpServer backend(replyHandler("ok"));
+  ShimProcess shim({"--netns", ns.path(), "--user", "2000123", "--connect", "6000=" + backend.address()});
+  pid_t pid = shim.pid();
+  BOOST_TEST(statusField(pid, "Uid") == "2000123\t2000123\t2000123\t2000123");
+  BOOST_TEST(statusField(pid, "Gid") == "2000123\t2000123\t2000123\t2000123");
+  BOOST_TEST(statusField(pid, "Groups") == "");
+  BOOST_TEST(statusField(pid, "CapEff") == "0000000000000000");
+  BOOST_TEST(statusField(pid, "CapBnd") == "0000000000000000");
+  int fd = connectInside(ns);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ok");
+  close(fd);
+  // Root's uid, and (uid_t)-1, which setresuid reads as "unchanged", are refused.
+  for (const char* bad : {"0", "4294967295", "99999999999999999999"}) {
+    Child refused = Child::spawn({shimBinary(), "--netns", ns.path(), "--user", bad, "--connect", "6001=" + backend.address()},
+                                 tempDir() + "/log");
+    BOOST_TEST(refused.wait(5s) == 1, bad);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(AStandaloneShimClosesTheDescriptorsItInherited) {
   // A descriptor its parent left open (not close-on-exec) would outlive the privilege drop:
   // a capability the shim was never meant to have, and a file or port held open.
