@@ -181,11 +181,14 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
   if (it != tracked_.end()) return &it->second;
   if (!mentionsConnectable(labels)) return nullptr;
   ContainerRequest request = parseContainerLabels(labels);
-  for (const auto& e : request.errors) {
-    ++counters_.badLabels;
-    log::error("ignoring bad label", {{"container", containerDisplayName(name, id)}, {"error", e}});
+  if (!request.errors.empty() && badLabelsReported_.insert(id).second) {
+    for (const auto& e : request.errors) {
+      ++counters_.badLabels;
+      log::error("ignoring bad label", {{"container", containerDisplayName(name, id)}, {"error", e}});
+    }
   }
   if (!request.wanted()) return nullptr;
+  badLabelsReported_.erase(id);  // tracked from now on, and a tracked container is not parsed again
   Tracked t;
   t.name = name;
   t.request = std::move(request);
@@ -246,6 +249,7 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
         tracked_.erase(it);
         counters_.containersWatched = tracked_.size();
       }
+      badLabelsReported_.erase(id);
       supervisor_.stop(id, "container removed");
     }
   } else if (event.isNetwork() && event.action == "connect") {

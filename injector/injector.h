@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,9 @@ class Injector : public DockerEventSink {
   std::unique_ptr<DockerEventStream> stream_;
   ShimSupervisor supervisor_;
   std::map<std::string, Tracked> tracked_;
+  // Containers with bad labels that no shim is for, so never tracked: their labels are
+  // reported once, not again at each of their events and each reconcile.
+  std::set<std::string> badLabelsReported_;
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;
   int64_t lastEventNanos_ = 0;  // of the last event seen: the next stream replays from there

@@ -401,6 +401,31 @@ BOOST_AUTO_TEST_CASE(ACreateHeldWhileDockerListsIsTimedFromWhenItCame) {
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
+  // A container whose only connect label is bad gets no shim; its create, its start and the
+  // list after every reconnect all show it again, and its label is still one bad label.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.0":"198.18.0.5:6379"},"State":"running"}])");
+  });
+  docker.streamsToEnd = 2;
+  for (const char* action : {"create", "start"})
+    docker.endedStreamEvents += R"({"Type":"container","Action":")" + std::string(action) + R"(","Actor":{"ID":")" + kId +
+                                R"(","Attributes":{"name":"app","connect.0":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
+                                "\n";
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 3; }, 5s));
+  runUntil(loop, [] { return false; }, 300ms);  // the last list's answer
+  BOOST_TEST(injector.counters().badLabels == 1u);
+  BOOST_TEST(injector.counters().containersWatched == 0u);
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
   // A running labelled container whose inspect failed has no other event coming that would
   // have it looked at again.
