@@ -260,16 +260,20 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
 }
 
 void ShimSupervisor::spawn(Managed& m) {
+  // Giving up on a restart: the record and control socket of the shim that died would
+  // otherwise name it until the next injector, for `connectable status` to list.
   auto netns = m.init.openNetns();
   if (!netns) {
     log::warn("cannot open the container's namespace; not starting its shim",
               {containerField(m.info), {"error", netns.status().message()}});
+    removeState(m.info.containerId);
     forget(m.info.containerId);
     return;
   }
   auto inode = netns->inode();
   if (!inode || *inode != m.info.netnsInode) {
     log::warn("the container's init changed namespace; not starting its shim", {containerField(m.info)});
+    removeState(m.info.containerId);
     forget(m.info.containerId);
     return;
   }

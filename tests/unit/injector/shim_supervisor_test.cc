@@ -414,6 +414,34 @@ BOOST_AUTO_TEST_CASE(ArgumentsTooLongForExecAreReportedAndNeverRetried) {
   BOOST_TEST(log.text().find("bytes, over exec's limit") != std::string::npos, log.text());
 }
 
+BOOST_AUTO_TEST_CASE(AShimThatCannotBeStartedAgainLeavesNoRecordBehind) {
+  // The shim died and its container's namespace can no longer be entered (here its init
+  // moved to another one; in life, /proc/<pid>/ns/net refused): no shim serves it, and no
+  // record or control socket may say one does, for `connectable status` to list.
+  SupervisorFixture f;
+  const std::string die = f.dir + "/die", moveNetns = f.dir + "/move";
+  writeShim(f.shimPath, ": > \"$8\"\nwhile [ ! -e " + die + " ]; do sleep 0.02; done\nexit 1\n");  // $8: --control's
+  f.options.restartMin = 10ms;
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sh", "-c", "while [ ! -e " + moveNetns + " ]; do sleep 0.02; done; exec unshare -n sleep 30"});
+  BOOST_REQUIRE(f.tryEnsure(init));
+  BOOST_REQUIRE_EQUAL(supervisor.list().size(), 1u);
+  f.shims.insert(supervisor.list()[0].shimPid);
+  const std::string record = f.dir + "/shims/" + kId + ".json", control = f.dir + "/shims/" + kId + ".sock";
+  BOOST_REQUIRE(connectable::testing::waitFor([&] { return access(control.c_str(), F_OK) == 0; }, 2s));
+
+  struct stat ours {}, theirs {};
+  BOOST_REQUIRE(stat("/proc/self/ns/net", &ours) == 0);
+  std::ofstream(moveNetns).close();
+  BOOST_REQUIRE(connectable::testing::waitFor([&] {
+    return stat(("/proc/" + std::to_string(init.pid()) + "/ns/net").c_str(), &theirs) == 0 && theirs.st_ino != ours.st_ino;
+  }, 2s));
+  std::ofstream(die).close();
+  BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.list().empty(); }, 2s));
+  BOOST_TEST(access(record.c_str(), F_OK) != 0, "the record of a shim that is gone is left");
+  BOOST_TEST(access(control.c_str(), F_OK) != 0, "the control socket of a shim that is gone is left");
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
   SupervisorFixture f;
   {
