@@ -241,6 +241,12 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
       // A die replayed after a reconnect may be about an init that a later start (and the
       // reconcile) already replaced: the shim of a live init stays.
       if (!supervisor_.servesLiveInit(id)) supervisor_.stop(id, "container died");
+    } else if (event.action == "rename") {
+      auto it = tracked_.find(id);
+      if (name.empty() || it == tracked_.end() || it->second.name == name) return;
+      log::info("container renamed", {{"container", containerDisplayName(name, id)}, {"was", it->second.name}});
+      it->second.name = name;
+      supervisor_.rename(id, name);
     } else if (event.action == "destroy") {
       auto it = tracked_.find(id);
       if (it != tracked_.end()) {

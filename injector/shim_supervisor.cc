@@ -277,6 +277,9 @@ void ShimSupervisor::spawn(Managed& m) {
     forget(m.info.containerId);
     return;
   }
+  // Renamed since the last start: the new shim's log lines name the container as it is now.
+  auto name = std::find(m.args.begin(), m.args.end(), "--name");
+  if (name != m.args.end() && name + 1 != m.args.end()) name[1] = containerDisplayName(m.info.containerName, m.info.containerId);
   // Everything the child needs is built before fork: after it, only async-signal-safe calls.
   std::vector<std::string> argvStrings = {options_.shimPath};
   argvStrings.insert(argvStrings.end(), m.args.begin(), m.args.end());
@@ -483,6 +486,13 @@ void ShimSupervisor::stop(const std::string& containerId, const std::string& rea
     log::warn("shim did not stop in time; killing it", {containerField(target->info)});
     (void)target->shim.signal(SIGKILL);
   });
+}
+
+void ShimSupervisor::rename(const std::string& containerId, const std::string& containerName) {
+  auto it = shims_.find(containerId);
+  if (it == shims_.end() || it->second->info.containerName == containerName) return;
+  it->second->info.containerName = containerName;
+  writeState(*it->second);
 }
 
 void ShimSupervisor::stopAll() {

@@ -70,6 +70,9 @@ class ShimSupervisor {
   Status ensure(const std::string& containerId, const std::string& containerName,
                 const ContainerRequest& request, ProcessHandle init, NetnsFd netns);
   void stop(const std::string& containerId, const std::string& reason);
+  // The container's new name (docker rename): in the list and the record now, in the shim's
+  // own log lines from its next start (the running one's arguments are how it is adopted).
+  void rename(const std::string& containerId, const std::string& containerName);
   void stopAll();
 
   // Re-adopts the shims recorded in the state dir that still run (same pid and start time,

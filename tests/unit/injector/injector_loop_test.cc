@@ -97,6 +97,8 @@ class FakeDocker {
   // Sent on the open event stream when the next list is asked for, before it is answered.
   std::string eventsDuringList;
   std::string endedStreamEvents;  // sent (chunked, one per line) on a stream before it ends
+  // Sends `lines` (events, one a line) on the event stream held open, once there is one.
+  void sendEvents(const std::string& lines) { sendOnStream(lines); }
 
  private:
   void acceptAll() {
@@ -424,6 +426,45 @@ BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
   BOOST_TEST(injector.counters().badLabels == 1u);
   BOOST_TEST(injector.counters().containersWatched == 0u);
   injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(ARenamedContainerIsKnownByItsNewName) {
+  // `docker rename`, or Compose renaming a container it replaces: `connectable status web`
+  // finds the shim by its record, and the log names the container as `docker ps` does.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
+    return;
+  }
+  std::string dir = tempDir();
+  writeShim(dir + "/shim", "exec sleep 30\n");
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  FakeContainerInit init(kId);
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.supervisor.shimPath = dir + "/shim";
+  options.stopShimsOnExit = true;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  docker.sendEvents(R"({"Type":"container","Action":"create","Actor":{"ID":")" + kId +
+                    R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
+                    "\n");
+  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().injectedEarly >= 1; }, 5s));
+  docker.sendEvents(R"({"Type":"container","Action":"rename","Actor":{"ID":")" + kId +
+                    R"(","Attributes":{"name":"web","oldName":"/app","connect.6000":"198.18.0.5:6379"}},"time":1796024646,"timeNano":1796024646000000042})"
+                    "\n");
+  auto named = [&](const std::string& name) {
+    auto shims = injector.supervisor().list();
+    return shims.size() == 1 && shims[0].containerName == name;
+  };
+  BOOST_TEST(runUntil(loop, [&] { return named("web"); }, 3s), "the shim is still known by the old name");
+  std::string record = connectable::testing::readFile(dir + "/shims/" + kId + ".json");
+  BOOST_TEST(record.find(R"("container_name":"web")") != std::string::npos, record);
+
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {

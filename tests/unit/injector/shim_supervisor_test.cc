@@ -442,6 +442,32 @@ BOOST_AUTO_TEST_CASE(AShimThatCannotBeStartedAgainLeavesNoRecordBehind) {
   BOOST_TEST(access(control.c_str(), F_OK) != 0, "the control socket of a shim that is gone is left");
 }
 
+BOOST_AUTO_TEST_CASE(ARenamedContainersShimGoesByTheNewNameFromItsNextStart) {
+  // The running shim keeps the arguments it was started with: a restarted injector knows
+  // it by them. Its record and the next shim take the new name.
+  SupervisorFixture f;
+  writeShim(f.shimPath, kPoliteShim);
+  f.options.restartMin = 10ms;
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  const pid_t first = f.ensure(init);
+  const std::string path = f.dir + "/shims/" + kId + ".json";
+  supervisor.rename(kId, "web");
+  BOOST_TEST(supervisor.list()[0].containerName == "web");
+  std::string record = readFile(path);
+  BOOST_TEST(record.find(R"("container_name":"web")") != std::string::npos, record);
+  BOOST_TEST(record.find("\"app (8f3c11155b1b)\"") != std::string::npos, record);
+
+  kill(first, SIGKILL);
+  BOOST_REQUIRE(runUntil(f.loop, [&] {
+    auto shims = supervisor.list();
+    return shims.size() == 1 && shims[0].shimPid != first && shims[0].shimPid != 0 && supervisor.serves(kId);
+  }, 2s));
+  f.shims.insert(supervisor.list()[0].shimPid);
+  record = readFile(path);
+  BOOST_TEST(record.find("\"web (8f3c11155b1b)\"") != std::string::npos, record);
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
   SupervisorFixture f;
   {
