@@ -101,6 +101,15 @@ Result<ContainerInfo> parseContainerInspect(std::string_view json) {
   return c;
 }
 
+std::string ContainerSummary::name() const {
+  for (const auto& n : names) {
+    std::string_view own = n;
+    if (!own.empty() && own.front() == '/') own.remove_prefix(1);
+    if (!own.empty() && own.find('/') == std::string_view::npos) return std::string(own);
+  }
+  return "";
+}
+
 std::string shortContainerId(const std::string& id) { return id.substr(0, 12); }
 
 std::string containerDisplayName(const std::string& name, const std::string& id) {

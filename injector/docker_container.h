@@ -24,6 +24,10 @@ struct ContainerSummary {
   std::string state;        // "running", "created", ... (empty if the daemon omitted it)
   std::string networkMode;  // HostConfig.NetworkMode: "default", "bridge", "none", "host",
                             // "container:<id>", or a network name
+
+  // Its own name, without the '/': not a legacy link's alias ("/app/db"), which `names`
+  // may hold too, and in any place.
+  std::string name() const;
 };
 
 // GET /containers/{id}/json, the fields the injector needs.

@@ -438,9 +438,7 @@ void Injector::onListed(Result<ContainerList> list) {
   }
   for (const auto& c : list->containers) {
     running[c.id] = true;
-    std::string name = c.names.empty() ? "" : c.names.front();
-    if (!name.empty() && name.front() == '/') name.erase(0, 1);
-    if (!track(c.id, c.labels, name)) continue;
+    if (!track(c.id, c.labels, c.name())) continue;
     // A shim whose container init still runs (pinned by pidfd, checked by start time) serves
     // the right namespace: no inspect, which is one blocking round trip per container.
     if (supervisor_.servesLiveInit(c.id)) continue;

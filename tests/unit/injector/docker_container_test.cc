@@ -101,6 +101,17 @@ BOOST_AUTO_TEST_CASE(ListGivesLabelsStateAndNetworkMode) {
   BOOST_TEST(empty->containers.empty());
 }
 
+BOOST_AUTO_TEST_CASE(ListNamesAContainerByItsOwnNameNotALinksAlias) {
+  auto r = parseContainerList(R"([{"Id":"a","Names":["/app/db","/zdb"]},{"Id":"b","Names":["/web"]},
+                                  {"Id":"c","Names":[]},{"Id":"d"}])");
+  BOOST_REQUIRE_MESSAGE(r, r.status().message());
+  BOOST_REQUIRE_EQUAL(r->containers.size(), 4u);
+  BOOST_TEST(r->containers[0].name() == "zdb");
+  BOOST_TEST(r->containers[1].name() == "web");
+  BOOST_TEST(r->containers[2].name() == "");
+  BOOST_TEST(r->containers[3].name() == "");
+}
+
 BOOST_AUTO_TEST_CASE(ListRejectsAReplyThatIsNoArray) {
   BOOST_TEST(!parseContainerList("{}"));
   BOOST_TEST(!parseContainerList("garbage"));

@@ -467,6 +467,39 @@ BOOST_AUTO_TEST_CASE(ARenamedContainerIsKnownByItsNewName) {
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(ALinkedContainerIsNamedByItsOwnNameNotALinksAlias) {
+  // `docker run --link zdb:db app` gives zdb a second name, /app/db, and the list gives a
+  // container's names in their sorted order: its own name is the one without a parent.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
+    return;
+  }
+  std::string dir = tempDir();
+  writeShim(dir + "/shim", "exec sleep 30\n");
+  FakeContainerInit init(kId);
+  FakeDocker docker(dir, [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app/db","/zdb"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"running"}])");
+  });
+  docker.inspectReply = [&](int) {
+    return jsonReply(200, R"({"Id":")" + kId + R"(","Name":"/zdb","State":{"Running":true,"Pid":)" + std::to_string(init.pid()) +
+                              R"(},"Config":{"Labels":{"connect.6000":"198.18.0.5:6379"}},"HostConfig":{"NetworkMode":"bridge"}})");
+  };
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.supervisor.shimPath = dir + "/shim";
+  options.stopShimsOnExit = true;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().injectedOnStart >= 1; }, 5s));
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  BOOST_TEST(injector.supervisor().list()[0].containerName == "zdb");
+
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+}
+
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
   // A running labelled container whose inspect failed has no other event coming that would
   // have it looked at again.
