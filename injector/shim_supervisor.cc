@@ -477,10 +477,16 @@ void ShimSupervisor::stop(const std::string& containerId, const std::string& rea
   }
   log::info("stopping shim", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"reason", reason}});
   (void)m.shim.signal(SIGTERM);
+  // On SIGTERM the shim lets open connections finish for its --drain-timeout: killing it
+  // sooner would cut them while its container runs on (--stop-shims-on-exit). A container
+  // that is gone has none left to finish.
+  Millis grace = options_.stopGrace;
+  if (m.init.alive())
+    if (auto parsed = parseShimOptions(m.args)) grace += parsed->proxy.drainTimeout;
   // Bound to this shim, not to the id: a successor may hold the id by the time it fires.
   // Whoever deletes m cancels the timer first.
   Managed* target = &m;
-  m.killTimer = loop_.addTimer(options_.stopGrace, [target] {
+  m.killTimer = loop_.addTimer(grace, [target] {
     target->killTimer = 0;
     if (!target->shim.valid()) return;
     log::warn("shim did not stop in time; killing it", {containerField(target->info)});

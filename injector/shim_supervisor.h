@@ -22,7 +22,8 @@ struct SupervisorOptions {
   std::string shimPath;                 // the connectable-shim binary
   std::string stateDir = "/run/connectable";
   std::vector<std::string> shimArgs;    // for every shim (--dns, --balance, log options)
-  Millis stopGrace{5000};               // SIGTERM, then SIGKILL after this
+  Millis stopGrace{5000};               // SIGTERM, then SIGKILL after this (and the shim's
+                                        // drain timeout, while its container runs)
   Millis restartMin{100};
   Millis restartMax{10000};
 };

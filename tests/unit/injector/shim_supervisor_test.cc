@@ -208,6 +208,43 @@ BOOST_AUTO_TEST_CASE(ASupervisorGoingAwayKillsTheShimItWasReplacing) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+BOOST_AUTO_TEST_SUITE(ShimSupervisorStopping)
+
+BOOST_AUTO_TEST_CASE(AStoppedShimIsGivenItsDrainTimeoutBeforeItIsKilled) {
+  // --stop-shims-on-exit stops shims whose containers go on running: on SIGTERM a shim lets
+  // open connections finish for its --drain-timeout (here a label's), and is late only after.
+  SupervisorFixture f;  // a grace of 200 ms
+  const std::string ready = f.dir + "/ready", drained = f.dir + "/drained";
+  writeShim(f.shimPath, "trap 'sleep 0.6; : > " + drained + "; exit 0' TERM\n: > " + ready + "\nwhile :; do sleep 0.05; done\n");
+  f.request = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.drain-timeout", "2s"}});
+  BOOST_REQUIRE(f.request.errors.empty());
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  BOOST_REQUIRE(f.tryEnsure(init));
+  f.shims.insert(supervisor.list()[0].shimPid);
+  BOOST_REQUIRE(connectable::testing::waitFor([&] { return access(ready.c_str(), F_OK) == 0; }, 2s));
+
+  supervisor.stopAll();
+  BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.allGone(); }, 5s));
+  BOOST_TEST(access(drained.c_str(), F_OK) == 0, "the shim was killed while it drained");
+}
+
+BOOST_AUTO_TEST_CASE(AShimThatDoesNotStopWithinItsDrainTimeoutIsKilled) {
+  SupervisorFixture f;
+  writeShim(f.shimPath, kStubbornShim);
+  f.request = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.drain-timeout", "300ms"}});
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  const pid_t shim = f.ensure(init);
+  const auto stopped = Clock::now();
+  supervisor.stop(kId, "test");
+  BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.allGone(); }, 5s));
+  BOOST_TEST(reaped(shim));
+  BOOST_TEST((Clock::now() - stopped >= 450ms), "killed before its drain timeout and grace");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(ShimSupervisorAdopting)
 
 BOOST_AUTO_TEST_CASE(ARunningShimIsAdoptedByItsArgumentsWhateverItsProgramIsCalled) {
