@@ -255,11 +255,10 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   Managed& ref = *m;
   shims_[containerId] = std::move(m);
   (void)netns;  // spawn reopens it from the init: the same namespace, checked by inode
-  spawn(ref);
-  return Status::ok();
+  return spawn(ref);
 }
 
-void ShimSupervisor::spawn(Managed& m) {
+Status ShimSupervisor::spawn(Managed& m) {
   // Giving up on a restart: the record and control socket of the shim that died would
   // otherwise name it until the next injector, for `connectable status` to list.
   auto netns = m.init.openNetns();
@@ -268,14 +267,14 @@ void ShimSupervisor::spawn(Managed& m) {
               {containerField(m.info), {"error", netns.status().message()}});
     removeState(m.info.containerId);
     forget(m.info.containerId);
-    return;
+    return netns.status();
   }
   auto inode = netns->inode();
   if (!inode || *inode != m.info.netnsInode) {
     log::warn("the container's init changed namespace; not starting its shim", {containerField(m.info)});
     removeState(m.info.containerId);
     forget(m.info.containerId);
-    return;
+    return Status::error("the container's init changed namespace");
   }
   // Renamed since the last start: the new shim's log lines name the container as it is now.
   auto name = std::find(m.args.begin(), m.args.end(), "--name");
@@ -295,7 +294,7 @@ void ShimSupervisor::spawn(Managed& m) {
                {containerField(m.info), {"error", s.message()}});
     removeState(m.info.containerId);
     forget(m.info.containerId);
-    return;
+    return s;
   }
   const int nsFd = netns->fd();
   const int initFd = m.init.fd();
@@ -303,7 +302,7 @@ void ShimSupervisor::spawn(Managed& m) {
   if (pipe2(errnoPipe, O_CLOEXEC) != 0) {
     log::error("cannot start the shim", {containerField(m.info), {"error", errnoStatus("pipe", errno).message()}});
     scheduleRestart(m);
-    return;
+    return Status::ok();
   }
 
   pid_t pid = fork();
@@ -312,7 +311,7 @@ void ShimSupervisor::spawn(Managed& m) {
     close(errnoPipe[0]);
     close(errnoPipe[1]);
     scheduleRestart(m);
-    return;
+    return Status::ok();
   }
   if (pid == 0) {
     sigset_t none;
@@ -343,7 +342,7 @@ void ShimSupervisor::spawn(Managed& m) {
     waitpid(pid, nullptr, 0);
     log::error("cannot watch the new shim", {containerField(m.info), {"error", handle.status().message()}});
     scheduleRestart(m);
-    return;
+    return Status::ok();
   }
   m.shim = std::move(*handle);
   m.ourChild = true;
@@ -357,6 +356,7 @@ void ShimSupervisor::spawn(Managed& m) {
   writeState(m);
   log::info("shim started", {containerField(m.info), {"pid", std::to_string(pid)}, {"ports", m.info.ports},
                              {"init_pid", std::to_string(m.info.initPid)}});
+  return Status::ok();
 }
 
 void ShimSupervisor::onShimExit(Managed& m) {
@@ -456,7 +456,7 @@ void ShimSupervisor::scheduleRestart(Managed& m) {
     }
     ++mm.info.restarts;
     ++restartsTotal_;
-    spawn(mm);
+    (void)spawn(mm);  // a give-up is logged there, and nobody waits for this one
   });
 }
 

@@ -67,7 +67,8 @@ class ShimSupervisor {
   Status init();  // creates <state-dir>/shims
 
   // Runs a shim for the container unless one already serves the same namespace and init.
-  // A shim for an older namespace of the container (it restarted) is replaced.
+  // A shim for an older namespace of the container (it restarted) is replaced. An error when
+  // it gave up on starting one; a failed fork is retried later, and no error.
   Status ensure(const std::string& containerId, const std::string& containerName,
                 const ContainerRequest& request, ProcessHandle init, NetnsFd netns);
   void stop(const std::string& containerId, const std::string& reason);
@@ -93,7 +94,9 @@ class ShimSupervisor {
 
  private:
   struct Managed;
-  void spawn(Managed& m);
+  // An error when it gave up on the shim for good (and forgot it); ok when the shim runs or
+  // a restart is scheduled.
+  Status spawn(Managed& m);
   void onShimExit(Managed& m);
   void scheduleRestart(Managed& m);
   void writeState(const Managed& m);

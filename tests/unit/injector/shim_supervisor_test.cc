@@ -505,6 +505,20 @@ BOOST_AUTO_TEST_CASE(ARenamedContainersShimGoesByTheNewNameFromItsNextStart) {
   BOOST_TEST(record.find("\"web (8f3c11155b1b)\"") != std::string::npos, record);
 }
 
+BOOST_AUTO_TEST_CASE(AShimThatCouldNotBeStartedAtAllIsNoSuccess) {
+  // The injector counts and logs a container as injected when ensure() succeeds.
+  SupervisorFixture f;
+  writeShim(f.shimPath, kPoliteShim);
+  f.request.shimArgs.push_back("--name=" + std::string(200 * 1024, 'x'));
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  Status s = f.tryEnsure(init);
+  for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
+  BOOST_TEST(!s.isOk(), "no shim, yet a success");
+  BOOST_TEST(s.message().find("over exec's limit") != std::string::npos, s.message());
+  BOOST_TEST(!supervisor.serves(kId));
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
   SupervisorFixture f;
   {
