@@ -242,11 +242,7 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
       // reconcile) already replaced: the shim of a live init stays.
       if (!supervisor_.servesLiveInit(id)) supervisor_.stop(id, "container died");
     } else if (event.action == "rename") {
-      auto it = tracked_.find(id);
-      if (name.empty() || it == tracked_.end() || it->second.name == name) return;
-      log::info("container renamed", {{"container", containerDisplayName(name, id)}, {"was", it->second.name}});
-      it->second.name = name;
-      supervisor_.rename(id, name);
+      followName(id, name);
     } else if (event.action == "destroy") {
       auto it = tracked_.find(id);
       if (it != tracked_.end()) {
@@ -262,6 +258,16 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
     // The namespace exists before the container runs: look for it now.
     if (tracked_.count(id) && !supervisor_.serves(id)) beginEarlyWatch(id);
   }
+}
+
+void Injector::followName(const std::string& id, const std::string& name) {
+  auto it = tracked_.find(id);
+  if (name.empty() || it == tracked_.end()) return;
+  if (it->second.name != name) {
+    log::info("container renamed", {{"container", containerDisplayName(name, id)}, {"was", it->second.name}});
+    it->second.name = name;
+  }
+  supervisor_.rename(id, name);  // an adopted shim's record may know it by an older name still
 }
 
 void Injector::beginEarlyWatch(const std::string& id) {
@@ -439,6 +445,8 @@ void Injector::onListed(Result<ContainerList> list) {
   for (const auto& c : list->containers) {
     running[c.id] = true;
     if (!track(c.id, c.labels, c.name())) continue;
+    // Renamed while no event could say so: the injector was away, or the gap was too long to replay.
+    followName(c.id, c.name());
     // A shim whose container init still runs (pinned by pidfd, checked by start time) serves
     // the right namespace: no inspect, which is one blocking round trip per container.
     if (supervisor_.servesLiveInit(c.id)) continue;

@@ -104,6 +104,9 @@ class Injector : public DockerEventSink {
   void scheduleReconcileRetry();
   void cancelReconcileRetry();
   Tracked* track(const std::string& id, const std::map<std::string, std::string>& attributes, const std::string& name);
+  // The container's name as Docker says it is now (a rename event, a list): in our log lines,
+  // its shim's record and, from its next start, the shim's own.
+  void followName(const std::string& id, const std::string& name);
   void beginEarlyWatch(const std::string& id);
   // Counts create -> shim started once per create event (restarts are not measured).
   void recordInjectionLatency(Tracked& t);

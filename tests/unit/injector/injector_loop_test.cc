@@ -467,6 +467,40 @@ BOOST_AUTO_TEST_CASE(ARenamedContainerIsKnownByItsNewName) {
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(AContainerRenamedWhileTheInjectorWasAwayIsKnownByItsNewNameOnceListed) {
+  // No rename event comes for what happened before the injector started: the adopted
+  // shim's record names the container as it was, the list as it is.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/web"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"running"}])");
+  });
+  Child shim = Child::spawn({"sleep", "30"});
+  Child init = Child::spawn({"sleep", "30"});
+  // Adopted by its arguments: those of `sleep`, once the child has exec'd it.
+  BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
+  struct stat netns {};
+  BOOST_REQUIRE(stat(("/proc/" + std::to_string(init.pid()) + "/ns/net").c_str(), &netns) == 0);
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  std::ofstream(dir + "/shims/" + kId + ".json")
+      << R"({"container_id":")" << kId << R"(","container_name":"app","shim_pid":)" << shim.pid()
+      << R"(,"shim_start_time":)" << *processStartTime(shim.pid()) << R"(,"init_pid":)" << init.pid()
+      << R"(,"init_start_time":)" << *processStartTime(init.pid()) << R"(,"netns_inode":)" << netns.st_ino
+      << R"(,"ports":"6000","restarts":0,"args":["30"]})";
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  runUntil(loop, [] { return false; }, 300ms);  // the list's answer
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  BOOST_TEST(injector.supervisor().list()[0].containerName == "web");
+  std::string record = connectable::testing::readFile(dir + "/shims/" + kId + ".json");
+  BOOST_TEST(record.find(R"("container_name":"web")") != std::string::npos, record);
+  BOOST_TEST(docker.inspects() == 0, "a shim serving a live init needs no inspect");
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_CASE(ALinkedContainerIsNamedByItsOwnNameNotALinksAlias) {
   // `docker run --link zdb:db app` gives zdb a second name, /app/db, and the list gives a
   // container's names in their sorted order: its own name is the one without a parent.
