@@ -228,8 +228,12 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
     std::string name = nameIt == event.attributes.end() ? "" : nameIt->second;
     if (event.action == "create") {
       if (Tracked* t = track(id, event.attributes, name)) {
-        t->sawCreate = true;
-        t->createdAt = receivedAt;
+        // A reconnect replays the last event acted on: a create for a container served
+        // already is that, and no shim waits for it.
+        if (!supervisor_.serves(id)) {
+          t->sawCreate = true;
+          t->createdAt = receivedAt;
+        }
         beginEarlyWatch(id);
       }
     } else if (event.action == "start") {
