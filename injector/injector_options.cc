@@ -24,6 +24,9 @@ Options:
   --stop-shims-on-exit     on SIGTERM, stop the shims too (default: leave them serving)
   --metrics-listen IP:PORT serve Prometheus metrics of the injector and all its shims on
                            http://IP:PORT/metrics (default: off)
+  --shim-uids FIRST-LAST   run each container's shim as a uid of its own from this range, one
+                           no other user or program has (no passwd entry needed), instead of
+                           all as --user: then no shim can signal, renice or limit another
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
 
@@ -35,6 +38,27 @@ Passed to every shim (a container's connectable.<option> labels override all but
 See connectable-shim --help for their meaning.
 )";
 }
+
+namespace {
+
+// FIRST-LAST, both uids other than root's and (uid_t)-1 ("unchanged" to setresuid).
+Status parseUidRange(const std::string& text, SupervisorOptions* out) {
+  const size_t dash = text.find('-');
+  auto number = [](const std::string& s, uint64_t* n) {
+    if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+    *n = std::stoull(s);
+    return *n >= 1 && *n < 0xffffffffULL;
+  };
+  uint64_t first = 0, last = 0;
+  if (dash == std::string::npos || !number(text.substr(0, dash), &first) || !number(text.substr(dash + 1), &last))
+    return Status::error("'" + text + "' is not FIRST-LAST, two uids from 1 to 4294967294");
+  if (last < first) return Status::error("'" + text + "': LAST is below FIRST");
+  out->shimUidFirst = static_cast<uint32_t>(first);
+  out->shimUidCount = static_cast<uint32_t>(last - first + 1);
+  return Status::ok();
+}
+
+}  // namespace
 
 Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe) {
   static const std::set<std::string> kShimOptions = {"--dns", "--dns-min-ttl", "--dns-timeout", "--balance",
@@ -62,7 +86,7 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
     if (arg == "--version") { c.version = true; continue; }
     if (arg == "--stop-shims-on-exit") { c.options.stopShimsOnExit = true; continue; }
     static const std::set<std::string> kOwn = {"--docker", "--state-dir", "--shim", "--log-level", "--log-format",
-                                               "--metrics-listen"};
+                                               "--metrics-listen", "--shim-uids"};
     if (!kOwn.count(arg) && !kShimOptions.count(arg)) return Status::error("unknown option '" + arg + "'");
     if (!hasValue) {
       if (i + 1 >= args.size()) return Status::error(arg + " needs a value");
@@ -78,6 +102,8 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
       c.metricsListen = value;
     } else if (arg == "--shim") {
       c.options.supervisor.shimPath = value;
+    } else if (arg == "--shim-uids") {
+      if (Status s = parseUidRange(value, &c.options.supervisor); !s) return s.withContext("--shim-uids");
     } else if (arg == "--log-level") {
       if (!log::parseLevel(value, &c.logLevel)) return Status::error("--log-level: '" + value + "' is not one of debug, info, warn, error");
     } else if (arg == "--log-format") {
@@ -89,6 +115,9 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
       c.options.supervisor.shimArgs.push_back(arg + "=" + value);
     }
   }
+  if (c.options.supervisor.shimUidCount > 0)
+    for (const auto& a : c.options.supervisor.shimArgs)
+      if (a.rfind("--user=", 0) == 0) return Status::error("--user and --shim-uids: give one or the other");
   c.options.supervisor.shimArgs.push_back(std::string("--log-level=") + (c.logLevel == log::Level::Debug ? "debug" : c.logLevel == log::Level::Info ? "info" : c.logLevel == log::Level::Warn ? "warn" : "error"));
   c.options.supervisor.shimArgs.push_back(std::string("--log-format=") + (c.logFormat == log::Format::Json ? "json" : "text"));
   return c;

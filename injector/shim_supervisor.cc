@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "common/log.h"
@@ -229,6 +231,11 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
     Managed& old = *it->second;
     if (!old.stopping && old.info.netnsInode == *inode && old.init.alive()) return Status::ok();
   }
+  if (options_.shimUidCount > 0) {
+    auto uid = uidFor(containerId);
+    if (!uid) return uid.status();
+    args.push_back("--user=" + std::to_string(*uid));
+  }
   if (auto checked = parseShimOptions(args); !checked) return checked.status().withContext("shim options");
   if (it != shims_.end()) {
     Managed& old = *it->second;
@@ -256,6 +263,46 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   shims_[containerId] = std::move(m);
   (void)netns;  // spawn reopens it from the init: the same namespace, checked by inode
   return spawn(ref);
+}
+
+namespace {
+
+// The uid a shim was given by number (the last --user wins, as in its parser); none for a
+// name.
+std::optional<uint32_t> numericUser(const std::vector<std::string>& args) {
+  std::optional<uint32_t> uid;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string value;
+    if (args[i].rfind("--user=", 0) == 0) value = args[i].substr(7);
+    else if (args[i] == "--user" && i + 1 < args.size()) value = args[i + 1];
+    else continue;
+    uid.reset();
+    if (!value.empty() && value.size() <= 10 && value.find_first_not_of("0123456789") == std::string::npos &&
+        std::stoull(value) <= std::numeric_limits<uint32_t>::max())
+      uid = static_cast<uint32_t>(std::stoull(value));
+  }
+  return uid;
+}
+
+}  // namespace
+
+Result<uint32_t> ShimSupervisor::uidFor(const std::string& containerId) const {
+  std::set<uint32_t> taken;
+  std::optional<uint32_t> own;
+  auto note = [&](const Managed& m) {
+    auto uid = numericUser(m.args);
+    if (!uid) return;
+    // A container restarted keeps its uid: its old shim, still exiting, is its own.
+    if (m.info.containerId == containerId && *uid - options_.shimUidFirst < options_.shimUidCount) own = uid;
+    taken.insert(*uid);
+  };
+  for (const auto& [id, m] : shims_) note(*m);
+  for (const auto& m : retired_) note(*m);
+  if (own) return *own;
+  for (uint64_t uid = options_.shimUidFirst; uid < uint64_t{options_.shimUidFirst} + options_.shimUidCount; ++uid)
+    if (!taken.count(static_cast<uint32_t>(uid))) return static_cast<uint32_t>(uid);
+  return Status::error("every uid of --shim-uids " + std::to_string(options_.shimUidFirst) + "-" +
+                       std::to_string(options_.shimUidFirst + options_.shimUidCount - 1) + " is some other shim's");
 }
 
 Status ShimSupervisor::spawn(Managed& m) {

@@ -26,6 +26,11 @@ struct SupervisorOptions {
                                         // drain timeout, while its container runs)
   Millis restartMin{100};
   Millis restartMax{10000};
+  // With a count, each container's shim runs as a uid of its own from [shimUidFirst,
+  // shimUidFirst + shimUidCount) (--shim-uids), so that no shim can signal, renice or limit
+  // another; without, every shim runs as shimArgs' --user.
+  uint32_t shimUidFirst = 0;
+  uint32_t shimUidCount = 0;
 };
 
 struct ShimInfo {
@@ -107,6 +112,9 @@ class ShimSupervisor {
   // Out of every list already: stops watching it and deletes it after this loop turn.
   void dispose(std::unique_ptr<Managed> m);
   void unwatch(Managed& m);
+  // The uid for a new shim of the container: the one its predecessor had, else the lowest
+  // that no shim (running, exiting or adopted) has.
+  Result<uint32_t> uidFor(const std::string& containerId) const;
   std::string statePath(const std::string& containerId) const;
   std::string controlPath(const std::string& containerId) const;
 

@@ -254,6 +254,46 @@ BOOST_AUTO_TEST_CASE(AKilledInjectorReadoptsItsShimsAndOpenConnectionsSurvive) {
   BOOST_TEST(echo.accepted() == 1);  // one connection, carried across the restart
 }
 
+BOOST_AUTO_TEST_CASE(ShimsGivenUidsOfTheirOwnServeAndCannotSignalOneAnotherAcrossARestart) {
+  // Under one shared user, any shim (or anything else running as nobody) could kill the
+  // others; with --shim-uids each container's shim is alone in its uid.
+  const std::vector<std::string> uids = {"--shim-uids", "2000100-2000199"};
+  auto injector = std::make_unique<InjectorProcess>(state, uids);
+  auto uidOf = [](pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("Uid:", 0) == 0) return line.substr(4);
+    return std::string();
+  };
+  // Signal 0 to `pid` from a process running as `uid`: whether it could signal it.
+  auto canSignal = [](const std::string& uid, pid_t pid) {
+    return run({"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "kill", "-0", std::to_string(pid)})
+               .exitCode == 0;
+  };
+  std::vector<std::string> ids;
+  std::vector<pid_t> shims;
+  for (const char* what : {"uid-a", "uid-b"}) {
+    ids.push_back(docker.runDetached({"--name", name(what), "--network", "none", "-l", label(8080, web), image, "sleep", "120"}));
+    BOOST_REQUIRE(injector->waitShim(ids.back()));
+    shims.push_back(injector->shimOf(ids.back()));
+    BOOST_TEST(fetchInside(name(what), 8080).out == "from-web");
+  }
+  BOOST_TEST(uidOf(shims[0]) == "\t2000100\t2000100\t2000100\t2000100");
+  BOOST_TEST(uidOf(shims[1]) == "\t2000101\t2000101\t2000101\t2000101");
+  BOOST_TEST(canSignal("2000100", shims[0]));  // the check itself works
+  BOOST_TEST(!canSignal("2000100", shims[1]));
+  BOOST_TEST(!canSignal("65534", shims[0]));
+
+  // A new injector adopts them, and gives the next container a uid neither has.
+  injector->child().kill();
+  injector = std::make_unique<InjectorProcess>(state, uids);
+  BOOST_TEST(injector->waitLog("adopted running shim"));
+  ids.push_back(docker.runDetached({"--name", name("uid-c"), "--network", "none", "-l", label(8080, web), image, "sleep", "120"}));
+  BOOST_REQUIRE(injector->waitShim(ids.back()));
+  BOOST_TEST(uidOf(injector->shimOf(ids.back())) == "\t2000102\t2000102\t2000102\t2000102");
+  BOOST_TEST(fetchInside(name("uid-c"), 8080).out == "from-web");
+}
+
 BOOST_AUTO_TEST_CASE(AShimExitsWithItsContainerEvenWithoutTheInjector) {
   auto injector = std::make_unique<InjectorProcess>(state);
   std::string app = name("orphan");

@@ -42,4 +42,22 @@ BOOST_AUTO_TEST_CASE(ABadDnsServerIsRefusedAtTheInjectorsStartNotByEveryShim) {
   BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--dns", "198.18.0.53:8600,[fd00::53]"}, "/usr/sbin/connectable")));
 }
 
+BOOST_AUTO_TEST_CASE(ShimUidsAreARangeOfUidsOtherThanRootsAndExcludeAUserForAll) {
+  auto c = parseInjectorCommandLine({"--shim-uids", "2000000-2065535"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE_MESSAGE(c, c.status().message());
+  BOOST_TEST(c->options.supervisor.shimUidFirst == 2000000u);
+  BOOST_TEST(c->options.supervisor.shimUidCount == 65536u);
+  auto one = parseInjectorCommandLine({"--shim-uids=7-7"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(one);
+  BOOST_TEST(one->options.supervisor.shimUidCount == 1u);
+  for (const char* bad : {"0-10", "10-5", "5", "5-", "-5", "a-b", "1-4294967295", "1-99999999999", "+1-5"}) {
+    auto refused = parseInjectorCommandLine({"--shim-uids", bad}, "/usr/sbin/connectable");
+    BOOST_REQUIRE_MESSAGE(!refused, bad);
+    BOOST_TEST(refused.status().message().find("--shim-uids") != std::string::npos, refused.status().message());
+  }
+  auto both = parseInjectorCommandLine({"--user", "daemon", "--shim-uids", "2000000-2000009"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!both);
+  BOOST_TEST(both.status().message().find("one or the other") != std::string::npos, both.status().message());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

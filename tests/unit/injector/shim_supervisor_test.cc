@@ -519,6 +519,51 @@ BOOST_AUTO_TEST_CASE(AShimThatCouldNotBeStartedAtAllIsNoSuccess) {
   BOOST_TEST(!supervisor.serves(kId));
 }
 
+BOOST_AUTO_TEST_CASE(WithShimUidsEachContainersShimHasAUidOfItsOwnKeptAcrossItsRestarts) {
+  SupervisorFixture f;
+  writeShim(f.shimPath, kPoliteShim);
+  f.options.shimUidFirst = 2000000;
+  f.options.shimUidCount = 2;
+  ShimSupervisor& supervisor = f.start();
+  std::vector<Child> inits;
+  auto ensureFor = [&](const std::string& id, const Child& init) {
+    auto process = ProcessHandle::open(init.pid());
+    BOOST_REQUIRE(process);
+    auto netns = process->openNetns();
+    BOOST_REQUIRE(netns);
+    return supervisor.ensure(id, id.substr(0, 4), f.request, std::move(*process), std::move(*netns));
+  };
+  auto uidOf = [&](const std::string& id) {
+    auto record = readShimRecord(f.options.stateDir + "/shims/" + id + ".json");
+    BOOST_REQUIRE_MESSAGE(record, record.status().message());
+    std::string uid;
+    for (const auto& a : record->args)
+      if (a.rfind("--user=", 0) == 0) uid = a.substr(7);
+    return uid;
+  };
+  const std::string a(64, 'a'), b(64, 'b'), c(64, 'c');
+  for (int i = 0; i < 3; ++i) inits.push_back(Child::spawn({"sleep", "30"}));
+  BOOST_REQUIRE(ensureFor(a, inits[0]));
+  BOOST_REQUIRE(ensureFor(b, inits[1]));
+  BOOST_TEST(uidOf(a) == "2000000");
+  BOOST_TEST(uidOf(b) == "2000001");
+  // The range is used up: a third container is told why it gets no shim.
+  Status third = ensureFor(c, inits[2]);
+  BOOST_REQUIRE(!third);
+  BOOST_TEST(third.message().find("--shim-uids 2000000-2000001") != std::string::npos, third.message());
+  // A container restarting (a new namespace) keeps its uid, though its old shim still exits.
+  inits[0].kill();
+  inits.push_back(Child::spawn({"sleep", "30"}));
+  BOOST_REQUIRE(ensureFor(a, inits.back()));
+  BOOST_TEST(uidOf(a) == "2000000");
+  // A container gone gives its uid back.
+  supervisor.stop(b, "container died");
+  BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.list().size() == 1; }, 2s));
+  BOOST_REQUIRE(ensureFor(c, inits[2]));
+  BOOST_TEST(uidOf(c) == "2000001");
+  for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
   SupervisorFixture f;
   {
