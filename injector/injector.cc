@@ -24,6 +24,7 @@ Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOpti
       endpoint_(endpoint),
       options_(std::move(options)),
       supervisor_(loop, options_.supervisor),
+      problems_(options_.supervisor.stateDir),
       reconnectDelay_(options_.reconnectMin),
       reconcileRetryDelay_(options_.reconcileRetryMin),
       calls_(std::make_unique<DockerCalls>(loop, endpoint, options_.docker)) {}
@@ -45,6 +46,7 @@ Status Injector::start() {
   if (!inode) return inode.status();
   hostNetnsInode_ = *inode;
   if (Status s = supervisor_.init(); !s) return s;
+  if (Status s = problems_.init(); !s) return s;
   // The state dir may be another injector's too: its shims are ours once the daemon is.
   if (!claimDaemon_) adoptShims();
   if (Status s = calls_->start(); !s) return s.withContext("docker requests");
@@ -187,10 +189,17 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
       log::error("ignoring bad label", {{"container", containerDisplayName(name, id)}, {"error", e}});
     }
   }
-  if (!request.wanted()) return nullptr;
+  std::vector<std::string> ignored;
+  for (const auto& e : request.errors) ignored.push_back("ignored bad label: " + e);
+  if (!request.wanted()) {
+    problems_.set({id, name, ignored});
+    return nullptr;
+  }
   badLabelsReported_.erase(id);  // tracked from now on, and a tracked container is not parsed again
   Tracked t;
   t.name = name;
+  t.ignoredLabels = std::move(ignored);
+  problems_.set({id, name, t.ignoredLabels});  // none: a record left from before goes
   t.request = std::move(request);
   t.createdAt = loop_.now();
   counters_.containersWatched = tracked_.size() + 1;
@@ -256,6 +265,7 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
         counters_.containersWatched = tracked_.size();
       }
       badLabelsReported_.erase(id);
+      problems_.remove(id);
       supervisor_.stop(id, "container removed");
     }
   } else if (event.isNetwork() && event.action == "connect") {
@@ -270,8 +280,24 @@ void Injector::followName(const std::string& id, const std::string& name) {
   if (it->second.name != name) {
     log::info("container renamed", {{"container", containerDisplayName(name, id)}, {"was", it->second.name}});
     it->second.name = name;
+    recordProblems(id);
   }
   supervisor_.rename(id, name);  // an adopted shim's record may know it by an older name still
+}
+
+void Injector::recordProblems(const std::string& id) {
+  auto it = tracked_.find(id);
+  if (it == tracked_.end()) return;
+  ProblemRecord r{id, it->second.name, it->second.ignoredLabels};
+  if (!it->second.noShimBecause.empty()) r.problems.push_back("no shim: " + it->second.noShimBecause);
+  problems_.set(r);
+}
+
+void Injector::noShim(const std::string& id, const std::string& why) {
+  auto it = tracked_.find(id);
+  if (it == tracked_.end() || it->second.noShimBecause == why) return;
+  it->second.noShimBecause = why;
+  recordProblems(id);
 }
 
 void Injector::beginEarlyWatch(const std::string& id) {
@@ -298,6 +324,7 @@ void Injector::pollEarly(const std::string& id) {
     pid_t pid = init->process.pid();
     Status s = supervisor_.ensure(id, t.name, t.request, std::move(init->process), std::move(init->netns));
     if (s) {
+      noShim(id, "");
       ++counters_.injectedEarly;
       auto ms = std::chrono::duration_cast<Millis>(loop_.now() - t.createdAt).count();
       recordInjectionLatency(t);
@@ -363,6 +390,7 @@ void Injector::onInspected(const std::string& id, DockerCalls::Inspected inspect
   if (info->hostNetwork()) {
     log::warn("container uses the host's network; connectable never injects there",
               {{"container", containerDisplayName(t.name, id)}});
+    noShim(id, "it uses the host's network, where connectable never injects");
     return;
   }
   if (!info->running || info->pid <= 0) return;
@@ -383,18 +411,22 @@ void Injector::onInspected(const std::string& id, DockerCalls::Inspected inspect
   auto netns = process->openNetns();
   if (!netns) {
     log::warn("cannot open container namespace", {{"container", containerDisplayName(t.name, id)}, {"error", netns.status().message()}});
+    noShim(id, "cannot open its network namespace: " + netns.status().message());
     return;
   }
   auto inode = netns->inode();
   if (inode && *inode == hostNetnsInode_) {
     log::warn("container shares the host's network namespace; connectable never injects there",
               {{"container", containerDisplayName(t.name, id)}});
+    noShim(id, "it shares the host's network namespace, where connectable never injects");
     return;
   }
   if (Status s = supervisor_.ensure(id, t.name, t.request, std::move(*process), std::move(*netns)); !s) {
     log::error("cannot start shim", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});
+    noShim(id, s.message());
     return;
   }
+  noShim(id, "");
   ++counters_.injectedOnStart;
   recordInjectionLatency(t);
 }
@@ -462,6 +494,11 @@ void Injector::onListed(Result<ContainerList> list) {
     if (everyIdKnown && !running.count(shim.containerId) && shim.since < listAskedAt_)
       supervisor_.stop(shim.containerId, "container not running");
   }
+  // Records of containers removed while no event could say so.
+  std::set<std::string> known;
+  for (const auto& [id, up] : running) known.insert(id);
+  for (const auto& [id, t] : tracked_) known.insert(id);
+  problems_.keepOnly(known);
   log::info("reconciled", {{"running", std::to_string(list->containers.size() + list->skipped.size())},
                            {"watched", std::to_string(tracked_.size())},
                            {"shims", std::to_string(supervisor_.list().size())}});

@@ -17,6 +17,7 @@
 #include "injector/docker_calls.h"
 #include "injector/docker_event_stream.h"
 #include "injector/label_parser.h"
+#include "injector/problem_records.h"
 #include "injector/shim_supervisor.h"
 
 namespace connectable {
@@ -87,8 +88,14 @@ class Injector : public DockerEventSink {
     bool inspectAgain = false;  // and another one was wanted meanwhile
     int inspectFailures = 0;    // in a row
     EventLoop::TimerId inspectRetryTimer = 0;
+    std::vector<std::string> ignoredLabels;  // for `connectable status`, with:
+    std::string noShimBecause;               // why it has no shim; empty once it has one
   };
 
+  // What `connectable status` shows of the container's problems, from its Tracked.
+  void recordProblems(const std::string& id);
+  // The container gets no shim now, for `why`; logged already.
+  void noShim(const std::string& id, const std::string& why);
   void connect();
   void onNegotiated(Result<DockerCalls::Negotiated> negotiated);
   void onDaemonIdentified(Result<std::string> id);
@@ -121,6 +128,7 @@ class Injector : public DockerEventSink {
   InjectorOptions options_;
   std::unique_ptr<DockerEventStream> stream_;
   ShimSupervisor supervisor_;
+  ProblemRecords problems_;
   std::map<std::string, Tracked> tracked_;
   // Containers with bad labels that no shim is for, so never tracked: their labels are
   // reported once, not again at each of their events and each reconcile.

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include "common/http_fetch.h"
 #include "common/log.h"
 #include "injector/docker_container.h"
+#include "injector/problem_records.h"
 #include "injector/shim_scrape.h"
 #include "injector/shim_supervisor.h"
 #include "shim/shim_options.h"
@@ -109,10 +111,11 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
                              "FAILURES", "SHIM PID", "RESTARTS", "UPTIME"}};
   std::vector<std::string> notes;
   for (const auto& r : rows) {
+    for (const auto& p : r.problems) notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + p);
     if (r.shimJson.empty()) {
-      table.push_back({r.containerName, shortContainerId(r.containerId), "-", "-", "-", "-", "-", "-", std::to_string(r.shimPid),
-                       std::to_string(r.restarts), "-"});
-      notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + r.error);
+      table.push_back({r.containerName, shortContainerId(r.containerId), "-", "-", "-", "-", "-", "-",
+                       r.shimPid ? std::to_string(r.shimPid) : "-", std::to_string(r.restarts), "-"});
+      if (!r.error.empty()) notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + r.error);
       continue;
     }
     try {
@@ -161,11 +164,13 @@ std::string formatStatusJson(const std::vector<StatusRow>& rows) {
       error = "unreadable status: " + s.message();
       shim.clear();
     }
+    std::string problems;
+    for (const auto& p : r.problems) problems += (problems.empty() ? "\"" : ",\"") + log::jsonEscape(p) + "\"";
     out += std::string(i ? "," : "") + "\n{\"container_name\":\"" + log::jsonEscape(r.containerName) +
            "\",\"container_id\":\"" + log::jsonEscape(r.containerId) + "\",\"shim_pid\":" + std::to_string(r.shimPid) +
            ",\"restarts\":" + std::to_string(r.restarts) +
            ",\"error\":" + (error.empty() ? "null" : "\"" + log::jsonEscape(error) + "\"") +
-           ",\"shim\":" + (shim.empty() ? "null" : shim) + "}";
+           ",\"problems\":[" + problems + "]" + ",\"shim\":" + (shim.empty() ? "null" : shim) + "}";
   }
   return out + "\n]\n";
 }
@@ -216,6 +221,11 @@ int runStatusCommand(const std::vector<std::string>& args) {
   }
 
   std::vector<StatusRow> rows;
+  std::map<std::string, ProblemRecord> problems;
+  for (auto& p : readProblemRecords(stateDir)) problems[p.containerId] = std::move(p);
+  auto wanted = [&](const std::string& name, const std::string& id) {
+    return which.empty() || which == name || id.rfind(which, 0) == 0;
+  };
   for (const auto& file : *files) {
     auto record = readShimRecord(file);
     if (!record) continue;  // being rewritten, or not ours: the injector owns these records
@@ -224,8 +234,21 @@ int runStatusCommand(const std::vector<std::string>& args) {
     r.containerName = record->info.containerName;
     r.shimPid = record->info.shimPid;
     r.restarts = record->info.restarts;
-    if (!which.empty() && which != r.containerName && r.containerId.rfind(which, 0) != 0) continue;
+    if (auto p = problems.find(r.containerId); p != problems.end()) {
+      r.problems = std::move(p->second.problems);
+      problems.erase(p);
+    }
+    if (!wanted(r.containerName, r.containerId)) continue;
     rows.push_back(r);
+  }
+  // Containers the injector knows of but runs no shim for, and says why.
+  for (auto& [id, p] : problems) {
+    if (!wanted(p.containerName, id)) continue;
+    StatusRow r;
+    r.containerId = id;
+    r.containerName = p.containerName;
+    r.problems = std::move(p.problems);
+    rows.push_back(std::move(r));
   }
   if (!which.empty() && rows.empty()) {
     std::fprintf(stderr, "connectable status: no injected container named or with an id starting '%s'\n", which.c_str());
@@ -243,19 +266,25 @@ int runStatusCommand(const std::vector<std::string>& args) {
     return 1;
   }
   std::vector<std::string> sockets;
-  for (const auto& r : rows) sockets.push_back(dir + "/" + r.containerId + ".sock");
+  std::vector<size_t> asked;  // the rows of containers with a shim
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].shimPid == 0) continue;
+    sockets.push_back(dir + "/" + rows[i].containerId + ".sock");
+    asked.push_back(i);
+  }
   ShimScrapeLimits limits;
   limits.timeout = timeout;
   bool done = false;
   scrapeShims(loop, std::move(sockets), "/status", limits, [&](ShimScrapeResult scraped) {
-    for (size_t i = 0; i < rows.size(); ++i) {
-      auto& reply = scraped.replies[i];
+    for (size_t k = 0; k < asked.size(); ++k) {
+      auto& reply = scraped.replies[k];
+      StatusRow& row = rows[asked[k]];
       if (!reply) {
-        rows[i].error = reply.status().message();
+        row.error = reply.status().message();
       } else if (reply->code != 200) {
-        rows[i].error = "shim answered " + std::to_string(reply->code) + ": " + reply->body;
+        row.error = "shim answered " + std::to_string(reply->code) + ": " + reply->body;
       } else {
-        rows[i].shimJson = std::move(reply->body);
+        row.shimJson = std::move(reply->body);
       }
     }
     done = true;

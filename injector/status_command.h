@@ -19,6 +19,8 @@ struct StatusRow {
   uint32_t restarts = 0;  // times the injector restarted this container's shim after it died
   std::string shimJson;  // the shim's /status answer; empty when it did not answer
   std::string error;     // why it did not
+  // What the injector could not do for the container: labels it ignored, why it has no shim.
+  std::vector<std::string> problems;
 };
 
 // Exit code: 0, 1 (no such container, or state dir unreadable), 2 (bad arguments).

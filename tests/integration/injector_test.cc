@@ -132,6 +132,22 @@ BOOST_AUTO_TEST_CASE(ABadLabelIsReportedAndTheGoodOneStillWorks) {
   BOOST_TEST(log.find("ignoring bad label container=\"" + app) != std::string::npos, log);
   BOOST_TEST(log.find("'70000' is out of range") != std::string::npos);
   BOOST_TEST(log.find("--balance: 'fastest'") != std::string::npos);
+
+  // `connectable status` says it too, and lists a container whose every label is bad.
+  std::string lonely = name("onlybad");
+  docker.runDetached({"--name", lonely, "--network", "none", "-l", "connect.0=127.0.0.1:1", image, "sleep", "120"});
+  BOOST_TEST(injector.waitLog("ignoring bad label container=\"" + lonely));
+  auto status = run({binary("connectable"), "status", "--state-dir", state});
+  BOOST_TEST(status.exitCode == 0, status.err);
+  BOOST_TEST(status.out.find(app + " (" + id.substr(0, 12) + "): ignored bad label: ") != std::string::npos, status.out);
+  BOOST_TEST(status.out.find("'70000' is out of range") != std::string::npos, status.out);
+  BOOST_TEST(status.out.find(lonely + " (") != std::string::npos, status.out);
+  BOOST_TEST(status.out.find("'0' is out of range") != std::string::npos, status.out);
+  // Removed, it is gone from status too.
+  BOOST_REQUIRE(run({kDocker, "rm", "-f", lonely}).exitCode == 0);
+  BOOST_TEST(waitFor([&] {
+    return run({binary("connectable"), "status", "--state-dir", state}).out.find(lonely) == std::string::npos;
+  }, 10s));
 }
 
 BOOST_AUTO_TEST_CASE(ANetworkNoneContainerReachesItsBackendAndNothingElse) {

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "injector/docker_container.h"
+#include "injector/problem_records.h"
 #include "tests/support/captured_output.h"
 #include "tests/support/process.h"
 #include "tests/support/shim_farm.h"
@@ -107,6 +109,53 @@ BOOST_AUTO_TEST_CASE(MoreShimsThanDescriptorsLeftAreAllShown) {
   BOOST_TEST(code == 0);
   BOOST_TEST(count(text, R"("shim":{"ports":[]})") == kShims, text.substr(0, 2000));
   BOOST_TEST(text.find("Too many open files") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(ContainersAreShownWithTheLabelsIgnoredAndThoseWithNoShimWithWhy) {
+  // What the injector could not do is recorded beside the shims: the question an operator
+  // asks first ("why does my container have no port 6000?") is answered here, not only in
+  // the injector's log.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  writeRecord(dir, 0);
+  ShimFarm shims({dir + "/shims/" + idOf(0) + ".sock"}, [](size_t) { return R"({"ports":[]})"; }, 20ms);
+  ProblemRecords problems(dir);
+  BOOST_REQUIRE(problems.init());
+  problems.set({idOf(0), "app0", {"ignored bad label: connect.70000: '70000' is out of range"}});
+  problems.set({idOf(1), "lonely", {"ignored bad label: connect.0: '0' is out of range"}});
+  problems.set({idOf(2), "hosty", {"no shim: it uses the host's network, where connectable never injects"}});
+  problems.set({idOf(3), "fine", {}});  // none: no record
+
+  CapturedOutput out(STDOUT_FILENO, dir + "/out.txt");
+  int code = runStatusCommand({"--state-dir", dir});
+  out.restore();
+  std::string text = out.text();
+  BOOST_TEST(code == 0);
+  BOOST_TEST(text.find("app0 (" + shortContainerId(idOf(0)) + "): ignored bad label: connect.70000") != std::string::npos, text);
+  BOOST_TEST(text.find("\nlonely ") != std::string::npos, text);  // a row, though it has no shim
+  BOOST_TEST(text.find("lonely (" + shortContainerId(idOf(1)) + "): ignored bad label: connect.0") != std::string::npos, text);
+  BOOST_TEST(text.find("hosty (" + shortContainerId(idOf(2)) + "): no shim: it uses the host's network") != std::string::npos, text);
+  BOOST_TEST(text.find("fine") == std::string::npos, text);
+
+  CapturedOutput one(STDOUT_FILENO, dir + "/one.json");
+  code = runStatusCommand({"--json", "--state-dir", dir, "hosty"});
+  one.restore();
+  BOOST_TEST(code == 0);
+  Poco::JSON::Parser parser;
+  auto rows = parser.parse(one.text()).extract<Poco::JSON::Array::Ptr>();
+  BOOST_REQUIRE(rows->size() == 1u);
+  auto row = rows->getObject(0);
+  BOOST_TEST(row->getValue<std::string>("container_name") == "hosty");
+  BOOST_TEST(row->isNull("shim"));
+  BOOST_TEST(row->getArray("problems")->getElement<std::string>(0).find("no shim: ") == 0u);
+
+  // A container gone while the injector was away loses its record at the next reconcile.
+  problems.keepOnly({idOf(0)});
+  CapturedOutput after(STDOUT_FILENO, dir + "/after.txt");
+  BOOST_TEST(runStatusCommand({"--state-dir", dir}) == 0);
+  after.restore();
+  BOOST_TEST(after.text().find("lonely") == std::string::npos, after.text());
+  BOOST_TEST(after.text().find("app0 (") != std::string::npos, after.text());
 }
 
 BOOST_AUTO_TEST_CASE(AShimsAnswerCannotAddRowsOfOtherContainersToTheJson) {

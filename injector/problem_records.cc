@@ -1,0 +1,102 @@
+#include "injector/problem_records.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <Poco/JSON/Parser.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "common/log.h"
+
+namespace connectable {
+
+namespace {
+
+// A record's name is the container's id: 64 hex digits, so no name reaches outside the dir.
+bool isContainerId(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+std::vector<std::string> recordIds(const std::string& dir) {
+  std::vector<std::string> ids;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return ids;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() == 69 && name.compare(64, 5, ".json") == 0 && isContainerId(name.substr(0, 64)))
+      ids.push_back(name.substr(0, 64));
+  }
+  closedir(d);
+  return ids;
+}
+
+}  // namespace
+
+Status ProblemRecords::init() {
+  if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) return errnoStatus("creating " + dir_, errno);
+  struct stat st {};
+  if (lstat(dir_.c_str(), &st) != 0) return errnoStatus(dir_, errno);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+    return Status::error(dir_ + " is not a directory of this injector's that only it may write");
+  return Status::ok();
+}
+
+void ProblemRecords::set(const ProblemRecord& record) {
+  if (!isContainerId(record.containerId)) return;
+  if (record.problems.empty()) {
+    remove(record.containerId);
+    return;
+  }
+  std::string json = "{\"container_id\":\"" + record.containerId + "\",\"container_name\":\"" +
+                     log::jsonEscape(record.containerName) + "\",\"problems\":[";
+  for (size_t i = 0; i < record.problems.size(); ++i)
+    json += (i ? ",\"" : "\"") + log::jsonEscape(record.problems[i]) + "\"";
+  json += "]}\n";
+  const std::string path = dir_ + "/" + record.containerId + ".json", tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << json;
+    if (!out) return;  // status then shows less; the log said it all already
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) ::unlink(tmp.c_str());
+}
+
+void ProblemRecords::remove(const std::string& containerId) {
+  if (isContainerId(containerId)) ::unlink((dir_ + "/" + containerId + ".json").c_str());
+}
+
+void ProblemRecords::keepOnly(const std::set<std::string>& keep) {
+  for (const auto& id : recordIds(dir_))
+    if (!keep.count(id)) remove(id);
+}
+
+std::vector<ProblemRecord> readProblemRecords(const std::string& stateDir) {
+  std::vector<ProblemRecord> records;
+  const std::string dir = stateDir + "/problems";
+  for (const auto& id : recordIds(dir)) {
+    std::ifstream in(dir + "/" + id + ".json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    try {
+      Poco::JSON::Parser parser;
+      auto obj = parser.parse(text).extract<Poco::JSON::Object::Ptr>();
+      ProblemRecord r;
+      r.containerId = id;
+      r.containerName = obj->getValue<std::string>("container_name");
+      auto problems = obj->getArray("problems");
+      for (size_t i = 0; problems && i < problems->size(); ++i)
+        r.problems.push_back(problems->getElement<std::string>(static_cast<unsigned>(i)));
+      records.push_back(std::move(r));
+    } catch (const Poco::Exception&) {
+      // Being replaced, or gone: the injector owns these records.
+    } catch (const std::exception&) {
+    }
+  }
+  return records;
+}
+
+}  // namespace connectable
