@@ -327,9 +327,13 @@ void Injector::pollEarly(const std::string& id) {
       noShim(id, "");
       ++counters_.injectedEarly;
       auto ms = std::chrono::duration_cast<Millis>(loop_.now() - t.createdAt).count();
+      const bool sawCreate = t.sawCreate;  // a restart has no create to count from
       recordInjectionLatency(t);
-      log::info("injected before start", {{"container", containerDisplayName(t.name, id)}, {"init_pid", std::to_string(pid)},
-                                          {"ms_after_create", std::to_string(ms)}});
+      if (sawCreate)
+        log::info("injected before start", {{"container", containerDisplayName(t.name, id)}, {"init_pid", std::to_string(pid)},
+                                            {"ms_after_create", std::to_string(ms)}});
+      else
+        log::info("injected before start", {{"container", containerDisplayName(t.name, id)}, {"init_pid", std::to_string(pid)}});
       return;
     }
     log::warn("early injection failed; waiting for start", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});

@@ -23,12 +23,14 @@
 
 #include "common/event_loop.h"
 #include "injector/process_handle.h"
+#include "tests/support/captured_output.h"
 #include "tests/support/fake_container_init.h"
 #include "tests/support/process.h"
 #include "tests/support/loop_runner.h"
 #include "tests/support/tcp_peers.h"
 
 using namespace connectable;
+using connectable::testing::CapturedOutput;
 using namespace std::chrono_literals;
 using connectable::testing::runUntil;
 using connectable::testing::Child;
@@ -572,12 +574,17 @@ BOOST_AUTO_TEST_CASE(ACreateReplayedAfterAReconnectDoesNotTimeTheNextRestart) {
   docker.sendEvents(event("container", "die", kId, labels));
   BOOST_REQUIRE(runUntil(loop, [&] { return !injector.supervisor().serves(kId); }, 3s));
   init = std::make_unique<FakeContainerInit>(kId);
+  CapturedOutput log(STDERR_FILENO, dir + "/restart.log");
   docker.sendEvents(event("network", "connect", "c9aa", R"("container":")" + kId + R"(")"));
   BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().injectedEarly >= 2; }, 5s));
+  log.restore();
 
   uint64_t measured = 0;
   for (uint64_t n : injector.counters().latencyCounts) measured += n;
   BOOST_TEST(measured == 1u, "a restart was timed from a replayed create");
+  // Nor does its log line count from that create.
+  BOOST_TEST(log.text().find("injected before start") != std::string::npos, log.text());
+  BOOST_TEST(log.text().find("ms_after_create") == std::string::npos, log.text());
 
   int done = 0;
   injector.shutdown([&] { ++done; });
