@@ -1,8 +1,10 @@
 #include "common/metrics.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace connectable {
 
@@ -124,12 +126,15 @@ bool isValue(std::string_view s) {
     if (exponent == 0) return false;
     pos += exponent;
   }
-  return pos == s.size();
+  // Prometheus refuses a value past the largest double (but reads one below the smallest as 0).
+  return pos == s.size() && !std::isinf(std::strtod(std::string(s).c_str(), nullptr));
 }
 
+// Milliseconds as an int64, which is how Prometheus reads them.
 bool isTimestamp(std::string_view s) {
-  size_t pos = !s.empty() && s[0] == '-' ? 1 : 0;
-  return digits(s, pos) > 0 && pos + digits(s, pos) == s.size();
+  int64_t ms = 0;
+  auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), ms);
+  return !s.empty() && error == std::errc() && end == s.data() + s.size();
 }
 
 // As Prometheus checks label values: no overlong forms, surrogates or code points past U+10FFFF.
@@ -167,11 +172,11 @@ bool isKnownType(std::string_view t) {
 }
 
 // One sample line read strictly: its name, its labels (values still escaped) and what
-// follows them (value and timestamp, from the space before them).
+// follows them (value and timestamp, each after one space).
 struct SampleLine {
   std::string_view name;
   std::vector<std::pair<std::string_view, std::string_view>> labels;
-  std::string_view rest;
+  std::string rest;
 };
 
 bool parseSampleLine(std::string_view line, SampleLine* out) {
@@ -195,17 +200,24 @@ bool parseSampleLine(std::string_view line, SampleLine* out) {
       if (pos >= line.size()) return false;
       for (const auto& [k, v] : out->labels)
         if (k == key) return false;  // a label twice: Prometheus refuses the whole scrape
-      out->labels.emplace_back(key, line.substr(valueStart, pos - valueStart));
+      std::string_view value = line.substr(valueStart, pos - valueStart);
+      // The name is no label to set, and a bucket's bound or a quantile must be a number:
+      // otherwise, too, the whole scrape is refused.
+      if (key == "__name__" || ((key == "le" || key == "quantile") && !isValue(value))) return false;
+      out->labels.emplace_back(key, value);
       ++pos;
       if (pos < line.size() && line[pos] == ',') ++pos;
     }
     if (pos >= line.size()) return false;
     ++pos;
   }
-  out->rest = line.substr(pos);
-  std::vector<std::string_view> words = firstWords(out->rest, 3);
-  if (out->rest.empty() || (out->rest[0] != ' ' && out->rest[0] != '\t')) return false;
-  return (words.size() == 1 || (words.size() == 2 && isTimestamp(words[1]))) && isValue(words[0]);
+  std::string_view rest = line.substr(pos);
+  std::vector<std::string_view> words = firstWords(rest, 3);
+  if (rest.empty() || (rest[0] != ' ' && rest[0] != '\t')) return false;
+  if (!(words.size() == 1 || (words.size() == 2 && isTimestamp(words[1]))) || !isValue(words[0])) return false;
+  // Blanks after the value would be read by promtool as the start of a timestamp.
+  out->rest = " " + std::string(words[0]) + (words.size() == 2 ? " " + std::string(words[1]) : "");
+  return true;
 }
 
 }  // namespace

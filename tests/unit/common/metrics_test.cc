@@ -99,4 +99,32 @@ BOOST_AUTO_TEST_CASE(TheFirstShimToDescribeAFamilyDescribesItAndPartsStayWithThe
              "h_count{container=\"a\"} 1\nh_count{container=\"b\"} 3\nhx{container=\"a\"} 5\n");
 }
 
+BOOST_AUTO_TEST_CASE(ASampleThatPrometheusWouldReadButNotStoreIsLeftOut) {
+  // Each of these parses, but fails the whole scrape when Prometheus (or promtool) reads it.
+  const std::string bad[] = {
+      "x 1e400",                          // a value past the largest double
+      "x 1 99999999999999999999",         // a timestamp past int64
+      "x{__name__=\"y\"} 1",              // the name as a label: reserved, and then twice
+      "h_bucket{le=\"many\"} 1",          // a bucket bound that is no number
+      "s{quantile=\"half\"} 1",           // nor a quantile
+  };
+  std::string text;
+  for (const auto& line : bad) text += line + std::string("\n");
+  text += "x 1e-400\nx -9223372036854775808 0\nh_bucket{le=\"+Inf\"} 2\ns{quantile=\"0.5\"} 1\n";
+  MetricsMerger merger;
+  merger.addFrom(text, {{"container", "c"}});
+  BOOST_TEST(merger.rejected() == std::size(bad));
+  BOOST_TEST(merger.text() ==
+             "x{container=\"c\"} 1e-400\nx{container=\"c\"} -9223372036854775808 0\n"
+             "h_bucket{container=\"c\",le=\"+Inf\"} 2\ns{container=\"c\",quantile=\"0.5\"} 1\n");
+}
+
+BOOST_AUTO_TEST_CASE(ASamplesValueAndTimestampAreWrittenWithOneSpaceBeforeEach) {
+  // promtool takes a blank after the value for the start of a timestamp that is not there.
+  MetricsMerger merger;
+  merger.addFrom("x 1 \ny\t2\t3\t\n", {{"container", "c"}});
+  BOOST_TEST(merger.rejected() == 0u);
+  BOOST_TEST(merger.text() == "x{container=\"c\"} 1\ny{container=\"c\"} 2 3\n");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
