@@ -167,6 +167,13 @@ bool isUtf8(std::string_view s) {
   return true;
 }
 
+// HELP text escapes only backslash and newline.
+bool isHelpText(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i)
+    if (s[i] == '\\' && (++i >= s.size() || (s[i] != '\\' && s[i] != 'n'))) return false;
+  return true;
+}
+
 bool isKnownType(std::string_view t) {
   return t == "counter" || t == "gauge" || t == "histogram" || t == "summary" || t == "untyped";
 }
@@ -271,8 +278,10 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
       std::vector<std::string_view> words = firstWords(line, 5);
       if (words.size() < 3 || (words[1] != "HELP" && words[1] != "TYPE")) return;
       current.clear();
+      const std::string_view help = line.substr(static_cast<size_t>(words[2].end() - line.begin()));
       if (nameLength(words[2], true) != words[2].size() ||
-          (words[1] == "TYPE" && (words.size() != 4 || !isKnownType(words[3])))) {
+          (words[1] == "TYPE" && (words.size() != 4 || !isKnownType(words[3]))) ||
+          (words[1] == "HELP" && !isHelpText(help))) {
         ++rejected_;
         return;
       }
@@ -280,7 +289,8 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
       Family& f = familyFor(current);
       if (f.own) return;
       std::string& field = words[1] == "HELP" ? f.help : f.type;
-      if (field.empty()) field = std::string(line);
+      // Prometheus reads everything after the one blank behind the name as the type.
+      if (field.empty()) field = words[1] == "HELP" ? std::string(line) : "# TYPE " + current + " " + std::string(words[3]);
       return;
     }
     SampleLine sample;

@@ -127,4 +127,16 @@ BOOST_AUTO_TEST_CASE(ASamplesValueAndTimestampAreWrittenWithOneSpaceBeforeEach) 
   BOOST_TEST(merger.text() == "x{container=\"c\"} 1\ny{container=\"c\"} 2 3\n");
 }
 
+BOOST_AUTO_TEST_CASE(AShimsTypeIsWrittenAsPrometheusReadsItAndAHelpWithAnEscapeItLacksIsLeftOut) {
+  // Prometheus takes everything after the one blank behind the name for the type, so
+  // "counter " or " counter" is no type and fails the scrape; promtool refuses "\x" in HELP.
+  MetricsMerger merger;
+  merger.addFrom("# TYPE a  counter\na 1\n# TYPE b\tgauge \t\nb 2\n# HELP c C\\x.\n# HELP c C\\\\x.\\n\nc 3\n",
+                 {{"container", "c"}});
+  BOOST_TEST(merger.rejected() == 1u);
+  BOOST_TEST(merger.text() ==
+             "# TYPE a counter\na{container=\"c\"} 1\n# TYPE b gauge\nb{container=\"c\"} 2\n"
+             "# HELP c C\\\\x.\\n\nc{container=\"c\"} 3\n");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
