@@ -255,6 +255,9 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
       // reconcile) already replaced: the shim of a live init stays.
       if (!supervisor_.servesLiveInit(id)) supervisor_.stop(id, "container died");
     } else if (event.action == "rename") {
+      // One that is not tracked may still have a problem record (every label of it bad):
+      // track() rewrites that under the new name, as the list would only at the next reconcile.
+      if (!tracked_.count(id)) track(id, event.attributes, name);
       followName(id, name);
     } else if (event.action == "destroy") {
       auto it = tracked_.find(id);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/event_loop.h"
+#include "injector/problem_records.h"
 #include "injector/process_handle.h"
 #include "tests/support/captured_output.h"
 #include "tests/support/fake_container_init.h"
@@ -467,6 +468,31 @@ BOOST_AUTO_TEST_CASE(ARenamedContainerIsKnownByItsNewName) {
   int done = 0;
   injector.shutdown([&] { ++done; });
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(ARenamedContainerWithOnlyBadLabelsIsShownByItsNewName) {
+  // It has no shim, only a problem record: `connectable status web` must find that too.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  auto recordedName = [&] {
+    auto records = readProblemRecords(dir);
+    return records.size() == 1 ? records[0].containerName : std::string();
+  };
+  docker.sendEvents(R"({"Type":"container","Action":"create","Actor":{"ID":")" + kId +
+                    R"(","Attributes":{"name":"app","connect.0":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
+                    "\n");
+  BOOST_REQUIRE(runUntil(loop, [&] { return recordedName() == "app"; }, 3s));
+  docker.sendEvents(R"({"Type":"container","Action":"rename","Actor":{"ID":")" + kId +
+                    R"(","Attributes":{"name":"web","oldName":"/app","connect.0":"198.18.0.5:6379"}},"time":1796024646,"timeNano":1796024646000000042})"
+                    "\n");
+  BOOST_TEST(runUntil(loop, [&] { return recordedName() == "web"; }, 3s), "recorded as " << recordedName());
+  BOOST_TEST(injector.counters().badLabels == 1u);
+  injector.shutdown([] {});
 }
 
 BOOST_AUTO_TEST_CASE(AContainerRenamedWhileTheInjectorWasAwayIsKnownByItsNewNameOnceListed) {
