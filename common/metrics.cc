@@ -285,6 +285,11 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
         ++rejected_;
         return;
       }
+      // Prometheus files the parts of a histogram or summary under it, whoever describes them.
+      if (partOf(std::string(words[2]))) {
+        ++rejected_;
+        return;
+      }
       current = std::string(words[2]);
       Family& f = familyFor(current);
       if (f.own) return;
@@ -299,8 +304,9 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
       return;
     }
     std::string name(sample.name);
+    const Family* whole = partOf(name);
     Family& f = familyFor(ownerOf(name, current));
-    if (f.own) {
+    if (f.own || (whole && whole->own)) {
       ++rejected_;
       return;
     }
@@ -331,6 +337,20 @@ std::string MetricsMerger::ownerOf(const std::string& name, const std::string& c
   if (current.empty() || name.compare(0, current.size(), current) != 0) return name;
   std::string_view suffix = std::string_view(name).substr(current.size());
   return suffix.empty() || suffix == "_bucket" || suffix == "_sum" || suffix == "_count" ? current : name;
+}
+
+const MetricsMerger::Family* MetricsMerger::partOf(const std::string& name) const {
+  for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
+    if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    auto it = families_.find(name.substr(0, name.size() - suffix.size()));
+    if (it == families_.end()) return nullptr;
+    auto typed = [&](std::string_view type) {
+      const std::string& t = it->second.type;
+      return t.size() > type.size() && t.compare(t.size() - type.size(), type.size(), type) == 0 && t[t.size() - type.size() - 1] == ' ';
+    };
+    return typed("histogram") || (typed("summary") && suffix != "_bucket") ? &it->second : nullptr;
+  }
+  return nullptr;
 }
 
 std::string MetricsMerger::text() const {

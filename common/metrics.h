@@ -65,6 +65,8 @@ class MetricsMerger {
   size_t rejected_ = 0;
   Family& familyFor(const std::string& name);
   static std::string ownerOf(const std::string& name, const std::string& current);
+  // The histogram or summary whose _bucket, _sum or _count `name` is; none if not known.
+  const Family* partOf(const std::string& name) const;
   template <typename Fn>
   static void forEachLine(const std::string& text, Fn&& fn);
 };

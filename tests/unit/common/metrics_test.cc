@@ -139,4 +139,26 @@ BOOST_AUTO_TEST_CASE(AShimsTypeIsWrittenAsPrometheusReadsItAndAHelpWithAnEscapeI
              "# HELP c C\\\\x.\\n\nc{container=\"c\"} 3\n");
 }
 
+BOOST_AUTO_TEST_CASE(AShimCannotAddToOurHistogramByItsPartsAlone) {
+  // Without a TYPE line before them they are no family described last, yet Prometheus
+  // files them under ours.
+  MetricsMerger merger;
+  merger.addOwn("# TYPE lat histogram\nlat_bucket{le=\"+Inf\"} 1\nlat_sum 0.5\nlat_count 1\n");
+  merger.addFrom("lat_bucket{le=\"+Inf\"} 9\nlat_sum 9\nlat_count 9\n# TYPE lat_count counter\n", {{"container", "c"}});
+  BOOST_TEST(merger.text() == "# TYPE lat histogram\nlat_bucket{le=\"+Inf\"} 1\nlat_sum 0.5\nlat_count 1\n");
+  BOOST_TEST(merger.rejected() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(NoShimDescribesAPartOfAnotherShimsHistogramAsAFamilyOfItsOwn) {
+  // promtool takes "# TYPE h_bucket gauge" for a second TYPE line of the histogram h.
+  MetricsMerger merger;
+  merger.addFrom("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 2\nh_count 1\n", {{"container", "a"}});
+  merger.addFrom("# HELP h_bucket B.\n# TYPE h_bucket gauge\nh_bucket 3\n# TYPE h_bucket_x gauge\nh_bucket_x 4\n",
+                 {{"container", "b"}});
+  BOOST_TEST(merger.rejected() == 2u);
+  BOOST_TEST(merger.text() ==
+             "# TYPE h histogram\nh_bucket{container=\"a\",le=\"+Inf\"} 1\nh_sum{container=\"a\"} 2\n"
+             "h_count{container=\"a\"} 1\nh_bucket{container=\"b\"} 3\n# TYPE h_bucket_x gauge\nh_bucket_x{container=\"b\"} 4\n");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
