@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 
 namespace connectable {
 
@@ -191,6 +192,8 @@ bool parseSampleLine(std::string_view line, SampleLine* out) {
   if (pos == 0) return false;
   out->name = line.substr(0, pos);
   if (pos < line.size() && line[pos] == '{') {
+    // Looked up, not compared pair by pair: a reply of megabytes may be one line of labels.
+    std::set<std::string_view> seen;
     ++pos;
     while (pos < line.size() && line[pos] != '}') {
       size_t n = nameLength(line.substr(pos), false);
@@ -205,8 +208,7 @@ bool parseSampleLine(std::string_view line, SampleLine* out) {
         ++pos;
       }
       if (pos >= line.size()) return false;
-      for (const auto& [k, v] : out->labels)
-        if (k == key) return false;  // a label twice: Prometheus refuses the whole scrape
+      if (!seen.insert(key).second) return false;  // a label twice: Prometheus refuses the whole scrape
       std::string_view value = line.substr(valueStart, pos - valueStart);
       // The name is no label to set, and a bucket's bound or a quantile must be a number:
       // otherwise, too, the whole scrape is refused.
@@ -313,16 +315,15 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
     // A label of the source's own with the name of one we add is kept as exported_<name>,
     // as Prometheus does: a label twice would make it refuse the whole scrape.
     std::string relabelled = name + "{" + prefix;
-    std::vector<std::string> keys;
-    for (const auto& [k, v] : extra) keys.push_back(k);
+    std::set<std::string> keys;
+    for (const auto& [k, v] : extra) keys.insert(k);
     for (const auto& [k, v] : sample.labels) {
       std::string key(k);
-      if (std::find(keys.begin(), keys.end(), key) != keys.end()) key = "exported_" + key;
-      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+      if (keys.count(key)) key = "exported_" + key;
+      if (!keys.insert(key).second) {
         ++rejected_;
         return;
       }
-      keys.push_back(key);
       relabelled += (relabelled.back() == '{' ? "" : ",") + key + "=\"" + std::string(v) + '"';
     }
     relabelled += "}";
