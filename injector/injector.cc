@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "common/netns.h"
 #include "injector/docker_container.h"
+#include "shim/shim_options.h"
 
 namespace connectable {
 
@@ -27,7 +28,11 @@ Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOpti
       problems_(options_.supervisor.stateDir),
       reconnectDelay_(options_.reconnectMin),
       reconcileRetryDelay_(options_.reconcileRetryMin),
-      calls_(std::make_unique<DockerCalls>(loop, endpoint, options_.docker)) {}
+      calls_(std::make_unique<DockerCalls>(loop, endpoint, options_.docker)) {
+  std::vector<std::string> every = {"--connect=1=127.0.0.1:1"};
+  every.insert(every.end(), options_.supervisor.shimArgs.begin(), options_.supervisor.shimArgs.end());
+  if (auto host = parseShimOptions(every)) labelLimits_.maxConns = host->proxy.maxConns;
+}
 
 Injector::~Injector() {
   if (stream_) stream_->stop();
@@ -182,7 +187,7 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
   auto it = tracked_.find(id);
   if (it != tracked_.end()) return &it->second;
   if (!mentionsConnectable(labels)) return nullptr;
-  ContainerRequest request = parseContainerLabels(labels);
+  ContainerRequest request = parseContainerLabels(labels, labelLimits_);
   if (!request.errors.empty() && badLabelsReported_.insert(id).second) {
     for (const auto& e : request.errors) {
       ++counters_.badLabels;

@@ -128,6 +128,7 @@ class Injector : public DockerEventSink {
   InjectorOptions options_;
   std::unique_ptr<DockerEventStream> stream_;
   ShimSupervisor supervisor_;
+  LabelLimits labelLimits_;  // from the options every shim gets
   ProblemRecords problems_;
   std::map<std::string, Tracked> tracked_;
   // Containers with bad labels that no shim is for, so never tracked: their labels are

@@ -31,7 +31,7 @@ Options:
   --log-format FORMAT      text (default) or json
 
 Passed to every shim (a container's connectable.<option> labels override all but --dns,
---user and --data-path, which are the host's choice):
+--user and --data-path, which are the host's choice; --max-conns a label may only lower):
   --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
   --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
   --data-path PATH

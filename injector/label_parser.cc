@@ -38,7 +38,7 @@ bool mentionsConnectable(const std::map<std::string, std::string>& labels) {
   return false;
 }
 
-ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels) {
+ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels, const LabelLimits& limits) {
   ContainerRequest request;
   // Ports are numbers, as the shim reads them: connect.80 and connect.080 are one port, which
   // the shim would refuse to take twice. The label sorting first keeps it.
@@ -74,6 +74,12 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
                                        name == "upstream-netns" ? "--netns-fd=3" : "--log-level=info"});
       if (!checked) {
         request.errors.push_back("label '" + key + "=" + value + "': " + checked.status().message());
+        continue;
+      }
+      const size_t asked = checked->proxy.maxConns;  // 0 is unlimited
+      if (name == "max-conns" && limits.maxConns != 0 && (asked == 0 || asked > limits.maxConns)) {
+        request.errors.push_back("label '" + key + "=" + value + "': more than the host's --max-conns " +
+                                 std::to_string(limits.maxConns) + ", which applies");
         continue;
       }
       request.shimArgs.push_back(flag);

@@ -26,7 +26,13 @@ inline constexpr size_t kMaxLabelValue = 16 * 1024;
 // Options a label may set, as connectable.<name>; each maps to the shim's --<name>.
 const std::vector<std::string>& labelOptionNames();
 
-ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels);
+// What the host lets a label ask for: a container may lower the injector's --max-conns,
+// never raise it, since its connections hold the host's descriptors and ports.
+struct LabelLimits {
+  size_t maxConns = 0;  // 0: no ceiling (the host's own --max-conns is unlimited)
+};
+
+ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels, const LabelLimits& limits = {});
 
 // True when some label starts with "connect." or "connectable.": worth a closer look.
 bool mentionsConnectable(const std::map<std::string, std::string>& labels);

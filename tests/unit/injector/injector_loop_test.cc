@@ -431,6 +431,24 @@ BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
   injector.shutdown([] {});
 }
 
+BOOST_AUTO_TEST_CASE(AMaxConnsLabelOverTheHostsIsABadLabel) {
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId +
+                              R"(","Names":["/app"],"Labels":{"connectable.max-conns":"500"},"State":"running"}])");
+  });
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.supervisor.shimArgs.push_back("--max-conns=100");
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 5s));
+  runUntil(loop, [] { return false; }, 300ms);  // the list's answer
+  BOOST_TEST(injector.counters().badLabels == 1u);
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_CASE(ARenamedContainerIsKnownByItsNewName) {
   // `docker rename`, or Compose renaming a container it replaces: `connectable status web`
   // finds the shim by its record, and the log names the container as `docker ps` does.

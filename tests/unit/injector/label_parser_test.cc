@@ -109,6 +109,24 @@ BOOST_AUTO_TEST_CASE(OnlyOptionsWithoutPortsWantNoShim) {
   BOOST_TEST(!mentionsConnectable({{"connector", "x"}}));
 }
 
+BOOST_AUTO_TEST_CASE(AContainerMayLowerTheHostsConnectionLimitButNotRaiseIt) {
+  // Its connections hold descriptors and ports of the host's, shared by every container.
+  const LabelLimits host{1000};
+  auto lower = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.max-conns", "200"}}, host);
+  BOOST_TEST(lower.errors.empty());
+  BOOST_TEST((lower.shimArgs == std::vector<std::string>{"--max-conns=200"}));
+  for (const char* more : {"1001", "10000000", "0"}) {  // 0 is unlimited
+    auto r = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.max-conns", more}}, host);
+    BOOST_TEST(r.shimArgs.empty(), more);
+    BOOST_REQUIRE_EQUAL(r.errors.size(), 1u);
+    BOOST_TEST(r.errors[0].find("more than the host's --max-conns 1000") != std::string::npos, r.errors[0]);
+    BOOST_TEST(r.wanted());  // the connect label still works, under the host's limit
+  }
+  // A host with no limit sets none.
+  auto unlimited = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.max-conns", "0"}}, LabelLimits{0});
+  BOOST_TEST(unlimited.errors.empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(StatusPortLabel)
