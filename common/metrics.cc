@@ -269,7 +269,22 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
   std::string prefix;
   for (const auto& [k, v] : extra) prefix += (prefix.empty() ? "" : ",") + k + "=\"" + escapeLabelValue(v) + '"';
   std::string current;
+  size_t fromThis = 0;
+  bool over = false;
+  // Each line kept, with what holding it costs beyond its bytes (a string, a family entry).
+  auto fits = [&](size_t bytes) {
+    bytes += 64;
+    if (over || fromThis + bytes > limits_.fromEach || fromAll_ + bytes > limits_.fromAll) {
+      if (!over) ++cut_;
+      over = true;
+      return false;
+    }
+    fromThis += bytes;
+    fromAll_ += bytes;
+    return true;
+  };
   forEachLine(text, [&](std::string_view line) {
+    if (over) return;
     if (!isUtf8(line)) {
       ++rejected_;
       return;
@@ -293,11 +308,13 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
         return;
       }
       current = std::string(words[2]);
+      if (!families_.count(current) && !fits(2 * current.size())) return;
       Family& f = familyFor(current);
       if (f.own) return;
       std::string& field = words[1] == "HELP" ? f.help : f.type;
       // Prometheus reads everything after the one blank behind the name as the type.
-      if (field.empty()) field = words[1] == "HELP" ? std::string(line) : "# TYPE " + current + " " + std::string(words[3]);
+      if (field.empty() && fits(line.size()))
+        field = words[1] == "HELP" ? std::string(line) : "# TYPE " + current + " " + std::string(words[3]);
       return;
     }
     SampleLine sample;
@@ -307,7 +324,9 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
     }
     std::string name(sample.name);
     const Family* whole = partOf(name);
-    Family& f = familyFor(ownerOf(name, current));
+    const std::string owner = ownerOf(name, current);
+    if (!families_.count(owner) && !fits(2 * owner.size())) return;
+    Family& f = familyFor(owner);
     if (f.own || (whole && whole->own)) {
       ++rejected_;
       return;
@@ -328,6 +347,7 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
     }
     relabelled += "}";
     relabelled += sample.rest;
+    if (!fits(relabelled.size())) return;
     f.samples.push_back(std::move(relabelled));
   });
 }

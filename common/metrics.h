@@ -45,6 +45,15 @@ class MetricsText {
 // refuse the whole scrape, every container's.
 class MetricsMerger {
  public:
+  // What other sources may add, counting each line kept with its labels: an answer's size
+  // is bounded, but a short line of it may grow tenfold once labelled.
+  struct Limits {
+    size_t fromEach = size_t{4} << 20;
+    size_t fromAll = size_t{32} << 20;
+  };
+  MetricsMerger() : MetricsMerger(Limits{}) {}
+  explicit MetricsMerger(Limits limits) : limits_(limits) {}
+
   // Families described here are ours: no other source adds samples to them.
   void addOwn(const std::string& text);
   // Each sample gets `extra` labels prepended; a label of its own with one of their names
@@ -53,6 +62,8 @@ class MetricsMerger {
   void addFrom(const std::string& text, const MetricLabels& extra);
   std::string text() const;
   size_t rejected() const { return rejected_; }
+  // Sources whose lines past a limit were left out.
+  size_t cut() const { return cut_; }
 
  private:
   struct Family {
@@ -63,6 +74,9 @@ class MetricsMerger {
   std::vector<std::string> order_;
   std::map<std::string, Family> families_;
   size_t rejected_ = 0;
+  Limits limits_;
+  size_t fromAll_ = 0;  // bytes added by other sources so far
+  size_t cut_ = 0;
   Family& familyFor(const std::string& name);
   static std::string ownerOf(const std::string& name, const std::string& current);
   // The histogram or summary whose _bucket, _sum or _count `name` is; none if not known.

@@ -114,6 +114,9 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
       // then not all held at once.
       std::string().swap(scraped.replies[i]->body);
     }
+    if (merger.cut() > 0)
+      log::warn("metrics: shims' answers cut short: labelled, they would pass the merge's budget",
+                {{"shims", std::to_string(merger.cut())}});
     if (merger.rejected() > 0)
       log::warn("metrics: lines of shims' answers left out: malformed, or samples of the injector's own families",
                 {{"lines", std::to_string(merger.rejected())}});

@@ -177,4 +177,30 @@ BOOST_AUTO_TEST_CASE(ASampleWithVeryManyLabelsIsMergedInAboutTheTimeItTakesToRea
   BOOST_TEST(took.count() < 3.0, took.count() << " s");
 }
 
+BOOST_AUTO_TEST_CASE(WhatShimsAddIsBoundedOnceLabelledAndTheRestIsLeftOut) {
+  // 8 MiB of the shortest samples is two million lines; each labelled with a container's
+  // name and id is thirty times longer. Unbounded, one shim made the injector hold 1 GB.
+  std::string flood;
+  while (flood.size() < (size_t{8} << 20)) flood += "a 1\n";
+  const MetricLabels who = {{"container", "c"}, {"container_id", std::string(64, 'f')}};
+  MetricsMerger merger;
+  merger.addOwn("# TYPE ours gauge\nours 1\n");
+  merger.addFrom(flood, who);
+  merger.addFrom("b 2\n", {{"container", "d"}});  // another shim's room is its own
+  const std::string text = merger.text();
+  BOOST_TEST(text.size() < (size_t{4} << 20));
+  BOOST_TEST(text.size() > (size_t{1} << 20));
+  BOOST_TEST(merger.cut() == 1u);
+  BOOST_TEST(text.find("ours 1\n") != std::string::npos);
+  BOOST_TEST(text.find("b{container=\"d\"} 2\n") != std::string::npos);
+
+  // All of them together are bounded too.
+  MetricsMerger::Limits limits;
+  limits.fromAll = size_t{6} << 20;
+  MetricsMerger all(limits);
+  for (int i = 0; i < 3; ++i) all.addFrom(flood, {{"container", std::to_string(i)}});
+  BOOST_TEST(all.text().size() < (size_t{6} << 20));
+  BOOST_TEST(all.cut() == 3u);  // the first two each up to 4 MiB of its own, the third up to the rest
+}
+
 BOOST_AUTO_TEST_SUITE_END()
