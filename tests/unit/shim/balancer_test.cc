@@ -24,6 +24,30 @@ std::string first(const Balancer::BackendList& order) { return order.front()->ad
 
 const Clock::time_point kNow = Clock::time_point() + std::chrono::hours(1);
 
+// One priority group weighted 10, 90 and 0: 198.18.0.1, .2 and .3.
+Balancer::BackendList weighted10And90And0() {
+  auto backends = makeBackends(1, 0, 10, 1);
+  auto more = makeBackends(1, 0, 90, 2);
+  auto none = makeBackends(1, 0, 0, 3);
+  backends.insert(backends.end(), more.begin(), more.end());
+  backends.insert(backends.end(), none.begin(), none.end());
+  return backends;
+}
+
+// Which backend came first in 10,000 orders, as weighted10And90And0's are while idle:
+// nine times as often for weight 90 as for 10, and weight 0 a last resort (RFC 2782).
+void checkFirstPicksFollowTheWeights(Balancer& balancer, const Balancer::BackendList& backends) {
+  std::map<std::string, int> firsts;
+  Balancer::BackendList order;
+  for (int i = 0; i < 10000; ++i) {
+    balancer.order(backends, kNow, &order);
+    ++firsts[first(order)];
+  }
+  BOOST_TEST(std::abs(firsts["198.18.0.1"] - 1000) < 200);
+  BOOST_TEST(std::abs(firsts["198.18.0.2"] - 9000) < 200);
+  BOOST_TEST(firsts["198.18.0.3"] < 40);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(BalancerOrder)
@@ -173,20 +197,7 @@ BOOST_AUTO_TEST_CASE(LeastConnFollowsSrvWeightsWhileTheBackendsAreEquallyLoaded)
   // Short requests keep every backend at 0 active most of the time: the weights must still
   // decide, as "per unit of weight" says, and weight 0 is a last resort (RFC 2782).
   Balancer balancer(BalancePolicy::LeastConn, {}, 19);
-  auto backends = makeBackends(1, 0, 10, 1);
-  auto more = makeBackends(1, 0, 90, 2);
-  auto none = makeBackends(1, 0, 0, 3);
-  backends.insert(backends.end(), more.begin(), more.end());
-  backends.insert(backends.end(), none.begin(), none.end());
-  std::map<std::string, int> firsts;
-  Balancer::BackendList order;
-  for (int i = 0; i < 10000; ++i) {
-    balancer.order(backends, kNow, &order);
-    ++firsts[first(order)];
-  }
-  BOOST_TEST(std::abs(firsts["198.18.0.1"] - 1000) < 200);
-  BOOST_TEST(std::abs(firsts["198.18.0.2"] - 9000) < 200);
-  BOOST_TEST(firsts["198.18.0.3"] < 40);
+  checkFirstPicksFollowTheWeights(balancer, weighted10And90And0());
 }
 
 BOOST_AUTO_TEST_CASE(PowerOfTwoNeverPicksTheBusierOfItsTwoChoices) {
@@ -217,24 +228,13 @@ BOOST_AUTO_TEST_CASE(PowerOfTwoDrawsItsTwoChoicesBySrvWeight) {
   // As random does within a priority group (RFC 2782): weight 90 nine times as often as
   // weight 10 while both are idle, and weight 0 a last resort.
   Balancer balancer(BalancePolicy::PowerOfTwo, {}, 23);
-  auto backends = makeBackends(1, 0, 10, 1);
-  auto more = makeBackends(1, 0, 90, 2);
-  auto none = makeBackends(1, 0, 0, 3);
-  backends.insert(backends.end(), more.begin(), more.end());
-  backends.insert(backends.end(), none.begin(), none.end());
-  std::map<std::string, int> firsts;
-  Balancer::BackendList order;
-  for (int i = 0; i < 10000; ++i) {
-    balancer.order(backends, kNow, &order);
-    ++firsts[first(order)];
-  }
-  BOOST_TEST(std::abs(firsts["198.18.0.1"] - 1000) < 200);
-  BOOST_TEST(std::abs(firsts["198.18.0.2"] - 9000) < 200);
-  BOOST_TEST(firsts["198.18.0.3"] < 40);
+  auto backends = weighted10And90And0();
+  checkFirstPicksFollowTheWeights(balancer, backends);
   // Load is compared per unit of weight: 3 active on weight 90 is lighter than 1 on 10.
   backends[0]->active = 1;
   backends[1]->active = 3;
   int heavierFirst = 0;
+  Balancer::BackendList order;
   for (int i = 0; i < 1000; ++i) {
     balancer.order(backends, kNow, &order);
     heavierFirst += first(order) == "198.18.0.1";
