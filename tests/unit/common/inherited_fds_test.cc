@@ -6,6 +6,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <functional>
 #include <string>
 
 using namespace connectable;
@@ -14,28 +15,17 @@ namespace {
 
 bool isOpen(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
-// In a child process (closing the test runner's own descriptors would break it): opens
-// descriptors 100, 101, 102 and 200, not close-on-exec, beside whatever the runner left
-// open, runs `closeAll` keeping 101 and 2, and says what stayed open: "" when only 0, 1, 2
-// and 101 did, else what is wrong.
-std::string afterClosing(void (*closeAll)(std::vector<int>)) {
+// Runs `check` in a child process (closing or replacing the test runner's own descriptors
+// would break it), handing it a descriptor (500 or above) that survives whatever it closes;
+// returns what the child reported through it: "" when all was as expected.
+std::string inChild(const std::function<std::string(int out)>& check) {
   int report[2];
   BOOST_REQUIRE(pipe2(report, O_CLOEXEC) == 0);
   pid_t pid = fork();
   BOOST_REQUIRE(pid >= 0);
   if (pid == 0) {
-    int p[2];
-    if (pipe(p) != 0) _exit(1);
-    for (int fd : {100, 101, 102, 200}) dup2(p[0], fd);
-    close(p[0]);
-    close(p[1]);
-    int out = fcntl(report[1], F_DUPFD_CLOEXEC, 500);
-    closeAll({101, 2, 101, out});
-    std::string wrong;
-    for (int fd : {0, 1, 2, 101})
-      if (!isOpen(fd)) wrong += "closed " + std::to_string(fd) + "; ";
-    for (int fd = 3; fd < 4096; ++fd)
-      if (fd != 101 && fd != out && isOpen(fd)) wrong += "open " + std::to_string(fd) + "; ";
+    const int out = fcntl(report[1], F_DUPFD_CLOEXEC, 500);
+    std::string wrong = check(out);
     ssize_t unused = write(out, wrong.data(), wrong.size());
     (void)unused;
     _exit(0);
@@ -49,6 +39,26 @@ std::string afterClosing(void (*closeAll)(std::vector<int>)) {
   waitpid(pid, &status, 0);
   BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   return wrong;
+}
+
+// Opens descriptors 100, 101, 102 and 200, not close-on-exec, beside whatever the runner
+// left open, runs `closeAll` keeping 101 and 2, and says what stayed open: "" when only 0,
+// 1, 2 and 101 did, else what is wrong.
+std::string afterClosing(void (*closeAll)(std::vector<int>)) {
+  return inChild([&](int out) {
+    int p[2];
+    if (pipe(p) != 0) _exit(1);
+    for (int fd : {100, 101, 102, 200}) dup2(p[0], fd);
+    close(p[0]);
+    close(p[1]);
+    closeAll({101, 2, 101, out});
+    std::string wrong;
+    for (int fd : {0, 1, 2, 101})
+      if (!isOpen(fd)) wrong += "closed " + std::to_string(fd) + "; ";
+    for (int fd = 3; fd < 4096; ++fd)
+      if (fd != 101 && fd != out && isOpen(fd)) wrong += "open " + std::to_string(fd) + "; ";
+    return wrong;
+  });
 }
 
 }  // namespace
@@ -68,12 +78,7 @@ BOOST_AUTO_TEST_CASE(TheFallbackForKernelsWithoutCloseRangeClosesTheSame) {
 BOOST_AUTO_TEST_CASE(StandardDescriptorsAParentLeftClosedAreOpenedOnDevNull) {
   // Else the first descriptors the program opens take their numbers: its log lines go to a
   // socket, and the programs it starts inherit whatever sits there.
-  int report[2];
-  BOOST_REQUIRE(pipe2(report, O_CLOEXEC) == 0);
-  pid_t pid = fork();
-  BOOST_REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int out = fcntl(report[1], F_DUPFD_CLOEXEC, 500);
+  std::string wrong = inChild([](int) {
     for (int fd : {0, 1, 2}) close(fd);
     openStandardFds();
     std::string wrong;
@@ -83,18 +88,8 @@ BOOST_AUTO_TEST_CASE(StandardDescriptorsAParentLeftClosedAreOpenedOnDevNull) {
           std::string(target) != "/dev/null")
         wrong += std::to_string(fd) + " is '" + target + "'; ";
     }
-    ssize_t unused = write(out, wrong.data(), wrong.size());
-    (void)unused;
-    _exit(0);
-  }
-  close(report[1]);
-  std::string wrong;
-  char buf[4096];
-  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) wrong.append(buf, static_cast<size_t>(n));
-  close(report[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    return wrong;
+  });
   BOOST_TEST(wrong.empty(), wrong);
 }
 
