@@ -52,6 +52,7 @@ Status Injector::start() {
   hostNetnsInode_ = *inode;
   if (Status s = supervisor_.init(); !s) return s;
   if (Status s = problems_.init(); !s) return s;
+  supervisor_.onGaveUp([this](const std::string& id, const std::string& why) { noShim(id, why); });
   // The state dir may be another injector's too: its shims are ours once the daemon is.
   if (!claimDaemon_) adoptShims();
   if (Status s = calls_->start(); !s) return s.withContext("docker requests");

@@ -451,8 +451,10 @@ void ShimSupervisor::onShimExit(Managed& m) {
     if (m.execErrno == E2BIG) {
       log::error("could not run the shim program; not retrying", {containerField(m.info), {"path", options_.shimPath},
                                                                   {"error", why}});
-      removeState(m.info.containerId);
-      forget(m.info.containerId);
+      const std::string id = m.info.containerId;
+      removeState(id);
+      forget(id);
+      gaveUp(id, "could not run the shim program: " + why);
       return;
     }
     log::error("could not run the shim program; retrying", {containerField(m.info), {"path", options_.shimPath},
@@ -462,8 +464,10 @@ void ShimSupervisor::onShimExit(Managed& m) {
   }
   if (code == 2) {
     log::error("shim rejected its arguments; not restarting it", {containerField(m.info), {"how", how}});
-    removeState(m.info.containerId);
-    forget(m.info.containerId);
+    const std::string id = m.info.containerId;
+    removeState(id);
+    forget(id);
+    gaveUp(id, "the shim rejected its arguments (" + how + "); see the injector's log");
     return;
   }
   if (code == kExitPortInUse) {
@@ -503,7 +507,7 @@ void ShimSupervisor::scheduleRestart(Managed& m) {
     }
     ++mm.info.restarts;
     ++restartsTotal_;
-    (void)spawn(mm);  // a give-up is logged there, and nobody waits for this one
+    if (Status s = spawn(mm); !s) gaveUp(id, s.message());  // logged there too
   });
 }
 

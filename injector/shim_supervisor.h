@@ -6,6 +6,7 @@
 // Runs on the injector's event loop thread; not thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -95,6 +96,11 @@ class ShimSupervisor {
   // No shim left at all, counting the replaced ones still exiting: what to wait for after
   // stopAll.
   bool allGone() const { return shims_.empty() && retired_.empty(); }
+  // Told when it gives up on a container's shim after it died (the program cannot run, it
+  // refused its arguments, a restart cannot be made), with why: it is not restarted again.
+  void onGaveUp(std::function<void(const std::string& containerId, const std::string& why)> cb) {
+    onGaveUp_ = std::move(cb);
+  }
   uint64_t restartsTotal() const { return restartsTotal_; }
 
  private:
@@ -125,6 +131,10 @@ class ShimSupervisor {
   // but apart, since their successor owns the container id, its record and control socket.
   std::vector<std::unique_ptr<Managed>> retired_;
   uint64_t restartsTotal_ = 0;
+  std::function<void(const std::string&, const std::string&)> onGaveUp_;
+  void gaveUp(const std::string& containerId, const std::string& why) {
+    if (onGaveUp_) onGaveUp_(containerId, why);
+  }
 };
 
 }  // namespace connectable

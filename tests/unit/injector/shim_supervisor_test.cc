@@ -567,6 +567,26 @@ BOOST_AUTO_TEST_CASE(WithShimUidsEachContainersShimHasAUidOfItsOwnKeptAcrossItsR
   for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
 }
 
+BOOST_AUTO_TEST_CASE(GivingUpOnAShimThatDiedIsToldWithWhy) {
+  // After a shim died the injector is not asking; it learns why the container is left
+  // without one from here, for `connectable status`.
+  SupervisorFixture f;
+  writeShim(f.shimPath, "sleep 0.2\nexit 2\n");  // as the shim does with arguments it refuses
+  ShimSupervisor& supervisor = f.start();
+  std::string who, why;
+  supervisor.onGaveUp([&](const std::string& id, const std::string& reason) {
+    who = id;
+    why = reason;
+  });
+  Child init = Child::spawn({"sleep", "30"});
+  BOOST_REQUIRE(f.tryEnsure(init));
+  f.shims.insert(supervisor.list()[0].shimPid);
+  BOOST_REQUIRE(runUntil(f.loop, [&] { return !who.empty(); }, 5s));
+  BOOST_TEST(who == kId);
+  BOOST_TEST(why.find("rejected its arguments") != std::string::npos, why);
+  BOOST_TEST(supervisor.list().empty());
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
   SupervisorFixture f;
   {
