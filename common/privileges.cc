@@ -18,9 +18,13 @@ namespace {
 // Empties the bounding set, and the ambient set with it. Shrinking the bounding set needs
 // CAP_SETPCAP: `required` says whether lacking it is an error (root) or not (another user).
 Status dropBoundingSet(bool required) {
-  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && (required || errno != EPERM))
+  // Up to the last capability the running kernel knows (PR_CAPBSET_READ says EINVAL past
+  // it), not the headers' CAP_LAST_CAP: a newer kernel may have more.
+  for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && (required || errno != EPERM))
       return errnoStatus("prctl(PR_CAPBSET_DROP)", errno);
+    if (required && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0)
+      return Status::error("capability " + std::to_string(cap) + " is still in the bounding set");
   }
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   return Status::ok();
