@@ -12,6 +12,7 @@
 #include <iterator>
 
 #include "common/log.h"
+#include "injector/shim_supervisor.h"
 
 namespace connectable {
 
@@ -39,11 +40,7 @@ std::vector<std::string> recordIds(const std::string& dir) {
 
 Status ProblemRecords::init() {
   if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) return errnoStatus("creating " + dir_, errno);
-  struct stat st {};
-  if (lstat(dir_.c_str(), &st) != 0) return errnoStatus(dir_, errno);
-  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
-    return Status::error(dir_ + " is not a directory of this injector's that only it may write");
-  return Status::ok();
+  return checkPrivateDir(dir_);
 }
 
 void ProblemRecords::set(const ProblemRecord& record) {

@@ -130,8 +130,8 @@ bool makeDirs(const std::string& path) {
   return true;
 }
 
-// adopt() runs, as root, what the records in <state-dir>/shims say: both directories must be
-// real ones (no symlink), ours, and writable by nobody else.
+}  // namespace
+
 Status checkPrivateDir(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return errnoStatus("state dir " + path, errno);
@@ -148,8 +148,6 @@ Status checkPrivateDir(const std::string& path) {
   }
   return Status::ok();
 }
-
-}  // namespace
 
 ShimSupervisor::ShimSupervisor(EventLoop& loop, SupervisorOptions options)
     : loop_(loop), options_(std::move(options)) {}

@@ -56,6 +56,10 @@ struct ShimRecord {
   std::vector<std::string> args;
 };
 
+// The state dir and each directory in it must be a real one (no symlink), ours, and
+// writable by nobody else: as root, adopt() runs what its records say.
+Status checkPrivateDir(const std::string& path);
+
 // Reads and parses the record at `path`; an error for a missing or malformed one.
 Result<ShimRecord> readShimRecord(const std::string& path);
 // The record files (*.json) in <stateDir>/shims; an error when it cannot be read.
