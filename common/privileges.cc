@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <limits>
 
 namespace connectable {
@@ -49,16 +48,21 @@ Status hardenProcess() {
   return Status::ok();
 }
 
+std::optional<uid_t> parseUid(std::string_view text) {
+  if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  const unsigned long long n = std::stoull(std::string(text));
+  if (n >= std::numeric_limits<uid_t>::max()) return std::nullopt;
+  return static_cast<uid_t>(n);
+}
+
 Status dropPrivileges(const std::string& user) {
   uid_t uid = 0;
   gid_t gid = 0;
   if (!user.empty() && user.find_first_not_of("0123456789") == std::string::npos) {
-    errno = 0;
-    char* end = nullptr;
-    const unsigned long long n = std::strtoull(user.c_str(), &end, 10);
-    // (uid_t)-1 means "unchanged" to setresuid.
-    if (errno != 0 || n >= std::numeric_limits<uid_t>::max()) return Status::error("uid " + user + " is out of range");
-    uid = gid = static_cast<uid_t>(n);
+    auto n = parseUid(user);
+    if (!n) return Status::error("uid " + user + " is out of range");
+    uid = gid = *n;
   } else {
     struct passwd* pw = getpwnam(user.c_str());
     if (!pw) return Status::error("unknown user '" + user + "'");

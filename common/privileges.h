@@ -4,11 +4,19 @@
 // Call from the only thread, after every privileged step.
 #pragma once
 
+#include <sys/types.h>
+
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
 namespace connectable {
+
+// A uid written as a number: decimal digits only, below (uid_t)-1, which setresuid reads as
+// "unchanged". None for anything else, a user's name for one.
+std::optional<uid_t> parseUid(std::string_view text);
 
 // REQUIRES: called as root; `user` exists in the passwd database, or is a number: a uid
 // that needs no entry there, whose group is the same number (the injector gives each shim

@@ -1,7 +1,9 @@
 #include "injector/injector_options.h"
 
+#include <optional>
 #include <set>
 
+#include "common/privileges.h"
 #include "shim/shim_options.h"
 
 namespace connectable {
@@ -44,17 +46,16 @@ namespace {
 // FIRST-LAST, both uids other than root's and (uid_t)-1 ("unchanged" to setresuid).
 Status parseUidRange(const std::string& text, SupervisorOptions* out) {
   const size_t dash = text.find('-');
-  auto number = [](const std::string& s, uint64_t* n) {
-    if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) return false;
-    *n = std::stoull(s);
-    return *n >= 1 && *n < 0xffffffffULL;
-  };
-  uint64_t first = 0, last = 0;
-  if (dash == std::string::npos || !number(text.substr(0, dash), &first) || !number(text.substr(dash + 1), &last))
+  std::optional<uid_t> first, last;
+  if (dash != std::string::npos) {
+    first = parseUid(std::string_view(text).substr(0, dash));
+    last = parseUid(std::string_view(text).substr(dash + 1));
+  }
+  if (!first || !last || *first == 0 || *last == 0)
     return Status::error("'" + text + "' is not FIRST-LAST, two uids from 1 to 4294967294");
-  if (last < first) return Status::error("'" + text + "': LAST is below FIRST");
-  out->shimUidFirst = static_cast<uint32_t>(first);
-  out->shimUidCount = static_cast<uint32_t>(last - first + 1);
+  if (*last < *first) return Status::error("'" + text + "': LAST is below FIRST");
+  out->shimUidFirst = *first;
+  out->shimUidCount = *last - *first + 1;
   return Status::ok();
 }
 

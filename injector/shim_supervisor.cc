@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "common/privileges.h"
 #include "injector/docker_container.h"
 #include "shim/shim_options.h"
 
@@ -274,10 +275,7 @@ std::optional<uint32_t> numericUser(const std::vector<std::string>& args) {
     if (args[i].rfind("--user=", 0) == 0) value = args[i].substr(7);
     else if (args[i] == "--user" && i + 1 < args.size()) value = args[i + 1];
     else continue;
-    uid.reset();
-    if (!value.empty() && value.size() <= 10 && value.find_first_not_of("0123456789") == std::string::npos &&
-        std::stoull(value) <= std::numeric_limits<uint32_t>::max())
-      uid = static_cast<uint32_t>(std::stoull(value));
+    uid = parseUid(value);
   }
   return uid;
 }
