@@ -7,7 +7,6 @@
 #include <Poco/JSON/Parser.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <fstream>
 #include <iterator>
 
@@ -54,13 +53,8 @@ void ProblemRecords::set(const ProblemRecord& record) {
   for (size_t i = 0; i < record.problems.size(); ++i)
     json += (i ? ",\"" : "\"") + log::jsonEscape(record.problems[i]) + "\"";
   json += "]}\n";
-  const std::string path = dir_ + "/" + record.containerId + ".json", tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << json;
-    if (!out) return;  // status then shows less; the log said it all already
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) ::unlink(tmp.c_str());
+  // Not written, status shows less; the log said it all already.
+  (void)replaceStateFile(dir_ + "/" + record.containerId + ".json", json);
 }
 
 void ProblemRecords::remove(const std::string& containerId) {

@@ -133,6 +133,22 @@ bool makeDirs(const std::string& path) {
 
 }  // namespace
 
+Status replaceStateFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) return Status::error("cannot write " + tmp);
+  }
+  // rename is atomic: a crash leaves the old file or the new one, never half of one.
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    Status s = errnoStatus("renaming " + tmp + " to " + path, errno);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return Status::ok();
+}
+
 Status checkPrivateDir(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return errnoStatus("state dir " + path, errno);
@@ -595,19 +611,8 @@ void ShimSupervisor::writeState(const Managed& m) {
                      "\",\"restarts\":" + std::to_string(m.info.restarts) + ",\"args\":[";
   for (size_t i = 0; i < m.args.size(); ++i) json += (i ? ",\"" : "\"") + log::jsonEscape(m.args[i]) + "\"";
   json += "]}\n";
-  std::string path = statePath(m.info.containerId);
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << json;
-    if (!out) {
-      log::warn("cannot write shim state", {containerField(m.info), {"path", tmp}});
-      return;
-    }
-  }
-  // rename is atomic: a crash leaves the old record or the new one, never half of one.
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    log::warn("cannot write shim state", {containerField(m.info), {"path", path}});
+  if (Status s = replaceStateFile(statePath(m.info.containerId), json); !s)
+    log::warn("cannot write shim state", {containerField(m.info), {"error", s.message()}});
 }
 
 void ShimSupervisor::removeState(const std::string& containerId) {

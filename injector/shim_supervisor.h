@@ -56,6 +56,10 @@ struct ShimRecord {
   std::vector<std::string> args;
 };
 
+// Replaces the file at `path` with `text`, whole: a reader, or a crash, sees the old file or
+// the new one, never half of one.
+Status replaceStateFile(const std::string& path, const std::string& text);
+
 // The state dir and each directory in it must be a real one (no symlink), ours, and
 // writable by nobody else: as root, adopt() runs what its records say.
 Status checkPrivateDir(const std::string& path);
