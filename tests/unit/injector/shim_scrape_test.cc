@@ -32,6 +32,16 @@ ShimScrapeResult scrape(EventLoop& loop, const ShimFarm& farm, const ShimScrapeL
   return result;
 }
 
+// The answers kept; each one left out must say it was over the budget, as `over` words it.
+size_t keptUnder(const ShimScrapeResult& result, const std::string& over) {
+  size_t kept = 0;
+  for (const auto& r : result.replies) {
+    if (r) ++kept;
+    else BOOST_TEST(r.status().message().find(over) != std::string::npos, r.status().message());
+  }
+  return kept;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(ShimScrape)
@@ -63,12 +73,7 @@ BOOST_AUTO_TEST_CASE(AnswersPastTheBudgetAreLeftOutAndCounted) {
   ShimScrapeLimits limits;
   limits.maxBytes = 1024 * 1024;  // room for ten of them
   ShimScrapeResult result = scrape(loop, farm, limits);
-  size_t kept = 0;
-  for (const auto& r : result.replies) {
-    if (r) ++kept;
-    else BOOST_TEST(r.status().message().find("over 1 MiB") != std::string::npos, r.status().message());
-  }
-  BOOST_TEST(kept == 10u);
+  BOOST_TEST(keptUnder(result, "over 1 MiB") == 10u);
   BOOST_TEST(result.overBudget == 10u);
 }
 
@@ -88,12 +93,7 @@ BOOST_AUTO_TEST_CASE(AnswersStillComingCountAgainstTheBudget) {
   // jobs) takes longer than the default 500 ms, which is not what this is about.
   limits.timeout = Millis(5000);
   ShimScrapeResult result = scrape(loop, farm, limits);
-  size_t kept = 0;
-  for (const auto& r : result.replies) {
-    if (r) ++kept;
-    else BOOST_TEST(r.status().message().find("over 3 MiB") != std::string::npos, r.status().message());
-  }
-  BOOST_TEST(kept == 1u);
+  BOOST_TEST(keptUnder(result, "over 3 MiB") == 1u);
   BOOST_TEST(result.overBudget == 7u);
   // Seven cut short; one of them may have been refused its very last piece, which from the
   // farm looks like an answer read to its end.
