@@ -1,7 +1,8 @@
 #include "shim/balancer.h"
 
 #include <algorithm>
-#include <cmath>
+
+#include "common/natural_log.h"
 
 namespace connectable {
 
@@ -61,7 +62,7 @@ void Balancer::weightedShuffle(BackendList::iterator first, BackendList::iterato
   keys_.clear();
   for (auto it = first; it != last; ++it) {
     const double weight = (*it)->weight == 0 ? 0.001 : static_cast<double>((*it)->weight);
-    keys_.emplace_back(std::log(1.0 - uniform(rng_)) / weight, std::move(*it));
+    keys_.emplace_back(naturalLog(1.0 - uniform(rng_)) / weight, std::move(*it));
   }
   std::sort(keys_.begin(), keys_.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   for (auto& [key, backend] : keys_) *first++ = std::move(backend);
