@@ -82,6 +82,20 @@ std::vector<std::string> processArguments(pid_t pid) {
   return args;
 }
 
+std::vector<pid_t> namespacePids(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("NSpid:", 0) != 0) continue;
+    std::istringstream fields(line.substr(6));
+    std::vector<pid_t> pids;
+    pid_t p;
+    while (fields >> p) pids.push_back(p);
+    return pids;
+  }
+  return {};
+}
+
 std::vector<std::string> containerCgroupProcsPaths(const std::string& id) {
   const std::string scope = "system.slice/docker-" + id + ".scope";
   return {
@@ -103,6 +117,10 @@ std::optional<EarlyInit> findContainerInit(const std::string& containerId, unsig
       // runc's parent and first child pass through; only the init stays (and keeps its pid).
       std::string comm = processComm(pid);
       if (comm.empty() || comm == "runc:[0:PARENT]" || comm == "runc:[1:CHILD]" || comm == "runc") continue;
+      // In a pid namespace of its own the init is pid 1; any other process there was started
+      // in it (docker exec, or the init's children) and may end long before the container.
+      auto nsPids = namespacePids(pid);
+      if (nsPids.empty() || (nsPids.size() > 1 && nsPids.back() != 1)) continue;
       auto process = ProcessHandle::open(pid);
       if (!process || !process->inContainer(containerId)) continue;  // gone, or its pid reused
       auto netns = process->openNetns();

@@ -47,11 +47,17 @@ std::string processComm(pid_t pid);
 // Its arguments after argv[0], from /proc/PID/cmdline; empty when it cannot be read.
 std::vector<std::string> processArguments(pid_t pid);
 
+// Its pid in each pid namespace it is in, outermost first (NSpid of /proc/PID/status):
+// one entry when it shares ours. Empty when it cannot be read.
+std::vector<pid_t> namespacePids(pid_t pid);
+
 // Where Docker puts a container's cgroup, for the cgroupfs and systemd drivers, v1 and v2.
 std::vector<std::string> containerCgroupProcsPaths(const std::string& containerId);
 
 // The container's init process once it is in its own network namespace: runc's
-// "runc:[2:INIT]" (or the app it became), never the transient "runc:[1:CHILD]".
+// "runc:[2:INIT]" (or the app it became), never the transient "runc:[1:CHILD]", nor a
+// process started in the container later (docker exec), which is not pid 1 in its pid
+// namespace.
 // Returns nothing (not an error) while it is not there yet.
 struct EarlyInit {
   ProcessHandle process;

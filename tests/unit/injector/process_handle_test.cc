@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -54,6 +55,20 @@ BOOST_AUTO_TEST_CASE(TheEarlyPathFindsTheInitInTheContainersCgroupAndNamespace) 
   BOOST_TEST(found->process.pid() == init.pid());
   BOOST_TEST(found->netnsInode != ourNetnsInode());
   BOOST_TEST(!findContainerInit(kOtherId, ourNetnsInode()).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(AProcessExecutedInAContainerIsNeverTakenForItsInit) {
+  // A shim watching a `docker exec` process as the container's life would stop with it.
+  FakeContainerInit init(kId, FakeContainerInit::NetAndPid);
+  const pid_t execd = init.exec();
+  auto found = findContainerInit(kId, ourNetnsInode());
+  BOOST_TEST_REQUIRE(found.has_value());
+  BOOST_TEST(found->process.pid() == init.pid());
+  // Alone there (or listed first, as when the init's pid sorts after it), it is not taken.
+  init.leaveCgroup(init.pid());
+  found = findContainerInit(kId, ourNetnsInode());
+  BOOST_TEST(!found.has_value(), "took pid " << (found ? found->process.pid() : 0) << ", executed in the container as "
+                                             << execd);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
