@@ -249,7 +249,7 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
           t->sawCreate = true;
           t->createdAt = receivedAt;
         }
-        beginEarlyWatch(id);
+        beginEarlyWatch(id, options_.earlyPollAfterCreate);
       }
     } else if (event.action == "start") {
       if (!track(id, event.attributes, name)) return;
@@ -279,7 +279,7 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
     }
   } else if (event.isNetwork() && event.action == "connect") {
     // The namespace exists before the container runs: look for it now.
-    if (tracked_.count(id) && !supervisor_.serves(id)) beginEarlyWatch(id);
+    if (tracked_.count(id) && !supervisor_.serves(id)) beginEarlyWatch(id, options_.earlyPollAfterConnect);
   }
 }
 
@@ -309,11 +309,13 @@ void Injector::noShim(const std::string& id, const std::string& why) {
   recordProblems(id);
 }
 
-void Injector::beginEarlyWatch(const std::string& id) {
+void Injector::beginEarlyWatch(const std::string& id, Millis window) {
   auto it = tracked_.find(id);
   if (it == tracked_.end()) return;
   Tracked& t = it->second;
-  t.pollUntil = loop_.now() + options_.earlyPollWindow;
+  t.pollSince = loop_.now();
+  t.pollUntil = std::max(t.pollUntil, t.pollSince + window);
+  t.pollInterval = options_.earlyPollInterval;
   if (t.pollTimer) return;
   pollEarly(id);
 }
@@ -329,6 +331,7 @@ void Injector::pollEarly(const std::string& id) {
   Tracked& t = it->second;
   t.pollTimer = 0;
   if (supervisor_.serves(id)) return;
+  ++counters_.earlyPolls;
   if (auto init = findContainerInit(id, hostNetnsInode_)) {
     pid_t pid = init->process.pid();
     Status s = supervisor_.ensure(id, t.name, t.request, std::move(init->process), std::move(init->netns));
@@ -349,7 +352,13 @@ void Injector::pollEarly(const std::string& id) {
     return;
   }
   // Polling lasts only while a labelled container is being started: an idle host costs nothing.
-  if (loop_.now() < t.pollUntil) t.pollTimer = loop_.addTimer(options_.earlyPollInterval, [this, id] { pollEarly(id); });
+  // Its init comes within a few hundred ms of the network connect event (docs/docker-events.md);
+  // past that, a slower look costs a late start little, and a compose project that creates
+  // fifty containers before it starts them does not keep a CPU busy reading cgroups.
+  const Clock::time_point now = loop_.now();
+  if (now >= t.pollUntil) return;
+  if (now - t.pollSince >= options_.earlyPollFastFor) t.pollInterval = std::min(t.pollInterval * 2, options_.earlyPollSlowest);
+  t.pollTimer = loop_.addTimer(t.pollInterval, [this, id] { pollEarly(id); });
 }
 
 void Injector::injectFromInspect(const std::string& id) {

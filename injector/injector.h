@@ -26,8 +26,15 @@ struct InjectorOptions {
   SupervisorOptions supervisor;
   DockerCalls::Options docker;
   bool stopShimsOnExit = false;
-  Millis earlyPollInterval{2};     // how often a starting container's cgroup is read
-  Millis earlyPollWindow{10000};   // for how long after its create event
+  // A starting container's cgroup is read every earlyPollInterval for earlyPollFastFor,
+  // then less and less often (doubling, up to earlyPollSlowest), for earlyPollAfterConnect
+  // after its network connect event (the start has begun), or earlyPollAfterCreate after
+  // its create event (a container may be created long before it is started, if ever).
+  Millis earlyPollInterval{2};
+  Millis earlyPollFastFor{1000};
+  Millis earlyPollSlowest{64};
+  Millis earlyPollAfterConnect{10000};
+  Millis earlyPollAfterCreate{2000};
   Millis reconnectMin{200};
   Millis reconnectMax{5000};
   Millis reconcileRetryMin{100};   // after a failed container list or inspect, while the stream is up
@@ -37,6 +44,7 @@ struct InjectorOptions {
 struct InjectorCounters {
   uint64_t containersWatched = 0;  // with connect labels, now
   uint64_t injectedEarly = 0;      // before the start event
+  uint64_t earlyPolls = 0;         // cgroup reads looking for a starting container's init
   uint64_t injectedOnStart = 0;    // at start, or at reconcile
   uint64_t badLabels = 0;
   uint64_t dockerReconnects = 0;
@@ -81,7 +89,9 @@ class Injector : public DockerEventSink {
     std::string name;
     ContainerRequest request;
     EventLoop::TimerId pollTimer = 0;
+    Clock::time_point pollSince;  // the last create or network connect event
     Clock::time_point pollUntil;
+    Millis pollInterval{0};
     Clock::time_point createdAt;
     bool sawCreate = false;  // createdAt is when the create event came
     bool inspecting = false;    // an inspect is asked for and not answered yet
@@ -114,7 +124,7 @@ class Injector : public DockerEventSink {
   // The container's name as Docker says it is now (a rename event, a list): in our log lines,
   // its shim's record and, from its next start, the shim's own.
   void followName(const std::string& id, const std::string& name);
-  void beginEarlyWatch(const std::string& id);
+  void beginEarlyWatch(const std::string& id, Millis window);
   // Counts create -> shim started once per create event (restarts are not measured).
   void recordInjectionLatency(Tracked& t);
   void stopEarlyWatch(Tracked& t);

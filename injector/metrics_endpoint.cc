@@ -70,6 +70,9 @@ std::string MetricsEndpoint::injectorMetrics() const {
            "Shims started: early (before the start event) or at start or reconcile.");
   m.sample("connectable_injector_injections_total", {{"when", "early"}}, c.injectedEarly);
   m.sample("connectable_injector_injections_total", {{"when", "start"}}, c.injectedOnStart);
+  m.family("connectable_injector_early_polls_total", "counter",
+           "Reads of a starting container's cgroup, looking for its init before the start event.");
+  m.sample("connectable_injector_early_polls_total", {}, c.earlyPolls);
   m.family("connectable_injector_injection_latency_seconds", "histogram",
            "From a container's create event to its shim being started.");
   m.histogram("connectable_injector_injection_latency_seconds", {}, InjectorCounters::latencyBounds(), c.latencyCounts,

@@ -406,6 +406,37 @@ BOOST_AUTO_TEST_CASE(ACreateHeldWhileDockerListsIsTimedFromWhenItCame) {
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(AContainerCreatedAndNotStartedIsLookedForLessAndLessOftenThenNoMore) {
+  // Its cgroup appears only once it is started, which may be never: `docker create`, or a
+  // compose project that creates all its containers before starting any.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.earlyPollInterval = 2ms;
+  options.earlyPollFastFor = 200ms;
+  options.earlyPollSlowest = 50ms;
+  options.earlyPollAfterCreate = 1000ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 5s));
+  docker.sendEvents(R"({"Type":"container","Action":"create","Actor":{"ID":")" + kId +
+                    R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
+                    "\n");
+  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().earlyPolls >= 1; }, 5s));
+  runUntil(loop, [] { return false; }, 1300ms);
+  const uint64_t polls = injector.counters().earlyPolls;
+  // At most 100 in the fast 200 ms, then 4, 8, 16, 32, 50, 50 ... ms apart: about 25 more.
+  // Every 2 ms for the whole second would be 500.
+  BOOST_TEST(polls <= 140u, polls << " cgroup reads for a container that was never started");
+  runUntil(loop, [] { return false; }, 500ms);
+  BOOST_TEST(injector.counters().earlyPolls == polls, "still looking 1.8 s after the create event");
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+}
+
 BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
   // A container whose only connect label is bad gets no shim; its create, its start and the
   // list after every reconnect all show it again, and its label is still one bad label.
