@@ -715,7 +715,41 @@ std::vector<std::string> ShimSupervisor::adopt() {
       ::unlink(controlPath(m->info.containerId).c_str());
     }
   }
+  stopUnrecordedShims();
   return adopted;
+}
+
+void ShimSupervisor::stopUnrecordedShims() {
+  // What ensure() gives every shim first, naming its control socket in our state dir.
+  const std::string prefix = options_.stateDir + "/shims/";
+  auto unrecordedId = [&](const std::vector<std::string>& args) -> std::string {
+    if (args.size() < 8 || args[0] != "--netns-fd" || args[2] != "--exit-with-pidfd" || args[4] != "--name" ||
+        args[6] != "--control")
+      return "";
+    const std::string& control = args[7];
+    if (control.size() != prefix.size() + 64 + 5 || control.compare(0, prefix.size(), prefix) != 0 ||
+        control.compare(control.size() - 5, 5, ".sock") != 0)
+      return "";
+    std::string id = control.substr(prefix.size(), 64);
+    if (id.find_first_not_of("0123456789abcdef") != std::string::npos || shims_.count(id)) return "";
+    return id;
+  };
+  DIR* proc = opendir("/proc");
+  if (!proc) return;
+  while (dirent* e = readdir(proc)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    const pid_t pid = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
+    const std::vector<std::string> args = processArguments(pid);
+    const std::string id = unrecordedId(args);
+    if (id.empty()) continue;
+    auto process = ProcessHandle::open(pid);
+    if (!process || processArguments(pid) != args) continue;  // gone, or its pid reused
+    log::warn("stopping a shim that has no readable record; its container gets a new one",
+              {{"container", containerDisplayName("", id)}, {"pid", std::to_string(pid)}});
+    (void)process->signal(SIGTERM);  // it closes its listeners at once, then drains
+    ::unlink(controlPath(id).c_str());
+  }
+  closedir(proc);
 }
 
 }  // namespace connectable

@@ -92,7 +92,8 @@ class ShimSupervisor {
   void stopAll();
 
   // Re-adopts the shims recorded in the state dir that still run (same pid and start time,
-  // same container init); forgets the others. Returns the ids of adopted containers.
+  // same container init); forgets the others, and stops the shims of this state dir that
+  // run with no readable record. Returns the ids of adopted containers.
   std::vector<std::string> adopt();
 
   bool serves(const std::string& containerId) const;
@@ -118,6 +119,9 @@ class ShimSupervisor {
   Status spawn(Managed& m);
   void onShimExit(Managed& m);
   void scheduleRestart(Managed& m);
+  // SIGTERM to every running shim of this state dir that is not one of shims_: its record
+  // was unreadable or removed, and it would hold its container's ports unwatched.
+  void stopUnrecordedShims();
   void writeState(const Managed& m);
   void removeState(const std::string& containerId);
   void forget(const std::string& containerId);

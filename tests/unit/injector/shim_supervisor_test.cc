@@ -281,6 +281,51 @@ BOOST_AUTO_TEST_CASE(ARunningShimIsAdoptedByItsArgumentsWhateverItsProgramIsCall
   BOOST_TEST(restarted.list()[0].adopted);
 }
 
+BOOST_AUTO_TEST_CASE(AShimWhoseRecordIsUnreadableIsStoppedNotLeftHoldingItsPorts) {
+  // Adopted it cannot be (its pid and start time are in the record), and left running it
+  // would hold the container's ports against the shim started in its place, unwatched.
+  SupervisorFixture f;
+  f.options.shimPath = connectable::testing::shimBinary();
+  const uint16_t port = freeLoopbackPort();
+  f.request = parseContainerLabels({{"connect." + std::to_string(port), "198.18.0.5:6379"}});
+  f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  BOOST_REQUIRE(f.tryEnsure(init));
+  BOOST_REQUIRE_EQUAL(f.supervisor->list().size(), 1u);
+  const pid_t shim = f.supervisor->list()[0].shimPid;
+  f.shims.insert(shim);
+  f.supervisor.reset();
+  std::ofstream(f.dir + "/shims/" + kId + ".json", std::ios::trunc) << "{\"container_id\": \"" << kId << "\", \"shim_pi";
+
+  CapturedOutput log(STDERR_FILENO, f.dir + "/log");
+  ShimSupervisor restarted(f.loop, f.options);
+  BOOST_REQUIRE(restarted.init());
+  BOOST_TEST(restarted.adopt().empty());
+  int status = 0;
+  BOOST_TEST(reapWithin(shim, 5s, &status), "the shim of the unreadable record still runs");
+  BOOST_TEST(log.text().find("no readable record") != std::string::npos, log.text());
+}
+
+BOOST_AUTO_TEST_CASE(AShimOfAnotherStateDirIsLeftAlone) {
+  // Two injectors for two daemons keep their shims apart by state dir.
+  SupervisorFixture f;
+  f.options.shimPath = connectable::testing::shimBinary();
+  const uint16_t port = freeLoopbackPort();
+  f.request = parseContainerLabels({{"connect." + std::to_string(port), "198.18.0.5:6379"}});
+  f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  BOOST_REQUIRE(f.tryEnsure(init));
+  const pid_t shim = f.supervisor->list()[0].shimPid;
+  f.shims.insert(shim);
+
+  SupervisorOptions other = f.options;
+  other.stateDir = tempDir();
+  ShimSupervisor elsewhere(f.loop, other);
+  BOOST_REQUIRE(elsewhere.init());
+  BOOST_TEST(elsewhere.adopt().empty());
+  BOOST_TEST(!reapWithin(shim, 300ms, nullptr), "another state dir's shim was stopped");
+}
+
 BOOST_AUTO_TEST_CASE(AProcessWithOtherArgumentsIsNotAdopted) {
   // A record whose pid and start time match but whose arguments do not: not our shim.
   SupervisorFixture f;
