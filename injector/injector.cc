@@ -179,8 +179,11 @@ void Injector::onDockerStreamEnded(const Status& why) {
   });
 }
 
-void Injector::onDockerEventMalformed(const Status& why) {
-  log::warn("skipping malformed Docker event", {{"error", why.message()}});
+void Injector::onDockerEventMalformed(const Status& /*why*/) {
+  // Logged by the stream. It may have been a labelled container's start or die, which no
+  // later event repeats: the list says what runs now.
+  if (!listing_) log::info("listing containers again, since an event could not be read");
+  reconcile();
 }
 
 Injector::Tracked* Injector::track(const std::string& id, const std::map<std::string, std::string>& labels,

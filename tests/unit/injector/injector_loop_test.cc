@@ -437,6 +437,24 @@ BOOST_AUTO_TEST_CASE(AContainerCreatedAndNotStartedIsLookedForLessAndLessOftenTh
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(AnEventThatCannotBeReadIsFollowedByAList) {
+  // It may have been a labelled container's start or die: the list says what runs now.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 5s));
+  runUntil(loop, [] { return false; }, 100ms);
+  BOOST_REQUIRE_EQUAL(docker.lists(), 1);
+  docker.sendEvents(R"({"Type":"container","Action":"start","Actor":{"ID":")" + kId + "\n");
+  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 2; }, 5s), "no list after an unreadable event");
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+}
+
 BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
   // A container whose only connect label is bad gets no shim; its create, its start and the
   // list after every reconnect all show it again, and its label is still one bad label.
