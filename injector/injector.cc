@@ -37,6 +37,7 @@ Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOpti
 Injector::~Injector() {
   if (stream_) stream_->stop();
   if (reconnectTimer_) loop_.cancelTimer(reconnectTimer_);
+  if (uidRetryTimer_) loop_.cancelTimer(uidRetryTimer_);
   cancelReconcileRetry();
   for (auto& [id, t] : tracked_)
     if (t.pollTimer) loop_.cancelTimer(t.pollTimer);
@@ -53,6 +54,9 @@ Status Injector::start() {
   if (Status s = supervisor_.init(); !s) return s;
   if (Status s = problems_.init(); !s) return s;
   supervisor_.onGaveUp([this](const std::string& id, const std::string& why) { noShim(id, why); });
+  supervisor_.onShimGone([this] {
+    if (!uidRetryTimer_) uidRetryTimer_ = loop_.addTimer(Millis(0), [this] { retryWaitingForUid(); });
+  });
   // The state dir may be another injector's too: its shims are ours once the daemon is.
   if (!claimDaemon_) adoptShims();
   if (Status s = calls_->start(); !s) return s.withContext("docker requests");
@@ -312,6 +316,22 @@ void Injector::noShim(const std::string& id, const std::string& why) {
   recordProblems(id);
 }
 
+void Injector::noteUidWanted(const std::string& id) {
+  auto it = tracked_.find(id);
+  if (it != tracked_.end() && !supervisor_.hasUidFor(id)) it->second.waitingForUid = true;
+}
+
+void Injector::retryWaitingForUid() {
+  uidRetryTimer_ = 0;
+  if (shuttingDown_) return;
+  // Each asks Docker afresh, as a start would; those that lose the race wait again.
+  for (auto& [id, t] : tracked_) {
+    if (!t.waitingForUid || !supervisor_.hasUidFor(id)) continue;
+    t.waitingForUid = false;
+    injectFromInspect(id);
+  }
+}
+
 void Injector::beginEarlyWatch(const std::string& id, Millis window) {
   auto it = tracked_.find(id);
   if (it == tracked_.end()) return;
@@ -352,6 +372,7 @@ void Injector::pollEarly(const std::string& id) {
       return;
     }
     log::warn("early injection failed; waiting for start", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});
+    noteUidWanted(id);
     return;
   }
   // Polling lasts only while a labelled container is being started: an idle host costs nothing.
@@ -449,6 +470,7 @@ void Injector::onInspected(const std::string& id, DockerCalls::Inspected inspect
   if (Status s = supervisor_.ensure(id, t.name, t.request, std::move(*process), std::move(*netns)); !s) {
     log::error("cannot start shim", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});
     noShim(id, s.message());
+    noteUidWanted(id);
     return;
   }
   noShim(id, "");

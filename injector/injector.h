@@ -100,12 +100,16 @@ class Injector : public DockerEventSink {
     EventLoop::TimerId inspectRetryTimer = 0;
     std::vector<std::string> ignoredLabels;  // for `connectable status`, with:
     std::string noShimBecause;               // why it has no shim; empty once it has one
+    bool waitingForUid = false;              // refused for want of a --shim-uids uid
   };
 
   // What `connectable status` shows of the container's problems, from its Tracked.
   void recordProblems(const std::string& id);
   // The container gets no shim now, for `why`; logged already.
   void noShim(const std::string& id, const std::string& why);
+  // After ensure() failed: whether for want of a uid, to be tried again when one frees.
+  void noteUidWanted(const std::string& id);
+  void retryWaitingForUid();
   void connect();
   void onNegotiated(Result<DockerCalls::Negotiated> negotiated);
   void onDaemonIdentified(Result<std::string> id);
@@ -150,6 +154,7 @@ class Injector : public DockerEventSink {
   Clock::time_point streamConnectedAt_{};
   static constexpr Millis kStreamLasted{10000};  // a stream up this long resets the back-off
   EventLoop::TimerId reconnectTimer_ = 0;
+  EventLoop::TimerId uidRetryTimer_ = 0;  // a shim went, and a container waits for its uid
   Millis reconcileRetryDelay_;
   EventLoop::TimerId reconcileRetryTimer_ = 0;
   bool shuttingDown_ = false;

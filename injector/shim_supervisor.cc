@@ -583,6 +583,11 @@ void ShimSupervisor::dispose(std::unique_ptr<Managed> m) {
   m->gone = true;
   unwatch(*m);
   loop_.defer([raw = m.release()] { delete raw; });  // its onIo may be on the stack
+  if (onShimGone_) onShimGone_();  // out of every list, so its uid is free
+}
+
+bool ShimSupervisor::hasUidFor(const std::string& containerId) const {
+  return options_.shimUidCount == 0 || static_cast<bool>(uidFor(containerId));
 }
 
 void ShimSupervisor::retire(const std::string& containerId) {

@@ -111,6 +111,11 @@ class ShimSupervisor {
     onGaveUp_ = std::move(cb);
   }
   uint64_t restartsTotal() const { return restartsTotal_; }
+  // With --shim-uids: whether a new shim for the container would get a uid now.
+  bool hasUidFor(const std::string& containerId) const;
+  // Told each time a shim is gone for good, and its uid with it. Must not call back into
+  // the supervisor: it may be in the middle of ensure() or stop().
+  void onShimGone(std::function<void()> cb) { onShimGone_ = std::move(cb); }
 
  private:
   struct Managed;
@@ -144,6 +149,7 @@ class ShimSupervisor {
   std::vector<std::unique_ptr<Managed>> retired_;
   uint64_t restartsTotal_ = 0;
   std::function<void(const std::string&, const std::string&)> onGaveUp_;
+  std::function<void()> onShimGone_;
   void gaveUp(const std::string& containerId, const std::string& why) {
     if (onGaveUp_) onGaveUp_(containerId, why);
   }

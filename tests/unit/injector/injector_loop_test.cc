@@ -684,6 +684,57 @@ BOOST_AUTO_TEST_CASE(ACreateReplayedAfterAReconnectDoesNotTimeTheNextRestart) {
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(AContainerRefusedForWantOfAUidGetsItsShimOnceAUidFrees) {
+  // --shim-uids holds one uid: the second container waits for the first one's, not for an
+  // event that may never come.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
+    return;
+  }
+  const std::string second = "9a" + kId.substr(2);
+  std::string dir = tempDir();
+  writeShim(dir + "/shim", "exec sleep 30\n");
+  auto first = std::make_unique<FakeContainerInit>(kId);
+  FakeContainerInit secondInit(second);
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.inspectReply = [&](int) {
+    return jsonReply(200, R"({"Id":")" + second + R"(","Name":"/web","State":{"Running":true,"Pid":)" +
+                              std::to_string(secondInit.pid()) +
+                              R"(},"Config":{"Labels":{"connect.6000":"198.18.0.5:6379"}},"HostConfig":{"NetworkMode":"bridge"}})");
+  };
+  auto event = [](const std::string& action, const std::string& id, const std::string& name) {
+    return R"({"Type":"container","Action":")" + action + R"(","Actor":{"ID":")" + id + R"(","Attributes":{"name":")" + name +
+           R"(","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})" "\n";
+  };
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.supervisor.shimPath = dir + "/shim";
+  options.supervisor.shimUidFirst = 2000000;
+  options.supervisor.shimUidCount = 1;
+  options.supervisor.stopGrace = 200ms;
+  options.stopShimsOnExit = true;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 5s));
+  CapturedOutput log(STDERR_FILENO, dir + "/log");
+  docker.sendEvents(event("create", kId, "db"));
+  BOOST_REQUIRE(runUntil(loop, [&] { return injector.supervisor().serves(kId); }, 5s));
+  docker.sendEvents(event("create", second, "web") + event("start", second, "web"));
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.inspects() >= 1; }, 5s));
+  runUntil(loop, [] { return false; }, 200ms);
+  BOOST_REQUIRE(!injector.supervisor().serves(second));
+
+  first.reset();  // the first container stops: its shim goes, and with it its uid
+  docker.sendEvents(event("die", kId, "db"));
+  BOOST_TEST(runUntil(loop, [&] { return injector.supervisor().serves(second); }, 5s),
+             "the second container never got the uid the first one freed");
+  log.restore();
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+}
+
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
   // A running labelled container whose inspect failed has no other event coming that would
   // have it looked at again.
