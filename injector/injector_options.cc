@@ -36,7 +36,7 @@ Passed to every shim (a container's connectable.<option> labels override all but
 --user and --data-path, which are the host's choice; --max-conns a label may only lower):
   --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
   --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
-  --data-path PATH
+  --data-path MODE
 See connectable-shim --help for their meaning.
 )";
 }

@@ -50,7 +50,8 @@ Options:
   --drain-timeout DUR      on SIGTERM, how long open connections may finish (default 10s)
   --dns SERVERS            HOST[:PORT][,...] DNS servers (default: /etc/resolv.conf)
   --dns-min-ttl DUR        shortest time an answer is cached (default 1s)
-  --dns-timeout DUR        how long a lookup may take (default 2s)
+  --dns-timeout DUR        per query attempt, doubled for the second round of servers;
+                           the longest a name's first connection waits (default 2s)
   --exit-with-pid PID      exit when process PID ends (the container's init)
   --exit-with-pidfd N      the same, from an inherited pidfd (no pid reuse race)
   --name NAME              name this shim in every log line (the injector passes the container)
@@ -59,12 +60,14 @@ Options:
   --status-port PORT       also answer a plain-text status on 127.0.0.1:PORT (and [::1]) inside the namespace
   --user NAME|UID          unprivileged user to switch to when started as root (default nobody);
                            a number needs no passwd entry, and its group is the same number
-  --data-path PATH         auto (default): io_uring where the kernel allows it, else epoll;
+  --data-path MODE         auto (default): io_uring where the kernel allows it, else epoll;
                            epoll: readiness and one system call per read or write
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
   --help, --version
 Durations: 500ms, 2s, 1m, 1h (a bare number is seconds).
+Exit status: 0 stopped (SIGTERM, SIGINT, or the watched process ended), 1 failed to start,
+2 bad arguments, 3 a --connect port is already taken in the namespace.
 Inherited file descriptors above 2 are closed at start, except those of --netns-fd and
 --exit-with-pidfd.
 
