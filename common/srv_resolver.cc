@@ -144,6 +144,11 @@ struct ServiceResolver::Entry {
   std::map<WatchId, Callback> watchers;
   EventLoop::TimerId refreshTimer = 0;
   uint32_t failuresInRow = 0;
+  // A question that keeps failing is logged when it starts, when its error changes, and
+  // once a minute, not at every retry (with a TTL of 1 s, once a second).
+  std::string failureLogged;
+  Clock::time_point failureLoggedAt;
+  uint32_t failuresNotLogged = 0;
   std::unique_ptr<Lookup> lookup;
 };
 
@@ -575,13 +580,24 @@ void ServiceResolver::finishLookup(Entry& entry) {
     for (uint32_t i = 1; i < entry.failuresInRow && retry < options_.retryMax; ++i) retry *= 2;
     retry = std::min(retry, options_.retryMax);
     r.status = lookup->failure;
+    const bool logIt = entry.failuresInRow == 1 || lookup->failure.message() != entry.failureLogged ||
+                       loop_.now() - entry.failureLoggedAt >= std::chrono::minutes(1);
+    const std::string repeated = std::to_string(entry.failuresNotLogged);
+    if (logIt) {
+      entry.failureLogged = lookup->failure.message();
+      entry.failureLoggedAt = loop_.now();
+      entry.failuresNotLogged = 0;
+    } else {
+      ++entry.failuresNotLogged;
+    }
     if (lookup->backends.empty() && entry.hasGood) {
       // Stale but working beats empty: nothing usable came, or too little to trust.
       r.stale = true;
       counters_.staleAnswersServed++;
-      log::warn("DNS lookup failed; serving the last good answer",
-                {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
-                 {"retry_in_ms", std::to_string(retry.count())}});
+      if (logIt)
+        log::warn("DNS lookup failed; serving the last good answer",
+                  {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
+                   {"retry_in_ms", std::to_string(retry.count())}, {"repeats_not_logged", repeated}});
     } else {
       // What did arrive is used; each failed question kept its own last answer, if any.
       r.backends = std::move(lookup->backends);
@@ -599,13 +615,18 @@ void ServiceResolver::finishLookup(Entry& entry) {
         r.ttl = ttl;
         retry = std::min(retry, refreshPoint(ttl));
       }
-      log::warn(lookup->answered > 0 ? "DNS lookup failed in part; serving what it found" : "DNS lookup failed",
-                {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
-                 {"kept_last_answer_of", kept.empty() ? "none" : kept}, {"retry_in_ms", std::to_string(retry.count())}});
+      if (logIt)
+        log::warn(lookup->answered > 0 ? "DNS lookup failed in part; serving what it found" : "DNS lookup failed",
+                  {{"name", name}, {"error", lookup->failure.message()}, {"backends", describe(r.backends)},
+                   {"kept_last_answer_of", kept.empty() ? "none" : kept}, {"retry_in_ms", std::to_string(retry.count())},
+                   {"repeats_not_logged", repeated}});
     }
     scheduleRefresh(entry, retry);
   } else {
+    const bool wasFailing = entry.failuresInRow > 0;
     entry.failuresInRow = 0;
+    entry.failureLogged.clear();
+    entry.failuresNotLogged = 0;
     entry.hasGood = true;
     entry.lastAddresses = std::move(lookup->addresses);
     r.backends = std::move(lookup->backends);
@@ -629,7 +650,7 @@ void ServiceResolver::finishLookup(Entry& entry) {
                               {"status", r.status.message()}});
     if (!before.pending && before.backends != r.backends) {
       log::info("backends changed", {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()}});
-    } else if (!before.pending && before.stale) {
+    } else if (!before.pending && (before.stale || wasFailing)) {
       log::info("DNS lookups recovered", {{"name", name}, {"backends", describe(r.backends)}});
     }
   }

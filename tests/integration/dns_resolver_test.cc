@@ -20,6 +20,7 @@
 #include "common/event_loop.h"
 #include "common/srv_resolver.h"
 #include "common/target.h"
+#include "tests/support/captured_output.h"
 #include "tests/support/dns_packet.h"
 #include "tests/support/dnsmasq.h"
 
@@ -611,6 +612,36 @@ BOOST_AUTO_TEST_CASE(WhileTheAaaaQuestionKeepsFailingTheARecordsAreRefreshedByTh
   BOOST_TEST(after.count() < 3000, "the new A record came " << after.count() << " ms after the change");
   BOOST_TEST(find(h.current(), "[::1]:5432"));
   BOOST_TEST(h.current().stale);
+}
+
+BOOST_AUTO_TEST_CASE(AQuestionThatKeepsFailingIsLoggedWhenItStartsAndWhenItEndsNotAtEveryRetry) {
+  // With a TTL of 1 s the A question is asked every second; an AAAA question that never
+  // gets an answer fails each time. One line says so, one says when it is over.
+  Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10,::1"}, "1"));
+  dns.start();
+  Harness h;
+  FaultyRelay relay(h.loop, dns.port());
+  h.start(fastOptions(relay.port()));
+  const std::string log = connectable::testing::tempDir() + "/log";
+  auto count = [&](const std::string& what) {
+    std::string text = connectable::testing::readFile(log);
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
+  h.watch("db.connectable.test:5432");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }, 5000ms,
+                                         [&] { relay.upset(dns::kTypeAaaa, FaultyRelay::Fault::NoAnswer); }},
+                                        {"six failed AAAA questions", [&] { return relay.upsets() >= 6; }, 20000ms,
+                                         [&] { relay.heal(); }},
+                                        {"a lookup whole again", [&] { return !h.current().stale && h.current().status.isOk(); },
+                                         10000ms}}),
+                      "");
+  (void)runSteps(h.loop, {{"the recovery's line", [&] { return count("DNS lookups recovered") > 0; }, 3000ms}});
+  captured.restore();
+  BOOST_TEST(count("DNS lookup failed in part") == 1u, connectable::testing::readFile(log));
+  BOOST_TEST(count("DNS lookups recovered") == 1u, connectable::testing::readFile(log));
 }
 
 BOOST_AUTO_TEST_CASE(AnAAnswerTooBigForUdpArrivesWholeOverTcp) {
