@@ -33,10 +33,11 @@ Options:
   --log-format FORMAT      text (default) or json
 
 Passed to every shim (a container's connectable.<option> labels override all but --dns,
---user and --data-path, which are the host's choice; --max-conns a label may only lower):
+--user, --data-path and --allow-upstream, which are the host's choice; --max-conns a label
+may only lower):
   --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
   --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
-  --data-path MODE
+  --data-path MODE  --allow-upstream CIDR[,CIDR...]
 See connectable-shim --help for their meaning.
 )";
 }
@@ -64,7 +65,8 @@ Status parseUidRange(const std::string& text, SupervisorOptions* out) {
 Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe) {
   static const std::set<std::string> kShimOptions = {"--dns", "--dns-min-ttl", "--dns-timeout", "--balance",
                                                      "--connect-timeout", "--idle-timeout", "--max-conns",
-                                                     "--drain-timeout", "--user", "--data-path"};
+                                                     "--drain-timeout", "--user", "--data-path",
+                                                     "--allow-upstream"};
   InjectorCommandLine c;
   auto slash = selfExe.rfind('/');
   c.options.supervisor.shimPath = (slash == std::string::npos ? std::string(".") : selfExe.substr(0, slash)) + "/connectable-shim";

@@ -4,10 +4,14 @@
 #include <map>
 #include <set>
 
+#include "common/log.h"
+
 namespace connectable {
 
-BackendSet::BackendSet(std::vector<Target> targets)
+BackendSet::BackendSet(std::vector<Target> targets, AddressRanges allow)
     : targets_(std::move(targets)),
+      allowed_(std::move(allow)),
+      refused_(targets_.size()),
       perTarget_(targets_.size()),
       claims_(targets_.size()),
       answered_(targets_.size(), false),
@@ -18,6 +22,12 @@ BackendSet::BackendSet(std::vector<Target> targets)
   std::map<SocketAddress, std::shared_ptr<Backend>> literal;
   for (size_t i = 0; i < targets_.size(); ++i) {
     if (targets_[i].kind == Target::Kind::Literal) {
+      answered_[i] = true;
+      std::string refused;
+      if (!allowed(targets_[i].address, &refused)) {
+        noteRefused(i, refused);
+        continue;
+      }
       auto& b = literal[targets_[i].address];
       if (!b) {
         b = std::make_shared<Backend>();
@@ -26,7 +36,6 @@ BackendSet::BackendSet(std::vector<Target> targets)
       }
       perTarget_[i].push_back(b);
       claims_[i].push_back({0, 1});
-      answered_[i] = true;
     }
   }
   rebuild();
@@ -35,10 +44,26 @@ BackendSet::BackendSet(std::vector<Target> targets)
 std::string BackendSet::problems() const {
   std::string out;
   for (size_t i = 0; i < targets_.size(); ++i) {
-    if (problems_[i].empty() || !perTarget_[i].empty()) continue;
-    out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + problems_[i];
+    if (!perTarget_[i].empty()) continue;
+    if (!problems_[i].empty()) out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + problems_[i];
+    if (!refused_[i].empty())
+      out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + refused_[i] + " outside --allow-upstream";
   }
   return out;
+}
+
+bool BackendSet::allowed(const SocketAddress& address, std::string* refused) const {
+  if (allowed_.empty() || allowed_.contains(address)) return true;
+  *refused += (refused->empty() ? "" : ",") + address.toString();
+  return false;
+}
+
+void BackendSet::noteRefused(size_t index, const std::string& refused) {
+  if (refused == refused_[index]) return;  // an answer refreshed each second is logged once
+  refused_[index] = refused;
+  if (!refused.empty())
+    log::warn("leaving out backends outside --allow-upstream",
+              {{"target", targets_[index].text}, {"addresses", refused}, {"allowed", allowed_.text()}});
 }
 
 void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem,
@@ -51,7 +76,9 @@ void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolv
   std::vector<std::shared_ptr<Backend>> next;
   std::vector<Claim> claims;
   std::set<SocketAddress> taken;  // sets, not scans: an answer may list thousands
+  std::string refused;
   for (const auto& r : resolved) {
+    if (!allowed(r.address, &refused)) continue;
     if (!taken.insert(r.address).second) continue;  // the first record for an address wins
     auto it = known.find(r.address);
     auto b = it != known.end() ? it->second : std::make_shared<Backend>();
@@ -59,6 +86,7 @@ void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolv
     next.push_back(std::move(b));
     claims.push_back({r.priority, r.weight});
   }
+  noteRefused(index, refused);
   perTarget_[index] = std::move(next);
   claims_[index] = std::move(claims);
   answered_[index] = true;

@@ -2,13 +2,15 @@
 // target contributes one fixed backend; a DNS target contributes whatever its latest answer
 // says. Backends keep their health and counters across answers, matched by address. A
 // backend named by several targets takes the lowest priority they give it (the first
-// target's, between equals).
+// target's, between equals). With --allow-upstream, an address outside it is never a
+// backend: it is left out, logged when that changes, and shown as the target's problem.
 // Owned by the shim's event loop thread; not thread-safe.
 #pragma once
 
 #include <memory>
 #include <vector>
 
+#include "common/address_ranges.h"
 #include "common/srv_resolver.h"
 #include "common/target.h"
 #include "shim/backend.h"
@@ -19,13 +21,14 @@ class BackendSet {
  public:
   using BackendList = std::vector<std::shared_ptr<Backend>>;
 
-  explicit BackendSet(std::vector<Target> targets);
+  explicit BackendSet(std::vector<Target> targets, AddressRanges allow = {});
 
   const std::vector<Target>& targets() const { return targets_; }
   const BackendList& backends() const { return backends_; }
 
   // Replaces what target `index` contributes, and why it has none if so (a DNS error).
-  // Open connections keep their Backend alive.
+  // Open connections keep their Backend alive. Addresses outside the allowed ranges are
+  // left out, and named in the target's problem.
   void update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem = "",
               bool stale = false);
   // Why targets have no backends, for the log line of a connection that found none.
@@ -43,6 +46,8 @@ class BackendSet {
   const std::vector<std::shared_ptr<Backend>>& backendsOf(size_t index) const { return perTarget_[index]; }
   const std::string& problem(size_t index) const { return problems_[index]; }
   bool stale(size_t index) const { return stale_[index]; }
+  // The addresses target `index` names now that --allow-upstream leaves out ("a,b"; "" if none).
+  const std::string& refused(size_t index) const { return refused_[index]; }
 
  private:
   // What one target says of a backend it names; several targets may name one backend.
@@ -51,8 +56,13 @@ class BackendSet {
     uint16_t weight = 1;
   };
   void rebuild();
+  // Whether `address` may be a backend of target `index`; notes the ones that may not.
+  bool allowed(const SocketAddress& address, std::string* refused) const;
+  void noteRefused(size_t index, const std::string& refused);
 
   std::vector<Target> targets_;
+  AddressRanges allowed_;
+  std::vector<std::string> refused_;  // per target: the addresses left out now
   std::vector<std::vector<std::shared_ptr<Backend>>> perTarget_;
   std::vector<std::vector<Claim>> claims_;  // parallel to perTarget_
   std::vector<bool> answered_;

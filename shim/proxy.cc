@@ -33,7 +33,7 @@ class ListenPort::Listener : public IoHandler {
 ListenPort::ListenPort(Proxy& proxy, const ConnectSpec& spec, const ProxyOptions& options, uint64_t seed)
     : proxy_(proxy),
       spec_(spec),
-      backends_(spec.targets),
+      backends_(spec.targets, options.allowUpstream),
       balancer_(options.balance, options.penalty, seed) {}
 
 void ListenPort::backendsChanged() {

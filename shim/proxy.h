@@ -17,6 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/address_ranges.h"
 #include "common/event_loop.h"
 #include "common/target.h"
 #include "shim/backend_set.h"
@@ -34,6 +35,7 @@ struct ProxyOptions {
   BalancePolicy balance = BalancePolicy::Random;
   PenaltyPolicy penalty;
   uint64_t seed = 0;                // 0: random
+  AddressRanges allowUpstream;      // --allow-upstream; empty: any address
 };
 
 class Connection;

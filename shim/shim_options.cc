@@ -48,6 +48,9 @@ Options:
   --idle-timeout DUR       close connections idle this long; 0 = never (default 1h)
   --max-conns N            past N open connections, new ones wait in the backlog (default 10000)
   --drain-timeout DUR      on SIGTERM, how long open connections may finish (default 10s)
+  --allow-upstream RANGES  CIDR[,CIDR...]: connect only to backends in these networks; any
+                           other address a target names or a DNS answer gives is left out
+                           (repeatable; default: any address)
   --dns SERVERS            HOST[:PORT][,...] DNS servers (default: /etc/resolv.conf)
   --dns-min-ttl DUR        shortest time an answer is cached (default 1s)
   --dns-timeout DUR        per query attempt, doubled for the second round of servers;
@@ -115,7 +118,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
         "--connect", "--netns", "--netns-fd", "--upstream-netns", "--balance", "--connect-timeout",
         "--idle-timeout", "--drain-timeout", "--dns-min-ttl", "--dns-timeout", "--max-conns", "--dns",
         "--exit-with-pid", "--exit-with-pidfd", "--name", "--user", "--log-level", "--log-format",
-        "--control", "--status-port", "--data-path"};
+        "--control", "--status-port", "--data-path", "--allow-upstream"};
     if (!kTakesValue.count(arg)) return Status::error("unknown option '" + arg + "'");
     auto need = [&]() -> Result<std::string> {
       if (hasValue) return value;
@@ -186,6 +189,10 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       // with this parser before it starts one, and must refuse a bad --dns itself.
       if (auto servers = parseDnsServers(val); !servers) return servers.status().withContext("--dns");
       o.dnsServers = val;
+    } else if (arg == "--allow-upstream") {
+      auto ranges = AddressRanges::parse(val);
+      if (!ranges) return ranges.status().withContext("--allow-upstream");
+      o.proxy.allowUpstream.add(*ranges);
     } else if (arg == "--exit-with-pid") {
       auto n = parseCount(arg, val, 1 << 22);
       if (!n || *n == 0) return Status::error("--exit-with-pid: '" + val + "' is not a process id");

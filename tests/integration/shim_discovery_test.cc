@@ -45,9 +45,9 @@ std::string ask(const TestNetns& ns, uint16_t port = 6000) {
   return got;
 }
 
-std::map<std::string, int> spread(const TestNetns& ns, int n) {
+std::map<std::string, int> spread(const TestNetns& ns, int n, uint16_t port = 6000) {
   std::map<std::string, int> seen;
-  for (int i = 0; i < n; ++i) ++seen[ask(ns)];
+  for (int i = 0; i < n; ++i) ++seen[ask(ns, port)];
   return seen;
 }
 
@@ -182,6 +182,42 @@ BOOST_AUTO_TEST_CASE(StatusShowsEachNamesTtlAndWhenItIsLookedUpNext) {
   auto text = run({"curl", "-sS", "-m", "5", "--unix-socket", control, "http://shim/status?format=text"});
   BOOST_TEST(text.out.find("dns web.service.consul: ok, 1 backends, ttl 5m0s, next lookup in ") != std::string::npos,
              text.out);
+}
+
+BOOST_AUTO_TEST_CASE(AnAddressOutsideAllowUpstreamIsNeverABackendWhereverItComesFrom) {
+  // The host's operator limits what labels can reach: neither a DNS answer nor a literal
+  // target (nor an AAAA record carrying an IPv4 address) gets past it.
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "host-record=metadata.node.consul,198.18.0.9,::ffff:198.18.0.9",
+               "local-ttl=1", srv("web.service.consul", a.port(), 1, 50),
+               "srv-host=web.service.consul,metadata.node.consul,80,1,50"});
+  dns.start();
+  std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--control", control, "--allow-upstream", "127.0.0.0/8",
+                    "--connect-timeout", "5s", "--connect", "6000=web.service.consul", "--connect",
+                    "6001=198.18.0.9:80,127.0.0.1:" + std::to_string(b.port())});
+  auto seen = spread(ns, 20);
+  BOOST_TEST(seen["a"] == 20);
+  seen = spread(ns, 20, 6001);
+  BOOST_TEST(seen["b"] == 20);
+  BOOST_TEST(shim.waitLog("leaving out backends outside --allow-upstream"));
+  std::this_thread::sleep_for(1500ms);  // answers refreshed: the same addresses, not logged again
+  size_t lines = 0;
+  for (size_t at = shim.log().find("leaving out backends"); at != std::string::npos;
+       at = shim.log().find("leaving out backends", at + 1))
+    ++lines;
+  BOOST_TEST(lines == 2u, shim.log());
+  auto text = run({"curl", "-sS", "-m", "5", "--unix-socket", control, "http://shim/status?format=text"});
+  BOOST_TEST(text.out.find("dns web.service.consul: ok, 1 backends") != std::string::npos, text.out);
+  BOOST_TEST(text.out.find("left out (outside --allow-upstream): 198.18.0.9:80,[::ffff:198.18.0.9]:80") != std::string::npos,
+             text.out);
+  BOOST_TEST(text.out.find("target 198.18.0.9:80: left out (outside --allow-upstream)") != std::string::npos, text.out);
+  auto reply = run({"curl", "-sS", "-m", "5", "--unix-socket", control, "http://shim/status"});
+  Poco::JSON::Parser parser;
+  auto ports = parser.parse(reply.out).extract<Poco::JSON::Object::Ptr>()->getArray("ports");
+  auto refused = ports->getObject(0)->getArray("targets")->getObject(0)->getArray("outside_allow_upstream");
+  BOOST_REQUIRE(refused);
+  BOOST_TEST(refused->size() == 2u);
+  BOOST_TEST(refused->getElement<std::string>(0) == "198.18.0.9:80");
 }
 
 BOOST_AUTO_TEST_CASE(HostAndPortTargetsResolveTheirAddress) {

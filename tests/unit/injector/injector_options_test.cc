@@ -42,6 +42,16 @@ BOOST_AUTO_TEST_CASE(ABadDnsServerIsRefusedAtTheInjectorsStartNotByEveryShim) {
   BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--dns", "198.18.0.53:8600,[fd00::53]"}, "/usr/sbin/connectable")));
 }
 
+BOOST_AUTO_TEST_CASE(AllowUpstreamIsPassedToEveryShimAndABadRangeStopsTheInjector) {
+  auto c = parseInjectorCommandLine({"--allow-upstream", "10.0.0.0/8,127.0.0.1"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE_MESSAGE(c, c.status().message());
+  const auto& args = c->options.supervisor.shimArgs;
+  BOOST_TEST((std::find(args.begin(), args.end(), "--allow-upstream=10.0.0.0/8,127.0.0.1") != args.end()));
+  auto bad = parseInjectorCommandLine({"--allow-upstream", "10.1.0.0/8"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!bad);
+  BOOST_TEST(bad.status().message().find("--allow-upstream") != std::string::npos, bad.status().message());
+}
+
 BOOST_AUTO_TEST_CASE(ShimUidsAreARangeOfUidsOtherThanRootsAndExcludeAUserForAll) {
   auto c = parseInjectorCommandLine({"--shim-uids", "2000000-2065535"}, "/usr/sbin/connectable");
   BOOST_REQUIRE_MESSAGE(c, c.status().message());

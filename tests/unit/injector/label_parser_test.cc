@@ -62,6 +62,14 @@ BOOST_AUTO_TEST_CASE(OptionLabelsAreCheckedByTheShimsOwnRules) {
   BOOST_TEST(anyContains(r.errors, "label 'connectable.dns': unknown option 'dns'"));
 }
 
+BOOST_AUTO_TEST_CASE(AContainerCannotWidenTheHostsAllowUpstream) {
+  // The host's --allow-upstream is the operator's; a label may not add to it.
+  auto r = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.allow-upstream", "0.0.0.0/0"}});
+  BOOST_TEST(r.connects.size() == 1u);
+  BOOST_TEST(r.shimArgs.empty());
+  BOOST_TEST(anyContains(r.errors, "label 'connectable.allow-upstream': unknown option 'allow-upstream'"));
+}
+
 BOOST_AUTO_TEST_CASE(PortsAreNumbersSoALeadingZeroNamesTheSamePort) {
   // As the shim's own --connect parser reads them: 080 is port 80.
   auto one = parseContainerLabels({{"connect.080", "198.18.0.5:80"}});

@@ -37,6 +37,17 @@ BOOST_AUTO_TEST_CASE(AcceptsEveryOptionInBothSpellings) {
   BOOST_TEST((r->logFormat == log::Format::Json));
 }
 
+BOOST_AUTO_TEST_CASE(AllowUpstreamAddsUpItsRangesAndRefusesWhatIsNoRange) {
+  auto r = parseShimOptions({"--connect=6000=198.18.0.5:6379", "--allow-upstream", "198.18.0.0/15",
+                             "--allow-upstream=fd00::/8,127.0.0.1"});
+  BOOST_REQUIRE_MESSAGE(r, r.status().message());
+  BOOST_TEST(r->proxy.allowUpstream.text() == "198.18.0.0/15,fd00::/8,127.0.0.1/32");
+  BOOST_TEST(parseShimOptions({"--connect=6000=198.18.0.5:6379"})->proxy.allowUpstream.empty(), "any address by default");
+  BOOST_TEST(contains(errorOf({"--connect=6000=198.18.0.5:6379", "--allow-upstream=consul.service"}),
+                      "--allow-upstream: 'consul.service': not an IPv4 or IPv6 address"));
+  BOOST_TEST(contains(errorOf({"--connect=6000=198.18.0.5:6379", "--allow-upstream=10.1.0.0/8"}), "host bits"));
+}
+
 BOOST_AUTO_TEST_CASE(DefaultsAreTheDocumentedOnes) {
   auto r = parseShimOptions({"--connect", "6000=198.18.0.5:6379"});
   BOOST_REQUIRE(r);
