@@ -273,21 +273,34 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
       if (!tracked_.count(id)) track(id, event.attributes, name);
       followName(id, name);
     } else if (event.action == "destroy") {
-      auto it = tracked_.find(id);
-      if (it != tracked_.end()) {
-        stopEarlyWatch(it->second);
-        if (it->second.inspectRetryTimer) loop_.cancelTimer(it->second.inspectRetryTimer);
-        tracked_.erase(it);
-        counters_.containersWatched = tracked_.size();
-      }
-      badLabelsReported_.erase(id);
-      problems_.remove(id);
-      supervisor_.stop(id, "container removed");
+      forgetContainer(id);
     }
   } else if (event.isNetwork() && event.action == "connect") {
     // The namespace exists before the container runs: look for it now.
     if (tracked_.count(id) && !supervisor_.serves(id)) beginEarlyWatch(id, options_.earlyPollAfterConnect);
   }
+}
+
+void Injector::forgetContainer(const std::string& id) {
+  auto it = tracked_.find(id);
+  if (it != tracked_.end()) {
+    stopEarlyWatch(it->second);
+    if (it->second.inspectRetryTimer) loop_.cancelTimer(it->second.inspectRetryTimer);
+    tracked_.erase(it);
+    counters_.containersWatched = tracked_.size();
+  }
+  badLabelsReported_.erase(id);
+  problems_.remove(id);
+  supervisor_.stop(id, "container removed");
+}
+
+void Injector::checkStillExists(const std::string& id) {
+  calls_->inspectContainer(id, [this, id](DockerCalls::Inspected inspected) {
+    if (shuttingDown_ || !inspected.notFound || !tracked_.count(id)) return;
+    log::info("forgetting a container that was removed while no event could say so",
+              {{"container", containerDisplayName(tracked_.at(id).name, id)}});
+    forgetContainer(id);
+  });
 }
 
 void Injector::followName(const std::string& id, const std::string& name) {
@@ -535,6 +548,9 @@ void Injector::onListed(Result<ContainerList> list) {
     if (supervisor_.servesLiveInit(c.id)) continue;
     injectFromInspect(c.id);
   }
+  // Not running: stopped (it may start again), or removed while no event could say so.
+  for (const auto& [id, t] : tracked_)
+    if (!running.count(id)) checkStillExists(id);
   for (const auto& shim : supervisor_.list()) {
     // A shim started since the list was asked for (the early path runs meanwhile) is newer
     // than what the list knows.

@@ -127,6 +127,11 @@ class Injector : public DockerEventSink {
   Tracked* track(const std::string& id, const std::map<std::string, std::string>& attributes, const std::string& name);
   // The container's name as Docker says it is now (a rename event, a list): in our log lines,
   // its shim's record and, from its next start, the shim's own.
+  // Its destroy event, or what stands for one: no shim, no record, no problem notes.
+  void forgetContainer(const std::string& id);
+  // Asks Docker whether a tracked container that is not running still exists; forgets it
+  // if not (its destroy event was missed).
+  void checkStillExists(const std::string& id);
   void followName(const std::string& id, const std::string& name);
   void beginEarlyWatch(const std::string& id, Millis window);
   // Counts create -> shim started once per create event (restarts are not measured).

@@ -735,6 +735,30 @@ BOOST_AUTO_TEST_CASE(AContainerRefusedForWantOfAUidGetsItsShimOnceAUidFrees) {
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(AContainerRemovedWhileNoEventCouldSaySoIsForgottenAtTheNextList) {
+  // Its destroy event was lost (the daemon's replay does not reach back that far): the list
+  // does not show it, and an inspect says it is gone. Kept, it would be counted as watched,
+  // and its problem record shown, for as long as the injector runs.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });  // inspects answer 404
+  docker.streamsToEnd = 1;
+  docker.endedStreamEvents = R"({"Type":"container","Action":"create","Actor":{"ID":")" + kId +
+                             R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
+                             "\n";
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.eventPaths().size() >= 2 && docker.lists() >= 2; }, 5s));
+  BOOST_TEST(runUntil(loop, [&] { return injector.counters().containersWatched == 0; }, 5s),
+             "a container no list shows and no inspect finds is still watched");
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+}
+
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
   // A running labelled container whose inspect failed has no other event coming that would
   // have it looked at again.
