@@ -117,16 +117,21 @@ void Connection::leaveWaitingList() {
 void Connection::connectNext() {
   auto& loop = proxy_.loop();
   while (nextAttempt_ < order_.size()) {
-    backend_ = order_[nextAttempt_++];
-    attemptStarted_ = loop.now();
-    if (nextAttempt_ > 1) ++port_.counters().failovers;
+    backend_ = order_[nextAttempt_];
     const SocketAddress& addr = backend_->address;
     int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      // Out of fds or memory: no other backend would fare better.
-      lastError_ = errnoStatus("socket", errno).message();
+      const int err = errno;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        waitForDescriptor(err);  // not this backend's fault, and no other would fare better
+        return;
+      }
+      lastError_ = errnoStatus("socket", err).message();
       break;
     }
+    fdWaitStarted_ = {};
+    attemptStarted_ = loop.now();
+    if (++nextAttempt_ > 1) ++port_.counters().failovers;
     setUpstreamOptions(fd);
     upstream_.fd = fd;
     upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.urgent = false;
@@ -182,6 +187,26 @@ void Connection::connectNext() {
   }
   // Abort rather than close: a clean EOF could pass for a complete, empty response.
   close("no backend reachable", true, FailureReason::NoBackend);
+}
+
+void Connection::waitForDescriptor(int err) {
+  // The client waits, as those still in the backlog do, and the socket is tried again once
+  // a connection may have ended; at the fd limit, accept4 fails too, so no client joins
+  // it meanwhile. Given up when a backend that does not answer would be.
+  auto& loop = proxy_.loop();
+  const Status error = errnoStatus("socket", err);
+  if (fdWaitStarted_ == Clock::time_point{}) fdWaitStarted_ = loop.now();
+  if (loop.now() - fdWaitStarted_ < proxy_.options().connectTimeout) {
+    proxy_.warnShortage(port_.spec().port, "no descriptor for a backend connection; the client waits", error);
+    timer_ = loop.addTimer(Proxy::kShortageRetry, [this] {
+      timer_ = 0;
+      connectNext();
+    });
+    return;
+  }
+  proxy_.warnShortage(port_.spec().port, "closing client connection: no descriptor for a backend connection", error);
+  backend_.reset();
+  close("out of descriptors", true, FailureReason::Internal);
 }
 
 void Connection::closeUpstreamSocket() {

@@ -107,6 +107,9 @@ class Connection {
   void leaveWaitingList();
   void connectNext();
   void connectFailed(const char* why, FailureReason reason);
+  // socket() for the backend failed for want of fds or kernel memory (`err`): try again
+  // shortly.
+  void waitForDescriptor(int err);
   void established();
   void pumpAll();
   // Moves what it can; returns false when the connection had to be aborted.
@@ -163,6 +166,7 @@ class Connection {
   int ringOps_ = 0;           // operations in flight; the object lives until they complete
   Clock::time_point lastActivity_;
   Clock::time_point attemptStarted_;  // of the connect to backend_, for passive health
+  Clock::time_point fdWaitStarted_{};  // since when socket() finds no fd; epoch: it does
   std::string lastError_;
 };
 

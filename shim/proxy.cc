@@ -167,13 +167,8 @@ void Proxy::acceptFrom(ListenPort::Listener& listener) {
       }
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays queued. Retrying at once would
-      // spin; retry on a timer instead, and say so at most once a second.
-      if (loop_.now() - lastAcceptErrorLog_ >= std::chrono::seconds(1)) {
-        log::warn("accept failed; retrying shortly", {{"port", std::to_string(listener.address.port())},
-                                                       {"error", errnoStatus("accept", err).message()}});
-        noteError("port " + std::to_string(listener.address.port()) + ": " + errnoStatus("accept", err).message());
-        lastAcceptErrorLog_ = loop_.now();
-      }
+      // spin; retry on a timer instead.
+      warnShortage(listener.address.port(), "accept failed; retrying shortly", errnoStatus("accept", err));
       scheduleAcceptRetry();
       return;
     }
@@ -186,10 +181,17 @@ void Proxy::acceptFrom(ListenPort::Listener& listener) {
   }
 }
 
+void Proxy::warnShortage(uint16_t port, const char* what, const Status& error) {
+  if (loop_.now() - lastShortageLog_ < std::chrono::seconds(1)) return;
+  log::warn(what, {{"port", std::to_string(port)}, {"error", error.message()}});
+  noteError("port " + std::to_string(port) + ": " + error.message());
+  lastShortageLog_ = loop_.now();
+}
+
 void Proxy::scheduleAcceptRetry() {
   if (acceptRetryArmed_) return;
   acceptRetryArmed_ = true;
-  loop_.addTimer(Millis(100), [this] {
+  loop_.addTimer(kShortageRetry, [this] {
     acceptRetryArmed_ = false;
     resumeAccepting();
   });

@@ -126,6 +126,12 @@ class Proxy {
   PipePool& pipes() { return pipes_; }
   bool draining() const { return draining_; }
 
+  // How soon accept4 or socket(), failed for want of fds or memory, is tried again.
+  static constexpr Millis kShortageRetry{100};
+  // Logs such a failure, at most once a second: a shim at its fd limit must not flood the
+  // log. Also noted for status.
+  void warnShortage(uint16_t port, const char* what, const Status& error);
+
   // The latest problem worth an operator's eye, for status: what and when.
   void noteError(std::string what);
   const std::string& lastError() const { return lastError_; }
@@ -149,7 +155,7 @@ class Proxy {
   bool resumeScheduled_ = false;
   bool destroying_ = false;
   std::function<void()> onDrained_;
-  Clock::time_point lastAcceptErrorLog_{};
+  Clock::time_point lastShortageLog_{};
   std::string lastError_;
   Clock::time_point lastErrorAt_{};
 };

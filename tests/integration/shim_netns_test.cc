@@ -1110,6 +1110,52 @@ BOOST_AUTO_TEST_CASE(RunningOutOfFileDescriptorsDoesNotSpin) {
   close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(ClientsArrivingWithOneFdLeftWaitForTheBackendSocketInsteadOfBeingReset) {
+  // One fd left: accept takes it and the backend's socket() fails with EMFILE. That client
+  // must wait for an fd, as those still in the backlog do, not be reset as if every
+  // backend were down while the next one in the backlog takes its place.
+  TcpServer backend(holdHandler());
+  for (const std::string path : {"auto", "epoll"}) {
+    BOOST_TEST_CONTEXT("data path " << path) {
+      // A connect timeout (the wait's bound) far longer than the test's checks.
+      const std::vector<std::string> argv = {shimBinary(),  "--netns",   ns.path(),
+                                             "--data-path", path,        "--connect-timeout",
+                                             "10s",         "--connect", "6000=" + backend.address()};
+      long baseline = 0;  // the fds it holds once listening (the ring has one of its own)
+      {
+        Child first = Child::spawn(argv, tempDir() + "/first.log");
+        BOOST_REQUIRE(waitFor([&] { return first.log().find(" listening ") != std::string::npos; }, 5s));
+        baseline = std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(first.pid()) + "/fd"),
+                                 std::filesystem::directory_iterator());
+      }
+      std::vector<std::string> limited = {"prlimit", "--nofile=" + std::to_string(baseline + 3), "--"};
+      limited.insert(limited.end(), argv.begin(), argv.end());
+      Child shim = Child::spawn(limited, tempDir() + "/log");
+      BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
+      const int accepted = backend.accepted();
+      int served = connectInside(ns);
+      BOOST_REQUIRE(served >= 0);
+      BOOST_REQUIRE(waitFor([&] { return backend.accepted() == accepted + 1; }, 2s));
+      std::vector<int> waiting;
+      for (int i = 0; i < 5; ++i) waiting.push_back(connectInside(ns));
+      std::this_thread::sleep_for(1s);
+      for (size_t i = 0; i < waiting.size(); ++i) {
+        BOOST_REQUIRE(waiting[i] >= 0);
+        pollfd p{waiting[i], POLLIN, 0};
+        BOOST_TEST(poll(&p, 1, 0) == 0, "client " << i << " was closed (revents " << p.revents << ")");
+      }
+      BOOST_TEST(shim.log().find("no backend reachable") == std::string::npos, shim.log());
+      BOOST_TEST(shim.log().find("Too many open files") != std::string::npos, shim.log());
+      // Once the served connection ends, its fds serve the next client.
+      close(served);
+      BOOST_TEST(waitFor([&] { return backend.accepted() == accepted + 2; }, 3s));
+      for (int fd : waiting)
+        if (fd >= 0) close(fd);
+      BOOST_TEST(waitFor([&] { return backend.open() == 0; }, 3s));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(AStatusClientArrivingWithNoFdLeftWaitsWithoutSpinning) {
   // The status port lives inside the container: anyone there can connect to it. With
   // every fd of the shim taken by proxied connections, its accept fails with EMFILE and
