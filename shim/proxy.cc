@@ -11,6 +11,21 @@
 #include "shim/connection.h"
 
 namespace connectable {
+namespace {
+
+// Connections a listening socket's kernel queue holds for accept: its TCP_INFO says.
+uint32_t acceptQueueLength(int fd) {
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return 0;
+  return info.tcpi_unacked;
+}
+
+// A shim held at --max-conns may stay there for hours, and meets the limit again at every
+// connection that ends: it says so once, then once in this long at most.
+constexpr auto kLimitLogInterval = std::chrono::minutes(1);
+
+}  // namespace
 
 // A listening socket of a port; edge-triggered, so every wake-up accepts until EAGAIN.
 class ListenPort::Listener : public IoHandler {
@@ -35,6 +50,12 @@ ListenPort::ListenPort(Proxy& proxy, const ConnectSpec& spec, const ProxyOptions
       spec_(spec),
       backends_(spec.targets, options.allowUpstream),
       balancer_(options.balance, options.penalty, seed) {}
+
+uint64_t ListenPort::waiting() const {
+  uint64_t n = 0;
+  for (const auto& l : listeners_) n += acceptQueueLength(l->fd);
+  return n;
+}
 
 void ListenPort::backendsChanged() {
   if (backends_.awaitingFirstAnswer()) return;
@@ -154,6 +175,7 @@ void Proxy::acceptFrom(ListenPort::Listener& listener) {
   while (!draining_) {
     if (options_.maxConns && connections_.size() >= options_.maxConns) {
       // Leave the rest in the kernel's backlog; a closing connection resumes us.
+      warnAtLimit(listener);
       return;
     }
     sockaddr_storage ss;
@@ -186,6 +208,19 @@ void Proxy::warnShortage(uint16_t port, const char* what, const Status& error) {
   log::warn(what, {{"port", std::to_string(port)}, {"error", error.message()}});
   noteError("port " + std::to_string(port) + ": " + error.message());
   lastShortageLog_ = loop_.now();
+}
+
+void Proxy::warnAtLimit(const ListenPort::Listener& listener) {
+  if (limitLogged_ && loop_.now() - lastLimitLog_ < kLimitLogInterval) return;
+  const uint32_t waiting = acceptQueueLength(listener.fd);
+  if (waiting == 0) return;  // at the limit, but nobody is kept waiting by it yet
+  const std::string limit = std::to_string(options_.maxConns);
+  log::warn(
+      "connection limit reached; new connections wait in the backlog",
+      {{"port", std::to_string(listener.address.port())}, {"max_conns", limit}, {"waiting", std::to_string(waiting)}});
+  noteError("--max-conns " + limit + " reached: new connections wait in the backlog");
+  limitLogged_ = true;
+  lastLimitLog_ = loop_.now();
 }
 
 void Proxy::scheduleAcceptRetry() {

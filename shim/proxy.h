@@ -80,6 +80,9 @@ class ListenPort {
   Balancer& balancer() { return balancer_; }
   PortCounters& counters() { return counters_; }
   const std::vector<SocketAddress>& listenAddresses() const { return listenAddresses_; }
+  // Clients the kernel has connected and we have not accepted yet (past --max-conns, or at
+  // the fd limit): what `ss -lt` shows as Recv-Q.
+  uint64_t waiting() const;
 
   // Call after backends() changed: connections waiting for a first answer go on.
   void backendsChanged();
@@ -144,6 +147,7 @@ class Proxy {
   void resumeAccepting();
   void connectionClosed(Connection* conn);
   void scheduleAcceptRetry();
+  void warnAtLimit(const ListenPort::Listener& listener);
 
   EventLoop& loop_;
   ProxyOptions options_;
@@ -156,6 +160,8 @@ class Proxy {
   bool destroying_ = false;
   std::function<void()> onDrained_;
   Clock::time_point lastShortageLog_{};
+  bool limitLogged_ = false;
+  Clock::time_point lastLimitLog_{};
   std::string lastError_;
   Clock::time_point lastErrorAt_{};
 };

@@ -101,9 +101,10 @@ std::string ShimStatus::json() const {
     for (size_t i = 0; i < port->listenAddresses().size(); ++i)
       j += (i ? "," : "") + q(port->listenAddresses()[i].toString());
     j += "],\"connections\":{\"active\":" + std::to_string(c.active) + ",\"total\":" + std::to_string(c.established) +
-         ",\"accepted\":" + std::to_string(c.accepted) + "},\"bytes\":{\"to_backends\":" +
-         std::to_string(c.bytesToBackend) + ",\"from_backends\":" + std::to_string(c.bytesFromBackend) +
-         "},\"failovers\":" + std::to_string(c.failovers) + ",\"failures\":{";
+         ",\"accepted\":" + std::to_string(c.accepted) + ",\"waiting\":" + std::to_string(port->waiting()) +
+         "},\"bytes\":{\"to_backends\":" + std::to_string(c.bytesToBackend) +
+         ",\"from_backends\":" + std::to_string(c.bytesFromBackend) + "},\"failovers\":" + std::to_string(c.failovers) +
+         ",\"failures\":{";
     for (size_t r = 0; r < kFailureReasons; ++r)
       j += std::string(r ? "," : "") + q(failureReasonName(static_cast<FailureReason>(r))) + ":" +
            std::to_string(c.failures[r]);
@@ -179,6 +180,9 @@ std::string ShimStatus::metrics() const {
           [](ListenPort& p) { return p.counters().active; });
   perPort("connectable_connections_accepted_total", "counter", "Client connections accepted.",
           [](ListenPort& p) { return p.counters().accepted; });
+  perPort("connectable_connections_waiting", "gauge",
+          "Client connections waiting in the kernel's backlog to be accepted (past --max-conns, or at the fd limit).",
+          [](ListenPort& p) { return p.waiting(); });
   perPort("connectable_connections_total", "counter", "Client connections that reached a backend.",
           [](ListenPort& p) { return p.counters().established; });
   perPort("connectable_failovers_total", "counter", "Connect attempts past the first backend of a connection.",
@@ -252,7 +256,8 @@ std::string ShimStatus::text() const {
     t += "\nport " + std::to_string(port->spec().port) + " -> " + port->spec().targetsText() +
          "  (listening on " + listen + ")\n";
     t += "  connections: " + std::to_string(c.active) + " active, " + std::to_string(c.established) + " total, " +
-         std::to_string(c.accepted) + " accepted, " + std::to_string(c.failovers) + " failovers\n";
+         std::to_string(c.accepted) + " accepted, " + std::to_string(port->waiting()) + " waiting, " +
+         std::to_string(c.failovers) + " failovers\n";
     t += "  bytes: " + std::to_string(c.bytesToBackend) + " to backends, " + std::to_string(c.bytesFromBackend) +
          " from backends\n";
     std::string failures;

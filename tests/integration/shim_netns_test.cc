@@ -847,6 +847,41 @@ BOOST_AUTO_TEST_CASE(PastMaxConnsNewConnectionsWaitInsteadOfFailing) {
   close(c);
 }
 
+BOOST_AUTO_TEST_CASE(ClientsWaitingPastMaxConnsAreCountedInTheStatusAndLoggedOnce) {
+  // Clients past the limit hang in the backlog with nothing to tell them why: the operator
+  // must see it, in the status and in one log line, not one per client.
+  TcpServer backend(echoHandler());
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim(
+      {"--netns", ns.path(), "--max-conns", "2", "--control", control, "--connect", "6000=" + backend.address()});
+  int a = connectInside(ns), b = connectInside(ns);
+  BOOST_REQUIRE(a >= 0);
+  BOOST_REQUIRE(b >= 0);
+  BOOST_REQUIRE(waitFor([&] { return backend.accepted() == 2; }, 2s));
+  std::vector<int> waiting;
+  for (int i = 0; i < 3; ++i) waiting.push_back(connectInside(ns));
+  BOOST_TEST(shim.waitLog("connection limit reached"), shim.log());
+  auto status = run({"curl", "-sS", "--unix-socket", control, "http://shim/status"}).out;
+  BOOST_TEST(status.find("\"waiting\":3") != std::string::npos, status);
+  auto metrics = run({"curl", "-sS", "--unix-socket", control, "http://shim/metrics"}).out;
+  BOOST_TEST(metrics.find("connectable_connections_waiting{port=\"6000\"} 3") != std::string::npos, metrics);
+  // The limit is met again each time a connection ends and a waiting one takes its place.
+  close(a);
+  BOOST_REQUIRE(waitFor([&] { return backend.accepted() == 3; }, 2s));
+  close(b);
+  BOOST_REQUIRE(waitFor([&] { return backend.accepted() == 4; }, 2s));
+  waiting.push_back(connectInside(ns));
+  std::this_thread::sleep_for(200ms);
+  const std::string log = shim.log();
+  size_t lines = 0;
+  for (size_t at = log.find("connection limit reached"); at != std::string::npos;
+       at = log.find("connection limit reached", at + 1))
+    ++lines;
+  BOOST_TEST(lines == 1u, log);
+  for (int fd : waiting)
+    if (fd >= 0) close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(SigtermDrainsATransferInFlightThenExitsZero) {
   TcpServer backend(echoHandler());
   ShimProcess shim({"--netns", ns.path(), "--drain-timeout", "10s", "--connect", "6000=" + backend.address()});
