@@ -120,18 +120,24 @@ void Connection::connectNext() {
     backend_ = order_[nextAttempt_];
     const SocketAddress& addr = backend_->address;
     int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      const int err = errno;
-      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        waitForDescriptor(err);  // not this backend's fault, and no other would fare better
-        return;
-      }
-      lastError_ = errnoStatus("socket", err).message();
-      break;
+    const int socketError = fd < 0 ? errno : 0;
+    if (socketError == EMFILE || socketError == ENFILE || socketError == ENOBUFS || socketError == ENOMEM) {
+      waitForDescriptor(socketError);  // not this backend's fault, and no other would fare better
+      return;
     }
     fdWaitStarted_ = {};
     attemptStarted_ = loop.now();
     if (++nextAttempt_ > 1) ++port_.counters().failovers;
+    if (fd < 0) {
+      // Its family is off in this kernel (ipv6.disable=1, yet a name's AAAA record brought
+      // it): it fails as an unreachable backend does, and the others are tried.
+      lastError_ = errnoStatus("socket", socketError).message();
+      port_.counters().count(FailureReason::ConnectError);
+      port_.balancer().recordFailure(*backend_, attemptStarted_, loop.now());
+      log::debug("backend connect failed",
+                 {{"port", std::to_string(port_.spec().port)}, {"backend", addr.toString()}, {"error", lastError_}});
+      continue;
+    }
     setUpstreamOptions(fd);
     upstream_.fd = fd;
     upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.urgent = false;

@@ -45,7 +45,7 @@ class Proxy;
 enum class FailureReason {
   ConnectRefused,  // one backend refused (the next was tried)
   ConnectTimeout,  // one backend did not answer in --connect-timeout
-  ConnectError,    // one backend attempt failed otherwise (unreachable, no fd...)
+  ConnectError,    // one backend attempt failed otherwise (unreachable, its address family off here)
   NoBackend,       // the client was closed: every backend failed, or none exists
   ClientGone,      // the client left before a backend answered
   ClientError,     // reading from or writing to the client failed

@@ -3,19 +3,23 @@
 #define BOOST_TEST_MODULE shim in a network namespace
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
-#include <cstdlib>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <cstdlib>
 
 #include <boost/test/unit_test.hpp>
 #include <atomic>
@@ -186,6 +190,50 @@ bool writeEndClosedEverywhere(int readEnd) {
   char c;
   return poll(&p, 1, 1000) == 1 && read(readEnd, &c, 1) == 0;
 }
+
+// The shim, with socket(AF_INET6, ...) failing as on a kernel booted with ipv6.disable=1
+// (a seccomp filter); killed and reaped when it goes out of scope.
+class ShimWithoutIpv6 {
+ public:
+  ShimWithoutIpv6(const std::vector<std::string>& args, const std::string& logPath) : logPath_(logPath) {
+    std::vector<std::string> argv = {shimBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      int out = open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(out, 1);
+      dup2(out, 2);
+      sock_filter filter[] = {
+          BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+          BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 3),
+          BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
+          BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 0, 1),
+          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      };
+      sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+      if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0)
+        _exit(126);
+      execv(cargv[0], cargv.data());
+      _exit(127);
+    }
+  }
+  ~ShimWithoutIpv6() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  ShimWithoutIpv6(const ShimWithoutIpv6&) = delete;
+  ShimWithoutIpv6& operator=(const ShimWithoutIpv6&) = delete;
+  std::string log() const { return readFile(logPath_); }
+
+ private:
+  std::string logPath_;
+  pid_t pid_ = -1;
+};
 
 struct Fixture {
   Fixture() { signal(SIGPIPE, SIG_IGN); }
@@ -744,6 +792,24 @@ BOOST_AUTO_TEST_CASE(ARequestWhoseClientResetWhileTheShimWasConnectingNeverReach
   // The shim's SYN is sent again 1 s after the first: it connects then, if it still tries.
   waitFor([&] { return received > 0 || ended > 0; }, 3s);
   BOOST_TEST(received.load() == 0u, "the backend got " << received.load() << " bytes of a client gone before");
+}
+
+BOOST_AUTO_TEST_CASE(WithIpv6OffInTheKernelTheIpv4BackendsStillServe) {
+  // On a kernel booted with ipv6.disable=1, socket(AF_INET6) fails, and a name with AAAA
+  // records still brings IPv6 backends. Those are passed over for the IPv4 ones; they must
+  // not end the client's connection as if every backend had failed.
+  TcpServer v4(replyHandler("v4"));
+  ShimWithoutIpv6 shim({"--netns", ns.path(), "--balance", "round-robin", "--connect", "6000=[::1]:9," + v4.address()},
+                       tempDir() + "/log");
+  BOOST_REQUIRE_MESSAGE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s), shim.log());
+  for (int i = 0; i < 4; ++i) {  // round-robin: the IPv6 backend comes first every other time
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got, 3000));
+    BOOST_TEST(got == "v4", "connection " << i << " got '" << got << "'; log:\n" << shim.log());
+    close(fd);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(AllBackendsDownClosesTheClientPromptly) {
