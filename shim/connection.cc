@@ -540,7 +540,7 @@ void Connection::onIdleTimer() {
                                          {"client", peer_.toString()}});
   // Silent, or stalled with bytes on their way (a peer stopped reading): those are lost
   // with the connection, and a clean end would pass the truncated stream off as complete.
-  close("idle timeout", bytesUndelivered());
+  close("idle timeout", bytesUndelivered(), FailureReason::IdleTimeout);
 }
 
 bool Connection::bytesUndelivered() const {

@@ -73,6 +73,7 @@ const char* failureReasonName(FailureReason reason) {
     case FailureReason::ClientError: return "client_error";
     case FailureReason::BackendError: return "backend_error";
     case FailureReason::DrainTimeout: return "drain_timeout";
+    case FailureReason::IdleTimeout: return "idle_timeout";
     case FailureReason::Internal: return "internal";
     case FailureReason::kCount: break;
   }

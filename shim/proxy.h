@@ -51,6 +51,7 @@ enum class FailureReason {
   ClientError,     // reading from or writing to the client failed
   BackendError,    // reading from or writing to the backend failed (reset mid-stream)
   DrainTimeout,    // still open when the drain timeout ended it
+  IdleTimeout,     // nothing moved for --idle-timeout (reset if bytes were still on their way)
   Internal,        // out of resources on our side
   kCount,
 };

@@ -838,9 +838,11 @@ BOOST_AUTO_TEST_CASE(AllBackendsDownClosesTheClientPromptly) {
   BOOST_TEST(took < 1000);
 }
 
-BOOST_AUTO_TEST_CASE(IdleConnectionsAreClosedAfterTheIdleTimeout) {
+BOOST_AUTO_TEST_CASE(IdleConnectionsAreClosedAfterTheIdleTimeoutAndCounted) {
   TcpServer backend(echoHandler());
-  ShimProcess shim({"--netns", ns.path(), "--idle-timeout", "600ms", "--connect", "6000=" + backend.address()});
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--idle-timeout", "600ms", "--control", control, "--connect",
+                    "6000=" + backend.address()});
   int fd = connectInside(ns);
   BOOST_REQUIRE(fd >= 0);
   // Activity keeps it open past the timeout...
@@ -856,6 +858,11 @@ BOOST_AUTO_TEST_CASE(IdleConnectionsAreClosedAfterTheIdleTimeout) {
   BOOST_TEST(ms >= 400);
   BOOST_TEST(ms < 1500);
   BOOST_TEST(waitFor([&] { return backend.open() == 0; }, 2s));
+  // An operator asking why connections dropped finds it in the status and the metrics.
+  auto status = run({"curl", "-sS", "--unix-socket", control, "http://shim/status"}).out;
+  BOOST_TEST(status.find("\"idle_timeout\":1") != std::string::npos, status);
+  auto metrics = run({"curl", "-sS", "--unix-socket", control, "http://shim/metrics"}).out;
+  BOOST_TEST(metrics.find("reason=\"idle_timeout\"} 1") != std::string::npos, metrics);
 }
 
 BOOST_AUTO_TEST_CASE(AnIdleTimeoutThatCutsAnAnswerShortResetsTheClientInsteadOfEndingItCleanly) {
