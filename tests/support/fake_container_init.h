@@ -48,6 +48,7 @@ class FakeContainerInit {
     char ok = 0;
     (void)!read(ready[0], &ok, 1);
     close(ready[0]);
+    if (ok != 1) end();  // the constructor fails: no destructor will
     BOOST_REQUIRE_MESSAGE(ok == 1, "unshare(CLONE_NEWNET) failed");
     // The first of Docker's cgroup layouts this host has: v1 or v2, cgroupfs driver.
     for (const auto& procs : containerCgroupProcsPaths(id)) {
@@ -63,6 +64,7 @@ class FakeContainerInit {
       }
       rmdir(dir.c_str());
     }
+    if (cgroup_.empty()) end();
     BOOST_REQUIRE_MESSAGE(!cgroup_.empty(), "no cgroup could be made for a fake container");
   }
 
@@ -98,17 +100,7 @@ class FakeContainerInit {
     std::ofstream(cgroup_ + "/cgroup.procs") << inside << std::flush;
     return inside;
   }
-  ~FakeContainerInit() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    for (pid_t joiner : joiners_) {
-      kill(joiner, SIGKILL);
-      waitpid(joiner, nullptr, 0);
-    }
-    // The kernel empties the cgroup a moment after its last process is reaped.
-    for (int i = 0; i < 100 && rmdir(cgroup_.c_str()) != 0 && errno == EBUSY; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ~FakeContainerInit() { end(); }
   FakeContainerInit(const FakeContainerInit&) = delete;
   FakeContainerInit& operator=(const FakeContainerInit&) = delete;
 
@@ -125,6 +117,19 @@ class FakeContainerInit {
   }
 
  private:
+  void end() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    for (pid_t joiner : joiners_) {
+      kill(joiner, SIGKILL);
+      waitpid(joiner, nullptr, 0);
+    }
+    if (cgroup_.empty()) return;
+    // The kernel empties the cgroup a moment after its last process is reaped.
+    for (int i = 0; i < 100 && rmdir(cgroup_.c_str()) != 0 && errno == EBUSY; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+
   pid_t pid_ = -1;
   std::string cgroup_;
   std::vector<pid_t> joiners_;
