@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "common/netns.h"
+#include "tests/support/interrupt_cleanup.h"
 #include "tests/support/process.h"
 
 namespace connectable::testing {
@@ -14,11 +15,20 @@ TestNetns::TestNetns() {
   name_ = "connectable-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   auto r = run({"ip", "netns", "add", name_});
   if (r.exitCode != 0) throw std::runtime_error("ip netns add " + name_ + ": " + r.err);
+  interrupt_cleanup::addNetns(path());
   r = run({"ip", "-n", name_, "link", "set", "lo", "up"});
-  if (r.exitCode != 0) throw std::runtime_error("ip link set lo up in " + name_ + ": " + r.err);
+  if (r.exitCode != 0) {
+    remove();  // a constructor that throws gets no destructor
+    throw std::runtime_error("ip link set lo up in " + name_ + ": " + r.err);
+  }
 }
 
-TestNetns::~TestNetns() { run({"ip", "netns", "del", name_}); }
+TestNetns::~TestNetns() { remove(); }
+
+void TestNetns::remove() {
+  run({"ip", "netns", "del", name_});
+  interrupt_cleanup::removeNetns(path());
+}
 
 std::vector<std::string> TestNetns::exec(std::vector<std::string> argv) const {
   std::vector<std::string> out = {"ip", "netns", "exec", name_};

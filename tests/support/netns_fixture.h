@@ -1,5 +1,6 @@
 // TestNetns: a network namespace made for one test with `ip netns add` (loopback up),
-// deleted in the destructor, also when the test fails. Needs root.
+// deleted in the destructor, also when the test fails, and when the test program is
+// interrupted (tests/support/interrupt_cleanup.h). Needs root.
 // Not thread-safe; one test thread uses it.
 #pragma once
 
@@ -23,6 +24,8 @@ class TestNetns {
   void inside(const std::function<void()>& fn) const;
 
  private:
+  void remove();
+
   std::string name_;
 };
 

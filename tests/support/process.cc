@@ -14,6 +14,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tests/support/interrupt_cleanup.h"
+
 namespace connectable::testing {
 namespace {
 
@@ -130,6 +132,7 @@ Child Child::spawn(const std::vector<std::string>& argv, const std::string& logP
   }
   if (ownGroup) setpgid(pid, pid);  // both sides: whichever runs first, signals find the group
   c.pid_ = pid;
+  interrupt_cleanup::addChild(c.target());
   return c;
 }
 
@@ -160,6 +163,7 @@ bool Child::running() {
   if (r == pid_) {
     reaped_ = true;
     status_ = status;
+    interrupt_cleanup::removeChild(target());
     return false;
   }
   return true;
@@ -184,6 +188,7 @@ void Child::kill() {
   waitpid(pid_, &status, 0);
   reaped_ = true;
   status_ = status;
+  interrupt_cleanup::removeChild(target());
 }
 
 std::string Child::log() const { return logPath_.empty() ? "" : readFile(logPath_); }
@@ -216,6 +221,7 @@ std::string tempDir() {
   char* dir = mkdtemp(tmpl);
   if (!dir) throw std::runtime_error("mkdtemp failed");
   tempDirs().dirs.push_back(dir);
+  if (!std::getenv("CONNECTABLE_KEEP_TEST_DIRS")) interrupt_cleanup::addDir(dir);
   return dir;
 }
 

@@ -25,7 +25,8 @@ RunResult run(const std::vector<std::string>& argv,
 RunResult sh(const std::string& command, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // A child process in the background. The destructor sends SIGKILL and reaps it if still
-// running, so no test leaves a process behind.
+// running, so no test leaves a process behind; an interrupted test program kills it too
+// (tests/support/interrupt_cleanup.h).
 class Child {
  public:
   Child() = default;
@@ -74,8 +75,9 @@ bool waitFor(F condition, std::chrono::milliseconds timeout) {
 }
 
 std::string readFile(const std::string& path);
-// A fresh directory under /tmp, removed with its contents when the test program ends
-// (kept when CONNECTABLE_KEEP_TEST_DIRS is set, to read the logs of a failing run).
+// A fresh directory under /tmp, removed with its contents when the test program ends, also
+// when it is interrupted (kept when CONNECTABLE_KEEP_TEST_DIRS is set, to read the logs of
+// a failing run).
 std::string tempDir();
 
 }  // namespace connectable::testing
