@@ -23,6 +23,17 @@ dockerd_answers() {
   [ -S "$DOCKER_SOCK" ] && timeout 10 "$DOCKER" -H "unix://$DOCKER_SOCK" info >/dev/null 2>&1
 }
 
+# Pids of every running dockerd, ours or not (a zombie, one just stopped, is not running).
+_dockerd_pids() {
+  local dir pids=()
+  for dir in /proc/[0-9]*; do
+    [ "$(cat "$dir/comm" 2>/dev/null)" = dockerd ] || continue
+    [ "$(awk '{print $3}' "$dir/stat" 2>/dev/null)" = Z ] && continue
+    pids+=("${dir#/proc/}")
+  done
+  echo "${pids[*]}"
+}
+
 dockerd_ensure() {
   if [ ! -x "$DOCKERD" ] || [ ! -x "$DOCKER" ]; then
     _dockerd_log "installing docker.io"
@@ -36,6 +47,14 @@ dockerd_ensure() {
   fi
   if dockerd_answers; then
     return 0
+  fi
+  # One that runs and does not answer yet (starting, busy, socket-activated) owns
+  # /var/lib/docker and the socket: a second daemon beside it would share both.
+  local other
+  other=$(_dockerd_pids)
+  if [ -n "$other" ]; then
+    _dockerd_log "dockerd runs (pid $other) but does not answer on $DOCKER_SOCK; not starting another"
+    return 1
   fi
   mkdir -p "$DOCKERD_STATE_DIR"
   _dockerd_log "starting $DOCKERD (log: $DOCKERD_LOG)"
