@@ -20,6 +20,7 @@
 #include "common/event_loop.h"
 #include "injector/docker_client.h"
 #include "injector/docker_event_stream.h"
+#include "tests/support/interrupt_cleanup.h"
 #include "tests/support/process.h"
 
 using namespace connectable;
@@ -40,13 +41,20 @@ std::string trim(std::string s) {
   return s;
 }
 
-// Removes what the tests created, in reverse dependency order, whatever happened.
+// Removes what the tests created, the latest first (containers before the network they
+// are on, before the image they run), whatever happened: also when the test program is
+// interrupted (tests/support/interrupt_cleanup.h).
 struct Created {
-  std::vector<std::string> containers, networks, images;
+  std::vector<std::vector<std::string>> removals;
+  void add(std::vector<std::string> removal) {
+    connectable::testing::interrupt_cleanup::addCommand(removal);
+    removals.push_back(std::move(removal));
+  }
   ~Created() {
-    for (const auto& c : containers) run({kDocker, "rm", "-f", c});
-    for (const auto& n : networks) run({kDocker, "network", "rm", n});
-    for (const auto& i : images) run({kDocker, "image", "rm", "-f", i});
+    for (auto it = removals.rbegin(); it != removals.rend(); ++it) {
+      run(*it);
+      connectable::testing::interrupt_cleanup::removeCommand(*it);
+    }
   }
 };
 Created* created = nullptr;
@@ -66,7 +74,7 @@ struct DockerFixture {
                     "tar -C $d -c . | " + kDocker + " import --change 'CMD [\"/bin/sh\"]' - " +
                     kImage + " >/dev/null; rm -rf $d");
     if (built.exitCode != 0) BOOST_FAIL("building " + kImage + ": " + built.err);
-    cleanup.images.push_back(kImage);
+    cleanup.add({kDocker, "image", "rm", "-f", kImage});
   }
   ~DockerFixture() { created = nullptr; }
 };
@@ -77,7 +85,7 @@ std::string runContainer(const std::string& network) {
                 kImage, "sleep", "60"});
   BOOST_REQUIRE_MESSAGE(r.exitCode == 0, "docker run: " << r.err);
   std::string id = trim(r.out);
-  created->containers.push_back(id);
+  created->add({kDocker, "rm", "-f", id});
   return id;
 }
 
@@ -252,7 +260,7 @@ BOOST_AUTO_TEST_CASE(ListsAndInspectsALabelledContainer) {
 BOOST_AUTO_TEST_CASE(StreamDeliversTheLifecycleInOrderWithLabels) {
   auto net = run({kDocker, "network", "create", "--subnet", kSubnet, kNetwork});
   BOOST_REQUIRE_MESSAGE(net.exitCode == 0, "docker network create: " << net.err);
-  created->networks.push_back(kNetwork);
+  created->add({kDocker, "network", "rm", kNetwork});
 
   DockerClient client(defaultEndpoint());
   BOOST_REQUIRE(client.negotiate());

@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 
+#include "tests/support/interrupt_cleanup.h"
+
 namespace connectable::testing {
 
 const std::string kDocker = "/usr/bin/docker";
@@ -28,9 +30,31 @@ DockerResources::DockerResources() {
 }
 
 DockerResources::~DockerResources() {
-  for (auto it = containers_.rbegin(); it != containers_.rend(); ++it) run({kDocker, "rm", "-f", *it});
-  for (const auto& n : networks_) run({kDocker, "network", "rm", n});
-  for (const auto& i : images_) run({kDocker, "image", "rm", "-f", i});
+  for (auto it = containers_.rbegin(); it != containers_.rend(); ++it) removeNow({kDocker, "rm", "-f", *it});
+  for (const auto& n : networks_) removeNow({kDocker, "network", "rm", n});
+  for (const auto& i : images_) removeNow({kDocker, "image", "rm", "-f", i});
+}
+
+void DockerResources::removeLater(const std::vector<std::string>& removal) { interrupt_cleanup::addCommand(removal); }
+
+void DockerResources::removeNow(const std::vector<std::string>& removal) {
+  run(removal);
+  interrupt_cleanup::removeCommand(removal);
+}
+
+void DockerResources::recordContainer(const std::string& nameOrId) {
+  containers_.push_back(nameOrId);
+  removeLater({kDocker, "rm", "-f", nameOrId});
+}
+
+void DockerResources::recordNetwork(const std::string& name) {
+  networks_.push_back(name);
+  removeLater({kDocker, "network", "rm", name});
+}
+
+void DockerResources::recordImage(const std::string& name) {
+  images_.push_back(name);
+  removeLater({kDocker, "image", "rm", "-f", name});
 }
 
 const std::string& DockerResources::busyboxImage() {
@@ -38,7 +62,7 @@ const std::string& DockerResources::busyboxImage() {
   std::string name = "connectable-test-busybox-" + std::to_string(getpid());
   auto built = sh(". " + repoRoot() + "/scripts/lib/images.sh && build_busybox_image " + name, std::chrono::seconds(60));
   if (built.exitCode != 0) throw std::runtime_error("building " + name + ": " + built.err);
-  images_.push_back(name);
+  recordImage(name);
   image_ = name;
   return image_;
 }
@@ -52,7 +76,7 @@ std::string DockerResources::runDetached(const std::vector<std::string>& args) {
     return "";
   }
   std::string id = trimmed(r.out);
-  containers_.push_back(id);
+  recordContainer(id);
   return id;
 }
 

@@ -1,6 +1,7 @@
 // Docker for integration tests: the real daemon (started by scripts/test when none runs),
 // an offline busybox image, and a record of every container, network and image a test
-// creates, removed when the test ends, also when it fails. Not thread-safe.
+// creates, removed when the test ends, also when it fails or is interrupted. Not
+// thread-safe.
 #pragma once
 
 #include <string>
@@ -24,14 +25,18 @@ class DockerResources {
   // `docker run -d ARGS...`; records the container; returns its full id ("" on failure,
   // with the error in lastError()).
   std::string runDetached(const std::vector<std::string>& args);
-  void recordContainer(const std::string& nameOrId) { containers_.push_back(nameOrId); }
-  void recordNetwork(const std::string& name) { networks_.push_back(name); }
-  void recordImage(const std::string& name) { images_.push_back(name); }
+  // Removed also when the test program is interrupted (tests/support/interrupt_cleanup.h).
+  void recordContainer(const std::string& nameOrId);
+  void recordNetwork(const std::string& name);
+  void recordImage(const std::string& name);
   const std::string& lastError() const { return lastError_; }
   // Full id of a container by name.
   std::string idOf(const std::string& name);
 
  private:
+  static void removeLater(const std::vector<std::string>& removal);
+  static void removeNow(const std::vector<std::string>& removal);
+
   std::vector<std::string> containers_, networks_, images_;
   std::string image_;
   std::string lastError_;

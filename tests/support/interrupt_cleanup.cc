@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 namespace connectable::testing::interrupt_cleanup {
 namespace {
@@ -31,6 +33,25 @@ struct PathSlot {
 };
 PathSlot namespaces[kNamespaces];
 PathSlot dirs[kDirs];
+
+// A command's arguments, each ended by a NUL; `order` runs the latest added first.
+constexpr size_t kCommands = 256;
+constexpr size_t kCommandMax = 512;
+constexpr size_t kArgsMax = 16;
+struct CommandSlot {
+  std::atomic<int> state{kFree};
+  std::atomic<uint64_t> order{0};
+  char args[kCommandMax];
+  size_t length = 0;
+};
+CommandSlot commands[kCommands];
+std::atomic<uint64_t> commandsAdded{0};
+
+std::string joined(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) out += a + '\0';
+  return out;
+}
 
 // Whose entries the tables hold (see forgetInChild).
 std::atomic<pid_t> owner{0};
@@ -54,6 +75,34 @@ void removePath(PathSlot* slots, size_t count, const std::string& path) {
   }
 }
 
+// The system call itself: glibc's fork runs atfork handlers, and a sanitizer's fork
+// takes locks the interrupted thread may hold.
+void runAndWait(char* const argv[]) {
+  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
+  if (pid == 0) {
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  if (pid > 0) waitpid(pid, nullptr, 0);
+}
+
+// The commands still registered, the latest added first.
+void runCommands() {
+  for (;;) {
+    CommandSlot* latest = nullptr;
+    for (auto& slot : commands)
+      if (slot.state.load() == kReady && (!latest || slot.order.load() > latest->order.load())) latest = &slot;
+    if (!latest) return;
+    char* argv[kArgsMax + 1];
+    size_t n = 0;
+    for (size_t at = 0; at < latest->length && n < kArgsMax; at += std::strlen(latest->args + at) + 1)
+      argv[n++] = latest->args + at;
+    argv[n] = nullptr;
+    runAndWait(argv);
+    latest->state.store(kFree);
+  }
+}
+
 // Async-signal-safe: kill, waitpid, umount2, unlink, clone, execve.
 void endAll(bool removeDirs) {
   if (getpid() != owner.load()) return;
@@ -65,6 +114,7 @@ void endAll(bool removeDirs) {
     pid_t target = slot.exchange(0);
     if (target != 0) waitpid(target < 0 ? -target : target, nullptr, 0);  // unreaped, a group leader holds its group
   }
+  runCommands();
   for (auto& slot : namespaces) {
     if (slot.state.load() != kReady) continue;
     umount2(slot.path, MNT_DETACH);  // what `ip netns del` does
@@ -74,20 +124,12 @@ void endAll(bool removeDirs) {
   if (!removeDirs) return;
   static char* argv[kDirs + 3];
   size_t n = 0;
-  argv[n++] = const_cast<char*>("rm");
+  argv[n++] = const_cast<char*>("/bin/rm");
   argv[n++] = const_cast<char*>("-rf");
   for (auto& slot : dirs)
     if (slot.state.load() == kReady) argv[n++] = slot.path;
   argv[n] = nullptr;
-  if (n == 2) return;
-  // The system call itself: glibc's fork runs atfork handlers, and a sanitizer's fork
-  // takes locks the interrupted thread may hold.
-  pid_t rm = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
-  if (rm == 0) {
-    execv("/bin/rm", argv);
-    _exit(127);
-  }
-  if (rm > 0) waitpid(rm, nullptr, 0);
+  if (n > 2) runAndWait(argv);
 }
 
 void onSignal(int signo) {
@@ -99,7 +141,8 @@ void onSignal(int signo) {
   raise(signo);
 }
 
-// At exit: children and namespaces of a case whose destructors a caught crash skipped.
+// At exit: children, commands and namespaces of a case whose destructors a caught crash
+// skipped.
 struct AtExit {
   ~AtExit() { endAll(/*removeDirs=*/false); }
 } atExit;
@@ -109,6 +152,7 @@ void forgetInChild() {
   for (auto& slot : children) slot.store(0);
   for (auto& slot : namespaces) slot.state.store(kFree);
   for (auto& slot : dirs) slot.state.store(kFree);
+  for (auto& slot : commands) slot.state.store(kFree);
   owner.store(getpid());
 }
 
@@ -157,6 +201,31 @@ void removeNetns(const std::string& path) { removePath(namespaces, kNamespaces, 
 void addDir(const std::string& path) {
   installOnce();
   addPath(dirs, kDirs, path);
+}
+
+void addCommand(const std::vector<std::string>& argv) {
+  installOnce();
+  const std::string args = joined(argv);
+  if (argv.empty() || argv.size() > kArgsMax || args.size() > kCommandMax) return;
+  for (auto& slot : commands) {
+    int expected = kFree;
+    if (!slot.state.compare_exchange_strong(expected, kWriting)) continue;
+    std::memcpy(slot.args, args.data(), args.size());
+    slot.length = args.size();
+    slot.order.store(++commandsAdded);
+    slot.state.store(kReady);
+    return;
+  }
+}
+
+void removeCommand(const std::vector<std::string>& argv) {
+  const std::string args = joined(argv);
+  for (auto& slot : commands) {
+    if (slot.state.load() != kReady || slot.length != args.size() || std::memcmp(slot.args, args.data(), args.size()) != 0)
+      continue;
+    int expected = kReady;
+    if (slot.state.compare_exchange_strong(expected, kFree)) return;
+  }
 }
 
 }  // namespace connectable::testing::interrupt_cleanup

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/interrupt_cleanup.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/process.h"
 
@@ -121,6 +122,22 @@ BOOST_AUTO_TEST_CASE(ATestProgramStoppedBySigtermRemovesItsNamespacesAndDirector
   BOOST_TEST(!dirLeft, dir << " outlived its test program");
   if (netnsLeft) run({"ip", "netns", "del", std::filesystem::path(netns).filename().string()});
   if (dirLeft) run({"rm", "-rf", dir});
+}
+
+BOOST_AUTO_TEST_CASE(ATestProgramStoppedBySigtermRunsTheCommandsLeftToEndWhatItMadeLatestFirst) {
+  // As `docker rm -f` a container, then `docker network rm` the network it was on.
+  const std::string log = tempDir() + "/commands";
+  auto appending = [&](const std::string& word) {
+    return std::vector<std::string>{"/bin/sh", "-c", "echo " + word + " >> " + log};
+  };
+  programKilledBy(SIGTERM, [&](int) {
+    interrupt_cleanup::addCommand(appending("network"));
+    interrupt_cleanup::addCommand(appending("done-already"));
+    interrupt_cleanup::addCommand(appending("container"));
+    interrupt_cleanup::removeCommand(appending("done-already"));  // its owner ran it
+    raise(SIGTERM);
+  });
+  BOOST_TEST(readFile(log) == "container\nnetwork\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
