@@ -10,6 +10,8 @@
 
 DOCKER=/usr/bin/docker
 DOCKERD=/usr/sbin/dockerd
+# Docker's own docker-ce puts it there; installing docker.io would remove that package.
+[ ! -x "$DOCKERD" ] && [ -x /usr/bin/dockerd ] && DOCKERD=/usr/bin/dockerd
 DOCKER_SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
 DOCKERD_STATE_DIR=${DOCKERD_STATE_DIR:-/tmp/connectable-dockerd}
 DOCKERD_PID_FILE=${DOCKERD_PID_FILE:-$DOCKERD_STATE_DIR/dockerd.pid}

@@ -4,12 +4,17 @@ BUILD_PACKAGES="cmake ninja-build g++ pkg-config libpoco-dev libc-ares-dev libur
 # socat (a second path to the Docker socket).
 TEST_PACKAGES="iproute2 util-linux procps curl wget busybox-static redis-server redis-tools dnsmasq-base docker.io prometheus socat"
 
+_package_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
 # ensure_packages PKG...: installs whatever is missing, with one apt-get update first.
+# docker.io counts as there when Docker's own docker-ce is: it conflicts with it, and
+# apt-get -y would remove the host's engine to install it.
 ensure_packages() {
   local missing=()
   local p
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    [ "$p" = docker.io ] && _package_installed docker-ce && continue
+    _package_installed "$p" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "installing: ${missing[*]}" >&2
