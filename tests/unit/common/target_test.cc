@@ -118,6 +118,18 @@ BOOST_AUTO_TEST_CASE(JunkNamesAreRejectedWithTheReason) {
   BOOST_TEST(contains(errorOf(std::string("6000=a\x01")), "control character"));
 }
 
+BOOST_AUTO_TEST_CASE(ANonAsciiCharacterIsNamedWholeNeverAsALoneByte) {
+  // The error goes into JSON (problem records, --log-format json): one byte of a UTF-8
+  // sequence made it invalid, and `connectable status` could not read the record at all.
+  std::string error = errorOf("6000=r\xc3\xa9" "dis.service.consul");
+  BOOST_TEST(contains(error, "invalid character '\xc3\xa9'"), error);
+  BOOST_TEST(!contains(error, "'\xc3'"), error);
+  // Bytes that are no UTF-8 character are shown as numbers.
+  BOOST_TEST(contains(errorOf("6000=r\xc3" "dis.service.consul"), "invalid byte 0xc3"));
+  BOOST_TEST(contains(errorOf("6000=a\x7f.b"), "invalid byte 0x7f"));
+  BOOST_TEST(contains(errorOf("6000=a\xed\xa0\x80.b"), "invalid byte 0xed"));  // a UTF-16 surrogate
+}
+
 BOOST_AUTO_TEST_CASE(DnsNameLimitsAreInclusive) {
   BOOST_TEST(validateDnsName(std::string(63, 'a')).isOk());
   std::string name;

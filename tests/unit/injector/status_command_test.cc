@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "injector/docker_container.h"
+#include "injector/label_parser.h"
 #include "injector/problem_records.h"
 #include "tests/support/captured_output.h"
 #include "tests/support/process.h"
@@ -156,6 +157,24 @@ BOOST_AUTO_TEST_CASE(ContainersAreShownWithTheLabelsIgnoredAndThoseWithNoShimWit
   after.restore();
   BOOST_TEST(after.text().find("lonely") == std::string::npos, after.text());
   BOOST_TEST(after.text().find("app0 (") != std::string::npos, after.text());
+}
+
+BOOST_AUTO_TEST_CASE(AContainerWhoseLabelNamesAHostInNonAsciiLettersIsShownWithWhy) {
+  // Docker hands over labels as UTF-8; the note on one must stay readable as JSON.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  ContainerRequest request = parseContainerLabels({{"connect.6000", "r\xc3\xa9" "dis.service.consul"}});
+  BOOST_REQUIRE(request.errors.size() == 1u);
+  ProblemRecords problems(dir);
+  BOOST_REQUIRE(problems.init());
+  problems.set({idOf(0), "accented", {"ignored bad label: " + request.errors[0]}});
+
+  CapturedOutput out(STDOUT_FILENO, dir + "/out.txt");
+  BOOST_TEST(runStatusCommand({"--state-dir", dir}) == 0);
+  out.restore();
+  BOOST_TEST(out.text().find("accented (" + shortContainerId(idOf(0)) + "): ignored bad label: label 'connect.6000=") !=
+                 std::string::npos,
+             out.text());
 }
 
 BOOST_AUTO_TEST_CASE(AShimsAnswerCannotAddRowsOfOtherContainersToTheJson) {
