@@ -56,21 +56,39 @@ std::optional<uid_t> parseUid(std::string_view text) {
   return static_cast<uid_t>(n);
 }
 
-Status dropPrivileges(const std::string& user) {
+namespace {
+
+struct UserIds {
   uid_t uid = 0;
   gid_t gid = 0;
+};
+
+Result<UserIds> unprivilegedUser(const std::string& user) {
+  UserIds ids;
   if (!user.empty() && user.find_first_not_of("0123456789") == std::string::npos) {
     auto n = parseUid(user);
     if (!n) return Status::error("uid " + user + " is out of range");
-    uid = gid = *n;
+    ids.uid = ids.gid = *n;
   } else {
     struct passwd* pw = getpwnam(user.c_str());
     if (!pw) return Status::error("unknown user '" + user + "'");
-    uid = pw->pw_uid;
-    gid = pw->pw_gid;
+    ids.uid = pw->pw_uid;
+    ids.gid = pw->pw_gid;
   }
-  if (uid == 0) return Status::error("user '" + user + "' is root; choose an unprivileged user");
-  if (gid == 0) return Status::error("user '" + user + "' has group root; choose an unprivileged user");
+  if (ids.uid == 0) return Status::error("user '" + user + "' is root; choose an unprivileged user");
+  if (ids.gid == 0) return Status::error("user '" + user + "' has group root; choose an unprivileged user");
+  return ids;
+}
+
+}  // namespace
+
+Status checkUnprivilegedUser(const std::string& user) { return unprivilegedUser(user).status(); }
+
+Status dropPrivileges(const std::string& user) {
+  auto ids = unprivilegedUser(user);
+  if (!ids) return ids.status();
+  const uid_t uid = ids->uid;
+  const gid_t gid = ids->gid;
 
   // The bounding set needs CAP_SETPCAP to shrink, so empty it while we still have it.
   if (Status s = dropBoundingSet(true); !s) return s;

@@ -23,6 +23,11 @@ std::optional<uid_t> parseUid(std::string_view text);
 // one of its own from --shim-uids, so that no shim can signal another).
 Status dropPrivileges(const std::string& user);
 
+// Whether dropPrivileges(user) can work here: `user` is in the passwd database or a number,
+// and neither its uid nor its group is root's. For checking arguments before anything
+// starts: a user that cannot work is then a bad argument, not a failure with ports open.
+Status checkUnprivilegedUser(const std::string& user);
+
 // For a process started by another user: no capabilities (whatever it was given), then
 // hardenProcess.
 Status dropPrivilegesAsNonRoot();

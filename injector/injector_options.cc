@@ -118,9 +118,17 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
       c.options.supervisor.shimArgs.push_back(arg + "=" + value);
     }
   }
-  if (c.options.supervisor.shimUidCount > 0)
+  if (c.options.supervisor.shimUidCount > 0) {
     for (const auto& a : c.options.supervisor.shimArgs)
       if (a.rfind("--user=", 0) == 0) return Status::error("--user and --shim-uids: give one or the other");
+  } else {
+    // Every shim becomes this user once listening (the last --user, as in its parser): one
+    // that cannot work here would fail every container's shim, restarted over and over.
+    std::string user = ShimOptions().user;
+    for (const auto& a : c.options.supervisor.shimArgs)
+      if (a.rfind("--user=", 0) == 0) user = a.substr(7);
+    if (Status s = checkUnprivilegedUser(user); !s) return s.withContext("--user");
+  }
   c.options.supervisor.shimArgs.push_back(std::string("--log-level=") + (c.logLevel == log::Level::Debug ? "debug" : c.logLevel == log::Level::Info ? "info" : c.logLevel == log::Level::Warn ? "warn" : "error"));
   c.options.supervisor.shimArgs.push_back(std::string("--log-format=") + (c.logFormat == log::Format::Json ? "json" : "text"));
   return c;

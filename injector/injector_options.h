@@ -1,6 +1,7 @@
 // InjectorCommandLine: the options of `connectable`, parsed and checked before it starts.
 // Options meant for every shim are checked by the shim's own parser and passed through.
-// Pure functions over plain values; no thread-safety concerns.
+// Pure functions over plain values, but for the shims' user, looked up in the passwd
+// database as they will; no thread-safety concerns.
 #pragma once
 
 #include <string>

@@ -111,6 +111,13 @@ int main(int argc, char** argv) {
     std::printf("connectable-shim %s\n", kVersion);
     return 0;
   }
+  // Checked before any port opens: the injector restarts a shim that fails later, for ever.
+  if (geteuid() == 0) {
+    if (Status s = checkUnprivilegedUser(opt.user); !s) {
+      std::fprintf(stderr, "connectable-shim: --user: %s\n(see connectable-shim --help)\n", s.message().c_str());
+      return 2;
+    }
+  }
   // Only what we were handed on purpose survives: anything else a parent left open would
   // outlive the privilege drop below. Nothing of ours is open yet.
   closeInheritedFds({opt.netnsFd, opt.exitWithPidfd});

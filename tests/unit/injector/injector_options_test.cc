@@ -70,4 +70,24 @@ BOOST_AUTO_TEST_CASE(ShimUidsAreARangeOfUidsOtherThanRootsAndExcludeAUserForAll)
   BOOST_TEST(both.status().message().find("one or the other") != std::string::npos, both.status().message());
 }
 
+BOOST_AUTO_TEST_CASE(TheUserEveryShimBecomesMustExistHereAndNotBeRoot) {
+  // Else the injector ran, and every container's shim failed as it dropped privileges,
+  // restarted over and over, its ports there one moment and gone the next.
+  for (const char* bad : {"no-such-user-of-connectable", "root", "0"}) {
+    auto c = parseInjectorCommandLine({"--user", bad}, "/usr/sbin/connectable");
+    BOOST_REQUIRE_MESSAGE(!c, bad);
+    BOOST_TEST(c.status().message().find("--user") != std::string::npos, c.status().message());
+  }
+  auto unknown = parseInjectorCommandLine({"--user=no-such-user-of-connectable"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!unknown);
+  BOOST_TEST(unknown.status().message().find("unknown user 'no-such-user-of-connectable'") != std::string::npos,
+             unknown.status().message());
+  // The default (nobody), a user of this host's, or a uid with no passwd entry are fine,
+  // and with --shim-uids no shim becomes --user.
+  BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({}, "/usr/sbin/connectable")));
+  BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--user", "daemon"}, "/usr/sbin/connectable")));
+  BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--user", "2000123"}, "/usr/sbin/connectable")));
+  BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--shim-uids", "2000000-2000009"}, "/usr/sbin/connectable")));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
