@@ -1,6 +1,8 @@
 #include "injector/label_parser.h"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 
 #include "shim/shim_options.h"
 
@@ -17,8 +19,18 @@ const std::vector<std::string>& labelOptionNames() {
 
 namespace {
 
-bool isConnectableKey(const std::string& key) {
-  return key.rfind("connect.", 0) == 0 || key.rfind("connectable.", 0) == 0;
+// connect.<port>, or connect[<port>] as gliderlabs/connectable's code read it.
+bool isConnectKey(const std::string& key) { return key.rfind("connect.", 0) == 0 || key.rfind("connect[", 0) == 0; }
+
+bool isConnectableKey(const std::string& key) { return isConnectKey(key) || key.rfind("connectable.", 0) == 0; }
+
+// What a connect key says its port is; none for a '[' not closed at the key's end.
+std::optional<std::string_view> portTextOf(const std::string& key) {
+  std::string_view rest = std::string_view(key).substr(8);
+  if (key[7] == '.') return rest;
+  if (rest.empty() || rest.back() != ']') return std::nullopt;
+  rest.remove_suffix(1);
+  return rest;
 }
 
 // The shim's parser judges one option at a time next to a connect port of its own (port 1),
@@ -49,8 +61,13 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
                                " bytes is longer than " + std::to_string(kMaxLabelValue));
       continue;
     }
-    if (key.rfind("connect.", 0) == 0) {
-      auto spec = parseConnectSpec(std::string_view(key).substr(8), value);
+    if (isConnectKey(key)) {
+      auto portText = portTextOf(key);
+      if (!portText) {
+        request.errors.push_back("label '" + key + "=" + value + "': expected connect.PORT or connect[PORT]");
+        continue;
+      }
+      auto spec = parseConnectSpec(*portText, value);
       if (!spec) {
         request.errors.push_back("label '" + key + "=" + value + "': " + spec.status().message());
         continue;

@@ -1,5 +1,6 @@
 // Label parser: what a container's labels ask of connectable. `connect.<port>=<targets>`
-// declares a port (keys matched exactly), `connectable.<option>=<value>` tunes its shim.
+// declares a port (keys matched exactly; `connect[<port>]`, which gliderlabs/connectable's
+// code read, is the same label), `connectable.<option>=<value>` tunes its shim.
 // Each bad label becomes an error naming it and is skipped; the others still apply.
 // Pure functions over plain values; no thread-safety concerns.
 #pragma once
@@ -34,7 +35,8 @@ struct LabelLimits {
 
 ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels, const LabelLimits& limits = {});
 
-// True when some label starts with "connect." or "connectable.": worth a closer look.
+// True when some label starts with "connect.", "connect[" or "connectable.": worth a
+// closer look.
 bool mentionsConnectable(const std::map<std::string, std::string>& labels);
 
 }  // namespace connectable

@@ -70,6 +70,32 @@ BOOST_AUTO_TEST_CASE(AContainerCannotWidenTheHostsAllowUpstream) {
   BOOST_TEST(anyContains(r.errors, "label 'connectable.allow-upstream': unknown option 'allow-upstream'"));
 }
 
+BOOST_AUTO_TEST_CASE(TheOriginalsBracketedKeyIsTheSameLabel) {
+  // gliderlabs/connectable's code read connect[<port>] (its README said connect.<port>):
+  // containers labelled for it were silently left without their ports.
+  const std::map<std::string, std::string> original = {{"connect[6000]", "redis.service.consul"}};
+  BOOST_TEST(mentionsConnectable(original));
+  auto r = parseContainerLabels(original);
+  BOOST_TEST(r.errors.empty());
+  BOOST_REQUIRE(r.connects.size() == 1u);
+  BOOST_TEST(r.connects[0].port == 6000);
+  BOOST_TEST(r.connects[0].targetsText() == "redis.service.consul");
+  // Both forms for one port: the first in key order takes it.
+  auto both = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connect[6000]", "198.18.0.6:6379"}});
+  BOOST_REQUIRE(both.connects.size() == 1u);
+  BOOST_TEST(both.connects[0].targetsText() == "198.18.0.5:6379");
+  BOOST_REQUIRE(both.errors.size() == 1u);
+  BOOST_TEST(both.errors[0].find("already taken by label 'connect.6000'") != std::string::npos, both.errors[0]);
+  // Still matched exactly, and a bad port is a bad label.
+  BOOST_TEST(!mentionsConnectable({{"x.connect[80]", "a.b"}}));
+  auto bad = parseContainerLabels({{"connect[0]", "a.b"}, {"connect[80", "a.b"}, {"connect[80]x", "a.b"}});
+  BOOST_TEST(bad.connects.empty());
+  BOOST_REQUIRE(bad.errors.size() == 3u);
+  BOOST_TEST(anyContains(bad.errors, "label 'connect[0]=a.b': port '0' is out of range"));
+  BOOST_TEST(anyContains(bad.errors, "label 'connect[80=a.b': expected connect.PORT or connect[PORT]"));
+  BOOST_TEST(anyContains(bad.errors, "label 'connect[80]x=a.b': expected connect.PORT or connect[PORT]"));
+}
+
 BOOST_AUTO_TEST_CASE(PortsAreNumbersSoALeadingZeroNamesTheSamePort) {
   // As the shim's own --connect parser reads them: 080 is port 80.
   auto one = parseContainerLabels({{"connect.080", "198.18.0.5:80"}});
