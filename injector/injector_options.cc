@@ -73,6 +73,10 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i], value;
     bool hasValue = false;
+    if (arg == "-h") {
+      c.help = true;
+      continue;
+    }
     if (arg.rfind("--", 0) != 0) {
       if (i == 0 && arg == "run") continue;
       return Status::error("unexpected argument '" + arg + "'");
@@ -85,7 +89,7 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
     }
     if ((arg == "--help" || arg == "--version" || arg == "--stop-shims-on-exit") && hasValue)
       return Status::error(arg + " takes no value (given '" + value + "')");
-    if (arg == "--help" || arg == "-h") { c.help = true; continue; }
+    if (arg == "--help") { c.help = true; continue; }
     if (arg == "--version") { c.version = true; continue; }
     if (arg == "--stop-shims-on-exit") { c.options.stopShimsOnExit = true; continue; }
     static const std::set<std::string> kOwn = {"--docker", "--state-dir", "--shim", "--log-level", "--log-format",

@@ -102,6 +102,10 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     std::string arg = args[i];
     std::string value;
     bool hasValue = false;
+    if (arg == "-h") {
+      o.help = true;
+      continue;
+    }
     if (arg.rfind("--", 0) == 0) {
       size_t eq = arg.find('=');
       if (eq != std::string::npos) {
@@ -112,7 +116,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     } else {
       return Status::error("unexpected argument '" + arg + "'");
     }
-    if (arg == "--help" || arg == "-h") { o.help = true; continue; }
+    if (arg == "--help") { o.help = true; continue; }
     if (arg == "--version") { o.version = true; continue; }
     static const std::set<std::string> kTakesValue = {
         "--connect", "--netns", "--netns-fd", "--upstream-netns", "--balance", "--connect-timeout",

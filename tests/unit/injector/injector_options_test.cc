@@ -28,6 +28,12 @@ BOOST_AUTO_TEST_CASE(AFlagGivenAValueIsRefusedNotTakenAsSet) {
   BOOST_TEST(plain->options.stopShimsOnExit);
 }
 
+BOOST_AUTO_TEST_CASE(DashHIsHelpToo) {
+  auto c = parseInjectorCommandLine({"-h"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE_MESSAGE(c, c.status().message());
+  BOOST_TEST(c->help);
+}
+
 BOOST_AUTO_TEST_CASE(ABadShimOptionValueIsRefusedAtTheInjectorsStart) {
   auto c = parseInjectorCommandLine({"--data-path", "dpdk"}, "/usr/sbin/connectable");
   BOOST_REQUIRE(!c);

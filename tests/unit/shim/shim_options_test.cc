@@ -48,6 +48,12 @@ BOOST_AUTO_TEST_CASE(AllowUpstreamAddsUpItsRangesAndRefusesWhatIsNoRange) {
   BOOST_TEST(contains(errorOf({"--connect=6000=198.18.0.5:6379", "--allow-upstream=10.1.0.0/8"}), "host bits"));
 }
 
+BOOST_AUTO_TEST_CASE(DashHIsHelpToo) {
+  auto r = parseShimOptions({"-h"});
+  BOOST_REQUIRE_MESSAGE(r, r.status().message());
+  BOOST_TEST(r->help);
+}
+
 BOOST_AUTO_TEST_CASE(DefaultsAreTheDocumentedOnes) {
   auto r = parseShimOptions({"--connect", "6000=198.18.0.5:6379"});
   BOOST_REQUIRE(r);
