@@ -82,12 +82,12 @@ connectable-shim status --control PATH [--json]
 namespace {
 
 Result<uint64_t> parseCount(std::string_view option, std::string_view text, uint64_t max) {
-  if (text.empty() || text.size() > 10) return Status::error(std::string(option) + ": '" + std::string(text) + "' is not a number");
+  if (text.empty()) return Status::error(std::string(option) + ": '' is not a number");
   uint64_t v = 0;
   for (char c : text) {
     if (!std::isdigit(static_cast<unsigned char>(c)))
       return Status::error(std::string(option) + ": '" + std::string(text) + "' is not a number");
-    v = v * 10 + static_cast<uint64_t>(c - '0');
+    if (v <= max) v = v * 10 + static_cast<uint64_t>(c - '0');  // past max it only grows: no overflow
   }
   if (v > max) return Status::error(std::string(option) + ": " + std::string(text) + " is larger than " + std::to_string(max));
   return v;

@@ -91,6 +91,13 @@ BOOST_AUTO_TEST_CASE(OtherBadArgumentsAreNamed) {
   BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--log-level=loud"}), "--log-level: 'loud'"));
 }
 
+BOOST_AUTO_TEST_CASE(ANumberTooLargeIsSaidToBeTooLargeHoweverManyDigitsItHas) {
+  const std::string c = "--connect=1=198.18.0.5:1";
+  BOOST_TEST(contains(errorOf({c, "--max-conns", "10000001"}), "--max-conns: 10000001 is larger than 10000000"));
+  BOOST_TEST(contains(errorOf({c, "--max-conns", "99999999999"}), "--max-conns: 99999999999 is larger than 10000000"));
+  BOOST_TEST(contains(errorOf({c, "--max-conns", "99999999999x"}), "'99999999999x' is not a number"));
+}
+
 BOOST_AUTO_TEST_CASE(LookupsFromTheTargetNamespaceNeedDnsServersNamedForIt) {
   // Without --dns the servers come from the shim's /etc/resolv.conf, the host's, while the
   // questions would leave from the target namespace, where those addresses (127.0.0.53,
