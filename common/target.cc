@@ -108,6 +108,9 @@ Result<Target> parseTarget(std::string_view text) {
       return Status::error("target " + quoted(text) + " needs a port after ']', as [fd00::5]:6379");
     auto port = parsePort(rest.substr(1));
     if (!port) return port.status().withContext("target " + quoted(text));
+    if (size_t zone = ip.find('%'); zone != std::string_view::npos)
+      return Status::error("target " + quoted(text) + ": IPv6 zones (" + quoted(ip.substr(zone)) +
+                           ") are not supported; use a global or unique local address");
     auto addr = SocketAddress::parseIp(ip, *port);
     if (!addr || addr->family() != AF_INET6)
       return Status::error("target " + quoted(text) + ": " + quoted(ip) + " is not an IPv6 address");

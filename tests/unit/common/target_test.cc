@@ -105,6 +105,11 @@ BOOST_AUTO_TEST_CASE(AddressesWithoutPortsOrBracketsAreExplained) {
   BOOST_TEST(contains(errorOf("6000=[zz::1]:80"), "is not an IPv6 address"));
 }
 
+BOOST_AUTO_TEST_CASE(AnIpv6ZoneIsRefusedAsUnsupportedNotAsNoAddress) {
+  std::string error = errorOf("6000=[fe80::1%eth0]:80");
+  BOOST_TEST(contains(error, "target '[fe80::1%eth0]:80': IPv6 zones ('%eth0') are not supported"), error);
+}
+
 BOOST_AUTO_TEST_CASE(JunkNamesAreRejectedWithTheReason) {
   BOOST_TEST(contains(errorOf("6000=red is"), "white space"));
   BOOST_TEST(contains(errorOf("6000=redis/1"), "invalid character '/'"));
