@@ -83,7 +83,12 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
       std::string name = key.substr(12);
       const auto& known = labelOptionNames();
       if (std::find(known.begin(), known.end(), name) == known.end()) {
-        request.errors.push_back("label '" + key + "': unknown option '" + name + "'");
+        if (name == "dns" || name == "user" || name == "data-path") {
+          request.errors.push_back("label '" + key + "=" + value + "': '" + name + "' is the host's choice (connectable --" +
+                                   name + "), which no label can change");
+        } else {
+          request.errors.push_back("label '" + key + "': unknown option '" + name + "'");
+        }
         continue;
       }
       std::string flag = "--" + name + "=" + value;

@@ -59,7 +59,23 @@ BOOST_AUTO_TEST_CASE(OptionLabelsAreCheckedByTheShimsOwnRules) {
   BOOST_TEST(r.shimArgs == expected, boost::test_tools::per_element());
   BOOST_TEST(r.errors.size() == 2u);
   BOOST_TEST(anyContains(r.errors, "label 'connectable.idle-timeout=forever': --idle-timeout: duration 'forever'"));
-  BOOST_TEST(anyContains(r.errors, "label 'connectable.dns': unknown option 'dns'"));
+  BOOST_TEST(anyContains(r.errors, "label 'connectable.dns=198.18.0.53': 'dns' is the host's choice (connectable --dns), "
+                                   "which no label can change"));
+}
+
+BOOST_AUTO_TEST_CASE(AShimOptionNoLabelMaySetIsNamedAsSuchNotAsUnknown) {
+  // "unknown option 'user'" reads as a typo to fix; it is a choice the host keeps.
+  for (const char* name : {"dns", "user", "data-path"}) {
+    auto r = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {std::string("connectable.") + name, "x"}});
+    BOOST_TEST(r.shimArgs.empty());
+    BOOST_REQUIRE_EQUAL(r.errors.size(), 1u);
+    BOOST_TEST(r.errors[0].find(std::string("'") + name + "' is the host's choice (connectable --" + name +
+                                "), which no label can change") != std::string::npos,
+               r.errors[0]);
+  }
+  auto typo = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.balanse", "p2c"}});
+  BOOST_REQUIRE_EQUAL(typo.errors.size(), 1u);
+  BOOST_TEST(typo.errors[0] == "label 'connectable.balanse': unknown option 'balanse'");
 }
 
 BOOST_AUTO_TEST_CASE(AContainerCannotWidenTheHostsAllowUpstream) {
