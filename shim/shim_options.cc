@@ -17,6 +17,8 @@ Result<Millis> parseDuration(std::string_view text) {
   }
   if (i == 0) return Status::error("duration '" + std::string(text) + "' must start with a number (as 2s, 500ms, 1m)");
   std::string_view unit = text.substr(i);
+  if (!unit.empty() && (unit.front() == '.' || unit.front() == ','))
+    return Status::error("duration '" + std::string(text) + "' is not a whole number of ms, s, m or h (as 1500ms for 1.5s)");
   if (unit.empty() || unit == "s") return Millis(value * 1000);
   if (unit == "ms") return Millis(value);
   if (unit == "m") return Millis(value * 60'000);

@@ -144,4 +144,11 @@ BOOST_AUTO_TEST_CASE(DurationsTakeUnits) {
   BOOST_TEST(!parseDuration("ms"));
 }
 
+BOOST_AUTO_TEST_CASE(AFractionIsRefusedAsOneNotAsAnUnknownUnit) {
+  auto half = parseDuration("1.5s");
+  BOOST_REQUIRE(!half);
+  BOOST_TEST(half.status().message() == "duration '1.5s' is not a whole number of ms, s, m or h (as 1500ms for 1.5s)");
+  BOOST_TEST(parseDuration("0.5m").status().message().find("is not a whole number") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
