@@ -61,7 +61,11 @@ int statusCommand(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--json") {
       json = true;
-    } else if (args[i] == "--control" && i + 1 < args.size()) {
+    } else if (args[i] == "--control") {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "connectable-shim status: --control needs a socket path\n");
+        return 2;
+      }
       control = args[++i];
     } else if (args[i].rfind("--control=", 0) == 0) {
       control = args[i].substr(10);

@@ -184,6 +184,10 @@ BOOST_AUTO_TEST_CASE(ShimStatusCommandPrintsTheTableAndTheJson) {
   auto missing = run({shimBinary(), "status", "--control", dir + "/nothing.sock"});
   BOOST_TEST(missing.exitCode == 1);
   BOOST_TEST(missing.err.find("nothing.sock") != std::string::npos);
+  // A flag without its value is named as that, not as an argument it does not know.
+  auto bare = run({shimBinary(), "status", "--control"});
+  BOOST_TEST(bare.exitCode == 2);
+  BOOST_TEST(bare.err.find("--control needs a socket path") != std::string::npos, bare.err);
 }
 
 BOOST_AUTO_TEST_CASE(StatusPortAnswersPlainTextInsideAndForwardsNothing) {
