@@ -103,6 +103,9 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
       c.docker = value;
     } else if (arg == "--state-dir") {
       if (value.empty() || value.front() != '/') return Status::error("--state-dir needs an absolute path");
+      if (value.size() > kMaxStateDir)
+        return Status::error("--state-dir '" + value + "' is longer than " + std::to_string(kMaxStateDir) +
+                             " characters, too long for the shims' control sockets");
       c.options.supervisor.stateDir = value;
     } else if (arg == "--metrics-listen") {
       if (value.empty()) return Status::error("--metrics-listen needs IP:PORT");

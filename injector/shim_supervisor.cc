@@ -189,7 +189,7 @@ Status ShimSupervisor::init() {
   // <state-dir>/shims/<64 hex>.sock must fit a UNIX socket address.
   if (controlPath(std::string(64, '0')).size() > kMaxControlPath)
     return Status::error("--state-dir '" + options_.stateDir + "' is too long for the shims' control sockets (at most " +
-                         std::to_string(kMaxControlPath - 76) + " characters)");
+                         std::to_string(kMaxStateDir) + " characters)");
   // Missing directories are created private; existing ones are checked, never chmod'ed
   // (--state-dir /tmp must not make /tmp root's only).
   if (!makeDirs(options_.stateDir)) return errnoStatus("creating state dir " + options_.stateDir, errno);

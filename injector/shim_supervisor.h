@@ -16,8 +16,12 @@
 #include "common/netns.h"
 #include "injector/label_parser.h"
 #include "injector/process_handle.h"
+#include "shim/shim_options.h"
 
 namespace connectable {
+
+// <state-dir>/shims/<64 hex>.sock must fit a UNIX socket address.
+inline constexpr size_t kMaxStateDir = kMaxControlPath - 76;
 
 struct SupervisorOptions {
   std::string shimPath;                 // the connectable-shim binary

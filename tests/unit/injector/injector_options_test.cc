@@ -28,6 +28,16 @@ BOOST_AUTO_TEST_CASE(AFlagGivenAValueIsRefusedNotTakenAsSet) {
   BOOST_TEST(plain->options.stopShimsOnExit);
 }
 
+BOOST_AUTO_TEST_CASE(AStateDirTooLongForTheShimsSocketsIsABadArgument) {
+  // <state-dir>/shims/<64 hex>.sock must fit a UNIX socket address: 31 characters at most.
+  const std::string longest = "/" + std::string(30, 'd');
+  BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--state-dir", longest}, "/usr/sbin/connectable")));
+  auto c = parseInjectorCommandLine({"--state-dir", longest + "d"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!c);
+  BOOST_TEST(c.status().message().find("--state-dir '" + longest + "d' is longer than 31 characters") != std::string::npos,
+             c.status().message());
+}
+
 BOOST_AUTO_TEST_CASE(DashHIsHelpToo) {
   auto c = parseInjectorCommandLine({"-h"}, "/usr/sbin/connectable");
   BOOST_REQUIRE_MESSAGE(c, c.status().message());
