@@ -83,7 +83,7 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
       std::string name = key.substr(12);
       const auto& known = labelOptionNames();
       if (std::find(known.begin(), known.end(), name) == known.end()) {
-        if (name == "dns" || name == "user" || name == "data-path") {
+        if (name == "dns" || name == "user" || name == "data-path" || name == "allow-upstream") {
           request.errors.push_back("label '" + key + "=" + value + "': '" + name + "' is the host's choice (connectable --" +
                                    name + "), which no label can change");
         } else {
