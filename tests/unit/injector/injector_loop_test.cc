@@ -212,6 +212,20 @@ std::string failingFirst(int previous) {
   return previous == 0 ? jsonReply(500, R"({"message":"daemon busy"})") : jsonReply(200, "[]");
 }
 
+// One line of the event stream about a container; `attributes` as JSON members.
+std::string containerEvent(const std::string& action, const std::string& id, const std::string& attributes) {
+  return R"({"Type":"container","Action":")" + action + R"(","Actor":{"ID":")" + id + R"(","Attributes":{)" + attributes +
+         R"(}},"time":1796024645,"timeNano":1796024645000000042})" "\n";
+}
+const std::string kAppLabels = R"("name":"app","connect.6000":"198.18.0.5:6379")";
+
+// What SIGTERM does: the injector stops, and says it is done within 5 s.
+void shutDown(EventLoop& loop, Injector& injector) {
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+}
+
 InjectorOptions optionsIn(const std::string& dir) {
   InjectorOptions options;
   options.supervisor.shimPath = "/bin/false";  // no container here asks for a shim
@@ -401,9 +415,7 @@ BOOST_AUTO_TEST_CASE(ACreateHeldWhileDockerListsIsTimedFromWhenItCame) {
   // Held from its arrival (as the list was asked for) until the list was cut, 1 s later.
   BOOST_TEST(c.latencySum >= 0.5, "create to shim: " << c.latencySum << " s");
 
-  int done = 0;
-  injector.shutdown([&] { ++done; });
-  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(AContainerCreatedAndNotStartedIsLookedForLessAndLessOftenThenNoMore) {
@@ -421,9 +433,7 @@ BOOST_AUTO_TEST_CASE(AContainerCreatedAndNotStartedIsLookedForLessAndLessOftenTh
   Injector injector(loop, docker.endpoint(), options);
   BOOST_REQUIRE(injector.start());
   BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 5s));
-  docker.sendEvents(R"({"Type":"container","Action":"create","Actor":{"ID":")" + kId +
-                    R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
-                    "\n");
+  docker.sendEvents(containerEvent("create", kId, kAppLabels));
   BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().earlyPolls >= 1; }, 5s));
   runUntil(loop, [] { return false; }, 1300ms);
   const uint64_t polls = injector.counters().earlyPolls;
@@ -432,9 +442,7 @@ BOOST_AUTO_TEST_CASE(AContainerCreatedAndNotStartedIsLookedForLessAndLessOftenTh
   BOOST_TEST(polls <= 140u, polls << " cgroup reads for a container that was never started");
   runUntil(loop, [] { return false; }, 500ms);
   BOOST_TEST(injector.counters().earlyPolls == polls, "still looking 1.8 s after the create event");
-  int done = 0;
-  injector.shutdown([&] { ++done; });
-  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(AnEventThatCannotBeReadIsFollowedByAList) {
@@ -450,9 +458,7 @@ BOOST_AUTO_TEST_CASE(AnEventThatCannotBeReadIsFollowedByAList) {
   BOOST_REQUIRE_EQUAL(docker.lists(), 1);
   docker.sendEvents(R"({"Type":"container","Action":"start","Actor":{"ID":")" + kId + "\n");
   BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 2; }, 5s), "no list after an unreadable event");
-  int done = 0;
-  injector.shutdown([&] { ++done; });
-  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
@@ -532,9 +538,7 @@ BOOST_AUTO_TEST_CASE(ARenamedContainerIsKnownByItsNewName) {
   std::string record = connectable::testing::readFile(dir + "/shims/" + kId + ".json");
   BOOST_TEST(record.find(R"("container_name":"web")") != std::string::npos, record);
 
-  int done = 0;
-  injector.shutdown([&] { ++done; });
-  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(ARenamedContainerWithOnlyBadLabelsIsShownByItsNewName) {
@@ -624,9 +628,7 @@ BOOST_AUTO_TEST_CASE(ALinkedContainerIsNamedByItsOwnNameNotALinksAlias) {
   BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
   BOOST_TEST(injector.supervisor().list()[0].containerName == "zdb");
 
-  int done = 0;
-  injector.shutdown([&] { ++done; });
-  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(ACreateReplayedAfterAReconnectDoesNotTimeTheNextRestart) {
@@ -679,9 +681,7 @@ BOOST_AUTO_TEST_CASE(ACreateReplayedAfterAReconnectDoesNotTimeTheNextRestart) {
   BOOST_TEST(log.text().find("injected before start") != std::string::npos, log.text());
   BOOST_TEST(log.text().find("ms_after_create") == std::string::npos, log.text());
 
-  int done = 0;
-  injector.shutdown([&] { ++done; });
-  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(AContainerRefusedForWantOfAUidGetsItsShimOnceAUidFrees) {
@@ -703,8 +703,7 @@ BOOST_AUTO_TEST_CASE(AContainerRefusedForWantOfAUidGetsItsShimOnceAUidFrees) {
                               R"(},"Config":{"Labels":{"connect.6000":"198.18.0.5:6379"}},"HostConfig":{"NetworkMode":"bridge"}})");
   };
   auto event = [](const std::string& action, const std::string& id, const std::string& name) {
-    return R"({"Type":"container","Action":")" + action + R"(","Actor":{"ID":")" + id + R"(","Attributes":{"name":")" + name +
-           R"(","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})" "\n";
+    return containerEvent(action, id, R"("name":")" + name + R"(","connect.6000":"198.18.0.5:6379")");
   };
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
@@ -730,9 +729,7 @@ BOOST_AUTO_TEST_CASE(AContainerRefusedForWantOfAUidGetsItsShimOnceAUidFrees) {
   BOOST_TEST(runUntil(loop, [&] { return injector.supervisor().serves(second); }, 5s),
              "the second container never got the uid the first one freed");
   log.restore();
-  int done = 0;
-  injector.shutdown([&] { ++done; });
-  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(AContainerRemovedWhileNoEventCouldSaySoIsForgottenAtTheNextList) {
@@ -742,9 +739,7 @@ BOOST_AUTO_TEST_CASE(AContainerRemovedWhileNoEventCouldSaySoIsForgottenAtTheNext
   std::string dir = tempDir();
   FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });  // inspects answer 404
   docker.streamsToEnd = 1;
-  docker.endedStreamEvents = R"({"Type":"container","Action":"create","Actor":{"ID":")" + kId +
-                             R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},"time":1796024645,"timeNano":1796024645000000042})"
-                             "\n";
+  docker.endedStreamEvents = containerEvent("create", kId, kAppLabels);
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
   InjectorOptions options = optionsIn(dir);
@@ -754,9 +749,7 @@ BOOST_AUTO_TEST_CASE(AContainerRemovedWhileNoEventCouldSaySoIsForgottenAtTheNext
   BOOST_REQUIRE(runUntil(loop, [&] { return docker.eventPaths().size() >= 2 && docker.lists() >= 2; }, 5s));
   BOOST_TEST(runUntil(loop, [&] { return injector.counters().containersWatched == 0; }, 5s),
              "a container no list shows and no inspect finds is still watched");
-  int done = 0;
-  injector.shutdown([&] { ++done; });
-  BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
+  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {

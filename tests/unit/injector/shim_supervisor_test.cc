@@ -142,6 +142,19 @@ struct SupervisorFixture {
     return supervisor->ensure(kId, "app", request, std::move(*process), std::move(*netns));
   }
   // ensure() for kId with `init` as the container's init; returns the new shim's pid.
+  // The real shim (or options.shimPath, a copy of it) serving a free loopback port for
+  // `init`, started by a new supervisor; its pid.
+  pid_t ensureRealShim(const Child& init) {
+    if (options.shimPath == shimPath) options.shimPath = connectable::testing::shimBinary();
+    request = parseContainerLabels({{"connect." + std::to_string(freeLoopbackPort()), "198.18.0.5:6379"}});
+    start();
+    Status s = tryEnsure(init);
+    BOOST_REQUIRE_MESSAGE(s, s.message());
+    BOOST_REQUIRE_EQUAL(supervisor->list().size(), 1u);
+    const pid_t pid = supervisor->list()[0].shimPid;
+    shims.insert(pid);
+    return pid;
+  }
   pid_t ensure(const Child& init) {
     Status s = tryEnsure(init);
     BOOST_REQUIRE_MESSAGE(s, s.message());
@@ -262,14 +275,8 @@ BOOST_AUTO_TEST_CASE(ARunningShimIsAdoptedByItsArgumentsWhateverItsProgramIsCall
   }
   BOOST_REQUIRE(chmod(renamed.c_str(), 0755) == 0);
   f.options.shimPath = renamed;
-  const uint16_t port = freeLoopbackPort();
-  f.request = parseContainerLabels({{"connect." + std::to_string(port), "198.18.0.5:6379"}});
-  f.start();
   Child init = Child::spawn({"sleep", "30"});
-  BOOST_REQUIRE(f.tryEnsure(init));
-  BOOST_REQUIRE_EQUAL(f.supervisor->list().size(), 1u);
-  const pid_t shim = f.supervisor->list()[0].shimPid;
-  f.shims.insert(shim);
+  const pid_t shim = f.ensureRealShim(init);
   BOOST_REQUIRE(connectable::testing::waitFor([&] { return readFile("/proc/" + std::to_string(shim) + "/comm") == "my-proxy\n"; }, 2s));
   f.supervisor.reset();  // the injector goes away; its shims keep serving
 
@@ -285,15 +292,8 @@ BOOST_AUTO_TEST_CASE(AShimWhoseRecordIsUnreadableIsStoppedNotLeftHoldingItsPorts
   // Adopted it cannot be (its pid and start time are in the record), and left running it
   // would hold the container's ports against the shim started in its place, unwatched.
   SupervisorFixture f;
-  f.options.shimPath = connectable::testing::shimBinary();
-  const uint16_t port = freeLoopbackPort();
-  f.request = parseContainerLabels({{"connect." + std::to_string(port), "198.18.0.5:6379"}});
-  f.start();
   Child init = Child::spawn({"sleep", "30"});
-  BOOST_REQUIRE(f.tryEnsure(init));
-  BOOST_REQUIRE_EQUAL(f.supervisor->list().size(), 1u);
-  const pid_t shim = f.supervisor->list()[0].shimPid;
-  f.shims.insert(shim);
+  const pid_t shim = f.ensureRealShim(init);
   f.supervisor.reset();
   std::ofstream(f.dir + "/shims/" + kId + ".json", std::ios::trunc) << "{\"container_id\": \"" << kId << "\", \"shim_pi";
 
@@ -309,14 +309,8 @@ BOOST_AUTO_TEST_CASE(AShimWhoseRecordIsUnreadableIsStoppedNotLeftHoldingItsPorts
 BOOST_AUTO_TEST_CASE(AShimOfAnotherStateDirIsLeftAlone) {
   // Two injectors for two daemons keep their shims apart by state dir.
   SupervisorFixture f;
-  f.options.shimPath = connectable::testing::shimBinary();
-  const uint16_t port = freeLoopbackPort();
-  f.request = parseContainerLabels({{"connect." + std::to_string(port), "198.18.0.5:6379"}});
-  f.start();
   Child init = Child::spawn({"sleep", "30"});
-  BOOST_REQUIRE(f.tryEnsure(init));
-  const pid_t shim = f.supervisor->list()[0].shimPid;
-  f.shims.insert(shim);
+  const pid_t shim = f.ensureRealShim(init);
 
   SupervisorOptions other = f.options;
   other.stateDir = tempDir();
