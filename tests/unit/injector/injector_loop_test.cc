@@ -16,6 +16,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -233,6 +234,28 @@ InjectorOptions optionsIn(const std::string& dir) {
   return options;
 }
 
+// An injector watching a fake daemon that runs no container yet, once it has listed them;
+// shut down at the end of the case.
+struct EmptyDaemon {
+  std::string dir = tempDir();
+  FakeDocker docker{dir, [](int) { return jsonReply(200, "[]"); }};
+  EventLoop loop;
+  std::unique_ptr<Injector> injector;
+
+  EmptyDaemon() { BOOST_REQUIRE(loop.init()); }
+  ~EmptyDaemon() {
+    if (injector) shutDown(loop, *injector);
+  }
+  Injector& start(const std::function<void(InjectorOptions&)>& adjust = {}) {
+    InjectorOptions options = optionsIn(dir);
+    if (adjust) adjust(options);
+    injector = std::make_unique<Injector>(loop, docker.endpoint(), options);
+    BOOST_REQUIRE(injector->start());
+    BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 5s));
+    return *injector;
+  }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(InjectorReconcile)
@@ -421,44 +444,32 @@ BOOST_AUTO_TEST_CASE(ACreateHeldWhileDockerListsIsTimedFromWhenItCame) {
 BOOST_AUTO_TEST_CASE(AContainerCreatedAndNotStartedIsLookedForLessAndLessOftenThenNoMore) {
   // Its cgroup appears only once it is started, which may be never: `docker create`, or a
   // compose project that creates all its containers before starting any.
-  std::string dir = tempDir();
-  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  InjectorOptions options = optionsIn(dir);
-  options.earlyPollInterval = 2ms;
-  options.earlyPollFastFor = 200ms;
-  options.earlyPollSlowest = 50ms;
-  options.earlyPollAfterCreate = 1000ms;
-  Injector injector(loop, docker.endpoint(), options);
-  BOOST_REQUIRE(injector.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 5s));
-  docker.sendEvents(containerEvent("create", kId, kAppLabels));
-  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().earlyPolls >= 1; }, 5s));
-  runUntil(loop, [] { return false; }, 1300ms);
+  EmptyDaemon d;
+  Injector& injector = d.start([](InjectorOptions& o) {
+    o.earlyPollInterval = 2ms;
+    o.earlyPollFastFor = 200ms;
+    o.earlyPollSlowest = 50ms;
+    o.earlyPollAfterCreate = 1000ms;
+  });
+  d.docker.sendEvents(containerEvent("create", kId, kAppLabels));
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return injector.counters().earlyPolls >= 1; }, 5s));
+  runUntil(d.loop, [] { return false; }, 1300ms);
   const uint64_t polls = injector.counters().earlyPolls;
   // At most 100 in the fast 200 ms, then 4, 8, 16, 32, 50, 50 ... ms apart: about 25 more.
   // Every 2 ms for the whole second would be 500.
   BOOST_TEST(polls <= 140u, polls << " cgroup reads for a container that was never started");
-  runUntil(loop, [] { return false; }, 500ms);
+  runUntil(d.loop, [] { return false; }, 500ms);
   BOOST_TEST(injector.counters().earlyPolls == polls, "still looking 1.8 s after the create event");
-  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(AnEventThatCannotBeReadIsFollowedByAList) {
   // It may have been a labelled container's start or die: the list says what runs now.
-  std::string dir = tempDir();
-  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  Injector injector(loop, docker.endpoint(), optionsIn(dir));
-  BOOST_REQUIRE(injector.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 5s));
-  runUntil(loop, [] { return false; }, 100ms);
-  BOOST_REQUIRE_EQUAL(docker.lists(), 1);
-  docker.sendEvents(R"({"Type":"container","Action":"start","Actor":{"ID":")" + kId + "\n");
-  BOOST_TEST(runUntil(loop, [&] { return docker.lists() >= 2; }, 5s), "no list after an unreadable event");
-  shutDown(loop, injector);
+  EmptyDaemon d;
+  d.start();
+  runUntil(d.loop, [] { return false; }, 100ms);
+  BOOST_REQUIRE_EQUAL(d.docker.lists(), 1);
+  d.docker.sendEvents(R"({"Type":"container","Action":"start","Actor":{"ID":")" + kId + "\n");
+  BOOST_TEST(runUntil(d.loop, [&] { return d.docker.lists() >= 2; }, 5s), "no list after an unreadable event");
 }
 
 BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
