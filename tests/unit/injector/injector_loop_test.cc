@@ -745,22 +745,16 @@ BOOST_AUTO_TEST_CASE(AContainerRefusedForWantOfAUidGetsItsShimOnceAUidFrees) {
 
 BOOST_AUTO_TEST_CASE(AContainerRemovedWhileNoEventCouldSaySoIsForgottenAtTheNextList) {
   // Its destroy event was lost (the daemon's replay does not reach back that far): the list
-  // does not show it, and an inspect says it is gone. Kept, it would be counted as watched,
-  // and its problem record shown, for as long as the injector runs.
-  std::string dir = tempDir();
-  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });  // inspects answer 404
-  docker.streamsToEnd = 1;
-  docker.endedStreamEvents = containerEvent("create", kId, kAppLabels);
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  InjectorOptions options = optionsIn(dir);
-  options.reconnectMin = 10ms;
-  Injector injector(loop, docker.endpoint(), options);
-  BOOST_REQUIRE(injector.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return docker.eventPaths().size() >= 2 && docker.lists() >= 2; }, 5s));
-  BOOST_TEST(runUntil(loop, [&] { return injector.counters().containersWatched == 0; }, 5s),
+  // does not show it, and an inspect says it is gone (the fake daemon knows no container).
+  // Kept, it would be counted as watched, and its problem record shown, for as long as the
+  // injector runs.
+  EmptyDaemon d;
+  d.docker.streamsToEnd = 1;
+  d.docker.endedStreamEvents = containerEvent("create", kId, kAppLabels);
+  Injector& injector = d.start([](InjectorOptions& o) { o.reconnectMin = 10ms; });
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.eventPaths().size() >= 2 && d.docker.lists() >= 2; }, 5s));
+  BOOST_TEST(runUntil(d.loop, [&] { return injector.counters().containersWatched == 0; }, 5s),
              "a container no list shows and no inspect finds is still watched");
-  shutDown(loop, injector);
 }
 
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
