@@ -26,14 +26,15 @@ dockerd_answers() {
 }
 
 # Pids of every running dockerd, ours or not (a zombie, one just stopped, is not running).
+# POSIX sh: the tests source this file with /bin/sh.
 _dockerd_pids() {
-  local dir pids=()
+  local dir pids=""
   for dir in /proc/[0-9]*; do
     [ "$(cat "$dir/comm" 2>/dev/null)" = dockerd ] || continue
     [ "$(awk '{print $3}' "$dir/stat" 2>/dev/null)" = Z ] && continue
-    pids+=("${dir#/proc/}")
+    pids="$pids${pids:+ }${dir#/proc/}"
   done
-  echo "${pids[*]}"
+  echo "$pids"
 }
 
 dockerd_ensure() {
@@ -70,7 +71,7 @@ dockerd_ensure() {
   local pid=$!
   echo "$pid" >"$DOCKERD_PID_FILE"
   _DOCKERD_STARTED_PID=$pid
-  local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+  local deadline=$(($(date +%s) + DOCKERD_TIMEOUT))
   until dockerd_answers; do
     if ! kill -0 "$pid" 2>/dev/null; then
       _dockerd_log "dockerd (pid $pid) exited during startup; last log lines:"
@@ -78,7 +79,7 @@ dockerd_ensure() {
       rm -f "$DOCKERD_PID_FILE"
       return 1
     fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
+    if [ "$(date +%s)" -ge "$deadline" ]; then
       _dockerd_log "dockerd (pid $pid) did not answer on $DOCKER_SOCK within ${DOCKERD_TIMEOUT}s; last log lines:"
       tail -n 20 "$DOCKERD_LOG" >&2
       return 1
@@ -109,10 +110,10 @@ _dockerd_stop_pid() {
   fi
   _dockerd_log "stopping dockerd (pid $pid)"
   kill -TERM "$pid"
-  local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+  local deadline=$(($(date +%s) + DOCKERD_TIMEOUT))
   # Our child turns zombie until reaped, and kill -0 still succeeds on a zombie.
   while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
+    if [ "$(date +%s)" -ge "$deadline" ]; then
       _dockerd_log "dockerd (pid $pid) ignored SIGTERM for ${DOCKERD_TIMEOUT}s; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null
       break
@@ -129,9 +130,9 @@ dockerd_restart_own() {
   pid=$(cat "$DOCKERD_PID_FILE" 2>/dev/null) || { _dockerd_log "no daemon of ours to restart"; return 1; }
   [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] || { _dockerd_log "pid $pid is not our dockerd"; return 1; }
   kill -TERM "$pid"
-  local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+  local deadline=$(($(date +%s) + DOCKERD_TIMEOUT))
   while [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
-    [ "$SECONDS" -ge "$deadline" ] && { kill -KILL "$pid"; break; }
+    [ "$(date +%s)" -ge "$deadline" ] && { kill -KILL "$pid"; break; }
     sleep 0.1
   done
   rm -f "$DOCKERD_PID_FILE"
