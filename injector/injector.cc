@@ -54,6 +54,7 @@ Status Injector::start() {
   if (Status s = supervisor_.init(); !s) return s;
   if (Status s = problems_.init(); !s) return s;
   supervisor_.onGaveUp([this](const std::string& id, const std::string& why) { noShim(id, why); });
+  supervisor_.onNotServing([this](const std::string& id, const std::string& why) { noShim(id, why); });
   supervisor_.onShimGone([this] {
     if (!uidRetryTimer_) uidRetryTimer_ = loop_.addTimer(Millis(0), [this] { retryWaitingForUid(); });
   });

@@ -104,6 +104,7 @@ struct ShimSupervisor::Managed : IoHandler {
   Clock::time_point startedAt;
   EventLoop::TimerId killTimer = 0;
   EventLoop::TimerId restartTimer = 0;
+  EventLoop::TimerId servingTimer = 0;  // after a taken port: still up then, it serves
 
   void onIo(uint32_t) override {
     if (!gone) owner->onShimExit(*this);
@@ -182,7 +183,8 @@ void ShimSupervisor::unwatch(Managed& m) {
   if (m.shim.valid()) loop_.remove(m.shim.fd());
   if (m.killTimer) loop_.cancelTimer(m.killTimer);
   if (m.restartTimer) loop_.cancelTimer(m.restartTimer);
-  m.killTimer = m.restartTimer = 0;
+  if (m.servingTimer) loop_.cancelTimer(m.servingTimer);
+  m.killTimer = m.restartTimer = m.servingTimer = 0;
 }
 
 Status ShimSupervisor::init() {
@@ -485,15 +487,22 @@ void ShimSupervisor::onShimExit(Managed& m) {
   if (code == kExitPortInUse) {
     // Someone in the container holds the port: retrying fast would only spin. Try again
     // at the slowest pace, and say so once.
+    if (m.servingTimer) loop_.cancelTimer(m.servingTimer);
+    m.servingTimer = 0;
     if (!m.portInUseLogged) {
       log::warn("a port is already taken inside the container; retrying every few seconds",
                 {containerField(m.info), {"ports", m.info.ports}, {"retry_ms", std::to_string(options_.restartMax.count())}});
       m.portInUseLogged = true;
+      notServing(m.info.containerId, "a port of " + m.info.ports + " is already taken inside the container; tried again every " +
+                                         std::to_string(options_.restartMax.count() / 1000) + " s");
     }
     m.crashesInARow = std::numeric_limits<uint32_t>::max() / 2;  // back-off at its maximum
     scheduleRestart(m);
     return;
   }
+  if (m.servingTimer) loop_.cancelTimer(m.servingTimer);
+  m.servingTimer = 0;
+  if (m.portInUseLogged) notServing(m.info.containerId, "");  // a crash, logged next, is not a taken port
   m.portInUseLogged = false;
   log::warn("shim died; restarting", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
   scheduleRestart(m);
@@ -519,7 +528,19 @@ void ShimSupervisor::scheduleRestart(Managed& m) {
     }
     ++mm.info.restarts;
     ++restartsTotal_;
-    if (Status s = spawn(mm); !s) gaveUp(id, s.message());  // logged there too
+    if (Status s = spawn(mm); !s) {
+      gaveUp(id, s.message());  // logged there too
+      return;
+    }
+    if (!mm.portInUseLogged) return;
+    mm.servingTimer = loop_.addTimer(options_.portFreeAfter, [this, id] {
+      auto again = shims_.find(id);
+      if (again == shims_.end()) return;
+      again->second->servingTimer = 0;
+      again->second->portInUseLogged = false;
+      log::info("the taken port is free now; the shim serves", {containerField(again->second->info)});
+      notServing(id, "");
+    });
   });
 }
 

@@ -31,6 +31,9 @@ struct SupervisorOptions {
                                         // drain timeout, while its container runs)
   Millis restartMin{100};
   Millis restartMax{10000};
+  // A shim started again after a port was taken in its container serves once it has run
+  // this long (it exits at once when the port is still taken).
+  Millis portFreeAfter{1000};
   // With a count, each container's shim runs as a uid of its own from [shimUidFirst,
   // shimUidFirst + shimUidCount) (--shim-uids), so that no shim can signal, renice or limit
   // another; without, every shim runs as shimArgs' --user.
@@ -115,6 +118,11 @@ class ShimSupervisor {
     onGaveUp_ = std::move(cb);
   }
   uint64_t restartsTotal() const { return restartsTotal_; }
+  // Told when a container's shim cannot serve for now though it is retried (a port taken
+  // inside the container), with why; and with an empty why once it serves again.
+  void onNotServing(std::function<void(const std::string& containerId, const std::string& why)> cb) {
+    onNotServing_ = std::move(cb);
+  }
   // With --shim-uids: whether a new shim for the container would get a uid now.
   bool hasUidFor(const std::string& containerId) const;
   // Told each time a shim is gone for good, and its uid with it. Must not call back into
@@ -154,6 +162,10 @@ class ShimSupervisor {
   uint64_t restartsTotal_ = 0;
   std::function<void(const std::string&, const std::string&)> onGaveUp_;
   std::function<void()> onShimGone_;
+  std::function<void(const std::string&, const std::string&)> onNotServing_;
+  void notServing(const std::string& containerId, const std::string& why) {
+    if (onNotServing_) onNotServing_(containerId, why);
+  }
   void gaveUp(const std::string& containerId, const std::string& why) {
     if (onGaveUp_) onGaveUp_(containerId, why);
   }

@@ -626,6 +626,33 @@ BOOST_AUTO_TEST_CASE(GivingUpOnAShimThatDiedIsToldWithWhy) {
   BOOST_TEST(supervisor.list().empty());
 }
 
+BOOST_AUTO_TEST_CASE(APortTakenInsideTheContainerIsToldAndClearedOnceTheShimServes) {
+  // Retried slowly and for ever, the shim never gives up: the injector must still learn
+  // why the container has no port, for `connectable status`, and when that is over.
+  SupervisorFixture f;
+  // Exits as the shim does when a port is taken, the first two times; then serves.
+  writeShim(f.shimPath, "n=$(cat " + f.dir + "/tries 2>/dev/null || echo 0)\necho $((n + 1)) > " + f.dir +
+                            "/tries\n[ \"$n\" -ge 2 ] && exec sleep 30\nexit 3\n");
+  f.options.restartMax = 100ms;
+  f.options.portFreeAfter = 300ms;
+  ShimSupervisor& supervisor = f.start();
+  std::vector<std::string> told;
+  supervisor.onNotServing([&](const std::string& id, const std::string& why) {
+    BOOST_TEST(id == kId);
+    told.push_back(why);
+  });
+  Child init = Child::spawn({"sleep", "30"});
+  CapturedOutput log(STDERR_FILENO, f.dir + "/log");
+  BOOST_REQUIRE(f.tryEnsure(init));
+  BOOST_REQUIRE(runUntil(f.loop, [&] { return told.size() >= 2; }, 5s));
+  for (const auto& shim : supervisor.list()) f.shims.insert(shim.shimPid);
+  log.restore();
+  BOOST_TEST(told[0].find("a port of 6000 is already taken inside the container") != std::string::npos, told[0]);
+  BOOST_TEST(told[1].empty(), "the second word was '" << told[1] << "', not that it serves");
+  BOOST_TEST(told.size() == 2u, "told once, not at every try");
+  BOOST_TEST(supervisor.serves(kId));
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
   SupervisorFixture f;
   {
