@@ -26,7 +26,8 @@ const char* levelName(Level level) {
 bool needsQuotes(std::string_view v) {
   if (v.empty()) return true;
   for (char c : v)
-    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20) return true;
+    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+      return true;  // quoted values are escaped: no raw control or stray byte reaches the terminal
   return false;
 }
 
@@ -53,10 +54,43 @@ bool parseFormat(std::string_view text, Format* out) {
 
 bool enabled(Level level) { return level >= gLevel; }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at text[i] (RFC 3629: no overlong forms, no
+// surrogates, nothing past U+10FFFF), or 0 if there is none.
+size_t utf8Length(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xbf;  // bounds of the second byte
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + n > text.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
+  return n;
+}
+
+}  // namespace
+
 std::string jsonEscape(std::string_view text) {
+  // What comes from outside (DNS names, labels, client input in errors) may hold any byte:
+  // the output is always valid JSON in UTF-8, each byte that is not UTF-8 becoming U+FFFD.
   std::string out;
   out.reserve(text.size() + 2);
-  for (char c : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const auto u = static_cast<unsigned char>(c);
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -64,12 +98,17 @@ std::string jsonEscape(std::string_view text) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
+        if (u < 0x20 || u == 0x7f) {
           char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          std::snprintf(buf, sizeof buf, "\\u%04x", u);
           out += buf;
-        } else {
+        } else if (u < 0x80) {
           out += c;
+        } else if (size_t n = utf8Length(text, i)) {
+          out.append(text.substr(i, n));
+          i += n - 1;
+        } else {
+          out += "\\ufffd";
         }
     }
   }
