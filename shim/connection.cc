@@ -82,6 +82,9 @@ void Connection::start() {
     ringRead(toBackend_);
   } else if (Status s = proxy_.loop().add(client_.fd, kSocketEvents, &client_); !s) {
     // Registered now, so a client that gives up while we connect is noticed at once.
+    // (epoll_ctl fails for want of memory, or of fs.epoll.max_user_watches, which every
+    // shim of one uid shares.)
+    proxy_.warnShortage(port_.spec().port, "closing client connection: cannot watch its socket", s);
     close("registering client socket", true, FailureReason::Internal);
     return;
   }
@@ -508,6 +511,7 @@ void Connection::finishLeavingRing() {
   for (Side* s : {&client_, &upstream_}) {
     // Neither was registered: the ring did the upstream's connect too.
     if (Status st = loop.add(s->fd, kSocketEvents, s); !st) {
+      proxy_.warnShortage(port_.spec().port, "closing client connection: cannot watch its sockets", st);
       close("registering socket", true, FailureReason::Internal);
       return;
     }
