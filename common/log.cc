@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/utf8.h"
+
 namespace connectable::log {
 namespace {
 
@@ -54,35 +56,6 @@ bool parseFormat(std::string_view text, Format* out) {
 
 bool enabled(Level level) { return level >= gLevel; }
 
-namespace {
-
-// Length of the well-formed UTF-8 sequence at text[i] (RFC 3629: no overlong forms, no
-// surrogates, nothing past U+10FFFF), or 0 if there is none.
-size_t utf8Length(std::string_view text, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char c = byte(i);
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xbf;  // bounds of the second byte
-  if (c >= 0xc2 && c <= 0xdf) n = 2;
-  else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (i + n > text.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k)
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
-  return n;
-}
-
-}  // namespace
-
 std::string jsonEscape(std::string_view text) {
   // What comes from outside (DNS names, labels, client input in errors) may hold any byte:
   // the output is always valid JSON in UTF-8, each byte that is not UTF-8 becoming U+FFFD.
@@ -104,7 +77,7 @@ std::string jsonEscape(std::string_view text) {
           out += buf;
         } else if (u < 0x80) {
           out += c;
-        } else if (size_t n = utf8Length(text, i)) {
+        } else if (size_t n = utf8SequenceLength(text, i)) {
           out.append(text.substr(i, n));
           i += n - 1;
         } else {

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "common/utf8.h"
+
 namespace connectable {
 
 std::string escapeLabelValue(std::string_view value) {
@@ -136,36 +138,6 @@ bool isTimestamp(std::string_view s) {
   int64_t ms = 0;
   auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), ms);
   return !s.empty() && error == std::errc() && end == s.data() + s.size();
-}
-
-// As Prometheus checks label values: no overlong forms, surrogates or code points past U+10FFFF.
-bool isUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) continue;
-    size_t more = 0;
-    unsigned char low = 0x80, high = 0xbf;  // the second byte's range
-    if (c >= 0xc2 && c <= 0xdf) {
-      more = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      more = 2;
-      if (c == 0xe0) low = 0xa0;
-      if (c == 0xed) high = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      more = 3;
-      if (c == 0xf0) low = 0x90;
-      if (c == 0xf4) high = 0x8f;
-    } else {
-      return false;
-    }
-    if (s.size() - i - 1 < more) return false;
-    const auto second = static_cast<unsigned char>(s[i + 1]);
-    if (second < low || second > high) return false;
-    for (size_t k = 2; k <= more; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-    i += more;
-  }
-  return true;
 }
 
 // HELP text escapes only backslash and newline.
