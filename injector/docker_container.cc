@@ -112,6 +112,10 @@ std::string ContainerSummary::name() const {
 
 std::string shortContainerId(const std::string& id) { return id.substr(0, 12); }
 
+bool isContainerId(std::string_view text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 std::string containerDisplayName(const std::string& name, const std::string& id) {
   return (name.empty() ? "?" : name) + " (" + shortContainerId(id) + ")";
 }

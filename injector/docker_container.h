@@ -63,6 +63,9 @@ Result<ContainerInfo> parseContainerInspect(std::string_view json);
 // How every log line, status row and shim name shows a container: its id's first 12 hex
 // digits, as `docker ps` does, and "name (short id)", "?" standing for an unknown name.
 std::string shortContainerId(const std::string& id);
+// A full id as Docker gives it: 64 lowercase hex digits (so, as a file name, it reaches
+// nowhere outside its directory).
+bool isContainerId(std::string_view text);
 std::string containerDisplayName(const std::string& name, const std::string& id);
 
 }  // namespace connectable

@@ -53,7 +53,6 @@ Status Injector::start() {
   hostNetnsInode_ = *inode;
   if (Status s = supervisor_.init(); !s) return s;
   if (Status s = problems_.init(); !s) return s;
-  supervisor_.onGaveUp([this](const std::string& id, const std::string& why) { noShim(id, why); });
   supervisor_.onNotServing([this](const std::string& id, const std::string& why) { noShim(id, why); });
   supervisor_.onShimGone([this] {
     if (!uidRetryTimer_) uidRetryTimer_ = loop_.addTimer(Millis(0), [this] { retryWaitingForUid(); });

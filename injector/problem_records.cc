@@ -11,16 +11,12 @@
 #include <iterator>
 
 #include "common/log.h"
+#include "injector/docker_container.h"
 #include "injector/shim_supervisor.h"
 
 namespace connectable {
 
 namespace {
-
-// A record's name is the container's id: 64 hex digits, so no name reaches outside the dir.
-bool isContainerId(const std::string& s) {
-  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
 
 std::vector<std::string> recordIds(const std::string& dir) {
   std::vector<std::string> ids;

@@ -437,7 +437,8 @@ void ShimSupervisor::onShimExit(Managed& m) {
   }
   m.shim.reset();
   if (m.killTimer) loop_.cancelTimer(m.killTimer);
-  m.killTimer = 0;
+  if (m.servingTimer) loop_.cancelTimer(m.servingTimer);  // it did not stay up
+  m.killTimer = m.servingTimer = 0;
   if (m.retired) {
     // The record and control socket are its successor's now: leave them.
     log::info("replaced shim stopped", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
@@ -468,7 +469,7 @@ void ShimSupervisor::onShimExit(Managed& m) {
       const std::string id = m.info.containerId;
       removeState(id);
       forget(id);
-      gaveUp(id, "could not run the shim program: " + why);
+      notServing(id, "could not run the shim program: " + why);
       return;
     }
     log::error("could not run the shim program; retrying", {containerField(m.info), {"path", options_.shimPath},
@@ -481,14 +482,12 @@ void ShimSupervisor::onShimExit(Managed& m) {
     const std::string id = m.info.containerId;
     removeState(id);
     forget(id);
-    gaveUp(id, "the shim rejected its arguments (" + how + "); see the injector's log");
+    notServing(id, "the shim rejected its arguments (" + how + "); see the injector's log");
     return;
   }
   if (code == kExitPortInUse) {
     // Someone in the container holds the port: retrying fast would only spin. Try again
     // at the slowest pace, and say so once.
-    if (m.servingTimer) loop_.cancelTimer(m.servingTimer);
-    m.servingTimer = 0;
     if (!m.portInUseLogged) {
       log::warn("a port is already taken inside the container; retrying every few seconds",
                 {containerField(m.info), {"ports", m.info.ports}, {"retry_ms", std::to_string(options_.restartMax.count())}});
@@ -500,8 +499,6 @@ void ShimSupervisor::onShimExit(Managed& m) {
     scheduleRestart(m);
     return;
   }
-  if (m.servingTimer) loop_.cancelTimer(m.servingTimer);
-  m.servingTimer = 0;
   if (m.portInUseLogged) notServing(m.info.containerId, "");  // a crash, logged next, is not a taken port
   m.portInUseLogged = false;
   log::warn("shim died; restarting", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
@@ -529,7 +526,7 @@ void ShimSupervisor::scheduleRestart(Managed& m) {
     ++mm.info.restarts;
     ++restartsTotal_;
     if (Status s = spawn(mm); !s) {
-      gaveUp(id, s.message());  // logged there too
+      notServing(id, s.message());  // logged there too
       return;
     }
     if (!mm.portInUseLogged) return;
@@ -753,11 +750,9 @@ void ShimSupervisor::stopUnrecordedShims() {
         args[6] != "--control")
       return "";
     const std::string& control = args[7];
-    if (control.size() != prefix.size() + 64 + 5 || control.compare(0, prefix.size(), prefix) != 0 ||
-        control.compare(control.size() - 5, 5, ".sock") != 0)
-      return "";
+    if (control.compare(0, prefix.size(), prefix) != 0) return "";
     std::string id = control.substr(prefix.size(), 64);
-    if (id.find_first_not_of("0123456789abcdef") != std::string::npos || shims_.count(id)) return "";
+    if (!isContainerId(id) || control != controlPath(id) || shims_.count(id)) return "";
     return id;
   };
   DIR* proc = opendir("/proc");

@@ -112,17 +112,14 @@ class ShimSupervisor {
   // No shim left at all, counting the replaced ones still exiting: what to wait for after
   // stopAll.
   bool allGone() const { return shims_.empty() && retired_.empty(); }
-  // Told when it gives up on a container's shim after it died (the program cannot run, it
-  // refused its arguments, a restart cannot be made), with why: it is not restarted again.
-  void onGaveUp(std::function<void(const std::string& containerId, const std::string& why)> cb) {
-    onGaveUp_ = std::move(cb);
-  }
-  uint64_t restartsTotal() const { return restartsTotal_; }
-  // Told when a container's shim cannot serve for now though it is retried (a port taken
-  // inside the container), with why; and with an empty why once it serves again.
+  // Told why a container is left without a serving shim after its shim died: given up for
+  // good (the program cannot run, it refused its arguments, a restart cannot be made), or
+  // retried slowly (a port taken inside the container); told again with an empty why once
+  // a retried one serves.
   void onNotServing(std::function<void(const std::string& containerId, const std::string& why)> cb) {
     onNotServing_ = std::move(cb);
   }
+  uint64_t restartsTotal() const { return restartsTotal_; }
   // With --shim-uids: whether a new shim for the container would get a uid now.
   bool hasUidFor(const std::string& containerId) const;
   // Told each time a shim is gone for good, and its uid with it. Must not call back into
@@ -160,14 +157,10 @@ class ShimSupervisor {
   // but apart, since their successor owns the container id, its record and control socket.
   std::vector<std::unique_ptr<Managed>> retired_;
   uint64_t restartsTotal_ = 0;
-  std::function<void(const std::string&, const std::string&)> onGaveUp_;
   std::function<void()> onShimGone_;
   std::function<void(const std::string&, const std::string&)> onNotServing_;
   void notServing(const std::string& containerId, const std::string& why) {
     if (onNotServing_) onNotServing_(containerId, why);
-  }
-  void gaveUp(const std::string& containerId, const std::string& why) {
-    if (onGaveUp_) onGaveUp_(containerId, why);
   }
 };
 

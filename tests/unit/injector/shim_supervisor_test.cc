@@ -613,7 +613,7 @@ BOOST_AUTO_TEST_CASE(GivingUpOnAShimThatDiedIsToldWithWhy) {
   writeShim(f.shimPath, "sleep 0.2\nexit 2\n");  // as the shim does with arguments it refuses
   ShimSupervisor& supervisor = f.start();
   std::string who, why;
-  supervisor.onGaveUp([&](const std::string& id, const std::string& reason) {
+  supervisor.onNotServing([&](const std::string& id, const std::string& reason) {
     who = id;
     why = reason;
   });
