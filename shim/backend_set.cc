@@ -23,9 +23,9 @@ BackendSet::BackendSet(std::vector<Target> targets, AddressRanges allow)
   for (size_t i = 0; i < targets_.size(); ++i) {
     if (targets_[i].kind == Target::Kind::Literal) {
       answered_[i] = true;
-      std::string refused;
+      std::vector<SocketAddress> refused;
       if (!allowed(targets_[i].address, &refused)) {
-        noteRefused(i, refused);
+        noteRefused(i, std::move(refused));
         continue;
       }
       auto& b = literal[targets_[i].address];
@@ -47,23 +47,29 @@ std::string BackendSet::problems() const {
     if (!perTarget_[i].empty()) continue;
     if (!problems_[i].empty()) out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + problems_[i];
     if (!refused_[i].empty())
-      out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + refused_[i] + " outside --allow-upstream";
+      out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + refusedText(i) + " outside --allow-upstream";
   }
   return out;
 }
 
-bool BackendSet::allowed(const SocketAddress& address, std::string* refused) const {
+bool BackendSet::allowed(const SocketAddress& address, std::vector<SocketAddress>* refused) const {
   if (allowed_.empty() || allowed_.contains(address)) return true;
-  *refused += (refused->empty() ? "" : ",") + address.toString();
+  refused->push_back(address);
   return false;
 }
 
-void BackendSet::noteRefused(size_t index, const std::string& refused) {
+void BackendSet::noteRefused(size_t index, std::vector<SocketAddress> refused) {
   if (refused == refused_[index]) return;  // an answer refreshed each second is logged once
-  refused_[index] = refused;
-  if (!refused.empty())
+  refused_[index] = std::move(refused);
+  if (!refused_[index].empty())
     log::warn("leaving out backends outside --allow-upstream",
-              {{"target", targets_[index].text}, {"addresses", refused}, {"allowed", allowed_.text()}});
+              {{"target", targets_[index].text}, {"addresses", refusedText(index)}, {"allowed", allowed_.text()}});
+}
+
+std::string BackendSet::refusedText(size_t index) const {
+  std::string out;
+  for (const SocketAddress& a : refused_[index]) out += (out.empty() ? "" : ",") + a.toString();
+  return out;
 }
 
 void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolved, const std::string& problem,
@@ -76,7 +82,7 @@ void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolv
   std::vector<std::shared_ptr<Backend>> next;
   std::vector<Claim> claims;
   std::set<SocketAddress> taken;  // sets, not scans: an answer may list thousands
-  std::string refused;
+  std::vector<SocketAddress> refused;
   for (const auto& r : resolved) {
     if (!allowed(r.address, &refused)) continue;
     if (!taken.insert(r.address).second) continue;  // the first record for an address wins
@@ -86,7 +92,7 @@ void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolv
     next.push_back(std::move(b));
     claims.push_back({r.priority, r.weight});
   }
-  noteRefused(index, refused);
+  noteRefused(index, std::move(refused));
   perTarget_[index] = std::move(next);
   claims_[index] = std::move(claims);
   answered_[index] = true;

@@ -47,7 +47,8 @@ class BackendSet {
   const std::string& problem(size_t index) const { return problems_[index]; }
   bool stale(size_t index) const { return stale_[index]; }
   // The addresses target `index` names now that --allow-upstream leaves out ("a,b"; "" if none).
-  const std::string& refused(size_t index) const { return refused_[index]; }
+  const std::vector<SocketAddress>& refused(size_t index) const { return refused_[index]; }
+  std::string refusedText(size_t index) const;  // "a,b"
 
  private:
   // What one target says of a backend it names; several targets may name one backend.
@@ -57,12 +58,12 @@ class BackendSet {
   };
   void rebuild();
   // Whether `address` may be a backend of target `index`; notes the ones that may not.
-  bool allowed(const SocketAddress& address, std::string* refused) const;
-  void noteRefused(size_t index, const std::string& refused);
+  bool allowed(const SocketAddress& address, std::vector<SocketAddress>* refused) const;
+  void noteRefused(size_t index, std::vector<SocketAddress> refused);
 
   std::vector<Target> targets_;
   AddressRanges allowed_;
-  std::vector<std::string> refused_;  // per target: the addresses left out now
+  std::vector<std::vector<SocketAddress>> refused_;  // per target: the addresses left out now
   std::vector<std::vector<std::shared_ptr<Backend>>> perTarget_;
   std::vector<std::vector<Claim>> claims_;  // parallel to perTarget_
   std::vector<bool> answered_;

@@ -113,11 +113,7 @@ std::string ShimStatus::json() const {
       const Target& t = set.targets()[i];
       j += std::string(i ? "," : "") + "{\"target\":" + q(t.text) + ",\"kind\":" + q(kindName(t.kind)) +
            ",\"dns\":" + q(dnsState(set, i)) + ",\"outside_allow_upstream\":[";
-      for (size_t at = 0, k = 0; at < set.refused(i).size(); ++k) {
-        const size_t comma = std::min(set.refused(i).find(',', at), set.refused(i).size());
-        j += (k ? "," : "") + q(set.refused(i).substr(at, comma - at));
-        at = comma + 1;
-      }
+      for (size_t k = 0; k < set.refused(i).size(); ++k) j += (k ? "," : "") + q(set.refused(i)[k].toString());
       j += "]";
       const Resolution* r = lookupOf(t);
       j += ",\"ttl_seconds\":" + (r && r->ttl.count() > 0 ? fixed(r->ttl.count() / 1000.0) : std::string("null")) +
@@ -273,7 +269,7 @@ std::string ShimStatus::text() const {
           if (r->ttl.count() > 0) t += ", ttl " + formatAge(r->ttl.count() / 1000.0);
           t += ", next lookup in " + formatAge(secondsUntil(now, r->nextLookup));
         }
-        if (!set.refused(i).empty()) t += ", left out (outside --allow-upstream): " + set.refused(i);
+        if (!set.refused(i).empty()) t += ", left out (outside --allow-upstream): " + set.refusedText(i);
         t += "\n";
       } else if (!set.refused(i).empty()) {
         t += "  target " + set.targets()[i].text + ": left out (outside --allow-upstream)\n";
