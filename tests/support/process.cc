@@ -200,6 +200,25 @@ std::string readFile(const std::string& path) {
   return ss.str();
 }
 
+ForkedRun runForked(const std::function<void(int report)>& body) {
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    close(report[0]);
+    body(report[1]);
+    _exit(0);
+  }
+  close(report[1]);
+  ForkedRun run;
+  char buf[4096];
+  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) run.report.append(buf, static_cast<size_t>(n));
+  close(report[0]);
+  waitpid(pid, &run.status, 0);
+  return run;
+}
+
 namespace {
 // Every directory tempDir() made, removed when the test program ends; set
 // CONNECTABLE_KEEP_TEST_DIRS=1 to keep them (logs of a failing run).

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,15 @@ bool waitFor(F condition, std::chrono::milliseconds timeout) {
 }
 
 std::string readFile(const std::string& path);
+
+// Runs `body` in a forked child, which exits 0 when it returns; `body` writes its report on
+// the descriptor it is given. Returns that report and the child's wait status.
+struct ForkedRun {
+  std::string report;
+  int status = 0;
+};
+ForkedRun runForked(const std::function<void(int report)>& body);
+
 // A fresh directory under /tmp, removed with its contents when the test program ends, also
 // when it is interrupted (kept when CONNECTABLE_KEEP_TEST_DIRS is set, to read the logs of
 // a failing run).

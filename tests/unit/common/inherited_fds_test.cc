@@ -9,6 +9,8 @@
 #include <functional>
 #include <string>
 
+#include "tests/support/process.h"
+
 using namespace connectable;
 
 namespace {
@@ -19,26 +21,14 @@ bool isOpen(int fd) { return fcntl(fd, F_GETFD) != -1; }
 // would break it), handing it a descriptor (500 or above) that survives whatever it closes;
 // returns what the child reported through it: "" when all was as expected.
 std::string inChild(const std::function<std::string(int out)>& check) {
-  int report[2];
-  BOOST_REQUIRE(pipe2(report, O_CLOEXEC) == 0);
-  pid_t pid = fork();
-  BOOST_REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int out = fcntl(report[1], F_DUPFD_CLOEXEC, 500);
+  connectable::testing::ForkedRun run = connectable::testing::runForked([&](int report) {
+    const int out = fcntl(report, F_DUPFD_CLOEXEC, 500);
     std::string wrong = check(out);
     ssize_t unused = write(out, wrong.data(), wrong.size());
     (void)unused;
-    _exit(0);
-  }
-  close(report[1]);
-  std::string wrong;
-  char buf[4096];
-  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) wrong.append(buf, static_cast<size_t>(n));
-  close(report[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  return wrong;
+  });
+  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+  return run.report;
 }
 
 // Opens descriptors 100, 101, 102 and 200, not close-on-exec, beside whatever the runner

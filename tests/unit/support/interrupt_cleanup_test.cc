@@ -53,24 +53,9 @@ std::vector<pid_t> liveMembersOf(pid_t group) {
 // Runs `body` as a test program of its own (a forked child) that `body` ends with a signal;
 // returns what it wrote to the pipe it is given, once it died of `signo`.
 std::string programKilledBy(int signo, const std::function<void(int report)>& body) {
-  int report[2];
-  BOOST_REQUIRE(pipe2(report, O_CLOEXEC) == 0);
-  pid_t program = fork();
-  BOOST_REQUIRE(program >= 0);
-  if (program == 0) {
-    close(report[0]);
-    body(report[1]);
-    _exit(0);  // not reached: body raised a signal
-  }
-  close(report[1]);
-  std::string said;
-  char buf[512];
-  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<size_t>(n));
-  close(report[0]);
-  int status = 0;
-  waitpid(program, &status, 0);
-  BOOST_TEST((WIFSIGNALED(status) && WTERMSIG(status) == signo), "the program did not die of signal " << signo);
-  return said;
+  ForkedRun run = runForked(body);  // body raises the signal before it returns
+  BOOST_TEST((WIFSIGNALED(run.status) && WTERMSIG(run.status) == signo), "the program did not die of signal " << signo);
+  return run.report;
 }
 
 }  // namespace
