@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
+#include <vector>
 
 #include "common/log.h"
 
@@ -28,6 +29,8 @@ Result<std::unique_ptr<IoRing>> IoRing::create(unsigned entries, unsigned buffer
   // then runs the work of arriving bytes in our io_uring_enter, in one batch, instead of
   // interrupting us for each (6.1 and later).
   params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN;
+  // Made disabled, so that it can be restricted (restrictToDataPath) before its first use.
+  params.flags |= IORING_SETUP_R_DISABLED;
   if (int rc = io_uring_queue_init_params(entries, ring->ring_.get(), &params); rc < 0)
     return errnoStatus("io_uring_setup", -rc);
   ring->ringReady_ = true;
@@ -55,7 +58,29 @@ Result<std::unique_ptr<IoRing>> IoRing::create(unsigned entries, unsigned buffer
   io_uring_buf_ring_init(ring->bufferRing_);
   ring->bufferStep_ = buffers;
   ring->addBuffers();
+  if (Status s = restrictToDataPath(ring->ring_.get()); !s) return s;
+  if (int rc = io_uring_enable_rings(ring->ring_.get()); rc < 0) return errnoStatus("io_uring enable", -rc);
   return ring;
+}
+
+Status IoRing::restrictToDataPath(io_uring* ring) {
+  // What IoRing queues, and nothing else: no opening of files, no sockets made, no
+  // registering of anything (the pool's buffer ring is registered before).
+  std::vector<io_uring_restriction> allowed;
+  for (uint8_t op : {IORING_OP_RECV, IORING_OP_SEND, IORING_OP_CONNECT, IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE,
+                     IORING_OP_POLL_ADD}) {
+    io_uring_restriction r{};
+    r.opcode = IORING_RESTRICTION_SQE_OP;
+    r.sqe_op = op;
+    allowed.push_back(r);
+  }
+  io_uring_restriction flags{};
+  flags.opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+  flags.sqe_flags = IOSQE_BUFFER_SELECT | IOSQE_CQE_SKIP_SUCCESS;
+  allowed.push_back(flags);
+  if (int rc = io_uring_register_restrictions(ring, allowed.data(), static_cast<unsigned>(allowed.size())); rc < 0)
+    return errnoStatus("io_uring restrictions", -rc);
+  return Status::ok();
 }
 
 bool IoRing::reserveBuffer() {
