@@ -16,6 +16,7 @@
 #include "common/netns.h"
 #include "common/privileges.h"
 #include "common/srv_resolver.h"
+#include "common/syscall_filter.h"
 #include "common/unique_fd.h"
 #include "shim/discovery.h"
 #include "shim/proxy.h"
@@ -279,6 +280,23 @@ int main(int argc, char** argv) {
   }
   if (!opt.controlPath.empty()) log::info("control socket ready", {{"path", opt.controlPath}});
   if (statusPortUp) log::info("status port ready", {{"listen", SocketAddress::loopbackV4(opt.statusPort).toString()}});
+
+  // Last, once nothing is left to set up: from here on the shim only proxies.
+  std::unique_ptr<SyscallFilter> filter;
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers' runtime reads files and starts a tracer thread at exit: not confined.
+  log::debug("no system call filter under the sanitizers");
+#else
+  auto confined = SyscallFilter::install(loop, [&](long number) {
+    log::error("system call refused by the shim's filter; it failed with ENOSYS", {{"syscall", std::to_string(number)}});
+    proxy.noteError("system call " + std::to_string(number) + " refused by the shim's filter");
+  });
+  if (confined) {
+    filter = std::move(*confined);
+  } else {
+    log::warn("system calls not confined", {{"reason", confined.status().message()}});
+  }
+#endif
   loop.run();
   log::info("stopped", {{"connections", std::to_string(proxy.activeConnections())}});
   return 0;

@@ -1039,6 +1039,23 @@ BOOST_AUTO_TEST_CASE(DropsEveryPrivilegeOnceListening) {
   close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(ConfinesItsSystemCallsOnceListening) {
+  // What the filter refuses is tested in tests/unit/common/syscall_filter_test.cc; that it
+  // refuses nothing a shim needs, by every test that runs one (ShimProcess checks its log).
+  TcpServer backend(replyHandler("ok"));
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  BOOST_TEST(waitFor([&] { return statusField(shim.pid(), "Seccomp") == "2"; }, 2s));
+  BOOST_TEST(statusField(shim.pid(), "Seccomp_filters") == "1");
+  int fd = connectInside(ns);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ok");
+  close(fd);
+  // And it still drains and ends cleanly.
+  shim.child().signal(SIGTERM);
+  BOOST_TEST(shim.child().wait(5s) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(AShimGivenANumericUserBecomesThatUidAndGroupWithNoPasswdEntry) {
   // How the injector gives each shim a uid of its own (--shim-uids): no shim can then
   // signal another, nor can anything else that runs as nobody.

@@ -1,5 +1,6 @@
 #include "tests/support/shim_process.h"
 
+#include <boost/test/unit_test.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
@@ -38,6 +39,17 @@ ShimProcess::ShimProcess(std::vector<std::string> args, const std::vector<int>& 
                     std::chrono::seconds(5));
   if (!up || !child_.running())
     throw std::runtime_error("shim did not start listening; log:\n" + child_.log());
+}
+
+ShimProcess::~ShimProcess() {
+  if (child_.logPath().empty()) return;  // moved from
+  const std::string log = child_.log();
+  const size_t refused = log.find("refused by the shim's filter");
+  if (refused == std::string::npos) return;
+  const size_t start = log.rfind('\n', refused);
+  const size_t end = log.find('\n', refused);
+  BOOST_ERROR("the shim's system call filter refused a call: "
+              << log.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1)));
 }
 
 bool ShimProcess::waitLog(const std::string& text, std::chrono::milliseconds timeout) {

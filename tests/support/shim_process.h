@@ -19,6 +19,11 @@ class ShimProcess {
   // Throws (failing the test) if it exits or does not listen within 5 s. The shim inherits
   // `inherit` as fds 3, 4, ... (see Child::spawn).
   explicit ShimProcess(std::vector<std::string> args, const std::vector<int>& inherit = {});
+  // Fails the test if the shim's system call filter refused anything: every test that runs
+  // a shim also checks that the filter lets a shim do all it did there.
+  ~ShimProcess();
+  ShimProcess(ShimProcess&&) = default;
+  ShimProcess& operator=(ShimProcess&&) = default;
   Child& child() { return child_; }
   pid_t pid() const { return child_.pid(); }
   std::string log() const { return child_.log(); }
