@@ -32,7 +32,8 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::string kDocker = "/usr/bin/docker";  // not the newer client first in PATH
-const std::string kDockerd = "/usr/sbin/dockerd";
+// Debian's docker.io puts it in /usr/sbin, Docker's docker-ce in /usr/bin (as dockerd.sh).
+const std::string kDockerd = access("/usr/sbin/dockerd", X_OK) == 0 ? "/usr/sbin/dockerd" : "/usr/bin/dockerd";
 const std::string kTag = std::to_string(getpid());
 const std::string kInjectorImage = "connectable-itest-" + kTag;
 const std::string kBusyboxImage = "connectable-itest-busybox-" + kTag;
