@@ -24,6 +24,10 @@
 
 using namespace connectable;
 
+// Not under the sanitizers: their runtime makes calls no proxy does (sigaltstack, at
+// every _exit), and the shim installs no filter there either (shim/main.cc).
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(__SANITIZE_ADDRESS__)
+
 namespace {
 
 // Runs `check` in a forked child confined by the filter (installed with a loop of its own
@@ -67,8 +71,6 @@ std::string failsWithEnosys(const char* what, long result) {
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(SyscallFilterOfTheShim)
-
-#if defined(__x86_64__) || defined(__aarch64__)
 
 BOOST_AUTO_TEST_CASE(AConfinedProcessStillDoesEverythingAProxyDoes) {
   int listener = -1;
@@ -180,6 +182,6 @@ BOOST_AUTO_TEST_CASE(ACallInAnotherArchitecturesConventionEndsTheProcess) {
 }
 #endif
 
-#endif
-
 BOOST_AUTO_TEST_SUITE_END()
+
+#endif
