@@ -286,15 +286,19 @@ int main(int argc, char** argv) {
 #if defined(__SANITIZE_ADDRESS__)
   // The sanitizers' runtime reads files and starts a tracer thread at exit: not confined.
   log::debug("no system call filter under the sanitizers");
+  status->setSyscallFilter(false, "a sanitizer build");
 #else
   auto confined = SyscallFilter::install(loop, [&](long number) {
     log::error("system call refused by the shim's filter; it failed with ENOSYS", {{"syscall", std::to_string(number)}});
     proxy.noteError("system call " + std::to_string(number) + " refused by the shim's filter");
+    status->noteRefusedSyscall(number);
   });
   if (confined) {
     filter = std::move(*confined);
+    status->setSyscallFilter(true);
   } else {
     log::warn("system calls not confined", {{"reason", confined.status().message()}});
+    status->setSyscallFilter(false, confined.status().message());
   }
 #endif
   loop.run();

@@ -71,6 +71,11 @@ const Resolution* ShimStatus::lookupOf(const Target& target) const {
   return r && r->nextLookup != Clock::time_point::max() ? r : nullptr;
 }
 
+void ShimStatus::setSyscallFilter(bool on, std::string whyNot) {
+  syscallFilter_ = on;
+  syscallFilterWhyNot_ = std::move(whyNot);
+}
+
 std::string ShimStatus::json() const {
   const auto now = Clock::now();
   std::string j = "{\"name\":" + q(id_.name) + ",\"version\":" + q(id_.version) + ",\"pid\":" + std::to_string(id_.pid) +
@@ -83,7 +88,11 @@ std::string ShimStatus::json() const {
                   (id_.ring ? "{\"pool\":" + std::to_string(id_.ring->bufferCount()) +
                                   ",\"lent\":" + std::to_string(id_.ring->buffersLent()) + "}"
                             : std::string("null")) +
-                  ",\"status_port\":" + (id_.statusPort ? std::to_string(id_.statusPort) : "null") + ",\"last_error\":";
+                  ",\"status_port\":" + (id_.statusPort ? std::to_string(id_.statusPort) : "null") +
+                  ",\"syscall_filter\":{\"on\":" + (syscallFilter_ ? "true" : "false") +
+                  (syscallFilter_ ? std::string() : ",\"why_not\":" + q(syscallFilterWhyNot_)) + ",\"refused\":[";
+  for (size_t i = 0; i < refusedSyscalls_.size(); ++i) j += (i ? "," : "") + std::to_string(refusedSyscalls_[i]);
+  j += "]},\"last_error\":";
   if (proxy_.lastError().empty()) {
     j += "null";
   } else {
@@ -160,6 +169,11 @@ std::string ShimStatus::metrics() const {
            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(id_.startedWall.time_since_epoch()).count()));
   m.family("connectable_shim_uptime_seconds", "gauge", "Seconds since the shim started.");
   m.sampleDouble("connectable_shim_uptime_seconds", {}, secondsBetween(id_.started, now));
+  m.family("connectable_syscall_filter", "gauge", "1 when the shim's system calls are confined (seccomp), else 0.");
+  m.sample("connectable_syscall_filter", {}, syscallFilter_ ? 1 : 0);
+  m.family("connectable_syscalls_refused", "gauge",
+           "System calls the shim's filter refused (each counted once): above 0, part of the shim failed.");
+  m.sample("connectable_syscalls_refused", {}, refusedSyscalls_.size());
   if (id_.ring) {
     m.family("connectable_read_buffers", "gauge",
              "Read buffers of the io_uring data path: the pool, which grows with bursts, and those lent to reads.");
@@ -243,7 +257,13 @@ std::string ShimStatus::text() const {
   std::string t = "connectable-shim " + id_.version + (id_.name.empty() ? "" : " for " + id_.name) + ", pid " +
                   std::to_string(id_.pid) + ", up " + formatAge(secondsBetween(id_.started, now)) +
                   ", data path " + id_.dataPath +
-                  (id_.ring ? " (" + std::to_string(id_.ring->bufferCount()) + " read buffers)" : std::string()) + "\n";
+                  (id_.ring ? " (" + std::to_string(id_.ring->bufferCount()) + " read buffers)" : std::string()) +
+                  (syscallFilter_ ? ", system calls confined" : ", system calls not confined: " + syscallFilterWhyNot_) + "\n";
+  if (!refusedSyscalls_.empty()) {
+    t += "system calls refused by the filter:";
+    for (long n : refusedSyscalls_) t += " " + std::to_string(n);
+    t += "\n";
+  }
   for (const auto& port : proxy_.ports()) {
     const PortCounters& c = port->counters();
     BackendSet& set = port->backends();

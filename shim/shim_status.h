@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "common/http_server.h"
 #include "common/io_ring.h"
@@ -36,6 +37,11 @@ class ShimStatus {
   std::string metrics() const;
   std::string text() const;
 
+  // The system call filter (common/syscall_filter.h): installed, or why not; and each call
+  // number it refused.
+  void setSyscallFilter(bool on, std::string whyNot = "");
+  void noteRefusedSyscall(long number) { refusedSyscalls_.push_back(number); }
+
   // The control socket: /status (JSON; ?format=text for the table), /metrics, else 404.
   void serveControl(const HttpRequest& request, const HttpServer::Respond& respond) const;
   // The status port: plain text whatever the path.
@@ -48,6 +54,9 @@ class ShimStatus {
   const Proxy& proxy_;
   const ServiceResolver* resolver_;
   ShimIdentity id_;
+  bool syscallFilter_ = false;
+  std::string syscallFilterWhyNot_ = "not installed yet";
+  std::vector<long> refusedSyscalls_;
 };
 
 // "1h2m3s", "4m0s", "12s": an age for people.

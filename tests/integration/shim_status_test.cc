@@ -123,6 +123,13 @@ BOOST_AUTO_TEST_CASE(StatusJsonCountsExactlyTheTrafficSent) {
   BOOST_TEST(s->getValue<int>("pid") == shim->pid());
   BOOST_TEST(s->getValue<int>("status_port") == kStatusPort);
   BOOST_TEST(s->getValue<double>("uptime_seconds") >= 0.0);
+  // Confined, and nothing refused (the shim installs no filter in a sanitizer build).
+#if defined(__SANITIZE_ADDRESS__)
+  BOOST_TEST(!s->getObject("syscall_filter")->getValue<bool>("on"));
+#else
+  BOOST_TEST(s->getObject("syscall_filter")->getValue<bool>("on"));
+#endif
+  BOOST_TEST(s->getObject("syscall_filter")->getArray("refused")->size() == 0u);
   Json p = portOf(s, kPort);
   const uint64_t bytes = 5 * 1000 + 2 * 70000;
   BOOST_TEST(at(p, "connections", "total") == 7u);
@@ -164,6 +171,7 @@ BOOST_AUTO_TEST_CASE(MetricsPassPromtoolAndCarryTheSameCounts) {
   BOOST_TEST(m.out.find("connectable_backend_connections_total{port=\"6000\",target=\"" + backend.address() +
                         "\",backend=\"" + backend.address() + "\"} 3\n") != std::string::npos);
   BOOST_TEST(m.out.find("# TYPE connectable_failures_total counter") != std::string::npos);
+  BOOST_TEST(m.out.find("connectable_syscalls_refused 0\n") != std::string::npos);
   // The io_uring data path's read buffers: every one back in the pool once the traffic ended.
   const bool ring = curl("/status").out.find("\"data_path\":\"io_uring\"") != std::string::npos;
   BOOST_TEST((m.out.find("connectable_read_buffers{state=\"lent\"} 0\n") != std::string::npos) == ring, m.out);
