@@ -24,5 +24,18 @@ ensure_packages() {
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # We need these programs, not their services: on a systemd host, installing redis-server,
+  # prometheus or docker.io would start them (on :6379, :9090) and leave them running.
+  # A policy-rc.d that says no (honoured by invoke-rc.d and deb-systemd-invoke, as in
+  # Docker's Debian images) keeps them stopped; the scripts start what they need and stop
+  # it after. An existing policy-rc.d is left as it is.
+  local policy=/usr/sbin/policy-rc.d added="" rc=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# connectable: no service starts while packages install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    added=1
+  fi
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ -n "$added" ] && rm -f "$policy"
+  return $rc
 }
