@@ -68,9 +68,14 @@ std::atomic<uint64_t> refusedMap[kNumbers / 64];
 uint64_t reportedMap[kNumbers / 64];
 std::atomic<int> wakeFd{-1};
 
+// SIGSYS's si_code when the filter raised it: SYS_SECCOMP, which glibc 2.36 does not name.
+constexpr int kSeccompTrap = 1;
+
 // Runs in place of a refused call: makes it return -ENOSYS, and wakes the loop. Only what
 // is safe in a signal handler (atomics, write), and only calls the filter allows.
 void onSigsys(int, siginfo_t* info, void* context) {
+  // A SIGSYS sent by someone (kill -SYS) may interrupt any instruction: no call to fail.
+  if (info->si_code != kSeccompTrap) return;
   const int savedErrno = errno;
   auto* uc = static_cast<ucontext_t*>(context);
 #if defined(__x86_64__)
