@@ -4,6 +4,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <vector>
 
 namespace connectable {
@@ -41,7 +43,7 @@ constexpr long kAllowed[] = {
     SYS_epoll_pwait2,
 #endif
     // Connections, both ways, and the DNS resolver's UDP and TCP sockets. socket() is
-    // below, with its families checked.
+    // below, with its arguments checked.
     SYS_accept4, SYS_accept, SYS_connect, SYS_shutdown, SYS_close, SYS_setsockopt, SYS_getsockopt, SYS_getsockname,
     SYS_getpeername, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg, SYS_read, SYS_write, SYS_readv, SYS_writev,
     SYS_splice, SYS_pipe2, SYS_fcntl, SYS_lseek, SYS_fstat,
@@ -99,23 +101,54 @@ void onSigsys(int, siginfo_t* info, void* context) {
 // instructions skipped.
 class Program {
  public:
+  // A condition on a call's argument: its low 32 bits (little-endian on both architectures
+  // we know), less the bits `mask` leaves out, are one of `values`.
+  struct ArgIn {
+    int arg;
+    std::vector<uint32_t> values;
+    uint32_t mask = ~uint32_t{0};
+  };
+
   void load(uint32_t offset) { add(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offset)); }
-  void loadArgLow(int arg) {
-    // The low 32 bits of a 64-bit argument (little-endian on both architectures we know).
-    load(static_cast<uint32_t>(offsetof(seccomp_data, args) + sizeof(uint64_t) * static_cast<size_t>(arg)));
-  }
   void ret(uint32_t action) { add(BPF_STMT(BPF_RET | BPF_K, action)); }
   // if (A == k) fall through, else skip `skip` instructions.
   void ifEqual(uint32_t k, uint8_t skip) { add(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, skip)); }
   // if (A == k) skip `skip` instructions, else fall through.
   void ifEqualSkip(uint32_t k, uint8_t skip) { add(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, skip, 0)); }
-  // if (A & k) skip `skip` instructions, else fall through.
-  void ifAnySkip(uint32_t k, uint8_t skip) { add(BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, k, skip, 0)); }
   // if (A >= k) fall through, else skip `skip` instructions.
   void ifAtLeast(uint32_t k, uint8_t skip) { add(BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, k, 0, skip)); }
+
+  // Call `nr` (in A) returns `pass` when every condition holds, `fail` otherwise; any other
+  // call falls through, with A unchanged. The offsets are counted here, once for all.
+  void ifCall(uint32_t nr, const std::vector<ArgIn>& conditions, uint32_t pass, uint32_t fail) {
+    size_t size = 2;  // the two returns
+    for (const ArgIn& c : conditions) size += 1 + (c.mask != ~uint32_t{0}) + c.values.size();
+    ifEqual(nr, narrow(size));
+    const size_t failAt = code_.size() + size - 2;
+    const size_t passAt = failAt + 1;
+    for (size_t i = 0; i < conditions.size(); ++i) {
+      const ArgIn& c = conditions[i];
+      load(static_cast<uint32_t>(offsetof(seccomp_data, args) + sizeof(uint64_t) * static_cast<size_t>(c.arg)));
+      if (c.mask != ~uint32_t{0}) add(BPF_STMT(BPF_ALU | BPF_AND | BPF_K, c.mask));
+      // Met: on to the next condition (the one after these values), or to `pass`.
+      const size_t metAt = i + 1 < conditions.size() ? code_.size() + c.values.size() : passAt;
+      for (size_t v = 0; v < c.values.size(); ++v) {
+        const size_t here = code_.size();
+        const bool last = v + 1 == c.values.size();
+        add(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, c.values[v], narrow(metAt - here - 1), narrow(last ? failAt - here - 1 : 0)));
+      }
+    }
+    ret(fail);
+    ret(pass);
+  }
+
   std::vector<sock_filter>& code() { return code_; }
 
  private:
+  static uint8_t narrow(size_t skip) {
+    if (skip > 255) std::abort();  // a jump too long for classic BPF: a check too big
+    return static_cast<uint8_t>(skip);
+  }
   void add(sock_filter f) { code_.push_back(f); }
   std::vector<sock_filter> code_;
 };
@@ -139,34 +172,20 @@ std::vector<sock_filter> buildProgram(pid_t self) {
     p.ifEqual(static_cast<uint32_t>(n), 1);
     p.ret(kAllow);
   }
-  // socket(): Internet families only, any type (TCP to backends, UDP and TCP to DNS).
-  p.ifEqual(SYS_socket, 5);
-  p.loadArgLow(0);
-  p.ifEqualSkip(AF_INET, 2);
-  p.ifEqualSkip(AF_INET6, 1);
-  p.ret(kRefuse);
-  p.ret(kAllow);
+  // socket(): TCP and UDP, IPv4 and IPv6 (to backends, to DNS servers), and nothing else
+  // of those families: raw, ICMP, SCTP, MPTCP, UDP-Lite, L2TP are the kernel's rarer code.
+  // A protocol of 0 is the type's first, TCP or UDP, whatever modules are loaded.
+  p.ifCall(SYS_socket,
+           {{0, {AF_INET, AF_INET6}},
+            {1, {SOCK_STREAM, SOCK_DGRAM}, ~uint32_t{SOCK_NONBLOCK | SOCK_CLOEXEC}},
+            {2, {0, IPPROTO_TCP, IPPROTO_UDP}}},
+           kAllow, kRefuse);
   // ioctl(): how many bytes wait on a socket, and whether an fd is a terminal (stdio).
-  p.ifEqual(SYS_ioctl, 5);
-  p.loadArgLow(1);
-  p.ifEqualSkip(FIONREAD, 2);
-  p.ifEqualSkip(TCGETS, 1);
-  p.ret(kRefuse);
-  p.ret(kAllow);
+  p.ifCall(SYS_ioctl, {{1, {FIONREAD, TCGETS}}}, kAllow, kRefuse);
   // mmap(), mprotect(): memory for data, never for code.
-  for (long n : {long{SYS_mmap}, long{SYS_mprotect}}) {
-    p.ifEqual(static_cast<uint32_t>(n), 4);
-    p.loadArgLow(2);
-    p.ifAnySkip(PROT_EXEC, 1);
-    p.ret(kAllow);
-    p.ret(kRefuse);
-  }
+  for (long n : {long{SYS_mmap}, long{SYS_mprotect}}) p.ifCall(static_cast<uint32_t>(n), {{2, {0}, PROT_EXEC}}, kAllow, kRefuse);
   // tgkill(): abort() signalling itself, nobody else.
-  p.ifEqual(SYS_tgkill, 4);
-  p.loadArgLow(0);
-  p.ifEqualSkip(static_cast<uint32_t>(self), 1);
-  p.ret(kRefuse);
-  p.ret(kAllow);
+  p.ifCall(SYS_tgkill, {{0, {static_cast<uint32_t>(self)}}}, kAllow, kRefuse);
   p.ret(kRefuse);
   return std::move(p.code());
 }

@@ -4,10 +4,10 @@
 // beside every labelled container. Once it listens it has already dropped every privilege;
 // what remains is what any process of its user may ask of the kernel. A proxy needs little
 // of that: TCP and UDP sockets, epoll, its io_uring, memory, the clock. With the filter, a
-// shim taken over through a bug cannot run a program, open a file, make a raw, packet,
-// netlink or crypto socket, map executable memory, start a thread or process, trace or
-// signal another process, or reach the kernel's rarer interfaces (bpf, keyrings, ...),
-// which is where local privilege escalations tend to be found.
+// shim taken over through a bug cannot run a program, open a file, make any other socket
+// (raw, packet, netlink, crypto, SCTP, MPTCP, ...), map executable memory, start a thread
+// or process, trace or signal another process, or reach the kernel's rarer interfaces
+// (bpf, keyrings, ...), which is where local privilege escalations tend to be found.
 //
 // A call outside the list does not kill the shim: every connection it carries would go with
 // it, for what may be a new C library needing a call we did not foresee. The call fails

@@ -114,6 +114,18 @@ BOOST_AUTO_TEST_CASE(AConfinedProcessStillDoesEverythingAProxyDoes) {
         // DNS: UDP, IPv4 and IPv6.
         int udp = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (udp < 0 && errno != EAFNOSUPPORT) wrong += "socket(AF_INET6, SOCK_DGRAM); ";
+        // c-ares's sockets: no flags at socket(), fcntl for them.
+        int dns = socket(AF_INET, SOCK_STREAM, 0);
+        if (dns < 0 || fcntl(dns, F_SETFL, fcntl(dns, F_GETFL) | O_NONBLOCK) != 0 || fcntl(dns, F_SETFD, FD_CLOEXEC) != 0 ||
+            fcntl(dns, F_GETFD) != FD_CLOEXEC)
+          wrong += "a socket made non-blocking with fcntl; ";
+        close(dns);
+        for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+          int s = socket(AF_INET, type, type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP);
+          if (s < 0) wrong += "socket() naming TCP or UDP; ";
+          close(s);
+        }
+        if (fcntl(p[0], F_GETPIPE_SZ) < 256 * 1024) wrong += "fcntl(F_GETPIPE_SZ); ";
         // Memory, randomness, time.
         void* m = mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) wrong += "mmap; ";
@@ -164,6 +176,29 @@ BOOST_AUTO_TEST_CASE(WhatAProxyNeverDoesFailsWithEnosysAndIsReportedOncePerCall)
     wrong += failsWithEnosys("execve a third time", execve(argv[0], argv, environ));
     c.settle();
     if (!c.reported.empty()) wrong += "execve reported twice; ";
+    return wrong;
+  });
+  BOOST_TEST(run.report == "");
+  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+}
+
+BOOST_AUTO_TEST_CASE(OfTheInternetFamiliesOnlyTcpAndUdpSocketsAreMade) {
+  // The rest of those families is where the kernel's rarer code is: MPTCP and UDP-Lite
+  // are open to any user, ICMP ping sockets to the groups of net.ipv4.ping_group_range
+  // (all, with systemd's defaults), SCTP, L2TP, DCCP modules load on first use.
+  auto run = inConfinedChild([](Confined&) { return std::string(); }, [](Confined& c) {
+    std::string wrong;
+    wrong += failsWithEnosys("MPTCP", socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP));
+    wrong += failsWithEnosys("MPTCP over IPv6", socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, IPPROTO_MPTCP));
+    wrong += failsWithEnosys("UDP-Lite", socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE));
+    wrong += failsWithEnosys("ICMP ping", socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
+    wrong += failsWithEnosys("raw IPv4", socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
+    wrong += failsWithEnosys("raw IPv6", socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6));
+    wrong += failsWithEnosys("SCTP", socket(AF_INET, SOCK_SEQPACKET, IPPROTO_SCTP));
+    wrong += failsWithEnosys("SCTP stream", socket(AF_INET6, SOCK_STREAM, IPPROTO_SCTP));
+    wrong += failsWithEnosys("L2TP", socket(AF_INET, SOCK_DGRAM, 115 /* IPPROTO_L2TP */));
+    c.settle();
+    if (c.reported != std::set<long>{SYS_socket}) wrong += "not reported as socket(); ";
     return wrong;
   });
   BOOST_TEST(run.report == "");
