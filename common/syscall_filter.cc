@@ -1,5 +1,6 @@
 #include "common/syscall_filter.h"
 
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -42,11 +43,11 @@ constexpr long kAllowed[] = {
 #ifdef SYS_epoll_pwait2
     SYS_epoll_pwait2,
 #endif
-    // Connections, both ways, and the DNS resolver's UDP and TCP sockets. socket() is
-    // below, with its arguments checked.
+    // Connections, both ways, and the DNS resolver's UDP and TCP sockets. socket() and
+    // fcntl() are below, with their arguments checked.
     SYS_accept4, SYS_accept, SYS_connect, SYS_shutdown, SYS_close, SYS_setsockopt, SYS_getsockopt, SYS_getsockname,
     SYS_getpeername, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg, SYS_read, SYS_write, SYS_readv, SYS_writev,
-    SYS_splice, SYS_pipe2, SYS_fcntl, SYS_lseek, SYS_fstat,
+    SYS_splice, SYS_pipe2, SYS_lseek, SYS_fstat,
 #ifdef SYS_newfstatat
     SYS_newfstatat,
 #endif
@@ -180,6 +181,9 @@ std::vector<sock_filter> buildProgram(pid_t self) {
             {1, {SOCK_STREAM, SOCK_DGRAM}, ~uint32_t{SOCK_NONBLOCK | SOCK_CLOEXEC}},
             {2, {0, IPPROTO_TCP, IPPROTO_UDP}}},
            kAllow, kRefuse);
+  // fcntl(): flags of an fd and a pipe's size; not F_SETOWN and F_SETSIG, with which an
+  // fd signals any process of our user.
+  p.ifCall(SYS_fcntl, {{1, {F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ}}}, kAllow, kRefuse);
   // ioctl(): how many bytes wait on a socket, and whether an fd is a terminal (stdio).
   p.ifCall(SYS_ioctl, {{1, {FIONREAD, TCGETS}}}, kAllow, kRefuse);
   // mmap(), mprotect(): memory for data, never for code.

@@ -205,6 +205,27 @@ BOOST_AUTO_TEST_CASE(OfTheInternetFamiliesOnlyTcpAndUdpSocketsAreMade) {
   BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
 }
 
+BOOST_AUTO_TEST_CASE(NoDescriptorIsSetToSignalAnotherProcess) {
+  // F_SETOWN names a process to get SIGIO (or any signal, F_SETSIG) when the fd is ready:
+  // kill() by another name, for every process of the shim's user.
+  const pid_t test = getpid();
+  auto run = inConfinedChild([](Confined&) { return std::string(); }, [&](Confined& c) {
+    std::string wrong;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return std::string("socket refused; ");
+    wrong += failsWithEnosys("F_SETOWN", fcntl(fd, F_SETOWN, test));
+    f_owner_ex owner{F_OWNER_PID, test};
+    wrong += failsWithEnosys("F_SETOWN_EX", fcntl(fd, F_SETOWN_EX, &owner));
+    wrong += failsWithEnosys("F_SETSIG", fcntl(fd, F_SETSIG, SIGKILL));
+    close(fd);
+    c.settle();
+    if (c.reported != std::set<long>{SYS_fcntl}) wrong += "not reported as fcntl(); ";
+    return wrong;
+  });
+  BOOST_TEST(run.report == "");
+  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+}
+
 BOOST_AUTO_TEST_CASE(ASigsysTheFilterDidNotRaiseChangesNothing) {
   // kill -SYS from outside arrives between any two instructions, or ends a wait early: taken
   // for a refused call, it made the call it interrupted fail (the loop's wait: an abort) or
