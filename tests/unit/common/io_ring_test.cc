@@ -4,14 +4,17 @@
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -259,6 +262,30 @@ BOOST_AUTO_TEST_CASE(ARestrictedRingTakesTheDataPathsOperationsAndNothingElse) {
   int fds[1] = {p.fds[0]};
   BOOST_TEST(io_uring_register_files(&raw, fds, 1) == -EACCES);
   io_uring_queue_exit(&raw);
+}
+
+BOOST_AUTO_TEST_CASE(TheRingItCreatesIsRestrictedToTheDataPath) {
+  // The case above tests the restriction; this one that the data path's ring has it. The
+  // ring is the fd create() adds; anything registered on a restricted ring is refused.
+  auto ringFds = [] {
+    std::set<std::string> fds;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+      if (std::filesystem::exists(entry.path()) && std::filesystem::read_symlink(entry.path()) == "anon_inode:[io_uring]")
+        fds.insert(entry.path().filename());
+    return fds;
+  };
+  const auto before = ringFds();
+  auto ring = makeRing(8);
+  if (!ring) return;
+  std::vector<std::string> made;
+  for (const auto& fd : ringFds())
+    if (!before.count(fd)) made.push_back(fd);
+  BOOST_REQUIRE(made.size() == 1u);
+  SocketPair p;
+  int files[1] = {p.fds[0]};
+  long rc = syscall(__NR_io_uring_register, std::stoi(made[0]), IORING_REGISTER_FILES, files, 1);
+  BOOST_TEST(rc == -1);
+  BOOST_TEST(errno == EACCES);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
