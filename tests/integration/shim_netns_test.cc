@@ -1164,6 +1164,7 @@ BOOST_AUTO_TEST_CASE(AShimStartedByAnotherUserWithCapabilitiesDropsThemToo) {
   BOOST_TEST(readToEof(fd, &got));
   BOOST_TEST(got == "ok");
   close(fd);
+  expectNoCallRefused(shim.log());
 }
 
 BOOST_AUTO_TEST_CASE(APortTakenInTheNamespaceIsAClearError) {
@@ -1235,6 +1236,7 @@ BOOST_AUTO_TEST_CASE(RunningOutOfFileDescriptorsDoesNotSpin) {
   BOOST_REQUIRE_MESSAGE(fd >= 0, "shim running: " << shim.running() << "; log:\n" << shim.log());
   BOOST_TEST(waitFor([&] { return backend.accepted() >= 1; }, 3s));
   close(fd);
+  expectNoCallRefused(shim.log());
 }
 
 BOOST_AUTO_TEST_CASE(ClientsArrivingWithOneFdLeftWaitForTheBackendSocketInsteadOfBeingReset) {
@@ -1279,6 +1281,7 @@ BOOST_AUTO_TEST_CASE(ClientsArrivingWithOneFdLeftWaitForTheBackendSocketInsteadO
       for (int fd : waiting)
         if (fd >= 0) close(fd);
       BOOST_TEST(waitFor([&] { return backend.open() == 0; }, 3s));
+      expectNoCallRefused(shim.log());
     }
   }
 }
@@ -1329,6 +1332,7 @@ BOOST_AUTO_TEST_CASE(AStatusClientArrivingWithNoFdLeftWaitsWithoutSpinning) {
   BOOST_TEST(readToEof(status, &answer));
   BOOST_TEST(answer.find(" 200 OK\r\n") != std::string::npos, answer);
   close(status);
+  expectNoCallRefused(shim.log());
 }
 
 

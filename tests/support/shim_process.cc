@@ -41,15 +41,18 @@ ShimProcess::ShimProcess(std::vector<std::string> args, const std::vector<int>& 
     throw std::runtime_error("shim did not start listening; log:\n" + child_.log());
 }
 
-ShimProcess::~ShimProcess() {
-  if (child_.logPath().empty()) return;  // moved from
-  const std::string log = child_.log();
+void expectNoCallRefused(const std::string& log) {
   const size_t refused = log.find("refused by the shim's filter");
   if (refused == std::string::npos) return;
   const size_t start = log.rfind('\n', refused);
   const size_t end = log.find('\n', refused);
   BOOST_ERROR("the shim's system call filter refused a call: "
               << log.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1)));
+}
+
+ShimProcess::~ShimProcess() {
+  if (child_.logPath().empty()) return;  // moved from
+  expectNoCallRefused(child_.log());
 }
 
 bool ShimProcess::waitLog(const std::string& text, std::chrono::milliseconds timeout) {

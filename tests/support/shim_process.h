@@ -12,6 +12,10 @@ namespace connectable::testing {
 
 std::string shimBinary();  // CONNECTABLE_BIN_DIR/connectable-shim
 
+// Fails the test if a shim's log says its system call filter refused a call. ShimProcess
+// checks its own; a test running the shim some other way (under prlimit, setpriv) calls it.
+void expectNoCallRefused(const std::string& log);
+
 class ShimProcess {
  public:
   // Starts the shim with `args` and waits until every --connect port logs "listening".
