@@ -14,7 +14,9 @@
 // with ENOSYS (which is what makes a C library fall back to an older call), and each call
 // number refused is reported once, through the event loop, to the log and the status.
 // Only a call made with another architecture's convention (int 0x80, x32), which no code
-// of ours makes, ends the process at once.
+// of ours makes, ends the process at once; so does a refused call made while SIGSYS is
+// blocked, which the kernel then delivers as fatal: glibc blocks every signal around the
+// clone of pthread_create and posix_spawn, so starting a thread or a process ends a shim.
 //
 // Operations queued in an io_uring are not system calls and never meet the filter: the
 // ring is restricted to the proxy's own operations instead (IoRing::create).
