@@ -234,6 +234,8 @@ SyscallFilter::SyscallFilter(EventLoop& loop, int eventFd, OnRefused onRefused)
     : loop_(loop), eventFd_(eventFd), onRefused_(std::move(onRefused)) {}
 
 SyscallFilter::~SyscallFilter() {
+  // What was refused since the loop's last turn (the shim ends after its loop stopped).
+  reportNew();
   // The filter stays (nothing removes one): later refusals still fail with ENOSYS, unreported.
   wakeFd.store(-1);
   loop_.remove(eventFd_);
@@ -244,6 +246,10 @@ void SyscallFilter::onIo(uint32_t) {
   uint64_t count = 0;
   ssize_t unused = ::read(eventFd_, &count, sizeof count);
   (void)unused;
+  reportNew();
+}
+
+void SyscallFilter::reportNew() {
   for (long word = 0; word < kNumbers / 64; ++word) {
     const uint64_t fresh = refusedMap[word].load() & ~reportedMap[word];
     reportedMap[word] |= fresh;

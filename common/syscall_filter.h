@@ -45,6 +45,7 @@ class SyscallFilter : public IoHandler {
   void onIo(uint32_t events) override;
 
  private:
+  void reportNew();  // calls onRefused_ for each number refused and not reported yet
   SyscallFilter(EventLoop& loop, int eventFd, OnRefused onRefused);
   EventLoop& loop_;
   int eventFd_;

@@ -187,6 +187,18 @@ BOOST_AUTO_TEST_CASE(WhatAProxyNeverDoesFailsWithEnosysAndIsReportedOncePerCall)
   BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
 }
 
+BOOST_AUTO_TEST_CASE(ACallRefusedAfterTheLoopsLastTurnIsReportedWhenTheFilterGoes) {
+  // As when a shim's loop stopped and what it runs on the way out meets the filter.
+  auto run = inConfinedChild([](Confined&) { return std::string(); }, [](Confined& c) {
+    std::string wrong = failsWithEnosys("open", open("/etc/hostname", O_RDONLY));
+    c.filter.reset();
+    if (c.reported != std::set<long>{SYS_openat}) wrong += "not reported when the filter went; ";
+    return wrong;
+  });
+  BOOST_TEST(run.report == "");
+  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+}
+
 BOOST_AUTO_TEST_CASE(OfTheInternetFamiliesOnlyTcpAndUdpSocketsAreMade) {
   // The rest of those families is where the kernel's rarer code is: MPTCP and UDP-Lite
   // are open to any user, ICMP ping sockets to the groups of net.ipv4.ping_group_range
