@@ -237,6 +237,13 @@ BOOST_AUTO_TEST_CASE(LabelledContainerReachesAServerOnTheHostsLoopback) {
   // getpwnam("nobody") works in the scratch image, and no capability is left.
   BOOST_CHECK(statusField(shim, "Uid").find("65534\t65534\t65534\t65534") != std::string::npos);
   BOOST_CHECK_EQUAL(statusField(shim, "CapEff"), "\t0000000000000000");
+  // Its own system call filter stacks on the container's (Docker's default profile): one
+  // more than the injector has. Installed once it listens, so it may take a moment.
+  const pid_t injector = env->injectorPid;
+  const int inherited = std::atoi(statusField(injector, "Seccomp_filters").c_str());
+  BOOST_CHECK(waitFor([&] { return std::atoi(statusField(shim, "Seccomp_filters").c_str()) == inherited + 1; }, 2s));
+  BOOST_CHECK(inherited >= 1);  // the injector runs under Docker's profile, as the example says
+  BOOST_CHECK(env->injectorLog().find("refused by the shim's filter") == std::string::npos);
   // With the read-only cgroup mount the listener normally exists before the app's process runs.
   BOOST_WARN_MESSAGE(env->injectorLog().find("injected before start container=\"" + app) != std::string::npos,
                      "the shim came on the start event, not before it");
