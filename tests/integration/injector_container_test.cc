@@ -238,10 +238,16 @@ BOOST_AUTO_TEST_CASE(LabelledContainerReachesAServerOnTheHostsLoopback) {
   BOOST_CHECK(statusField(shim, "Uid").find("65534\t65534\t65534\t65534") != std::string::npos);
   BOOST_CHECK_EQUAL(statusField(shim, "CapEff"), "\t0000000000000000");
   // Its own system call filter stacks on the container's (Docker's default profile): one
-  // more than the injector has. Installed once it listens, so it may take a moment.
+  // more than the injector has (none of its own in a sanitizer build). Installed once it
+  // listens, so it may take a moment.
+#if defined(__SANITIZE_ADDRESS__)
+  const int own = 0;
+#else
+  const int own = 1;
+#endif
   const pid_t injector = env->injectorPid;
   const int inherited = std::atoi(statusField(injector, "Seccomp_filters").c_str());
-  BOOST_CHECK(waitFor([&] { return std::atoi(statusField(shim, "Seccomp_filters").c_str()) == inherited + 1; }, 2s));
+  BOOST_CHECK(waitFor([&] { return std::atoi(statusField(shim, "Seccomp_filters").c_str()) == inherited + own; }, 2s));
   BOOST_CHECK(inherited >= 1);  // the injector runs under Docker's profile, as the example says
   BOOST_CHECK(env->injectorLog().find("refused by the shim's filter") == std::string::npos);
   // With the read-only cgroup mount the listener normally exists before the app's process runs.
