@@ -66,6 +66,12 @@ connectable::testing::ForkedRun inConfinedChild(const std::function<std::string(
   });
 }
 
+// The child found all as expected and ended normally.
+void expectAllAsExpected(const connectable::testing::ForkedRun& run) {
+  BOOST_TEST(run.report == "");
+  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+}
+
 std::string failsWithEnosys(const char* what, long result) {
   if (result != -1) return std::string(what) + " succeeded; ";
   if (errno != ENOSYS) return std::string(what) + " failed with " + std::strerror(errno) + ", not ENOSYS; ";
@@ -142,8 +148,7 @@ BOOST_AUTO_TEST_CASE(AConfinedProcessStillDoesEverythingAProxyDoes) {
         if (!c.reported.empty()) wrong += "the filter reported " + std::to_string(*c.reported.begin()) + "; ";
         return wrong;
       });
-  BOOST_TEST(run.report == "");
-  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+  expectAllAsExpected(run);
 }
 
 BOOST_AUTO_TEST_CASE(WhatAProxyNeverDoesFailsWithEnosysAndIsReportedOncePerCall) {
@@ -183,8 +188,7 @@ BOOST_AUTO_TEST_CASE(WhatAProxyNeverDoesFailsWithEnosysAndIsReportedOncePerCall)
     if (!c.reported.empty()) wrong += "execve reported twice; ";
     return wrong;
   });
-  BOOST_TEST(run.report == "");
-  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+  expectAllAsExpected(run);
 }
 
 BOOST_AUTO_TEST_CASE(ACallRefusedAfterTheLoopsLastTurnIsReportedWhenTheFilterGoes) {
@@ -195,8 +199,7 @@ BOOST_AUTO_TEST_CASE(ACallRefusedAfterTheLoopsLastTurnIsReportedWhenTheFilterGoe
     if (c.reported != std::set<long>{SYS_openat}) wrong += "not reported when the filter went; ";
     return wrong;
   });
-  BOOST_TEST(run.report == "");
-  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+  expectAllAsExpected(run);
 }
 
 BOOST_AUTO_TEST_CASE(OfTheInternetFamiliesOnlyTcpAndUdpSocketsAreMade) {
@@ -218,8 +221,7 @@ BOOST_AUTO_TEST_CASE(OfTheInternetFamiliesOnlyTcpAndUdpSocketsAreMade) {
     if (c.reported != std::set<long>{SYS_socket}) wrong += "not reported as socket(); ";
     return wrong;
   });
-  BOOST_TEST(run.report == "");
-  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+  expectAllAsExpected(run);
 }
 
 BOOST_AUTO_TEST_CASE(NoDescriptorIsSetToSignalAnotherProcess) {
@@ -239,8 +241,7 @@ BOOST_AUTO_TEST_CASE(NoDescriptorIsSetToSignalAnotherProcess) {
     if (c.reported != std::set<long>{SYS_fcntl}) wrong += "not reported as fcntl(); ";
     return wrong;
   });
-  BOOST_TEST(run.report == "");
-  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+  expectAllAsExpected(run);
 }
 
 BOOST_AUTO_TEST_CASE(AnAbortStillEndsTheProcessWithSigabrt) {
@@ -266,8 +267,7 @@ BOOST_AUTO_TEST_CASE(ASigsysTheFilterDidNotRaiseChangesNothing) {
     for (long n : c.reported) wrong += "the filter reported " + std::to_string(n) + "; ";
     return wrong;
   });
-  BOOST_TEST(run.report == "");
-  BOOST_TEST((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0));
+  expectAllAsExpected(run);
 }
 
 #if defined(__x86_64__)
