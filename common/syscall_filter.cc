@@ -47,10 +47,7 @@ constexpr long kAllowed[] = {
     // fcntl() are below, with their arguments checked.
     SYS_accept4, SYS_accept, SYS_connect, SYS_shutdown, SYS_close, SYS_setsockopt, SYS_getsockopt, SYS_getsockname,
     SYS_getpeername, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg, SYS_read, SYS_write, SYS_readv, SYS_writev,
-    SYS_splice, SYS_pipe2, SYS_lseek, SYS_fstat,
-#ifdef SYS_newfstatat
-    SYS_newfstatat,
-#endif
+    SYS_splice, SYS_pipe2, SYS_lseek,
     // Memory (mmap and mprotect are below: never executable), time, randomness.
     SYS_brk, SYS_munmap, SYS_mremap, SYS_madvise, SYS_clock_gettime, SYS_clock_getres, SYS_gettimeofday,
     SYS_nanosleep, SYS_clock_nanosleep, SYS_getrandom,

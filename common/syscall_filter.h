@@ -4,7 +4,7 @@
 // beside every labelled container. Once it listens it has already dropped every privilege;
 // what remains is what any process of its user may ask of the kernel. A proxy needs little
 // of that: TCP and UDP sockets, epoll, its io_uring, memory, the clock. With the filter, a
-// shim taken over through a bug cannot run a program, open a file, make any other socket
+// shim taken over through a bug cannot run a program, open or stat a file, make any other socket
 // (raw, packet, netlink, crypto, SCTP, MPTCP, ...), map executable memory, start a thread
 // or process, trace or signal another process, or reach the kernel's rarer interfaces
 // (bpf, keyrings, ...), which is where local privilege escalations tend to be found.

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -159,6 +160,8 @@ BOOST_AUTO_TEST_CASE(WhatAProxyNeverDoesFailsWithEnosysAndIsReportedOncePerCall)
     wrong += failsWithEnosys("execve", execve(argv[0], argv, environ));
     wrong += failsWithEnosys("execve again", execve(argv[0], argv, environ));
     wrong += failsWithEnosys("open", open("/etc/hostname", O_RDONLY));
+    struct stat st;
+    wrong += failsWithEnosys("stat", stat("/etc/hostname", &st));
     wrong += failsWithEnosys("socket(AF_NETLINK)", socket(AF_NETLINK, SOCK_RAW, 0));
     wrong += failsWithEnosys("socket(AF_PACKET)", socket(AF_PACKET, SOCK_RAW, 0));
     wrong += failsWithEnosys("socket(AF_UNIX)", socket(AF_UNIX, SOCK_STREAM, 0));
@@ -174,7 +177,8 @@ BOOST_AUTO_TEST_CASE(WhatAProxyNeverDoesFailsWithEnosysAndIsReportedOncePerCall)
     wrong += failsWithEnosys("mprotect(PROT_EXEC)", mprotect(data, 4096, PROT_READ | PROT_EXEC));
     c.settle();
     std::set<long> expected = {SYS_execve, SYS_socket, SYS_kill, SYS_tgkill, SYS_ptrace, SYS_ioctl, SYS_mmap, SYS_mprotect};
-    expected.insert(SYS_openat);  // open() is openat() in today's C library
+    expected.insert(SYS_openat);      // open() is openat() in today's C library
+    expected.insert(SYS_newfstatat);  // and stat() newfstatat()
     expected.insert(SYS_clone);   // and fork() a clone()
     if (c.reported != expected) {
       wrong += "reported:";
