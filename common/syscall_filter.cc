@@ -6,6 +6,7 @@
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -43,9 +44,9 @@ constexpr long kAllowed[] = {
 #ifdef SYS_epoll_pwait2
     SYS_epoll_pwait2,
 #endif
-    // Connections, both ways, and the DNS resolver's UDP and TCP sockets. socket() and
-    // fcntl() are below, with their arguments checked.
-    SYS_accept4, SYS_accept, SYS_connect, SYS_shutdown, SYS_close, SYS_setsockopt, SYS_getsockopt, SYS_getsockname,
+    // Connections, both ways, and the DNS resolver's UDP and TCP sockets. socket(),
+    // setsockopt() and fcntl() are below, with their arguments checked.
+    SYS_accept4, SYS_accept, SYS_connect, SYS_shutdown, SYS_close, SYS_getsockopt, SYS_getsockname,
     SYS_getpeername, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg, SYS_read, SYS_write, SYS_readv, SYS_writev,
     SYS_splice, SYS_pipe2, SYS_lseek,
     // Memory (mmap and mprotect are below: never executable), time, randomness.
@@ -117,13 +118,17 @@ class Program {
   void ifAtLeast(uint32_t k, uint8_t skip) { add(BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, k, 0, skip)); }
 
   // Call `nr` (in A) returns `pass` when every condition holds, `fail` otherwise; any other
-  // call falls through, with A unchanged. The offsets are counted here, once for all.
-  void ifCall(uint32_t nr, const std::vector<ArgIn>& conditions, uint32_t pass, uint32_t fail) {
-    size_t size = 2;  // the two returns
+  // call falls through, with A unchanged. With `orElseNext`, the call itself falls through
+  // when a condition does not hold, with A its number again, to the next check of it (with
+  // other conditions) instead of returning `fail`. The offsets are counted here, once for all.
+  void ifCall(uint32_t nr, const std::vector<ArgIn>& conditions, uint32_t pass, uint32_t fail,
+              bool orElseNext = false) {
+    size_t size = 2;  // the two outcomes
     for (const ArgIn& c : conditions) size += 1 + (c.mask != ~uint32_t{0}) + c.values.size();
     ifEqual(nr, narrow(size));
-    const size_t failAt = code_.size() + size - 2;
-    const size_t passAt = failAt + 1;
+    const size_t end = code_.size() + size;
+    const size_t failAt = orElseNext ? end - 1 : end - 2;
+    const size_t passAt = orElseNext ? end - 2 : end - 1;
     for (size_t i = 0; i < conditions.size(); ++i) {
       const ArgIn& c = conditions[i];
       load(static_cast<uint32_t>(offsetof(seccomp_data, args) + sizeof(uint64_t) * static_cast<size_t>(c.arg)));
@@ -136,8 +141,13 @@ class Program {
         add(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, c.values[v], narrow(metAt - here - 1), narrow(last ? failAt - here - 1 : 0)));
       }
     }
-    ret(fail);
-    ret(pass);
+    if (orElseNext) {
+      ret(pass);
+      load(offsetof(seccomp_data, nr));
+    } else {
+      ret(fail);
+      ret(pass);
+    }
   }
 
   std::vector<sock_filter>& code() { return code_; }
@@ -178,6 +188,13 @@ std::vector<sock_filter> buildProgram(pid_t self) {
             {1, {SOCK_STREAM, SOCK_DGRAM}, ~uint32_t{SOCK_NONBLOCK | SOCK_CLOEXEC}},
             {2, {0, IPPROTO_TCP, IPPROTO_UDP}}},
            kAllow, kRefuse);
+  // setsockopt(): what the shim sets on upstream sockets (TCP_NODELAY, SO_OOBINLINE), on a
+  // reset (SO_LINGER), and c-ares' buffer sizes. Not TCP_ULP (kTLS and the other upper
+  // layers, where unprivileged exploits were found), socket filters (SO_ATTACH_FILTER),
+  // nor the rest of the kernel's option code.
+  p.ifCall(SYS_setsockopt, {{1, {SOL_SOCKET}}, {2, {SO_OOBINLINE, SO_LINGER, SO_SNDBUF, SO_RCVBUF}}}, kAllow, kRefuse,
+           /*orElseNext=*/true);
+  p.ifCall(SYS_setsockopt, {{1, {IPPROTO_TCP}}, {2, {TCP_NODELAY}}}, kAllow, kRefuse);
   // fcntl(): flags of an fd and a pipe's size; not F_SETOWN and F_SETSIG, with which an
   // fd signals any process of our user.
   p.ifCall(SYS_fcntl, {{1, {F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ}}}, kAllow, kRefuse);

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <linux/filter.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -223,6 +225,37 @@ BOOST_AUTO_TEST_CASE(OfTheInternetFamiliesOnlyTcpAndUdpSocketsAreMade) {
     wrong += failsWithEnosys("L2TP", socket(AF_INET, SOCK_DGRAM, 115 /* IPPROTO_L2TP */));
     c.settle();
     if (c.reported != std::set<long>{SYS_socket}) wrong += "not reported as socket(); ";
+    return wrong;
+  });
+  expectAllAsExpected(run);
+}
+
+BOOST_AUTO_TEST_CASE(SocketOptionsAreTheFewAProxySets) {
+  // TCP_ULP attaches an upper layer (kTLS) to a socket, where unprivileged exploits were
+  // found; SO_ATTACH_FILTER a BPF program; the others reach option code no proxy needs.
+  auto run = inConfinedChild([](Confined&) { return std::string(); }, [](Confined& c) {
+    std::string wrong;
+    int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (tcp < 0) return std::string("socket refused; ");
+    const int one = 1;
+    const linger lg{1, 0};
+    const int size = 65536;
+    if (setsockopt(tcp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) wrong += "TCP_NODELAY refused; ";
+    if (setsockopt(tcp, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) != 0) wrong += "SO_OOBINLINE refused; ";
+    if (setsockopt(tcp, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0) wrong += "SO_LINGER refused; ";
+    if (setsockopt(tcp, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) != 0) wrong += "SO_SNDBUF refused; ";
+    if (setsockopt(tcp, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0) wrong += "SO_RCVBUF refused; ";
+    if (!c.reported.empty()) wrong += "an option a proxy sets was reported; ";
+    wrong += failsWithEnosys("TCP_ULP", setsockopt(tcp, IPPROTO_TCP, TCP_ULP, "tls", 3));
+    wrong += failsWithEnosys("TCP_CONGESTION", setsockopt(tcp, IPPROTO_TCP, TCP_CONGESTION, "reno", 4));
+    sock_filter acceptAll = BPF_STMT(BPF_RET | BPF_K, 0xffff);
+    sock_fprog program{1, &acceptAll};
+    wrong += failsWithEnosys("SO_ATTACH_FILTER", setsockopt(tcp, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program));
+    wrong += failsWithEnosys("SO_BINDTODEVICE", setsockopt(tcp, SOL_SOCKET, SO_BINDTODEVICE, "lo", 2));
+    wrong += failsWithEnosys("IP_TTL", setsockopt(tcp, IPPROTO_IP, IP_TTL, &one, sizeof one));
+    close(tcp);
+    c.settle();
+    if (c.reported != std::set<long>{SYS_setsockopt}) wrong += "not reported as setsockopt(); ";
     return wrong;
   });
   expectAllAsExpected(run);
