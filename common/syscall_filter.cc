@@ -56,8 +56,9 @@ constexpr long kAllowed[] = {
     SYS_time,
 #endif
     // Signals (the loop's signalfd exists already; SIGSYS below returns through
-    // rt_sigreturn), locks of the C and C++ libraries, identity, the end.
-    SYS_rt_sigreturn, SYS_rt_sigprocmask, SYS_rt_sigaction, SYS_restart_syscall, SYS_futex, SYS_sched_yield,
+    // rt_sigreturn), identity, the end. No futex: one thread never waits for a lock, and
+    // futex is where unprivileged exploits were found (CVE-2014-3153).
+    SYS_rt_sigreturn, SYS_rt_sigprocmask, SYS_rt_sigaction, SYS_restart_syscall, SYS_sched_yield,
     SYS_getpid, SYS_gettid, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getrusage, SYS_exit,
     SYS_exit_group,
 };

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -170,6 +171,8 @@ BOOST_AUTO_TEST_CASE(WhatAProxyNeverDoesFailsWithEnosysAndIsReportedOncePerCall)
     wrong += failsWithEnosys("fork", fork());
     wrong += failsWithEnosys("kill(parent)", kill(test, 0));
     wrong += failsWithEnosys("tgkill(parent)", syscall(SYS_tgkill, test, test, 0));
+    int word = 0;
+    wrong += failsWithEnosys("futex", syscall(SYS_futex, &word, FUTEX_WAKE, 1, nullptr, nullptr, 0));
     wrong += failsWithEnosys("ptrace", ptrace(PTRACE_ATTACH, test, nullptr, nullptr));
     char c0 = 'x';
     wrong += failsWithEnosys("ioctl(TIOCSTI)", ioctl(0, TIOCSTI, &c0));
@@ -178,7 +181,7 @@ BOOST_AUTO_TEST_CASE(WhatAProxyNeverDoesFailsWithEnosysAndIsReportedOncePerCall)
     void* data = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     wrong += failsWithEnosys("mprotect(PROT_EXEC)", mprotect(data, 4096, PROT_READ | PROT_EXEC));
     c.settle();
-    std::set<long> expected = {SYS_execve, SYS_socket, SYS_kill, SYS_tgkill, SYS_ptrace, SYS_ioctl, SYS_mmap, SYS_mprotect};
+    std::set<long> expected = {SYS_futex, SYS_execve, SYS_socket, SYS_kill, SYS_tgkill, SYS_ptrace, SYS_ioctl, SYS_mmap, SYS_mprotect};
     expected.insert(SYS_openat);      // open() is openat() in today's C library
     expected.insert(SYS_newfstatat);  // and stat() newfstatat()
     expected.insert(SYS_clone);   // and fork() a clone()
