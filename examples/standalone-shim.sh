@@ -43,7 +43,7 @@ echo "== beta stops; ten more requests"
 kill "$beta"; wait "$beta" 2>/dev/null || true
 for _ in $(seq 10); do ip netns exec "$NS" curl -s 127.0.0.1:8080/; done | sort | uniq -c
 
-echo "== the shim runs as nobody with no capabilities:"
-grep -E '^(Uid|CapEff|NoNewPrivs)' "/proc/$shim/status"
+echo "== the shim runs as nobody with no capabilities, confined to a proxy's system calls (Seccomp 2):"
+grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' "/proc/$shim/status"
 echo "== its log:"
 cat "$WORK/shim.log"
