@@ -235,6 +235,24 @@ class ShimWithoutIpv6 {
   pid_t pid_ = -1;
 };
 
+// The shim run by `argv` under `prlimit --nofile`, with `spare` fds beyond those it holds
+// once listening (the ring has one of its own), counted on a first run of the same argv;
+// returned once it listens.
+Child shimWithSpareFds(const std::vector<std::string>& argv, long spare) {
+  long held = 0;
+  {
+    Child first = Child::spawn(argv, tempDir() + "/first.log");
+    BOOST_REQUIRE(waitFor([&] { return first.log().find(" listening ") != std::string::npos; }, 5s));
+    held = std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(first.pid()) + "/fd"),
+                         std::filesystem::directory_iterator());
+  }
+  std::vector<std::string> limited = {"prlimit", "--nofile=" + std::to_string(held + spare), "--"};
+  limited.insert(limited.end(), argv.begin(), argv.end());
+  Child shim = Child::spawn(limited, tempDir() + "/log");
+  BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
+  return shim;
+}
+
 struct Fixture {
   Fixture() { signal(SIGPIPE, SIG_IGN); }
   TestNetns ns;
@@ -1258,17 +1276,7 @@ BOOST_AUTO_TEST_CASE(ClientsArrivingWithOneFdLeftWaitForTheBackendSocketInsteadO
       const std::vector<std::string> argv = {shimBinary(),  "--netns",   ns.path(),
                                              "--data-path", path,        "--connect-timeout",
                                              "10s",         "--connect", "6000=" + backend.address()};
-      long baseline = 0;  // the fds it holds once listening (the ring has one of its own)
-      {
-        Child first = Child::spawn(argv, tempDir() + "/first.log");
-        BOOST_REQUIRE(waitFor([&] { return first.log().find(" listening ") != std::string::npos; }, 5s));
-        baseline = std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(first.pid()) + "/fd"),
-                                 std::filesystem::directory_iterator());
-      }
-      std::vector<std::string> limited = {"prlimit", "--nofile=" + std::to_string(baseline + 3), "--"};
-      limited.insert(limited.end(), argv.begin(), argv.end());
-      Child shim = Child::spawn(limited, tempDir() + "/log");
-      BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
+      Child shim = shimWithSpareFds(argv, 3);
       const int accepted = backend.accepted();
       int served = connectInside(ns);
       BOOST_REQUIRE(served >= 0);
@@ -1302,19 +1310,9 @@ BOOST_AUTO_TEST_CASE(AStatusClientArrivingWithNoFdLeftWaitsWithoutSpinning) {
   constexpr uint16_t kStatusPort = 7000;
   const std::vector<std::string> argv = {shimBinary(), "--netns", ns.path(), "--status-port",
                                          std::to_string(kStatusPort), "--connect", "6000=" + backend.address()};
-  // Room for exactly three proxied connections (two fds each) beyond the fds it holds once
-  // listening (counted on a first run), so that no odd fd is left over for the client.
-  long baseline = 0;
-  {
-    Child first = Child::spawn(argv, tempDir() + "/first.log");
-    BOOST_REQUIRE(waitFor([&] { return first.log().find(" listening ") != std::string::npos; }, 5s));
-    baseline = std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(first.pid()) + "/fd"),
-                             std::filesystem::directory_iterator());
-  }
-  std::vector<std::string> limited = {"prlimit", "--nofile=" + std::to_string(baseline + 6), "--"};
-  limited.insert(limited.end(), argv.begin(), argv.end());
-  Child shim = Child::spawn(limited, tempDir() + "/log");
-  BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
+  // Room for exactly three proxied connections (two fds each), so that no odd fd is left
+  // over for the client.
+  Child shim = shimWithSpareFds(argv, 6);
   std::vector<int> fds;
   for (int i = 0; i < 20; ++i) fds.push_back(connectInside(ns));
   BOOST_REQUIRE(waitFor([&] { return shim.log().find("Too many open files") != std::string::npos; }, 5s));
