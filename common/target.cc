@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "common/utf8.h"
+
 namespace connectable {
 namespace {
 
@@ -16,25 +18,10 @@ bool isLabelChar(char c) {
 // byte of it (the error goes into JSON, problem records and logs, which a lone byte makes
 // unreadable), or else the byte's value.
 std::string invalidCharacter(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
+  const auto c = static_cast<unsigned char>(s[i]);
   if (c > 0x20 && c < 0x7f) return "character " + quoted(s.substr(i, 1));
-  size_t length = 0;
-  unsigned char low = 0x80, high = 0xbf;  // the second byte's range (RFC 3629, section 4)
-  if (c >= 0xc2 && c <= 0xdf) {
-    length = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    length = 3;
-    if (c == 0xe0) low = 0xa0;
-    if (c == 0xed) high = 0x9f;  // no UTF-16 surrogates
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    length = 4;
-    if (c == 0xf0) low = 0x90;
-    if (c == 0xf4) high = 0x8f;
-  }
-  bool whole = length > 0 && i + length <= s.size() && byte(i + 1) >= low && byte(i + 1) <= high;
-  for (size_t k = 2; whole && k < length; ++k) whole = byte(i + k) >= 0x80 && byte(i + k) <= 0xbf;
-  if (whole) return "character " + quoted(s.substr(i, length));
+  if (c >= 0x80)
+    if (size_t n = utf8SequenceLength(s, i)) return "character " + quoted(s.substr(i, n));
   char hex[8];
   std::snprintf(hex, sizeof hex, "0x%02x", c);
   return std::string("byte ") + hex;
