@@ -44,10 +44,9 @@ ShimProcess::ShimProcess(std::vector<std::string> args, const std::vector<int>& 
 void expectNoCallRefused(const std::string& log) {
   const size_t refused = log.find("refused by the shim's filter");
   if (refused == std::string::npos) return;
-  const size_t start = log.rfind('\n', refused);
-  const size_t end = log.find('\n', refused);
-  BOOST_ERROR("the shim's system call filter refused a call: "
-              << log.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1)));
+  const size_t newline = log.rfind('\n', refused);
+  const size_t start = newline == std::string::npos ? 0 : newline + 1;
+  BOOST_ERROR("the shim's system call filter refused a call: " << log.substr(start, log.find('\n', refused) - start));
 }
 
 ShimProcess::~ShimProcess() {
