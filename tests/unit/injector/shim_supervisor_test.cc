@@ -192,6 +192,9 @@ BOOST_AUTO_TEST_CASE(TheOldShimIsKilledAfterTheGraceAndReapedWhileTheNewOneKeeps
 
 BOOST_AUTO_TEST_CASE(StoppingAllWaitsForTheReplacedShimToo) {
   SupervisorFixture f;
+  // Long enough that the replaced shim's grace, counted from the restart, outlasts the
+  // new shim's polite end on a slow machine too.
+  f.options.stopGrace = 2s;
   writeShim(f.shimPath, kStubbornShim);
   ShimSupervisor& supervisor = f.start();
   auto [old, fresh] = f.startThenRestart(kPoliteShim);
@@ -201,7 +204,7 @@ BOOST_AUTO_TEST_CASE(StoppingAllWaitsForTheReplacedShimToo) {
   BOOST_TEST(reaped(fresh));
   // The replaced one ignores SIGTERM and waits for its SIGKILL: not all gone yet.
   BOOST_TEST(!supervisor.allGone());
-  BOOST_TEST(runUntil(f.loop, [&] { return supervisor.allGone(); }, 2s));
+  BOOST_TEST(runUntil(f.loop, [&] { return supervisor.allGone(); }, 5s));
   BOOST_TEST(reaped(old));
 }
 
