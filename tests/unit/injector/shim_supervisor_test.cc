@@ -131,6 +131,9 @@ struct SupervisorFixture {
     inits.back().kill();
     if (shimScript) writeShim(shimPath, shimScript);
     inits.push_back(Child::spawn({"sleep", "30"}));
+    // The loop's clock, which the old shim's grace is timed from, stood still while the
+    // test worked outside the loop: an event would have brought it up to date.
+    loop.updateTime();
     return {first, ensure(inits.back())};
   }
   // ensure() for kId with `init` as the container's init, whatever becomes of the shim.
