@@ -96,6 +96,14 @@ std::string readBuffersOf(const std::string& controlSocket) {
   return status.compare(at, 4, "null") == 0 ? std::string("null") : status.substr(at, status.find('}', at) + 1 - at);
 }
 
+// The CPU time `pid` has used so far, in clock ticks (utime + stime).
+long cpuTicks(pid_t pid) {
+  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+  return std::stol(f[11]) + std::stol(f[12]);
+}
+
 std::string statusField(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -1290,15 +1298,9 @@ BOOST_AUTO_TEST_CASE(RunningOutOfFileDescriptorsDoesNotSpin) {
   BOOST_REQUIRE(waitFor([&] { return shim.log().find("Too many open files") != std::string::npos; }, 5s));
   // CPU time used in a second while the backlog is full and accept fails with EMFILE:
   // a shim that spins uses all of it (100 ticks), one that waits for a free fd next to none.
-  auto cpuTicks = [&] {
-    auto stat = readFile("/proc/" + std::to_string(shim.pid()) + "/stat");
-    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-    std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
-    return std::stol(f[11]) + std::stol(f[12]);  // utime + stime
-  };
-  const long before = cpuTicks();
+  const long before = cpuTicks(shim.pid());
   std::this_thread::sleep_for(1s);
-  const long ticks = cpuTicks() - before;
+  const long ticks = cpuTicks(shim.pid()) - before;
   BOOST_TEST(ticks < 20, "shim used " << ticks << " ticks in a second of EMFILE");
   for (int fd : fds)
     if (fd >= 0) close(fd);
@@ -1362,19 +1364,13 @@ BOOST_AUTO_TEST_CASE(AStatusClientArrivingWithNoFdLeftWaitsWithoutSpinning) {
   std::vector<int> fds;
   for (int i = 0; i < 20; ++i) fds.push_back(connectInside(ns));
   BOOST_REQUIRE(waitFor([&] { return shim.log().find("Too many open files") != std::string::npos; }, 5s));
-  auto cpuTicks = [&] {
-    auto stat = readFile("/proc/" + std::to_string(shim.pid()) + "/stat");
-    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-    std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
-    return std::stol(f[11]) + std::stol(f[12]);  // utime + stime
-  };
   int status = connectInside(ns, kStatusPort);
   BOOST_REQUIRE(status >= 0);  // queued in the listener's backlog
   const std::string request = "GET /status HTTP/1.0\r\n\r\n";
   BOOST_REQUIRE(writeAll(status, request.data(), request.size()));
-  const long before = cpuTicks();
+  const long before = cpuTicks(shim.pid());
   std::this_thread::sleep_for(1s);
-  const long used = cpuTicks() - before;
+  const long used = cpuTicks(shim.pid()) - before;
   BOOST_TEST(used < 20, "the shim used " << used << " ticks in a second with a status client waiting");
   BOOST_TEST(shim.log().find("cannot accept a status client") != std::string::npos, shim.log());
   for (int fd : fds)
