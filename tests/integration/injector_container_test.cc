@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/support/process.h"
+#include "tests/support/shim_process.h"
 #include "tests/support/tcp_peers.h"
 
 using namespace connectable::testing;
@@ -240,14 +241,10 @@ BOOST_AUTO_TEST_CASE(LabelledContainerReachesAServerOnTheHostsLoopback) {
   // Its own system call filter stacks on the container's (Docker's default profile): one
   // more than the injector has (none of its own in a sanitizer build). Installed once it
   // listens, so it may take a moment.
-#if defined(__SANITIZE_ADDRESS__)
-  const int own = 0;
-#else
-  const int own = 1;
-#endif
   const pid_t injector = env->injectorPid;
   const int inherited = std::atoi(statusField(injector, "Seccomp_filters").c_str());
-  BOOST_CHECK(waitFor([&] { return std::atoi(statusField(shim, "Seccomp_filters").c_str()) == inherited + own; }, 2s));
+  BOOST_CHECK(waitFor(
+      [&] { return std::atoi(statusField(shim, "Seccomp_filters").c_str()) == inherited + kShimsOwnFilters; }, 2s));
   BOOST_CHECK(inherited >= 1);  // the injector runs under Docker's profile, as the example says
   BOOST_CHECK(env->injectorLog().find("refused by the shim's filter") == std::string::npos);
   // With the read-only cgroup mount the listener normally exists before the app's process runs.
