@@ -243,22 +243,27 @@ class ShimWithoutIpv6 {
   pid_t pid_ = -1;
 };
 
+// A shim run some other way than ShimProcess (under prlimit, setpriv, ...) by `argv`, with
+// its log at `logPath`; returned once it listens.
+Child spawnListening(const std::vector<std::string>& argv, const std::string& logPath) {
+  Child shim = Child::spawn(argv, logPath);
+  BOOST_REQUIRE_MESSAGE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s), shim.log());
+  return shim;
+}
+
 // The shim run by `argv` under `prlimit --nofile`, with `spare` fds beyond those it holds
 // once listening (the ring has one of its own), counted on a first run of the same argv;
 // returned once it listens.
 Child shimWithSpareFds(const std::vector<std::string>& argv, long spare) {
   long held = 0;
   {
-    Child first = Child::spawn(argv, tempDir() + "/first.log");
-    BOOST_REQUIRE(waitFor([&] { return first.log().find(" listening ") != std::string::npos; }, 5s));
+    Child first = spawnListening(argv, tempDir() + "/first.log");
     held = std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(first.pid()) + "/fd"),
                          std::filesystem::directory_iterator());
   }
   std::vector<std::string> limited = {"prlimit", "--nofile=" + std::to_string(held + spare), "--"};
   limited.insert(limited.end(), argv.begin(), argv.end());
-  Child shim = Child::spawn(limited, tempDir() + "/log");
-  BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
-  return shim;
+  return spawnListening(limited, tempDir() + "/log");
 }
 
 struct Fixture {
@@ -760,10 +765,9 @@ BOOST_AUTO_TEST_CASE(WhereIoUringIsDeniedItSaysWhyAndServesOnEpoll) {
   // container inherit: io_uring_setup fails with EPERM. Nothing else may change.
   std::string dir = tempDir();
   TcpServer backend(replyHandler("ok"));
-  Child shim = Child::spawn({std::string(CONNECTABLE_BIN_DIR) + "/without-io-uring", shimBinary(), "--netns",
-                             ns.path(), "--connect", "6000=" + backend.address(), "--control", dir + "/c.sock"},
-                            dir + "/log");
-  BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
+  Child shim = spawnListening({std::string(CONNECTABLE_BIN_DIR) + "/without-io-uring", shimBinary(), "--netns",
+                               ns.path(), "--connect", "6000=" + backend.address(), "--control", dir + "/c.sock"},
+                              dir + "/log");
   const std::string log = shim.log();
   BOOST_TEST(log.find("io_uring not available, the data path uses epoll") != std::string::npos, log);
   BOOST_TEST(log.find("io_uring_setup: Operation not permitted") != std::string::npos, log);
@@ -1212,11 +1216,10 @@ BOOST_AUTO_TEST_CASE(AShimStartedByAnotherUserWithCapabilitiesDropsThemToo) {
   // Not root, but given capabilities (ambient here, as a unit's AmbientCapabilities= or
   // file capabilities would): it uses them to enter the namespace, then has none.
   TcpServer backend(replyHandler("ok"));
-  Child shim = Child::spawn({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             "--inh-caps=+sys_admin,+net_admin", "--ambient-caps=+sys_admin,+net_admin", "--",
-                             shimBinary(), "--netns", ns.path(), "--connect", "6000=" + backend.address()},
-                            tempDir() + "/log");
-  BOOST_REQUIRE_MESSAGE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s), shim.log());
+  Child shim = spawnListening({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               "--inh-caps=+sys_admin,+net_admin", "--ambient-caps=+sys_admin,+net_admin", "--",
+                               shimBinary(), "--netns", ns.path(), "--connect", "6000=" + backend.address()},
+                              tempDir() + "/log");
   const pid_t pid = shim.pid();
   BOOST_TEST(statusField(pid, "Uid") == "65534\t65534\t65534\t65534");
   BOOST_TEST(statusField(pid, "CapInh") == "0000000000000000");
@@ -1279,9 +1282,8 @@ BOOST_AUTO_TEST_CASE(RunningOutOfFileDescriptorsDoesNotSpin) {
   TcpServer backend(holdHandler());
   // 3 std fds + epoll + signalfd + 2 listeners = 7: room for three connections of two fds,
   // then accept itself fails with EMFILE.
-  Child shim = Child::spawn({"prlimit", "--nofile=13", "--", shimBinary(), "--netns", ns.path(), "--connect",
-                             "6000=" + backend.address()}, tempDir() + "/log");
-  BOOST_REQUIRE(waitFor([&] { return shim.log().find(" listening ") != std::string::npos; }, 5s));
+  Child shim = spawnListening({"prlimit", "--nofile=13", "--", shimBinary(), "--netns", ns.path(), "--connect",
+                               "6000=" + backend.address()}, tempDir() + "/log");
   std::vector<int> fds;
   for (int i = 0; i < 20; ++i) fds.push_back(connectInside(ns));
   BOOST_REQUIRE(waitFor([&] { return shim.log().find("Too many open files") != std::string::npos; }, 5s));
