@@ -123,7 +123,8 @@ void EventLoop::remove(int fd) {
 }
 
 EventLoop::TimerId EventLoop::addTimer(Millis delay, Callback cb) {
-  return addTimerAt(now_ + delay, std::move(cb));
+  // From the clock, not the turn's start: a turn that forked shims may have lasted long.
+  return addTimerAt(Clock::now() + delay, std::move(cb));
 }
 
 EventLoop::TimerId EventLoop::addTimerAt(Clock::time_point deadline, Callback cb) {

@@ -57,6 +57,7 @@ class EventLoop {
   void remove(int fd);
 
   // One-shot timer; returns an id for cancelTimer. Cancelling a fired or unknown id is a no-op.
+  // `delay` counts from the call, however long the current turn has run.
   TimerId addTimer(Millis delay, Callback cb);
   TimerId addTimerAt(Clock::time_point deadline, Callback cb);
   void cancelTimer(TimerId id);
@@ -74,7 +75,6 @@ class EventLoop {
 
   // The time taken once per iteration: cheap, and the same for every handler in a batch.
   Clock::time_point now() const { return now_; }
-  void updateTime() { now_ = Clock::now(); }
 
  private:
   class SignalHandler;

@@ -131,9 +131,6 @@ struct SupervisorFixture {
     inits.back().kill();
     if (shimScript) writeShim(shimPath, shimScript);
     inits.push_back(Child::spawn({"sleep", "30"}));
-    // The loop's clock, which the old shim's grace is timed from, stood still while the
-    // test worked outside the loop: an event would have brought it up to date.
-    loop.updateTime();
     return {first, ensure(inits.back())};
   }
   // ensure() for kId with `init` as the container's init, whatever becomes of the shim.
@@ -255,9 +252,6 @@ BOOST_AUTO_TEST_CASE(AShimThatDoesNotStopWithinItsDrainTimeoutIsKilled) {
   ShimSupervisor& supervisor = f.start();
   Child init = Child::spawn({"sleep", "30"});
   const pid_t shim = f.ensure(init);
-  // The loop's clock, which stop() times the kill from, stood still while ensure() waited
-  // for the shim outside the loop: a turn brings it up to date, as any event would.
-  runUntil(f.loop, [] { return false; }, 10ms);
   const auto stopped = Clock::now();
   supervisor.stop(kId, "test");
   BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.allGone(); }, 5s));
