@@ -2,6 +2,8 @@
 BUILD_PACKAGES="cmake ninja-build g++ pkg-config libpoco-dev libc-ares-dev liburing-dev libboost-test-dev"
 # Real peers and clients of the tests: namespaces, DNS, HTTP, Redis, Docker, Prometheus (and promtool),
 # socat (a second path to the Docker socket).
+# clang and its libFuzzer runtime, for scripts/fuzz.
+FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
 TEST_PACKAGES="iproute2 util-linux procps curl wget busybox-static redis-server redis-tools dnsmasq-base docker.io prometheus socat"
 
 _package_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

@@ -1,0 +1,47 @@
+// A DNS server's answer, whatever its bytes: parsed, then read as the shim's discovery reads
+// it (SRV with the addresses of its targets, A and AAAA, negative TTLs). Nothing may crash,
+// read outside the buffer or loop; names that come out are within the wire's limits.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "common/dns_message.h"
+
+using namespace connectable::dns;
+
+namespace {
+
+void check(bool holds) {
+  if (!holds) std::abort();
+}
+
+void checkName(const std::string& name) { check(name.size() <= kMaxNameWireLength); }
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto message = parseMessage(data, size);
+  if (!message) return 0;
+  for (const auto& q : message->questions) checkName(q.name);
+  for (const auto* section : {&message->answers, &message->authority, &message->additional}) {
+    for (const auto& r : *section) {
+      checkName(r.name);
+      checkName(r.cname);
+      checkName(r.srv.target);
+      check(r.ttl <= 0x7fffffffu);
+    }
+  }
+  // The question the shim asked, and a name the answer may not be about at all.
+  std::string asked = message->questions.empty() ? "redis.service.consul" : message->questions[0].name;
+  for (const std::string& name : {asked, std::string("redis.service.consul")}) {
+    if (auto srv = readSrvAnswer(*message, name)) {
+      for (const auto& t : srv->targets) checkName(t.srv.target);
+    }
+    (void)readAddressAnswer(*message, name, kTypeA);
+    (void)readAddressAnswer(*message, name, kTypeAaaa);
+    (void)answersAbout(*message, name, kTypeSrv);
+  }
+  (void)negativeTtl(*message, 5);
+  (void)rcodeName(message->header.rcode);
+  return 0;
+}
