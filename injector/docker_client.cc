@@ -35,7 +35,45 @@ Status DockerClient::negotiate() {
   negotiated_ = false;
   auto body = getJson("/version", "docker version");
   if (!body) return body.status();
-  auto obj = docker_json::parseObject(*body);
+  auto version = parseDockerVersion(*body);
+  if (!version) return version.status();
+  apiVersion_ = version->api;
+  serverVersion_ = version->server;
+  negotiated_ = true;
+  return Status::ok();
+}
+
+Result<ContainerList> DockerClient::listContainers() {
+  auto body = getJson(apiVersion_.pathPrefix() + "/containers/json", "listing containers");
+  if (!body) return body.status();
+  return parseContainerList(*body);
+}
+
+Result<std::string> DockerClient::daemonId() {
+  auto body = getJson(apiVersion_.pathPrefix() + "/info", "docker info");
+  if (!body) return body.status();
+  return parseDockerInfoId(*body);
+}
+
+Result<ContainerInfo> DockerClient::inspectContainer(const std::string& id, bool* notFound) {
+  if (notFound != nullptr) *notFound = false;
+  if (!validContainerRef(id)) return Status::error("invalid container id '" + id + "'");
+  bool missing = false;
+  auto body = getJson(apiVersion_.pathPrefix() + "/containers/" + id + "/json",
+                      "inspecting container " + id, &missing);
+  if (missing) {
+    if (notFound != nullptr) *notFound = true;
+    return Status::error("no such container: " + id);
+  }
+  if (!body) return body.status();
+  return parseContainerInspect(*body);
+}
+
+void DockerClient::interrupt() { connection_->interrupt(); }
+void DockerClient::clearInterrupt() { connection_->clearInterrupt(); }
+
+Result<DockerVersion> parseDockerVersion(std::string_view json) {
+  auto obj = docker_json::parseObject(json);
   if (!obj) return obj.status().withContext("docker version");
   std::string maxText, minText, server;
   for (const Status& s : {docker_json::readString(*obj, "ApiVersion", &maxText, Need::Required),
@@ -55,45 +93,17 @@ Status DockerClient::negotiate() {
   }
   auto chosen = negotiateDockerApiVersion(*max, haveMin ? &min : nullptr);
   if (!chosen) return chosen.status();
-  apiVersion_ = *chosen;
-  serverVersion_ = server;
-  negotiated_ = true;
-  return Status::ok();
+  return DockerVersion{*chosen, server};
 }
 
-Result<ContainerList> DockerClient::listContainers() {
-  auto body = getJson(apiVersion_.pathPrefix() + "/containers/json", "listing containers");
-  if (!body) return body.status();
-  return parseContainerList(*body);
-}
-
-Result<std::string> DockerClient::daemonId() {
-  auto body = getJson(apiVersion_.pathPrefix() + "/info", "docker info");
-  if (!body) return body.status();
-  auto obj = docker_json::parseObject(*body);
+Result<std::string> parseDockerInfoId(std::string_view json) {
+  auto obj = docker_json::parseObject(json);
   if (!obj) return obj.status().withContext("docker info");
   std::string id;
   if (Status s = docker_json::readString(*obj, "ID", &id, Need::Required); !s) return s.withContext("docker info");
   if (id.empty()) return Status::error("docker info: the daemon has no ID");
   return id;
 }
-
-Result<ContainerInfo> DockerClient::inspectContainer(const std::string& id, bool* notFound) {
-  if (notFound != nullptr) *notFound = false;
-  if (!validContainerRef(id)) return Status::error("invalid container id '" + id + "'");
-  bool missing = false;
-  auto body = getJson(apiVersion_.pathPrefix() + "/containers/" + id + "/json",
-                      "inspecting container " + id, &missing);
-  if (missing) {
-    if (notFound != nullptr) *notFound = true;
-    return Status::error("no such container: " + id);
-  }
-  if (!body) return body.status();
-  return parseContainerInspect(*body);
-}
-
-void DockerClient::interrupt() { connection_->interrupt(); }
-void DockerClient::clearInterrupt() { connection_->clearInterrupt(); }
 
 std::string dockerEventsPath(DockerApiVersion version, int64_t sinceNanos) {
   // filters={"type":["container","network"]}, percent-encoded.

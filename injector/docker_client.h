@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -70,6 +71,16 @@ class DockerClient {
   DockerApiVersion apiVersion_;
   std::string serverVersion_;
 };
+
+// What GET /version says: the API version chosen from its ApiVersion and MinAPIVersion
+// (negotiateDockerApiVersion), and the daemon's own version. Pure; any thread.
+struct DockerVersion {
+  DockerApiVersion api;
+  std::string server;  // "20.10.24+dfsg1", or empty when the daemon did not say
+};
+Result<DockerVersion> parseDockerVersion(std::string_view json);
+// GET /info's "ID", which must be there. Pure; any thread.
+Result<std::string> parseDockerInfoId(std::string_view json);
 
 // The versioned GET /events path for container and network events, optionally replaying
 // from `sinceNanos` (ns since the epoch, as in DockerEvent::timeNano) so a reconnect misses
