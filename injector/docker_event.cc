@@ -1,5 +1,7 @@
 #include "injector/docker_event.h"
 
+#include <limits>
+
 #include "injector/docker_json.h"
 
 namespace connectable {
@@ -35,6 +37,11 @@ Result<DockerEvent> parseDockerEvent(std::string_view line) {
     return fail(s.withContext("Actor"));
   }
   if (ev.type.empty() || ev.action.empty()) return fail(Status::error("empty Type or Action"));
+  // Instants since the epoch that nanos() and a reconnect's `since` can hold in int64 ns.
+  if (ev.time < 0 || ev.time > std::numeric_limits<int64_t>::max() / 1'000'000'000) {
+    return fail(Status::error("field 'time' out of range: " + std::to_string(ev.time)));
+  }
+  if (ev.timeNano < 0) return fail(Status::error("field 'timeNano' out of range: " + std::to_string(ev.timeNano)));
   return ev;
 }
 

@@ -29,7 +29,8 @@ struct DockerEvent {
 };
 
 // Requires Type, Action and Actor.ID as strings; tolerates the legacy status/id/from fields
-// and a missing Attributes, time or timeNano. A malformed line is an error, never a throw.
+// and a missing Attributes, time or timeNano. A malformed line is an error, never a throw;
+// so is a time before the epoch or past int64 nanoseconds (the year 2262).
 Result<DockerEvent> parseDockerEvent(std::string_view line);
 
 }  // namespace connectable

@@ -107,6 +107,19 @@ BOOST_AUTO_TEST_CASE(MistypedFieldsAreErrorsNamingTheField) {
              std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(TimesBeforeTheEpochOrPastNanosecondRangeAreErrors) {
+  // nanos() and a reconnect's `since` compute with them: they must fit in int64 ns.
+  BOOST_TEST(errorOf(R"({"Type":"container","Action":"die","Actor":{"ID":"a"},"time":-1})")
+                 .find("'time'") != std::string::npos);
+  BOOST_TEST(errorOf(R"({"Type":"container","Action":"die","Actor":{"ID":"a"},"timeNano":-9223372036854775808})")
+                 .find("'timeNano'") != std::string::npos);
+  BOOST_TEST(errorOf(R"({"Type":"container","Action":"die","Actor":{"ID":"a"},"time":9223372037})")
+                 .find("'time'") != std::string::npos);
+  auto last = parseDockerEvent(R"({"Type":"container","Action":"die","Actor":{"ID":"a"},"time":9223372036})");
+  BOOST_REQUIRE_MESSAGE(last, last.status().message());
+  BOOST_TEST(last->nanos() == 9'223'372'036'000'000'000LL);
+}
+
 BOOST_AUTO_TEST_CASE(DeepOrHugeInputDoesNotCrash) {
   std::string deep(5000, '[');
   BOOST_TEST(!parseDockerEvent(deep));
