@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -11,15 +12,14 @@
 namespace connectable {
 
 Result<HttpReply> parseHttpReply(std::string raw) {
-  size_t headEnd = raw.find("\r\n\r\n");
-  size_t bodyStart = headEnd == std::string::npos ? std::string::npos : headEnd + 4;
-  if (headEnd == std::string::npos) {
-    headEnd = raw.find("\n\n");
-    if (headEnd != std::string::npos) bodyStart = headEnd + 2;
-  }
+  // The head ends at its first empty line, whether its lines end in CRLF or a bare LF.
+  const size_t crlf = raw.find("\r\n\r\n"), lf = raw.find("\n\n");
+  const size_t headEnd = std::min(crlf, lf);
   if (headEnd == std::string::npos || raw.compare(0, 5, "HTTP/") != 0) return Status::error("malformed HTTP reply");
+  const size_t bodyStart = headEnd + (headEnd == crlf ? 4 : 2);
+  // The code is the status line's, never digits further on.
   size_t sp = raw.find(' ');
-  if (sp == std::string::npos || sp + 4 > raw.size()) return Status::error("malformed HTTP status line");
+  if (sp == std::string::npos || sp + 4 > raw.find('\n')) return Status::error("malformed HTTP status line");
   HttpReply r;
   for (size_t i = sp + 1; i < sp + 4; ++i) {
     if (raw[i] < '0' || raw[i] > '9') return Status::error("malformed HTTP status code");

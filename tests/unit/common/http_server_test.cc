@@ -32,4 +32,16 @@ BOOST_AUTO_TEST_CASE(RepliesAreSplitIntoCodeAndBody) {
   BOOST_TEST(!parseHttpReply("HTTP/1.0 2x\r\n\r\n").isOk());
 }
 
+BOOST_AUTO_TEST_CASE(TheBodyStartsAfterTheHeadsFirstEmptyLine) {
+  // A head of bare LFs ends at its "\n\n", though a CRLF CRLF comes later in the body.
+  auto r = parseHttpReply("HTTP/1.0 200 OK\nContent-Length: 9\n\na\r\n\r\nb\r\n\r\n");
+  BOOST_REQUIRE(r.isOk());
+  BOOST_TEST(r->body == "a\r\n\r\nb\r\n\r\n");
+}
+
+BOOST_AUTO_TEST_CASE(TheCodeIsReadFromTheStatusLineOnly) {
+  BOOST_TEST(!parseHttpReply("HTTP/1.0\r\nRetry-After: 200\r\n\r\n").isOk());
+  BOOST_TEST(!parseHttpReply("HTTP/1.0\r\n\r\n 200").isOk());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
