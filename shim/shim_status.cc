@@ -52,8 +52,10 @@ std::string dnsState(const BackendSet& set, size_t i) {
 }  // namespace
 
 std::string formatAge(double seconds) {
-  if (seconds < 0) seconds = 0;
-  auto s = static_cast<uint64_t>(seconds);
+  // `connectable status` shows what a shim's JSON says, any number: past 64 bits of seconds
+  // the conversion would be undefined, so those are clamped (and a NaN is none).
+  if (!(seconds > 0)) seconds = 0;
+  auto s = seconds < 0x1p64 ? static_cast<uint64_t>(seconds) : UINT64_MAX;
   std::string out;
   if (s >= 86400) out += std::to_string(s / 86400) + "d";
   if (s >= 3600) out += std::to_string(s / 3600 % 24) + "h";

@@ -209,4 +209,15 @@ BOOST_AUTO_TEST_CASE(ControlCharactersAShimAnswersNeverReachTheTerminal) {
   BOOST_TEST(!hasControlCharacters(notes), notes);
 }
 
+BOOST_AUTO_TEST_CASE(AShimsAgesPastAnyClockAreShownAsTheLongestAge) {
+  // JSON numbers have no bound: an uptime beyond 64 bits of seconds is clamped, not
+  // converted out of range (undefined; x86 shows it as 0s).
+  std::string shim = R"({"uptime_seconds":1e300,"ports":[{"port":6000,"target":"t","connections":{"active":0,"total":0},)"
+                     R"("bytes":{"to_backends":0,"from_backends":0},"failures":{},"backends":[]}],)"
+                     R"("last_error":{"message":"m","seconds_ago":1e300}})";
+  std::string table = formatStatusTable({rowAnswering(shim)});
+  BOOST_TEST(table.find("  213503982334601d7h0m15s\n") != std::string::npos, table);
+  BOOST_TEST(table.find("last error 213503982334601d7h0m15s ago: m") != std::string::npos, table);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
