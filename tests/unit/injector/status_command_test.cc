@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/utf8.h"
 #include "injector/docker_container.h"
 #include "injector/label_parser.h"
 #include "injector/problem_records.h"
@@ -188,6 +189,21 @@ BOOST_AUTO_TEST_CASE(AShimsAnswerCannotAddRowsOfOtherContainersToTheJson) {
   BOOST_TEST(row->getValue<std::string>("container_name") == "app");
   BOOST_TEST(row->isNull("shim"));
   BOOST_TEST(row->getValue<std::string>("error").find("unreadable status") != std::string::npos);
+  BOOST_TEST(text.find("\"db\"") == std::string::npos, text);
+}
+
+BOOST_AUTO_TEST_CASE(AShimsAnswerCannotHideTextBehindAByteTheJsonParserTakesForTheEnd) {
+  // POCO's parser stops at a 0xff byte as at the end of its input: what follows it went
+  // unchecked into the array, and no JSON reader could read the array any more.
+  std::string forged = std::string(R"({"ports":[]})") + "\xff" +
+                       R"(},{"container_name":"db","container_id":"d","shim_pid":1,"restarts":0,"error":null,"shim":{"ports":[]})";
+  std::string text = formatStatusJson({rowAnswering(forged)});
+  BOOST_TEST(isUtf8(text));
+  Poco::JSON::Array::Ptr rows;
+  BOOST_REQUIRE_NO_THROW(rows = Poco::JSON::Parser().parse(text).extract<Poco::JSON::Array::Ptr>());
+  BOOST_REQUIRE_EQUAL(rows->size(), 1u);
+  BOOST_TEST(rows->getObject(0)->isNull("shim"));
+  BOOST_TEST(rows->getObject(0)->getValue<std::string>("error").find("unreadable status") != std::string::npos);
   BOOST_TEST(text.find("\"db\"") == std::string::npos, text);
 }
 
