@@ -625,16 +625,8 @@ void ShimSupervisor::dropRetired(Managed& m) {
 }
 
 void ShimSupervisor::writeState(const Managed& m) {
-  std::string json = "{\"container_id\":\"" + log::jsonEscape(m.info.containerId) + "\",\"container_name\":\"" +
-                     log::jsonEscape(m.info.containerName) + "\",\"shim_pid\":" + std::to_string(m.info.shimPid) +
-                     ",\"shim_start_time\":" + std::to_string(m.shimStartTime) +
-                     ",\"init_pid\":" + std::to_string(m.info.initPid) +
-                     ",\"init_start_time\":" + std::to_string(m.initStartTime) +
-                     ",\"netns_inode\":" + std::to_string(m.info.netnsInode) + ",\"ports\":\"" + m.info.ports +
-                     "\",\"restarts\":" + std::to_string(m.info.restarts) + ",\"args\":[";
-  for (size_t i = 0; i < m.args.size(); ++i) json += (i ? ",\"" : "\"") + log::jsonEscape(m.args[i]) + "\"";
-  json += "]}\n";
-  if (Status s = replaceStateFile(statePath(m.info.containerId), json); !s)
+  const ShimRecord record{m.info, m.shimStartTime, m.initStartTime, m.args};
+  if (Status s = replaceStateFile(statePath(m.info.containerId), shimRecordText(record)); !s)
     log::warn("cannot write shim state", {containerField(m.info), {"error", s.message()}});
 }
 
@@ -643,10 +635,20 @@ void ShimSupervisor::removeState(const std::string& containerId) {
   ::unlink(controlPath(containerId).c_str());  // the shim, no longer root, cannot
 }
 
-Result<ShimRecord> readShimRecord(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::error("cannot open " + path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+std::string shimRecordText(const ShimRecord& record) {
+  const ShimInfo& info = record.info;
+  std::string json = "{\"container_id\":\"" + log::jsonEscape(info.containerId) + "\",\"container_name\":\"" +
+                     log::jsonEscape(info.containerName) + "\",\"shim_pid\":" + std::to_string(info.shimPid) +
+                     ",\"shim_start_time\":" + std::to_string(record.shimStartTime) +
+                     ",\"init_pid\":" + std::to_string(info.initPid) +
+                     ",\"init_start_time\":" + std::to_string(record.initStartTime) +
+                     ",\"netns_inode\":" + std::to_string(info.netnsInode) + ",\"ports\":\"" + log::jsonEscape(info.ports) +
+                     "\",\"restarts\":" + std::to_string(info.restarts) + ",\"args\":[";
+  for (size_t i = 0; i < record.args.size(); ++i) json += (i ? ",\"" : "\"") + log::jsonEscape(record.args[i]) + "\"";
+  return json + "]}\n";
+}
+
+Result<ShimRecord> parseShimRecord(const std::string& text) {
   ShimRecord r;
   try {
     Poco::JSON::Parser parser;
@@ -669,6 +671,12 @@ Result<ShimRecord> readShimRecord(const std::string& path) {
     return Status::error(e.what());
   }
   return r;
+}
+
+Result<ShimRecord> readShimRecord(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::error("cannot open " + path);
+  return parseShimRecord(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
 }
 
 Result<std::vector<std::string>> shimRecordFiles(const std::string& stateDir) {

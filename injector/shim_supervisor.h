@@ -71,6 +71,9 @@ Status replaceStateFile(const std::string& path, const std::string& text);
 // writable by nobody else: as root, adopt() runs what its records say.
 Status checkPrivateDir(const std::string& path);
 
+// A record's text, as writeState writes it, and the record that text says. Pure functions.
+std::string shimRecordText(const ShimRecord& record);
+Result<ShimRecord> parseShimRecord(const std::string& text);
 // Reads and parses the record at `path`; an error for a missing or malformed one.
 Result<ShimRecord> readShimRecord(const std::string& path);
 // The record files (*.json) in <stateDir>/shims; an error when it cannot be read.
