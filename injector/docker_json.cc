@@ -8,12 +8,17 @@
 #include <limits>
 #include <typeinfo>
 
+#include "common/utf8.h"
+
 namespace connectable::docker_json {
 namespace {
 
 using Poco::Dynamic::Var;
 
 Result<Var> parse(std::string_view text) {
+  // JSON is UTF-8 (RFC 8259), and POCO's parser takes a 0xff byte for the end of its
+  // input, leaving whatever follows unread: such text is refused before it gets there.
+  if (!isUtf8(text)) return Status::error("bad JSON: not UTF-8");
   try {
     Poco::JSON::Parser parser;
     return parser.parse(std::string(text));

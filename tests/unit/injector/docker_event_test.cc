@@ -120,6 +120,15 @@ BOOST_AUTO_TEST_CASE(TimesBeforeTheEpochOrPastNanosecondRangeAreErrors) {
   BOOST_TEST(last->nanos() == 9'223'372'036'000'000'000LL);
 }
 
+BOOST_AUTO_TEST_CASE(ALineThatIsNotUtf8IsAnErrorNotReadUpToItsFirstBadByte) {
+  // POCO's parser takes a 0xff byte for the end of its input: what follows it would go
+  // unread, a second event or half of one included.
+  const std::string line = std::string(kCreate) + "\xff" + R"({"Type":"container","Action":"die"})";
+  BOOST_TEST(errorOf(line).find("UTF-8") != std::string::npos);
+  BOOST_TEST(errorOf(std::string(R"({"Type":"container","Action":"die","Actor":{"ID":"a)") + "\xc3(" + R"("}})")
+                 .find("UTF-8") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(DeepOrHugeInputDoesNotCrash) {
   std::string deep(5000, '[');
   BOOST_TEST(!parseDockerEvent(deep));
