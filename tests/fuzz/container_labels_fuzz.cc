@@ -14,14 +14,12 @@
 
 #include "injector/label_parser.h"
 #include "shim/shim_options.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
+using connectable::fuzz::check;
 
 namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
 
 std::map<std::string, std::string> labelsFrom(std::string_view input) {
   std::map<std::string, std::string> labels;

@@ -6,14 +6,12 @@
 #include <cstdlib>
 
 #include "common/dns_message.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable::dns;
+using connectable::fuzz::check;
 
 namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
 
 void checkName(const std::string& name) { check(name.size() <= kMaxNameWireLength); }
 

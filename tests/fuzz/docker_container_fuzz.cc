@@ -10,16 +10,14 @@
 
 #include "injector/docker_container.h"
 #include "injector/label_parser.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
+using connectable::fuzz::check;
 
 namespace {
 
 size_t inputSize = 0;
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
 
 void checkText(const std::string& text) { check(text.size() <= inputSize); }
 

@@ -11,16 +11,10 @@
 #include "injector/docker_container.h"
 #include "injector/docker_event.h"
 #include "injector/label_parser.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
-
-namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
-
-}  // namespace
+using connectable::fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view line(reinterpret_cast<const char*>(data), size);

@@ -11,14 +11,12 @@
 #include "injector/docker_api_version.h"
 #include "injector/docker_client.h"
 #include "injector/docker_connection.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
+using connectable::fuzz::check;
 
 namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
 
 void checkReadsBack(const DockerApiVersion& v) {
   auto again = parseDockerApiVersion(v.toString());

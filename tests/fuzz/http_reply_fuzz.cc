@@ -9,16 +9,10 @@
 #include <string>
 
 #include "common/http_fetch.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
-
-namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
-
-}  // namespace
+using connectable::fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string raw(reinterpret_cast<const char*>(data), size);

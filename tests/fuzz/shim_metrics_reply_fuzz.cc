@@ -12,14 +12,12 @@
 
 #include "common/http_fetch.h"
 #include "common/metrics.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
+using connectable::fuzz::check;
 
 namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
 
 const char* const kId = "3f2a9c0d1e4b5a6f7081928374655647382910abcdef0123456789abcdef0123";
 

@@ -12,14 +12,12 @@
 #include <vector>
 
 #include "shim/shim_options.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
+using connectable::fuzz::check;
 
 namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
 
 void checkDuration(std::string_view text) {
   auto d = parseDuration(text);

@@ -9,14 +9,12 @@
 
 #include "common/utf8.h"
 #include "injector/shim_supervisor.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
+using connectable::fuzz::check;
 
 namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
 
 bool same(const ShimRecord& a, const ShimRecord& b) {
   return a.info.containerId == b.info.containerId && a.info.containerName == b.info.containerName &&

@@ -10,14 +10,12 @@
 #include <string_view>
 
 #include "common/target.h"
+#include "tests/fuzz/fuzz_check.h"
 
 using namespace connectable;
+using connectable::fuzz::check;
 
 namespace {
-
-void check(bool holds) {
-  if (!holds) std::abort();
-}
 
 template <typename T>
 void checkError(const Result<T>& r) {
