@@ -5,10 +5,11 @@
 namespace connectable {
 namespace {
 
+// Digits only: from_chars would also take a sign, and "1.-0" is no version.
 bool parseNumber(std::string_view text, int* out) {
-  if (text.empty() || text.size() > 4) return false;
+  if (text.empty() || text.size() > 4 || text[0] < '0' || text[0] > '9') return false;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size() && *out >= 0;
+  return ec == std::errc() && end == text.data() + text.size();
 }
 
 }  // namespace

@@ -280,7 +280,7 @@ BOOST_AUTO_TEST_CASE(ParsesMajorDotMinor) {
   BOOST_TEST(v->major == 1);
   BOOST_TEST(v->minor == 41);
   BOOST_TEST(v->pathPrefix() == "/v1.41");
-  for (const char* bad : {"", "1", "1.", ".41", "v1.41", "1.41.0", "1.-4", "a.b", "1.41 "}) {
+  for (const char* bad : {"", "1", "1.", ".41", "v1.41", "1.41.0", "1.-4", "1.-0", "-0.41", "+1.41", "a.b", "1.41 "}) {
     BOOST_TEST(!parseDockerApiVersion(bad), "accepted '" << bad << "'");
   }
 }
