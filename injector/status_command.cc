@@ -8,8 +8,8 @@
 
 #include "common/http_fetch.h"
 #include "common/log.h"
-#include "common/utf8.h"
 #include "injector/docker_container.h"
+#include "injector/docker_json.h"
 #include "injector/problem_records.h"
 #include "injector/shim_scrape.h"
 #include "injector/shim_supervisor.h"
@@ -35,21 +35,9 @@ std::string printable(std::string s) {
 }
 
 // The same answer goes into --json as it came, so it must be one object and nothing else:
-// text that closes it could add rows for containers of its choice.
-Status checkJsonObject(const std::string& text) {
-  // JSON is UTF-8 (RFC 8259), and the parser takes a 0xff byte for the end of its input:
-  // whatever came after one would go out unchecked.
-  if (!isUtf8(text)) return Status::error("not UTF-8");
-  try {
-    // The parser refuses anything after the value, and raw control characters; extract
-    // refuses a value that is not an object.
-    Poco::JSON::Parser parser;
-    parser.parse(text).extract<Poco::JSON::Object::Ptr>();
-  } catch (const Poco::Exception& e) {
-    return Status::error(e.displayText());
-  }
-  return Status::ok();
-}
+// text that closes it could add rows for containers of its choice. parseObject refuses
+// anything after the value, raw control characters, and text that is not UTF-8.
+Status checkJsonObject(const std::string& text) { return docker_json::parseObject(text).status(); }
 
 std::string bytesText(uint64_t n) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
