@@ -15,9 +15,11 @@
 #include "injector/label_parser.h"
 #include "shim/shim_options.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/same_target.h"
 
 using namespace connectable;
 using connectable::fuzz::check;
+using connectable::fuzz::sameTarget;
 
 namespace {
 
@@ -38,11 +40,7 @@ std::map<std::string, std::string> labelsFrom(std::string_view input) {
 }
 
 bool sameTargets(const std::vector<Target>& a, const std::vector<Target>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].kind != b[i].kind || a[i].host != b[i].host || a[i].port != b[i].port || a[i].text != b[i].text)
-      return false;
-  return true;
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), sameTarget);
 }
 
 void checkRequest(const std::map<std::string, std::string>& labels, const ContainerRequest& r, const LabelLimits& limits) {

@@ -11,9 +11,11 @@
 
 #include "common/target.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/same_target.h"
 
 using namespace connectable;
 using connectable::fuzz::check;
+using connectable::fuzz::sameTarget;
 
 namespace {
 
@@ -29,11 +31,6 @@ bool isNameChar(char c) {
 void checkName(std::string_view name) {
   check(!name.empty() && name.size() <= 254 && name.front() != '.');
   for (char c : name) check(isNameChar(c));
-}
-
-bool sameTarget(const Target& a, const Target& b) {
-  return a.kind == b.kind && a.host == b.host && a.port == b.port && a.text == b.text &&
-         (a.kind != Target::Kind::Literal || a.address.toString() == b.address.toString());
 }
 
 void checkTarget(const Target& t) {
