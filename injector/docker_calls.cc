@@ -86,6 +86,13 @@ void DockerCalls::listContainers(std::function<void(Result<ContainerList>)> done
   });
 }
 
+void DockerCalls::listAllContainers(std::function<void(Result<ContainerList>)> done) {
+  submit([done = std::move(done)](DockerClient& client) -> std::function<void()> {
+    auto list = guarded("listing all containers", [&] { return client.listContainers(true); });
+    return [done, list = std::move(list)]() mutable { done(std::move(list)); };
+  });
+}
+
 void DockerCalls::inspectContainer(const std::string& id, std::function<void(Inspected)> done) {
   submit([id, done = std::move(done)](DockerClient& client) -> std::function<void()> {
     Inspected result;

@@ -50,6 +50,8 @@ class DockerCalls : private IoHandler {
   void negotiate(std::function<void(Result<Negotiated>)> done);
   // REQUIRES: a negotiate() before it succeeded (the worker's client keeps its version).
   void listContainers(std::function<void(Result<ContainerList>)> done);
+  // Stopped and created containers too. REQUIRES: as for listContainers.
+  void listAllContainers(std::function<void(Result<ContainerList>)> done);
   void inspectContainer(const std::string& id, std::function<void(Inspected)> done);
   // The daemon's ID (DockerClient::daemonId). REQUIRES: as for listContainers.
   void daemonId(std::function<void(Result<std::string>)> done);

@@ -43,8 +43,9 @@ Status DockerClient::negotiate() {
   return Status::ok();
 }
 
-Result<ContainerList> DockerClient::listContainers() {
-  auto body = getJson(apiVersion_.pathPrefix() + "/containers/json", "listing containers");
+Result<ContainerList> DockerClient::listContainers(bool all) {
+  auto body = getJson(apiVersion_.pathPrefix() + (all ? "/containers/json?all=1" : "/containers/json"),
+                      all ? "listing all containers" : "listing containers");
   if (!body) return body.status();
   return parseContainerList(*body);
 }

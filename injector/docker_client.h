@@ -43,8 +43,9 @@ class DockerClient {
   const std::string& serverVersion() const { return serverVersion_; }  // "20.10.24+dfsg1"
   const DockerEndpoint& endpoint() const { return endpoint_; }
 
-  // Running containers, and the rows that did not parse. REQUIRES: negotiate() succeeded.
-  Result<ContainerList> listContainers();
+  // Running containers (`docker ps`), and the rows that did not parse; with `all`, stopped
+  // and created ones too (`docker ps -a`). REQUIRES: negotiate() succeeded.
+  Result<ContainerList> listContainers(bool all = false);
 
   // One container by id (or name). A 404 is the error "no such container: <id>", and sets
   // *notFound when given, so a caller can tell "already gone" from a failure.

@@ -294,12 +294,32 @@ void Injector::forgetContainer(const std::string& id) {
   supervisor_.stop(id, "container removed");
 }
 
-void Injector::checkStillExists(const std::string& id) {
-  calls_->inspectContainer(id, [this, id](DockerCalls::Inspected inspected) {
-    if (shuttingDown_ || !inspected.notFound || !tracked_.count(id)) return;
-    log::info("forgetting a container that was removed while no event could say so",
-              {{"container", containerDisplayName(tracked_.at(id).name, id)}});
-    forgetContainer(id);
+void Injector::forgetRemoved(std::vector<std::string> notRunning) {
+  // One list of every container, not an inspect each: requests to the daemon run one at a
+  // time, and a host keeps many stopped containers, whose inspects would queue ahead of those
+  // of containers starting now.
+  calls_->listAllContainers([this, notRunning = std::move(notRunning)](Result<ContainerList> all) {
+    if (shuttingDown_) return;
+    if (!all) {
+      // Kept until the next list: a stopped container may start again, and a removed one
+      // is only counted as watched meanwhile.
+      log::warn("cannot list stopped containers", {{"error", all.status().message()}});
+      return;
+    }
+    std::set<std::string> exist;
+    for (const auto& c : all->containers) exist.insert(c.id);
+    for (const auto& bad : all->skipped) {
+      if (bad.id.empty()) return;  // any of them might be that row
+      exist.insert(bad.id);
+    }
+    // Each was tracked before the list was asked for, so a list without it means it is gone.
+    for (const auto& id : notRunning) {
+      auto it = tracked_.find(id);
+      if (exist.count(id) || it == tracked_.end()) continue;
+      log::info("forgetting a container that was removed while no event could say so",
+                {{"container", containerDisplayName(it->second.name, id)}});
+      forgetContainer(id);
+    }
   });
 }
 
@@ -549,8 +569,10 @@ void Injector::onListed(Result<ContainerList> list) {
     injectFromInspect(c.id);
   }
   // Not running: stopped (it may start again), or removed while no event could say so.
+  std::vector<std::string> notRunning;
   for (const auto& [id, t] : tracked_)
-    if (!running.count(id)) checkStillExists(id);
+    if (!running.count(id)) notRunning.push_back(id);
+  if (!notRunning.empty()) forgetRemoved(std::move(notRunning));
   for (const auto& shim : supervisor_.list()) {
     // A shim started since the list was asked for (the early path runs meanwhile) is newer
     // than what the list knows.

@@ -129,9 +129,9 @@ class Injector : public DockerEventSink {
   // its shim's record and, from its next start, the shim's own.
   // Its destroy event, or what stands for one: no shim, no record, no problem notes.
   void forgetContainer(const std::string& id);
-  // Asks Docker whether a tracked container that is not running still exists; forgets it
-  // if not (its destroy event was missed).
-  void checkStillExists(const std::string& id);
+  // Asks Docker which of these tracked containers, not running at the last list, still exist;
+  // forgets the others (their destroy events were missed).
+  void forgetRemoved(std::vector<std::string> notRunning);
   void followName(const std::string& id, const std::string& name);
   void beginEarlyWatch(const std::string& id, Millis window);
   // Counts create -> shim started once per create event (restarts are not measured).

@@ -257,6 +257,25 @@ BOOST_AUTO_TEST_CASE(ListsAndInspectsALabelledContainer) {
   BOOST_TEST(gone.status().message().find("no such container") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(AStoppedContainerIsListedOnlyInTheListOfAllContainers) {
+  // The injector tells a stopped container (it may start again) from a removed one by it.
+  auto r = run({kDocker, "create", "--label", "connect.6000=x.y", "--network", "none", kImage, "sleep", "60"});
+  BOOST_REQUIRE_MESSAGE(r.exitCode == 0, "docker create: " << r.err);
+  std::string id = trim(r.out);
+  created->add({kDocker, "rm", "-f", id});
+  DockerClient client(defaultEndpoint());
+  BOOST_REQUIRE(client.negotiate());
+  auto listed = [&](bool all) {
+    auto list = client.listContainers(all);
+    BOOST_REQUIRE_MESSAGE(list, list.status().message());
+    for (const auto& c : list->containers)
+      if (c.id == id) return c.state;
+    return std::string("not listed");
+  };
+  BOOST_TEST(listed(false) == "not listed");
+  BOOST_TEST(listed(true) == "created");
+}
+
 BOOST_AUTO_TEST_CASE(StreamDeliversTheLifecycleInOrderWithLabels) {
   auto net = run({kDocker, "network", "create", "--subnet", kSubnet, kNetwork});
   BOOST_REQUIRE_MESSAGE(net.exitCode == 0, "docker network create: " << net.err);

@@ -84,6 +84,10 @@ class FakeDocker {
   DockerEndpoint endpoint() const { return *parseDockerHost("unix://" + path_); }
   int lists() const { return lists_; }
   int inspects() const { return inspects_; }
+  int allLists() const { return allLists_; }
+  // GET /containers/json?all=1 (stopped containers too), told how many came before. Set
+  // before start; by default a daemon that knows no container.
+  ListReply allListReply = [](int) { return jsonReply(200, "[]"); };
   // GET /containers/{id}/json, told how many inspects came before. Set before start.
   ListReply inspectReply = [](int) { return jsonReply(404, R"({"message":"no such container"})"); };
   // GET /info: the daemon's ID. Set before start; by default a daemon that has no /info.
@@ -157,6 +161,8 @@ class FakeDocker {
       } else if (path.size() >= 5 && path.compare(path.size() - 5, 5, "/info") == 0) {
         std::this_thread::sleep_for(infoDelay);
         write(c, infos++ == 0 && !firstInfoReply.empty() ? firstInfoReply : infoReply);
+      } else if (path.find("/containers/json?all=1") != std::string::npos) {
+        write(c, allListReply(allLists_++));
       } else if (path.find("/containers/json") != std::string::npos) {
         if (!eventsDuringList.empty()) {
           sendOnStream(eventsDuringList);
@@ -201,6 +207,7 @@ class FakeDocker {
   std::atomic<bool> done_{false};
   std::atomic<int> lists_{0};
   std::atomic<int> inspects_{0};
+  std::atomic<int> allLists_{0};
   std::thread acceptor_;
   mutable std::mutex mutex_;
   std::vector<std::string> eventPaths_;
@@ -755,6 +762,53 @@ BOOST_AUTO_TEST_CASE(AContainerRemovedWhileNoEventCouldSaySoIsForgottenAtTheNext
   BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.eventPaths().size() >= 2 && d.docker.lists() >= 2; }, 5s));
   BOOST_TEST(runUntil(d.loop, [&] { return injector.counters().containersWatched == 0; }, 5s),
              "a container no list shows and no inspect finds is still watched");
+}
+
+BOOST_AUTO_TEST_CASE(StoppedContainersAtAListCostOneListOfAllContainersNotAnInspectEach) {
+  // Requests to the daemon run one at a time: an inspect per stopped container would queue
+  // as many round trips ahead of the inspect of a container starting now, which waits for
+  // its shim meanwhile. A host keeps many stopped containers.
+  EmptyDaemon d;
+  d.docker.streamsToEnd = 1;
+  for (int i = 0; i < 30; ++i) {
+    std::string id = kId;
+    id.replace(0, 2, (i < 16 ? "0" : "1") + std::string(1, "0123456789abcdef"[i % 16]));
+    d.docker.endedStreamEvents += containerEvent("create", id, kAppLabels);
+  }
+  Injector& injector = d.start([](InjectorOptions& o) { o.reconnectMin = 10ms; });
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.eventPaths().size() >= 2 && d.docker.lists() >= 2; }, 5s));
+  BOOST_TEST(runUntil(d.loop, [&] { return injector.counters().containersWatched == 0; }, 5s),
+             "containers no list of all containers shows are still watched");
+  BOOST_TEST(d.docker.inspects() == 0);
+  BOOST_TEST(d.docker.allLists() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(AStoppedContainerStaysWatchedWhileTheListOfAllContainersShowsIt) {
+  // It may start again: its labels are what its next start is served by.
+  EmptyDaemon d;
+  d.docker.streamsToEnd = 1;
+  std::string removed = kId;
+  removed.replace(0, 4, "dead");
+  d.docker.endedStreamEvents = containerEvent("create", kId, kAppLabels) + containerEvent("create", removed, kAppLabels);
+  d.docker.allListReply = [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"exited"}])");
+  };
+  Injector& injector = d.start([](InjectorOptions& o) { o.reconnectMin = 10ms; });
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.eventPaths().size() >= 2 && d.docker.lists() >= 2; }, 5s));
+  BOOST_TEST(runUntil(d.loop, [&] { return injector.counters().containersWatched == 1; }, 5s));
+  runUntil(d.loop, [] { return false; }, 200ms);
+  BOOST_TEST(injector.counters().containersWatched == 1u, "the stopped container was forgotten");
+}
+
+BOOST_AUTO_TEST_CASE(NoStoppedContainerIsForgottenWhenTheListOfAllContainersFails) {
+  EmptyDaemon d;
+  d.docker.streamsToEnd = 1;
+  d.docker.endedStreamEvents = containerEvent("create", kId, kAppLabels);
+  d.docker.allListReply = [](int) { return jsonReply(500, R"({"message":"daemon busy"})"); };
+  Injector& injector = d.start([](InjectorOptions& o) { o.reconnectMin = 10ms; });
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.eventPaths().size() >= 2 && d.docker.lists() >= 2; }, 5s));
+  runUntil(d.loop, [] { return false; }, 300ms);
+  BOOST_TEST(injector.counters().containersWatched == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
