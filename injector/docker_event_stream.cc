@@ -5,6 +5,7 @@
 
 #include <Poco/Exception.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <istream>
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "injector/docker_client.h"
 #include "injector/docker_connection.h"
+#include "injector/docker_event_lines.h"
 
 namespace connectable {
 
@@ -110,45 +112,45 @@ void DockerEventStream::readerMain() {
 
 Status DockerEventStream::readLines(std::istream& body) {
   std::streambuf* buf = body.rdbuf();
-  std::string line;
-  bool overlong = false;
+  DockerEventLines lines(options_.maxLineBytes);
+  char bytes[16384];
   try {
     for (;;) {
-      // The buffer is POCO's chunked decoder: a read returns what the daemon has sent so far.
-      int c = buf->sbumpc();
-      if (c == std::char_traits<char>::eof()) {
-        return Status::error("docker event stream: dockerd closed the connection");
+      // The buffer is POCO's chunked decoder: sgetc() waits for the daemon only when it
+      // holds nothing, and in_avail() is then what it holds, taken without waiting.
+      if (buf->sgetc() == std::char_traits<char>::eof()) {
+        return Status::error(lines.pendingBytes() == 0
+                                 ? "docker event stream: dockerd closed the connection"
+                                 : "docker event stream: dockerd closed the connection within a line");
       }
-      if (c != '\n') {
-        if (line.size() < options_.maxLineBytes) {
-          line.push_back(static_cast<char>(c));
-        } else {
-          overlong = true;
-        }
-        continue;
+      const std::streamsize want = std::min<std::streamsize>(buf->in_avail(), sizeof bytes);
+      std::string_view input(bytes, static_cast<size_t>(buf->sgetn(bytes, std::max<std::streamsize>(want, 1))));
+      while (!input.empty()) {
+        auto line = lines.take(&input);
+        if (line && !deliver(*line)) return Status::ok();  // the overflow already queued its Ended
       }
-      bool ok = true;
-      if (overlong) {
-        ok = push(Malformed{Status::error("docker event: line longer than " +
-                                          std::to_string(options_.maxLineBytes) + " bytes")});
-      } else if (line.find_first_not_of(" \t\r") != std::string::npos) {
-        auto ev = parseDockerEvent(line);
-        if (ev) {
-          ok = push(std::move(*ev), line.size());
-        } else {
-          std::string excerpt = line.substr(0, 200);
-          ok = push(Malformed{ev.status().withContext("line '" + excerpt + "'")});
-        }
-      }
-      if (!ok) return Status::ok();  // the overflow already queued its Ended
-      line.clear();
-      overlong = false;
     }
   } catch (const Poco::Exception& e) {
     return Status::error("docker event stream: " + e.displayText());
   } catch (const std::exception& e) {
     return Status::error(std::string("docker event stream: ") + e.what());
   }
+}
+
+bool DockerEventStream::deliver(const DockerEventLine& line) {
+  switch (line.kind) {
+    case DockerEventLine::Kind::Blank:
+      return true;
+    case DockerEventLine::Kind::Overlong:
+      return push(Malformed{Status::error("docker event: line longer than " +
+                                          std::to_string(options_.maxLineBytes) + " bytes")});
+    case DockerEventLine::Kind::Text:
+      break;
+  }
+  auto ev = parseDockerEvent(line.text);
+  if (ev) return push(std::move(*ev), line.text.size());
+  std::string excerpt(line.text.substr(0, 200));
+  return push(Malformed{ev.status().withContext("line '" + excerpt + "'")});
 }
 
 void DockerEventStream::onIo(uint32_t /*events*/) {

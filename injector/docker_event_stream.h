@@ -22,6 +22,7 @@
 namespace connectable {
 
 class DockerConnection;
+struct DockerEventLine;
 
 // What the stream tells its owner, always on the loop's thread, in stream order.
 // REQUIRES: callbacks do not destroy the stream; use EventLoop::defer for that.
@@ -83,6 +84,8 @@ class DockerEventStream : private IoHandler {
 
   void readerMain();               // the reader thread
   Status readLines(std::istream& body);
+  // Reader thread: queues what a line says; false when the queue overflowed.
+  bool deliver(const DockerEventLine& line);
   // Reader thread; false when the queue overflowed. `bytes`: the size of what it came from.
   bool push(Item item, size_t bytes = 0);
 

@@ -185,6 +185,43 @@ BOOST_AUTO_TEST_CASE(DaemonClosingMidStreamIsAnEnd) {
   BOOST_TEST(!w.sink.ended[0].isOk());
 }
 
+BOOST_AUTO_TEST_CASE(AnOverlongLineIsMalformedAndTheEventsAroundItArrive) {
+  DockerEventStream::Options options;
+  options.maxLineBytes = 300;
+  const std::string overlong = R"({"Type":"container","Action":"create","Actor":{"ID":"xx"},"pad":")" +
+                               std::string(400, 'p') + "\"}\n";
+  FakeDaemon daemon({Reply{{kStreamHeaders, chunk(event("create", "aa") + overlong.substr(0, 250)),
+                            chunk(overlong.substr(250) + event("start", "bb")), "0\r\n\r\n"}}});
+  Watching w(daemon.endpoint(), options);
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_REQUIRE_EQUAL(w.sink.events.size(), 2u);
+  BOOST_TEST(w.sink.events[0].actorId == "aa");
+  BOOST_TEST(w.sink.events[1].actorId == "bb");
+  BOOST_REQUIRE_EQUAL(w.sink.malformed.size(), 1u);
+  BOOST_TEST(w.sink.malformed[0].message().find("longer than 300 bytes") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(BlankLinesAreSkippedAndCrlfEndedLinesRead) {
+  std::string crlf = event("create", "aa");
+  crlf.insert(crlf.size() - 1, "\r");
+  FakeDaemon daemon({Reply{{kStreamHeaders, chunk("\n \r\n\r\n"), chunk(crlf), chunk("\n"), "0\r\n\r\n"}}});
+  Watching w(daemon.endpoint());
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_REQUIRE_EQUAL(w.sink.events.size(), 1u);
+  BOOST_TEST(w.sink.events[0].actorId == "aa");
+  BOOST_TEST(w.sink.malformed.empty());
+}
+
+BOOST_AUTO_TEST_CASE(ALineCutOffByTheDaemonClosingIsNoEventAndTheEndSaysSo) {
+  const std::string cut = event("start", "bb");
+  FakeDaemon daemon({Reply{{kStreamHeaders, chunk(event("create", "aa") + cut.substr(0, 30))}}});
+  Watching w(daemon.endpoint());
+  BOOST_REQUIRE(w.untilEnded());
+  BOOST_REQUIRE_EQUAL(w.sink.events.size(), 1u);
+  BOOST_TEST(w.sink.malformed.empty());
+  BOOST_TEST(w.sink.ended[0].message().find("within a line") != std::string::npos, w.sink.ended[0].message());
+}
+
 BOOST_AUTO_TEST_CASE(HttpErrorIsAnEndWithTheDaemonsMessage) {
   FakeDaemon daemon({Reply{{jsonReply(400, R"({"message":"invalid filter 'typo'"})")}}});
   Watching w(daemon.endpoint());
