@@ -1,6 +1,6 @@
-// DockerJson: typed reads of Docker's JSON replies (and of the shims' answers the injector
-// checks) that return Status instead of throwing, so POCO's exceptions stop here. Internal
-// to the injector. Stateless; any thread.
+// DockerJson: typed reads of Docker's JSON replies (and of the shims' answers and the state
+// dir's records the injector reads) that return Status instead of throwing, so POCO's
+// exceptions stop here. Internal to the injector. Stateless; any thread.
 #pragma once
 
 #include <Poco/JSON/Array.h>

@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <Poco/JSON/Parser.h>
+#include <Poco/Exception.h>
 
 #include <cerrno>
 #include <fstream>
@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "injector/docker_container.h"
+#include "injector/docker_json.h"
 #include "injector/shim_supervisor.h"
 
 namespace connectable {
@@ -68,18 +69,17 @@ std::vector<ProblemRecord> readProblemRecords(const std::string& stateDir) {
   for (const auto& id : recordIds(dir)) {
     std::ifstream in(dir + "/" + id + ".json");
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto obj = docker_json::parseObject(text);
+    if (!obj) continue;  // being replaced, or gone: the injector owns these records
     try {
-      Poco::JSON::Parser parser;
-      auto obj = parser.parse(text).extract<Poco::JSON::Object::Ptr>();
       ProblemRecord r;
       r.containerId = id;
-      r.containerName = obj->getValue<std::string>("container_name");
-      auto problems = obj->getArray("problems");
+      r.containerName = (*obj)->getValue<std::string>("container_name");
+      auto problems = (*obj)->getArray("problems");
       for (size_t i = 0; problems && i < problems->size(); ++i)
         r.problems.push_back(problems->getElement<std::string>(static_cast<unsigned>(i)));
       records.push_back(std::move(r));
-    } catch (const Poco::Exception&) {
-      // Being replaced, or gone: the injector owns these records.
+    } catch (const Poco::Exception&) {  // a field missing or of another type
     } catch (const std::exception&) {
     }
   }

@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <Poco/JSON/Parser.h>
+#include <Poco/Exception.h>
 
 #include <algorithm>
 #include <limits>
@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/privileges.h"
 #include "injector/docker_container.h"
+#include "injector/docker_json.h"
 #include "shim/shim_options.h"
 
 namespace connectable {
@@ -649,10 +650,12 @@ std::string shimRecordText(const ShimRecord& record) {
 }
 
 Result<ShimRecord> parseShimRecord(const std::string& text) {
+  // Its writer's JSON is UTF-8; the check refuses text a 0xff byte would hide from POCO.
+  auto parsed = docker_json::parseObject(text);
+  if (!parsed) return parsed.status();
+  const docker_json::ObjectPtr& obj = *parsed;
   ShimRecord r;
   try {
-    Poco::JSON::Parser parser;
-    auto obj = parser.parse(text).extract<Poco::JSON::Object::Ptr>();
     r.info.containerId = obj->getValue<std::string>("container_id");
     r.info.containerName = obj->getValue<std::string>("container_name");
     r.info.shimPid = obj->getValue<int>("shim_pid");

@@ -673,3 +673,42 @@ BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(ShimRecords)
+
+const ShimRecord kRecord{ShimInfo{}, 111, 222, {"--netns-fd", "3", "--connect", "6000=redis.service.consul"}};
+
+BOOST_AUTO_TEST_CASE(ARecordIsReadBackAsItWasWritten) {
+  ShimRecord written = kRecord;
+  written.info.containerId = kId;
+  written.info.containerName = "app";
+  written.info.shimPid = 42;
+  written.info.ports = "6000";
+  auto read = parseShimRecord(shimRecordText(written));
+  BOOST_REQUIRE_MESSAGE(read, read.status().message());
+  BOOST_TEST(read->info.containerId == kId);
+  BOOST_TEST(read->info.shimPid == 42);
+  BOOST_TEST(read->shimStartTime == 111u);
+  BOOST_TEST(read->args == written.args);
+}
+
+BOOST_AUTO_TEST_CASE(ARecordWithTextBehindAByteTheJsonParserTakesForTheEndIsUnreadable) {
+  // POCO's parser stops at a 0xff byte and would take the record before it as the whole.
+  ShimRecord written = kRecord;
+  written.info.containerId = kId;
+  const std::string text = shimRecordText(written);
+  BOOST_REQUIRE(parseShimRecord(text));
+  BOOST_TEST(!parseShimRecord(text + "\xff" "garbage"));
+}
+
+BOOST_AUTO_TEST_CASE(ARecordThatIsNotUtf8IsUnreadable) {
+  // The injector writes every record in UTF-8 (what is not becomes U+FFFD).
+  ShimRecord written = kRecord;
+  written.info.containerId = kId;
+  written.info.containerName = "app";
+  std::string text = shimRecordText(written);
+  text.replace(text.find("\"app\""), 5, "\"a\xfe" "p\"");
+  BOOST_TEST(!parseShimRecord(text));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
