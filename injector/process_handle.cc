@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "injector/docker_container.h"
+
 namespace connectable {
 
 Result<ProcessHandle> ProcessHandle::open(pid_t pid) {
@@ -42,7 +44,9 @@ Result<NetnsFd> ProcessHandle::openNetns() const {
 }
 
 bool ProcessHandle::inContainer(const std::string& containerId) const {
-  if (containerId.empty()) return false;
+  // Found by substring: a part of an id, or an id with a '/' before it, would be in
+  // every cgroup path that holds it.
+  if (!isContainerId(containerId)) return false;
   // Every cgroup path Docker makes for a container holds its full id (docker/<id>,
   // docker-<id>.scope), seen from our cgroup namespace or not.
   std::ifstream in("/proc/" + std::to_string(pid_) + "/cgroup");
@@ -109,6 +113,7 @@ std::vector<std::string> containerCgroupProcsPaths(const std::string& id) {
 }
 
 std::optional<EarlyInit> findContainerInit(const std::string& containerId, unsigned long hostNetnsInode) {
+  if (!isContainerId(containerId)) return std::nullopt;  // it becomes a path under /sys/fs/cgroup
   for (const auto& path : containerCgroupProcsPaths(containerId)) {
     std::ifstream in(path);
     if (!in) continue;

@@ -30,8 +30,9 @@ class ProcessHandle {
   // The process's network namespace, opened through /proc and checked against the pidfd
   // afterwards: if the process died meanwhile, the pid could name someone else.
   Result<NetnsFd> openNetns() const;
-  // Its /proc/PID/cgroup names the container, and it is still this process after reading
-  // it: a pid read from Docker or from a cgroup, then pinned, may have been reused by then.
+  // Its /proc/PID/cgroup names the container (by its full id: false for anything else), and
+  // it is still this process after reading it: a pid read from Docker or from a cgroup,
+  // then pinned, may have been reused by then.
   bool inContainer(const std::string& containerId) const;
   void reset() { fd_.reset(); }
 
@@ -58,7 +59,7 @@ std::vector<std::string> containerCgroupProcsPaths(const std::string& containerI
 // "runc:[2:INIT]" (or the app it became), never the transient "runc:[1:CHILD]", nor a
 // process started in the container later (docker exec), which is not pid 1 in its pid
 // namespace.
-// Returns nothing (not an error) while it is not there yet.
+// Returns nothing (not an error) while it is not there yet, or for what is not a full id.
 struct EarlyInit {
   ProcessHandle process;
   NetnsFd netns;

@@ -40,6 +40,18 @@ BOOST_AUTO_TEST_CASE(AProcessIsInTheContainerWhoseCgroupHoldsItAndInNoOther) {
   BOOST_TEST(!self->inContainer(kId));
 }
 
+BOOST_AUTO_TEST_CASE(OnlyAFullContainerIdNamesAContainer) {
+  // Ids come from the daemon's events: a part of one, or one with a '/' before it, is in
+  // every cgroup path that holds it, and becomes a path of its own under /sys/fs/cgroup.
+  FakeContainerInit init(kId);
+  auto process = ProcessHandle::open(init.pid());
+  BOOST_REQUIRE(process);
+  for (const std::string& notAnId : {"/" + kId, kId.substr(0, 12), std::string("docker"), std::string("/"), kId + "/"}) {
+    BOOST_TEST(!process->inContainer(notAnId), notAnId);
+    BOOST_TEST(!findContainerInit(notAnId, ourNetnsInode()).has_value(), notAnId);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(AProcessThatHasExitedIsInNoContainer) {
   auto init = std::make_unique<FakeContainerInit>(kId);
   auto process = ProcessHandle::open(init->pid());
