@@ -1,6 +1,6 @@
 #include "injector/status_command.h"
 
-#include <Poco/JSON/Parser.h>
+#include <Poco/Exception.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -110,9 +110,14 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
       if (!r.error.empty()) notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + r.error);
       continue;
     }
+    // As --json reads it: POCO's parser alone stops at a 0xff byte and reads what came before.
+    auto parsed = docker_json::parseObject(r.shimJson);
+    if (!parsed) {
+      notes.push_back(r.containerName + ": unreadable status: " + parsed.status().message());
+      continue;
+    }
     try {
-      Poco::JSON::Parser parser;
-      auto shim = parser.parse(r.shimJson).extract<Poco::JSON::Object::Ptr>();
+      const docker_json::ObjectPtr& shim = *parsed;
       auto ports = shim->getArray("ports");
       for (size_t i = 0; i < ports->size(); ++i) table.push_back(portRow(r, shim, ports->getObject(static_cast<unsigned>(i))));
       if (shim->has("last_error") && !shim->isNull("last_error")) {

@@ -207,6 +207,17 @@ BOOST_AUTO_TEST_CASE(AShimsAnswerCannotHideTextBehindAByteTheJsonParserTakesForT
   BOOST_TEST(text.find("\"db\"") == std::string::npos, text);
 }
 
+BOOST_AUTO_TEST_CASE(TheTableReadsAShimsAnswerAsTheJsonDoes) {
+  // An answer --json calls unreadable shows no ports in the table either.
+  std::string shim = std::string(R"({"uptime_seconds":1,"ports":[{"port":6000,"target":"t","connections":{"active":0,"total":0},)"
+                                 R"("bytes":{"to_backends":0,"from_backends":0},"failures":{},"backends":[]}]})") +
+                     "\xff" "garbage";
+  BOOST_TEST(formatStatusJson({rowAnswering(shim)}).find("unreadable status") != std::string::npos);
+  std::string table = formatStatusTable({rowAnswering(shim)});
+  BOOST_TEST(table.find("6000") == std::string::npos, table);
+  BOOST_TEST(table.find("app: unreadable status") != std::string::npos, table);
+}
+
 BOOST_AUTO_TEST_CASE(ControlCharactersAShimAnswersNeverReachTheTerminal) {
   // Escape sequences rewrite a terminal's title, its clipboard, or the rows above.
   const std::string esc = R"(\u001b]0;owned\u0007\u001b[1A\u001b[2K)";
