@@ -48,6 +48,11 @@ class DockerEventStream : private IoHandler {
     size_t maxQueued = 100'000;                  // beyond: end the stream rather than grow
     size_t maxQueuedBytes = size_t{64} << 20;    // the same, counting the events' lines
     size_t maxLineBytes = 1 << 20;               // longer lines are reported malformed
+    // tcp:// only: how soon a daemon that vanished without a word is noticed (see
+    // DockerConnection::Timeouts); the stream is otherwise silent for as long as Docker is.
+    std::chrono::seconds keepAliveIdle{30};
+    std::chrono::seconds keepAliveInterval{10};
+    int keepAliveCount = 3;
   };
 
   DockerEventStream(EventLoop& loop, DockerEndpoint endpoint, DockerApiVersion version,
