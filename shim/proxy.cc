@@ -30,7 +30,8 @@ constexpr auto kLimitLogInterval = std::chrono::minutes(1);
 // A listening socket of a port; edge-triggered, so every wake-up accepts until EAGAIN.
 class ListenPort::Listener : public IoHandler {
  public:
-  Listener(ListenPort& port, int fd, SocketAddress address) : port(port), fd(fd), address(address) {}
+  Listener(ListenPort& port, int fd, SocketAddress address, size_t index)
+      : port(port), fd(fd), address(address), index(index) {}
   ~Listener() override {
     if (fd >= 0) ::close(fd);
   }
@@ -42,6 +43,7 @@ class ListenPort::Listener : public IoHandler {
   ListenPort& port;
   int fd;
   SocketAddress address;
+  size_t index;          // in Proxy::listeners_
   bool pending = false;  // connections may wait in the backlog
 };
 
@@ -143,12 +145,16 @@ Status Proxy::listen(bool* portInUse) {
     const uint16_t p = port->spec().port;
     auto v4 = makeListener(SocketAddress::loopbackV4(p), taken);
     if (!v4) return v4.status();
-    port->listeners_.push_back(std::make_unique<ListenPort::Listener>(*port, *v4, SocketAddress::loopbackV4(p)));
+    port->listeners_.push_back(
+        std::make_unique<ListenPort::Listener>(*port, *v4, SocketAddress::loopbackV4(p), listeners_.size()));
+    listeners_.push_back(port->listeners_.back().get());
     port->listenAddresses_.push_back(SocketAddress::loopbackV4(p));
 
     auto v6 = makeListener(SocketAddress::loopbackV6(p), taken);
     if (v6) {
-      port->listeners_.push_back(std::make_unique<ListenPort::Listener>(*port, *v6, SocketAddress::loopbackV6(p)));
+      port->listeners_.push_back(
+          std::make_unique<ListenPort::Listener>(*port, *v6, SocketAddress::loopbackV6(p), listeners_.size()));
+      listeners_.push_back(port->listeners_.back().get());
       port->listenAddresses_.push_back(SocketAddress::loopbackV6(p));
     } else if (*taken) {
       return v6.status();
@@ -195,6 +201,7 @@ void Proxy::acceptFrom(ListenPort::Listener& listener) {
       scheduleAcceptRetry();
       return;
     }
+    nextListener_ = listener.index + 1;
     ListenPort& port = listener.port;
     ++port.counters_.accepted;
     auto* conn = new Connection(*this, port, fd, SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len));
@@ -234,9 +241,15 @@ void Proxy::scheduleAcceptRetry() {
 }
 
 void Proxy::resumeAccepting() {
-  for (auto& port : ports_)
-    for (auto& l : port->listeners_)
-      if (l->pending) acceptFrom(*l);
+  // From the listener after the one that accepted last: at --max-conns, where each slot
+  // that frees takes one client, a fixed order would give every slot to the first port
+  // with a backlog, and another port's clients would wait for as long as it has one.
+  const size_t n = listeners_.size();
+  const size_t first = n > 0 ? nextListener_ % n : 0;
+  for (size_t k = 0; k < n; ++k) {
+    ListenPort::Listener& l = *listeners_[(first + k) % n];
+    if (l.pending) acceptFrom(l);
+  }
 }
 
 void Proxy::connectionClosed(Connection* conn) {

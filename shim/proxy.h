@@ -154,6 +154,8 @@ class Proxy {
   ProxyOptions options_;
   PipePool pipes_;
   std::vector<std::unique_ptr<ListenPort>> ports_;
+  std::vector<ListenPort::Listener*> listeners_;  // every port's, in the order made
+  size_t nextListener_ = 0;  // resumeAccepting starts there: after the one that accepted last
   std::unordered_set<Connection*> connections_;
   bool draining_ = false;
   bool acceptRetryArmed_ = false;

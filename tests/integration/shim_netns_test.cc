@@ -1021,6 +1021,28 @@ BOOST_AUTO_TEST_CASE(ClientsWaitingPastMaxConnsAreCountedInTheStatusAndLoggedOnc
     if (fd >= 0) close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(AtMaxConnsAClientOfAQuietPortIsNotKeptWaitingBehindABusyOne) {
+  // --max-conns counts the connections of every port. A freed slot goes to the ports'
+  // waiting clients in turn: taken always by the first port with a backlog, a port that
+  // keeps one would keep the other port's clients waiting for as long as it lasts.
+  TcpServer backend(echoHandler());
+  ShimProcess shim({"--netns", ns.path(), "--max-conns", "1", "--connect", "6000=" + backend.address(), "--connect",
+                    "6001=" + backend.address()});
+  int busy = connectInside(ns, 6000);
+  BOOST_REQUIRE(busy >= 0);
+  BOOST_REQUIRE(waitFor([&] { return backend.accepted() == 1; }, 2s));
+  int quiet = connectInside(ns, 6001);
+  BOOST_REQUIRE(quiet >= 0);
+  std::vector<int> busyWaiting;
+  for (int i = 0; i < 2; ++i) busyWaiting.push_back(connectInside(ns, 6000));
+  BOOST_REQUIRE(writeAll(quiet, "quiet", 5));
+  close(busy);  // one slot frees; port 6000 still has clients waiting
+  BOOST_TEST(receivesExactly(quiet, "quiet", 2), "port 6001's client still waits behind port 6000's");
+  close(quiet);
+  for (int fd : busyWaiting)
+    if (fd >= 0) close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(SigtermDrainsATransferInFlightThenExitsZero) {
   TcpServer backend(echoHandler());
   ShimProcess shim({"--netns", ns.path(), "--drain-timeout", "10s", "--connect", "6000=" + backend.address()});
