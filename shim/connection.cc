@@ -254,7 +254,7 @@ void Connection::onUpstreamIo(uint32_t events) {
 
 void Connection::onClientIo(uint32_t events) {
   if (state_ == State::Open) {
-    pumpAll();
+    onOpenClientIo(events);
   } else if (events & (EPOLLERR | EPOLLHUP)) {
     // The client is gone before we reached a backend: nobody is left to serve.
     close("client went away while connecting", true, FailureReason::ClientGone);
@@ -555,6 +555,17 @@ bool Connection::bytesUndelivered() const {
     if (ioctl(s->fd, FIONREAD, &unread) == 0 && unread > 0) return true;
   }
   return false;
+}
+
+void Connection::onOpenClientIo(uint32_t events) {
+  pumpAll();
+  // A reset the pump did not meet: what the client sent waits for room at the backend, so
+  // nothing reads from the client. Those bytes have nobody left to answer, as with a
+  // client gone while we connected: the backend is told now, not once it reads again or
+  // the connection idles out. (A backend's reset waits for the client to read what came
+  // before it, which may complete an answer.)
+  if (state_ == State::Open && (events & EPOLLERR) && pendingError(client_.fd) != 0)
+    close("client reset", true, FailureReason::ClientError);
 }
 
 void Connection::pumpAll() {

@@ -112,6 +112,9 @@ class Connection {
   void waitForDescriptor(int err);
   void established();
   void pumpAll();
+  // An epoll event on the client of an open connection: pumps, then aborts if the client
+  // has an error the pump left unread.
+  void onOpenClientIo(uint32_t events);
   // Moves what it can; returns false when the connection had to be aborted.
   bool pump(Direction& d);
   // Small messages: recv into the stack, send on; what the other side does not take goes

@@ -464,6 +464,38 @@ BOOST_AUTO_TEST_CASE(AResetIsPassedOnAsAResetNeverAsACleanEnd) {
   close(fd2);
 }
 
+BOOST_AUTO_TEST_CASE(AClientThatResetsWhileItsUploadWaitsForTheBackendIsPassedOnAtOnce) {
+  // The backend stops reading, so the client's upload fills every buffer on the way and
+  // stalls; then the client gives up with a reset. Nothing is read from the client any
+  // more (there is no room), yet its reset must reach the backend now, not once the
+  // backend reads again or the connection idles out an hour later: until then the
+  // backend keeps a connection, and what it holds for it, for a client long gone.
+  std::promise<std::string> backendSaw;
+  TcpServer backend([&](int fd) {
+    pollfd p{fd, POLLRDHUP, 0};  // never reads
+    const int n = poll(&p, 1, 10000);
+    backendSaw.set_value(n == 0 ? "nothing" : (p.revents & POLLERR) ? "reset" : "a clean end");
+  });
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
+  const std::string chunk(64 * 1024, 'u');
+  auto lastProgress = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - lastProgress < 500ms) {
+    if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) > 0) {
+      lastProgress = std::chrono::steady_clock::now();
+    } else {
+      BOOST_REQUIRE(errno == EAGAIN);
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  closeWithReset(fd);
+  auto saw = backendSaw.get_future();
+  BOOST_REQUIRE(saw.wait_for(3s) == std::future_status::ready);
+  BOOST_TEST(saw.get() == "reset");
+}
+
 BOOST_AUTO_TEST_CASE(HalfCloseIsCarriedBothWays) {
   // The backend echoes until the client's FIN arrives through the shim, then answers
   // "bye" on the still-open other direction.
