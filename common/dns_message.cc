@@ -75,7 +75,7 @@ Status expectEnd(size_t pos, size_t end, const std::string& what, size_t start) 
 }
 
 // Reads one record; *keep is false for types and classes this module does not use.
-Status readRecord(const uint8_t* data, size_t size, size_t* pos, Record* rec, bool* keep) {
+Status readRecord(const uint8_t* data, size_t size, size_t* pos, Record* rec, bool* keep, uint16_t* klassOut) {
   size_t start = *pos;
   Result<std::string> name = readName(data, size, pos);
   if (!name) return name.status();
@@ -84,6 +84,7 @@ Status readRecord(const uint8_t* data, size_t size, size_t* pos, Record* rec, bo
   rec->name = std::move(*name);
   rec->type = read16(p);
   uint16_t klass = read16(p + 2);
+  *klassOut = klass;
   uint32_t ttl = read32(p + 4);
   rec->ttl = (ttl & 0x80000000u) ? 0 : ttl;
   size_t rdlength = read16(p + 8);
@@ -140,16 +141,19 @@ Status readRecord(const uint8_t* data, size_t size, size_t* pos, Record* rec, bo
   }
 }
 
+// `ednsUdpSize`, when given, gets the payload size of an OPT record met (RFC 6891 6.1.2).
 Status readSection(const uint8_t* data, size_t size, size_t* pos, uint16_t count, bool truncated,
-                   const char* section, std::vector<Record>* out, size_t* skipped) {
+                   const char* section, std::vector<Record>* out, size_t* skipped, uint16_t* ednsUdpSize = nullptr) {
   for (uint16_t i = 0; i < count; ++i) {
     // A truncated message may end at any record boundary; what came before is still valid.
     if (truncated && *pos >= size) return Status::ok();
     Record rec;
     bool keep = false;
-    if (Status s = readRecord(data, size, pos, &rec, &keep); !s) {
+    uint16_t klass = 0;
+    if (Status s = readRecord(data, size, pos, &rec, &keep, &klass); !s) {
       return s.withContext(std::string(section) + " record " + std::to_string(i + 1));
     }
+    if (rec.type == kTypeOpt && ednsUdpSize != nullptr) *ednsUdpSize = klass;
     if (keep) {
       out->push_back(std::move(rec));
     } else {
@@ -223,7 +227,10 @@ Result<Message> parseMessage(const uint8_t* data, size_t size) {
   }
   if (Status s = readSection(data, size, &pos, h.answerCount, h.truncated, "answer", &m.answers, &m.skippedRecords); !s) return s;
   if (Status s = readSection(data, size, &pos, h.authorityCount, h.truncated, "authority", &m.authority, &m.skippedRecords); !s) return s;
-  if (Status s = readSection(data, size, &pos, h.additionalCount, h.truncated, "additional", &m.additional, &m.skippedRecords); !s) return s;
+  if (Status s = readSection(data, size, &pos, h.additionalCount, h.truncated, "additional", &m.additional, &m.skippedRecords,
+                             &m.ednsUdpSize);
+      !s)
+    return s;
   return m;
 }
 

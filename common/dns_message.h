@@ -23,6 +23,7 @@ constexpr uint16_t kTypeCname = 5;
 constexpr uint16_t kTypeSoa = 6;
 constexpr uint16_t kTypeAaaa = 28;
 constexpr uint16_t kTypeSrv = 33;
+constexpr uint16_t kTypeOpt = 41;  // EDNS (RFC 6891): noted (Message::ednsUdpSize), never kept
 constexpr uint16_t kClassIn = 1;
 
 constexpr uint8_t kRcodeNoError = 0;
@@ -85,6 +86,7 @@ struct Message {
   std::vector<Record> authority;
   std::vector<Record> additional;
   size_t skippedRecords = 0;  // records of other types or classes, passed over
+  uint16_t ednsUdpSize = 0;   // an OPT record's: the UDP payload its sender takes; 0 without one
 };
 
 // Parses a whole response. Only class IN records of the types above are kept.

@@ -16,8 +16,13 @@ namespace {
 
 enum Purpose { kSrvQuestion, kHostAddress, kTargetAddress };
 
-// A UDP answer without EDNS (we send none) is at most this long (RFC 1035 4.2.1).
+// A UDP answer without EDNS is at most this long (RFC 1035 4.2.1).
 constexpr size_t kUdpAnswerLimit = 512;
+// The UDP payload our questions offer (EDNS, RFC 6891), as DNS Flag Day 2020 advises. Not
+// for the size alone: Consul cuts an answer to a question without EDNS to 3 records
+// (udp_answer_limit), picked at random and without TC, so a service would never show more
+// than 3 of its instances, a different 3 at every refresh.
+constexpr int kEdnsUdpSize = 1232;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -192,8 +197,12 @@ Status ServiceResolver::init() {
   opts.timeout = static_cast<int>(options_.queryTimeout.count());
   opts.tries = std::max(1, options_.tries);
   // We send fully qualified questions ourselves: no search list, no HOSTALIASES.
-  opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+  // EDNS: c-ares takes UDP answers up to kEdnsUdpSize (past 512 it would ask again over
+  // TCP). A server that refuses EDNS (FORMERR) has the question asked again without it,
+  // the first time only: such servers are gone since DNS Flag Day 2019.
+  opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS;
+  opts.ednspsz = kEdnsUdpSize;
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ;
   if (int rc = ares_init_options(&channel_, &opts, mask); rc != ARES_SUCCESS) {
     channel_ = nullptr;
     return Status::error(std::string("c-ares init: ") + ares_strerror(rc));
@@ -360,7 +369,7 @@ void ServiceResolver::sendQuery(Entry& entry, const std::string& name, uint16_t 
   unsigned char* buf = nullptr;
   int len = 0;
   const uint16_t id = newQueryId();
-  int rc = ares_create_query(name.c_str(), dns::kClassIn, type, id, 1, &buf, &len, 0);
+  int rc = ares_create_query(name.c_str(), dns::kClassIn, type, id, 1, &buf, &len, kEdnsUdpSize);
   if (rc != ARES_SUCCESS) {
     if (lookup.failure.isOk()) {
       lookup.failure = Status::error(dns::typeName(type) + " query for " + name + ": " + ares_strerror(rc));
@@ -474,8 +483,13 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
         size_t longestTarget = 0;
         for (const dns::SrvTarget& t : srv->targets) longestTarget = std::max(longestTarget, t.srv.target.size());
         const size_t oneMoreRecord = longestTarget + 2 + 10 + 16;  // an AAAA record, its owner uncompressed
-        const bool mayBeCut = static_cast<size_t>(alen) <= kUdpAnswerLimit &&
-                              static_cast<size_t>(alen) + oneMoreRecord > kUdpAnswerLimit;
+        // The room a UDP answer had: what both sides take, said by the answer's OPT record;
+        // without one (a server may leave it out once the message is full), a longer
+        // answer than 512 bytes had our offer, and a shorter one may have had 512 only.
+        const size_t room = m->ednsUdpSize != 0 ? std::clamp<size_t>(m->ednsUdpSize, kUdpAnswerLimit, kEdnsUdpSize)
+                            : static_cast<size_t>(alen) > kUdpAnswerLimit ? kEdnsUdpSize
+                                                                          : kUdpAnswerLimit;
+        const bool mayBeCut = static_cast<size_t>(alen) <= room && static_cast<size_t>(alen) + oneMoreRecord > room;
         std::string cutOwner;
         for (auto r = m->additional.rbegin(); mayBeCut && r != m->additional.rend(); ++r) {
           if (r->type == dns::kTypeA || r->type == dns::kTypeAaaa) {

@@ -511,7 +511,8 @@ BOOST_AUTO_TEST_CASE(RetriesOverTcpWhenTheUdpAnswerIsTruncated) {
   Harness h(fastOptions(dns.port()));
   h.watch("big.connectable.test");
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
-  // 40 SRV records do not fit 512 bytes of UDP: all of them means the TCP retry worked.
+  // 40 SRV records do not fit a UDP answer (1,232 bytes with EDNS): all of them means the
+  // TCP retry worked.
   BOOST_TEST(h.current().status.isOk(), h.current().status.message());
   BOOST_TEST(h.current().backends.size() == 40u);
   BOOST_TEST(find(h.current(), "198.18.0.1:7001"));
@@ -645,13 +646,14 @@ BOOST_AUTO_TEST_CASE(AQuestionThatKeepsFailingIsLoggedWhenItStartsAndWhenItEndsN
 }
 
 BOOST_AUTO_TEST_CASE(AnAAnswerTooBigForUdpArrivesWholeOverTcp) {
-  // 40 addresses make an A answer of about 680 bytes: truncated over UDP, whole over TCP.
+  // 80 addresses make an A answer of about 1,330 bytes: truncated over UDP (1,232 bytes with
+  // EDNS), whole over TCP.
   // dnsmasq writes them two ways, answering AAAA differently (NXDOMAIN under `local=` for
-  // `address=`, NODATA for `host-record=`); both must give all 40.
+  // `address=`, NODATA for `host-record=`); both must give all 80.
   for (const std::string kind : {"address", "host-record"}) {
     BOOST_TEST_CONTEXT("dnsmasq " << kind << "= lines") {
       std::vector<std::string> records;
-      for (int i = 1; i <= 40; ++i) {
+      for (int i = 1; i <= 80; ++i) {
         const std::string ip = "198.18.2." + std::to_string(i);
         records.push_back(kind == "address" ? "address=/many.connectable.test/" + ip : "host-record=many.connectable.test," + ip);
       }
@@ -661,9 +663,9 @@ BOOST_AUTO_TEST_CASE(AnAAnswerTooBigForUdpArrivesWholeOverTcp) {
       h.watch("many.connectable.test:5432");
       BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
       BOOST_TEST(h.current().status.isOk(), h.current().status.message());
-      BOOST_TEST(h.current().backends.size() == 40u, addresses(h.current()));
+      BOOST_TEST(h.current().backends.size() == 80u, addresses(h.current()));
       BOOST_TEST(find(h.current(), "198.18.2.1:5432"));
-      BOOST_TEST(find(h.current(), "198.18.2.40:5432"));
+      BOOST_TEST(find(h.current(), "198.18.2.80:5432"));
       BOOST_TEST(dns.queryCount("A", "many.connectable.test") == 2);  // over UDP, then over TCP
       BOOST_TEST(h.resolver->counters().queriesSent == 2u);           // one A, one AAAA
     }
@@ -671,56 +673,56 @@ BOOST_AUTO_TEST_CASE(AnAAnswerTooBigForUdpArrivesWholeOverTcp) {
 }
 
 BOOST_AUTO_TEST_CASE(AnSrvLookupWhoseTargetsHaveManyAddressesGetsThemAllOverTcp) {
-  // Every answer here is too big for UDP. The 20 SRV records come over TCP, with the 30
+  // Every answer here is too big for UDP. The 30 SRV records come over TCP, with the 10
   // addresses of `listed` in the additional section; `asked` (an `address=` name) comes
   // without, so its A and AAAA questions go out while c-ares still holds that TCP
   // connection, and its A answer is truncated and asked again over TCP.
   std::vector<std::string> records;
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < 20; ++i)
     records.push_back("srv-host=wide.connectable.test,listed.connectable.test," + std::to_string(7000 + i) + ",1,1");
+  for (int i = 0; i < 10; ++i)
     records.push_back("srv-host=wide.connectable.test,asked.connectable.test," + std::to_string(7100 + i) + ",1,1");
-  }
-  for (int i = 1; i <= 30; ++i) {
-    records.push_back("host-record=listed.connectable.test,198.18.4." + std::to_string(i));
-    records.push_back("address=/asked.connectable.test/198.18.5." + std::to_string(i));
-  }
+  for (int i = 1; i <= 10; ++i) records.push_back("host-record=listed.connectable.test,198.18.4." + std::to_string(i));
+  for (int i = 1; i <= 80; ++i) records.push_back("address=/asked.connectable.test/198.18.5." + std::to_string(i));
   Dnsmasq dns(withBase(records, "30"));
   dns.start();
   Harness h(fastOptions(dns.port()));
   h.watch("wide.connectable.test");
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
   BOOST_TEST(h.current().status.isOk(), h.current().status.message());
-  BOOST_TEST(h.current().backends.size() == 600u);  // 10 ports of 30 addresses, twice
-  BOOST_TEST(find(h.current(), "198.18.4.30:7009"));
-  BOOST_TEST(find(h.current(), "198.18.5.30:7109"));
+  BOOST_TEST(h.current().backends.size() == 1000u);  // 20 ports of 10 addresses, 10 of 80
+  BOOST_TEST(find(h.current(), "198.18.4.10:7019"));
+  BOOST_TEST(find(h.current(), "198.18.5.80:7109"));
   BOOST_TEST(dns.queryCount("SRV", "wide.connectable.test") == 2);  // over UDP, then over TCP
   BOOST_TEST(dns.queryCount("A", "listed.connectable.test") == 0);  // came whole with the SRV answer
   BOOST_TEST(dns.queryCount("A", "asked.connectable.test") == 2);   // over UDP, then over TCP
 }
 
 BOOST_AUTO_TEST_CASE(AnSrvAnswerWithPartOfATargetsAddressesIsNotTakenForAllOfThem) {
-  // The SRV answer fits UDP, but the 30 addresses of `listed` in its additional section do
-  // not: dnsmasq sends 24 of them without setting TC (additional records may be left
-  // out). The target is asked itself, and its A answer comes over TCP.
+  // The SRV answer fits UDP, but the 80 addresses of `listed` in its additional section do
+  // not: dnsmasq sends 70 of them without setting TC (additional records may be left
+  // out), and without its OPT record (no room left). The target is asked itself, and its
+  // A answer comes over TCP.
   std::vector<std::string> records = {"srv-host=wide.connectable.test,listed.connectable.test,7000,1,1"};
-  for (int i = 1; i <= 30; ++i) records.push_back("host-record=listed.connectable.test,198.18.4." + std::to_string(i));
+  for (int i = 1; i <= 80; ++i) records.push_back("host-record=listed.connectable.test,198.18.4." + std::to_string(i));
   Dnsmasq dns(withBase(records, "30"));
   dns.start();
   Harness h(fastOptions(dns.port()));
   h.watch("wide.connectable.test");
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
   BOOST_TEST(h.current().status.isOk(), h.current().status.message());
-  BOOST_TEST(h.current().backends.size() == 30u, addresses(h.current()));
+  BOOST_TEST(h.current().backends.size() == 80u, addresses(h.current()));
   BOOST_TEST(dns.queryCount("SRV", "wide.connectable.test") == 1);
   BOOST_TEST(dns.queryCount("A", "listed.connectable.test") == 2);  // over UDP, then over TCP
 }
 
 BOOST_AUTO_TEST_CASE(AnSrvAnswerNearTheUdpLimitHasOnlyItsLastTargetAskedAgain) {
-  // 7 targets, one A each: a 462-byte UDP answer carrying all 7 A records (TC=0), with no
-  // room for an AAAA record more. Only the target whose records end the message may have
-  // lost some; the others came whole. Two questions more per refresh, not fourteen.
+  // 19 targets, one A each: a 1,203-byte UDP answer carrying all 19 A records (TC=0) and
+  // the OPT record that says the room was 1,232 bytes, with no room for an AAAA record
+  // more. Only the target whose records end the message may have lost some; the others
+  // came whole. Two questions more per refresh, not thirty-eight.
   std::vector<std::string> records;
-  for (int i = 1; i <= 7; ++i) {
+  for (int i = 1; i <= 19; ++i) {
     records.push_back("srv-host=biggest.connectable.test,target" + std::to_string(i) + ".connectable.test,7000,1,1");
     records.push_back("host-record=target" + std::to_string(i) + ".connectable.test,198.18.9." + std::to_string(i));
   }
@@ -729,23 +731,23 @@ BOOST_AUTO_TEST_CASE(AnSrvAnswerNearTheUdpLimitHasOnlyItsLastTargetAskedAgain) {
   Harness h(fastOptions(dns.port()));
   h.watch("biggest.connectable.test");
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
-  BOOST_TEST(h.current().backends.size() == 7u, addresses(h.current()));
+  BOOST_TEST(h.current().backends.size() == 19u, addresses(h.current()));
   BOOST_TEST(h.resolver->counters().queriesSent == 3u);  // the SRV question, then A and AAAA of one target
   int asked = 0;
-  for (int i = 1; i <= 7; ++i) asked += dns.queryCount("A", "target" + std::to_string(i) + ".connectable.test") > 0;
+  for (int i = 1; i <= 19; ++i) asked += dns.queryCount("A", "target" + std::to_string(i) + ".connectable.test") > 0;
   BOOST_TEST(asked == 1);
 }
 
 BOOST_AUTO_TEST_CASE(ATargetWhoseAddressesCameInTheSrvAnswerKeepsThemWhenItsOwnQuestionFails) {
   // Lookup 1: x's A and AAAA come in the SRV answer's additional section. Then y joins
-  // with 24 addresses: the UDP answer is cut (512 bytes), so x and y are asked, and every
+  // with 70 addresses: the UDP answer is cut (1,232 bytes), so x and y are asked, and every
   // AAAA question fails. x's AAAA should stand on its last answer, [::1]; it is dropped.
   auto records = [](bool withY) {
     std::vector<std::string> r = {"srv-host=mixed.connectable.test,x.connectable.test,7000,1,1",
                                   "host-record=x.connectable.test,198.18.0.1,::1"};
     if (withY) {
       r.push_back("srv-host=mixed.connectable.test,y.connectable.test,7001,1,1");
-      for (int i = 1; i <= 24; ++i) r.push_back("host-record=y.connectable.test,198.18.1." + std::to_string(i));
+      for (int i = 1; i <= 70; ++i) r.push_back("host-record=y.connectable.test,198.18.1." + std::to_string(i));
     }
     return withBase(r, "1");
   };
@@ -833,6 +835,9 @@ class FakeDnsServer : public IoHandler {
 
   uint16_t port() const { return port_; }
   int queries() const { return queries_; }
+  // The UDP payload size the question being answered offers (its EDNS OPT record); 0
+  // without one.
+  uint16_t ednsSize() const { return ednsSize_; }
 
   void onIo(uint32_t) override {
     uint8_t buf[1500];
@@ -850,6 +855,11 @@ class FakeDnsServer : public IoHandler {
       }
       uint16_t id = static_cast<uint16_t>((buf[0] << 8) | buf[1]);
       uint16_t type = static_cast<uint16_t>((buf[pos + 1] << 8) | buf[pos + 2]);
+      // An OPT record right after the question: root name, type 41, the size as its class.
+      const size_t opt = pos + 5;
+      const bool hasOpt = (buf[10] | buf[11]) != 0 && opt + 5 <= static_cast<size_t>(n) && buf[opt] == 0 && buf[opt + 1] == 0 &&
+                          buf[opt + 2] == 41;
+      ednsSize_ = hasOpt ? static_cast<uint16_t>((buf[opt + 3] << 8) | buf[opt + 4]) : 0;
       std::vector<uint8_t> reply = responder_(id, name, type, ++queries_);
       if (!reply.empty()) sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), fromLen);
       fromLen = sizeof from;
@@ -862,6 +872,7 @@ class FakeDnsServer : public IoHandler {
   int fd_ = -1;
   uint16_t port_ = 0;
   int queries_ = 0;
+  uint16_t ednsSize_ = 0;
 };
 
 DnsPacket goodSrv(uint16_t id, const std::string& name) {
@@ -1001,6 +1012,29 @@ BOOST_AUTO_TEST_CASE(IgnoresUnrelatedAdditionalRecords) {
   BOOST_TEST(h.current().backends.size() == 2u, addresses(h.current()));
   BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
   BOOST_TEST(find(h.current(), "[::1]:6379"));
+}
+
+BOOST_AUTO_TEST_CASE(EveryInstanceComesFromAServerThatCutsAnswersWithoutEdnsToThreeAsConsulDoes) {
+  // Consul answers a UDP question without EDNS with at most udp_answer_limit (3) records,
+  // picked at random, and without TC: so nothing says more exist. A question that offers
+  // a bigger payload (EDNS) gets them all, as many as fit.
+  FakeDnsServer* server = nullptr;
+  FakeHarness h([&server](uint16_t id, const std::string& name, uint16_t, int) {
+    const int instances = server->ednsSize() > 512 ? 10 : 3;
+    DnsPacket p(DnsPacket::kResponseFlags, id);
+    p.question(name, dns::kTypeSrv);
+    for (int i = 0; i < instances; ++i)
+      p.srv(DnsPacket::Answer, name, 1, 1, 6379, "i" + std::to_string(i) + ".connectable.test", 0);
+    for (int i = 0; i < instances; ++i) {
+      const std::string address = "198.18.0." + std::to_string(i + 1);
+      p.a(DnsPacket::Additional, "i" + std::to_string(i) + ".connectable.test", address.c_str(), 0);
+    }
+    return p.bytes();
+  });
+  server = h.server.get();
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"answer", [&] { return !h.updates.empty(); }}}), "");
+  BOOST_TEST(h.current().status.isOk(), h.current().status.message());
+  BOOST_TEST(h.current().backends.size() == 10u, addresses(h.current()));
 }
 
 BOOST_AUTO_TEST_CASE(AFirstLookupThatTimesOutIsAnAnswerWithNoBackends) {
