@@ -458,9 +458,11 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
       log::warn("DNS answer still truncated after the TCP retry; using what it holds", {{"name", query.name}});
     }
     const bool nxdomain = m->header.rcode == dns::kRcodeNxDomain;
+    // A zone's SOA may keep a name's absence for a day, for the sake of shared caches; a
+    // service missing now may be registered any moment, and is asked for again soon.
     auto negative = [&] {
-      uint32_t fallback = static_cast<uint32_t>(options_.negativeTtl.count() / 1000);
-      lookup.ttl = std::min(lookup.ttl, dns::negativeTtl(*m, fallback));
+      uint32_t most = static_cast<uint32_t>(options_.negativeTtl.count() / 1000);
+      lookup.ttl = std::min({lookup.ttl, dns::negativeTtl(*m, most), most});
     };
     if (query.purpose == kSrvQuestion) {
       Result<dns::SrvAnswer> srv = dns::readSrvAnswer(*m, query.name);

@@ -56,7 +56,7 @@ struct ResolverOptions {
   int tries = 2;              // rounds over the server list before a query fails
   Millis minTtl{1000};        // floor: Consul answers with TTL 0
   Millis maxTtl{3600 * 1000};
-  Millis negativeTtl{5000};   // NXDOMAIN or no data without an SOA to say how long
+  Millis negativeTtl{5000};   // NXDOMAIN or no data: at most this long (an SOA may say less)
   Millis retryMin{1000};      // back-off after a failed lookup, doubling up to retryMax
   Millis retryMax{30000};
 };

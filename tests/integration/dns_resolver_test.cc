@@ -1037,6 +1037,25 @@ BOOST_AUTO_TEST_CASE(EveryInstanceComesFromAServerThatCutsAnswersWithoutEdnsToTh
   BOOST_TEST(h.current().backends.size() == 10u, addresses(h.current()));
 }
 
+BOOST_AUTO_TEST_CASE(AServiceMissingAtFirstIsFoundSecondsAfterItAppearsWhateverItsZonesNegativeTtl) {
+  // A container often starts before the service it needs is registered: its name is
+  // NXDOMAIN, with the zone's SOA saying to cache that for an hour (Route 53's default SOA
+  // says 15 minutes, many zones a day). The shim asks again within the negative TTL of its
+  // own (5 s), as Envoy and HAProxy do, not an hour later.
+  FakeHarness h([](uint16_t id, const std::string& name, uint16_t, int nth) {
+    if (nth > 1) return goodSrv(id, name).bytes();
+    DnsPacket p(DnsPacket::kResponseFlags | 3 /* NXDOMAIN */, id);
+    p.question(name, dns::kTypeSrv);
+    p.soa(DnsPacket::Authority, "connectable.test", 3600, 3600);
+    return p.bytes();
+  });
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"NXDOMAIN", [&] { return !h.updates.empty(); }},
+                                        {"the service, once there", [&] { return !h.current().backends.empty(); }, 7000ms}}),
+                      "");
+  BOOST_TEST(contains(h.updates.front().status.message(), "NXDOMAIN"), h.updates.front().status.message());
+  BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
+}
+
 BOOST_AUTO_TEST_CASE(AFirstLookupThatTimesOutIsAnAnswerWithNoBackends) {
   FakeHarness h([](uint16_t, const std::string&, uint16_t, int) { return std::vector<uint8_t>(); });
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"failure reported", [&] { return !h.updates.empty(); }}}), "");
