@@ -7,12 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <utility>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -501,6 +502,36 @@ BOOST_AUTO_TEST_CASE(NxdomainMeansNoBackendsWithAClearStatus) {
     BOOST_TEST(contains(r->status.message(), "NXDOMAIN"), r->status.message());
   }
   BOOST_TEST(h.resolver->counters().lookupFailures == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(TheFirstAnswerIsLoggedAndANameWithoutBackendsAsAWarningNotOnlyWhenAClientComes) {
+  // A mistyped name: its shim starts, listens and says nothing until a client is refused.
+  Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  const std::string log = connectable::testing::tempDir() + "/log";
+  connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
+  std::vector<Resolution> missing, found;
+  auto missingId = h.watch("nohost.connectable.test:80", &missing);
+  h.watch("db.connectable.test:5432", &found);
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"both answered", [&] { return !missing.empty() && !found.empty(); }}}), "");
+  // Asked again, the same answer is not news.
+  h.resolver->refreshAll();
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"asked again", [&] { return dns.queryCount("A", "nohost.connectable.test") >= 2; }},
+                                        pauseFor(300ms)}),
+                      "");
+  captured.restore();
+  BOOST_TEST(h.resolver->resolution(missingId)->backends.empty());
+  const std::string text = connectable::testing::readFile(log);
+  auto lines = [&](std::vector<std::string> parts) {  // lines holding every part
+    size_t n = 0;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+      if (std::all_of(parts.begin(), parts.end(), [&](auto& p) { return line.find(p) != std::string::npos; })) ++n;
+    return n;
+  };
+  BOOST_TEST(lines({" warn ", ": no backends ", "nohost.connectable.test: no such name (NXDOMAIN)"}) == 1u, text);
+  BOOST_TEST(lines({" info ", ": backends found ", "db.connectable.test", "198.18.0.10"}) == 1u, text);
 }
 
 BOOST_AUTO_TEST_CASE(RetriesOverTcpWhenTheUdpAnswerIsTruncated) {
