@@ -53,7 +53,8 @@ Options:
   --allow-upstream RANGES  CIDR[,CIDR...]: connect only to backends in these networks; any
                            other address a target names or a DNS answer gives is left out
                            (repeatable; default: any address)
-  --dns SERVERS            HOST[:PORT][,...] DNS servers (default: /etc/resolv.conf)
+  --dns SERVERS            IP[:PORT][,...] DNS servers, by address: 127.0.0.1:8600,
+                           [::1]:53 (default: those of /etc/resolv.conf)
   --dns-min-ttl DUR        shortest time an answer is cached (default 1s)
   --dns-timeout DUR        per query attempt, doubled for the second round of servers;
                            the longest a name's first connection waits (default 2s)
