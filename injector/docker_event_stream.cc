@@ -136,6 +136,10 @@ Status DockerEventStream::readLines(std::istream& body) {
         if (line && !deliver(*line)) return Status::ok();  // the overflow already queued its Ended
       }
     }
+  } catch (const Poco::TimeoutException& e) {
+    // The stream's reads have no timeout: this is ETIMEDOUT, unanswered keepalive probes.
+    return Status::error("docker event stream: dockerd stopped answering (keepalive probes unanswered: " +
+                         e.displayText() + ")");
   } catch (const Poco::Exception& e) {
     return Status::error("docker event stream: " + e.displayText());
   } catch (const std::exception& e) {
