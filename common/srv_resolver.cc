@@ -664,19 +664,16 @@ void ServiceResolver::finishLookup(Entry& entry) {
     scheduleRefresh(entry, refreshPoint(ttl));
     log::debug("DNS answer", {{"name", name}, {"backends", describe(r.backends)}, {"ttl_ms", std::to_string(ttl.count())},
                               {"status", r.status.message()}});
-    if (before.pending) {
-      // The first answer: a name that has none (mistyped, or not registered yet) says so now,
-      // not only when a client is refused.
+    if (before.pending || before.backends != r.backends) {
+      // The first answer too: a name that has none (mistyped, or not registered yet) says so
+      // now, not only when a client is refused.
       if (r.backends.empty())
         log::warn("no backends", {{"name", name}, {"status", r.status.message()}});
-      else
+      else if (before.pending)
         log::info("backends found", {{"name", name}, {"backends", describe(r.backends)}});
-    } else if (before.backends != r.backends) {
-      if (r.backends.empty())
-        log::warn("no backends", {{"name", name}, {"status", r.status.message()}});
       else
         log::info("backends changed", {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()}});
-    } else if (!before.pending && (before.stale || wasFailing)) {
+    } else if (before.stale || wasFailing) {
       log::info("DNS lookups recovered", {{"name", name}, {"backends", describe(r.backends)}});
     }
   }
