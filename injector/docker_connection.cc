@@ -51,9 +51,9 @@ class DockerConnection::Session : public Poco::Net::HTTPClientSession {
       socket.connect(address, toTimespan(timeouts_.connect));
       socket.setNoDelay(true);
       socket.setKeepAlive(true);  // the event stream is idle for long; notice a dead peer
-      socket.setOption(IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(timeouts_.keepAliveIdle.count()));
-      socket.setOption(IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(timeouts_.keepAliveInterval.count()));
-      socket.setOption(IPPROTO_TCP, TCP_KEEPCNT, timeouts_.keepAliveCount);
+      socket.setOption(IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(timeouts_.keepAlive.idle.count()));
+      socket.setOption(IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(timeouts_.keepAlive.interval.count()));
+      socket.setOption(IPPROTO_TCP, TCP_KEEPCNT, timeouts_.keepAlive.count);
     }
     // Zero means no SO_RCVTIMEO: the event stream may be silent for hours.
     socket.setReceiveTimeout(toTimespan(timeouts_.io));

@@ -16,15 +16,18 @@ namespace connectable {
 
 class DockerConnection {
  public:
+  // TCP only: a peer that vanished without a reset (a host gone, a path cut) is found by
+  // keepalive probes, after idle + interval * count: 60 s, where the kernel's defaults take
+  // 2 h 11 min, during which the event stream would wait, hearing nothing.
+  struct KeepAlive {
+    std::chrono::seconds idle{30};
+    std::chrono::seconds interval{10};
+    int count = 3;
+  };
   struct Timeouts {
     std::chrono::milliseconds connect{5000};
     std::chrono::milliseconds io{30000};  // zero: wait forever (the event stream)
-    // TCP only: a peer that vanished without a reset (a host gone, a path cut) is found
-    // by keepalive probes, after idle + interval * count: 60 s, where the kernel's
-    // defaults take 2 h 11 min, during which the event stream would wait, hearing nothing.
-    std::chrono::seconds keepAliveIdle{30};
-    std::chrono::seconds keepAliveInterval{10};
-    int keepAliveCount = 3;
+    KeepAlive keepAlive{};
   };
   struct Reply {
     int status = 0;

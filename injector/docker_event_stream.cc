@@ -39,13 +39,8 @@ Status DockerEventStream::start() {
   }
   // Infinite read timeout: a quiet daemon is normal; stop() wakes the reader by shutdown,
   // and keepalive probes find a daemon that is gone without a word.
-  DockerConnection::Timeouts timeouts;
-  timeouts.connect = options_.connectTimeout;
-  timeouts.io = std::chrono::milliseconds(0);
-  timeouts.keepAliveIdle = options_.keepAliveIdle;
-  timeouts.keepAliveInterval = options_.keepAliveInterval;
-  timeouts.keepAliveCount = options_.keepAliveCount;
-  connection_ = std::make_unique<DockerConnection>(endpoint_, timeouts);
+  connection_ = std::make_unique<DockerConnection>(
+      endpoint_, DockerConnection::Timeouts{options_.connectTimeout, std::chrono::milliseconds(0), options_.keepAlive});
   reader_ = std::thread([this] { readerMain(); });
   return Status::ok();
 }

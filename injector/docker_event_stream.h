@@ -16,12 +16,12 @@
 #include "common/event_loop.h"
 #include "common/status.h"
 #include "injector/docker_api_version.h"
+#include "injector/docker_connection.h"
 #include "injector/docker_endpoint.h"
 #include "injector/docker_event.h"
 
 namespace connectable {
 
-class DockerConnection;
 struct DockerEventLine;
 
 // What the stream tells its owner, always on the loop's thread, in stream order.
@@ -48,11 +48,9 @@ class DockerEventStream : private IoHandler {
     size_t maxQueued = 100'000;                  // beyond: end the stream rather than grow
     size_t maxQueuedBytes = size_t{64} << 20;    // the same, counting the events' lines
     size_t maxLineBytes = 1 << 20;               // longer lines are reported malformed
-    // tcp:// only: how soon a daemon that vanished without a word is noticed (see
-    // DockerConnection::Timeouts); the stream is otherwise silent for as long as Docker is.
-    std::chrono::seconds keepAliveIdle{30};
-    std::chrono::seconds keepAliveInterval{10};
-    int keepAliveCount = 3;
+    // tcp:// only: how soon a daemon that vanished without a word is noticed; the stream
+    // is otherwise silent for as long as Docker is.
+    DockerConnection::KeepAlive keepAlive;
   };
 
   DockerEventStream(EventLoop& loop, DockerEndpoint endpoint, DockerApiVersion version,

@@ -300,9 +300,7 @@ BOOST_AUTO_TEST_CASE(ADaemonOverTcpThatVanishesWithoutAWordEndsTheStream) {
   } release{done};
   std::unique_ptr<Watching> w;
   DockerEventStream::Options options;
-  options.keepAliveIdle = 1s;
-  options.keepAliveInterval = 1s;
-  options.keepAliveCount = 2;
+  options.keepAlive = {1s, 1s, 2};
   ns.inside([&] {  // the stream's reader thread starts there, and makes its socket there
     daemon = std::make_unique<connectable::testing::TcpServer>([&](int fd) {
       char buf[4096];
