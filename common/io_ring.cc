@@ -141,7 +141,7 @@ void IoRing::recv(int fd, CompletionHandler* handler) {
 
 void IoRing::send(int fd, const void* data, size_t len, CompletionHandler* handler, bool more) {
   io_uring_sqe* sqe = nextSqe();
-  io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_WAITALL | (more ? MSG_MORE : 0));
+  io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
   io_uring_sqe_set_data(sqe, handler);
 }
 

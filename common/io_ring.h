@@ -57,7 +57,8 @@ class IoRing {
   // (hasBuffer/bufferId), which the handler must give back with releaseBuffer. -ENOBUFS
   // when every buffer is lent out.
   void recv(int fd, CompletionHandler* handler);
-  // Sends all of [data, data + len) (MSG_WAITALL): a short count only comes with an error.
+  // Sends what the socket takes of [data, data + len) now, and never waits in the ring for
+  // room (MSG_DONTWAIT): a short count, or -EAGAIN, says that the peer's buffers are full.
   // `more`: the caller sends or shuts down again right after (MSG_MORE), so the kernel
   // holds these bytes for that call's segment instead of sending a segment of their own.
   void send(int fd, const void* data, size_t len, CompletionHandler* handler, bool more = false);

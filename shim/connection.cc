@@ -456,15 +456,20 @@ void Connection::onRingWritten(Direction& d, int result) {
   }
   d.sent = result > 0 ? static_cast<size_t>(result) : 0;
   if (d.sent > 0) countBytes(d, d.sent);
-  if (d.sent < d.sending && leavingRing_ && (result >= 0 || result == -ECANCELED)) {
-    // leaveRing cancelled this send part-way (a cancelled send reports what it sent): the
-    // buffer stays, and the pump sends the rest before anything else.
+  if (d.sent < d.sending && (result >= 0 || result == -EAGAIN || (result == -ECANCELED && leavingRing_))) {
+    // `to` took part or none of it: its buffers are full, it is not reading now. Sends do
+    // not wait in the ring for room (nor does anything read `from` meanwhile, so a reset
+    // there would go unseen until `to` read again): the connection leaves the ring, the
+    // rest stays in its buffer and goes first, and readiness watches both sides. (Or
+    // leaveRing cancelled it, which reports what it sent.)
+    if (d.sent > 0) lastActivity_ = proxy_.loop().now();
+    leaveRing();
     finishLeavingRing();
     return;
   }
   releaseRingBuffer(d);
-  if (result < 0 || d.sent < d.sending) {
-    writeFailed(d);  // MSG_WAITALL: short only on an error
+  if (result < 0) {
+    writeFailed(d);
     return;
   }
   lastActivity_ = proxy_.loop().now();

@@ -4,10 +4,11 @@
 // and after the last of its io_uring operations has completed).
 //
 // Open has two data paths. With an io_uring in the loop, each direction reads into a pool
-// buffer and sends it on, one operation in flight at a time (bytes keep their order, and a
-// peer that stops reading holds one buffer). A read that fills a whole buffer is bulk: the
-// connection then leaves the ring for readiness (epoll) and moves bytes with splice through
-// a pipe lent by the pool, without copying them. A read that finds the buffer pool empty
+// buffer and sends it on, one operation in flight at a time (bytes keep their order). A
+// read that fills a whole buffer is bulk: the connection then leaves the ring for
+// readiness (epoll) and moves bytes with splice through a pipe lent by the pool, without
+// copying them. A send that the peer does not take whole (it stopped reading) leaves the
+// ring too: nothing would read the other side meanwhile, and its reset would go unseen. A read that finds the buffer pool empty
 // grows it and tries again; once the pool is full-grown, that connection leaves the ring
 // too. Without a ring, it starts there.
 // Owned by Proxy; runs on the EventLoop's thread; not thread-safe.

@@ -496,6 +496,77 @@ BOOST_AUTO_TEST_CASE(AClientThatResetsWhileItsUploadWaitsForTheBackendIsPassedOn
   BOOST_TEST(saw.get() == "reset");
 }
 
+BOOST_AUTO_TEST_CASE(AClientThatResetsWhileItsLastMessageWaitsForTheBackendIsPassedOnAtOnce) {
+  // As above, with an interactive client: small messages (requests, commands), each read
+  // on its own, until the backend stops taking them; the client then waits for an answer,
+  // gives up and resets. The reset must reach the backend as promptly as after an upload.
+  // An Ethernet-sized MTU and a backend with a small receive buffer keep the buffers on
+  // the way small, so that small messages fill them.
+  TestNetns quiet;
+  BOOST_REQUIRE(run({"ip", "-n", quiet.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+  std::promise<std::string> backendSaw;
+  std::unique_ptr<TcpServer> backend;
+  quiet.inside([&] {
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 && listen(listener, 8) == 0);
+    backend = std::make_unique<TcpServer>(listener, [&](int fd) {
+      pollfd p{fd, POLLRDHUP, 0};  // never reads
+      const int n = poll(&p, 1, 15000);
+      backendSaw.set_value(n == 0 ? "nothing" : (p.revents & POLLERR) ? "reset" : "a clean end");
+    });
+  });
+  ShimProcess shim({"--netns", quiet.path(), "--upstream-netns", "target", "--connect", "6000=" + backend->address()});
+  int fd = connectInside(quiet);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
+  // Bytes waiting in the shim's socket for the client, which it reads as soon as it can
+  // send them on: when they stay, the backend has stopped taking them.
+  auto unreadByTheShim = [&] {
+    long queued = 0;
+    quiet.inside([&] {
+      std::ifstream tcp("/proc/thread-self/net/tcp");
+      std::string line;
+      std::getline(tcp, line);
+      while (std::getline(tcp, line)) {
+        std::istringstream f(line);
+        std::string slot, local, remote, state, queues;
+        f >> slot >> local >> remote >> state >> queues;
+        if (state == "01" && local.substr(local.find(':') + 1) == "1770")  // port 6000
+          queued = std::stol(queues.substr(queues.find(':') + 1), nullptr, 16);
+      }
+    });
+    return queued;
+  };
+  // A message goes only once the shim has read the one before, so that every read the
+  // shim makes is a single small message, however long its sends take.
+  const std::string message(1024, 'm');
+  size_t sent = 0;
+  const auto never = std::chrono::steady_clock::time_point::max();
+  auto stuckSince = never;
+  for (auto start = std::chrono::steady_clock::now();
+       std::chrono::steady_clock::now() - start < 20s && std::chrono::steady_clock::now() - stuckSince < 1s;) {
+    if (unreadByTheShim() > 0) {
+      if (stuckSince == never) stuckSince = std::chrono::steady_clock::now();
+    } else {
+      stuckSince = never;
+      BOOST_REQUIRE(send(fd, message.data(), message.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(message.size()));
+      sent += message.size();
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  BOOST_TEST_MESSAGE(sent << " bytes sent; the shim has not read the last message for a second");
+  BOOST_REQUIRE(stuckSince != never);
+  closeWithReset(fd);
+  auto saw = backendSaw.get_future();
+  BOOST_REQUIRE(saw.wait_for(3s) == std::future_status::ready);
+  BOOST_TEST(saw.get() == "reset");
+}
+
 BOOST_AUTO_TEST_CASE(HalfCloseIsCarriedBothWays) {
   // The backend echoes until the client's FIN arrives through the shim, then answers
   // "bye" on the still-open other direction.
