@@ -154,6 +154,12 @@ struct ServiceResolver::Entry {
   std::string failureLogged;
   Clock::time_point failureLoggedAt;
   uint32_t failuresNotLogged = 0;
+  // Changed backends: when a change was last logged, how many since were not, and the
+  // timer that logs the set they ended in (options_.changeLogInterval).
+  bool changeLogged = false;
+  Clock::time_point changeLoggedAt;
+  uint32_t changesNotLogged = 0;
+  EventLoop::TimerId changeLogTimer = 0;
   std::unique_ptr<Lookup> lookup;
 };
 
@@ -173,7 +179,10 @@ ServiceResolver::ServiceResolver(EventLoop& loop, ResolverOptions options)
 
 ServiceResolver::~ServiceResolver() {
   alive_.reset();
-  for (auto& [id, entry] : entries_) loop_.cancelTimer(entry->refreshTimer);
+  for (auto& [id, entry] : entries_) {
+    loop_.cancelTimer(entry->refreshTimer);
+    loop_.cancelTimer(entry->changeLogTimer);
+  }
   loop_.cancelTimer(aresTimer_);
   // Fails every pending query with ARES_EDESTRUCTION and closes the sockets through
   // socketState, so the loop forgets them before the fds are closed.
@@ -308,6 +317,7 @@ void ServiceResolver::unwatch(WatchId id) {
   if (!entry->watchers.empty()) return;
   // Queries still in flight find no entry when they end and are dropped.
   loop_.cancelTimer(entry->refreshTimer);
+  loop_.cancelTimer(entry->changeLogTimer);
   entryByKey_.erase(entry->key);
   entries_.erase(eid);
 }
@@ -664,15 +674,12 @@ void ServiceResolver::finishLookup(Entry& entry) {
     scheduleRefresh(entry, refreshPoint(ttl));
     log::debug("DNS answer", {{"name", name}, {"backends", describe(r.backends)}, {"ttl_ms", std::to_string(ttl.count())},
                               {"status", r.status.message()}});
-    if (before.pending || before.backends != r.backends) {
+    if (before.pending && !r.backends.empty()) {
+      log::info("backends found", {{"name", name}, {"backends", describe(r.backends)}});
+    } else if (before.pending || before.backends != r.backends) {
       // The first answer too: a name that has none (mistyped, or not registered yet) says so
       // now, not only when a client is refused.
-      if (r.backends.empty())
-        log::warn("no backends", {{"name", name}, {"status", r.status.message()}});
-      else if (before.pending)
-        log::info("backends found", {{"name", name}, {"backends", describe(r.backends)}});
-      else
-        log::info("backends changed", {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()}});
+      logChange(entry, before.pending || before.backends.empty() || r.backends.empty());
     } else if (before.stale || wasFailing) {
       log::info("DNS lookups recovered", {{"name", name}, {"backends", describe(r.backends)}});
     }
@@ -684,6 +691,37 @@ void ServiceResolver::finishLookup(Entry& entry) {
                  before.status.isOk() != r.status.isOk() ||
                  (r.backends.empty() && before.status.message() != r.status.message());
   if (changed) notify(entry.id);
+}
+
+void ServiceResolver::logChange(Entry& entry, bool atOnce) {
+  const Clock::time_point now = loop_.now();
+  if (!atOnce && entry.changeLogged && now - entry.changeLoggedAt < options_.changeLogInterval) {
+    ++entry.changesNotLogged;
+    if (entry.changeLogTimer == 0) {
+      // The set the name ends in is told when the interval is over, not at its next change.
+      const Millis left = std::chrono::duration_cast<Millis>(entry.changeLoggedAt + options_.changeLogInterval - now);
+      entry.changeLogTimer = loop_.addTimer(std::max(left, Millis(1)), [this, eid = entry.id] {
+        Entry* e = findEntry(eid);
+        if (e == nullptr) return;
+        e->changeLogTimer = 0;
+        logChange(*e, true);
+      });
+    }
+    return;
+  }
+  loop_.cancelTimer(entry.changeLogTimer);
+  entry.changeLogTimer = 0;
+  const std::string notLogged = std::to_string(entry.changesNotLogged);
+  entry.changeLogged = true;
+  entry.changeLoggedAt = now;
+  entry.changesNotLogged = 0;
+  const Resolution& r = entry.resolution;
+  const std::string& name = entry.target.text;
+  if (r.backends.empty())
+    log::warn("no backends", {{"name", name}, {"status", r.status.message()}, {"changes_not_logged", notLogged}});
+  else
+    log::info("backends changed", {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()},
+                                   {"changes_not_logged", notLogged}});
 }
 
 void ServiceResolver::scheduleRefresh(Entry& entry, Millis delay) {

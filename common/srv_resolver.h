@@ -59,6 +59,11 @@ struct ResolverOptions {
   Millis negativeTtl{5000};   // NXDOMAIN or no data: at most this long (an SOA may say less)
   Millis retryMin{1000};      // back-off after a failed lookup, doubling up to retryMax
   Millis retryMax{30000};
+  // A name's backends changing is logged at once, then at most once in this long, with the
+  // set it ended in and how many changes were not logged: a server that answers a different
+  // part of the instances each time (Consul's udp_answer_limit, round robin) changes them
+  // at every refresh. A change to or from none is always logged at once.
+  Millis changeLogInterval{60000};
 };
 
 // `--dns` syntax: "HOST[:PORT][,...]", HOST an IPv4 literal or [IPv6] (a bare IPv6 literal
@@ -132,6 +137,9 @@ class ServiceResolver {
   Millis answerTtl(const Lookup& lookup) const;
   Millis refreshPoint(Millis ttl);
   void scheduleRefresh(Entry& entry, Millis delay);
+  // Logs a change of the entry's backends (to none as a warning): `atOnce`, or when no
+  // change was logged for changeLogInterval; else counts it and logs the set at the end.
+  void logChange(Entry& entry, bool atOnce);
   void notify(uint64_t entryId, const std::vector<WatchId>& only = {});
   Entry* findEntry(uint64_t entryId);
 

@@ -914,12 +914,23 @@ DnsPacket goodSrv(uint16_t id, const std::string& name) {
   return p;
 }
 
+// An SRV answer naming 198.18.0.1 at each of `ports`, TTL 0; no ports: no records.
+DnsPacket srvAt(uint16_t id, const std::string& name, const std::vector<uint16_t>& ports) {
+  DnsPacket p(DnsPacket::kResponseFlags, id);
+  p.question(name, dns::kTypeSrv);
+  for (uint16_t port : ports) p.srv(DnsPacket::Answer, name, 1, 1, port, "a.connectable.test", 0);
+  if (!ports.empty()) p.a(DnsPacket::Additional, "a.connectable.test", "198.18.0.1", 0);
+  return p;
+}
+
 // A harness whose resolver talks to a FakeDnsServer in its own loop.
 struct FakeHarness {
-  explicit FakeHarness(FakeDnsServer::Responder responder) {
+  explicit FakeHarness(FakeDnsServer::Responder responder, std::function<void(ResolverOptions&)> tune = nullptr) {
     BOOST_REQUIRE(loop.init().isOk());
     server = std::make_unique<FakeDnsServer>(loop, std::move(responder));
-    resolver = std::make_unique<ServiceResolver>(loop, fastOptions(server->port()));
+    ResolverOptions options = fastOptions(server->port());
+    if (tune) tune(options);
+    resolver = std::make_unique<ServiceResolver>(loop, options);
     BOOST_REQUIRE(resolver->init().isOk());
     Result<Target> t = parseTarget(kSrvName);
     BOOST_REQUIRE(t.isOk());
@@ -1128,6 +1139,83 @@ BOOST_AUTO_TEST_CASE(ServerFailureKeepsTheLastAnswer) {
   BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
   // Not "Could not contact DNS servers": this one did answer.
   BOOST_TEST(contains(h.current().status.message(), "SERVFAIL"), h.current().status.message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(SrvResolverChangeLog)
+
+namespace {
+
+// Answers refreshed every 150-180 ms, negative ones too.
+void refreshFast(ResolverOptions& o) { o.minTtl = o.negativeTtl = 200ms; }
+
+// Lines of `text` holding every one of `parts`.
+std::vector<std::string> linesWith(const std::string& text, const std::vector<std::string>& parts) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (std::all_of(parts.begin(), parts.end(), [&](auto& p) { return line.find(p) != std::string::npos; })) out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(ABackendSetThatChangesAtEveryRefreshIsLoggedAtItsFirstChangeNotAtEveryRefresh) {
+  // Consul with udp_answer_limit, or a round-robin server, answers a different part of a
+  // service's instances each time: the set changes at every refresh, each second with
+  // Consul's TTL 0, for every name of every shim on every host.
+  FakeHarness h(
+      [](uint16_t id, const std::string& name, uint16_t, int nth) {
+        return srvAt(id, name, nth % 2 ? std::vector<uint16_t>{6379, 6380} : std::vector<uint16_t>{6379, 6381}).bytes();
+      },
+      refreshFast);
+  const std::string log = connectable::testing::tempDir() + "/log";
+  connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
+  size_t atFirstChange = 0;
+  BOOST_REQUIRE_EQUAL(
+      runSteps(h.loop, {{"the first change", [&] { return h.updates.size() >= 2; }, 5000ms,
+                         [&] { atFirstChange = linesWith(captured.text(), {"backends changed"}).size(); }},
+                        {"ten changes", [&] { return h.updates.size() >= 11; }, 10000ms}}),
+      "");
+  captured.restore();
+  const std::string text = connectable::testing::readFile(log);
+  BOOST_TEST(atFirstChange == 1u, text);  // seen at once
+  BOOST_TEST(linesWith(text, {" info ", "backends changed"}).size() == 1u, text);
+}
+
+BOOST_AUTO_TEST_CASE(HeldChangesAreSummedUpInTheSetTheNameSettledInAndAChangeToOrFromNoneIsLoggedAtOnce) {
+  const std::vector<std::vector<uint16_t>> script = {{6379},       {6379, 6380}, {6379, 6381}, {6379, 6380},
+                                                     {},           {6379},       {6379, 6380}, {6379, 6380, 6381}};
+  FakeHarness h(
+      [&](uint16_t id, const std::string& name, uint16_t, int nth) {
+        return srvAt(id, name, script[std::min<size_t>(static_cast<size_t>(nth), script.size()) - 1]).bytes();
+      },
+      [](ResolverOptions& o) {
+        refreshFast(o);
+        o.changeLogInterval = 2000ms;
+      });
+  const std::string log = connectable::testing::tempDir() + "/log";
+  connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
+  // Each answer of the script is a change; then the last one stays, past the interval.
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"the whole script", [&] { return h.updates.size() >= script.size(); }, 10000ms},
+                                        pauseFor(3000ms)}),
+                      "");
+  captured.restore();
+  const std::string text = connectable::testing::readFile(log);
+  BOOST_TEST(h.updates.size() == script.size(), text);
+  const auto changed = linesWith(text, {" info ", "backends changed"});
+  BOOST_TEST_REQUIRE(changed.size() == 3u, text);
+  // The first change at once; the set after none at once; then, once the interval is over,
+  // the set it settled in, with the two changes before it that were not logged.
+  BOOST_TEST(contains(changed[0], "backends=198.18.0.1:6379,198.18.0.1:6380 "), changed[0]);
+  BOOST_TEST(contains(changed[1], "backends=198.18.0.1:6379 "), changed[1]);
+  BOOST_TEST(contains(changed[2], "backends=198.18.0.1:6379,198.18.0.1:6380,198.18.0.1:6381 "), changed[2]);
+  BOOST_TEST(contains(changed[2], "changes_not_logged=2"), changed[2]);
+  // A change to none is a warning, never held: with the count of the changes it cut short.
+  const auto none = linesWith(text, {" warn ", ": no backends "});
+  BOOST_TEST_REQUIRE(none.size() == 1u, text);
+  BOOST_TEST(contains(none[0], "changes_not_logged=2"), none[0]);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
