@@ -237,6 +237,20 @@ Status ServiceResolver::init() {
   return Status::ok();
 }
 
+Millis ServiceResolver::longestLookup() const {
+  size_t servers = 0;
+  ares_addr_port_node* list = nullptr;
+  if (ares_get_servers_ports(channel_, &list) == ARES_SUCCESS) {
+    for (const ares_addr_port_node* n = list; n != nullptr; n = n->next) ++servers;
+    ares_free_data(list);
+  }
+  // c-ares (1.18) tries each server in turn, and doubles the timeout after each round.
+  const Millis round = options_.queryTimeout * static_cast<int64_t>(std::max<size_t>(servers, 1));
+  Millis question{0};
+  for (int i = 0; i < std::max(1, options_.tries); ++i) question += round * (int64_t{1} << i);
+  return 2 * question;
+}
+
 namespace {
 
 // Watches of the same name, port and kind share one cache entry.

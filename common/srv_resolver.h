@@ -110,6 +110,11 @@ class ServiceResolver {
   // The current state of a watched target; nullptr when nobody watches it.
   const Resolution* resolutionOf(const Target& target) const;
 
+  // The longest a lookup takes before c-ares gives up on it: every round over the servers
+  // (each round's timeout twice the last's), twice over for an SRV answer whose targets
+  // are asked for their addresses after it. REQUIRES: init() succeeded.
+  Millis longestLookup() const;
+
   // Re-resolves every target now (SIGHUP), without waiting for the TTLs.
   void refreshAll();
 

@@ -227,6 +227,9 @@ int main(int argc, char** argv) {
     resolver = std::make_unique<ServiceResolver>(loop, dnsOptions);
     if (Status s = resolver->init(); !s) return fail(s.withContext("DNS resolver"), 1);
     attachDiscovery(*resolver, proxy);
+    // A first connection waits for as long as its name's first lookup may go on: an answer
+    // to c-ares's second question (after --dns-timeout) is still in time.
+    proxy.setFirstAnswerTimeout(resolver->longestLookup());
   }
 
   ShimIdentity identity;

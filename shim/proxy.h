@@ -30,7 +30,9 @@ struct ProxyOptions {
   Millis connectTimeout{2000};
   Millis idleTimeout{3600 * 1000};  // 0: never
   Millis drainTimeout{10000};
-  Millis firstAnswerTimeout{2000};  // how long a connection waits for a port's first DNS answer
+  // The longest a connection waits for its port's first DNS answer, which ends sooner when
+  // that first lookup fails; the shim sets it to the resolver's longestLookup().
+  Millis firstAnswerTimeout{2000};
   size_t maxConns = 10000;          // 0: unlimited
   BalancePolicy balance = BalancePolicy::Random;
   PenaltyPolicy penalty;
@@ -111,6 +113,9 @@ class Proxy {
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
+
+  // Once the resolver says how long its lookups may take; before any connection.
+  void setFirstAnswerTimeout(Millis timeout) { options_.firstAnswerTimeout = timeout; }
 
   // Adds a port; returns it so the caller can feed its DNS answers.
   ListenPort& addPort(const ConnectSpec& spec);

@@ -56,8 +56,9 @@ Options:
   --dns SERVERS            IP[:PORT][,...] DNS servers, by address: 127.0.0.1:8600,
                            [::1]:53 (default: those of /etc/resolv.conf)
   --dns-min-ttl DUR        shortest time an answer is cached (default 1s)
-  --dns-timeout DUR        per query attempt, doubled for the second round of servers;
-                           the longest a name's first connection waits (default 2s)
+  --dns-timeout DUR        per query attempt, doubled for the second round of servers
+                           (default 2s); a name's first connections wait for its first
+                           lookup, answered or failed (6s with one server, unanswered)
   --exit-with-pid PID      exit when process PID ends (the container's init)
   --exit-with-pidfd N      the same, from an inherited pidfd (no pid reuse race)
   --name NAME              name this shim in every log line (the injector passes the container)
@@ -229,7 +230,6 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
         return Status::error("--log-format: '" + val + "' is neither 'text' nor 'json'");
     }
   }
-  o.proxy.firstAnswerTimeout = o.dnsTimeout;
   if (o.help || o.version) return o;
   if (o.connects.empty()) return Status::error("no --connect given: nothing to do");
   if (o.statusPort && ports.count(o.statusPort))

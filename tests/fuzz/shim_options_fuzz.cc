@@ -63,7 +63,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(o->dnsTimeout.count() > 0 && o->dnsTimeout <= Millis(300'000));
   check(o->dnsMinTtl >= Millis(100) && o->dnsMinTtl <= Millis(24LL * 3'600'000));
   check(o->proxy.idleTimeout.count() >= 0 && o->proxy.drainTimeout.count() >= 0);
-  check(o->proxy.firstAnswerTimeout == o->dnsTimeout);
   check(o->netnsPath.empty() || o->netnsFd < 0);
   check(o->exitWithPid == 0 || o->exitWithPidfd < 0);
   check(o->controlPath.size() <= kMaxControlPath);

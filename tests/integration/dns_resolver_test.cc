@@ -1109,6 +1109,28 @@ BOOST_AUTO_TEST_CASE(AFirstLookupThatTimesOutIsAnAnswerWithNoBackends) {
   BOOST_TEST(h.resolver->counters().lookupFailures >= 1u);
 }
 
+BOOST_AUTO_TEST_CASE(ALookupNoServerAnswersEndsWithinTheLongestLookupAfterEveryRoundOverEveryServer) {
+  // The bound of a first connection's wait: c-ares asks each server in turn, 300 ms each,
+  // then again at twice that; an SRV lookup may need its targets' addresses after that.
+  Harness h;
+  auto silent = [](uint16_t, const std::string&, uint16_t, int) { return std::vector<uint8_t>(); };
+  FakeDnsServer one(h.loop, silent), two(h.loop, silent);
+  ResolverOptions options = fastOptions(one.port());
+  options.servers.push_back(*SocketAddress::parseIp("127.0.0.1", two.port()));
+  options.tries = 2;
+  h.start(options);
+  BOOST_TEST(h.resolver->longestLookup().count() == 2 * (2 * 300 + 2 * 600));
+  const auto start = Clock::now();
+  h.watch(kSrvName);
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"failure reported", [&] { return h.answered(); }, 10000ms}}), "");
+  const auto took = std::chrono::duration_cast<Millis>(Clock::now() - start);
+  BOOST_TEST_MESSAGE("an unanswered lookup over 2 servers, 2 tries of 300 ms: " << took.count() << " ms");
+  BOOST_TEST(one.queries() == 2);
+  BOOST_TEST(two.queries() == 2);
+  BOOST_TEST(took.count() >= 1750);  // the second round at twice the timeout
+  BOOST_TEST(took.count() <= h.resolver->longestLookup().count() / 2 + 200);
+}
+
 BOOST_AUTO_TEST_CASE(WatchersHearThatLookupsRecoveredEvenWhenTheBackendsStayTheSame) {
   // The first lookup half fails (the target's AAAA question goes unanswered), so it serves
   // what the A answer gave, with an error; the next one succeeds with the same backends.

@@ -1,6 +1,9 @@
 // The shim finding its backends through a real DNS server (dnsmasq with SRV, A and AAAA
 // records) while its listeners live in a namespace made by the test.
 #define BOOST_TEST_MODULE shim with DNS discovery
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,8 +11,11 @@
 #include <Poco/JSON/Parser.h>
 
 #include <boost/test/unit_test.hpp>
+#include <atomic>
 #include <map>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "tests/support/dnsmasq.h"
 #include "tests/support/netns_fixture.h"
@@ -50,6 +56,88 @@ std::map<std::string, int> spread(const TestNetns& ns, int n, uint16_t port = 60
   for (int i = 0; i < n; ++i) ++seen[ask(ns, port)];
   return seen;
 }
+
+// Stands between the shim and a DNS server over UDP, as a server busy when the shim starts
+// (or a lost packet): the first question goes unanswered, and the answer to the next one
+// is held for `hold`. Later ones pass both ways at once.
+class SlowFirstAnswer {
+ public:
+  SlowFirstAnswer(uint16_t serverPort, std::chrono::milliseconds hold) : hold_(hold) {
+    client_ = boundUdp();
+    upstream_ = boundUdp();
+    sockaddr_in to = loopback(serverPort);
+    if (connect(upstream_, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) throw std::runtime_error("relay connect");
+    thread_ = std::thread([this] { run(); });
+  }
+  ~SlowFirstAnswer() {
+    stop_ = true;
+    thread_.join();
+    close(client_);
+    close(upstream_);
+  }
+  std::string server() const {
+    sockaddr_in sin{};
+    socklen_t len = sizeof sin;
+    getsockname(client_, reinterpret_cast<sockaddr*>(&sin), &len);
+    return "127.0.0.1:" + std::to_string(ntohs(sin.sin_port));
+  }
+  int questions() const { return questions_.load(); }
+
+ private:
+  static sockaddr_in loopback(uint16_t port) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons(port);
+    return sin;
+  }
+  static int boundUdp() {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in sin = loopback(0);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) throw std::runtime_error("relay bind");
+    return fd;
+  }
+  void run() {
+    struct Out {
+      std::vector<uint8_t> bytes;
+      std::chrono::steady_clock::time_point at;
+    };
+    std::vector<Out> out;
+    sockaddr_in asker{};
+    while (!stop_) {
+      pollfd fds[2] = {{client_, POLLIN, 0}, {upstream_, POLLIN, 0}};
+      poll(fds, 2, 5);
+      uint8_t buf[4096];
+      sockaddr_in from{};
+      socklen_t len = sizeof from;
+      for (ssize_t n; (n = recvfrom(client_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len)) > 0;
+           len = sizeof from) {
+        asker = from;
+        if (++questions_ == 1) continue;  // missed
+        send(upstream_, buf, static_cast<size_t>(n), 0);
+      }
+      for (ssize_t n; (n = recv(upstream_, buf, sizeof buf, 0)) > 0;) {
+        auto at = std::chrono::steady_clock::now() + (answers_++ == 0 ? hold_ : std::chrono::milliseconds(0));
+        out.push_back({std::vector<uint8_t>(buf, buf + n), at});
+      }
+      for (auto it = out.begin(); it != out.end();) {
+        if (it->at > std::chrono::steady_clock::now()) {
+          ++it;
+          continue;
+        }
+        sendto(client_, it->bytes.data(), it->bytes.size(), 0, reinterpret_cast<sockaddr*>(&asker), sizeof asker);
+        it = out.erase(it);
+      }
+    }
+  }
+
+  std::chrono::milliseconds hold_;
+  int client_ = -1, upstream_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> questions_{0};
+  int answers_ = 0;
+  std::thread thread_;
+};
 
 struct Fixture {
   Fixture() { signal(SIGPIPE, SIG_IGN); }
@@ -259,6 +347,42 @@ BOOST_AUTO_TEST_CASE(FirstConnectionWaitsForTheFirstAnswer) {
   dns.resume();
   client.join();
   BOOST_TEST(got == "a");
+}
+
+BOOST_AUTO_TEST_CASE(AFirstConnectionWaitsForAnAnswerThatComesOnlyWhenTheResolverAsksAgain) {
+  // The server misses the first question; c-ares asks again after --dns-timeout (1 s), and
+  // the answer takes 700 ms more: the resolver has it long before it gives up (3 s), and
+  // so must the client that connected meanwhile, not be refused at --dns-timeout.
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=60", srv("web.service.consul", a.port(), 1, 50)});
+  dns.start();
+  SlowFirstAnswer relay(dns.port(), 700ms);
+  ShimProcess shim({"--netns", ns.path(), "--dns", relay.server(), "--dns-timeout", "1s", "--connect",
+                    "6000=web.service.consul"});
+  const auto start = std::chrono::steady_clock::now();
+  const std::string got = ask(ns);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  BOOST_TEST_MESSAGE("served after " << took.count() << " ms");
+  BOOST_TEST(got == "a", "after " << took.count() << " ms; " << shim.log());
+  BOOST_TEST(relay.questions() == 2);
+  BOOST_TEST(shim.log().find("no backend reachable") == std::string::npos, shim.log());
+}
+
+BOOST_AUTO_TEST_CASE(AFirstConnectionWaitsUntilTheResolverGivesUpThenIsRefusedWithItsReason) {
+  // Never for ever: a server that answers nothing fails the lookup after two rounds, 300 ms
+  // then 600 ms, and the waiting client is refused then, with the lookup's error.
+  Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=60", srv("web.service.consul", a.port(), 1, 50)});
+  dns.start();
+  dns.pause();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--dns-timeout", "300ms", "--connect",
+                    "6000=web.service.consul"});
+  const auto start = std::chrono::steady_clock::now();
+  const std::string got = ask(ns);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  BOOST_TEST(got == "");
+  BOOST_TEST(took.count() >= 750, took.count() << " ms");
+  BOOST_TEST(took.count() < 2500, took.count() << " ms");
+  BOOST_TEST(shim.waitLog("no backend reachable"));
+  BOOST_TEST(shim.log().find("Timeout") != std::string::npos, shim.log());
 }
 
 BOOST_AUTO_TEST_CASE(AnUploadSentWhileTheFirstAnswerIsAwaitedArrivesWhole) {
