@@ -93,7 +93,7 @@ void Connection::start() {
     port_.waiting_.push_back(this);
     timer_ = proxy_.loop().addTimer(proxy_.options().firstAnswerTimeout, [this] {
       timer_ = 0;
-      lastError_ = "no DNS answer within the DNS timeout";
+      lastError_ = "no DNS answer while the resolver tried";
       backendsReady();
     });
     return;
