@@ -424,10 +424,8 @@ void Connection::ringForward(Direction& d) {
   const bool full = d.sending >= IoRing::kBufferSize;
   if (full) d.bulk = true;
   if (full || leavingRing_) {
-    // Leaving the ring: these bytes wait in their buffer and go first on the epoll path.
-    // A ring send made now would not be among those leaveRing cancelled, and the move
-    // waits for every operation in flight: a send waiting on a client that reads only
-    // once its upload is through would then stop the upload, and the connection, for ever.
+    // Leaving the ring: these bytes wait in their buffer and go first on the epoll path,
+    // which has the pipe for what follows a full buffer.
     leaveRing();
     finishLeavingRing();
     return;
@@ -494,9 +492,9 @@ void Connection::ringEof(Direction& d) {
 void Connection::leaveRing() {
   if (leavingRing_) return;
   leavingRing_ = true;
-  // Sends are cancelled too: one may wait for a peer that only reads once bytes move the
-  // other way, which a cancelled read would stop. What a send leaves unsent stays in its
-  // buffer and goes first on the epoll path.
+  // Sends end at once (they never wait for room), but are cancelled too, should one still
+  // be queued: what a send leaves unsent stays in its buffer and goes first on the epoll
+  // path.
   cancelRingOps();
 }
 
