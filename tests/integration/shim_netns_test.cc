@@ -278,10 +278,8 @@ BOOST_FIXTURE_TEST_SUITE(ShimInNamespace, Fixture)
 BOOST_AUTO_TEST_CASE(CurlInsideReachesBothBackendsOutside) {
   std::string dir = tempDir();
   sh("mkdir -p " + dir + "/a " + dir + "/b && echo backend-a > " + dir + "/a/index.html && echo backend-b > " + dir + "/b/index.html");
-  TcpServer probeA(holdHandler()), probeB(holdHandler());  // reserve two free ports
-  uint16_t portA = probeA.port(), portB = probeB.port();
-  probeA.stop();
-  probeB.stop();
+  ReservedPort reservedA, reservedB;  // held until the test ends: httpd binds them with SO_REUSEADDR
+  uint16_t portA = reservedA.port(), portB = reservedB.port();
   Child httpdA = Child::spawn({"busybox", "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(portA), "-h", dir + "/a"});
   Child httpdB = Child::spawn({"busybox", "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(portB), "-h", dir + "/b"});
   BOOST_REQUIRE(waitFor([&] { int fd = connectTcp("127.0.0.1", portA); if (fd >= 0) close(fd); return fd >= 0; }, 3s));
@@ -305,9 +303,8 @@ BOOST_AUTO_TEST_CASE(CurlInsideReachesBothBackendsOutside) {
 
 BOOST_AUTO_TEST_CASE(RedisCliInsideTalksToRedisServerOutside) {
   std::string dir = tempDir();
-  TcpServer probe(holdHandler());
-  uint16_t port = probe.port();
-  probe.stop();
+  ReservedPort reserved;  // held until the test ends: redis-server binds it with SO_REUSEADDR
+  uint16_t port = reserved.port();
   Child redis = Child::spawn({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no", "--dir", dir}, dir + "/redis.log");
   BOOST_REQUIRE(waitFor([&] { return run({"redis-cli", "-p", std::to_string(port), "ping"}).out == "PONG\n"; }, 5s));
@@ -892,9 +889,8 @@ BOOST_AUTO_TEST_CASE(WhereIoUringIsDeniedItSaysWhyAndServesOnEpoll) {
 
 BOOST_AUTO_TEST_CASE(FailsOverWhenOneBackendIsDown) {
   TcpServer alive(replyHandler("alive"));
-  TcpServer dead(holdHandler());
+  ReservedPort dead;  // refuses
   std::string deadAddress = dead.address();
-  dead.stop();  // refuses from now on
   ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + deadAddress + "," + alive.address()});
   for (int i = 0; i < 50; ++i) {
     int fd = connectInside(ns);
@@ -974,10 +970,8 @@ BOOST_AUTO_TEST_CASE(WithIpv6OffInTheKernelTheIpv4BackendsStillServe) {
 }
 
 BOOST_AUTO_TEST_CASE(AllBackendsDownClosesTheClientPromptly) {
-  TcpServer a(holdHandler()), b(holdHandler());
+  ReservedPort a, b;  // both refuse
   std::string addrA = a.address(), addrB = b.address();
-  a.stop();
-  b.stop();
   ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + addrA + "," + addrB});
   auto start = std::chrono::steady_clock::now();
   int fd = connectInside(ns);
@@ -1179,7 +1173,8 @@ BOOST_AUTO_TEST_CASE(DrainTimeoutEndsConnectionsThatDoNotFinish) {
 BOOST_AUTO_TEST_CASE(UpstreamFromTheTargetNamespaceReachesBackendsThere) {
   // A backend that exists only inside the namespace.
   std::unique_ptr<TcpServer> inner;
-  ns.inside([&] { inner = std::make_unique<TcpServer>(replyHandler("inside")); });
+  ReservedPort onTheHost;  // the same port on the host refuses, whatever else runs there
+  ns.inside([&] { inner = std::make_unique<TcpServer>(replyHandler("inside"), "127.0.0.1", onTheHost.port()); });
   std::string target = "6000=127.0.0.1:" + std::to_string(inner->port());
   {
     ShimProcess shim({"--netns", ns.path(), "--upstream-netns", "target", "--connect", target});

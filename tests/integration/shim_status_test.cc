@@ -48,14 +48,6 @@ uint64_t at(const Json& obj, const std::string& a, const std::string& b) {
   return obj->getObject(a)->getValue<uint64_t>(b);
 }
 
-// A port no one listens on: connects to it are refused.
-uint16_t refusedPort() {
-  TcpServer probe(holdHandler());
-  uint16_t port = probe.port();
-  probe.stop();
-  return port;
-}
-
 struct Fixture {
   Fixture() : dir(tempDir()), control(dir + "/shim.sock"), backend(echoHandler()) {
     signal(SIGPIPE, SIG_IGN);
@@ -63,7 +55,7 @@ struct Fixture {
     shim = std::make_unique<ShimProcess>(std::vector<std::string>{
         "--netns", ns.path(), "--control", control, "--status-port", std::to_string(kStatusPort), "--name", "status-test",
         "--connect", std::to_string(kPort) + "=" + backend.address(), "--connect",
-        std::to_string(kDeadPort) + "=127.0.0.1:" + std::to_string(refusedPort())});
+        std::to_string(kDeadPort) + "=" + deadBackend.address()});
   }
   ~Fixture() { run({"rm", "-rf", dir}); }
 
@@ -99,6 +91,7 @@ struct Fixture {
   std::string dir;
   std::string control;
   TcpServer backend;
+  ReservedPort deadBackend;  // refuses for as long as the test runs
   std::unique_ptr<ShimProcess> shim;
 };
 

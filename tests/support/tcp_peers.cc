@@ -126,6 +126,24 @@ void TcpServer::acceptLoop() {
   }
 }
 
+ReservedPort::ReservedPort() {
+  auto addr = SocketAddress::loopbackV4(0);
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd_, addr.sockaddr_ptr(), addr.length()) != 0) {
+    int err = errno;
+    ::close(fd_);
+    throw std::runtime_error("reserved port: " + std::string(strerror(err)));
+  }
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+  port_ = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+}
+
+ReservedPort::~ReservedPort() { ::close(fd_); }
+
 SilentListener::SilentListener() {
   auto addr = SocketAddress::loopbackV4(0);
   listenFd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

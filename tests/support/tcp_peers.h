@@ -70,6 +70,26 @@ class SilentListener {
   std::unique_ptr<TcpServer> server_;
 };
 
+// A loopback port the test holds: bound on 127.0.0.1 (SO_REUSEADDR), never listening.
+// While held, connects to it are refused and the kernel hands it to no one else (neither
+// to a bind to port 0 nor as a connect's source port), so a backend that must refuse stays
+// refused, and a server the test starts on it (the shim, redis-server, busybox httpd, a
+// TcpServer: all bind with SO_REUSEADDR, which may share a port no one listens on) finds it
+// free. A port read from a socket and then closed may be taken by anyone in between.
+class ReservedPort {
+ public:
+  ReservedPort();
+  ~ReservedPort();
+  ReservedPort(const ReservedPort&) = delete;
+  ReservedPort& operator=(const ReservedPort&) = delete;
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
 // Handlers
 TcpServer::Handler echoHandler();                        // echoes until EOF, then closes
 TcpServer::Handler echoThenSayHandler(std::string tail);  // echoes until EOF, then sends tail
