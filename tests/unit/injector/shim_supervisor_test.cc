@@ -2,11 +2,8 @@
 // container's init: its namespace is ours, which is all ensure() needs.
 #include "injector/shim_supervisor.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +25,7 @@
 #include "tests/support/process.h"
 #include "tests/support/shim_process.h"
 #include "tests/support/loop_runner.h"
+#include "tests/support/tcp_peers.h"
 
 using namespace connectable;
 using namespace std::chrono_literals;
@@ -54,19 +52,6 @@ void writeShim(const std::string& path, const std::string& body) {
 // Ignored dispositions survive exec: this sleep ignores SIGTERM, as a hung shim would.
 const char* kStubbornShim = "trap '' TERM\nexec sleep 30\n";
 const char* kPoliteShim = "exec sleep 30\n";
-
-// A TCP port free on 127.0.0.1 right now.
-uint16_t freeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in at{};
-  at.sin_family = AF_INET;
-  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof at;
-  BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
-  BOOST_REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&at), &length) == 0);
-  close(fd);
-  return ntohs(at.sin_port);
-}
 
 // Gone for good: exited and reaped (a zombie still answers kill(pid, 0)).
 bool reaped(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
@@ -96,6 +81,7 @@ struct SupervisorFixture {
   std::set<pid_t> shims;
   std::vector<Child> inits;  // containers' inits made by startThenRestart
   ContainerRequest request = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}});
+  connectable::testing::ReservedPort shimPort;  // for a real shim: it binds it with SO_REUSEADDR
 
   SupervisorFixture() {
     BOOST_REQUIRE(loop.init());
@@ -146,7 +132,7 @@ struct SupervisorFixture {
   // `init`, started by a new supervisor; its pid.
   pid_t ensureRealShim(const Child& init) {
     if (options.shimPath == shimPath) options.shimPath = connectable::testing::shimBinary();
-    request = parseContainerLabels({{"connect." + std::to_string(freeLoopbackPort()), "198.18.0.5:6379"}});
+    request = parseContainerLabels({{"connect." + std::to_string(shimPort.port()), "198.18.0.5:6379"}});
     start();
     Status s = tryEnsure(init);
     BOOST_REQUIRE_MESSAGE(s, s.message());
