@@ -31,13 +31,6 @@ const std::string kBody = "counted reply\n";
 const std::string kReply = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
                            std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
 
-uint16_t freePort() {
-  TcpServer probe(holdHandler());
-  uint16_t port = probe.port();
-  probe.stop();
-  return port;
-}
-
 // An HTTP backend that counts every byte it receives, as the ground truth for the shim's counters.
 struct CountingBackend {
   std::atomic<uint64_t> received{0};
@@ -89,7 +82,7 @@ Json parseObject(const std::string& text) {
 }
 
 struct Fixture {
-  Fixture() : state(tempDir()), metricsPort(freePort()) {
+  Fixture() : state(tempDir()), metricsPort(metricsReservation.port()) {
     signal(SIGPIPE, SIG_IGN);
     image = docker.busyboxImage();
   }
@@ -99,6 +92,9 @@ struct Fixture {
   DockerResources docker;
   std::string image;
   std::string state;
+  // Held for the whole test, so that nothing else is given the port before the injector
+  // binds it (it binds with SO_REUSEADDR, as a ReservedPort allows).
+  ReservedPort metricsReservation;
   uint16_t metricsPort;
   CountingBackend backend;
 };
@@ -106,7 +102,7 @@ struct Fixture {
 // A Prometheus server of the test's own, scraping the injector every second.
 class PrometheusServer {
  public:
-  PrometheusServer(const std::string& dir, uint16_t target) : dir_(dir), port_(freePort()) {
+  PrometheusServer(const std::string& dir, uint16_t target) : dir_(dir), port_(reservation_.port()) {
     std::ofstream(dir + "/prometheus.yml") << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                                               "scrape_configs:\n  - job_name: connectable\n    static_configs:\n"
                                               "      - targets: ['127.0.0.1:" << target << "']\n";
@@ -134,6 +130,7 @@ class PrometheusServer {
 
  private:
   std::string dir_;
+  ReservedPort reservation_;  // Go's listeners set SO_REUSEADDR too
   uint16_t port_;
   Child child_;
 };
