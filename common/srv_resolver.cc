@@ -693,7 +693,8 @@ void ServiceResolver::finishLookup(Entry& entry) {
     } else if (before.pending || before.backends != r.backends) {
       // The first answer too: a name that has none (mistyped, or not registered yet) says so
       // now, not only when a client is refused.
-      logChange(entry, before.pending || before.backends.empty() || r.backends.empty());
+      // After failed lookups too: this line is the one that says they work again.
+      logChange(entry, before.pending || before.backends.empty() || r.backends.empty() || before.stale || wasFailing);
     } else if (before.stale || wasFailing) {
       log::info("DNS lookups recovered", {{"name", name}, {"backends", describe(r.backends)}});
     }

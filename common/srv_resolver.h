@@ -62,7 +62,8 @@ struct ResolverOptions {
   // A name's backends changing is logged at once, then at most once in this long, with the
   // set it ended in and how many changes were not logged: a server that answers a different
   // part of the instances each time (Consul's udp_answer_limit, round robin) changes them
-  // at every refresh. A change to or from none is always logged at once.
+  // at every refresh. A change to or from none, or one that ends failed lookups, is always
+  // logged at once.
   Millis changeLogInterval{60000};
 };
 

@@ -1240,4 +1240,31 @@ BOOST_AUTO_TEST_CASE(HeldChangesAreSummedUpInTheSetTheNameSettledInAndAChangeToO
   BOOST_TEST(contains(none[0], "changes_not_logged=2"), none[0]);
 }
 
+BOOST_AUTO_TEST_CASE(AChangedSetThatEndsAFailedLookupIsLoggedAtOnceNotHeldBack) {
+  // After "DNS lookup failed; serving the last good answer", the next answer tells the
+  // operator that lookups work again. When it also changes the set, it must not wait for
+  // the end of the change interval (a minute) like a routine change would.
+  FakeHarness h([](uint16_t id, const std::string& name, uint16_t, int nth) {
+    if (nth == 3) {
+      DnsPacket p(DnsPacket::kResponseFlags, id);
+      p.question(name, dns::kTypeSrv);
+      p.name(name).recordHeader(dns::kTypeSrv, 1).u16(300).u16(0);  // rdlength far past the end
+      p.bumpCount(DnsPacket::Answer);
+      return p.bytes();
+    }
+    return srvAt(id, name, nth == 1 ? std::vector<uint16_t>{6379} : nth == 2 ? std::vector<uint16_t>{6379, 6380}
+                                                                             : std::vector<uint16_t>{6379, 6381})
+        .bytes();
+  }, refreshFast);
+  const std::string log = connectable::testing::tempDir() + "/log";
+  connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"the failed lookup", [&] { return h.current().stale; }, 5000ms},
+                                        {"the answer after it", [&] { return find(h.current(), "198.18.0.1:6381"); }, 5000ms}}),
+                      "");
+  captured.restore();
+  const std::string text = connectable::testing::readFile(log);
+  BOOST_TEST(linesWith(text, {"DNS lookup failed"}).size() == 1u, text);
+  BOOST_TEST(linesWith(text, {" info ", "backends=198.18.0.1:6379,198.18.0.1:6381 "}).size() == 1u, text);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
