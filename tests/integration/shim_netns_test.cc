@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cstdio>
 #include <cstdlib>
 
 #include <boost/test/unit_test.hpp>
@@ -26,6 +27,7 @@
 #include <fstream>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <iterator>
@@ -562,6 +564,199 @@ BOOST_AUTO_TEST_CASE(AClientThatResetsWhileItsLastMessageWaitsForTheBackendIsPas
   auto saw = backendSaw.get_future();
   BOOST_REQUIRE(saw.wait_for(3s) == std::future_status::ready);
   BOOST_TEST(saw.get() == "reset");
+}
+
+namespace {
+
+// A numbered message: bytes lost, repeated or swapped between messages show in the stream.
+std::string numberedMessage(size_t i, size_t size) {
+  std::string m;
+  while (m.size() < size) m += "<" + std::to_string(i) + ">";
+  m.resize(size);
+  return m;
+}
+
+// The byte counter of `direction` ("to_backends", "from_backends") in the shim's metrics.
+std::string bytesCounted(const std::string& controlSocket, const std::string& direction) {
+  auto metrics = run({"curl", "-sS", "--unix-socket", controlSocket, "http://shim/metrics"}).out;
+  const std::string key = "connectable_bytes_total{port=\"6000\",direction=\"" + direction + "\"} ";
+  auto at = metrics.find(key);
+  if (at == std::string::npos) return "missing in " + metrics;
+  at += key.size();
+  return metrics.substr(at, metrics.find('\n', at) - at);
+}
+
+// Bytes not yet read from the established socket of `ns` whose local (`local`) or remote
+// port is `port`: the shim leaves them there only while it cannot send them on.
+long unreadIn(const TestNetns& ns, uint16_t port, bool local) {
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "%04X", port);
+  long queued = 0;
+  ns.inside([&] {
+    std::ifstream tcp("/proc/thread-self/net/tcp");
+    std::string line;
+    std::getline(tcp, line);
+    while (std::getline(tcp, line)) {
+      std::istringstream f(line);
+      std::string slot, localAddress, remoteAddress, state, queues;
+      f >> slot >> localAddress >> remoteAddress >> state >> queues;
+      const std::string& address = local ? localAddress : remoteAddress;
+      if (state == "01" && address.substr(address.find(':') + 1) == hex)
+        queued = std::stol(queues.substr(queues.find(':') + 1), nullptr, 16);
+    }
+  });
+  return queued;
+}
+
+// Sends numbered `size`-byte messages on `fd`, each once `unread()` says the one before
+// was read, until the reader has left one unread for a second (20 s at most). Returns
+// what was sent; nothing when the reader never stopped.
+std::string sendUntilNotRead(int fd, const std::function<long()>& unread, size_t size = 1000) {
+  std::string sent;
+  const auto never = std::chrono::steady_clock::time_point::max();
+  auto stuckSince = never;
+  for (auto start = std::chrono::steady_clock::now();
+       std::chrono::steady_clock::now() - start < 20s && std::chrono::steady_clock::now() - stuckSince < 1s;) {
+    if (unread() > 0) {
+      if (stuckSince == never) stuckSince = std::chrono::steady_clock::now();
+    } else {
+      stuckSince = never;
+      const std::string message = numberedMessage(sent.size() / size, size);
+      if (!writeAll(fd, message.data(), message.size())) return "";
+      sent += message;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return stuckSince == never ? "" : sent;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(MessagesABackendTakesOnlyInPartReachItWholeInOrderBeforeTheClientsFinAndAreCountedOnce) {
+  // Small messages until the backend stops taking them: the shim's last sends are taken in
+  // part or not at all, and it holds the rest. The client then half-closes, and only then
+  // does the backend read: every byte once, in order, then the FIN; its answer comes back.
+  TestNetns quiet;
+  BOOST_REQUIRE(run({"ip", "-n", quiet.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+  std::promise<void> go;
+  std::shared_future<void> goSeen = go.get_future().share();
+  std::promise<std::string> backendGot;
+  std::unique_ptr<TcpServer> backend;
+  quiet.inside([&] {
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 && listen(listener, 8) == 0);
+    backend = std::make_unique<TcpServer>(listener, [&, goSeen](int fd) {
+      goSeen.wait();
+      std::string got;
+      const bool ended = readToEof(fd, &got, 10000);
+      backendGot.set_value(ended ? got : "no FIN after " + std::to_string(got.size()) + " bytes");
+      writeAll(fd, "bye", 3);
+    });
+  });
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", quiet.path(), "--upstream-netns", "target", "--control", control, "--connect",
+                    "6000=" + backend->address()});
+  int fd = connectInside(quiet);
+  BOOST_REQUIRE(fd >= 0);
+  const std::string sent = sendUntilNotRead(fd, [&] { return unreadIn(quiet, kPort, true); });
+  BOOST_REQUIRE(!sent.empty());
+  BOOST_REQUIRE(shutdown(fd, SHUT_WR) == 0);
+  std::this_thread::sleep_for(200ms);
+  go.set_value();
+  auto got = backendGot.get_future();
+  BOOST_REQUIRE(got.wait_for(15s) == std::future_status::ready);
+  const std::string received = got.get();
+  BOOST_TEST(received.size() == sent.size());
+  BOOST_TEST((received == sent));
+  std::string answer;
+  BOOST_TEST(readToEof(fd, &answer, 5000));
+  BOOST_TEST(answer == "bye");
+  close(fd);
+  BOOST_TEST(waitFor([&] { return bytesCounted(control, "to_backends") == std::to_string(sent.size()); }, 2s),
+             bytesCounted(control, "to_backends") << " counted, " << sent.size() << " sent");
+  BOOST_TEST(bytesCounted(control, "from_backends") == "3");
+}
+
+BOOST_AUTO_TEST_CASE(MessagesAClientTakesOnlyInPartReachItWholeInOrderBeforeTheBackendsFinAndAreCountedOnce) {
+  // The other way: a client with a small window that does not read while the backend
+  // sends small messages, then ends; the client reads everything afterwards.
+  TestNetns quiet;
+  BOOST_REQUIRE(run({"ip", "-n", quiet.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+  std::promise<std::string> backendSent;
+  std::unique_ptr<TcpServer> backend;
+  quiet.inside([&] {
+    backend = std::make_unique<TcpServer>([&](int fd) {
+      const std::string sent = sendUntilNotRead(fd, [&] { return unreadIn(quiet, backend->port(), false); });
+      backendSent.set_value(sent.empty() ? "never stuck" : sent);
+    });
+  });
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", quiet.path(), "--upstream-netns", "target", "--control", control, "--connect",
+                    "6000=" + backend->address()});
+  int fd = connectInsideWithASmallWindow(quiet);
+  BOOST_REQUIRE(fd >= 0);
+  auto sentFuture = backendSent.get_future();
+  BOOST_REQUIRE(sentFuture.wait_for(25s) == std::future_status::ready);
+  const std::string sent = sentFuture.get();
+  BOOST_REQUIRE(sent != "never stuck");
+  std::string received;
+  BOOST_TEST(readToEof(fd, &received, 10000));
+  BOOST_TEST(received.size() == sent.size());
+  BOOST_TEST((received == sent));
+  close(fd);
+  BOOST_TEST(waitFor([&] { return bytesCounted(control, "from_backends") == std::to_string(sent.size()); }, 2s),
+             bytesCounted(control, "from_backends") << " counted, " << sent.size() << " sent");
+}
+
+BOOST_AUTO_TEST_CASE(AResetWhileBothDirectionsHoldWhatTheirPeersDidNotTakeGivesBackEveryReadBuffer) {
+  // Neither peer reads while each sends small messages: the shim is left with bytes it
+  // could not send each way. The client then resets: the backend is told, and whatever
+  // pool buffers held those bytes go back to the pool, each once.
+  TestNetns quiet;
+  BOOST_REQUIRE(run({"ip", "-n", quiet.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+  std::promise<bool> backendStuck;
+  std::promise<std::string> backendSaw;
+  std::unique_ptr<TcpServer> backend;
+  quiet.inside([&] {
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 && listen(listener, 8) == 0);
+    backend = std::make_unique<TcpServer>(listener, [&](int fd) {
+      const std::string sent = sendUntilNotRead(fd, [&] { return unreadIn(quiet, backend->port(), false); });
+      backendStuck.set_value(!sent.empty());
+      pollfd p{fd, POLLRDHUP, 0};  // never reads
+      const int n = poll(&p, 1, 20000);
+      backendSaw.set_value(n == 0 ? "nothing" : (p.revents & POLLERR) ? "reset" : "a clean end");
+    });
+  });
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", quiet.path(), "--upstream-netns", "target", "--control", control, "--connect",
+                    "6000=" + backend->address()});
+  int fd = connectInsideWithASmallWindow(quiet);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(!sendUntilNotRead(fd, [&] { return unreadIn(quiet, kPort, true); }).empty());
+  auto stuck = backendStuck.get_future();
+  BOOST_REQUIRE(stuck.wait_for(25s) == std::future_status::ready);
+  BOOST_REQUIRE(stuck.get());
+  const std::string held = readBuffersOf(control);
+  BOOST_TEST_MESSAGE("read buffers while both directions are stuck: " << held);
+  closeWithReset(fd);
+  auto saw = backendSaw.get_future();
+  BOOST_REQUIRE(saw.wait_for(5s) == std::future_status::ready);
+  BOOST_TEST(saw.get() == "reset");
+  if (held == "null") return;  // the epoll data path has no pool
+  BOOST_TEST(held.find("\"lent\":0}") == std::string::npos, held);
+  BOOST_TEST(waitFor([&] { return readBuffersOf(control).find("\"lent\":0}") != std::string::npos; }, 2s),
+             readBuffersOf(control));
 }
 
 BOOST_AUTO_TEST_CASE(HalfCloseIsCarriedBothWays) {
