@@ -495,17 +495,20 @@ BOOST_AUTO_TEST_CASE(AClientThatResetsWhileItsUploadWaitsForTheBackendIsPassedOn
   BOOST_TEST(saw.get() == "reset");
 }
 
-BOOST_AUTO_TEST_CASE(AClientThatResetsWhileItsLastMessageWaitsForTheBackendIsPassedOnAtOnce) {
-  // As above, with an interactive client: small messages (requests, commands), each read
-  // on its own, until the backend stops taking them; the client then waits for an answer,
-  // gives up and resets. The reset must reach the backend as promptly as after an upload.
-  // An Ethernet-sized MTU and a backend with a small receive buffer keep the buffers on
-  // the way small, so that small messages fill them.
-  TestNetns quiet;
-  BOOST_REQUIRE(run({"ip", "-n", quiet.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
-  std::promise<std::string> backendSaw;
-  std::unique_ptr<TcpServer> backend;
-  quiet.inside([&] {
+namespace {
+
+// Gives the namespace's loopback an Ethernet-sized MTU: on the usual 64 KiB one, the
+// kernel sizes a socket's send buffer for 64 KiB segments (megabytes), and small messages
+// would take minutes to fill the buffers on the way.
+void setEthernetMtu(const TestNetns& ns) {
+  BOOST_REQUIRE(run({"ip", "-n", ns.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+}
+
+// A server inside `ns` whose connections have a small receive buffer (so window) from the
+// start: a shim sending to it soon has to wait while it does not read.
+std::unique_ptr<TcpServer> serverInsideWithASmallWindow(const TestNetns& ns, TcpServer::Handler handler) {
+  std::unique_ptr<TcpServer> server;
+  ns.inside([&] {
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int small = 4096;
     setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -513,60 +516,10 @@ BOOST_AUTO_TEST_CASE(AClientThatResetsWhileItsLastMessageWaitsForTheBackendIsPas
     any.sin_family = AF_INET;
     any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 && listen(listener, 8) == 0);
-    backend = std::make_unique<TcpServer>(listener, [&](int fd) {
-      pollfd p{fd, POLLRDHUP, 0};  // never reads
-      const int n = poll(&p, 1, 15000);
-      backendSaw.set_value(n == 0 ? "nothing" : (p.revents & POLLERR) ? "reset" : "a clean end");
-    });
+    server = std::make_unique<TcpServer>(listener, std::move(handler));
   });
-  ShimProcess shim({"--netns", quiet.path(), "--upstream-netns", "target", "--connect", "6000=" + backend->address()});
-  int fd = connectInside(quiet);
-  BOOST_REQUIRE(fd >= 0);
-  BOOST_REQUIRE(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
-  // Bytes waiting in the shim's socket for the client, which it reads as soon as it can
-  // send them on: when they stay, the backend has stopped taking them.
-  auto unreadByTheShim = [&] {
-    long queued = 0;
-    quiet.inside([&] {
-      std::ifstream tcp("/proc/thread-self/net/tcp");
-      std::string line;
-      std::getline(tcp, line);
-      while (std::getline(tcp, line)) {
-        std::istringstream f(line);
-        std::string slot, local, remote, state, queues;
-        f >> slot >> local >> remote >> state >> queues;
-        if (state == "01" && local.substr(local.find(':') + 1) == "1770")  // port 6000
-          queued = std::stol(queues.substr(queues.find(':') + 1), nullptr, 16);
-      }
-    });
-    return queued;
-  };
-  // A message goes only once the shim has read the one before, so that every read the
-  // shim makes is a single small message, however long its sends take.
-  const std::string message(1024, 'm');
-  size_t sent = 0;
-  const auto never = std::chrono::steady_clock::time_point::max();
-  auto stuckSince = never;
-  for (auto start = std::chrono::steady_clock::now();
-       std::chrono::steady_clock::now() - start < 20s && std::chrono::steady_clock::now() - stuckSince < 1s;) {
-    if (unreadByTheShim() > 0) {
-      if (stuckSince == never) stuckSince = std::chrono::steady_clock::now();
-    } else {
-      stuckSince = never;
-      BOOST_REQUIRE(send(fd, message.data(), message.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(message.size()));
-      sent += message.size();
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-  BOOST_TEST_MESSAGE(sent << " bytes sent; the shim has not read the last message for a second");
-  BOOST_REQUIRE(stuckSince != never);
-  closeWithReset(fd);
-  auto saw = backendSaw.get_future();
-  BOOST_REQUIRE(saw.wait_for(3s) == std::future_status::ready);
-  BOOST_TEST(saw.get() == "reset");
+  return server;
 }
-
-namespace {
 
 // A numbered message: bytes lost, repeated or swapped between messages show in the stream.
 std::string numberedMessage(size_t i, size_t size) {
@@ -632,31 +585,44 @@ std::string sendUntilNotRead(int fd, const std::function<long()>& unread, size_t
 
 }  // namespace
 
+BOOST_AUTO_TEST_CASE(AClientThatResetsWhileItsLastMessageWaitsForTheBackendIsPassedOnAtOnce) {
+  // As AClientThatResetsWhileItsUploadWaits..., with an interactive client: small messages
+  // (requests, commands), each read on its own, until the backend stops taking them; the
+  // client then waits for an answer, gives up and resets. The reset must reach the backend
+  // as promptly as after an upload.
+  TestNetns quiet;
+  setEthernetMtu(quiet);
+  std::promise<std::string> backendSaw;
+  auto backend = serverInsideWithASmallWindow(quiet, [&](int fd) {
+    pollfd p{fd, POLLRDHUP, 0};  // never reads
+    const int n = poll(&p, 1, 15000);
+    backendSaw.set_value(n == 0 ? "nothing" : (p.revents & POLLERR) ? "reset" : "a clean end");
+  });
+  ShimProcess shim({"--netns", quiet.path(), "--upstream-netns", "target", "--connect", "6000=" + backend->address()});
+  int fd = connectInside(quiet);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(!sendUntilNotRead(fd, [&] { return unreadIn(quiet, kPort, true); }).empty());
+  closeWithReset(fd);
+  auto saw = backendSaw.get_future();
+  BOOST_REQUIRE(saw.wait_for(3s) == std::future_status::ready);
+  BOOST_TEST(saw.get() == "reset");
+}
+
 BOOST_AUTO_TEST_CASE(MessagesABackendTakesOnlyInPartReachItWholeInOrderBeforeTheClientsFinAndAreCountedOnce) {
   // Small messages until the backend stops taking them: the shim's last sends are taken in
   // part or not at all, and it holds the rest. The client then half-closes, and only then
   // does the backend read: every byte once, in order, then the FIN; its answer comes back.
   TestNetns quiet;
-  BOOST_REQUIRE(run({"ip", "-n", quiet.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+  setEthernetMtu(quiet);
   std::promise<void> go;
   std::shared_future<void> goSeen = go.get_future().share();
   std::promise<std::string> backendGot;
-  std::unique_ptr<TcpServer> backend;
-  quiet.inside([&] {
-    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int small = 4096;
-    setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in any{};
-    any.sin_family = AF_INET;
-    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 && listen(listener, 8) == 0);
-    backend = std::make_unique<TcpServer>(listener, [&, goSeen](int fd) {
-      goSeen.wait();
-      std::string got;
-      const bool ended = readToEof(fd, &got, 10000);
-      backendGot.set_value(ended ? got : "no FIN after " + std::to_string(got.size()) + " bytes");
-      writeAll(fd, "bye", 3);
-    });
+  auto backend = serverInsideWithASmallWindow(quiet, [&, goSeen](int fd) {
+    goSeen.wait();
+    std::string got;
+    const bool ended = readToEof(fd, &got, 10000);
+    backendGot.set_value(ended ? got : "no FIN after " + std::to_string(got.size()) + " bytes");
+    writeAll(fd, "bye", 3);
   });
   const std::string control = tempDir() + "/shim.sock";
   ShimProcess shim({"--netns", quiet.path(), "--upstream-netns", "target", "--control", control, "--connect",
@@ -686,7 +652,7 @@ BOOST_AUTO_TEST_CASE(MessagesAClientTakesOnlyInPartReachItWholeInOrderBeforeTheB
   // The other way: a client with a small window that does not read while the backend
   // sends small messages, then ends; the client reads everything afterwards.
   TestNetns quiet;
-  BOOST_REQUIRE(run({"ip", "-n", quiet.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+  setEthernetMtu(quiet);
   std::promise<std::string> backendSent;
   std::unique_ptr<TcpServer> backend;
   quiet.inside([&] {
@@ -718,25 +684,16 @@ BOOST_AUTO_TEST_CASE(AResetWhileBothDirectionsHoldWhatTheirPeersDidNotTakeGivesB
   // could not send each way. The client then resets: the backend is told, and whatever
   // pool buffers held those bytes go back to the pool, each once.
   TestNetns quiet;
-  BOOST_REQUIRE(run({"ip", "-n", quiet.name(), "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+  setEthernetMtu(quiet);
   std::promise<bool> backendStuck;
   std::promise<std::string> backendSaw;
   std::unique_ptr<TcpServer> backend;
-  quiet.inside([&] {
-    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int small = 4096;
-    setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in any{};
-    any.sin_family = AF_INET;
-    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 && listen(listener, 8) == 0);
-    backend = std::make_unique<TcpServer>(listener, [&](int fd) {
-      const std::string sent = sendUntilNotRead(fd, [&] { return unreadIn(quiet, backend->port(), false); });
-      backendStuck.set_value(!sent.empty());
-      pollfd p{fd, POLLRDHUP, 0};  // never reads
-      const int n = poll(&p, 1, 20000);
-      backendSaw.set_value(n == 0 ? "nothing" : (p.revents & POLLERR) ? "reset" : "a clean end");
-    });
+  backend = serverInsideWithASmallWindow(quiet, [&](int fd) {
+    const std::string sent = sendUntilNotRead(fd, [&] { return unreadIn(quiet, backend->port(), false); });
+    backendStuck.set_value(!sent.empty());
+    pollfd p{fd, POLLRDHUP, 0};  // never reads
+    const int n = poll(&p, 1, 20000);
+    backendSaw.set_value(n == 0 ? "nothing" : (p.revents & POLLERR) ? "reset" : "a clean end");
   });
   const std::string control = tempDir() + "/shim.sock";
   ShimProcess shim({"--netns", quiet.path(), "--upstream-netns", "target", "--control", control, "--connect",
