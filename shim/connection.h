@@ -8,9 +8,9 @@
 // read that fills a whole buffer is bulk: the connection then leaves the ring for
 // readiness (epoll) and moves bytes with splice through a pipe lent by the pool, without
 // copying them. A send that the peer does not take whole (it stopped reading) leaves the
-// ring too: nothing would read the other side meanwhile, and its reset would go unseen. A read that finds the buffer pool empty
-// grows it and tries again; once the pool is full-grown, that connection leaves the ring
-// too. Without a ring, it starts there.
+// ring too: nothing would read the other side meanwhile, and its reset would go unseen.
+// A read that finds the buffer pool empty grows it and tries again; once the pool is
+// full-grown, that connection leaves the ring too. Without a ring, it starts there.
 // Owned by Proxy; runs on the EventLoop's thread; not thread-safe.
 #pragma once
 
