@@ -155,8 +155,8 @@ class FaultyRelay {
   FaultyRelay(EventLoop& loop, uint16_t dnsmasqPort) : loop_(loop) {
     client_.fd = boundUdpSocket();
     upstream_.fd = boundUdpSocket();
-    sockaddr_in to = loopback(dnsmasqPort);
-    BOOST_REQUIRE(connect(upstream_.fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+    const SocketAddress to = SocketAddress::loopbackV4(dnsmasqPort);
+    BOOST_REQUIRE(connect(upstream_.fd, to.sockaddr_ptr(), to.length()) == 0);
     client_.ready = [this] { fromResolver(); };
     upstream_.ready = [this] { fromDnsmasq(); };
     BOOST_REQUIRE(loop_.add(client_.fd, EPOLLIN, &client_).isOk());
@@ -192,18 +192,11 @@ class FaultyRelay {
   };
   using Key = std::pair<uint16_t, uint16_t>;  // DNS id and type: both, as ids may repeat
 
-  static sockaddr_in loopback(uint16_t port) {
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin.sin_port = htons(port);
-    return sin;
-  }
   static int boundUdpSocket() {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     BOOST_REQUIRE(fd >= 0);
-    sockaddr_in sin = loopback(0);
-    BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+    const SocketAddress any = SocketAddress::loopbackV4(0);
+    BOOST_REQUIRE(bind(fd, any.sockaddr_ptr(), any.length()) == 0);
     return fd;
   }
   static uint16_t idOf(const uint8_t* buf) { return static_cast<uint16_t>((buf[0] << 8) | buf[1]); }

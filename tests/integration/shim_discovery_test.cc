@@ -18,11 +18,13 @@
 #include <vector>
 
 #include "tests/support/dnsmasq.h"
+#include "common/socket_address.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/shim_process.h"
 #include "tests/support/tcp_peers.h"
 
+using connectable::SocketAddress;
 using namespace connectable::testing;
 using namespace std::chrono_literals;
 
@@ -65,8 +67,8 @@ class SlowFirstAnswer {
   SlowFirstAnswer(uint16_t serverPort, std::chrono::milliseconds hold) : hold_(hold) {
     client_ = boundUdp();
     upstream_ = boundUdp();
-    sockaddr_in to = loopback(serverPort);
-    if (connect(upstream_, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) throw std::runtime_error("relay connect");
+    const SocketAddress to = SocketAddress::loopbackV4(serverPort);
+    if (connect(upstream_, to.sockaddr_ptr(), to.length()) != 0) throw std::runtime_error("relay connect");
     thread_ = std::thread([this] { run(); });
   }
   ~SlowFirstAnswer() {
@@ -84,17 +86,10 @@ class SlowFirstAnswer {
   int questions() const { return questions_.load(); }
 
  private:
-  static sockaddr_in loopback(uint16_t port) {
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin.sin_port = htons(port);
-    return sin;
-  }
   static int boundUdp() {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    sockaddr_in sin = loopback(0);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) throw std::runtime_error("relay bind");
+    const SocketAddress any = SocketAddress::loopbackV4(0);
+    if (fd < 0 || bind(fd, any.sockaddr_ptr(), any.length()) != 0) throw std::runtime_error("relay bind");
     return fd;
   }
   void run() {

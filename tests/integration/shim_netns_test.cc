@@ -34,11 +34,13 @@
 #include <sstream>
 #include <thread>
 
+#include "common/socket_address.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/shim_process.h"
 #include "tests/support/tcp_peers.h"
 
+using connectable::SocketAddress;
 using namespace connectable::testing;
 using namespace std::chrono_literals;
 
@@ -512,10 +514,8 @@ std::unique_ptr<TcpServer> serverInsideWithASmallWindow(const TestNetns& ns, Tcp
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int small = 4096;
     setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in any{};
-    any.sin_family = AF_INET;
-    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 && listen(listener, 8) == 0);
+    const SocketAddress any = SocketAddress::loopbackV4(0);
+    BOOST_REQUIRE(bind(listener, any.sockaddr_ptr(), any.length()) == 0 && listen(listener, 8) == 0);
     server = std::make_unique<TcpServer>(listener, std::move(handler));
   });
   return server;
