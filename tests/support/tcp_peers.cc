@@ -21,6 +21,14 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+// The port a bound socket has (the kernel's choice, after a bind to port 0).
+uint16_t localPort(int fd) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+}
+
 int msLeft(SteadyClock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
   return left > 0 ? static_cast<int>(left) : 0;
@@ -70,19 +78,13 @@ TcpServer::TcpServer(Handler handler, const std::string& ip, uint16_t port) : ha
   setsockopt(listenFd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(listenFd_, addr->sockaddr_ptr(), addr->length()) != 0 || ::listen(listenFd_, 1024) != 0)
     throw std::runtime_error("test server cannot listen on " + addr->toString() + ": " + strerror(errno));
-  sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  getsockname(listenFd_, reinterpret_cast<sockaddr*>(&ss), &len);
-  port_ = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+  port_ = localPort(listenFd_);
   acceptThread_ = std::thread([this] { acceptLoop(); });
 }
 
 TcpServer::TcpServer(int listeningFd, Handler handler)
     : handler_(std::move(handler)), listenFd_(listeningFd), ip_("127.0.0.1") {
-  sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  getsockname(listenFd_, reinterpret_cast<sockaddr*>(&ss), &len);
-  port_ = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+  port_ = localPort(listenFd_);
   acceptThread_ = std::thread([this] { acceptLoop(); });
 }
 
@@ -136,10 +138,7 @@ ReservedPort::ReservedPort() {
     ::close(fd_);
     throw std::runtime_error("reserved port: " + std::string(strerror(err)));
   }
-  sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-  port_ = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+  port_ = localPort(fd_);
 }
 
 ReservedPort::~ReservedPort() { ::close(fd_); }
@@ -149,10 +148,7 @@ SilentListener::SilentListener() {
   listenFd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (bind(listenFd_, addr.sockaddr_ptr(), addr.length()) != 0 || ::listen(listenFd_, 0) != 0)
     throw std::runtime_error("silent listener: " + std::string(strerror(errno)));
-  sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  getsockname(listenFd_, reinterpret_cast<sockaddr*>(&ss), &len);
-  port_ = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+  port_ = localPort(listenFd_);
   // Backlog 0 still queues one connection; fill it (and one more for good measure).
   for (int i = 0; i < 2; ++i) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
