@@ -41,6 +41,9 @@ int pendingError(int fd) {
 
 void Connection::Side::onIo(uint32_t events) {
   if (conn->closed()) return;  // closed earlier in this batch; deletion is deferred
+  // Gone back to the ring earlier in this batch: the ring's reads own the sockets now, and
+  // they see whatever this event was about.
+  if (conn->inRing_) return;
   if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
   if (events & EPOLLPRI) urgent = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed = true;
@@ -510,6 +513,9 @@ void Connection::finishLeavingRing() {
   if (ringOps_ > 0 || state_ != State::Open) return;
   inRing_ = false;
   leavingRing_ = false;
+  quietPumps_ = 0;
+  ++proxy_.epollPath_.connections;
+  ++proxy_.epollPath_.entered;
   auto& loop = proxy_.loop();
   for (Side* s : {&client_, &upstream_}) {
     // Neither was registered: the ring did the upstream's connect too.
@@ -572,9 +578,37 @@ void Connection::onOpenClientIo(uint32_t events) {
 }
 
 void Connection::pumpAll() {
+  const uint64_t before = toBackend_.bytes + toClient_.bytes;
   if (!pump(toBackend_)) return;
   if (!pump(toClient_)) return;
-  if (toBackend_.shutDown && toClient_.shutDown) close("done", false);
+  if (toBackend_.shutDown && toClient_.shutDown) {
+    close("done", false);
+    return;
+  }
+  if (proxy_.loop().ring()) returnToRingIfQuiet(toBackend_.bytes + toClient_.bytes - before);
+}
+
+void Connection::returnToRingIfQuiet(uint64_t moved) {
+  bool quiet = state_ == State::Open && !inRing_ && moved < kCopyBuffer;
+  for (const Direction* d : {&toBackend_, &toClient_})
+    quiet = quiet && !d->eof && d->inPipe == 0 && !d->holdsBuffer && !d->from->readable && !d->from->urgent;
+  if (!quiet) {
+    quietPumps_ = 0;
+    return;
+  }
+  if (++quietPumps_ < kQuietPumpsBeforeRing) return;
+  // Nothing is held here and both sockets were read empty: the ring's reads take over
+  // with the next bytes, in order. Events epoll already fetched for these sockets in this
+  // batch are ignored (Side::onIo).
+  quietPumps_ = 0;
+  auto& loop = proxy_.loop();
+  for (Side* s : {&client_, &upstream_}) loop.remove(s->fd);
+  inRing_ = true;
+  toBackend_.bulk = toClient_.bulk = false;
+  --proxy_.epollPath_.connections;
+  ++proxy_.epollPath_.returned;
+  ringRead(toBackend_);
+  ringRead(toClient_);
 }
 
 bool Connection::pump(Direction& d) {
@@ -841,6 +875,7 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   for (Direction* d : {&toBackend_, &toClient_})
     if (!d->write.inFlight) releaseRingBuffer(*d);  // held before connecting, or a rest
   if (ringOps_ > 0) cancelRingOps();
+  if (ring && !inRing_) --proxy_.epollPath_.connections;  // it had left the ring
   --port_.counters().active;
   if (was == State::Open) {
     --backend_->active;

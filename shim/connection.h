@@ -11,6 +11,9 @@
 // ring too: nothing would read the other side meanwhile, and its reset would go unseen.
 // A read that finds the buffer pool empty grows it and tries again; once the pool is
 // full-grown, that connection leaves the ring too. Without a ring, it starts there.
+// A connection that left goes back to the ring once its traffic is small again: a pooled
+// connection that carried one large answer must not pay the epoll path for the rest of
+// its life.
 // Owned by Proxy; runs on the EventLoop's thread; not thread-safe.
 #pragma once
 
@@ -47,6 +50,11 @@ class Connection {
  private:
   enum class State { Waiting, Connecting, Open, Closed };
   static constexpr Millis kClientMayHaveLeft{1};
+  // Quiet pumps in a row (see returnToRingIfQuiet) before an epoll connection goes back to
+  // the ring. A request and its answer make two: one small exchange is not enough, so a
+  // connection whose answers are all large, or every other one, does not go back and
+  // forth (each round trip costs about six system calls).
+  static constexpr int kQuietPumpsBeforeRing = 8;
   struct Direction;
 
   // The upstream's connect, made through the ring.
@@ -150,6 +158,10 @@ class Connection {
   void leaveRing();
   void cancelRingOps();
   void finishLeavingRing();
+  // After a pump on the epoll path that moved `moved` bytes: counts it as quiet when it
+  // moved less than a read buffer and left nothing behind (no bytes held here or unread in
+  // a socket, no EOF, no urgent data), and goes back to the ring after enough of them.
+  void returnToRingIfQuiet(uint64_t moved);
   void finishClose();
 
   Proxy& proxy_;
@@ -168,6 +180,7 @@ class Connection {
   ConnectOp connectOp_;
   bool leavingRing_ = false;  // no new reads; epoll takes over once nothing is in flight
   int ringOps_ = 0;           // operations in flight; the object lives until they complete
+  int quietPumps_ = 0;        // on the epoll path with a ring: see returnToRingIfQuiet
   Clock::time_point lastActivity_;
   Clock::time_point attemptStarted_;  // of the connect to backend_, for passive health
   Clock::time_point fdWaitStarted_{};  // since when socket() finds no fd; epoch: it does

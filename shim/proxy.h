@@ -135,6 +135,15 @@ class Proxy {
   PipePool& pipes() { return pipes_; }
   bool draining() const { return draining_; }
 
+  // With an io_uring: open connections on the epoll path now (a bulk transfer, a peer that
+  // stopped reading), and how many times connections moved there and back to the ring.
+  struct EpollPath {
+    uint64_t connections = 0;
+    uint64_t entered = 0;
+    uint64_t returned = 0;
+  };
+  const EpollPath& epollPath() const { return epollPath_; }
+
   // How soon accept4 or socket(), failed for want of fds or memory, is tried again.
   static constexpr Millis kShortageRetry{100};
   // Logs such a failure, at most once a second: a shim at its fd limit must not flood the
@@ -162,6 +171,7 @@ class Proxy {
   std::vector<ListenPort::Listener*> listeners_;  // every port's, in the order made
   size_t nextListener_ = 0;  // resumeAccepting starts there: after the one that accepted last
   std::unordered_set<Connection*> connections_;
+  EpollPath epollPath_;
   bool draining_ = false;
   bool acceptRetryArmed_ = false;
   bool resumeScheduled_ = false;

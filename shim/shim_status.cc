@@ -90,6 +90,11 @@ std::string ShimStatus::json() const {
                   (id_.ring ? "{\"pool\":" + std::to_string(id_.ring->bufferCount()) +
                                   ",\"lent\":" + std::to_string(id_.ring->buffersLent()) + "}"
                             : std::string("null")) +
+                  ",\"epoll_path\":" +
+                  (id_.ring ? "{\"connections\":" + std::to_string(proxy_.epollPath().connections) +
+                                  ",\"entered\":" + std::to_string(proxy_.epollPath().entered) +
+                                  ",\"returned\":" + std::to_string(proxy_.epollPath().returned) + "}"
+                            : std::string("null")) +
                   ",\"status_port\":" + (id_.statusPort ? std::to_string(id_.statusPort) : "null") +
                   ",\"syscall_filter\":{\"on\":" + (syscallFilter_ ? "true" : "false") +
                   (syscallFilter_ ? std::string() : ",\"why_not\":" + q(syscallFilterWhyNot_)) + ",\"refused\":[";
@@ -181,6 +186,14 @@ std::string ShimStatus::metrics() const {
              "Read buffers of the io_uring data path: the pool, which grows with bursts, and those lent to reads.");
     m.sample("connectable_read_buffers", {{"state", "pool"}}, id_.ring->bufferCount());
     m.sample("connectable_read_buffers", {{"state", "lent"}}, id_.ring->buffersLent());
+    m.family("connectable_epoll_path_connections", "gauge",
+             "Open connections that left the io_uring data path for epoll: a bulk transfer, or a peer "
+             "that stopped reading. They go back once their traffic is small again.");
+    m.sample("connectable_epoll_path_connections", {}, proxy_.epollPath().connections);
+    m.family("connectable_epoll_path_entered_total", "counter", "Times a connection left the io_uring data path.");
+    m.sample("connectable_epoll_path_entered_total", {}, proxy_.epollPath().entered);
+    m.family("connectable_epoll_path_returned_total", "counter", "Times a connection went back to the io_uring data path.");
+    m.sample("connectable_epoll_path_returned_total", {}, proxy_.epollPath().returned);
   }
 
   const auto& ports = proxy_.ports();

@@ -90,15 +90,23 @@ bool receivesExactly(int fd, const std::string& expected, int timeoutSeconds) {
   return have == got.size() && got == expected;
 }
 
-// What a shim's status says of its read buffers: "null" (the epoll data path) or
-// {"pool":N,"lent":M}.
-std::string readBuffersOf(const std::string& controlSocket) {
+// A flat object of a shim's status, as it reads there ("null" when it has none).
+std::string statusObjectOf(const std::string& controlSocket, const std::string& field) {
   auto status = run({"curl", "-sS", "--unix-socket", controlSocket, "http://shim/status"}).out;
-  auto at = status.find("\"read_buffers\":");
+  const std::string key = "\"" + field + "\":";
+  auto at = status.find(key);
   if (at == std::string::npos) return "missing in " + status;
-  at += std::strlen("\"read_buffers\":");
+  at += key.size();
   return status.compare(at, 4, "null") == 0 ? std::string("null") : status.substr(at, status.find('}', at) + 1 - at);
 }
+
+// What a shim's status says of its read buffers: "null" (the epoll data path) or
+// {"pool":N,"lent":M}.
+std::string readBuffersOf(const std::string& controlSocket) { return statusObjectOf(controlSocket, "read_buffers"); }
+
+// Connections of the io_uring data path on epoll: "null" (no ring) or
+// {"connections":N,"entered":M,"returned":R}.
+std::string epollPathOf(const std::string& controlSocket) { return statusObjectOf(controlSocket, "epoll_path"); }
 
 // The CPU time `pid` has used so far, in clock ticks (utime + stime).
 long cpuTicks(pid_t pid) {
@@ -133,6 +141,45 @@ long anonKiB(pid_t pid) {
 
 // Byte i of the test stream: a pattern whose misplaced or lost bytes show.
 char patternByte(uint64_t i) { return static_cast<char>('a' + (i * 7 + i / 4096) % 26); }
+
+// A backend that answers each request byte with the test stream's next bytes: "s", 100
+// of them; "b", 3 MiB.
+uint64_t answerLength(char request) { return request == 'b' ? 3u << 20 : 100; }
+
+TcpServer::Handler patternAnswers() {
+  return [](int fd) {
+    char request[64];
+    uint64_t offset = 0;
+    for (;;) {
+      ssize_t n = recv(fd, request, sizeof request, 0);
+      if (n <= 0) return;
+      for (ssize_t i = 0; i < n; ++i) {
+        std::string answer(answerLength(request[i]), '\0');
+        for (uint64_t k = 0; k < answer.size(); ++k) answer[k] = patternByte(offset + k);
+        offset += answer.size();
+        if (!writeAll(fd, answer.data(), answer.size())) return;
+      }
+    }
+  };
+}
+
+// Sends each request of `requests` to a patternAnswers backend in turn, and checks that
+// its answer comes whole and continues the stream at *offset.
+void askAndCheck(int fd, const std::string& requests, uint64_t* offset) {
+  for (char kind : requests) {
+    BOOST_REQUIRE(writeAll(fd, &kind, 1));
+    std::string got(answerLength(kind), '\0');
+    size_t have = 0;
+    while (have < got.size()) {
+      ssize_t n = recv(fd, got.data() + have, got.size() - have, 0);
+      BOOST_REQUIRE_MESSAGE(n > 0, "connection ended after " << *offset + have << " bytes");
+      have += static_cast<size_t>(n);
+    }
+    for (uint64_t k = 0; k < got.size(); ++k)
+      BOOST_REQUIRE_MESSAGE(got[k] == patternByte(*offset + k), "byte " << *offset + k << " of the stream is wrong");
+    *offset += got.size();
+  }
+}
 
 // A TCP segment seen on a namespace's loopback.
 struct Segment {
@@ -803,43 +850,44 @@ BOOST_AUTO_TEST_CASE(AConversationThatTurnsBulkAndBackKeepsEveryByteInOrder) {
   // connection: the bulk answer moves the connection from the small-message path (io_uring
   // reads into pool buffers) to splice in the middle of the conversation, while a read of
   // the other direction is pending. Every answer must arrive whole and in order.
-  TcpServer backend([](int fd) {
-    char request[64];
-    uint64_t offset = 0;
-    for (;;) {
-      ssize_t n = recv(fd, request, sizeof request, 0);
-      if (n <= 0) return;
-      // "s": 100 bytes of the pattern; "b": 3 MiB of it. Each answer continues the stream.
-      for (ssize_t i = 0; i < n; ++i) {
-        const uint64_t len = request[i] == 'b' ? 3u << 20 : 100;
-        std::string answer(len, '\0');
-        for (uint64_t k = 0; k < len; ++k) answer[k] = patternByte(offset + k);
-        offset += len;
-        if (!writeAll(fd, answer.data(), answer.size())) return;
-      }
-    }
-  });
+  TcpServer backend(patternAnswers());
   ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
   int fd = connectInside(ns);
   BOOST_REQUIRE(fd >= 0);
   uint64_t offset = 0;
-  for (char kind : std::string("sssbsssbbsss")) {
-    BOOST_REQUIRE(writeAll(fd, &kind, 1));
-    const uint64_t len = kind == 'b' ? 3u << 20 : 100;
-    std::string got(len, '\0');
-    size_t have = 0;
-    while (have < len) {
-      ssize_t n = recv(fd, got.data() + have, len - have, 0);
-      BOOST_REQUIRE_MESSAGE(n > 0, "connection ended after " << offset + have << " bytes");
-      have += static_cast<size_t>(n);
-    }
-    for (uint64_t k = 0; k < len; ++k)
-      BOOST_REQUIRE_MESSAGE(got[k] == patternByte(offset + k), "byte " << offset + k << " of the stream is wrong");
-    offset += len;
-  }
+  askAndCheck(fd, "sssbsssbbsss", &offset);
   shutdown(fd, SHUT_WR);
   BOOST_TEST(waitClosed(fd, 5000) >= 0);
   close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(AConnectionGoesBackToTheRingOnceItsTrafficIsSmallAgain) {
+  // A pooled connection that carried one large answer (a report, a big key) and small ones
+  // after it: the large one moves it to epoll and splice, and once a few small exchanges
+  // have gone by it is back on the ring, where small messages cost fewer system calls. One
+  // whose answers are large every other time stays on epoll instead of going back and
+  // forth. Every byte arrives in order throughout.
+  std::string dir = tempDir();
+  TcpServer backend(patternAnswers());
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address(), "--control", dir + "/c.sock"});
+  const std::string control = dir + "/c.sock";
+  const bool ring = epollPathOf(control) != "null";
+  auto epollPathIs = [&](const std::string& expected) { return !ring || epollPathOf(control) == expected; };
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  uint64_t offset = 0;
+  askAndCheck(fd, "ssb", &offset);
+  BOOST_TEST(epollPathIs("{\"connections\":1,\"entered\":1,\"returned\":0}"), epollPathOf(control));
+  askAndCheck(fd, "ssssssssss", &offset);
+  BOOST_TEST(epollPathIs("{\"connections\":0,\"entered\":1,\"returned\":1}"), epollPathOf(control));
+  askAndCheck(fd, "bsbsbsbsbsbs", &offset);
+  BOOST_TEST(epollPathIs("{\"connections\":1,\"entered\":2,\"returned\":1}"), epollPathOf(control));
+  askAndCheck(fd, "ssssssssss", &offset);
+  BOOST_TEST(epollPathIs("{\"connections\":0,\"entered\":2,\"returned\":2}"), epollPathOf(control));
+  shutdown(fd, SHUT_WR);
+  BOOST_TEST(waitClosed(fd, 5000) >= 0);
+  close(fd);
+  BOOST_TEST(waitFor([&] { return epollPathIs("{\"connections\":0,\"entered\":2,\"returned\":2}"); }, 2s));
 }
 
 BOOST_AUTO_TEST_CASE(AnUploadFlowsWhileTheClientIsNotReadingTheStreamComingBack) {
