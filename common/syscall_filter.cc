@@ -189,13 +189,14 @@ std::vector<sock_filter> buildProgram(pid_t self) {
             {1, {SOCK_STREAM, SOCK_DGRAM}, ~uint32_t{SOCK_NONBLOCK | SOCK_CLOEXEC}},
             {2, {0, IPPROTO_TCP, IPPROTO_UDP}}},
            kAllow, kRefuse);
-  // setsockopt(): what the shim sets on upstream sockets (TCP_NODELAY, SO_OOBINLINE), on a
-  // reset (SO_LINGER), and c-ares' buffer sizes. Not TCP_ULP (kTLS and the other upper
-  // layers, where unprivileged exploits were found), socket filters (SO_ATTACH_FILTER),
-  // nor the rest of the kernel's option code.
-  p.ifCall(SYS_setsockopt, {{1, {SOL_SOCKET}}, {2, {SO_OOBINLINE, SO_LINGER, SO_SNDBUF, SO_RCVBUF}}}, kAllow, kRefuse,
-           /*orElseNext=*/true);
-  p.ifCall(SYS_setsockopt, {{1, {IPPROTO_TCP}}, {2, {TCP_NODELAY}}}, kAllow, kRefuse);
+  // setsockopt(): what the shim sets on upstream sockets (TCP_NODELAY, SO_OOBINLINE, and
+  // keepalive on those that live long), on a reset (SO_LINGER), and c-ares' buffer sizes.
+  // Not TCP_ULP (kTLS and the other upper layers, where unprivileged exploits were found),
+  // socket filters (SO_ATTACH_FILTER), nor the rest of the kernel's option code.
+  p.ifCall(SYS_setsockopt, {{1, {SOL_SOCKET}}, {2, {SO_OOBINLINE, SO_LINGER, SO_SNDBUF, SO_RCVBUF, SO_KEEPALIVE}}},
+           kAllow, kRefuse, /*orElseNext=*/true);
+  p.ifCall(SYS_setsockopt, {{1, {IPPROTO_TCP}}, {2, {TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT}}}, kAllow,
+           kRefuse);
   // fcntl(): flags of an fd and a pipe's size; not F_SETOWN and F_SETSIG, with which an
   // fd signals any process of our user.
   p.ifCall(SYS_fcntl, {{1, {F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ}}}, kAllow, kRefuse);

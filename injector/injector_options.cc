@@ -37,7 +37,7 @@ Passed to every shim (a container's connectable.<option> labels override all but
 may only lower):
   --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
   --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
-  --data-path MODE  --allow-upstream CIDR[,CIDR...]
+  --data-path MODE  --allow-upstream CIDR[,CIDR...]  --tcp-keepalive DUR
 See connectable-shim --help for their meaning.
 )";
 }
@@ -66,7 +66,7 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
   static const std::set<std::string> kShimOptions = {"--dns", "--dns-min-ttl", "--dns-timeout", "--balance",
                                                      "--connect-timeout", "--idle-timeout", "--max-conns",
                                                      "--drain-timeout", "--user", "--data-path",
-                                                     "--allow-upstream"};
+                                                     "--allow-upstream", "--tcp-keepalive"};
   InjectorCommandLine c;
   auto slash = selfExe.rfind('/');
   c.options.supervisor.shimPath = (slash == std::string::npos ? std::string(".") : selfExe.substr(0, slash)) + "/connectable-shim";

@@ -13,7 +13,8 @@ const std::vector<std::string>& labelOptionNames() {
   // are the host operator's choice, never the container's.
   static const std::vector<std::string> names = {"balance",     "connect-timeout", "idle-timeout",
                                                  "max-conns",   "drain-timeout",   "upstream-netns",
-                                                 "dns-min-ttl", "dns-timeout", "status-port"};
+                                                 "dns-min-ttl", "dns-timeout",     "status-port",
+                                                 "tcp-keepalive"};
   return names;
 }
 

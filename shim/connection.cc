@@ -282,7 +282,7 @@ void Connection::established() {
     log::debug("connection established", {{"port", std::to_string(port_.spec().port)},
                                           {"client", peer_.toString()},
                                           {"backend", backend_->address.toString()}});
-  if (proxy_.options().idleTimeout.count() > 0) armIdleTimer(lastActivity_ + proxy_.options().idleTimeout);
+  armTimer();
   if (loop.ring()) {
     enterRing(clientMayHaveLeft);
   } else {
@@ -534,19 +534,29 @@ void Connection::finishClose() {
   if (ringOps_ == 0) proxy_.connectionClosed(this);
 }
 
-void Connection::armIdleTimer(Clock::time_point deadline) {
-  timer_ = proxy_.loop().addTimerAt(deadline, [this] {
+void Connection::armTimer() {
+  const ProxyOptions& options = proxy_.options();
+  auto next = Clock::time_point::max();
+  if (options.idleTimeout.count() > 0) next = lastActivity_ + options.idleTimeout;
+  if (options.tcpKeepalive.count() > 0 && !keepaliveOn_) next = std::min(next, attemptStarted_ + options.tcpKeepalive);
+  if (next == Clock::time_point::max()) return;
+  timer_ = proxy_.loop().addTimerAt(next, [this] {
     timer_ = 0;
-    onIdleTimer();
+    onTimer();
   });
 }
 
-void Connection::onIdleTimer() {
+void Connection::onTimer() {
+  const ProxyOptions& options = proxy_.options();
+  const auto now = proxy_.loop().now();
+  if (options.tcpKeepalive.count() > 0 && !keepaliveOn_ && now >= attemptStarted_ + options.tcpKeepalive) {
+    turnOnKeepalive();
+    keepaliveOn_ = true;
+  }
   // Activity does not touch the timer (that would cost a map update per read); the timer
   // checks the last activity when it fires and sleeps again for what is left.
-  auto deadline = lastActivity_ + proxy_.options().idleTimeout;
-  if (deadline > proxy_.loop().now()) {
-    armIdleTimer(deadline);
+  if (options.idleTimeout.count() == 0 || lastActivity_ + options.idleTimeout > now) {
+    armTimer();
     return;
   }
   log::debug("closing idle connection", {{"port", std::to_string(port_.spec().port)},
@@ -554,6 +564,26 @@ void Connection::onIdleTimer() {
   // Silent, or stalled with bytes on their way (a peer stopped reading): those are lost
   // with the connection, and a clean end would pass the truncated stream off as complete.
   close("idle timeout", bytesUndelivered(), FailureReason::IdleTimeout);
+}
+
+void Connection::turnOnKeepalive() {
+  // Only now, on a connection that has lived this long, not at connect: four system calls
+  // that most connections, short ones, never need. The kernel then probes a backend that
+  // has been silent for the idle time, every third of it, and gives up after three
+  // unanswered probes: the read waiting on the socket fails (ETIMEDOUT) and the client is
+  // reset, as for any backend error. The probes also keep the flow alive in NATs and
+  // firewalls that forget idle ones (AWS's NAT gateway after 350 s).
+  const int idle = static_cast<int>(std::max<int64_t>(1, proxy_.options().tcpKeepalive.count() / 1000));
+  const int interval = std::max(1, idle / 3);
+  const int probes = 3;
+  const int on = 1;
+  const int fd = upstream_.fd;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) != 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0)
+    log::debug("cannot turn on TCP keepalive", {{"port", std::to_string(port_.spec().port)},
+                                                {"error", errnoStatus("setsockopt", errno).message()}});
 }
 
 bool Connection::bytesUndelivered() const {

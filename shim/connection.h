@@ -137,8 +137,11 @@ class Connection {
   void countBytes(Direction& d, uint64_t n);
   // `d` has ended and all of it was passed on: `to` is told. True when both directions have.
   bool passEof(Direction& d);
-  void armIdleTimer(Clock::time_point deadline);
-  void onIdleTimer();
+  // The timer of an open connection: the idle timeout, and before it, the moment its
+  // upstream socket has lived --tcp-keepalive and gets TCP keepalive.
+  void armTimer();
+  void onTimer();
+  void turnOnKeepalive();
   // Bytes read from one side and not handed to the other yet: held here, or still unread
   // in a socket.
   bool bytesUndelivered() const;
@@ -182,7 +185,8 @@ class Connection {
   int ringOps_ = 0;           // operations in flight; the object lives until they complete
   int quietPumps_ = 0;        // on the epoll path with a ring: see returnToRingIfQuiet
   Clock::time_point lastActivity_;
-  Clock::time_point attemptStarted_;  // of the connect to backend_, for passive health
+  Clock::time_point attemptStarted_;  // of the connect to backend_, for passive health and keepalive
+  bool keepaliveOn_ = false;          // on the upstream socket (see turnOnKeepalive)
   Clock::time_point fdWaitStarted_{};  // since when socket() finds no fd; epoch: it does
   std::string lastError_;
 };

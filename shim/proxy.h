@@ -29,6 +29,8 @@ namespace connectable {
 struct ProxyOptions {
   Millis connectTimeout{2000};
   Millis idleTimeout{3600 * 1000};  // 0: never
+  // An upstream connection open this long gets TCP keepalive (Connection::turnOnKeepalive).
+  Millis tcpKeepalive{30 * 1000};    // 0: never
   Millis drainTimeout{10000};
   // The longest a connection waits for its port's first DNS answer, which ends sooner when
   // that first lookup fails; the shim sets it to the resolver's longestLookup().

@@ -48,6 +48,9 @@ Options:
   --balance POLICY         random (default), round-robin, least-conn, p2c
   --connect-timeout DUR    per backend attempt (default 2s)
   --idle-timeout DUR       close connections idle this long; 0 = never (default 1h)
+  --tcp-keepalive DUR      an upstream connection open this long gets TCP keepalive: a
+                           backend silent this long is probed every third of it, and the
+                           client reset after 3 unanswered probes; 0 = never (default 30s)
   --max-conns N            past N open connections, new ones wait in the backlog (default 10000)
   --drain-timeout DUR      on SIGTERM, how long open connections may finish (default 10s)
   --allow-upstream RANGES  CIDR[,CIDR...]: connect only to backends in these networks; any
@@ -125,6 +128,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     static const std::set<std::string> kTakesValue = {
         "--connect", "--netns", "--netns-fd", "--upstream-netns", "--balance", "--connect-timeout",
         "--idle-timeout", "--drain-timeout", "--dns-min-ttl", "--dns-timeout", "--max-conns", "--dns",
+        "--tcp-keepalive",
         "--exit-with-pid", "--exit-with-pidfd", "--name", "--user", "--log-level", "--log-format",
         "--control", "--status-port", "--data-path", "--allow-upstream"};
     if (!kTakesValue.count(arg)) return Status::error("unknown option '" + arg + "'");
@@ -161,7 +165,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       if (!parseBalancePolicy(val, &o.proxy.balance))
         return Status::error("--balance: '" + val + "' is not one of random, round-robin, least-conn, p2c");
     } else if (arg == "--connect-timeout" || arg == "--idle-timeout" || arg == "--drain-timeout" ||
-               arg == "--dns-min-ttl" || arg == "--dns-timeout") {
+               arg == "--dns-min-ttl" || arg == "--dns-timeout" || arg == "--tcp-keepalive") {
       auto d = parseDuration(val);
       if (!d) return d.status().withContext(arg);
       if (arg == "--connect-timeout") o.proxy.connectTimeout = *d;
@@ -169,8 +173,12 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       if (arg == "--drain-timeout") o.proxy.drainTimeout = *d;
       if (arg == "--dns-min-ttl") o.dnsMinTtl = *d;
       if (arg == "--dns-timeout") o.dnsTimeout = *d;
+      if (arg == "--tcp-keepalive") o.proxy.tcpKeepalive = *d;
       if ((arg == "--connect-timeout" || arg == "--dns-timeout") && d->count() == 0)
         return Status::error(arg + " must be longer than 0");
+      // The kernel counts keepalive in whole seconds.
+      if (arg == "--tcp-keepalive" && d->count() % 1000 != 0)
+        return Status::error(arg + ": '" + val + "' is not whole seconds (0 turns it off)");
       // Bounds a deployment can want, well inside what clocks and timers can add up; a DNS
       // answer cached for less than 100 ms would have the shim ask over and over. (A zero
       // timeout is refused just above.)
@@ -181,6 +189,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
           {"--drain-timeout", Millis(0), Millis(24LL * 3'600'000), "24h"},
           {"--dns-min-ttl", Millis(100), Millis(24LL * 3'600'000), "24h"},
           {"--dns-timeout", Millis(0), Millis(300'000), "5m"},
+          {"--tcp-keepalive", Millis(0), Millis(2LL * 3'600'000), "2h"},
       };
       for (const Range& r : kRanges) {
         if (arg != r.option) continue;

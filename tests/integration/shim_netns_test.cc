@@ -1228,6 +1228,72 @@ BOOST_AUTO_TEST_CASE(IdleConnectionsAreClosedAfterTheIdleTimeoutAndCounted) {
   BOOST_TEST(metrics.find("reason=\"idle_timeout\"} 1") != std::string::npos, metrics);
 }
 
+BOOST_AUTO_TEST_CASE(ABackendHostThatVanishesWithoutAResetIsFoundOutByKeepaliveAndTheClientReset) {
+  // A backend's host crashes or drops off the network: no FIN, no reset, nothing. An idle
+  // pooled connection to it would wait for the idle timeout (an hour) while its client
+  // takes it for a live one. Keepalive probes find it out: the client is reset, and the
+  // status says it was the backend. The backend sits in a namespace of its own behind a
+  // veth pair, whose far end is then taken down: its packets go nowhere.
+  TestNetns far;
+  auto ip = [](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"ip"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    BOOST_REQUIRE_MESSAGE(run(argv).exitCode == 0, "ip " << args[0] << " " << args[1] << " ... failed");
+  };
+  ip({"-n", ns.name(), "link", "add", "near0", "type", "veth", "peer", "name", "far0", "netns", far.name()});
+  ip({"-n", ns.name(), "addr", "add", "198.18.77.1/30", "dev", "near0"});
+  ip({"-n", far.name(), "addr", "add", "198.18.77.2/30", "dev", "far0"});
+  ip({"-n", ns.name(), "link", "set", "near0", "up"});
+  ip({"-n", far.name(), "link", "set", "far0", "up"});
+  // It answers one byte, then holds its socket until the link is down (closing it sooner
+  // would end the connection cleanly): that socket never hears of the client's end.
+  int linkDown[2];
+  BOOST_REQUIRE(pipe2(linkDown, O_CLOEXEC) == 0);
+  auto answerOnce = [&linkDown](int fd) {
+    char c;
+    if (recv(fd, &c, 1, 0) == 1) send(fd, &c, 1, MSG_NOSIGNAL);
+    pollfd p{linkDown[0], POLLIN, 0};
+    poll(&p, 1, 30000);
+  };
+  std::unique_ptr<TcpServer> backend;
+  far.inside([&] { backend = std::make_unique<TcpServer>(answerOnce, "198.18.77.2"); });
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--upstream-netns", "target", "--tcp-keepalive", "2s", "--control", control,
+                    "--connect", "6000=" + backend->address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(writeAll(fd, "x", 1));
+  char c;
+  BOOST_REQUIRE(recv(fd, &c, 1, 0) == 1);
+  // The upstream socket as ss sees it in the namespace it left from: its timer says
+  // whether keepalive is on.
+  auto upstreamSocket = [&] {
+    return run(ns.exec({"ss", "-tnoH", "state", "established", "dst", backend->address()})).out;
+  };
+  BOOST_TEST(upstreamSocket().find("keepalive") == std::string::npos,
+             "a connection younger than --tcp-keepalive has no keepalive yet: " << upstreamSocket());
+  BOOST_REQUIRE_MESSAGE(waitFor([&] { return upstreamSocket().find("keepalive") != std::string::npos; }, 5s),
+                        upstreamSocket());
+  ip({"-n", far.name(), "link", "set", "far0", "down"});
+  close(linkDown[1]);
+  const auto cut = std::chrono::steady_clock::now();
+  // Silent for 2 s, then three probes 1 s apart, unanswered.
+  pollfd ending{fd, POLLIN, 0};
+  BOOST_REQUIRE_MESSAGE(poll(&ending, 1, 15000) == 1, "the client is still connected 15 s after its backend vanished");
+  const auto tookMs =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - cut).count();
+  BOOST_TEST(tookMs < 9000);
+  errno = 0;
+  const ssize_t n = recv(fd, &c, 1, 0);
+  BOOST_TEST((n < 0 && errno == ECONNRESET), "the client must see a reset, not a clean end: " << n << ", "
+                                                                                               << std::strerror(errno));
+  close(fd);
+  auto status = run({"curl", "-sS", "--unix-socket", control, "http://shim/status"}).out;
+  BOOST_TEST(status.find("\"backend_error\":1") != std::string::npos, status);
+  backend.reset();
+  close(linkDown[0]);
+}
+
 BOOST_AUTO_TEST_CASE(AnIdleTimeoutThatCutsAnAnswerShortResetsTheClientInsteadOfEndingItCleanly) {
   // The backend is still answering, the client has stopped reading: nothing moves, and the
   // idle timeout ends the connection with bytes of the answer still in the shim (a send

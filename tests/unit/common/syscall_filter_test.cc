@@ -248,6 +248,11 @@ BOOST_AUTO_TEST_CASE(SocketOptionsAreTheFewAProxySets) {
     if (setsockopt(tcp, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0) wrong += "SO_LINGER refused; ";
     if (setsockopt(tcp, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) != 0) wrong += "SO_SNDBUF refused; ";
     if (setsockopt(tcp, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0) wrong += "SO_RCVBUF refused; ";
+    const int seconds = 30, probes = 3;
+    if (setsockopt(tcp, IPPROTO_TCP, TCP_KEEPIDLE, &seconds, sizeof seconds) != 0) wrong += "TCP_KEEPIDLE refused; ";
+    if (setsockopt(tcp, IPPROTO_TCP, TCP_KEEPINTVL, &seconds, sizeof seconds) != 0) wrong += "TCP_KEEPINTVL refused; ";
+    if (setsockopt(tcp, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes) != 0) wrong += "TCP_KEEPCNT refused; ";
+    if (setsockopt(tcp, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) != 0) wrong += "SO_KEEPALIVE refused; ";
     if (!c.reported.empty()) wrong += "an option a proxy sets was reported; ";
     wrong += failsWithEnosys("TCP_ULP", setsockopt(tcp, IPPROTO_TCP, TCP_ULP, "tls", 3));
     wrong += failsWithEnosys("TCP_CONGESTION", setsockopt(tcp, IPPROTO_TCP, TCP_CONGESTION, "reno", 4));

@@ -53,9 +53,11 @@ BOOST_AUTO_TEST_CASE(OptionLabelsAreCheckedByTheShimsOwnRules) {
                                  {"connectable.connect-timeout", "250ms"},
                                  {"connectable.idle-timeout", "forever"},
                                  {"connectable.dns", "198.18.0.53"},
-                                 {"connectable.upstream-netns", "target"}});
+                                 {"connectable.upstream-netns", "target"},
+                                 {"connectable.tcp-keepalive", "5m"}});
   BOOST_TEST(r.connects.size() == 1u);
-  std::vector<std::string> expected = {"--balance=least-conn", "--connect-timeout=250ms", "--upstream-netns=target"};
+  std::vector<std::string> expected = {"--balance=least-conn", "--connect-timeout=250ms", "--tcp-keepalive=5m",
+                                       "--upstream-netns=target"};
   BOOST_TEST(r.shimArgs == expected, boost::test_tools::per_element());
   BOOST_TEST(r.errors.size() == 2u);
   BOOST_TEST(anyContains(r.errors, "label 'connectable.idle-timeout=forever': --idle-timeout: duration 'forever'"));

@@ -20,9 +20,10 @@ BOOST_AUTO_TEST_CASE(AcceptsEveryOptionInBothSpellings) {
                              "--connect=7000=redis.service.consul", "--balance=p2c", "--connect-timeout", "500ms",
                              "--idle-timeout=0", "--max-conns", "64", "--drain-timeout=3s", "--upstream-netns=target",
                              "--dns", "127.0.0.1:8600", "--dns-min-ttl", "2s", "--user", "daemon",
-                             "--log-level=debug", "--log-format", "json"});
+                             "--log-level=debug", "--log-format", "json", "--tcp-keepalive=2m"});
   BOOST_REQUIRE_MESSAGE(r, r.status().message());
   BOOST_TEST(r->netnsPath == "/var/run/netns/blue");
+  BOOST_TEST(r->proxy.tcpKeepalive.count() == 120 * 1000);
   BOOST_TEST(r->connects.size() == 2u);
   BOOST_TEST(r->connects[0].targets.size() == 2u);
   BOOST_TEST((r->proxy.balance == BalancePolicy::PowerOfTwo));
@@ -60,6 +61,7 @@ BOOST_AUTO_TEST_CASE(DefaultsAreTheDocumentedOnes) {
   BOOST_TEST((r->proxy.balance == BalancePolicy::Random));
   BOOST_TEST(r->proxy.connectTimeout.count() == 2000);
   BOOST_TEST(r->proxy.idleTimeout.count() == 3600 * 1000);
+  BOOST_TEST(r->proxy.tcpKeepalive.count() == 30 * 1000);
   BOOST_TEST(r->proxy.drainTimeout.count() == 10000);
   BOOST_TEST(r->proxy.maxConns == 10000u);
   BOOST_TEST(r->user == "nobody");
@@ -132,6 +134,10 @@ BOOST_AUTO_TEST_CASE(DurationsHaveBoundsThatTimersCanHold) {
   BOOST_TEST(contains(errorOf({c, "--connect-timeout", "2h"}), "is longer than 1h"));
   BOOST_TEST(contains(errorOf({c, "--drain-timeout", "25h"}), "is longer than 24h"));
   BOOST_TEST(contains(errorOf({c, "--dns-min-ttl", "0"}), "is shorter than 100ms"));
+  BOOST_TEST(contains(errorOf({c, "--tcp-keepalive", "3h"}), "is longer than 2h"));
+  // The kernel takes keepalive times in whole seconds.
+  BOOST_TEST(contains(errorOf({c, "--tcp-keepalive", "1500ms"}), "'1500ms' is not whole seconds (0 turns it off)"));
+  BOOST_TEST(static_cast<bool>(parseShimOptions({c, "--tcp-keepalive", "0"})));
   BOOST_TEST(static_cast<bool>(parseShimOptions({c, "--idle-timeout", "0", "--dns-min-ttl", "100ms", "--dns-timeout", "5m"})));
 }
 
