@@ -470,6 +470,7 @@ void Connection::onRingWritten(Direction& d, int result) {
   }
   releaseRingBuffer(d);
   if (result < 0) {
+    errno = -result;
     writeFailed(d);
     return;
   }
@@ -841,14 +842,43 @@ int Connection::copyWithoutPipe(Direction& d) {
 
 void Connection::readFailed(const Direction& d) {
   const bool backend = d.from == &upstream_;
+  if (backend && errno == ETIMEDOUT) {
+    backendTimedOut();
+    return;
+  }
   close(backend ? "backend read failed" : "client read failed", true,
         backend ? FailureReason::BackendError : FailureReason::ClientError);
 }
 
 void Connection::writeFailed(const Direction& d) {
   const bool backend = d.to == &upstream_;
+  if (backend && errno == ETIMEDOUT) {
+    backendTimedOut();
+    return;
+  }
   close(backend ? "backend write failed" : "client write failed", true,
         backend ? FailureReason::BackendError : FailureReason::ClientError);
+}
+
+void Connection::backendTimedOut() {
+  // Not a reset: the backend's host stopped answering at all (it crashed, or the network
+  // or a NAT on the way lost the connection), which an operator wants to tell apart. Its
+  // pooled connections all find out within seconds: one line a second per port at most.
+  const auto now = proxy_.loop().now();
+  if (now - port_.lastTimeoutLog_ >= std::chrono::seconds(1)) {
+    log::warn("backend stopped answering; client reset",
+              {{"port", std::to_string(port_.spec().port)}, {"backend", backend_->address.toString()},
+               {"why", keepaliveOn_ ? "TCP keepalive probes or retransmissions went unanswered"
+                                    : "retransmissions went unanswered"},
+               {"suppressed", std::to_string(port_.suppressedTimeoutLogs_)}});
+    port_.lastTimeoutLog_ = now;
+    port_.suppressedTimeoutLogs_ = 0;
+    proxy_.noteError("port " + std::to_string(port_.spec().port) + ": backend " + backend_->address.toString() +
+                     " stopped answering");
+  } else {
+    ++port_.suppressedTimeoutLogs_;
+  }
+  close("backend timed out", true, FailureReason::BackendTimeout);
 }
 
 void Connection::countBytes(Direction& d, uint64_t n) {

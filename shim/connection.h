@@ -134,6 +134,7 @@ class Connection {
   // Abort both sides after a failed read from (write to) one, counting whose fault it was.
   void readFailed(const Direction& d);
   void writeFailed(const Direction& d);
+  void backendTimedOut();  // a read or write failed with ETIMEDOUT
   void countBytes(Direction& d, uint64_t n);
   // `d` has ended and all of it was passed on: `to` is told. True when both directions have.
   bool passEof(Direction& d);

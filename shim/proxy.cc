@@ -74,6 +74,7 @@ const char* failureReasonName(FailureReason reason) {
     case FailureReason::ClientGone: return "client_gone";
     case FailureReason::ClientError: return "client_error";
     case FailureReason::BackendError: return "backend_error";
+    case FailureReason::BackendTimeout: return "backend_timeout";
     case FailureReason::DrainTimeout: return "drain_timeout";
     case FailureReason::IdleTimeout: return "idle_timeout";
     case FailureReason::Internal: return "internal";

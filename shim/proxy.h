@@ -54,6 +54,7 @@ enum class FailureReason {
   ClientGone,      // the client left before a backend answered
   ClientError,     // reading from or writing to the client failed
   BackendError,    // reading from or writing to the backend failed (reset mid-stream)
+  BackendTimeout,  // the backend stopped answering: keepalive probes or retransmissions went unanswered
   DrainTimeout,    // still open when the drain timeout ended it
   IdleTimeout,     // nothing moved for --idle-timeout (reset if bytes were still on their way)
   Internal,        // out of resources on our side
@@ -107,6 +108,8 @@ class ListenPort {
   std::vector<Connection*> waiting_;  // accepted before the first DNS answer
   Clock::time_point lastFailureLog_{};
   uint64_t suppressedFailureLogs_ = 0;
+  Clock::time_point lastTimeoutLog_{};  // the same for backends that stopped answering
+  uint64_t suppressedTimeoutLogs_ = 0;
 };
 
 class Proxy {
