@@ -181,21 +181,14 @@ void Connection::connectNext() {
   }
   backend_.reset();
   ++port_.counters().noBackend;
-  // One line per second per port at most: a client hammering a dead service must not
-  // flood the log.
-  auto now = loop.now();
-  if (now - port_.lastFailureLog_ >= std::chrono::seconds(1)) {
+  if (auto held = port_.noBackendLog_.pass(loop.now())) {
     std::string problems = port_.backends().problems();
     std::string why = order_.empty() ? (!lastError_.empty() ? lastError_ : !problems.empty() ? problems : "no backends known")
                                      : "all " + std::to_string(order_.size()) + " backends failed, last: " + lastError_;
     log::warn("closing client connection: no backend reachable",
               {{"port", std::to_string(port_.spec().port)}, {"target", port_.spec().text()},
-               {"reason", why}, {"suppressed", std::to_string(port_.suppressedFailureLogs_)}});
-    port_.lastFailureLog_ = now;
-    port_.suppressedFailureLogs_ = 0;
+               {"reason", why}, {"suppressed", std::to_string(*held)}});
     proxy_.noteError("port " + std::to_string(port_.spec().port) + ": no backend reachable: " + why);
-  } else {
-    ++port_.suppressedFailureLogs_;
   }
   // Abort rather than close: a clean EOF could pass for a complete, empty response.
   close("no backend reachable", true, FailureReason::NoBackend);
@@ -863,20 +856,15 @@ void Connection::writeFailed(const Direction& d) {
 void Connection::backendTimedOut() {
   // Not a reset: the backend's host stopped answering at all (it crashed, or the network
   // or a NAT on the way lost the connection), which an operator wants to tell apart. Its
-  // pooled connections all find out within seconds: one line a second per port at most.
-  const auto now = proxy_.loop().now();
-  if (now - port_.lastTimeoutLog_ >= std::chrono::seconds(1)) {
+  // pooled connections all find out within seconds.
+  if (auto held = port_.timeoutLog_.pass(proxy_.loop().now())) {
     log::warn("backend stopped answering; client reset",
               {{"port", std::to_string(port_.spec().port)}, {"backend", backend_->address.toString()},
                {"why", keepaliveOn_ ? "TCP keepalive probes or retransmissions went unanswered"
                                     : "retransmissions went unanswered"},
-               {"suppressed", std::to_string(port_.suppressedTimeoutLogs_)}});
-    port_.lastTimeoutLog_ = now;
-    port_.suppressedTimeoutLogs_ = 0;
+               {"suppressed", std::to_string(*held)}});
     proxy_.noteError("port " + std::to_string(port_.spec().port) + ": backend " + backend_->address.toString() +
                      " stopped answering");
-  } else {
-    ++port_.suppressedTimeoutLogs_;
   }
   close("backend timed out", true, FailureReason::BackendTimeout);
 }

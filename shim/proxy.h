@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -76,6 +77,28 @@ struct PortCounters {
   void count(FailureReason r) { ++failures[static_cast<size_t>(r)]; }
 };
 
+// One kind of warning a port logs at most once a second: a client hammering a dead service,
+// or every pooled connection of a vanished backend, must not flood the log.
+class LogThrottle {
+ public:
+  // When a line may go out now: how many were held back since the last one, which the
+  // line reports. Otherwise none, and this one is counted as held back.
+  std::optional<uint64_t> pass(Clock::time_point now) {
+    if (now - last_ < std::chrono::seconds(1)) {
+      ++held_;
+      return std::nullopt;
+    }
+    last_ = now;
+    const uint64_t held = held_;
+    held_ = 0;
+    return held;
+  }
+
+ private:
+  Clock::time_point last_{};
+  uint64_t held_ = 0;
+};
+
 // One --connect: its listeners, backends, balancer and counters.
 class ListenPort {
  public:
@@ -106,10 +129,8 @@ class ListenPort {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<SocketAddress> listenAddresses_;
   std::vector<Connection*> waiting_;  // accepted before the first DNS answer
-  Clock::time_point lastFailureLog_{};
-  uint64_t suppressedFailureLogs_ = 0;
-  Clock::time_point lastTimeoutLog_{};  // the same for backends that stopped answering
-  uint64_t suppressedTimeoutLogs_ = 0;
+  LogThrottle noBackendLog_;  // "no backend reachable"
+  LogThrottle timeoutLog_;    // "backend stopped answering"
 };
 
 class Proxy {
