@@ -160,6 +160,9 @@ struct ServiceResolver::Entry {
   Clock::time_point changeLoggedAt;
   uint32_t changesNotLogged = 0;
   EventLoop::TimerId changeLogTimer = 0;
+  // Changes to or from none logged at once since noneChangesSince (options_.changeLogInterval).
+  Clock::time_point noneChangesSince;
+  uint32_t noneChangesLogged = 0;
   std::unique_ptr<Lookup> lookup;
 };
 
@@ -694,7 +697,8 @@ void ServiceResolver::finishLookup(Entry& entry) {
       // The first answer too: a name that has none (mistyped, or not registered yet) says so
       // now, not only when a client is refused.
       // After failed lookups too: this line is the one that says they work again.
-      logChange(entry, before.pending || before.backends.empty() || r.backends.empty() || before.stale || wasFailing);
+      const bool toOrFromNone = before.backends.empty() != r.backends.empty();
+      logChange(entry, before.pending || before.stale || wasFailing || (toOrFromNone && takeNoneChangeLine(entry)));
     } else if (before.stale || wasFailing) {
       log::info("DNS lookups recovered", {{"name", name}, {"backends", describe(r.backends)}});
     }
@@ -706,6 +710,18 @@ void ServiceResolver::finishLookup(Entry& entry) {
                  before.status.isOk() != r.status.isOk() ||
                  (r.backends.empty() && before.status.message() != r.status.message());
   if (changed) notify(entry.id);
+}
+
+bool ServiceResolver::takeNoneChangeLine(Entry& entry) {
+  constexpr uint32_t kAtOnce = 2;  // the outage and its end
+  const Clock::time_point now = loop_.now();
+  if (entry.noneChangesLogged == 0 || now - entry.noneChangesSince >= options_.changeLogInterval) {
+    entry.noneChangesSince = now;
+    entry.noneChangesLogged = 0;
+  }
+  if (entry.noneChangesLogged >= kAtOnce) return false;
+  ++entry.noneChangesLogged;
+  return true;
 }
 
 void ServiceResolver::logChange(Entry& entry, bool atOnce) {

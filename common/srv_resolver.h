@@ -62,8 +62,10 @@ struct ResolverOptions {
   // A name's backends changing is logged at once, then at most once in this long, with the
   // set it ended in and how many changes were not logged: a server that answers a different
   // part of the instances each time (Consul's udp_answer_limit, round robin) changes them
-  // at every refresh. A change to or from none, or one that ends failed lookups, is always
-  // logged at once.
+  // at every refresh. A change that ends failed lookups is always logged at once, and so
+  // are the first two changes to or from none in each interval: an outage and its end. A
+  // name that keeps flipping between none and some (one instance whose health check flaps)
+  // is then held like any other change, where it would log two lines at every refresh.
   Millis changeLogInterval{60000};
 };
 
@@ -146,6 +148,8 @@ class ServiceResolver {
   // Logs a change of the entry's backends (to none as a warning): `atOnce`, or when no
   // change was logged for changeLogInterval; else counts it and logs the set at the end.
   void logChange(Entry& entry, bool atOnce);
+  // Whether a change to or from none may still be logged at once in this interval.
+  bool takeNoneChangeLine(Entry& entry);
   void notify(uint64_t entryId, const std::vector<WatchId>& only = {});
   Entry* findEntry(uint64_t entryId);
 

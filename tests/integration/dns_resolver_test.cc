@@ -1233,6 +1233,48 @@ BOOST_AUTO_TEST_CASE(HeldChangesAreSummedUpInTheSetTheNameSettledInAndAChangeToO
   BOOST_TEST(contains(none[0], "changes_not_logged=2"), none[0]);
 }
 
+BOOST_AUTO_TEST_CASE(ANameFlippingBetweenNoneAndSomeLogsTheOutageAndItsEndAtOnceAndHoldsTheRest) {
+  // One instance whose health check flaps: Consul's answer loses it and has it back at
+  // every refresh, each second with Consul's TTL 0, in every shim that uses the name.
+  std::vector<std::vector<uint16_t>> script;
+  for (int i = 0; i < 11; ++i) script.push_back(i % 2 ? std::vector<uint16_t>{} : std::vector<uint16_t>{6379});
+  FakeHarness h(
+      [&](uint16_t id, const std::string& name, uint16_t, int nth) {
+        return srvAt(id, name, script[std::min<size_t>(static_cast<size_t>(nth), script.size()) - 1]).bytes();
+      },
+      [](ResolverOptions& o) {
+        o.minTtl = o.negativeTtl = 100ms;
+        o.changeLogInterval = 3000ms;
+      });
+  const std::string log = connectable::testing::tempDir() + "/log";
+  connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
+  const auto start = std::chrono::steady_clock::now();
+  std::string duringFlaps;
+  Millis flapping{0};
+  // Ten changes, then the last set stays past the interval.
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"the whole script", [&] { return h.updates.size() >= script.size(); }, 10000ms,
+                                         [&] {
+                                           duringFlaps = captured.text();
+                                           flapping = std::chrono::duration_cast<Millis>(
+                                               std::chrono::steady_clock::now() - start);
+                                         }},
+                                        pauseFor(3500ms)}),
+                      "");
+  captured.restore();
+  const std::string text = connectable::testing::readFile(log);
+  // The counts below hold for flaps within one interval.
+  BOOST_TEST_REQUIRE(flapping.count() < 2500, flapping.count());
+  // The outage and its end, at once; none of the eight flips after them.
+  BOOST_TEST(linesWith(duringFlaps, {" warn ", ": no backends "}).size() == 1u, duringFlaps);
+  BOOST_TEST(linesWith(duringFlaps, {" info ", "backends changed"}).size() == 1u, duringFlaps);
+  // At the end of the interval, the set the name settled in and how many were held.
+  const auto changed = linesWith(text, {" info ", "backends changed"});
+  BOOST_TEST_REQUIRE(changed.size() == 2u, text);
+  BOOST_TEST(contains(changed[1], "backends=198.18.0.1:6379 "), changed[1]);
+  BOOST_TEST(contains(changed[1], "changes_not_logged=8"), changed[1]);
+  BOOST_TEST(linesWith(text, {" warn ", ": no backends "}).size() == 1u, text);
+}
+
 BOOST_AUTO_TEST_CASE(AChangedSetThatEndsAFailedLookupIsLoggedAtOnceNotHeldBack) {
   // After "DNS lookup failed; serving the last good answer", the next answer tells the
   // operator that lookups work again. When it also changes the set, it must not wait for
