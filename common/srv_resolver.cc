@@ -691,15 +691,17 @@ void ServiceResolver::finishLookup(Entry& entry) {
     scheduleRefresh(entry, refreshPoint(ttl));
     log::debug("DNS answer", {{"name", name}, {"backends", describe(r.backends)}, {"ttl_ms", std::to_string(ttl.count())},
                               {"status", r.status.message()}});
+    // The answer that ends failed lookups says so, with what it brought, at once; and when
+    // it brings none (the name is gone, or never was), that is what it says.
+    const bool recovering = before.stale || wasFailing;
     if (before.pending && !r.backends.empty()) {
       log::info("backends found", {{"name", name}, {"backends", describe(r.backends)}});
-    } else if (before.pending || before.backends != r.backends) {
+    } else if (before.pending || before.backends != r.backends || (recovering && r.backends.empty())) {
       // The first answer too: a name that has none (mistyped, or not registered yet) says so
       // now, not only when a client is refused.
-      // After failed lookups too: this line is the one that says they work again.
       const bool toOrFromNone = before.backends.empty() != r.backends.empty();
-      logChange(entry, before.pending || before.stale || wasFailing || (toOrFromNone && takeNoneChangeLine(entry)));
-    } else if (before.stale || wasFailing) {
+      logChange(entry, before.pending || recovering || (toOrFromNone && takeNoneChangeLine(entry)), recovering);
+    } else if (recovering) {
       log::info("DNS lookups recovered", {{"name", name}, {"backends", describe(r.backends)}});
     }
   }
@@ -724,7 +726,7 @@ bool ServiceResolver::takeNoneChangeLine(Entry& entry) {
   return true;
 }
 
-void ServiceResolver::logChange(Entry& entry, bool atOnce) {
+void ServiceResolver::logChange(Entry& entry, bool atOnce, bool recovered) {
   const Clock::time_point now = loop_.now();
   if (!atOnce && entry.changeLogged && now - entry.changeLoggedAt < options_.changeLogInterval) {
     ++entry.changesNotLogged;
@@ -751,8 +753,9 @@ void ServiceResolver::logChange(Entry& entry, bool atOnce) {
   if (r.backends.empty())
     log::warn("no backends", {{"name", name}, {"status", r.status.message()}, {"changes_not_logged", notLogged}});
   else
-    log::info("backends changed", {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()},
-                                   {"changes_not_logged", notLogged}});
+    log::info(recovered ? "DNS lookups recovered" : "backends changed",
+              {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()},
+               {"changes_not_logged", notLogged}});
 }
 
 void ServiceResolver::scheduleRefresh(Entry& entry, Millis delay) {

@@ -147,7 +147,8 @@ class ServiceResolver {
   void scheduleRefresh(Entry& entry, Millis delay);
   // Logs a change of the entry's backends (to none as a warning): `atOnce`, or when no
   // change was logged for changeLogInterval; else counts it and logs the set at the end.
-  void logChange(Entry& entry, bool atOnce);
+  // `recovered`: the change came with the answer that ended failed lookups, and says so.
+  void logChange(Entry& entry, bool atOnce, bool recovered = false);
   // Whether a change to or from none may still be logged at once in this interval.
   bool takeNoneChangeLine(Entry& entry);
   void notify(uint64_t entryId, const std::vector<WatchId>& only = {});

@@ -45,7 +45,13 @@ std::string BackendSet::problems() const {
   std::string out;
   for (size_t i = 0; i < targets_.size(); ++i) {
     if (!perTarget_[i].empty()) continue;
-    if (!problems_[i].empty()) out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + problems_[i];
+    if (!problems_[i].empty()) {
+      // The resolver's own messages often start with the name already ("x.consul: no such
+      // name (NXDOMAIN)"): it is said once.
+      const std::string& p = problems_[i];
+      const bool named = p.rfind(targets_[i].text + ": ", 0) == 0 || p.rfind(targets_[i].host + ": ", 0) == 0;
+      out += (out.empty() ? "" : "; ") + (named ? p : targets_[i].text + ": " + p);
+    }
     if (!refused_[i].empty())
       out += (out.empty() ? "" : "; ") + targets_[i].text + ": " + refusedText(i) + " outside --allow-upstream";
   }

@@ -1299,7 +1299,35 @@ BOOST_AUTO_TEST_CASE(AChangedSetThatEndsAFailedLookupIsLoggedAtOnceNotHeldBack) 
   captured.restore();
   const std::string text = connectable::testing::readFile(log);
   BOOST_TEST(linesWith(text, {"DNS lookup failed"}).size() == 1u, text);
-  BOOST_TEST(linesWith(text, {" info ", "backends=198.18.0.1:6379,198.18.0.1:6381 "}).size() == 1u, text);
+  // The line the operator greps for after "DNS lookup failed", with the set it ended in.
+  BOOST_TEST(linesWith(text, {" info ", "DNS lookups recovered", "backends=198.18.0.1:6379,198.18.0.1:6381 "}).size() ==
+                 1u,
+             text);
+}
+
+BOOST_AUTO_TEST_CASE(ANameWhoseLookupsFailedThenAnsweredNxdomainSaysSoNotThatLookupsRecovered) {
+  // The DNS server was down when the container started, then comes back without the name
+  // (mistyped, or never registered): the line after "DNS lookup failed" must say "no
+  // backends ... NXDOMAIN", which the operator needs, not "recovered" with none.
+  FakeHarness h(
+      [](uint16_t id, const std::string& name, uint16_t, int nth) {
+        DnsPacket p(DnsPacket::kResponseFlags | (nth == 1 ? 2 /* SERVFAIL */ : 3 /* NXDOMAIN */), id);
+        p.question(name, dns::kTypeSrv);
+        return p.bytes();
+      },
+      refreshFast);
+  const std::string log = connectable::testing::tempDir() + "/log";
+  connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
+  BOOST_REQUIRE_EQUAL(
+      runSteps(h.loop, {{"NXDOMAIN after the failure",
+                         [&] { return h.updates.size() >= 2 && contains(h.current().status.message(), "NXDOMAIN"); },
+                         5000ms}}),
+      "");
+  captured.restore();
+  const std::string text = connectable::testing::readFile(log);
+  BOOST_TEST(linesWith(text, {"DNS lookup failed"}).size() == 1u, text);
+  BOOST_TEST(linesWith(text, {" warn ", ": no backends ", "no such name (NXDOMAIN)"}).size() == 1u, text);
+  BOOST_TEST(linesWith(text, {"recovered"}).empty(), text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -35,6 +35,16 @@ BOOST_AUTO_TEST_CASE(ADnsAnswerNamingAnAddressTwiceMakesOneBackend) {
   BOOST_TEST(set.backends()[0]->priority == 1);  // the first record for it
 }
 
+BOOST_AUTO_TEST_CASE(WhyATargetHasNoBackendsNamesItOnce) {
+  BackendSet set(targets({"nosuch.service.consul", "nohost.node.consul:80", "other.service.consul"}));
+  set.update(0, {}, "nosuch.service.consul: no such name (NXDOMAIN)", false);
+  set.update(1, {}, "nohost.node.consul: no such name (NXDOMAIN)", false);
+  set.update(2, {}, "every DNS server failed it", false);
+  BOOST_TEST(set.problems() ==
+             "nosuch.service.consul: no such name (NXDOMAIN); nohost.node.consul: no such name (NXDOMAIN); "
+             "other.service.consul: every DNS server failed it");
+}
+
 BOOST_AUTO_TEST_CASE(ABackendKeepsItsCountersAcrossAnswersThatStillNameIt) {
   BackendSet set(targets({"redis.service.consul"}));
   const auto a = *SocketAddress::parseIp("198.18.0.5", 6379);
