@@ -274,6 +274,7 @@ int main(int argc, char** argv) {
   if (Status s = proxy.start(); !s) return fail(s, 1);
 
   for (const auto& port : proxy.ports()) {
+    if (!port->notServed().empty()) continue;  // said when listen() left it out
     std::string listen;
     for (const auto& a : port->listenAddresses()) listen += (listen.empty() ? "" : ",") + a.toString();
     log::info("listening", {{"listen", listen}, {"target", port->spec().text()}, {"netns", where},

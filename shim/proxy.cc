@@ -142,27 +142,52 @@ Result<int> makeListener(const SocketAddress& address, bool* inUse) {
 Status Proxy::listen(bool* portInUse) {
   bool inUse = false;
   bool* taken = portInUse ? portInUse : &inUse;
+  *taken = false;
+  Status firstTaken = Status::ok();
+  size_t served = 0;
   for (auto& port : ports_) {
     const uint16_t p = port->spec().port;
-    auto v4 = makeListener(SocketAddress::loopbackV4(p), taken);
-    if (!v4) return v4.status();
-    port->listeners_.push_back(
-        std::make_unique<ListenPort::Listener>(*port, *v4, SocketAddress::loopbackV4(p), listeners_.size()));
-    listeners_.push_back(port->listeners_.back().get());
-    port->listenAddresses_.push_back(SocketAddress::loopbackV4(p));
-
-    auto v6 = makeListener(SocketAddress::loopbackV6(p), taken);
-    if (v6) {
-      port->listeners_.push_back(
-          std::make_unique<ListenPort::Listener>(*port, *v6, SocketAddress::loopbackV6(p), listeners_.size()));
-      listeners_.push_back(port->listeners_.back().get());
-      port->listenAddresses_.push_back(SocketAddress::loopbackV6(p));
-    } else if (*taken) {
-      return v6.status();
-    } else {
-      // No ::1 here (IPv6 disabled in the namespace, as Docker often does): IPv4 serves.
-      log::debug("no IPv6 loopback listener", {{"port", std::to_string(p)}, {"reason", v6.status().message()}});
+    bool portTaken = false;
+    std::vector<std::pair<int, SocketAddress>> made;
+    Status failed = Status::ok();
+    for (const SocketAddress& address : {SocketAddress::loopbackV4(p), SocketAddress::loopbackV6(p)}) {
+      auto fd = makeListener(address, &portTaken);
+      if (fd) {
+        made.emplace_back(*fd, address);
+      } else if (portTaken || address.family() == AF_INET) {
+        failed = fd.status();
+        break;
+      } else {
+        // No ::1 here (IPv6 disabled in the namespace, as Docker often does): IPv4 serves.
+        log::debug("no IPv6 loopback listener", {{"port", std::to_string(p)}, {"reason", fd.status().message()}});
+      }
     }
+    if (!failed) {
+      for (auto& m : made) ::close(m.first);
+      if (!portTaken) return failed;
+      // Half a port would answer on 127.0.0.1 or ::1 only, "localhost" then reaching the
+      // shim or the other program by whichever address it resolves to first: none of it.
+      if (firstTaken.isOk()) firstTaken = failed;
+      port->notServed_ = failed.message();
+      continue;
+    }
+    for (auto& [fd, address] : made) {
+      port->listeners_.push_back(std::make_unique<ListenPort::Listener>(*port, fd, address, listeners_.size()));
+      listeners_.push_back(port->listeners_.back().get());
+      port->listenAddresses_.push_back(address);
+    }
+    ++served;
+  }
+  if (served == 0) {
+    // Nothing to serve: the caller exits with its own status, which the injector retries.
+    *taken = true;
+    return firstTaken;
+  }
+  for (auto& port : ports_) {
+    if (port->notServed_.empty()) continue;
+    log::error("port not served; the others are",
+               {{"port", std::to_string(port->spec().port)}, {"error", port->notServed_}});
+    noteError("port " + std::to_string(port->spec().port) + " not served: " + port->notServed_);
   }
   return Status::ok();
 }

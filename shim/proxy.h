@@ -109,6 +109,9 @@ class ListenPort {
   Balancer& balancer() { return balancer_; }
   PortCounters& counters() { return counters_; }
   const std::vector<SocketAddress>& listenAddresses() const { return listenAddresses_; }
+  // Why the port has no listener, empty when it has: taken in the namespace when the shim
+  // started (by the container's own program, most often), while the shim serves the others.
+  const std::string& notServed() const { return notServed_; }
   // Clients the kernel has connected and we have not accepted yet (past --max-conns, or at
   // the fd limit): what `ss -lt` shows as Recv-Q.
   uint64_t waiting() const;
@@ -128,6 +131,7 @@ class ListenPort {
   PortCounters counters_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<SocketAddress> listenAddresses_;
+  std::string notServed_;
   std::vector<Connection*> waiting_;  // accepted before the first DNS answer
   LogThrottle noBackendLog_;  // "no backend reachable"
   LogThrottle timeoutLog_;    // "backend stopped answering"
@@ -146,8 +150,10 @@ class Proxy {
   // Adds a port; returns it so the caller can feed its DNS answers.
   ListenPort& addPort(const ConnectSpec& spec);
   // Creates every port's listening sockets in the calling thread's current network
-  // namespace: 127.0.0.1, and ::1 where the namespace has it. Fails on a taken port.
-  // *portInUse tells a port already taken apart from other failures.
+  // namespace: 127.0.0.1, and ::1 where the namespace has it. A port already taken there
+  // is left out (notServed(), logged, the last error) and the others are served, as a bad
+  // label leaves the others working; fails when every port is taken, *portInUse then
+  // telling that apart from other failures.
   Status listen(bool* portInUse = nullptr);
   // Starts accepting (registers the listeners with the loop). Any namespace will do.
   Status start();

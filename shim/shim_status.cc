@@ -116,7 +116,8 @@ std::string ShimStatus::json() const {
     firstPort = false;
     for (size_t i = 0; i < port->listenAddresses().size(); ++i)
       j += (i ? "," : "") + q(port->listenAddresses()[i].toString());
-    j += "],\"connections\":{\"active\":" + std::to_string(c.active) + ",\"total\":" + std::to_string(c.established) +
+    j += "],\"not_served\":" + (port->notServed().empty() ? std::string("null") : q(port->notServed())) +
+         ",\"connections\":{\"active\":" + std::to_string(c.active) + ",\"total\":" + std::to_string(c.established) +
          ",\"accepted\":" + std::to_string(c.accepted) + ",\"waiting\":" + std::to_string(port->waiting()) +
          "},\"bytes\":{\"to_backends\":" + std::to_string(c.bytesToBackend) +
          ",\"from_backends\":" + std::to_string(c.bytesFromBackend) + "},\"failovers\":" + std::to_string(c.failovers) +
@@ -285,7 +286,7 @@ std::string ShimStatus::text() const {
     std::string listen;
     for (const auto& a : port->listenAddresses()) listen += (listen.empty() ? "" : " ") + a.toString();
     t += "\nport " + std::to_string(port->spec().port) + " -> " + port->spec().targetsText() +
-         "  (listening on " + listen + ")\n";
+         (port->notServed().empty() ? "  (listening on " + listen + ")\n" : "  (NOT SERVED: " + port->notServed() + ")\n");
     t += "  connections: " + std::to_string(c.active) + " active, " + std::to_string(c.established) + " total, " +
          std::to_string(c.accepted) + " accepted, " + std::to_string(port->waiting()) + " waiting, " +
          std::to_string(c.failovers) + " failovers\n";

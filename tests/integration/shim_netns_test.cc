@@ -1695,13 +1695,63 @@ BOOST_AUTO_TEST_CASE(AShimStartedByAnotherUserWithCapabilitiesDropsThemToo) {
   expectNoCallRefused(shim.log());
 }
 
-BOOST_AUTO_TEST_CASE(APortTakenInTheNamespaceIsAClearError) {
+BOOST_AUTO_TEST_CASE(AShimWhosePortsAreAllTakenExitsWithAClearErrorAndItsOwnStatus) {
   std::unique_ptr<TcpServer> squatter;
   ns.inside([&] { squatter = std::make_unique<TcpServer>(holdHandler(), "127.0.0.1", kPort); });
   Child shim = Child::spawn({shimBinary(), "--netns", ns.path(), "--connect", "6000=127.0.0.1:9"}, tempDir() + "/log");
   BOOST_TEST(shim.wait(5s) == 3);  // kExitPortInUse: the injector retries that one slowly
   BOOST_TEST(shim.log().find("port 6000 is already in use on 127.0.0.1 in the target network namespace") != std::string::npos,
              shim.log());
+}
+
+BOOST_AUTO_TEST_CASE(APortTakenInTheNamespaceIsLeftOutAndTheOtherPortsAreServed) {
+  // connect.6000 on a container whose own program listens on 6000 too: that label cannot
+  // be served, but as with a bad label, the container's other ports must still work.
+  std::unique_ptr<TcpServer> squatter;
+  ns.inside([&] { squatter = std::make_unique<TcpServer>(replyHandler("squatter"), "127.0.0.1", kPort); });
+  TcpServer backend(replyHandler("ok"));
+  const std::string control = tempDir() + "/control.sock";
+  Child shim = Child::spawn({shimBinary(), "--netns", ns.path(), "--control", control, "--connect",
+                             std::to_string(kPort) + "=" + backend.address(), "--connect",
+                             std::to_string(kPort + 1) + "=" + backend.address()},
+                            tempDir() + "/log");
+  BOOST_REQUIRE_MESSAGE(waitFor([&] { return shim.log().find("control socket ready") != std::string::npos || !shim.running(); },
+                                5s) && shim.running(),
+                        shim.log());
+  int fd = connectInside(ns, kPort + 1);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "ok");
+  close(fd);
+  // 6000 is still the other program's, untouched.
+  fd = connectInside(ns, kPort);
+  got.clear();
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "squatter");
+  close(fd);
+  const std::string log = shim.log();
+  BOOST_TEST(log.find("error connectable-shim: port not served; the others are port=6000 error=\"port 6000 is already in use "
+                      "on 127.0.0.1 in the target network namespace\"") != std::string::npos,
+             log);
+  BOOST_TEST(log.find("listening listen=127.0.0.1:6001") != std::string::npos, log);
+  BOOST_TEST(log.find("listening listen=127.0.0.1:6000") == std::string::npos, log);
+  const std::string status = run({"curl", "-sS", "--unix-socket", control, "http://shim/status"}).out;
+  BOOST_TEST(status.find("\"port\":6000,\"target\":\"" + backend.address() +
+                         "\",\"listen\":[],\"not_served\":\"port 6000 is already in use") != std::string::npos,
+             status);
+  BOOST_TEST(status.find("\"port\":6001,\"target\":\"" + backend.address() +
+                         "\",\"listen\":[\"127.0.0.1:6001\"") != std::string::npos,
+             status);
+  BOOST_TEST(status.find("\"not_served\":null") != std::string::npos, status);
+  BOOST_TEST(statusObjectOf(control, "last_error").find("port 6000 not served: port 6000 is already in use") !=
+                 std::string::npos,
+             status);
+  const std::string text = run({shimBinary(), "status", "--control", control}).out;
+  BOOST_TEST(text.find("port 6000 -> " + backend.address() + "  (NOT SERVED: port 6000 is already in use") !=
+                 std::string::npos,
+             text);
+  shim.kill();
+  expectNoCallRefused(log);
 }
 
 BOOST_AUTO_TEST_CASE(AShimKilledOutrightLeavesItsPortFreeForTheNextOneAtOnce) {
