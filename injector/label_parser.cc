@@ -54,8 +54,20 @@ bool mentionsConnectable(const std::map<std::string, std::string>& labels) {
 ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels, const LabelLimits& limits) {
   ContainerRequest request;
   // Ports are numbers, as the shim reads them: connect.80 and connect.080 are one port, which
-  // the shim would refuse to take twice. The label sorting first keeps it.
+  // the shim would refuse to take twice. Of the valid labels for one port, the one written
+  // with fewest leading zeros keeps it (connect.80 over connect.080, as a user means it),
+  // then the first in key order; the others are reported, in key order with the rest.
+  std::map<std::string, Result<ConnectSpec>> specs;
   std::map<uint16_t, std::string> portLabels;
+  for (const auto& [key, value] : labels) {
+    if (!isConnectKey(key) || value.size() > kMaxLabelValue) continue;
+    auto portText = portTextOf(key);
+    if (!portText) continue;
+    const auto& spec = specs.emplace(key, parseConnectSpec(*portText, value)).first->second;
+    if (!spec) continue;
+    auto [holder, fresh] = portLabels.emplace(spec->port, key);
+    if (!fresh && portText->size() < portTextOf(holder->second)->size()) holder->second = key;
+  }
   for (const auto& [key, value] : labels) {
     if (isConnectableKey(key) && value.size() > kMaxLabelValue) {
       request.errors.push_back("label '" + key + "': value of " + std::to_string(value.size()) +
@@ -63,20 +75,20 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
       continue;
     }
     if (isConnectKey(key)) {
-      auto portText = portTextOf(key);
-      if (!portText) {
+      auto parsed = specs.find(key);
+      if (parsed == specs.end()) {  // no port in the key, so none parsed above
         request.errors.push_back("label '" + key + "=" + value + "': expected connect.PORT or connect[PORT]");
         continue;
       }
-      auto spec = parseConnectSpec(*portText, value);
+      auto& spec = parsed->second;
       if (!spec) {
         request.errors.push_back("label '" + key + "=" + value + "': " + spec.status().message());
         continue;
       }
-      auto [taken, fresh] = portLabels.emplace(spec->port, key);
-      if (!fresh) {
+      const std::string& holder = portLabels.at(spec->port);
+      if (holder != key) {
         request.errors.push_back("label '" + key + "=" + value + "': port " + std::to_string(spec->port) +
-                                 " is already taken by label '" + taken->second + "'");
+                                 " is already taken by label '" + holder + "'");
         continue;
       }
       request.connects.push_back(std::move(*spec));

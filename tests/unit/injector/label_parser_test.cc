@@ -98,7 +98,7 @@ BOOST_AUTO_TEST_CASE(TheOriginalsBracketedKeyIsTheSameLabel) {
   BOOST_REQUIRE(r.connects.size() == 1u);
   BOOST_TEST(r.connects[0].port == 6000);
   BOOST_TEST(r.connects[0].targetsText() == "redis.service.consul");
-  // Both forms for one port: the first in key order takes it.
+  // Both forms for one port, neither with a leading zero: the first in key order takes it.
   auto both = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connect[6000]", "198.18.0.6:6379"}});
   BOOST_REQUIRE(both.connects.size() == 1u);
   BOOST_TEST(both.connects[0].targetsText() == "198.18.0.5:6379");
@@ -131,9 +131,33 @@ BOOST_AUTO_TEST_CASE(ASecondLabelForATakenPortIsABadLabelNamingBoth) {
   BOOST_TEST(r.connects[0].port == 80);
   BOOST_TEST(r.connects[1].port == 6000);
   BOOST_REQUIRE(r.errors.size() == 1u);
-  BOOST_TEST(r.errors[0].find("'connect.80=198.18.0.5:80'") != std::string::npos, r.errors[0]);
-  BOOST_TEST(r.errors[0].find("'connect.080'") != std::string::npos, r.errors[0]);
-  BOOST_TEST(r.errors[0].find("port 80 ") != std::string::npos, r.errors[0]);
+  BOOST_TEST(r.errors[0] == "label 'connect.080=198.18.0.6:80': port 80 is already taken by label 'connect.80'");
+}
+
+BOOST_AUTO_TEST_CASE(ThePortWrittenWithoutLeadingZerosWinsWhateverTheKeyOrder) {
+  // "connect.080" sorts before "connect.80"; a user who wrote both expects the plain one.
+  auto r = parseContainerLabels({{"connect.80", "198.18.0.5:80"}, {"connect.080", "198.18.0.6:80"}});
+  BOOST_REQUIRE(r.connects.size() == 1u);
+  BOOST_TEST(r.connects[0].targetsText() == "198.18.0.5:80");
+  BOOST_REQUIRE(r.errors.size() == 1u);
+  BOOST_TEST(r.errors[0].find("label 'connect.080=") == 0u, r.errors[0]);
+  // The bracketed form is as plain; of two with zeros, the one with fewer.
+  auto bracket = parseContainerLabels({{"connect.0080", "198.18.0.6:80"}, {"connect[80]", "198.18.0.5:80"}});
+  BOOST_REQUIRE(bracket.connects.size() == 1u);
+  BOOST_TEST(bracket.connects[0].targetsText() == "198.18.0.5:80");
+  auto zeros = parseContainerLabels({{"connect.0080", "198.18.0.6:80"}, {"connect.080", "198.18.0.5:80"}});
+  BOOST_REQUIRE(zeros.connects.size() == 1u);
+  BOOST_TEST(zeros.connects[0].targetsText() == "198.18.0.5:80");
+  // A plain label that is bad takes no port from a valid one.
+  auto bad = parseContainerLabels({{"connect.80", "bad target!"}, {"connect.080", "198.18.0.6:80"}});
+  BOOST_REQUIRE(bad.connects.size() == 1u);
+  BOOST_TEST(bad.connects[0].targetsText() == "198.18.0.6:80");
+  BOOST_REQUIRE(bad.errors.size() == 1u);
+  BOOST_TEST(bad.errors[0].find("label 'connect.80=bad target!'") == 0u, bad.errors[0]);
+  // A status port on that port names the label that took it.
+  auto status = parseContainerLabels(
+      {{"connect.80", "198.18.0.5:80"}, {"connect.080", "198.18.0.6:80"}, {"connectable.status-port", "80"}});
+  BOOST_TEST(anyContains(status.errors, "is also a connect port (label 'connect.80')"));
 }
 
 BOOST_AUTO_TEST_CASE(AValueLongerThan16KiBIsABadLabel) {
