@@ -75,9 +75,33 @@ BOOST_AUTO_TEST_CASE(AShimOptionNoLabelMaySetIsNamedAsSuchNotAsUnknown) {
                                 "), which no label can change") != std::string::npos,
                r.errors[0]);
   }
-  auto typo = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.balanse", "p2c"}});
+}
+
+BOOST_AUTO_TEST_CASE(AnUnknownOptionIsQuotedWithItsValueAndTheValidOnesAreNamed) {
+  // Like every other label message (and --balance's list of policies): what to write instead.
+  auto typo = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.conect-timeout", "1s"}});
+  BOOST_TEST(typo.shimArgs.empty());
   BOOST_REQUIRE_EQUAL(typo.errors.size(), 1u);
-  BOOST_TEST(typo.errors[0] == "label 'connectable.balanse': unknown option 'balanse'");
+  BOOST_TEST(typo.errors[0] ==
+             "label 'connectable.conect-timeout=1s': unknown option 'conect-timeout' (did you mean "
+             "'connect-timeout'?); options are balance, connect-timeout, idle-timeout, max-conns, drain-timeout, "
+             "upstream-netns, dns-min-ttl, dns-timeout, status-port, tcp-keepalive");
+  // Only a near and unambiguous name is offered: none for a word far from all of them...
+  auto far = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.frobnicate", "1"}});
+  BOOST_REQUIRE_EQUAL(far.errors.size(), 1u);
+  BOOST_TEST(far.errors[0].find("unknown option 'frobnicate'; options are balance, ") != std::string::npos,
+             far.errors[0]);
+  // ...nor for one as near to two: "dnle-timeout" is two edits from dns- and from idle-timeout.
+  auto two = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"}, {"connectable.dnle-timeout", "1s"}});
+  BOOST_REQUIRE_EQUAL(two.errors.size(), 1u);
+  BOOST_TEST(two.errors[0].find("unknown option 'dnle-timeout'; options are ") != std::string::npos, two.errors[0]);
+  auto near = parseContainerLabels({{"connect.6000", "198.18.0.5:6379"},
+                                    {"connectable.Balance", "p2c"},
+                                    {"connectable.idle_timeout", "1m"},
+                                    {"connectable.max-con", "5"}});
+  BOOST_TEST(anyContains(near.errors, "unknown option 'Balance' (did you mean 'balance'?)"));
+  BOOST_TEST(anyContains(near.errors, "unknown option 'idle_timeout' (did you mean 'idle-timeout'?)"));
+  BOOST_TEST(anyContains(near.errors, "unknown option 'max-con' (did you mean 'max-conns'?)"));
 }
 
 BOOST_AUTO_TEST_CASE(AContainerCannotWidenTheHostsAllowUpstream) {
