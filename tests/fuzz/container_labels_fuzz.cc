@@ -2,7 +2,8 @@
 // the input's first byte, each `key=value` (a newline in the seeds). Read as the injector
 // reads them, with and without a host --max-conns. Nothing may crash or loop; every bad
 // label is a non-empty error; what is accepted is a shim command line the shim accepts,
-// whose --connect values read back as the same ports and targets.
+// whose --connect values read back as the same ports and targets, those of the plain
+// connect.<port> label where there is a valid one.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +56,12 @@ void checkRequest(const std::map<std::string, std::string>& labels, const Contai
     auto again = parseConnectSpec(c.text());
     check(again.isOk() && again->port == c.port && sameTargets(again->targets, c.targets));
     check(c.text().find('\0') == std::string::npos);  // an exec argument ends at a NUL
+    // A valid connect.<port>, written without leading zeros, is the one that takes its port.
+    auto plain = labels.find("connect." + std::to_string(c.port));
+    if (plain != labels.end() && plain->second.size() <= kMaxLabelValue) {
+      auto spec = parseConnectSpec(std::to_string(c.port), plain->second);
+      if (spec) check(sameTargets(spec->targets, c.targets));
+    }
   }
   bool upstreamInTarget = false;
   for (const auto& a : r.shimArgs) {
