@@ -212,7 +212,10 @@ int runStatusCommand(const std::vector<std::string>& args) {
   std::string dir = stateDir + "/shims";
   auto files = shimRecordFiles(stateDir);
   if (!files) {
-    std::fprintf(stderr, "connectable status: %s (is the injector running, and are you root?)\n",
+    // The usual cause besides the two asked: an injector run with another --state-dir.
+    std::fprintf(stderr,
+                 "connectable status: %s (is the injector running, and are you root? An injector started with "
+                 "--state-dir DIR is asked with the same --state-dir DIR)\n",
                  files.status().message().c_str());
     return 1;
   }

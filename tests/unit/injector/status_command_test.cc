@@ -247,4 +247,17 @@ BOOST_AUTO_TEST_CASE(AShimsAgesPastAnyClockAreShownAsTheLongestAge) {
   BOOST_TEST(table.find("last error 213503982334601d7h0m15s ago: m") != std::string::npos, table);
 }
 
+BOOST_AUTO_TEST_CASE(AStateDirWithoutShimsSaysTheInjectorsStateDirMustBeGiven) {
+  // An injector started by hand with --state-dir /run/connectable-X is running and we are
+  // root: the hint must name the third cause, the one that fits.
+  std::string dir = tempDir();
+  CapturedOutput err(STDERR_FILENO, dir + "/err.txt");
+  int code = runStatusCommand({"--state-dir", dir + "/elsewhere"});
+  err.restore();
+  BOOST_TEST(code == 1);
+  BOOST_TEST(err.text().find("cannot read " + dir + "/elsewhere/shims: No such file or directory") != std::string::npos,
+             err.text());
+  BOOST_TEST(err.text().find("--state-dir DIR") != std::string::npos, err.text());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
