@@ -1,5 +1,7 @@
 #include "injector/injector.h"
 
+#include <iterator>
+
 #include "common/log.h"
 #include "common/netns.h"
 #include "injector/docker_container.h"
@@ -205,7 +207,10 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
   std::vector<std::string> ignored;
   for (const auto& e : request.errors) ignored.push_back("ignored bad label: " + e);
   if (!request.wanted()) {
+    // Said as a reason of its own: `connectable status --json` gives it as the row's error.
+    if (!ignored.empty()) ignored.push_back("no shim: it has no usable connect.PORT label");
     problems_.set({id, name, ignored});
+    updateWatched();
     return nullptr;
   }
   badLabelsReported_.erase(id);  // tracked from now on, and a tracked container is not parsed again
@@ -215,8 +220,14 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
   problems_.set({id, name, t.ignoredLabels});  // none: a record left from before goes
   t.request = std::move(request);
   t.createdAt = loop_.now();
-  counters_.containersWatched = tracked_.size() + 1;
-  return &tracked_.emplace(id, std::move(t)).first->second;
+  Tracked& added = tracked_.emplace(id, std::move(t)).first->second;
+  updateWatched();
+  return &added;
+}
+
+void Injector::updateWatched() {
+  // As `connectable status` lists them: a container whose every label is bad has a row there.
+  counters_.containersWatched = tracked_.size() + badLabelsReported_.size();
 }
 
 void Injector::onDockerEvent(const DockerEvent& event) {
@@ -287,9 +298,9 @@ void Injector::forgetContainer(const std::string& id) {
     stopEarlyWatch(it->second);
     if (it->second.inspectRetryTimer) loop_.cancelTimer(it->second.inspectRetryTimer);
     tracked_.erase(it);
-    counters_.containersWatched = tracked_.size();
   }
   badLabelsReported_.erase(id);
+  updateWatched();
   problems_.remove(id);
   supervisor_.stop(id, "container removed");
 }
@@ -584,6 +595,10 @@ void Injector::onListed(Result<ContainerList> list) {
   for (const auto& [id, up] : running) known.insert(id);
   for (const auto& [id, t] : tracked_) known.insert(id);
   problems_.keepOnly(known);
+  // Those with only bad labels go with their records, so the count stays what status lists.
+  for (auto it = badLabelsReported_.begin(); it != badLabelsReported_.end();)
+    it = known.count(*it) ? std::next(it) : badLabelsReported_.erase(it);
+  updateWatched();
   log::info("reconciled", {{"running", std::to_string(list->containers.size() + list->skipped.size())},
                            {"watched", std::to_string(tracked_.size())},
                            {"shims", std::to_string(supervisor_.list().size())}});

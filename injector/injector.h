@@ -42,7 +42,9 @@ struct InjectorOptions {
 };
 
 struct InjectorCounters {
-  uint64_t containersWatched = 0;  // with connect labels, now
+  // With connect labels, now, running or not: those with a shim or to get one, and those
+  // whose every label is bad (which `connectable status` lists too).
+  uint64_t containersWatched = 0;
   uint64_t injectedEarly = 0;      // before the start event
   uint64_t earlyPolls = 0;         // cgroup reads looking for a starting container's init
   uint64_t injectedOnStart = 0;    // at start, or at reconcile
@@ -105,6 +107,8 @@ class Injector : public DockerEventSink {
 
   // What `connectable status` shows of the container's problems, from its Tracked.
   void recordProblems(const std::string& id);
+  // counters_.containersWatched from tracked_ and badLabelsReported_.
+  void updateWatched();
   // The container gets no shim now, for `why`; logged already.
   void noShim(const std::string& id, const std::string& why);
   // After ensure() failed: whether for want of a uid, to be tried again when one frees.
@@ -151,7 +155,8 @@ class Injector : public DockerEventSink {
   ProblemRecords problems_;
   std::map<std::string, Tracked> tracked_;
   // Containers with bad labels that no shim is for, so never tracked: their labels are
-  // reported once, not again at each of their events and each reconcile.
+  // reported once, not again at each of their events and each reconcile. Running, or known
+  // from their create event; forgotten with their problem record.
   std::set<std::string> badLabelsReported_;
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;

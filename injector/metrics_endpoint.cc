@@ -56,7 +56,9 @@ Status MetricsEndpoint::listen(const SocketAddress& address) {
 std::string MetricsEndpoint::injectorMetrics() const {
   const InjectorCounters& c = injector_.counters();
   MetricsText m;
-  m.family("connectable_injector_containers_watched", "gauge", "Containers with connect labels known to the injector.");
+  m.family("connectable_injector_containers_watched", "gauge",
+           "Containers with connect labels known to the injector, running or not, those whose every label is bad "
+           "included (as connectable status lists them).");
   m.sample("connectable_injector_containers_watched", {}, c.containersWatched);
   m.family("connectable_injector_shims_running", "gauge", "Shims the injector supervises now.");
   m.sample("connectable_injector_shims_running", {}, injector_.supervisor().list().size());

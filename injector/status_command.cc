@@ -150,6 +150,18 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
   return out;
 }
 
+namespace {
+
+// Why a container the injector records no shim for has none: its "no shim: " note (its
+// labels all bad, the host's network, a shim given up on), else what the records tell.
+std::string whyNoShim(const StatusRow& r) {
+  for (auto p = r.problems.rbegin(); p != r.problems.rend(); ++p)
+    if (p->rfind("no shim: ", 0) == 0) return *p;
+  return "no shim: none runs for it now (the container is not running, or not yet started)";
+}
+
+}  // namespace
+
 std::string formatStatusJson(const std::vector<StatusRow>& rows) {
   std::string out = "[";
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -161,6 +173,7 @@ std::string formatStatusJson(const std::vector<StatusRow>& rows) {
       error = "unreadable status: " + s.message();
       shim.clear();
     }
+    if (shim.empty() && error.empty()) error = whyNoShim(r);  // `shim` is null: say why
     std::string problems;
     for (const auto& p : r.problems) problems += (problems.empty() ? "\"" : ",\"") + log::jsonEscape(p) + "\"";
     out += std::string(i ? "," : "") + "\n{\"container_name\":\"" + log::jsonEscape(r.containerName) +

@@ -500,7 +500,36 @@ BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
   BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 3; }, 5s));
   runUntil(loop, [] { return false; }, 300ms);  // the last list's answer
   BOOST_TEST(injector.counters().badLabels == 1u);
-  BOOST_TEST(injector.counters().containersWatched == 0u);
+  // `connectable status` lists it (its problem record): so does the gauge count it.
+  BOOST_TEST(injector.counters().containersWatched == 1u);
+  injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(AContainerWhoseEveryLabelIsBadIsWatchedWhileStatusListsItAndSaysWhyItHasNoShim) {
+  // The gauge and `connectable status` are read side by side: a container listed in one
+  // and left out of the other makes either look wrong.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int previous) {
+    if (previous > 0) return jsonReply(200, "[]");  // removed while no event could say so
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.0":"198.18.0.5:6379"},"State":"running"}])");
+  });
+  docker.streamsToEnd = 1;
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 500ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().badLabels == 1u; }, 5s));
+  BOOST_TEST(injector.counters().containersWatched == 1u);
+  auto records = readProblemRecords(dir);
+  BOOST_REQUIRE_EQUAL(records.size(), 1u);
+  BOOST_TEST(records[0].problems.back() == "no shim: it has no usable connect.PORT label");
+
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 2; }, 5s));
+  BOOST_TEST(runUntil(loop, [&] { return injector.counters().containersWatched == 0u; }, 5s),
+             "a container no list shows any more is still counted");
+  BOOST_TEST(readProblemRecords(dir).empty());
   injector.shutdown([] {});
 }
 

@@ -260,4 +260,32 @@ BOOST_AUTO_TEST_CASE(AStateDirWithoutShimsSaysTheInjectorsStateDirMustBeGiven) {
   BOOST_TEST(err.text().find("--state-dir DIR") != std::string::npos, err.text());
 }
 
+BOOST_AUTO_TEST_CASE(EveryRowWithoutAShimSaysWhyInItsJsonError) {
+  // `shim` null with `error` null left a script to guess from the notes which of them is
+  // the reason; the reason is the row's error now.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  ProblemRecords problems(dir);
+  BOOST_REQUIRE(problems.init());
+  problems.set({idOf(1), "lonely", {"ignored bad label: label 'connect.0=x': port '0' is out of range (1-65535)",
+                                    "no shim: it has no usable connect.PORT label"}});
+  problems.set({idOf(2), "stopped", {"ignored bad label: label 'connectable.bogus=1': unknown option 'bogus'"}});
+
+  CapturedOutput out(STDOUT_FILENO, dir + "/out.json");
+  BOOST_TEST(runStatusCommand({"--json", "--state-dir", dir}) == 0);
+  out.restore();
+  auto rows = Poco::JSON::Parser().parse(out.text()).extract<Poco::JSON::Array::Ptr>();
+  BOOST_REQUIRE_EQUAL(rows->size(), 2u);
+  for (unsigned i = 0; i < rows->size(); ++i) {
+    auto row = rows->getObject(i);
+    BOOST_TEST(row->isNull("shim"));
+    BOOST_REQUIRE_MESSAGE(!row->isNull("error"), out.text());
+    const std::string error = row->getValue<std::string>("error");
+    if (row->getValue<std::string>("container_name") == "lonely")
+      BOOST_TEST(error == "no shim: it has no usable connect.PORT label");
+    else
+      BOOST_TEST(error.find("no shim: none runs for it now") == 0u, error);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
