@@ -1,5 +1,6 @@
 #include "injector/metrics_endpoint.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "common/log.h"
@@ -60,9 +61,16 @@ std::string MetricsEndpoint::injectorMetrics() const {
            "Containers with connect labels known to the injector, running or not, those whose every label is bad "
            "included (as connectable status lists them).");
   m.sample("connectable_injector_containers_watched", {}, c.containersWatched);
-  m.family("connectable_injector_shims_running", "gauge", "Shims the injector supervises now.");
-  m.sample("connectable_injector_shims_running", {}, injector_.supervisor().list().size());
-  m.family("connectable_injector_shim_restarts_total", "counter", "Shims restarted after they died on their own.");
+  size_t running = 0, waiting = 0;
+  for (const auto& shim : injector_.supervisor().list()) ++(shim.shimPid != 0 ? running : waiting);
+  m.family("connectable_injector_shims_running", "gauge", "Shim processes running now.");
+  m.sample("connectable_injector_shims_running", {}, running);
+  m.family("connectable_injector_shims_waiting", "gauge",
+           "Containers whose shim is not running now and is to be started again: after it died, or while a port "
+           "it needs is taken inside the container.");
+  m.sample("connectable_injector_shims_waiting", {}, waiting);
+  m.family("connectable_injector_shim_restarts_total", "counter",
+           "Shims started again after they died on their own (tries while a port is taken are not counted).");
   m.sample("connectable_injector_shim_restarts_total", {}, injector_.supervisor().restartsTotal());
   m.family("connectable_injector_docker_reconnects_total", "counter", "Times the Docker event stream was connected again.");
   m.sample("connectable_injector_docker_reconnects_total", {}, c.dockerReconnects);
@@ -90,9 +98,13 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
     return;
   }
   waiting_ = std::make_shared<std::vector<HttpServer::Respond>>(1, respond);
+  // Only running shims are asked: one waiting to be started again has no socket to answer
+  // on, and shows as connectable_shim_up 0 with no wait.
   std::vector<ShimInfo> shims = injector_.supervisor().list();
+  std::stable_partition(shims.begin(), shims.end(), [](const ShimInfo& s) { return s.shimPid != 0; });
   std::vector<std::string> sockets;
-  for (const auto& shim : shims) sockets.push_back(shim.control);
+  for (const auto& shim : shims)
+    if (shim.shimPid != 0) sockets.push_back(shim.control);
   ShimScrapeLimits limits;
   limits.timeout = shimTimeout_;
   limits.deadline = kGatherDeadline;
@@ -107,7 +119,9 @@ void MetricsEndpoint::gather(const HttpServer::Respond& respond) {
     merger.addOwn(injectorMetrics());
     MetricsText up;
     up.family("connectable_shim_up", "gauge", "1 when the container's shim answered on its control socket.");
-    auto answered = [&](size_t i) { return scraped.replies[i] && scraped.replies[i]->code == 200; };
+    auto answered = [&](size_t i) {
+      return i < scraped.replies.size() && scraped.replies[i] && scraped.replies[i]->code == 200;
+    };
     for (size_t i = 0; i < shims.size(); ++i)
       up.sample("connectable_shim_up", {{"container", shims[i].containerName}, {"container_id", shims[i].containerId}},
                 answered(i) ? 1 : 0);

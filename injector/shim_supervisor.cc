@@ -10,6 +10,7 @@
 #include <Poco/Exception.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <cerrno>
 #include <cstdio>
@@ -22,8 +23,10 @@
 
 #include "common/log.h"
 #include "common/privileges.h"
+#include "common/target.h"
 #include "injector/docker_container.h"
 #include "injector/docker_json.h"
+#include "injector/port_probe.h"
 #include "shim/shim_options.h"
 
 namespace connectable {
@@ -67,6 +70,11 @@ std::vector<std::string> shimEnvironment() {
   return env;
 }
 
+// Unix time, for records read by another process (`connectable status`).
+int64_t wallClockSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // In the child, before _exit: tells the parent why the shim never ran.
 void reportErrno(int fd, int err) {
   ssize_t unused = write(fd, &err, sizeof err);
@@ -101,6 +109,8 @@ struct ShimSupervisor::Managed : IoHandler {
   bool retired = false;  // replaced by a successor under the same id; in retired_
   uint32_t crashesInARow = 0;
   int execErrno = 0;  // why the last spawn's child could not run the shim; 0 if it did
+  // A port of it is taken inside the container: logged once, then waited out quietly, each
+  // try a port retry (info.portRetries), not a restart.
   bool portInUseLogged = false;
   Clock::time_point startedAt;
   EventLoop::TimerId killTimer = 0;
@@ -362,17 +372,19 @@ Status ShimSupervisor::spawn(Managed& m) {
   const int initFd = m.init.fd();
   int errnoPipe[2];
   if (pipe2(errnoPipe, O_CLOEXEC) != 0) {
-    log::error("cannot start the shim", {containerField(m.info), {"error", errnoStatus("pipe", errno).message()}});
-    scheduleRestart(m);
+    const std::string why = errnoStatus("pipe", errno).message();
+    log::error("cannot start the shim", {containerField(m.info), {"error", why}});
+    scheduleRestart(m, "could not start it: " + why);
     return Status::ok();
   }
 
   pid_t pid = fork();
   if (pid < 0) {
-    log::error("fork failed", {containerField(m.info), {"error", errnoStatus("fork", errno).message()}});
+    const std::string why = errnoStatus("fork", errno).message();
+    log::error("fork failed", {containerField(m.info), {"error", why}});
     close(errnoPipe[0]);
     close(errnoPipe[1]);
-    scheduleRestart(m);
+    scheduleRestart(m, "could not start it: " + why);
     return Status::ok();
   }
   if (pid == 0) {
@@ -403,21 +415,25 @@ Status ShimSupervisor::spawn(Managed& m) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     log::error("cannot watch the new shim", {containerField(m.info), {"error", handle.status().message()}});
-    scheduleRestart(m);
+    scheduleRestart(m, "could not watch it: " + handle.status().message());
     return Status::ok();
   }
   m.shim = std::move(*handle);
   m.ourChild = true;
   m.startedAt = loop_.now();
   m.info.shimPid = pid;
+  m.info.notRunning.clear();
+  m.info.nextStart = 0;
   auto started = processStartTime(pid);
   m.shimStartTime = started ? *started : 0;
   if (Status s = loop_.add(m.shim.fd(), EPOLLIN, &m); !s) {
     log::error("cannot watch the new shim", {containerField(m.info), {"error", s.message()}});
   }
   writeState(m);
-  log::info("shim started", {containerField(m.info), {"pid", std::to_string(pid)}, {"ports", m.info.ports},
-                             {"init_pid", std::to_string(m.info.initPid)}});
+  // While a port is taken, a try is told once its outcome is known (it serves, or not).
+  log::write(m.portInUseLogged ? log::Level::Debug : log::Level::Info, "shim started",
+             {containerField(m.info), {"pid", std::to_string(pid)}, {"ports", m.info.ports},
+              {"init_pid", std::to_string(m.info.initPid)}});
   return Status::ok();
 }
 
@@ -475,7 +491,7 @@ void ShimSupervisor::onShimExit(Managed& m) {
     }
     log::error("could not run the shim program; retrying", {containerField(m.info), {"path", options_.shimPath},
                                                             {"error", why}});
-    scheduleRestart(m);
+    scheduleRestart(m, "could not run the shim program: " + why);
     return;
   }
   if (code == 2) {
@@ -488,31 +504,53 @@ void ShimSupervisor::onShimExit(Managed& m) {
   }
   if (code == kExitPortInUse) {
     // Someone in the container holds the port: retrying fast would only spin. Try again
-    // at the slowest pace, and say so once.
+    // at the slowest pace, and say so once: the shim's own line says which port.
     if (!m.portInUseLogged) {
       log::warn("a port is already taken inside the container; retrying every few seconds",
                 {containerField(m.info), {"ports", m.info.ports}, {"retry_ms", std::to_string(options_.restartMax.count())}});
       m.portInUseLogged = true;
-      notServing(m.info.containerId, "a port of " + m.info.ports + " is already taken inside the container; tried again every " +
-                                         std::to_string(options_.restartMax.count() / 1000) + " s");
+    } else {
+      ++m.info.portRetries;  // the port looked free, and was taken again by the time the shim bound it
     }
-    m.crashesInARow = std::numeric_limits<uint32_t>::max() / 2;  // back-off at its maximum
-    scheduleRestart(m);
+    scheduleRestart(m, "a port of " + m.info.ports + " is already taken inside the container");
     return;
   }
-  if (m.portInUseLogged) notServing(m.info.containerId, "");  // a crash, logged next, is not a taken port
   m.portInUseLogged = false;
+  m.info.portRetries = 0;
   log::warn("shim died; restarting", {containerField(m.info), {"pid", std::to_string(m.info.shimPid)}, {"how", how}});
-  scheduleRestart(m);
+  scheduleRestart(m, "it died (" + how + ")");
 }
 
-void ShimSupervisor::scheduleRestart(Managed& m) {
-  // A shim that ran a while before dying starts its back-off afresh.
-  if (loop_.now() - m.startedAt > std::chrono::seconds(30)) m.crashesInARow = 0;
-  Millis delay = options_.restartMin;
-  for (uint32_t i = 0; i < m.crashesInARow && delay < options_.restartMax; ++i) delay *= 2;
-  delay = std::min(delay, options_.restartMax);
-  ++m.crashesInARow;
+namespace {
+
+// "6000,7000" as ShimInfo::ports says them.
+std::vector<uint16_t> portNumbers(const std::string& ports) {
+  std::vector<uint16_t> out;
+  std::istringstream in(ports);
+  std::string one;
+  while (std::getline(in, one, ','))
+    if (auto port = parsePort(one)) out.push_back(*port);
+  return out;
+}
+
+}  // namespace
+
+void ShimSupervisor::scheduleRestart(Managed& m, const std::string& why) {
+  Millis delay = options_.restartMax;  // a taken port: at the slowest pace
+  if (!m.portInUseLogged) {
+    // A shim that ran a while before dying starts its back-off afresh.
+    if (loop_.now() - m.startedAt > std::chrono::seconds(30)) m.crashesInARow = 0;
+    delay = options_.restartMin;
+    for (uint32_t i = 0; i < m.crashesInARow && delay < options_.restartMax; ++i) delay *= 2;
+    delay = std::min(delay, options_.restartMax);
+    ++m.crashesInARow;
+  }
+  // What `connectable status` reads meanwhile: no pid of a process that is gone, but why
+  // none runs and when the next try is.
+  m.info.shimPid = 0;
+  m.info.notRunning = why;
+  m.info.nextStart = wallClockSeconds() + (delay.count() + 999) / 1000;
+  writeState(m);
   std::string id = m.info.containerId;
   m.restartTimer = loop_.addTimer(delay, [this, id] {
     auto it = shims_.find(id);
@@ -524,8 +562,21 @@ void ShimSupervisor::scheduleRestart(Managed& m) {
       forget(id);
       return;
     }
-    ++mm.info.restarts;
-    ++restartsTotal_;
+    if (mm.portInUseLogged) {
+      // Started only once the port is free: a shim started every 10 s into a port still
+      // taken would log its failure each time, for as long as the container runs.
+      if (stillTaken(mm)) {
+        ++mm.info.portRetries;
+        log::debug("a port is still taken inside the container", {containerField(mm.info), {"ports", mm.info.ports},
+                                                                  {"tries", std::to_string(mm.info.portRetries)}});
+        scheduleRestart(mm, mm.info.notRunning);
+        return;
+      }
+    } else {
+      // A restart is a shim started again after it died: tries while a port is taken are not.
+      ++mm.info.restarts;
+      ++restartsTotal_;
+    }
     if (Status s = spawn(mm); !s) {
       notServing(id, s.message());  // logged there too
       return;
@@ -534,12 +585,29 @@ void ShimSupervisor::scheduleRestart(Managed& m) {
     mm.servingTimer = loop_.addTimer(options_.portFreeAfter, [this, id] {
       auto again = shims_.find(id);
       if (again == shims_.end()) return;
-      again->second->servingTimer = 0;
-      again->second->portInUseLogged = false;
-      log::info("the taken port is free now; the shim serves", {containerField(again->second->info)});
-      notServing(id, "");
+      Managed& up = *again->second;
+      up.servingTimer = 0;
+      up.portInUseLogged = false;
+      log::info("the taken port is free now; the shim serves",
+                {containerField(up.info), {"pid", std::to_string(up.info.shimPid)},
+                 {"tries", std::to_string(up.info.portRetries + 1)}});
+      up.info.portRetries = 0;
+      writeState(up);
     });
   });
+}
+
+bool ShimSupervisor::stillTaken(Managed& m) {
+  auto netns = m.init.openNetns();
+  if (!netns) return false;  // spawn() says why
+  auto taken = takenLoopbackPorts(*netns, portNumbers(m.info.ports));
+  if (!taken) {
+    // Then the shim's own try tells, as it did before the check.
+    log::debug("cannot check the container's ports; starting the shim to see",
+               {containerField(m.info), {"error", taken.status().message()}});
+    return false;
+  }
+  return !taken->empty();
 }
 
 void ShimSupervisor::stop(const std::string& containerId, const std::string& reason) {
@@ -644,7 +712,11 @@ std::string shimRecordText(const ShimRecord& record) {
                      ",\"init_pid\":" + std::to_string(info.initPid) +
                      ",\"init_start_time\":" + std::to_string(record.initStartTime) +
                      ",\"netns_inode\":" + std::to_string(info.netnsInode) + ",\"ports\":\"" + log::jsonEscape(info.ports) +
-                     "\",\"restarts\":" + std::to_string(info.restarts) + ",\"args\":[";
+                     "\",\"restarts\":" + std::to_string(info.restarts) +
+                     (info.shimPid != 0 ? std::string()
+                                        : ",\"not_running\":\"" + log::jsonEscape(info.notRunning) +
+                                              "\",\"next_start\":" + std::to_string(info.nextStart)) +
+                     ",\"port_retries\":" + std::to_string(info.portRetries) + ",\"args\":[";
   for (size_t i = 0; i < record.args.size(); ++i) json += (i ? ",\"" : "\"") + log::jsonEscape(record.args[i]) + "\"";
   return json + "]}\n";
 }
@@ -665,6 +737,9 @@ Result<ShimRecord> parseShimRecord(const std::string& text) {
     r.info.netnsInode = obj->getValue<unsigned long>("netns_inode");
     r.info.ports = obj->getValue<std::string>("ports");
     if (obj->has("restarts")) r.info.restarts = obj->getValue<uint32_t>("restarts");
+    if (obj->has("not_running")) r.info.notRunning = obj->getValue<std::string>("not_running");
+    if (obj->has("next_start")) r.info.nextStart = obj->getValue<int64_t>("next_start");
+    if (obj->has("port_retries")) r.info.portRetries = obj->getValue<uint32_t>("port_retries");
     auto args = obj->getArray("args");
     if (!args) return Status::error("no args");
     for (size_t i = 0; i < args->size(); ++i) r.args.push_back(args->getElement<std::string>(static_cast<unsigned>(i)));

@@ -44,12 +44,16 @@ struct SupervisorOptions {
 struct ShimInfo {
   std::string containerId;
   std::string containerName;
-  pid_t shimPid = 0;
+  pid_t shimPid = 0;  // 0 while none runs: between its death and the next start
+  std::string notRunning;  // then: why none runs (it crashed, a port is taken...)
+  int64_t nextStart = 0;   // and when the next try is due, in Unix time
+  // Tries in a row that found a port of it still taken inside the container: not restarts.
+  uint32_t portRetries = 0;
   pid_t initPid = 0;
   unsigned long netnsInode = 0;
   std::string ports;       // "6000,7000"
   std::string control;     // the shim's control socket
-  uint32_t restarts = 0;
+  uint32_t restarts = 0;   // started again after it died (not counting port retries)
   bool adopted = false;
   Clock::time_point since;
 };
@@ -115,10 +119,10 @@ class ShimSupervisor {
   // No shim left at all, counting the replaced ones still exiting: what to wait for after
   // stopAll.
   bool allGone() const { return shims_.empty() && retired_.empty(); }
-  // Told why a container is left without a serving shim after its shim died: given up for
-  // good (the program cannot run, it refused its arguments, a restart cannot be made), or
-  // retried slowly (a port taken inside the container); told again with an empty why once
-  // a retried one serves.
+  // Told why a container is left without a shim after its shim died and was given up for
+  // good (the program cannot run, it refused its arguments, a restart cannot be made). One
+  // retried (after a crash, or slowly while a port is taken inside the container) is not
+  // given up: its record says why it is not running meanwhile.
   void onNotServing(std::function<void(const std::string& containerId, const std::string& why)> cb) {
     onNotServing_ = std::move(cb);
   }
@@ -135,7 +139,11 @@ class ShimSupervisor {
   // a restart is scheduled.
   Status spawn(Managed& m);
   void onShimExit(Managed& m);
-  void scheduleRestart(Managed& m);
+  // Records that none runs, and why, until the next try.
+  void scheduleRestart(Managed& m, const std::string& why);
+  // Whether a port of the shim is still taken inside its container, checked without starting
+  // it; false when that cannot be checked.
+  bool stillTaken(Managed& m);
   // SIGTERM to every running shim of this state dir that is not one of shims_: its record
   // was unreadable or removed, and it would hold its container's ports unwatched.
   void stopUnrecordedShims();

@@ -3,6 +3,7 @@
 #include <Poco/Exception.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 
@@ -97,6 +98,21 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
 }
 
 }  // namespace
+
+std::string notRunningText(const ShimInfo& info, int64_t now) {
+  std::string text = "shim not running: " + (info.notRunning.empty() ? "waiting to be started again" : info.notRunning);
+  const int64_t in = info.nextStart - now;
+  text += "; next try in " + formatAge(static_cast<double>(std::max<int64_t>(in, 0)));
+  if (info.portRetries > 0)
+    text += " (the port was still taken at " + std::to_string(info.portRetries) + " tr" +
+            (info.portRetries == 1 ? "y" : "ies") + " so far)";
+  return text;
+}
+
+std::string notRunningText(const ShimInfo& info) {
+  return notRunningText(
+      info, std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
 
 std::string formatStatusTable(const std::vector<StatusRow>& rows) {
   std::vector<Row> table = {{"CONTAINER", "ID", "PORT", "TARGET", "BACKENDS", "CONNS(ACTIVE/TOTAL)", "BYTES(OUT/IN)",
@@ -247,6 +263,7 @@ int runStatusCommand(const std::vector<std::string>& args) {
     r.containerName = record->info.containerName;
     r.shimPid = record->info.shimPid;
     r.restarts = record->info.restarts;
+    if (r.shimPid == 0) r.error = notRunningText(record->info);  // no socket to ask
     if (auto p = problems.find(r.containerId); p != problems.end()) {
       r.problems = std::move(p->second.problems);
       problems.erase(p);

@@ -13,10 +13,12 @@
 
 namespace connectable {
 
+struct ShimInfo;  // injector/shim_supervisor.h
+
 struct StatusRow {
   std::string containerName, containerId;
-  int shimPid = 0;
-  uint32_t restarts = 0;  // times the injector restarted this container's shim after it died
+  int shimPid = 0;        // 0 when none runs
+  uint32_t restarts = 0;  // times the injector started this container's shim again after it died
   std::string shimJson;  // the shim's /status answer; empty when it did not answer
   std::string error;     // why it did not
   // What the injector could not do for the container: labels it ignored, why it has no shim.
@@ -25,6 +27,11 @@ struct StatusRow {
 
 // Exit code: 0, 1 (no such container, or state dir unreadable), 2 (bad arguments).
 int runStatusCommand(const std::vector<std::string>& args);
+
+// What a record of a shim that is not running says: why, and when the next try is (`now`
+// and ShimInfo::nextStart in Unix time). Pure function; the second form reads the clock.
+std::string notRunningText(const ShimInfo& info, int64_t now);
+std::string notRunningText(const ShimInfo& info);
 
 // The table, one line per container and port. Pure function.
 std::string formatStatusTable(const std::vector<StatusRow>& rows);

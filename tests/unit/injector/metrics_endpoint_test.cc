@@ -3,6 +3,7 @@
 #include "injector/metrics_endpoint.h"
 
 #include <malloc.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -214,6 +216,35 @@ BOOST_AUTO_TEST_CASE(AShimAnsweringWhatPrometheusWouldRefuseSpoilsNoOtherContain
   const std::string up1 = "connectable_shim_up{" + app1 + "} 1\n";
   const size_t first = answer.find(up1);
   BOOST_TEST((first != std::string::npos && answer.find(up1, first + 1) == std::string::npos), answer);
+}
+
+BOOST_AUTO_TEST_CASE(AShimWaitingForItsNextTryIsNotCountedAsRunning) {
+  // The second shim dies, and its next try finds a port taken inside its container (exit 3):
+  // it waits 10 s for the next one. Meanwhile nothing runs for that container.
+  StandInShims f(2);
+  ShimFarm control(f.controls, [](size_t) { return "connectable_uptime_seconds 7\n"; }, 0ms);
+  MetricsEndpoint metrics(f.loop, *f.injector, 500ms);
+  BOOST_REQUIRE(metrics.listen(*SocketAddress::parseIp("127.0.0.1", 0)));
+  {
+    std::ofstream shim(f.dir + "/shim.new", std::ios::trunc);
+    shim << "#!/bin/sh\nexit 3\n";
+  }
+  BOOST_REQUIRE(chmod((f.dir + "/shim.new").c_str(), 0755) == 0);
+  BOOST_REQUIRE(std::rename((f.dir + "/shim.new").c_str(), (f.dir + "/shim").c_str()) == 0);
+  const pid_t second = f.injector->supervisor().list()[1].shimPid;
+  BOOST_REQUIRE(kill(second, SIGKILL) == 0);
+  BOOST_REQUIRE(runUntil(f.loop, [&] {
+    auto shims = f.injector->supervisor().list();
+    return shims[1].shimPid == 0 && shims[1].notRunning.find("already taken") != std::string::npos;
+  }, 5s));
+
+  std::string answer = f.scrape(metrics.port());
+  BOOST_TEST(answer.find("\nconnectable_injector_shims_running 1\n") != std::string::npos, answer);
+  BOOST_TEST(answer.find("\nconnectable_injector_shims_waiting 1\n") != std::string::npos, answer);
+  BOOST_TEST(answer.find("connectable_shim_up{container=\"app1\",container_id=\"" + StandInShims::idOf(1) + "\"} 0") !=
+                 std::string::npos, answer);
+  BOOST_TEST(answer.find("connectable_shim_up{container=\"app0\",container_id=\"" + StandInShims::idOf(0) + "\"} 1") !=
+                 std::string::npos, answer);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "injector/docker_container.h"
 #include "injector/label_parser.h"
 #include "injector/problem_records.h"
+#include "injector/shim_supervisor.h"
 #include "tests/support/captured_output.h"
 #include "tests/support/process.h"
 #include "tests/support/shim_farm.h"
@@ -286,6 +288,51 @@ BOOST_AUTO_TEST_CASE(EveryRowWithoutAShimSaysWhyInItsJsonError) {
     else
       BOOST_TEST(error.find("no shim: none runs for it now") == 0u, error);
   }
+}
+
+BOOST_AUTO_TEST_CASE(AShimWaitingForItsNextTryShowsNoPidButWhyAndWhen) {
+  // Between a shim's death and its next try (10 s while a port is taken inside its
+  // container) no process runs: the row showed the dead one's pid, and the note and the
+  // JSON error said only that its socket was missing.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  {
+    std::ofstream out(dir + "/shims/" + idOf(0) + ".json");
+    out << R"({"container_id":")" << idOf(0) << R"(","container_name":"app","shim_pid":0,"shim_start_time":1,)"
+        << R"("init_pid":1,"init_start_time":1,"netns_inode":1,"ports":"8080","restarts":2,)"
+        << R"("not_running":"a port of 8080 is already taken inside the container","next_start":)" << now + 7
+        << R"(,"port_retries":4,"args":[]})";
+  }
+  CapturedOutput out(STDOUT_FILENO, dir + "/out.txt");
+  BOOST_TEST(runStatusCommand({"--state-dir", dir}) == 0);
+  out.restore();
+  const std::string text = out.text();
+  BOOST_TEST(std::regex_search(text, std::regex("\napp +" + shortContainerId(idOf(0)) + "( +-){7} +2 +-\n")), text);
+  BOOST_TEST(text.find("app (" + shortContainerId(idOf(0)) +
+                       "): shim not running: a port of 8080 is already taken inside the container; next try in ") !=
+                 std::string::npos, text);
+  BOOST_TEST(text.find("(the port was still taken at 4 tries so far)") != std::string::npos, text);
+  BOOST_TEST(text.find("No such file") == std::string::npos, text);
+
+  CapturedOutput json(STDOUT_FILENO, dir + "/out.json");
+  BOOST_TEST(runStatusCommand({"--json", "--state-dir", dir}) == 0);
+  json.restore();
+  auto row = Poco::JSON::Parser().parse(json.text()).extract<Poco::JSON::Array::Ptr>()->getObject(0);
+  BOOST_TEST(row->getValue<int>("shim_pid") == 0);
+  BOOST_TEST(row->isNull("shim"));
+  BOOST_TEST(row->getValue<std::string>("error").find("shim not running: a port of 8080 is already taken") == 0u,
+             row->getValue<std::string>("error"));
+}
+
+BOOST_AUTO_TEST_CASE(TheNextTryIsCountedDownAndNeverShownInThePast) {
+  ShimInfo info;
+  info.notRunning = "it died (killed by signal 9)";
+  info.nextStart = 1000;
+  BOOST_TEST(notRunningText(info, 993) == "shim not running: it died (killed by signal 9); next try in 7s");
+  BOOST_TEST(notRunningText(info, 1002) == "shim not running: it died (killed by signal 9); next try in 0s");
+  info.portRetries = 1;
+  BOOST_TEST(notRunningText(info, 1000).find("(the port was still taken at 1 try so far)") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
