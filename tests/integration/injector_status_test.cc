@@ -13,6 +13,8 @@
 #include <boost/test/unit_test.hpp>
 #include <fstream>
 #include <regex>
+#include <sstream>
+#include <thread>
 
 #include "tests/support/docker_fixture.h"
 #include "tests/support/process.h"
@@ -256,6 +258,64 @@ BOOST_AUTO_TEST_CASE(ControlSocketsRefuseNonRootUsers) {
                    "--unix-socket", sock, "http://shim/status"});
   BOOST_TEST(curl.exitCode != 0);
   BOOST_TEST(run({"curl", "-sS", "-m", "3", "--unix-socket", sock, "http://shim/status"}).exitCode == 0);
+}
+
+BOOST_AUTO_TEST_CASE(AContainerWhosePortIsTakenShowsItsShimAsNotRunningAndIsRetriedQuietly) {
+  // As a user found it: the container's own httpd holds 127.0.0.1:8080, and the container
+  // sharing its network asks for connect.8080. Until the port frees, no shim runs: status
+  // and /metrics say so and why, and the log says it once, not at every 10 s try.
+  InjectorProcess injector(state, metricsPort);
+  std::string holder = name("holder"), app = name("taken");
+  BOOST_REQUIRE(!docker.runDetached({"--name", holder, "--network", "none", image, "sh", "-c",
+                                     "httpd -f -p 127.0.0.1:8080 & echo $! > /tmp/httpd.pid; exec sleep 120"})
+                     .empty());
+  BOOST_REQUIRE(waitFor([&] {
+    return run({kDocker, "exec", holder, "sh", "-c", "netstat -tln | grep -q 127.0.0.1:8080"}).exitCode == 0;
+  }, 10s));
+  std::string id = docker.runDetached({"--name", app, "--network", "container:" + holder, "-l",
+                                       "connect.8080=198.18.120.11:80", image, "sleep", "120"});
+  BOOST_REQUIRE(!id.empty());
+  BOOST_REQUIRE_MESSAGE(waitFor([&] { return injector.log().find("a port is already taken") != std::string::npos; }, 15s),
+                        injector.log());
+  std::this_thread::sleep_for(22s);  // two tries, 10 s apart
+
+  auto table = injector.status({app});
+  BOOST_TEST(table.exitCode == 0, table.err);
+  BOOST_TEST(std::regex_search(table.out, std::regex(app + "\\s+" + id.substr(0, 12) + "(\\s+-){7}\\s+0\\s+-\\n")),
+             table.out);
+  BOOST_TEST(table.out.find("shim not running: a port of 8080 is already taken inside the container; next try in ") !=
+                 std::string::npos, table.out);
+  BOOST_TEST(table.out.find("No such file") == std::string::npos, table.out);
+  auto json = injector.status({"--json", app});
+  auto row = Poco::JSON::Parser().parse(json.out).extract<Poco::JSON::Array::Ptr>()->getObject(0);
+  BOOST_TEST(row->getValue<int>("shim_pid") == 0);
+  BOOST_TEST(row->getValue<std::string>("error").find("a port of 8080 is already taken") != std::string::npos, json.out);
+
+  auto metrics = run({"curl", "-sS", "-m", "5", "http://127.0.0.1:" + std::to_string(metricsPort) + "/metrics"});
+  BOOST_TEST(metrics.out.find("connectable_shim_up{container=\"" + app + "\",container_id=\"" + id + "\"} 0") !=
+                 std::string::npos, metrics.out);
+  BOOST_TEST(std::regex_search(metrics.out, std::regex("\nconnectable_injector_shims_waiting [1-9]")), metrics.out);
+
+  std::string log = injector.log();
+  size_t started = 0, inUse = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(app) == std::string::npos) continue;
+    started += line.find("shim started") != std::string::npos;
+    inUse += line.find("port 8080 is already in use") != std::string::npos;
+  }
+  BOOST_TEST(started == 1u, log);
+  BOOST_TEST(inUse == 1u, log);
+
+  // The port frees: the next try starts a shim that serves, said in one line.
+  BOOST_REQUIRE(run({kDocker, "exec", holder, "sh", "-c", "kill $(cat /tmp/httpd.pid)"}).exitCode == 0);
+  BOOST_TEST(waitFor([&] { return injector.log().find("the taken port is free now; the shim serves") != std::string::npos; },
+                     15s), injector.log());
+  BOOST_TEST(injector.waitShimReady(id));
+  auto after = injector.status({"--json", app});
+  auto served = Poco::JSON::Parser().parse(after.out).extract<Poco::JSON::Array::Ptr>()->getObject(0);
+  BOOST_TEST(served->getValue<int>("shim_pid") > 0);
+  BOOST_TEST(served->getValue<int>("restarts") == 0, "tries while the port was taken are no restarts");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
