@@ -600,14 +600,17 @@ void ShimSupervisor::scheduleRestart(Managed& m, const std::string& why) {
 bool ShimSupervisor::stillTaken(Managed& m) {
   auto netns = m.init.openNetns();
   if (!netns) return false;  // spawn() says why
-  auto taken = takenLoopbackPorts(*netns, portNumbers(m.info.ports));
+  const std::vector<uint16_t> ports = portNumbers(m.info.ports);
+  auto taken = takenLoopbackPorts(*netns, ports);
   if (!taken) {
     // Then the shim's own try tells, as it did before the check.
     log::debug("cannot check the container's ports; starting the shim to see",
                {containerField(m.info), {"error", taken.status().message()}});
     return false;
   }
-  return !taken->empty();
+  // A shim serves the ports it can bind and leaves the taken ones out: one free port is
+  // enough for it to start.
+  return taken->size() == ports.size();
 }
 
 void ShimSupervisor::stop(const std::string& containerId, const std::string& reason) {

@@ -141,8 +141,8 @@ class ShimSupervisor {
   void onShimExit(Managed& m);
   // Records that none runs, and why, until the next try.
   void scheduleRestart(Managed& m, const std::string& why);
-  // Whether a port of the shim is still taken inside its container, checked without starting
-  // it; false when that cannot be checked.
+  // Whether every port of the shim is still taken inside its container (with one free, it
+  // serves that one), checked without starting it; false when that cannot be checked.
   bool stillTaken(Managed& m);
   // SIGTERM to every running shim of this state dir that is not one of shims_: its record
   // was unreadable or removed, and it would hold its container's ports unwatched.

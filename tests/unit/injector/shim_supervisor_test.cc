@@ -641,7 +641,44 @@ struct TakenPortFixture : SupervisorFixture {
   }
 };
 
+// Two labelled ports, both held; the shim serves (sleeps) once the flag says one is free.
+struct TwoTakenPortsFixture : SupervisorFixture {
+  connectable::testing::TcpServer first{[](int) {}};
+  connectable::testing::TcpServer second{[](int) {}};
+  std::string freeFlag = dir + "/free";
+  std::string tries = dir + "/tries";
+  TwoTakenPortsFixture() {
+    request = parseContainerLabels({{"connect." + std::to_string(first.port()), "198.18.0.5:6379"},
+                                    {"connect." + std::to_string(second.port()), "198.18.0.5:6380"}});
+    writeShim(shimPath, "echo x >> " + tries + "\n[ -e " + freeFlag + " ] && exec sleep 30\nexit 3\n");
+    options.restartMax = 100ms;
+    options.portFreeAfter = 300ms;
+  }
+  size_t starts() const { return occurrences(readFile(tries), "x"); }
+};
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(AContainerWhosePortsWereAllTakenGetsItsShimOnceOneIsFree) {
+  // A shim serves the ports it can bind and leaves the taken ones out: it needs one free
+  // port, not all of them, and waiting for all would leave the freed one unserved.
+  TwoTakenPortsFixture f;
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  CapturedOutput log(STDERR_FILENO, f.dir + "/log");
+  BOOST_REQUIRE(f.tryEnsure(init));
+  f.shims.insert(supervisor.list()[0].shimPid);
+  BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.list()[0].shimPid == 0; }, 5s));
+  runUntil(f.loop, [] { return false; }, 500ms);  // tries while both are taken
+  const size_t whileBothTaken = f.starts();
+  f.second.stop();
+  std::ofstream(f.freeFlag) << "";
+  const bool started = runUntil(f.loop, [&] { return supervisor.list()[0].shimPid != 0; }, 3s);
+  if (started) f.shims.insert(supervisor.list()[0].shimPid);
+  log.restore();
+  BOOST_TEST(whileBothTaken == 1u, "a shim started while both ports were taken: " << whileBothTaken);
+  BOOST_TEST(started, "no shim once one of the two ports was free:\n" << log.text());
+}
 
 BOOST_AUTO_TEST_CASE(AShimWaitingForItsNextTryNamesNoPidButWhyAndWhenAndItsTriesAreNoRestarts) {
   // `connectable status` showed the pid of a process long gone, and RESTARTS grew at every
