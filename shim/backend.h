@@ -25,6 +25,9 @@ struct Backend {
   uint32_t consecutiveFailures = 0;
   Clock::time_point lastFailure{};     // when the last failed connect was seen
   Clock::time_point penalizedUntil{};  // tried last until then
+  // "backend failing" was logged for the failures in a row now; when it was last logged.
+  bool failingLogged = false;
+  Clock::time_point failingLoggedAt{};
 
   bool penalized(Clock::time_point now) const { return now < penalizedUntil; }
 };

@@ -139,9 +139,7 @@ void Connection::connectNext() {
       // it): it fails as an unreachable backend does, and the others are tried.
       lastError_ = errnoStatus("socket", socketError).message();
       port_.counters().count(FailureReason::ConnectError);
-      port_.balancer().recordFailure(*backend_, attemptStarted_, loop.now());
-      log::debug("backend connect failed",
-                 {{"port", std::to_string(port_.spec().port)}, {"backend", addr.toString()}, {"error", lastError_}});
+      backendFailed(loop.now());
       continue;
     }
     setUpstreamOptions(fd);
@@ -175,9 +173,7 @@ void Connection::connectNext() {
     closeUpstreamSocket();
     lastError_ = std::strerror(err);
     port_.counters().count(err == ECONNREFUSED ? FailureReason::ConnectRefused : FailureReason::ConnectError);
-    port_.balancer().recordFailure(*backend_, attemptStarted_, loop.now());
-    log::debug("backend connect failed", {{"port", std::to_string(port_.spec().port)},
-                                          {"backend", addr.toString()}, {"error", lastError_}});
+    backendFailed(loop.now());
   }
   backend_.reset();
   ++port_.counters().noBackend;
@@ -226,10 +222,25 @@ void Connection::connectFailed(const char* why, FailureReason reason) {
   lastError_ = why;
   port_.counters().count(reason);
   closeUpstreamSocket();
-  port_.balancer().recordFailure(*backend_, attemptStarted_, proxy_.loop().now());
-  log::debug("backend connect failed", {{"port", std::to_string(port_.spec().port)},
-                                        {"backend", backend_->address.toString()}, {"error", why}});
+  backendFailed(proxy_.loop().now());
   connectNext();
+}
+
+void Connection::backendFailed(Clock::time_point now) {
+  Backend& b = *backend_;
+  port_.balancer().recordFailure(b, attemptStarted_, now);
+  const std::string port = std::to_string(port_.spec().port);
+  log::debug("backend connect failed", {{"port", port}, {"backend", b.address.toString()}, {"error", lastError_}});
+  // Said once when a backend starts failing (and once when it answers again), not at each
+  // connect: a dead one is tried again whenever its penalty ends. At most once a minute, so
+  // that one failing now and then says so once, not at every blip.
+  if (b.failingLogged || (b.failingLoggedAt != Clock::time_point{} && now - b.failingLoggedAt < std::chrono::minutes(1)))
+    return;
+  b.failingLogged = true;
+  b.failingLoggedAt = now;
+  log::warn("backend failing; the others are tried first",
+            {{"port", port}, {"backend", b.address.toString()}, {"error", lastError_},
+             {"penalty_ms", std::to_string(port_.balancer().penaltyFor(b.consecutiveFailures).count())}});
 }
 
 void Connection::onUpstreamIo(uint32_t events) {
@@ -262,6 +273,12 @@ void Connection::established() {
   if (timer_) loop.cancelTimer(timer_);
   timer_ = 0;
   state_ = State::Open;
+  if (backend_->failingLogged) {
+    backend_->failingLogged = false;
+    log::info("backend answers again", {{"port", std::to_string(port_.spec().port)},
+                                        {"backend", backend_->address.toString()},
+                                        {"failed_connects_in_a_row", std::to_string(backend_->consecutiveFailures)}});
+  }
   port_.balancer().recordSuccess(*backend_);
   ++backend_->active;
   ++backend_->total;

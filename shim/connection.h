@@ -116,6 +116,8 @@ class Connection {
   void leaveWaitingList();
   void connectNext();
   void connectFailed(const char* why, FailureReason reason);
+  // The passive health of a connect that failed (lastError_ says why), and its log lines.
+  void backendFailed(Clock::time_point now);
   // socket() for the backend failed for want of fds or kernel memory (`err`): try again
   // shortly.
   void waitForDescriptor(int err);

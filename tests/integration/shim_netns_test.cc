@@ -1196,7 +1196,14 @@ BOOST_AUTO_TEST_CASE(FailsOverPastABackendThatDoesNotAnswer) {
   // One timeout paid at most once or twice: after it the silent backend is penalized.
   BOOST_TEST(ms >= 300);
   BOOST_TEST(ms < 1500);
-  BOOST_TEST(shim.log().find("connect timeout") == std::string::npos);  // debug-only detail
+  // Each attempt is a debug-only detail; that the backend started failing is said once.
+  const std::string log = shim.log();
+  const auto first = log.find("connect timeout");
+  BOOST_TEST(first != std::string::npos, log);
+  BOOST_TEST(log.find("connect timeout", first + 1) == std::string::npos, log);
+  BOOST_TEST(log.find("backend failing; the others are tried first port=6000 backend=" + silent.address() +
+                      " error=\"connect timeout\"") != std::string::npos,
+             log);
 }
 
 BOOST_AUTO_TEST_CASE(ARequestWhoseClientResetWhileTheShimWasConnectingNeverReachesTheBackend) {
@@ -1752,6 +1759,54 @@ BOOST_AUTO_TEST_CASE(APortTakenInTheNamespaceIsLeftOutAndTheOtherPortsAreServed)
              text);
   shim.kill();
   expectNoCallRefused(log);
+}
+
+BOOST_AUTO_TEST_CASE(ABackendThatStartsFailingIsLoggedOnceAndSoIsItsReturn) {
+  // A backend that dies showed only in counters: the operator learnt of it when every
+  // backend failed. One line when it starts failing, however often it is tried again, and
+  // one when it answers again.
+  TcpServer live(replyHandler("live"));
+  uint16_t deadPort = 0;
+  {
+    TcpServer gone(replyHandler("unused"));
+    deadPort = gone.port();
+  }  // closed: connects to it are refused
+  const std::string dead = "127.0.0.1:" + std::to_string(deadPort);
+  ShimProcess shim({"--netns", ns.path(), "--balance", "round-robin", "--connect", "6000=" + dead + "," + live.address()});
+  auto ask = [&] {
+    int fd = connectInside(ns);
+    std::string got;
+    if (fd >= 0) {
+      readToEof(fd, &got);
+      close(fd);
+    }
+    return got;
+  };
+  // Three seconds of connections: the dead one is tried again each time its penalty ends.
+  for (int i = 0; i < 12; ++i) {
+    BOOST_TEST(ask() == "live");
+    std::this_thread::sleep_for(250ms);
+  }
+  const std::string failing = "warn connectable-shim: backend failing; the others are tried first port=6000 backend=" + dead +
+                              " error=\"Connection refused\"";
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  BOOST_TEST(count(shim.log(), "backend connect failed") == 0u);  // debug only
+  BOOST_TEST(count(shim.log(), failing) == 1u, shim.log());
+  TcpServer back(replyHandler("back"), "127.0.0.1", deadPort);
+  bool answered = false;
+  for (int i = 0; i < 60 && !answered; ++i) {
+    answered = ask() == "back";
+    if (!answered) std::this_thread::sleep_for(200ms);
+  }
+  BOOST_TEST(answered, "the backend that came back was not tried again");
+  BOOST_TEST(count(shim.log(), "info connectable-shim: backend answers again port=6000 backend=" + dead +
+                                   " failed_connects_in_a_row=") == 1u,
+             shim.log());
+  BOOST_TEST(count(shim.log(), failing) == 1u, shim.log());
 }
 
 BOOST_AUTO_TEST_CASE(AShimKilledOutrightLeavesItsPortFreeForTheNextOneAtOnce) {
