@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -620,41 +621,31 @@ size_t occurrences(const std::string& text, const std::string& what) {
   return n;
 }
 
-// A container's program holding a port the shim wants (a listener in our namespace, which
-// the fixture's inits share), and a stand-in shim that fails as the real one does while it
-// is held: its own error line, exit 3. It serves once the test says the port is free.
+// A container's program holding the ports the shim wants (listeners in our namespace,
+// which the fixture's inits share), and a stand-in shim that fails as the real one does
+// while they are held: its own error line, exit 3. It serves once the test frees one.
 struct TakenPortFixture : SupervisorFixture {
-  connectable::testing::TcpServer holder{[](int) {}};
+  std::vector<std::unique_ptr<connectable::testing::TcpServer>> holders;
   std::string freeFlag = dir + "/free";
   std::string tries = dir + "/tries";
-  TakenPortFixture() {
-    request = parseContainerLabels({{"connect." + std::to_string(holder.port()), "198.18.0.5:6379"}});
+  explicit TakenPortFixture(size_t ports = 1) {
+    std::map<std::string, std::string> labels;
+    for (size_t i = 0; i < ports; ++i) {
+      holders.push_back(std::make_unique<connectable::testing::TcpServer>([](int) {}));
+      labels["connect." + std::to_string(holders.back()->port())] = "198.18.0.5:" + std::to_string(6379 + i);
+    }
+    request = parseContainerLabels(labels);
     writeShim(shimPath, "echo x >> " + tries + "\n[ -e " + freeFlag + " ] && exec sleep 30\n" +
-                            "echo 'port " + std::to_string(holder.port()) + " is already in use' >&2\nexit 3\n");
+                            "echo 'port " + std::to_string(port()) + " is already in use' >&2\nexit 3\n");
     options.restartMax = 100ms;
     options.portFreeAfter = 300ms;
   }
+  uint16_t port() const { return holders.front()->port(); }
   size_t starts() const { return occurrences(readFile(tries), "x"); }
-  void free() {
-    holder.stop();
+  void free(size_t which = 0) {
+    holders.at(which)->stop();
     std::ofstream(freeFlag) << "";
   }
-};
-
-// Two labelled ports, both held; the shim serves (sleeps) once the flag says one is free.
-struct TwoTakenPortsFixture : SupervisorFixture {
-  connectable::testing::TcpServer first{[](int) {}};
-  connectable::testing::TcpServer second{[](int) {}};
-  std::string freeFlag = dir + "/free";
-  std::string tries = dir + "/tries";
-  TwoTakenPortsFixture() {
-    request = parseContainerLabels({{"connect." + std::to_string(first.port()), "198.18.0.5:6379"},
-                                    {"connect." + std::to_string(second.port()), "198.18.0.5:6380"}});
-    writeShim(shimPath, "echo x >> " + tries + "\n[ -e " + freeFlag + " ] && exec sleep 30\nexit 3\n");
-    options.restartMax = 100ms;
-    options.portFreeAfter = 300ms;
-  }
-  size_t starts() const { return occurrences(readFile(tries), "x"); }
 };
 
 }  // namespace
@@ -662,7 +653,7 @@ struct TwoTakenPortsFixture : SupervisorFixture {
 BOOST_AUTO_TEST_CASE(AContainerWhosePortsWereAllTakenGetsItsShimOnceOneIsFree) {
   // A shim serves the ports it can bind and leaves the taken ones out: it needs one free
   // port, not all of them, and waiting for all would leave the freed one unserved.
-  TwoTakenPortsFixture f;
+  TakenPortFixture f(2);
   ShimSupervisor& supervisor = f.start();
   Child init = Child::spawn({"sleep", "30"});
   CapturedOutput log(STDERR_FILENO, f.dir + "/log");
@@ -671,8 +662,7 @@ BOOST_AUTO_TEST_CASE(AContainerWhosePortsWereAllTakenGetsItsShimOnceOneIsFree) {
   BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.list()[0].shimPid == 0; }, 5s));
   runUntil(f.loop, [] { return false; }, 500ms);  // tries while both are taken
   const size_t whileBothTaken = f.starts();
-  f.second.stop();
-  std::ofstream(f.freeFlag) << "";
+  f.free(1);
   const bool started = runUntil(f.loop, [&] { return supervisor.list()[0].shimPid != 0; }, 3s);
   if (started) f.shims.insert(supervisor.list()[0].shimPid);
   log.restore();
@@ -698,7 +688,7 @@ BOOST_AUTO_TEST_CASE(AShimWaitingForItsNextTryNamesNoPidButWhyAndWhenAndItsTries
   log.restore();
   BOOST_TEST(record->info.shimPid == 0);
   BOOST_TEST(record->info.notRunning ==
-                 "a port of " + std::to_string(f.holder.port()) + " is already taken inside the container",
+                 "a port of " + std::to_string(f.port()) + " is already taken inside the container",
              record->info.notRunning);
   BOOST_TEST(record->info.nextStart >= now);
   BOOST_TEST(record->info.nextStart <= now + 1);
