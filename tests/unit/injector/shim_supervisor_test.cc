@@ -641,6 +641,12 @@ struct TakenPortFixture : SupervisorFixture {
     options.portFreeAfter = 300ms;
   }
   uint16_t port() const { return holders.front()->port(); }
+  // Asks for the shim of `init`'s container and waits until its first try has failed.
+  void untilWaiting(ShimSupervisor& supervisor, Child& init) {
+    BOOST_REQUIRE(tryEnsure(init));
+    shims.insert(supervisor.list()[0].shimPid);
+    BOOST_REQUIRE(runUntil(loop, [&] { return supervisor.list()[0].shimPid == 0; }, 5s));
+  }
   size_t starts() const { return occurrences(readFile(tries), "x"); }
   void free(size_t which = 0) {
     holders.at(which)->stop();
@@ -657,9 +663,7 @@ BOOST_AUTO_TEST_CASE(AContainerWhosePortsWereAllTakenGetsItsShimOnceOneIsFree) {
   ShimSupervisor& supervisor = f.start();
   Child init = Child::spawn({"sleep", "30"});
   CapturedOutput log(STDERR_FILENO, f.dir + "/log");
-  BOOST_REQUIRE(f.tryEnsure(init));
-  f.shims.insert(supervisor.list()[0].shimPid);
-  BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.list()[0].shimPid == 0; }, 5s));
+  f.untilWaiting(supervisor, init);
   runUntil(f.loop, [] { return false; }, 500ms);  // tries while both are taken
   const size_t whileBothTaken = f.starts();
   f.free(1);
@@ -677,9 +681,7 @@ BOOST_AUTO_TEST_CASE(AShimWaitingForItsNextTryNamesNoPidButWhyAndWhenAndItsTries
   ShimSupervisor& supervisor = f.start();
   Child init = Child::spawn({"sleep", "30"});
   CapturedOutput log(STDERR_FILENO, f.dir + "/log");
-  BOOST_REQUIRE(f.tryEnsure(init));
-  f.shims.insert(supervisor.list()[0].shimPid);
-  BOOST_REQUIRE(runUntil(f.loop, [&] { return supervisor.list()[0].shimPid == 0; }, 5s));
+  f.untilWaiting(supervisor, init);
   runUntil(f.loop, [] { return false; }, 700ms);  // several tries
   ShimInfo info = supervisor.list()[0];
   auto record = readShimRecord(f.dir + "/shims/" + kId + ".json");
