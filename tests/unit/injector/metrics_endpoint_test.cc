@@ -225,6 +225,16 @@ BOOST_AUTO_TEST_CASE(AShimWaitingForItsNextTryIsNotCountedAsRunning) {
   ShimFarm control(f.controls, [](size_t) { return "connectable_uptime_seconds 7\n"; }, 0ms);
   MetricsEndpoint metrics(f.loop, *f.injector, 500ms);
   BOOST_REQUIRE(metrics.listen(*SocketAddress::parseIp("127.0.0.1", 0)));
+  // Both stand-ins past their script: a shell that had yet to read it when it is replaced
+  // below would run the new one and exit 3 too (seen on a busy machine).
+  BOOST_REQUIRE(runUntil(f.loop, [&] {
+    for (const auto& shim : f.injector->supervisor().list()) {
+      std::string comm;
+      std::getline(std::ifstream("/proc/" + std::to_string(shim.shimPid) + "/comm"), comm);
+      if (comm != "sleep") return false;
+    }
+    return true;
+  }, 5s));
   {
     std::ofstream shim(f.dir + "/shim.new", std::ios::trunc);
     shim << "#!/bin/sh\nexit 3\n";
