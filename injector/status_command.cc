@@ -135,7 +135,15 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
     try {
       const docker_json::ObjectPtr& shim = *parsed;
       auto ports = shim->getArray("ports");
-      for (size_t i = 0; i < ports->size(); ++i) table.push_back(portRow(r, shim, ports->getObject(static_cast<unsigned>(i))));
+      for (size_t i = 0; i < ports->size(); ++i) {
+        auto port = ports->getObject(static_cast<unsigned>(i));
+        table.push_back(portRow(r, shim, port));
+        // For as long as it lasts, not only while it is the shim's last error.
+        if (port->has("not_served") && !port->isNull("not_served"))
+          notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": port " +
+                          std::to_string(port->getValue<int>("port")) +
+                          " not served: " + port->getValue<std::string>("not_served"));
+      }
       if (shim->has("last_error") && !shim->isNull("last_error")) {
         auto e = shim->getObject("last_error");
         notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": last error " +

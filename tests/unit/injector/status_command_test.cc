@@ -209,6 +209,19 @@ BOOST_AUTO_TEST_CASE(AShimsAnswerCannotHideTextBehindAByteTheJsonParserTakesForT
   BOOST_TEST(text.find("\"db\"") == std::string::npos, text);
 }
 
+BOOST_AUTO_TEST_CASE(APortTheShimDoesNotServeHasANoteOfItsOwnWhateverTheLastErrorIs) {
+  const std::string port = R"("connections":{"active":0,"total":0},"bytes":{"to_backends":0,"from_backends":0},)"
+                           R"("failures":{},"backends":[])";
+  const std::string shim = R"({"uptime_seconds":1,"last_error":{"message":"port 6001: no backend reachable","seconds_ago":1},)"
+                           R"("ports":[{"port":6000,"target":"t","listen":[],"not_served":"port 6000 is already in use",)" +
+                           port + R"(},{"port":6001,"target":"u","listen":["127.0.0.1:6001"],"not_served":null,)" + port +
+                           "}]}";
+  const std::string table = formatStatusTable({rowAnswering(shim)});
+  BOOST_TEST(count(table, "not served") == 1u, table);
+  BOOST_TEST(table.find(": port 6000 not served: port 6000 is already in use\n") != std::string::npos, table);
+  BOOST_TEST(table.find("last error 1s ago: port 6001: no backend reachable") != std::string::npos, table);
+}
+
 BOOST_AUTO_TEST_CASE(TheTableReadsAShimsAnswerAsTheJsonDoes) {
   // An answer --json calls unreadable shows no ports in the table either.
   std::string shim = std::string(R"({"uptime_seconds":1,"ports":[{"port":6000,"target":"t","connections":{"active":0,"total":0},)"
