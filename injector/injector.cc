@@ -210,7 +210,6 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
     // Said as a reason of its own: `connectable status --json` gives it as the row's error.
     if (!ignored.empty()) ignored.push_back("no shim: it has no usable connect.PORT label");
     problems_.set({id, name, ignored});
-    updateWatched();
     return nullptr;
   }
   badLabelsReported_.erase(id);  // tracked from now on, and a tracked container is not parsed again
@@ -220,14 +219,7 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
   problems_.set({id, name, t.ignoredLabels});  // none: a record left from before goes
   t.request = std::move(request);
   t.createdAt = loop_.now();
-  Tracked& added = tracked_.emplace(id, std::move(t)).first->second;
-  updateWatched();
-  return &added;
-}
-
-void Injector::updateWatched() {
-  // As `connectable status` lists them: a container whose every label is bad has a row there.
-  counters_.containersWatched = tracked_.size() + badLabelsReported_.size();
+  return &tracked_.emplace(id, std::move(t)).first->second;
 }
 
 void Injector::onDockerEvent(const DockerEvent& event) {
@@ -300,7 +292,6 @@ void Injector::forgetContainer(const std::string& id) {
     tracked_.erase(it);
   }
   badLabelsReported_.erase(id);
-  updateWatched();
   problems_.remove(id);
   supervisor_.stop(id, "container removed");
 }
@@ -598,7 +589,6 @@ void Injector::onListed(Result<ContainerList> list) {
   // Those with only bad labels go with their records, so the count stays what status lists.
   for (auto it = badLabelsReported_.begin(); it != badLabelsReported_.end();)
     it = known.count(*it) ? std::next(it) : badLabelsReported_.erase(it);
-  updateWatched();
   log::info("reconciled", {{"running", std::to_string(list->containers.size() + list->skipped.size())},
                            {"watched", std::to_string(tracked_.size())},
                            {"shims", std::to_string(supervisor_.list().size())}});

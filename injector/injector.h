@@ -77,7 +77,13 @@ class Injector : public DockerEventSink {
   void claimDaemonWith(std::function<Status(const std::string& daemonId)> claim,
                        std::function<void(const Status&)> onFailed);
 
-  const InjectorCounters& counters() const { return counters_; }
+  // containersWatched is derived here, as `connectable status` lists them: the tracked ones
+  // and those whose every label is bad (they have a row there too).
+  InjectorCounters counters() const {
+    InjectorCounters c = counters_;
+    c.containersWatched = tracked_.size() + badLabelsReported_.size();
+    return c;
+  }
   ShimSupervisor& supervisor() { return supervisor_; }
 
   // DockerEventSink
@@ -107,8 +113,6 @@ class Injector : public DockerEventSink {
 
   // What `connectable status` shows of the container's problems, from its Tracked.
   void recordProblems(const std::string& id);
-  // counters_.containersWatched from tracked_ and badLabelsReported_.
-  void updateWatched();
   // The container gets no shim now, for `why`; logged already.
   void noShim(const std::string& id, const std::string& why);
   // After ensure() failed: whether for want of a uid, to be tried again when one frees.
