@@ -175,6 +175,7 @@ struct ServiceResolver::Query {
   uint16_t type;
   int purpose;
   uint16_t id;  // the DNS id it went out with
+  Clock::time_point sentAt;
 };
 
 ServiceResolver::ServiceResolver(EventLoop& loop, ResolverOptions options)
@@ -219,6 +220,7 @@ Status ServiceResolver::init() {
     channel_ = nullptr;
     return Status::error(std::string("c-ares init: ") + ares_strerror(rc));
   }
+  serverReplies_.install(channel_);
   if (!options_.servers.empty()) {
     std::vector<ares_addr_port_node> nodes(options_.servers.size());
     for (size_t i = 0; i < nodes.size(); ++i) {
@@ -237,16 +239,30 @@ Status ServiceResolver::init() {
       return Status::error(std::string("setting DNS servers: ") + ares_strerror(rc));
     }
   }
+  serverReplies_.setServers(channelServers());
   return Status::ok();
 }
 
-Millis ServiceResolver::longestLookup() const {
-  size_t servers = 0;
+std::vector<SocketAddress> ServiceResolver::channelServers() const {
+  std::vector<SocketAddress> servers;
   ares_addr_port_node* list = nullptr;
-  if (ares_get_servers_ports(channel_, &list) == ARES_SUCCESS) {
-    for (const ares_addr_port_node* n = list; n != nullptr; n = n->next) ++servers;
-    ares_free_data(list);
+  if (ares_get_servers_ports(channel_, &list) != ARES_SUCCESS) return servers;
+  for (const ares_addr_port_node* n = list; n != nullptr; n = n->next) {
+    const auto port = static_cast<uint16_t>(n->udp_port != 0 ? n->udp_port : 53);
+    if (n->family == AF_INET) {
+      servers.push_back(SocketAddress::ipv4(n->addr.addr4, port));
+    } else if (n->family == AF_INET6) {
+      in6_addr a;
+      std::memcpy(&a, &n->addr.addr6, sizeof a);
+      servers.push_back(SocketAddress::ipv6(a, port));
+    }
   }
+  ares_free_data(list);
+  return servers;
+}
+
+Millis ServiceResolver::longestLookup() const {
+  const size_t servers = channelServers().size();
   // c-ares (1.18) tries each server in turn, and doubles the timeout after each round.
   const Millis round = options_.queryTimeout * static_cast<int64_t>(std::max<size_t>(servers, 1));
   Millis question{0};
@@ -407,7 +423,7 @@ void ServiceResolver::sendQuery(Entry& entry, const std::string& name, uint16_t 
   ++counters_.queriesSent;
   log::debug("DNS query", {{"name", name}, {"type", dns::typeName(type)}});
   idsInFlight_.insert(id);
-  auto* query = new Query{this, entry.id, lookup.serial, name, type, purpose, id};
+  auto* query = new Query{this, entry.id, lookup.serial, name, type, purpose, id, loop_.now()};
   ares_send(channel_, buf, len, &ServiceResolver::onAnswer, query);
   ares_free_string(buf);
 }
@@ -433,6 +449,7 @@ void ServiceResolver::onAnswer(void* arg, int status, int /*timeouts*/, unsigned
   query->self->idsInFlight_.erase(query->id);
   if (status == ARES_EDESTRUCTION) return;  // the resolver is being destroyed
   query->self->handleAnswer(*query, status, abuf, alen);
+  query->self->serverReplies_.forget(query->id);
 }
 
 void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char* abuf, int alen) {
@@ -464,10 +481,17 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
 
   if (status != ARES_SUCCESS) {
     // c-ares moves on to the next server after a SERVFAIL, REFUSED or NOTIMP, and when none
-    // is left says "Could not contact DNS servers", which reads as a network problem.
-    const std::string why = status == ARES_ECONNREFUSED
-                                ? "every DNS server failed it (SERVFAIL, REFUSED, or unreachable)"
-                                : ares_strerror(status);
+    // is left says "Could not contact DNS servers", which reads as a network problem: each
+    // server's part is named when we saw it.
+    const std::string heard = serverReplies_.describe(query.id, query.sentAt);
+    std::string why;
+    if (status == ARES_ECONNREFUSED) {
+      why = heard.empty() ? "every DNS server failed it (SERVFAIL, REFUSED, or unreachable)"
+                          : "every DNS server failed it: " + heard;
+    } else {
+      why = ares_strerror(status);
+      if (!heard.empty()) why += ": " + heard;
+    }
     fail(Status::error(what + " failed: " + why));
   } else if (Result<dns::Message> m = dns::parseMessage(abuf, static_cast<size_t>(std::max(alen, 0))); !m) {
     ++counters_.malformedAnswers;

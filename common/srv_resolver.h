@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/dns_server_replies.h"
 #include "common/event_loop.h"
 #include "common/socket_address.h"
 #include "common/status.h"
@@ -153,9 +154,12 @@ class ServiceResolver {
   bool takeNoneChangeLine(Entry& entry);
   void notify(uint64_t entryId, const std::vector<WatchId>& only = {});
   Entry* findEntry(uint64_t entryId);
+  // The channel's servers, in the order c-ares asks them.
+  std::vector<SocketAddress> channelServers() const;
 
   EventLoop& loop_;
   ResolverOptions options_;
+  DnsServerReplies serverReplies_;  // before channel_: the channel's sockets are made through it
   ares_channel channel_ = nullptr;
   bool libraryInit_ = false;
   std::map<int, std::unique_ptr<Socket>> sockets_;

@@ -1158,6 +1158,106 @@ BOOST_AUTO_TEST_CASE(ServerFailureKeepsTheLastAnswer) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+// What each DNS server did with a question that failed is in the error, server by server:
+// c-ares alone says the same for a server that is down, one that refuses us and one that
+// fails upstream, and those need different fixes.
+BOOST_AUTO_TEST_SUITE(SrvResolverNamesWhatEachServerDid)
+
+namespace {
+
+// A loopback UDP port with nothing listening: a question sent there draws ICMP port
+// unreachable, which the socket reports as "Connection refused".
+uint16_t deadUdpPort() {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sin;
+  BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+  BOOST_REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) == 0);
+  close(fd);
+  return ntohs(sin.sin_port);
+}
+
+std::string server(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(AServerThatRefusesTheQuestionIsNamedWithItsAnswer) {
+  // A real dnsmasq that serves connectable.test only and forwards nowhere refuses a name
+  // outside it, as a server that does not recurse for us would.
+  Dnsmasq dns(withBase({"host-record=a.connectable.test,198.18.0.1"}, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  h.watch("_redis._tcp.elsewhere.test");
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  const std::string why = h.current().status.message();
+  BOOST_TEST(contains(why, "every DNS server failed it: " + server(dns.port()) + " answered REFUSED"), why);
+  BOOST_TEST(!contains(why, "SERVFAIL"), why);
+}
+
+BOOST_AUTO_TEST_CASE(AServerWithNothingListeningIsNamedAsUnreachable) {
+  const uint16_t dead = deadUdpPort();
+  Harness h(fastOptions(dead));
+  h.watch(kSrvName);
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  const std::string why = h.current().status.message();
+  BOOST_TEST(contains(why, "every DNS server failed it: " + server(dead) + " unreachable: Connection refused"), why);
+  BOOST_TEST(!contains(why, "answered"), why);
+}
+
+BOOST_AUTO_TEST_CASE(EachServerIsNamedWithWhatItDidInTheOrderTheyAreAsked) {
+  const uint16_t dead = deadUdpPort();
+  FakeHarness h(
+      [](uint16_t id, const std::string& name, uint16_t, int) {
+        DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
+        p.question(name, dns::kTypeSrv);
+        return p.bytes();
+      },
+      [dead](ResolverOptions& o) { o.servers.push_back(*SocketAddress::parseIp("127.0.0.1", dead)); });
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return !h.updates.empty(); }}}), "");
+  const std::string why = h.current().status.message();
+  BOOST_TEST(contains(why, "every DNS server failed it: " + server(h.server->port()) + " answered SERVFAIL; " +
+                               server(dead) + " unreachable: Connection refused"),
+             why);
+}
+
+BOOST_AUTO_TEST_CASE(ATimeoutNamesTheServersThatFailedAndThoseThatSaidNothing) {
+  // One server fails the question, the other never answers: c-ares reports a timeout.
+  FakeHarness h([](uint16_t id, const std::string& name, uint16_t, int) {
+    DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
+    p.question(name, dns::kTypeSrv);
+    return p.bytes();
+  },
+                [](ResolverOptions&) {});
+  FakeDnsServer silent(h.loop, [](uint16_t, const std::string&, uint16_t, int) { return std::vector<uint8_t>{}; });
+  // A second resolver whose servers are the silent one first, then the failing one.
+  ResolverOptions options = fastOptions(silent.port());
+  options.servers.push_back(*SocketAddress::parseIp("127.0.0.1", h.server->port()));
+  ServiceResolver resolver(h.loop, options);
+  BOOST_REQUIRE(resolver.init().isOk());
+  std::vector<Resolution> updates;
+  Result<Target> t = parseTarget(kSrvName);
+  BOOST_REQUIRE(t.isOk());
+  const auto id = resolver.watch(*t, [&](const Resolution& r) { updates.push_back(r); });
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return !updates.empty(); }}}), "");
+  const std::string why = resolver.resolution(id)->status.message();
+  BOOST_TEST(contains(why, "Timeout while contacting DNS servers: " + server(silent.port()) + " did not answer; " +
+                               server(h.server->port()) + " answered SERVFAIL"),
+             why);
+}
+
+BOOST_AUTO_TEST_CASE(ATimeoutFromServersThatAllSaidNothingKeepsItsPlainWords) {
+  FakeHarness h([](uint16_t, const std::string&, uint16_t, int) { return std::vector<uint8_t>{}; });
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return !h.updates.empty(); }}}), "");
+  const std::string why = h.current().status.message();
+  BOOST_TEST(contains(why, "Timeout while contacting DNS servers"), why);
+  BOOST_TEST(!contains(why, "did not answer"), why);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(SrvResolverChangeLog)
 
 namespace {
