@@ -9,6 +9,7 @@
 
 #include "common/http_fetch.h"
 #include "common/log.h"
+#include "common/target.h"
 #include "injector/docker_container.h"
 #include "injector/docker_json.h"
 #include "injector/problem_records.h"
@@ -59,6 +60,18 @@ std::string bytesText(uint64_t n) {
 
 using Row = std::vector<std::string>;
 
+// At most this many items of a list in a note: a label may name hundreds of targets, and
+// a line of hundreds reads as noise. --json has them all.
+constexpr size_t kItemsShown = 3;
+
+// "a, b, c ... and 698 more".
+std::string shortList(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size() && i < kItemsShown; ++i) out += (i ? separator : "") + items[i];
+  if (items.size() > kItemsShown) out += " ... and " + std::to_string(items.size() - kItemsShown) + " more";
+  return out;
+}
+
 // Cells of one port, from the shim's JSON. POCO throws on a malformed answer: caught by the caller.
 Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco::JSON::Object::Ptr& port) {
   std::string backends;
@@ -95,6 +108,49 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
           std::to_string(r.shimPid),
           std::to_string(r.restarts),
           formatAge(shim->getValue<double>("uptime_seconds"))};
+}
+
+// A target's problem as the resolver words it, which names the host mostly ("x.consul: no
+// such name (NXDOMAIN)", "SRV lookup of x.consul failed: ..."): the target is named once.
+std::string namedProblem(const std::string& target, const std::string& problem) {
+  auto parsed = parseTarget(target);
+  if (problem.find(parsed ? parsed->host : target) != std::string::npos) return problem;
+  return target + ": " + problem;
+}
+
+// What is wrong with a port now, read from its own part of the shim's answer: the shim's
+// last error is only the newest one, and a newer error on another port hid this one.
+// Empty when nothing is; problems that ended are no longer in the answer.
+// POCO throws on a malformed answer: caught by the caller.
+std::string portProblem(const Poco::JSON::Object::Ptr& port) {
+  const std::string name = "port " + std::to_string(port->getValue<int>("port"));
+  if (port->has("not_served") && !port->isNull("not_served"))
+    return name + " not served: " + port->getValue<std::string>("not_served");
+  std::vector<std::string> issues, pending;
+  if (auto targets = port->getArray("targets")) {
+    for (size_t i = 0; i < targets->size(); ++i) {
+      auto t = targets->getObject(static_cast<unsigned>(i));
+      const std::string text = t->getValue<std::string>("target");
+      const std::string dns = t->getValue<std::string>("dns");
+      if (dns.rfind("failed: ", 0) == 0) {
+        issues.push_back("DNS failing: " + namedProblem(text, dns.substr(8)));
+      } else if (dns.rfind("stale: ", 0) == 0) {
+        issues.push_back("DNS failing, its last answer still used: " + namedProblem(text, dns.substr(7)));
+      } else if (dns == "pending") {
+        pending.push_back(text);
+      }
+      std::vector<std::string> outside;
+      if (auto list = t->getArray("outside_allow_upstream"))
+        for (size_t k = 0; k < list->size(); ++k)
+          outside.push_back(list->getElement<std::string>(static_cast<unsigned>(k)));
+      if (!outside.empty()) issues.push_back(text + ": " + shortList(outside, ", ") + " outside --allow-upstream");
+    }
+  }
+  const bool none = port->getArray("backends")->size() == 0;
+  if (none && issues.empty() && !pending.empty())
+    issues.push_back("waiting for the first DNS answer for " + shortList(pending, ", "));
+  if (issues.empty()) return none ? name + ": no backends" : "";
+  return name + (none ? ": no backends: " : ": ") + shortList(issues, "; ");
 }
 
 }  // namespace
@@ -139,10 +195,8 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
         auto port = ports->getObject(static_cast<unsigned>(i));
         table.push_back(portRow(r, shim, port));
         // For as long as it lasts, not only while it is the shim's last error.
-        if (port->has("not_served") && !port->isNull("not_served"))
-          notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": port " +
-                          std::to_string(port->getValue<int>("port")) +
-                          " not served: " + port->getValue<std::string>("not_served"));
+        if (std::string problem = portProblem(port); !problem.empty())
+          notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + problem);
       }
       if (shim->has("last_error") && !shim->isNull("last_error")) {
         auto e = shim->getObject("last_error");

@@ -222,6 +222,64 @@ BOOST_AUTO_TEST_CASE(APortTheShimDoesNotServeHasANoteOfItsOwnWhateverTheLastErro
   BOOST_TEST(table.find("last error 1s ago: port 6001: no backend reachable") != std::string::npos, table);
 }
 
+// One port of a shim's answer, as shim/shim_status.cc writes it: `targets` its targets'
+// entries, `backends` its backends' addresses.
+std::string portJson(int number, const std::string& target, const std::vector<std::string>& targets,
+                     const std::vector<std::string>& backends) {
+  std::string t, b;
+  for (const auto& entry : targets) t += (t.empty() ? "" : ",") + entry;
+  for (const auto& address : backends)
+    b += std::string(b.empty() ? "" : ",") + R"({"address":")" + address +
+         R"(","target":"t","state":"up","penalty_seconds_left":0})";
+  return R"({"port":)" + std::to_string(number) + R"(,"target":")" + target + R"(","listen":["127.0.0.1:)" +
+         std::to_string(number) + R"("],"not_served":null,"connections":{"active":0,"total":0},)" +
+         R"("bytes":{"to_backends":0,"from_backends":0},"failures":{},"targets":[)" + t + R"(],"backends":[)" + b +
+         "]}";
+}
+
+std::string targetJson(const std::string& target, const std::string& dns, const std::string& outside = "") {
+  return R"({"target":")" + target + R"(","kind":"srv","dns":")" + dns + R"(","outside_allow_upstream":[)" + outside +
+         R"(],"backends":[]})";
+}
+
+std::string shimJson(const std::string& lastError, const std::vector<std::string>& ports) {
+  std::string p;
+  for (const auto& port : ports) p += (p.empty() ? "" : ",") + port;
+  return R"({"uptime_seconds":60,"last_error":{"message":")" + lastError + R"(","seconds_ago":2},"ports":[)" + p + "]}";
+}
+
+BOOST_AUTO_TEST_CASE(EveryPortsCurrentProblemHasANoteWhateverTheLastErrorIs) {
+  // Port 6000's name has no backends; port 6001 failed since: the shim's last error is
+  // 6001's, and with it alone the table never said that 6000 has no backends.
+  const std::string nxdomain = "failed: nosuch.service.consul: no such name (NXDOMAIN)";
+  const std::string timeout = "stale: A query for db.example.org: Timeout while contacting DNS servers";
+  const std::string shim =
+      shimJson("port 6001: no backend reachable: connection refused",
+               {portJson(6000, "nosuch.service.consul", {targetJson("nosuch.service.consul", nxdomain)}, {}),
+                portJson(6001, "198.18.0.9:80", {targetJson("198.18.0.9:80", "literal")}, {"198.18.0.9:80"}),
+                portJson(6002, "db.example.org:5432,cache.service.consul",
+                         {targetJson("db.example.org:5432", timeout),
+                          targetJson("cache.service.consul", "failed: every DNS server failed it")},
+                         {"198.18.0.7:5432"}),
+                portJson(6003, "late.service.consul", {targetJson("late.service.consul", "pending")}, {}),
+                portJson(6004, "web.service.consul", {targetJson("web.service.consul", "ok", R"("203.0.113.5:80")")},
+                         {"198.18.0.8:80"})});
+  const std::string table = formatStatusTable({rowAnswering(shim)});
+  const std::string app = "\napp (" + shortContainerId(idOf(0)) + "): ";
+  auto has = [&](const std::string& note) { return table.find(app + note + "\n") != std::string::npos; };
+  BOOST_TEST(has("port 6000: no backends: DNS failing: nosuch.service.consul: no such name (NXDOMAIN)"), table);
+  BOOST_TEST(has("last error 2s ago: port 6001: no backend reachable: connection refused"), table);
+  // A port whose problem ended has no note: its last error stays the shim's, as it was.
+  BOOST_TEST(table.find(app + "port 6001") == std::string::npos, table);
+  // Served by one target while another fails: both failing names, the one served stale said so.
+  BOOST_TEST(has("port 6002: DNS failing, its last answer still used: A query for db.example.org: Timeout while "
+                 "contacting DNS servers; DNS failing: cache.service.consul: every DNS server failed it"),
+             table);
+  BOOST_TEST(has("port 6003: no backends: waiting for the first DNS answer for late.service.consul"), table);
+  BOOST_TEST(has("port 6004: web.service.consul: 203.0.113.5:80 outside --allow-upstream"), table);
+  BOOST_TEST(count(table, app) == 5u, table);  // one note per port with a problem, and the last error
+}
+
 BOOST_AUTO_TEST_CASE(TheTableReadsAShimsAnswerAsTheJsonDoes) {
   // An answer --json calls unreadable shows no ports in the table either.
   std::string shim = std::string(R"({"uptime_seconds":1,"ports":[{"port":6000,"target":"t","connections":{"active":0,"total":0},)"
