@@ -60,33 +60,48 @@ std::string bytesText(uint64_t n) {
 
 using Row = std::vector<std::string>;
 
-// At most this many items of a list in a note: a label may name hundreds of targets, and
-// a line of hundreds reads as noise. --json has them all.
+// At most this many items of a list in a cell or a note: a label may name hundreds of
+// targets, and one of 701 made a line of 31,000 characters. --json has them all.
 constexpr size_t kItemsShown = 3;
 
-// "a, b, c ... and 698 more".
-std::string shortList(const std::vector<std::string>& items, const std::string& separator) {
+// "a, b, c ... and 698 more"; `more` is said of the ones left out (" (2 penalized)").
+std::string shortList(const std::vector<std::string>& items, const std::string& separator,
+                      const std::string& more = "") {
   std::string out;
   for (size_t i = 0; i < items.size() && i < kItemsShown; ++i) out += (i ? separator : "") + items[i];
-  if (items.size() > kItemsShown) out += " ... and " + std::to_string(items.size() - kItemsShown) + " more";
+  if (items.size() > kItemsShown) out += " ... and " + std::to_string(items.size() - kItemsShown) + " more" + more;
   return out;
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> out;
+  for (size_t from = 0;;) {
+    size_t to = text.find(separator, from);
+    out.push_back(text.substr(from, to - from));
+    if (to == std::string::npos) return out;
+    from = to + 1;
+  }
 }
 
 // Cells of one port, from the shim's JSON. POCO throws on a malformed answer: caught by the caller.
 Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco::JSON::Object::Ptr& port) {
-  std::string backends;
+  std::vector<std::string> backends;
+  size_t penalizedUnshown = 0;  // a penalized backend past the first few is still counted
   auto list = port->getArray("backends");
   for (size_t i = 0; i < list->size(); ++i) {
     auto b = list->getObject(static_cast<unsigned>(i));
     std::string state = b->getValue<std::string>("state");
     if (state == "penalized") {
+      if (i >= kItemsShown) ++penalizedUnshown;
       char buf[32];
       std::snprintf(buf, sizeof buf, " %.0fs", b->getValue<double>("penalty_seconds_left"));
       state += buf;
     }
-    backends += (backends.empty() ? "" : ", ") + b->getValue<std::string>("address") + " " + state;
+    backends.push_back(b->getValue<std::string>("address") + " " + state);
   }
-  if (backends.empty()) backends = "none";
+  std::string backendsCell =
+      shortList(backends, ", ", penalizedUnshown ? " (" + std::to_string(penalizedUnshown) + " penalized)" : "");
+  if (backendsCell.empty()) backendsCell = "none";
   auto conns = port->getObject("connections");
   auto bytes = port->getObject("bytes");
   std::string failures;
@@ -97,17 +112,18 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
     auto v = f->getValue<uint64_t>(n);
     if (v) failures += (failures.empty() ? "" : " ") + n + "=" + std::to_string(v);
   }
-  return {r.containerName,
-          shortContainerId(r.containerId),
-          std::to_string(port->getValue<int>("port")),
-          port->getValue<std::string>("target"),
-          backends,
-          std::to_string(conns->getValue<uint64_t>("active")) + "/" + std::to_string(conns->getValue<uint64_t>("total")),
-          bytesText(bytes->getValue<uint64_t>("to_backends")) + "/" + bytesText(bytes->getValue<uint64_t>("from_backends")),
-          cell(failures),
-          std::to_string(r.shimPid),
-          std::to_string(r.restarts),
-          formatAge(shim->getValue<double>("uptime_seconds"))};
+  return {
+      r.containerName,
+      shortContainerId(r.containerId),
+      std::to_string(port->getValue<int>("port")),
+      shortList(split(port->getValue<std::string>("target"), ','), ","),
+      backendsCell,
+      std::to_string(conns->getValue<uint64_t>("active")) + "/" + std::to_string(conns->getValue<uint64_t>("total")),
+      bytesText(bytes->getValue<uint64_t>("to_backends")) + "/" + bytesText(bytes->getValue<uint64_t>("from_backends")),
+      cell(failures),
+      std::to_string(r.shimPid),
+      std::to_string(r.restarts),
+      formatAge(shim->getValue<double>("uptime_seconds"))};
 }
 
 // A target's problem as the resolver words it, which names the host mostly ("x.consul: no

@@ -280,6 +280,42 @@ BOOST_AUTO_TEST_CASE(EveryPortsCurrentProblemHasANoteWhateverTheLastErrorIs) {
   BOOST_TEST(count(table, app) == 5u, table);  // one note per port with a problem, and the last error
 }
 
+BOOST_AUTO_TEST_CASE(ALabelOfHundredsOfTargetsMakesNoLineOfThousandsButTheJsonHasThemAll) {
+  // A user's label named 701 static targets: its row was 31,000 characters long.
+  constexpr int kTargets = 701;
+  std::vector<std::string> addresses, targets;
+  for (int i = 0; i < kTargets; ++i) {
+    addresses.push_back("198.18." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":80");
+    targets.push_back(targetJson(addresses.back(), "literal"));
+  }
+  std::string label;
+  for (const auto& a : addresses) label += (label.empty() ? "" : ",") + a;
+  std::string port = portJson(6000, label, targets, addresses);
+  // Two of the backends left out are penalized: still counted, or the table hid them.
+  for (const char* which : {"198.18.1.0:80", "198.18.2.0:80"}) {
+    const std::string up = std::string(R"({"address":")") + which + R"(","target":"t","state":"up")";
+    BOOST_REQUIRE(port.find(up) != std::string::npos);
+    port.replace(port.find(up), up.size(),
+                 std::string(R"({"address":")") + which + R"(","target":"t","state":"penalized")");
+  }
+  const std::string shim = shimJson("m", {port});
+
+  const std::string table = formatStatusTable({rowAnswering(shim)});
+  size_t longest = 0;
+  for (size_t from = 0, to; (to = table.find('\n', from)) != std::string::npos; from = to + 1)
+    longest = std::max(longest, to - from);
+  BOOST_TEST(longest < 300u, table);
+  BOOST_TEST(table.find("  198.18.0.0:80,198.18.0.1:80,198.18.0.2:80 ... and 698 more  ") != std::string::npos, table);
+  BOOST_TEST(table.find("  198.18.0.0:80 up, 198.18.0.1:80 up, 198.18.0.2:80 up ... and 698 more (2 penalized)  ") !=
+                 std::string::npos,
+             table);
+
+  auto rows = Poco::JSON::Parser().parse(formatStatusJson({rowAnswering(shim)})).extract<Poco::JSON::Array::Ptr>();
+  auto ports = rows->getObject(0)->getObject("shim")->getArray("ports");
+  BOOST_TEST(ports->getObject(0)->getValue<std::string>("target") == label);
+  BOOST_TEST(ports->getObject(0)->getArray("backends")->size() == static_cast<size_t>(kTargets));
+}
+
 BOOST_AUTO_TEST_CASE(TheTableReadsAShimsAnswerAsTheJsonDoes) {
   // An answer --json calls unreadable shows no ports in the table either.
   std::string shim = std::string(R"({"uptime_seconds":1,"ports":[{"port":6000,"target":"t","connections":{"active":0,"total":0},)"
