@@ -2,7 +2,11 @@
 # Source it (bash). Always uses /usr/bin/docker: a newer client may shadow it in PATH.
 #
 #   dockerd_ensure            # install docker.io if needed, start dockerd if none answers
-#   dockerd_stop_if_started   # stop only the daemon dockerd_ensure started, by pid
+#   dockerd_stop_if_started [STATUS]
+#                             # stop only the daemon dockerd_ensure started, by pid, and
+#                             # remove what it left: its docker0 bridge if there was none
+#                             # before it, and its log unless STATUS (the caller's exit
+#                             # status) is given and not 0
 #   dockerd_restart_own       # restart the daemon these scripts started (for tests)
 #
 # The daemon's bridge and address pools live in 198.18.0.0/15 (benchmark range, RFC 2544),
@@ -60,6 +64,8 @@ dockerd_ensure() {
     return 1
   fi
   mkdir -p "$DOCKERD_STATE_DIR"
+  # dockerd makes docker0 and leaves it when it stops: ours is removed then, another's kept.
+  if ip link show docker0 >/dev/null 2>&1; then _DOCKERD_MADE_BRIDGE=; else _DOCKERD_MADE_BRIDGE=1; fi
   _dockerd_log "starting $DOCKERD (log: $DOCKERD_LOG)"
   # setsid: the daemon must not die with the caller's terminal or process group.
   setsid "$DOCKERD" \
@@ -92,7 +98,7 @@ dockerd_ensure() {
 # Only the daemon this shell's dockerd_ensure started: one started by an earlier run is
 # left alone (stop it with DOCKERD_PID_FILE by hand).
 dockerd_stop_if_started() {
-  local pid=${_DOCKERD_STARTED_PID:-}
+  local pid=${_DOCKERD_STARTED_PID:-} status=${1:-}
   [ -n "$pid" ] || return 0
   _DOCKERD_STARTED_PID=
   # A test may have restarted our daemon (dockerd_restart_own): the pid file names the
@@ -100,6 +106,17 @@ dockerd_stop_if_started() {
   [ -f "$DOCKERD_PID_FILE" ] && pid=$(cat "$DOCKERD_PID_FILE")
   rm -f "$DOCKERD_PID_FILE"
   _dockerd_stop_pid "$pid"
+  # Only once no dockerd runs: one started meanwhile by someone else would be using it.
+  if [ -n "${_DOCKERD_MADE_BRIDGE:-}" ] && [ -z "$(_dockerd_pids)" ] && ip link show docker0 >/dev/null 2>&1; then
+    ip link delete docker0 || _dockerd_log "could not remove the docker0 bridge our dockerd made"
+  fi
+  _DOCKERD_MADE_BRIDGE=
+  if [ "$status" = 0 ]; then
+    rm -f "$DOCKERD_LOG"
+    rmdir "$DOCKERD_STATE_DIR" 2>/dev/null || true
+  elif [ -f "$DOCKERD_LOG" ]; then
+    _dockerd_log "dockerd's log is kept: $DOCKERD_LOG"
+  fi
 }
 
 _dockerd_stop_pid() {
@@ -136,7 +153,8 @@ dockerd_restart_own() {
     sleep 0.1
   done
   rm -f "$DOCKERD_PID_FILE"
-  local saved=${_DOCKERD_STARTED_PID:-}
+  local saved=${_DOCKERD_STARTED_PID:-} bridge=${_DOCKERD_MADE_BRIDGE:-}
   dockerd_ensure
   _DOCKERD_STARTED_PID=$saved
+  _DOCKERD_MADE_BRIDGE=$bridge  # the first daemon's docker0, still there
 }
