@@ -1,5 +1,5 @@
 // Backend: one address a listening port proxies to, with the live state that balancing
-// and passive health read (active connections, consecutive failures, penalty).
+// and health read (active connections, consecutive failures, penalty, health probes).
 // Owned by the shim's event loop thread; not thread-safe.
 #pragma once
 
@@ -19,17 +19,23 @@ struct Backend {
 
   uint32_t active = 0;            // connections open through it now
   uint64_t total = 0;             // connections ever established
-  uint64_t connectFailures = 0;   // refused, timed out or errored connects
+  uint64_t connectFailures = 0;   // refused, timed out or errored connects of clients
+  uint64_t probes = 0;            // health probes made (shim/health_probes.h)
+  uint64_t probeFailures = 0;     // of which failed
   uint64_t bytesToBackend = 0;
   uint64_t bytesFromBackend = 0;
   uint32_t consecutiveFailures = 0;
   Clock::time_point lastFailure{};     // when the last failed connect was seen
-  Clock::time_point penalizedUntil{};  // tried last until then
+  Clock::time_point penalizedUntil{};  // not probed before then
+  bool probing = false;                // a health probe's connect is under way
   // "backend failing" was logged for the failures in a row now; when it was last logged.
   bool failingLogged = false;
   Clock::time_point failingLoggedAt{};
 
-  bool penalized(Clock::time_point now) const { return now < penalizedUntil; }
+  // Tried last: it failed, and since then neither a probe nor a connection reached it.
+  bool penalized() const { return consecutiveFailures > 0; }
+  // Its penalty still runs: the health probe waits for its end.
+  bool penaltyRunning(Clock::time_point now) const { return now < penalizedUntil; }
 };
 
 }  // namespace connectable

@@ -39,6 +39,10 @@ Millis Balancer::penaltyFor(uint32_t consecutiveFailures) const {
 
 void Balancer::recordFailure(Backend& backend, Clock::time_point attemptStarted, Clock::time_point now) const {
   ++backend.connectFailures;
+  penalize(backend, attemptStarted, now);
+}
+
+void Balancer::penalize(Backend& backend, Clock::time_point attemptStarted, Clock::time_point now) const {
   // Twenty connects refused at one restart of the backend are one failure, not twenty: as
   // many doublings would shun it for the longest penalty after a blip of a second.
   if (backend.consecutiveFailures == 0 || attemptStarted > backend.lastFailure) ++backend.consecutiveFailures;
@@ -106,10 +110,10 @@ void Balancer::orderGroup(BackendList::iterator first, BackendList::iterator las
   }
 }
 
-void Balancer::order(const BackendList& backends, Clock::time_point now, BackendList* out) {
+void Balancer::order(const BackendList& backends, BackendList* out) {
   out->clear();
   scratch_.clear();
-  for (const auto& b : backends) (b->penalized(now) ? scratch_ : *out).push_back(b);
+  for (const auto& b : backends) (b->penalized() ? scratch_ : *out).push_back(b);
 
   // Stable base order first, so round-robin rotates a list that means the same each time.
   std::sort(out->begin(), out->end(), [](const auto& a, const auto& b) {

@@ -4,7 +4,9 @@
 //
 // Order = healthy backends by SRV priority group (lowest first), each group ordered by the
 // policy; then penalized backends, the one whose penalty ends soonest first. Every backend
-// appears exactly once, so a connection fails only when all were tried.
+// appears exactly once, so a connection fails only when all were tried. A penalized
+// backend is back in turn once something reaches it: a health probe at its penalty's end
+// (shim/health_probes.h), or a connection that tried it last.
 #pragma once
 
 #include <memory>
@@ -40,13 +42,15 @@ class Balancer {
                     uint64_t seed = std::random_device{}());
 
   // Fills `out` with every backend of `backends`, in the order to try them.
-  void order(const BackendList& backends, Clock::time_point now, BackendList* out);
+  void order(const BackendList& backends, BackendList* out);
 
   // Passive health: a failed connect penalizes, growing with each failure in a row;
-  // an established connection clears it. A connect that was already under way when the
-  // last failure was seen (attemptStarted <= backend.lastFailure) fails for the same reason
-  // and starts the penalty again without lengthening it.
+  // an established connection (or a health probe's) clears it. A connect that was already
+  // under way when the last failure was seen (attemptStarted <= backend.lastFailure) fails
+  // for the same reason and starts the penalty again without lengthening it.
+  // recordFailure counts a client's connect in connectFailures; penalize alone is a probe's.
   void recordFailure(Backend& backend, Clock::time_point attemptStarted, Clock::time_point now) const;
+  void penalize(Backend& backend, Clock::time_point attemptStarted, Clock::time_point now) const;
   void recordSuccess(Backend& backend) const;
   Millis penaltyFor(uint32_t consecutiveFailures) const;
 

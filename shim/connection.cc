@@ -110,7 +110,7 @@ void Connection::backendsReady() {
   timer_ = 0;
   leaveWaitingList();
   state_ = State::Connecting;
-  port_.balancer().order(port_.backends().backends(), proxy_.loop().now(), &order_);
+  port_.balancer().order(port_.backends().backends(), &order_);
   connectNext();
 }
 
@@ -229,6 +229,7 @@ void Connection::connectFailed(const char* why, FailureReason reason) {
 void Connection::backendFailed(Clock::time_point now) {
   Backend& b = *backend_;
   port_.balancer().recordFailure(b, attemptStarted_, now);
+  port_.probes().probeWhenPenaltyEnds(backend_);
   const std::string port = std::to_string(port_.spec().port);
   log::debug("backend connect failed", {{"port", port}, {"backend", b.address.toString()}, {"error", lastError_}});
   // Said once when a backend starts failing (and once when it answers again), not at each
@@ -273,13 +274,7 @@ void Connection::established() {
   if (timer_) loop.cancelTimer(timer_);
   timer_ = 0;
   state_ = State::Open;
-  if (backend_->failingLogged) {
-    backend_->failingLogged = false;
-    log::info("backend answers again", {{"port", std::to_string(port_.spec().port)},
-                                        {"backend", backend_->address.toString()},
-                                        {"failed_connects_in_a_row", std::to_string(backend_->consecutiveFailures)}});
-  }
-  port_.balancer().recordSuccess(*backend_);
+  port_.probes().answered(*backend_);
   ++backend_->active;
   ++backend_->total;
   ++port_.counters().established;

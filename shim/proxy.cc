@@ -51,7 +51,8 @@ ListenPort::ListenPort(Proxy& proxy, const ConnectSpec& spec, const ProxyOptions
     : proxy_(proxy),
       spec_(spec),
       backends_(spec.targets, options.allowUpstream),
-      balancer_(options.balance, options.penalty, seed) {}
+      balancer_(options.balance, options.penalty, seed),
+      probes_(proxy.loop(), backends_, balancer_, options.connectTimeout, spec.port) {}
 
 uint64_t ListenPort::waiting() const {
   uint64_t n = 0;
@@ -60,6 +61,7 @@ uint64_t ListenPort::waiting() const {
 }
 
 void ListenPort::backendsChanged() {
+  probes_.dropGone();
   if (backends_.awaitingFirstAnswer()) return;
   auto waiting = waiting_;  // connections remove themselves as they go on
   for (Connection* c : waiting) c->backendsReady();

@@ -23,6 +23,7 @@
 #include "common/target.h"
 #include "shim/backend_set.h"
 #include "shim/balancer.h"
+#include "shim/health_probes.h"
 #include "shim/pipe_pool.h"
 
 namespace connectable {
@@ -107,6 +108,7 @@ class ListenPort {
   const ConnectSpec& spec() const { return spec_; }
   BackendSet& backends() { return backends_; }
   Balancer& balancer() { return balancer_; }
+  HealthProbes& probes() { return probes_; }
   PortCounters& counters() { return counters_; }
   const std::vector<SocketAddress>& listenAddresses() const { return listenAddresses_; }
   // Why the port has no listener, empty when it has: taken in the namespace when the shim
@@ -116,7 +118,8 @@ class ListenPort {
   // the fd limit): what `ss -lt` shows as Recv-Q.
   uint64_t waiting() const;
 
-  // Call after backends() changed: connections waiting for a first answer go on.
+  // Call after backends() changed: connections waiting for a first answer go on, and
+  // backends left out are no longer probed.
   void backendsChanged();
 
  private:
@@ -128,6 +131,7 @@ class ListenPort {
   ConnectSpec spec_;
   BackendSet backends_;
   Balancer balancer_;
+  HealthProbes probes_;  // after backends_ and balancer_, which it uses until destroyed
   PortCounters counters_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<SocketAddress> listenAddresses_;

@@ -34,10 +34,12 @@ const char* kindName(Target::Kind kind) {
   return "?";
 }
 
-std::string backendState(const Backend& b, Clock::time_point now) { return b.penalized(now) ? "penalized" : "up"; }
+// "penalized" from a failure until a probe or a connection reaches it again: past the
+// penalty's end too, while its probe is under way (or failing, which starts a new one).
+std::string backendState(const Backend& b) { return b.penalized() ? "penalized" : "up"; }
 
 double penaltyLeft(const Backend& b, Clock::time_point now) {
-  return b.penalized(now) ? secondsBetween(now, b.penalizedUntil) : 0.0;
+  return b.penaltyRunning(now) ? secondsBetween(now, b.penalizedUntil) : 0.0;
 }
 
 // DNS state of a target: "literal", "pending", "ok", "stale: <why>", "failed: <why>".
@@ -146,7 +148,7 @@ std::string ShimStatus::json() const {
       const Backend& b = *backends[k];
       j += std::string(k ? "," : "") + "{\"address\":" + q(b.address.toString()) + ",\"target\":" + q(b.target) +
            ",\"priority\":" + std::to_string(b.priority) + ",\"weight\":" + std::to_string(b.weight) +
-           ",\"state\":" + q(backendState(b, now)) + ",\"consecutive_failures\":" +
+           ",\"state\":" + q(backendState(b)) + ",\"consecutive_failures\":" +
            std::to_string(b.consecutiveFailures) + ",\"penalty_seconds_left\":" + fixed(penaltyLeft(b, now)) +
            ",\"connections\":{\"active\":" + std::to_string(b.active) + ",\"total\":" + std::to_string(b.total) +
            "},\"connect_failures\":" + std::to_string(b.connectFailures) +
@@ -234,8 +236,10 @@ std::string ShimStatus::metrics() const {
         emit(MetricLabels{{"port", std::to_string(p->spec().port)}, {"target", b->target}, {"backend", b->address.toString()}},
              *b);
   };
-  perBackend("connectable_backend_up", "gauge", "1 when the backend is tried in turn, 0 while penalized after failures.",
-             [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_up", l, b.penalized(now) ? 0 : 1); });
+  perBackend("connectable_backend_up", "gauge",
+             "1 when the backend is tried in turn, 0 while penalized: from a failure until a health probe or a "
+             "connection reaches it again.",
+             [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_up", l, b.penalized() ? 0 : 1); });
   perBackend("connectable_backend_penalty_seconds", "gauge", "Seconds left of the backend's penalty.",
              [&](const MetricLabels& l, const Backend& b) { m.sampleDouble("connectable_backend_penalty_seconds", l, penaltyLeft(b, now)); });
   perBackend("connectable_backend_connections_active", "gauge", "Connections open through the backend now.",
@@ -311,8 +315,8 @@ std::string ShimStatus::text() const {
         t += "  target " + set.targets()[i].text + ": left out (outside --allow-upstream)\n";
       }
     for (const auto& b : set.backends()) {
-      std::string state = backendState(*b, now);
-      if (b->penalized(now)) state += " " + fixed(penaltyLeft(*b, now), 1) + "s";
+      std::string state = backendState(*b);
+      if (b->penalized()) state += " " + fixed(penaltyLeft(*b, now), 1) + "s";
       t += "  backend " + b->address.toString() + "  " + state + "  active " + std::to_string(b->active) + ", total " +
            std::to_string(b->total) + ", connect failures " + std::to_string(b->connectFailures) + ", bytes " +
            std::to_string(b->bytesToBackend) + " out / " + std::to_string(b->bytesFromBackend) + " in\n";
