@@ -150,6 +150,8 @@ std::string ShimStatus::json() const {
            ",\"priority\":" + std::to_string(b.priority) + ",\"weight\":" + std::to_string(b.weight) +
            ",\"state\":" + q(backendState(b)) + ",\"consecutive_failures\":" +
            std::to_string(b.consecutiveFailures) + ",\"penalty_seconds_left\":" + fixed(penaltyLeft(b, now)) +
+           ",\"probing\":" + (b.probing ? "true" : "false") + ",\"probes\":" + std::to_string(b.probes) +
+           ",\"probe_failures\":" + std::to_string(b.probeFailures) +
            ",\"connections\":{\"active\":" + std::to_string(b.active) + ",\"total\":" + std::to_string(b.total) +
            "},\"connect_failures\":" + std::to_string(b.connectFailures) +
            ",\"bytes\":{\"to_backend\":" + std::to_string(b.bytesToBackend) +
@@ -240,8 +242,16 @@ std::string ShimStatus::metrics() const {
              "1 when the backend is tried in turn, 0 while penalized: from a failure until a health probe or a "
              "connection reaches it again.",
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_up", l, b.penalized() ? 0 : 1); });
-  perBackend("connectable_backend_penalty_seconds", "gauge", "Seconds left of the backend's penalty.",
+  perBackend("connectable_backend_penalty_seconds", "gauge",
+             "Seconds left of the backend's penalty; at 0 while penalized, its health probe is under way.",
              [&](const MetricLabels& l, const Backend& b) { m.sampleDouble("connectable_backend_penalty_seconds", l, penaltyLeft(b, now)); });
+  perBackend("connectable_backend_probing", "gauge", "1 while a health probe's connect to the penalized backend is under way.",
+             [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_probing", l, b.probing ? 1 : 0); });
+  perBackend("connectable_backend_probes_total", "counter",
+             "Health probes made to the backend: a TCP connect at each penalty's end, closed at once.",
+             [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_probes_total", l, b.probes); });
+  perBackend("connectable_backend_probe_failures_total", "counter", "Health probes to the backend that failed.",
+             [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_probe_failures_total", l, b.probeFailures); });
   perBackend("connectable_backend_connections_active", "gauge", "Connections open through the backend now.",
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_connections_active", l, b.active); });
   perBackend("connectable_backend_connections_total", "counter", "Connections established to the backend.",
@@ -316,9 +326,15 @@ std::string ShimStatus::text() const {
       }
     for (const auto& b : set.backends()) {
       std::string state = backendState(*b);
-      if (b->penalized()) state += " " + fixed(penaltyLeft(*b, now), 1) + "s";
+      if (b->probing) {
+        state += ", probing";
+      } else if (b->penalized()) {
+        state += " " + fixed(penaltyLeft(*b, now), 1) + "s";
+      }
+      std::string probes;
+      if (b->probes) probes = ", probes " + std::to_string(b->probes) + " (" + std::to_string(b->probeFailures) + " failed)";
       t += "  backend " + b->address.toString() + "  " + state + "  active " + std::to_string(b->active) + ", total " +
-           std::to_string(b->total) + ", connect failures " + std::to_string(b->connectFailures) + ", bytes " +
+           std::to_string(b->total) + ", connect failures " + std::to_string(b->connectFailures) + probes + ", bytes " +
            std::to_string(b->bytesToBackend) + " out / " + std::to_string(b->bytesFromBackend) + " in\n";
     }
     if (set.backends().empty()) t += "  no backends\n";

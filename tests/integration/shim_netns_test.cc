@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <Poco/JSON/Parser.h>
+
 #include <boost/test/unit_test.hpp>
 #include <atomic>
 #include <fstream>
@@ -1204,6 +1206,91 @@ BOOST_AUTO_TEST_CASE(FailsOverPastABackendThatDoesNotAnswer) {
   BOOST_TEST(log.find("backend failing; the others are tried first port=6000 backend=" + silent.address() +
                       " error=\"connect timeout\"") != std::string::npos,
              log);
+}
+
+// One backend of a shim's status (curl on its control socket): null when it has none there.
+Poco::JSON::Object::Ptr backendStatus(const std::string& controlSocket, const std::string& address) {
+  auto status = run({"curl", "-sS", "-m", "5", "--unix-socket", controlSocket, "http://shim/status"}).out;
+  auto ports = Poco::JSON::Parser().parse(status).extract<Poco::JSON::Object::Ptr>()->getArray("ports");
+  for (size_t i = 0; i < ports->size(); ++i) {
+    auto backends = ports->getObject(static_cast<unsigned>(i))->getArray("backends");
+    for (size_t k = 0; k < backends->size(); ++k) {
+      auto b = backends->getObject(static_cast<unsigned>(k));
+      if (b->getValue<std::string>("address") == address) return b;
+    }
+  }
+  return nullptr;
+}
+
+BOOST_AUTO_TEST_CASE(ABackendThatDoesNotAnswerIsProbedByTheShimAndNoClientWaitsForItAgain) {
+  // Its penalty ending put it back in turn, and the next client was the test: it waited
+  // the whole connect timeout, at every penalty's end, for as long as the backend was
+  // dead. The shim probes it instead, and it stays penalized until it answers.
+  SilentListener silent;
+  TcpServer alive(replyHandler("alive"));
+  const std::string control = tempDir() + "/shim.sock";
+  const long timeoutMs = 500;
+  ShimProcess shim({"--netns", ns.path(), "--balance", "round-robin", "--connect-timeout", std::to_string(timeoutMs) + "ms",
+                    "--control", control, "--connect", "6000=" + silent.address() + "," + alive.address()});
+  auto ask = [&](long* ms) {
+    const auto before = std::chrono::steady_clock::now();
+    int fd = connectInside(ns);
+    std::string got;
+    if (fd >= 0) {
+      readToEof(fd, &got, 5000);
+      close(fd);
+    }
+    *ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - before).count();
+    return got;
+  };
+  // Round-robin: one of the first two tries it first, and pays the timeout once.
+  long ms = 0;
+  for (int i = 0; i < 2; ++i) BOOST_TEST(ask(&ms) == "alive");
+  BOOST_REQUIRE(shim.waitLog("backend failing; the others are tried first port=6000 backend=" + silent.address()));
+  // 4.5 s: past the first penalty's end (1 s: a probe fails 0.5 s later) and the second's
+  // (2 s more). No client waits for it, and it is not "up" meanwhile.
+  const auto until = std::chrono::steady_clock::now() + 4500ms;
+  int asked = 0;
+  bool sawProbing = false;
+  while (std::chrono::steady_clock::now() < until) {
+    BOOST_TEST(ask(&ms) == "alive");
+    BOOST_TEST(ms < timeoutMs, "connection " << asked << " took " << ms << " ms");
+    ++asked;
+    auto b = backendStatus(control, silent.address());
+    BOOST_REQUIRE(b);
+    BOOST_TEST(b->getValue<std::string>("state") == "penalized");
+    if (b->getValue<bool>("probing")) {
+      sawProbing = true;
+      BOOST_TEST(b->getValue<double>("penalty_seconds_left") == 0.0);
+    }
+  }
+  BOOST_TEST(asked > 20);
+  BOOST_TEST(sawProbing);
+  auto b = backendStatus(control, silent.address());
+  BOOST_TEST(b->getValue<int>("probes") >= 2);
+  BOOST_TEST(b->getValue<int>("probe_failures") == b->getValue<int>("probes"));
+  BOOST_TEST(b->getValue<int>("connect_failures") == 1);  // the first client's: no other tried it
+  const int failedProbes = b->getValue<int>("probe_failures");
+
+  // It answers again: a probe finds out, and clients get it in turn.
+  silent.open(replyHandler("back"));
+  bool back = false;
+  for (int i = 0; i < 200 && !back; ++i) {
+    back = ask(&ms) == "back";
+    BOOST_TEST(ms < timeoutMs, "a connection took " << ms << " ms");
+    if (!back) std::this_thread::sleep_for(50ms);
+  }
+  BOOST_TEST(back, "the backend that answers again was not taken back in turn");
+  b = backendStatus(control, silent.address());
+  BOOST_TEST(b->getValue<std::string>("state") == "up");
+  BOOST_TEST(b->getValue<int>("probes") == failedProbes + 1);
+  BOOST_TEST(b->getValue<int>("connect_failures") == 1);
+  const std::string log = shim.log();
+  const std::string answers = "info connectable-shim: backend answers again port=6000 backend=" + silent.address();
+  const auto first = log.find(answers);
+  BOOST_TEST(first != std::string::npos, log);
+  BOOST_TEST(log.find(answers, first + 1) == std::string::npos, log);
+  BOOST_TEST(log.find("health probe") == std::string::npos, log);  // failed probes are debug lines
 }
 
 BOOST_AUTO_TEST_CASE(ARequestWhoseClientResetWhileTheShimWasConnectingNeverReachesTheBackend) {

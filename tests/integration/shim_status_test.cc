@@ -171,6 +171,39 @@ BOOST_AUTO_TEST_CASE(MetricsPassPromtoolAndCarryTheSameCounts) {
   BOOST_TEST((m.out.find("connectable_read_buffers{state=\"pool\"} 64\n") != std::string::npos) == ring, m.out);
 }
 
+BOOST_AUTO_TEST_CASE(ADeadBackendsHealthProbesAreCountedAndShownWhileItStaysDown) {
+  int fd = -1;
+  ns.inside([&] { fd = connectTcp("127.0.0.1", kDeadPort); });
+  if (fd >= 0) {  // the reset may beat the client's own connect check
+    BOOST_TEST(waitClosed(fd, 3000) >= 0);
+    close(fd);
+  }
+  // A second after that failure its penalty ends, and the shim's probe is refused.
+  Json b;
+  BOOST_REQUIRE(waitFor([&] {
+    b = portOf(status(), kDeadPort)->getArray("backends")->getObject(0);
+    return b->getValue<int>("probe_failures") >= 1;
+  }, 5s));
+  BOOST_TEST(b->getValue<std::string>("state") == "penalized");
+  BOOST_TEST(b->getValue<int>("connect_failures") == 1);  // the client's; probes count apart
+  const std::string probes = std::to_string(b->getValue<int>("probes"));
+  const std::string labels = "{port=\"" + std::to_string(kDeadPort) + "\",target=\"" + deadBackend.address() +
+                             "\",backend=\"" + deadBackend.address() + "\"} ";
+  auto m = curl("/metrics").out;
+  BOOST_TEST(m.find("connectable_backend_up" + labels + "0\n") != std::string::npos, m);
+  BOOST_TEST(m.find("connectable_backend_probes_total" + labels) != std::string::npos, m);
+  BOOST_TEST(m.find("connectable_backend_probe_failures_total" + labels) != std::string::npos, m);
+  BOOST_TEST(m.find("# TYPE connectable_backend_probing gauge") != std::string::npos, m);
+  // The live backend was never probed.
+  const std::string live = "{port=\"" + std::to_string(kPort) + "\",target=\"" + backend.address() + "\",backend=\"" +
+                           backend.address() + "\"} ";
+  BOOST_TEST(m.find("connectable_backend_probes_total" + live + "0\n") != std::string::npos, m);
+  auto text = curl("/status?format=text").out;
+  BOOST_TEST(text.find("backend " + deadBackend.address() + "  penalized") != std::string::npos, text);
+  BOOST_TEST(text.find(", probes ") != std::string::npos, text);
+  BOOST_TEST(backend.accepted() == 0);
+}
+
 BOOST_AUTO_TEST_CASE(ShimStatusCommandPrintsTheTableAndTheJson) {
   echoTraffic(2, 100);
   BOOST_REQUIRE(settled(2));
