@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "shim/proxy.h"
+#include "shim/upstream_socket.h"
 
 namespace connectable {
 namespace {
@@ -27,14 +28,6 @@ void setUpstreamOptions(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
-}
-
-// The error pending on a socket (SO_ERROR), 0 when none: a failed connect, a reset.
-int pendingError(int fd) {
-  int err = 0;
-  socklen_t length = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &length) != 0) return 0;
-  return err;
 }
 
 }  // namespace
@@ -125,9 +118,9 @@ void Connection::connectNext() {
   while (nextAttempt_ < order_.size()) {
     backend_ = order_[nextAttempt_];
     const SocketAddress& addr = backend_->address;
-    int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = upstreamSocket(addr);
     const int socketError = fd < 0 ? errno : 0;
-    if (socketError == EMFILE || socketError == ENFILE || socketError == ENOBUFS || socketError == ENOMEM) {
+    if (outOfDescriptors(socketError)) {
       waitForDescriptor(socketError);  // not this backend's fault, and no other would fare better
       return;
     }

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "common/log.h"
+#include "shim/upstream_socket.h"
 
 namespace connectable {
 
@@ -42,10 +43,8 @@ class HealthProbes::Probe : public IoHandler {
     if (fd_ < 0) return;  // ended earlier in this batch
     // As for a client's connect (Connection::onUpstreamIo): a failed one raises EPOLLERR.
     if (events & (EPOLLERR | EPOLLHUP)) {
-      int err = 0;
-      socklen_t length = sizeof err;
-      if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &length) != 0 || err == 0) err = ECONNREFUSED;
-      failed(std::strerror(err));
+      const int err = pendingError(fd_);
+      failed(std::strerror(err ? err : ECONNREFUSED));
     } else if (events & EPOLLOUT) {
       succeeded();
     }
@@ -63,12 +62,10 @@ class HealthProbes::Probe : public IoHandler {
       return;
     }
     const SocketAddress& address = b.address;
-    // The same socket a client's connect gets (Connection::connectNext), made in the same
-    // namespace: the shim's sockets are all made where it runs once set up.
-    const int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int fd = upstreamSocket(address);
     const int socketError = fd < 0 ? errno : 0;
-    if (socketError == EMFILE || socketError == ENFILE || socketError == ENOBUFS || socketError == ENOMEM) {
-      // Not the backend's fault: tried again once as long as its penalty has passed.
+    if (outOfDescriptors(socketError)) {
+      // Tried again once as long as its penalty has passed, without counting it against it.
       log::debug("no descriptor for a health probe; tried again later",
                  {{"port", std::to_string(owner_.port_)}, {"backend", address.toString()}});
       timer_ = loop.addTimer(owner_.balancer_.penaltyFor(b.consecutiveFailures), [this] {
