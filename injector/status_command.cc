@@ -93,9 +93,14 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
     std::string state = b->getValue<std::string>("state");
     if (state == "penalized") {
       if (i >= kItemsShown) ++penalizedUnshown;
-      char buf[32];
-      std::snprintf(buf, sizeof buf, " %.0fs", b->getValue<double>("penalty_seconds_left"));
-      state += buf;
+      // Its penalty ran out and the shim is testing it: "0s" would read as "in turn now".
+      if (b->has("probing") && b->getValue<bool>("probing")) {
+        state += ", probing";
+      } else {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " %.0fs", b->getValue<double>("penalty_seconds_left"));
+        state += buf;
+      }
     }
     backends.push_back(b->getValue<std::string>("address") + " " + state);
   }

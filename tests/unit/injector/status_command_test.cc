@@ -316,6 +316,21 @@ BOOST_AUTO_TEST_CASE(ALabelOfHundredsOfTargetsMakesNoLineOfThousandsButTheJsonHa
   BOOST_TEST(ports->getObject(0)->getArray("backends")->size() == static_cast<size_t>(kTargets));
 }
 
+BOOST_AUTO_TEST_CASE(APenalizedBackendShowsWhenItIsProbedOrThatItIsBeingProbed) {
+  // Past its penalty's end the shim tests it (penalty_seconds_left 0): "penalized 0s" would
+  // read as "in turn now".
+  std::string port = portJson(6000, "t", {targetJson("t", "ok")}, {"198.18.0.5:6379", "198.18.0.6:6379"});
+  auto penalize = [&](const std::string& address, const std::string& rest) {
+    const std::string up = R"({"address":")" + address + R"(","target":"t","state":"up","penalty_seconds_left":0)";
+    BOOST_REQUIRE(port.find(up) != std::string::npos);
+    port.replace(port.find(up), up.size(), R"({"address":")" + address + R"(","target":"t","state":"penalized",)" + rest);
+  };
+  penalize("198.18.0.5:6379", R"("penalty_seconds_left":3.6,"probing":false)");
+  penalize("198.18.0.6:6379", R"("penalty_seconds_left":0,"probing":true)");
+  const std::string table = formatStatusTable({rowAnswering(shimJson("m", {port}))});
+  BOOST_TEST(table.find("198.18.0.5:6379 penalized 4s, 198.18.0.6:6379 penalized, probing") != std::string::npos, table);
+}
+
 BOOST_AUTO_TEST_CASE(TheTableReadsAShimsAnswerAsTheJsonDoes) {
   // An answer --json calls unreadable shows no ports in the table either.
   std::string shim = std::string(R"({"uptime_seconds":1,"ports":[{"port":6000,"target":"t","connections":{"active":0,"total":0},)"
