@@ -80,6 +80,16 @@ struct Fixture {
     }
   }
 
+  // One client of the port whose only backend refuses: reset, and the backend penalized.
+  void connectToTheDeadPort() {
+    int fd = -1;
+    ns.inside([&] { fd = connectTcp("127.0.0.1", kDeadPort); });
+    if (fd >= 0) {  // the reset may beat the client's own connect check
+      BOOST_TEST(waitClosed(fd, 3000) >= 0);
+      close(fd);
+    }
+  }
+
   bool settled(uint64_t connections) {
     return waitFor([&] {
       auto p = portOf(status(), kPort);
@@ -103,12 +113,7 @@ BOOST_AUTO_TEST_CASE(StatusJsonCountsExactlyTheTrafficSent) {
   echoTraffic(5, 1000);
   echoTraffic(2, 70000);  // past the stack copy: spliced bytes are counted too
   BOOST_REQUIRE(settled(7));
-  int fd = -1;
-  ns.inside([&] { fd = connectTcp("127.0.0.1", kDeadPort); });
-  if (fd >= 0) {  // the reset may beat the client's own connect check
-    BOOST_TEST(waitClosed(fd, 3000) >= 0);
-    close(fd);
-  }
+  connectToTheDeadPort();
   // The dead backend's penalty lasts a second from its failure: what follows reads the one
   // status that first shows the failure, not a later one.
   Json s;
@@ -172,12 +177,7 @@ BOOST_AUTO_TEST_CASE(MetricsPassPromtoolAndCarryTheSameCounts) {
 }
 
 BOOST_AUTO_TEST_CASE(ADeadBackendsHealthProbesAreCountedAndShownWhileItStaysDown) {
-  int fd = -1;
-  ns.inside([&] { fd = connectTcp("127.0.0.1", kDeadPort); });
-  if (fd >= 0) {  // the reset may beat the client's own connect check
-    BOOST_TEST(waitClosed(fd, 3000) >= 0);
-    close(fd);
-  }
+  connectToTheDeadPort();
   // A second after that failure its penalty ends, and the shim's probe is refused.
   Json b;
   BOOST_REQUIRE(waitFor([&] {
