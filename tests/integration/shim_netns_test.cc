@@ -1264,7 +1264,10 @@ BOOST_AUTO_TEST_CASE(ABackendThatDoesNotAnswerIsProbedByTheShimAndNoClientWaitsF
       BOOST_TEST(b->getValue<double>("penalty_seconds_left") == 0.0);
     }
   }
-  BOOST_TEST(asked > 20);
+  // Some came after each penalty's end, when the old shim put the backend back in turn
+  // and, round-robin, gave it to every other client. Not many more under an emulated CPU
+  // (the kernel check's qemu: 11 in 4.5 s, where this machine makes a hundred).
+  BOOST_TEST(asked >= 6);
   BOOST_TEST(sawProbing);
   auto b = backendStatus(control, silent.address());
   BOOST_TEST(b->getValue<int>("probes") >= 2);
