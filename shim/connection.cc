@@ -242,9 +242,8 @@ void Connection::onUpstreamIo(uint32_t events) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     // A failed connect always raises EPOLLERR; only then is SO_ERROR worth a syscall.
     if (events & (EPOLLERR | EPOLLHUP)) {
-      const int err = pendingError(upstream_.fd);
-      connectFailed(std::strerror(err ? err : ECONNREFUSED),
-                    err == ECONNREFUSED || err == 0 ? FailureReason::ConnectRefused : FailureReason::ConnectError);
+      const int err = failedConnectError(upstream_.fd);
+      connectFailed(std::strerror(err), err == ECONNREFUSED ? FailureReason::ConnectRefused : FailureReason::ConnectError);
       return;
     }
     established();

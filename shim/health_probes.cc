@@ -43,8 +43,7 @@ class HealthProbes::Probe : public IoHandler {
     if (fd_ < 0) return;  // ended earlier in this batch
     // As for a client's connect (Connection::onUpstreamIo): a failed one raises EPOLLERR.
     if (events & (EPOLLERR | EPOLLHUP)) {
-      const int err = pendingError(fd_);
-      failed(std::strerror(err ? err : ECONNREFUSED));
+      failed(std::strerror(failedConnectError(fd_)));
     } else if (events & EPOLLOUT) {
       succeeded();
     }

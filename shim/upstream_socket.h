@@ -30,4 +30,11 @@ inline int pendingError(int fd) {
   return err;
 }
 
+// Why a connect that epoll reported with EPOLLERR or EPOLLHUP failed: its pending error,
+// or a refusal when the socket has none left to say (a reset already read).
+inline int failedConnectError(int fd) {
+  const int err = pendingError(fd);
+  return err != 0 ? err : ECONNREFUSED;
+}
+
 }  // namespace connectable
