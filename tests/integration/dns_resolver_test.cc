@@ -907,6 +907,13 @@ DnsPacket goodSrv(uint16_t id, const std::string& name) {
   return p;
 }
 
+// The server failed the SRV question (SERVFAIL).
+std::vector<uint8_t> serverFailure(uint16_t id, const std::string& name) {
+  DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
+  p.question(name, dns::kTypeSrv);
+  return p.bytes();
+}
+
 // An SRV answer naming 198.18.0.1 at each of `ports`, TTL 0; no ports: no records.
 DnsPacket srvAt(uint16_t id, const std::string& name, const std::vector<uint16_t>& ports) {
   DnsPacket p(DnsPacket::kResponseFlags, id);
@@ -1145,11 +1152,7 @@ BOOST_AUTO_TEST_CASE(WatchersHearThatLookupsRecoveredEvenWhenTheBackendsStayTheS
 }
 
 BOOST_AUTO_TEST_CASE(ServerFailureKeepsTheLastAnswer) {
-  FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
-    DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
-    p.question(name, dns::kTypeSrv);
-    return p.bytes();
-  }));
+  FakeHarness h(goodThen(serverFailure));
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"stale", [&] { return h.current().stale; }}}), "");
   BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
   // Not "Could not contact DNS servers": this one did answer.
@@ -1209,13 +1212,8 @@ BOOST_AUTO_TEST_CASE(AServerWithNothingListeningIsNamedAsUnreachable) {
 
 BOOST_AUTO_TEST_CASE(EachServerIsNamedWithWhatItDidInTheOrderTheyAreAsked) {
   const uint16_t dead = deadUdpPort();
-  FakeHarness h(
-      [](uint16_t id, const std::string& name, uint16_t, int) {
-        DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
-        p.question(name, dns::kTypeSrv);
-        return p.bytes();
-      },
-      [dead](ResolverOptions& o) { o.servers.push_back(*SocketAddress::parseIp("127.0.0.1", dead)); });
+  FakeHarness h([](uint16_t id, const std::string& name, uint16_t, int) { return serverFailure(id, name); },
+                [dead](ResolverOptions& o) { o.servers.push_back(*SocketAddress::parseIp("127.0.0.1", dead)); });
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return !h.updates.empty(); }}}), "");
   const std::string why = h.current().status.message();
   BOOST_TEST(contains(why, "every DNS server failed it: " + server(h.server->port()) + " answered SERVFAIL; " +
@@ -1225,26 +1223,17 @@ BOOST_AUTO_TEST_CASE(EachServerIsNamedWithWhatItDidInTheOrderTheyAreAsked) {
 
 BOOST_AUTO_TEST_CASE(ATimeoutNamesTheServersThatFailedAndThoseThatSaidNothing) {
   // One server fails the question, the other never answers: c-ares reports a timeout.
-  FakeHarness h([](uint16_t id, const std::string& name, uint16_t, int) {
-    DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
-    p.question(name, dns::kTypeSrv);
-    return p.bytes();
-  },
-                [](ResolverOptions&) {});
+  Harness h;
   FakeDnsServer silent(h.loop, [](uint16_t, const std::string&, uint16_t, int) { return std::vector<uint8_t>{}; });
-  // A second resolver whose servers are the silent one first, then the failing one.
+  FakeDnsServer failing(h.loop, [](uint16_t id, const std::string& name, uint16_t, int) { return serverFailure(id, name); });
   ResolverOptions options = fastOptions(silent.port());
-  options.servers.push_back(*SocketAddress::parseIp("127.0.0.1", h.server->port()));
-  ServiceResolver resolver(h.loop, options);
-  BOOST_REQUIRE(resolver.init().isOk());
-  std::vector<Resolution> updates;
-  Result<Target> t = parseTarget(kSrvName);
-  BOOST_REQUIRE(t.isOk());
-  const auto id = resolver.watch(*t, [&](const Resolution& r) { updates.push_back(r); });
-  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return !updates.empty(); }}}), "");
-  const std::string why = resolver.resolution(id)->status.message();
+  options.servers.push_back(*SocketAddress::parseIp("127.0.0.1", failing.port()));
+  h.start(options);
+  h.watch(kSrvName);
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"first answer", [&] { return h.answered(); }}}), "");
+  const std::string why = h.current().status.message();
   BOOST_TEST(contains(why, "Timeout while contacting DNS servers: " + server(silent.port()) + " did not answer; " +
-                               server(h.server->port()) + " answered SERVFAIL"),
+                               server(failing.port()) + " answered SERVFAIL"),
              why);
 }
 
