@@ -579,6 +579,10 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
         }
         if (lookup.backends.empty() && lookup.pendingTargets.empty()) {
           lookup.emptyReason = query.name + ": SRV records name no usable target";
+          // As good as no records: a placeholder ("0 0 0 .", or port 0) is replaced when the
+          // service registers, and its TTL, however long, must not keep the port without
+          // backends until then.
+          negative();
         }
         // Targets the server sent no addresses for get their own A and AAAA questions.
         for (const auto& [target, records] : lookup.pendingTargets) {

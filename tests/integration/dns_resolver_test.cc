@@ -1098,6 +1098,24 @@ BOOST_AUTO_TEST_CASE(AServiceMissingAtFirstIsFoundSecondsAfterItAppearsWhateverI
   BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
 }
 
+BOOST_AUTO_TEST_CASE(AServiceWhoseSrvRecordsNameNoUsableTargetIsAskedAgainWithinSecondsWhateverTheirTtl) {
+  // "0 0 0 ." (RFC 2782: no such service here), or records with port 0, stand for a
+  // service not registered yet, often with a TTL of an hour: like NXDOMAIN, the name is
+  // asked again within the shim's own negative TTL (5 s).
+  FakeHarness h([](uint16_t id, const std::string& name, uint16_t, int nth) {
+    if (nth > 1) return goodSrv(id, name).bytes();
+    DnsPacket p(DnsPacket::kResponseFlags, id);
+    p.question(name, dns::kTypeSrv);
+    p.srv(DnsPacket::Answer, name, 0, 0, 0, "", 3600).srv(DnsPacket::Answer, name, 1, 1, 0, "a.connectable.test", 3600);
+    return p.bytes();
+  });
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"the placeholder", [&] { return !h.updates.empty(); }},
+                                        {"the service, once there", [&] { return !h.current().backends.empty(); }, 7000ms}}),
+                      "");
+  BOOST_TEST(contains(h.updates.front().status.message(), "no usable target"), h.updates.front().status.message());
+  BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
+}
+
 BOOST_AUTO_TEST_CASE(AFirstLookupThatTimesOutIsAnAnswerWithNoBackends) {
   FakeHarness h([](uint16_t, const std::string&, uint16_t, int) { return std::vector<uint8_t>(); });
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"failure reported", [&] { return !h.updates.empty(); }}}), "");
