@@ -163,6 +163,13 @@ struct ServiceResolver::Entry {
   // Changes to or from none logged at once since noneChangesSince (options_.changeLogInterval).
   Clock::time_point noneChangesSince;
   uint32_t noneChangesLogged = 0;
+  // Problems with answers (malformed, bad, still truncated, too many backends), by their
+  // text: logged once a minute each, not at every refresh (with a TTL of 1 s, every second).
+  struct ProblemLine {
+    Clock::time_point loggedAt;
+    uint32_t notLogged = 0;
+  };
+  std::map<std::string, ProblemLine> problemLines;
   std::unique_ptr<Lookup> lookup;
 };
 
@@ -495,18 +502,27 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
     fail(Status::error(what + " failed: " + why));
   } else if (Result<dns::Message> m = dns::parseMessage(abuf, static_cast<size_t>(std::max(alen, 0))); !m) {
     ++counters_.malformedAnswers;
-    log::error("malformed DNS answer", {{"name", query.name}, {"type", dns::typeName(query.type)}, {"error", m.status().message()}});
+    if (auto held = takeProblemLine(*entry, "malformed " + what + m.status().message()))
+      log::error("malformed DNS answer", {{"name", query.name},
+                                          {"type", dns::typeName(query.type)},
+                                          {"error", m.status().message()},
+                                          {"repeats_not_logged", *held}});
     fail(m.status().withContext(what + ": malformed answer"));
   } else if (m->header.rcode != dns::kRcodeNoError && m->header.rcode != dns::kRcodeNxDomain) {
     fail(Status::error(what + ": server answered " + dns::rcodeName(m->header.rcode)));
   } else if (!dns::answersAbout(*m, query.name, query.type)) {
     // Taken for "no records", it would leave the port without backends.
     ++counters_.malformedAnswers;
-    log::error("bad DNS answer", {{"name", query.name}, {"error", "its records are all for other names, classes or types"}});
+    if (auto held = takeProblemLine(*entry, "about something else " + what))
+      log::error("bad DNS answer", {{"name", query.name},
+                                    {"error", "its records are all for other names, classes or types"},
+                                    {"repeats_not_logged", *held}});
     fail(Status::error(what + ": bad answer: its records are all for other names, classes or types"));
   } else {
     if (m->header.truncated) {
-      log::warn("DNS answer still truncated after the TCP retry; using what it holds", {{"name", query.name}});
+      if (auto held = takeProblemLine(*entry, "truncated " + what))
+        log::warn("DNS answer still truncated after the TCP retry; using what it holds",
+                  {{"name", query.name}, {"repeats_not_logged", *held}});
     }
     const bool nxdomain = m->header.rcode == dns::kRcodeNxDomain;
     // A zone's SOA may keep a name's absence for a day, for the sake of shared caches; a
@@ -519,7 +535,8 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
       Result<dns::SrvAnswer> srv = dns::readSrvAnswer(*m, query.name);
       if (!srv) {
         ++counters_.malformedAnswers;
-        log::error("bad DNS answer", {{"name", query.name}, {"error", srv.status().message()}});
+        if (auto held = takeProblemLine(*entry, "bad " + what + srv.status().message()))
+          log::error("bad DNS answer", {{"name", query.name}, {"error", srv.status().message()}, {"repeats_not_logged", *held}});
         fail(srv.status().withContext(what + ": bad answer"));
       } else if (nxdomain || srv->targets.empty()) {
         lookup.answered++;
@@ -594,7 +611,9 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
       Result<dns::AddressSet> addresses = dns::readAddressAnswer(*m, query.name, query.type);
       if (!addresses) {
         ++counters_.malformedAnswers;
-        log::error("bad DNS answer", {{"name", query.name}, {"error", addresses.status().message()}});
+        if (auto held = takeProblemLine(*entry, "bad " + what + addresses.status().message()))
+          log::error("bad DNS answer",
+                     {{"name", query.name}, {"error", addresses.status().message()}, {"repeats_not_logged", *held}});
         fail(addresses.status().withContext(what + ": bad answer"));
       } else {
         lookup.answered++;
@@ -633,6 +652,25 @@ Millis ServiceResolver::refreshPoint(Millis ttl) {
   return Millis(static_cast<int64_t>(static_cast<double>(ttl.count()) * fraction));
 }
 
+std::optional<std::string> ServiceResolver::takeProblemLine(Entry& entry, const std::string& text) {
+  constexpr size_t kMostTexts = 16;  // texts that vary (say, with an offset) must not pile up
+  const Clock::time_point now = loop_.now();
+  auto held = entry.problemLines.find(text);
+  if (held != entry.problemLines.end()) {
+    if (now - held->second.loggedAt < std::chrono::minutes(1)) {
+      ++held->second.notLogged;
+      return std::nullopt;
+    }
+    const std::string notLogged = std::to_string(held->second.notLogged);
+    held->second = {now, 0};
+    return notLogged;
+  }
+  for (auto it = entry.problemLines.begin(); entry.problemLines.size() >= kMostTexts && it != entry.problemLines.end();)
+    it = now - it->second.loggedAt >= std::chrono::minutes(1) ? entry.problemLines.erase(it) : std::next(it);
+  if (entry.problemLines.size() < kMostTexts) entry.problemLines[text] = {now, 0};
+  return "0";
+}
+
 void ServiceResolver::finishLookup(Entry& entry) {
   std::unique_ptr<Lookup> lookup = std::move(entry.lookup);
   Resolution& r = entry.resolution;
@@ -640,8 +678,9 @@ void ServiceResolver::finishLookup(Entry& entry) {
   normalize(&lookup->backends);
   const std::string& name = entry.target.text;
   if (lookup->capped) {
-    log::warn("DNS answers list more backends than a port takes; using the first ones",
-              {{"target", name}, {"max", std::to_string(kMaxBackends)}});
+    if (auto held = takeProblemLine(entry, "capped"))
+      log::warn("DNS answers list more backends than a port takes; using the first ones",
+                {{"target", name}, {"max", std::to_string(kMaxBackends)}, {"repeats_not_logged", *held}});
   }
 
   if (!lookup->failure.isOk()) {

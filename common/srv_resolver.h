@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -150,6 +151,9 @@ class ServiceResolver {
   // change was logged for changeLogInterval; else counts it and logs the set at the end.
   // `recovered`: the change came with the answer that ended failed lookups, and says so.
   void logChange(Entry& entry, bool atOnce, bool recovered = false);
+  // Whether a problem with an answer, said by `text`, is logged now: the first time, and
+  // once a minute after; then how many were not logged since, else none.
+  std::optional<std::string> takeProblemLine(Entry& entry, const std::string& text);
   // Whether a change to or from none may still be logged at once in this interval.
   bool takeNoneChangeLine(Entry& entry);
   void notify(uint64_t entryId, const std::vector<WatchId>& only = {});

@@ -974,6 +974,29 @@ BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenAnAnswerIsMalformed) {
   BOOST_TEST(h.resolver->counters().malformedAnswers >= 1u);
 }
 
+BOOST_AUTO_TEST_CASE(AnAnswerThatStaysMalformedIsLoggedOnceAMinuteNotAtEveryRetry) {
+  // Retried at 0.2, 0.4, 0.8, 1 s ... (and a short TTL refreshes as often): the line that
+  // says what was wrong with the answer comes once, and then once a minute with how many
+  // were not logged, as the lookup's failure line does.
+  FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
+    DnsPacket p(DnsPacket::kResponseFlags, id);
+    p.question(name, dns::kTypeSrv);
+    p.name(name).recordHeader(dns::kTypeSrv, 1).u16(300).u16(0);  // rdlength far past the end
+    p.bumpCount(DnsPacket::Answer);
+    return p.bytes();
+  }));
+  const std::string log = connectable::testing::tempDir() + "/log";
+  connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
+  BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"five malformed answers", [&] { return h.server->queries() >= 6; }, 8000ms}}), "");
+  captured.restore();
+  const std::string text = connectable::testing::readFile(log);
+  size_t lines = 0;
+  for (size_t at = text.find("malformed DNS answer"); at != std::string::npos; at = text.find("malformed DNS answer", at + 1))
+    ++lines;
+  BOOST_TEST(lines == 1u, text);
+  BOOST_TEST(h.resolver->counters().malformedAnswers >= 5u);  // each one still counted
+}
+
 BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenANameIsLongerThan253Characters) {
   FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
     std::string longName;
