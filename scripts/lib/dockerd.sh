@@ -5,8 +5,10 @@
 #   dockerd_stop_if_started [STATUS]
 #                             # stop only the daemon dockerd_ensure started, by pid, and
 #                             # remove what it left: its docker0 bridge if there was none
-#                             # before it, and its log unless STATUS (the caller's exit
-#                             # status) is given and not 0
+#                             # before it, the iptables rules, chains and policies it
+#                             # added or changed, IP forwarding if it turned that on, and
+#                             # its log unless STATUS (the caller's exit status) is given
+#                             # and not 0
 #   dockerd_restart_own       # restart the daemon these scripts started (for tests)
 #
 # The daemon's bridge and address pools live in 198.18.0.0/15 (benchmark range, RFC 2544),
@@ -66,6 +68,10 @@ dockerd_ensure() {
   mkdir -p "$DOCKERD_STATE_DIR"
   # dockerd makes docker0 and leaves it when it stops: ours is removed then, another's kept.
   if ip link show docker0 >/dev/null 2>&1; then _DOCKERD_MADE_BRIDGE=; else _DOCKERD_MADE_BRIDGE=1; fi
+  # It also adds iptables chains and rules, sets FORWARD's policy to DROP and turns IP
+  # forwarding on, and leaves all of it behind: a record of the host before it lets
+  # dockerd_stop_if_started undo exactly that.
+  _dockerd_record_host "$DOCKERD_STATE_DIR/host-before"
   _dockerd_log "starting $DOCKERD (log: $DOCKERD_LOG)"
   # setsid: the daemon must not die with the caller's terminal or process group.
   setsid "$DOCKERD" \
@@ -111,11 +117,64 @@ dockerd_stop_if_started() {
     ip link delete docker0 || _dockerd_log "could not remove the docker0 bridge our dockerd made"
   fi
   _DOCKERD_MADE_BRIDGE=
+  if [ -d "$DOCKERD_STATE_DIR/host-before" ]; then
+    if [ -z "$(_dockerd_pids)" ]; then
+      _dockerd_restore_host "$DOCKERD_STATE_DIR/host-before"
+    else
+      _dockerd_log "another dockerd runs now: the iptables rules ours added are left to it"
+    fi
+    rm -rf "$DOCKERD_STATE_DIR/host-before"
+  fi
   if [ "$status" = 0 ]; then
     rm -f "$DOCKERD_LOG"
     rmdir "$DOCKERD_STATE_DIR" 2>/dev/null || true
   elif [ -f "$DOCKERD_LOG" ]; then
     _dockerd_log "dockerd's log is kept: $DOCKERD_LOG"
+  fi
+}
+
+# The tables dockerd writes to (Docker 20.10 uses filter and nat), as `iptables -S` prints
+# them, and IP forwarding.
+_DOCKERD_TABLES="filter nat"
+_dockerd_record_host() {
+  local dir=$1 t
+  rm -rf "$dir" && mkdir -p "$dir"
+  sysctl -n net.ipv4.ip_forward >"$dir/ip_forward" 2>/dev/null
+  command -v iptables >/dev/null 2>&1 || return 0
+  for t in $_DOCKERD_TABLES; do
+    iptables -w -t "$t" -S >"$dir/$t" 2>/dev/null || rm -f "$dir/$t"
+  done
+}
+
+# Undoes, line by line, what Docker changed since the record: its rules added (in its
+# DOCKER chains, jumping to them, or naming its bridges) are deleted, then its chains, and
+# policies changed are set back. Rules anyone else added or removed meanwhile are theirs:
+# a whole-table restore would undo those too.
+_dockerd_restore_host() {
+  local dir=$1 t line
+  if command -v iptables >/dev/null 2>&1; then
+    for t in $_DOCKERD_TABLES; do
+      [ -f "$dir/$t" ] || continue
+      iptables -w -t "$t" -S >"$dir/$t.after" 2>/dev/null || continue
+      # Rules first (a chain goes only once nothing jumps to it), then chains, then policies.
+      grep -vxF -f "$dir/$t" "$dir/$t.after" | grep '^-A ' \
+        | grep -E '^-A DOCKER|-j DOCKER|docker0|br-[0-9a-f]{12}' | while IFS= read -r line; do
+        # iptables -S quotes arguments with spaces, as xargs reads them.
+        printf '%s\n' "${line#-A }" | xargs iptables -w -t "$t" -D \
+          || _dockerd_log "could not remove the iptables rule ($t) $line"
+      done
+      grep -vxF -f "$dir/$t" "$dir/$t.after" | grep '^-N DOCKER' | while IFS= read -r line; do
+        iptables -w -t "$t" -X "${line#-N }" || _dockerd_log "could not remove the iptables chain ($t) ${line#-N }"
+      done
+      grep '^-P ' "$dir/$t" | while IFS= read -r line; do
+        grep -qxF -- "$line" "$dir/$t.after" && continue
+        set -- $line
+        iptables -w -t "$t" -P "$2" "$3" || _dockerd_log "could not set the iptables policy ($t) $2 back to $3"
+      done
+    done
+  fi
+  if [ "$(cat "$dir/ip_forward" 2>/dev/null)" = 0 ] && [ "$(sysctl -n net.ipv4.ip_forward 2>/dev/null)" = 1 ]; then
+    sysctl -qw net.ipv4.ip_forward=0 || _dockerd_log "could not turn IP forwarding back off"
   fi
 }
 
@@ -154,7 +213,11 @@ dockerd_restart_own() {
   done
   rm -f "$DOCKERD_PID_FILE"
   local saved=${_DOCKERD_STARTED_PID:-} bridge=${_DOCKERD_MADE_BRIDGE:-}
+  # The host as it was before the first daemon, not as that one left it.
+  local record="$DOCKERD_STATE_DIR/host-before"
+  [ -d "$record" ] && mv "$record" "$record.first"
   dockerd_ensure
+  [ -d "$record.first" ] && rm -rf "$record" && mv "$record.first" "$record"
   _DOCKERD_STARTED_PID=$saved
   _DOCKERD_MADE_BRIDGE=$bridge  # the first daemon's docker0, still there
 }
