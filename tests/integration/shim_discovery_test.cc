@@ -220,7 +220,9 @@ BOOST_AUTO_TEST_CASE(TtlZeroIsFlooredSoTheServerIsNotHammered) {
   int answered = 0;
   while (std::chrono::steady_clock::now() - start < 3s) answered += ask(ns) == "a";
   int queries = dns.queryCount("SRV", "web.service.consul");
-  BOOST_TEST(answered > 100);          // hundreds of connections...
+  // Hundreds of connections here (tens under the kernel check's emulated CPU, which
+  // made 99 with the machine busy besides)...
+  BOOST_TEST(answered >= 20);
   BOOST_TEST(queries >= 2);            // ...a refresh every second or so...
   BOOST_TEST(queries <= 6, queries);   // ...never one per connection
 }
