@@ -152,9 +152,13 @@ void Connection::connectNext() {
     }
     if (::connect(fd, addr.sockaddr_ptr(), addr.length()) == 0 || errno == EINPROGRESS) {
       if (Status s = loop.add(fd, kSocketEvents, &upstream_); !s) {
-        lastError_ = s.message();
+        // Our shortage (memory, or fs.epoll.max_user_watches, which every shim of one uid
+        // shares), not the backend's: no backend would fare better, and none is blamed.
         closeUpstreamSocket();
-        break;
+        backend_.reset();
+        proxy_.warnShortage(port_.spec().port, "closing client connection: cannot watch its backend socket", s);
+        close("registering backend socket", true, FailureReason::Internal);
+        return;
       }
       timer_ = loop.addTimer(proxy_.options().connectTimeout, [this] {
         timer_ = 0;
