@@ -234,6 +234,19 @@ void shutDown(EventLoop& loop, Injector& injector) {
   BOOST_TEST(runUntil(loop, [&] { return done > 0; }, 5s));
 }
 
+// The record a previous injector left in `dir` for `shim` (a `sleep 30`), serving kId as
+// "app" with `init` as its container's init: adopt() takes the shim over while both run.
+void writeShimRecord(const std::string& dir, const Child& shim, const Child& init) {
+  struct stat netns {};
+  BOOST_REQUIRE(stat(("/proc/" + std::to_string(init.pid()) + "/ns/net").c_str(), &netns) == 0);
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  std::ofstream(dir + "/shims/" + kId + ".json")
+      << R"({"container_id":")" << kId << R"(","container_name":"app","shim_pid":)" << shim.pid()
+      << R"(,"shim_start_time":)" << *processStartTime(shim.pid()) << R"(,"init_pid":)" << init.pid()
+      << R"(,"init_start_time":)" << *processStartTime(init.pid()) << R"(,"netns_inode":)" << netns.st_ino
+      << R"(,"ports":"6000","restarts":0,"args":["30"]})";
+}
+
 InjectorOptions optionsIn(const std::string& dir) {
   InjectorOptions options;
   options.supervisor.shimPath = "/bin/false";  // no container here asks for a shim
@@ -624,14 +637,7 @@ BOOST_AUTO_TEST_CASE(AContainerRenamedWhileTheInjectorWasAwayIsKnownByItsNewName
   Child init = Child::spawn({"sleep", "30"});
   // Adopted by its arguments: those of `sleep`, once the child has exec'd it.
   BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
-  struct stat netns {};
-  BOOST_REQUIRE(stat(("/proc/" + std::to_string(init.pid()) + "/ns/net").c_str(), &netns) == 0);
-  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
-  std::ofstream(dir + "/shims/" + kId + ".json")
-      << R"({"container_id":")" << kId << R"(","container_name":"app","shim_pid":)" << shim.pid()
-      << R"(,"shim_start_time":)" << *processStartTime(shim.pid()) << R"(,"init_pid":)" << init.pid()
-      << R"(,"init_start_time":)" << *processStartTime(init.pid()) << R"(,"netns_inode":)" << netns.st_ino
-      << R"(,"ports":"6000","restarts":0,"args":["30"]})";
+  writeShimRecord(dir, shim, init);
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
   Injector injector(loop, docker.endpoint(), optionsIn(dir));
@@ -987,14 +993,7 @@ BOOST_AUTO_TEST_CASE(AnInjectorRefusedByTheDaemonsNameNeverTookOverTheShimsOfThe
   docker.infoDelay = 1000ms;
   Child shim = Child::spawn({"sleep", "30"});
   Child init = Child::spawn({"sleep", "30"});
-  struct stat netns {};
-  BOOST_REQUIRE(stat(("/proc/" + std::to_string(init.pid()) + "/ns/net").c_str(), &netns) == 0);
-  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
-  std::ofstream(dir + "/shims/" + kId + ".json")
-      << R"({"container_id":")" << kId << R"(","container_name":"app","shim_pid":)" << shim.pid()
-      << R"(,"shim_start_time":)" << *processStartTime(shim.pid()) << R"(,"init_pid":)" << init.pid()
-      << R"(,"init_start_time":)" << *processStartTime(init.pid()) << R"(,"netns_inode":)" << netns.st_ino
-      << R"(,"ports":"6000","restarts":0,"args":["30"]})";
+  writeShimRecord(dir, shim, init);
   const std::string restarted = dir + "/restarted";
   writeShim(dir + "/shim", "echo $$ >> " + restarted + "\nexec sleep 30\n");
   EventLoop loop;
