@@ -388,7 +388,9 @@ void Injector::pollEarly(const std::string& id) {
   if (it == tracked_.end()) return;
   Tracked& t = it->second;
   t.pollTimer = 0;
-  if (supervisor_.serves(id)) return;
+  // Exiting: stopAll() has run or is not wanted, and a shim started now would outlive the
+  // wait for every shim to be gone (--stop-shims-on-exit) until its container stops.
+  if (shuttingDown_ || supervisor_.serves(id)) return;
   ++counters_.earlyPolls;
   if (auto init = findContainerInit(id, hostNetnsInode_)) {
     pid_t pid = init->process.pid();
@@ -616,6 +618,13 @@ void Injector::shutdown(std::function<void()> onDone) {
   }
   shuttingDown_ = true;
   cancelReconcileRetry();
+  // No shim is started from here on (pollEarly and injectFromInspect say so too): the
+  // timers that would look for a container's init go.
+  for (auto& [id, t] : tracked_) {
+    stopEarlyWatch(t);
+    if (t.inspectRetryTimer) loop_.cancelTimer(t.inspectRetryTimer);
+    t.inspectRetryTimer = 0;
+  }
   if (stream_) {
     // Exiting must not wait on Docker: a swamped daemon can hold our reader in connect().
     stream_->abandon();

@@ -1074,4 +1074,33 @@ BOOST_AUTO_TEST_CASE(ASecondSignalWhileTheShimsStopChangesNothing) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(AContainerStartingAfterTheShimsWereStoppedGetsNoShim) {
+  // --stop-shims-on-exit: a shim started after stopAll() would never be stopped, and the
+  // injector, waiting for every shim to be gone, would not exit before its container does.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
+    return;
+  }
+  EmptyDaemon d;
+  writeShim(d.dir + "/shim", "exec sleep 30\n");
+  Injector& injector = d.start([&](InjectorOptions& o) {
+    o.supervisor.shimPath = d.dir + "/shim";
+    o.stopShimsOnExit = true;
+    o.earlyPollAfterCreate = 5000ms;  // still looking for its init long after the signal
+  });
+  d.docker.sendEvents(containerEvent("create", kId, kAppLabels));
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return injector.counters().earlyPolls >= 1; }, 5s));
+  int done = 0;
+  injector.shutdown([&] { ++done; });
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return done > 0; }, 2s));
+
+  FakeContainerInit init(kId);  // runc starts it now
+  runUntil(d.loop, [] { return false; }, 300ms);
+  BOOST_TEST(injector.counters().injectedEarly == 0u);
+  BOOST_TEST(injector.supervisor().list().empty(), "a shim was started after the shims were stopped");
+  injector.supervisor().stopAll();  // whatever was started, so that nothing outlives the case
+  BOOST_TEST(runUntil(d.loop, [&] { return injector.supervisor().allGone(); }, 5s));
+  d.injector.reset();  // shut down already
+}
+
 BOOST_AUTO_TEST_SUITE_END()
