@@ -314,12 +314,14 @@ void Injector::forgetRemoved(std::vector<std::string> notRunning) {
       if (bad.id.empty()) return;  // any of them might be that row
       exist.insert(bad.id);
     }
-    // Each was tracked before the list was asked for, so a list without it means it is gone.
+    // Each was tracked or served before the list was asked for, so a list without it means
+    // it is gone; a shim of it goes too, even while its init runs.
     for (const auto& id : notRunning) {
       auto it = tracked_.find(id);
-      if (exist.count(id) || it == tracked_.end()) continue;
+      const bool isTracked = it != tracked_.end();
+      if (exist.count(id) || (!isTracked && !supervisor_.serves(id))) continue;  // or forgotten meanwhile
       log::info("forgetting a container that was removed while no event could say so",
-                {{"container", containerDisplayName(it->second.name, id)}});
+                {{"container", containerDisplayName(isTracked ? it->second.name : supervisor_.containerNameOf(id), id)}});
       forgetContainer(id);
     }
   });
@@ -572,15 +574,21 @@ void Injector::onListed(Result<ContainerList> list) {
     if (supervisor_.servesLiveInit(c.id)) continue;
     injectFromInspect(c.id);
   }
-  // Not running: stopped (it may start again), or removed while no event could say so.
+  // Not running: stopped (it may start again), being started, or removed while no event
+  // could say so. So are the containers of adopted shims the list does not show.
   std::vector<std::string> notRunning;
   for (const auto& [id, t] : tracked_)
     if (!running.count(id)) notRunning.push_back(id);
+  for (const auto& shim : supervisor_.list())
+    if (!running.count(shim.containerId) && !tracked_.count(shim.containerId)) notRunning.push_back(shim.containerId);
   if (!notRunning.empty()) forgetRemoved(std::move(notRunning));
   for (const auto& shim : supervisor_.list()) {
     // A shim started since the list was asked for (the early path runs meanwhile) is newer
-    // than what the list knows.
-    if (everyIdKnown && !running.count(shim.containerId) && shim.since < listAskedAt_)
+    // than what the list knows. One whose container's init still runs serves a container
+    // being started, which Docker calls created until its start event: a stopped
+    // container's init is gone, and a removed one's shim goes in forgetRemoved.
+    if (everyIdKnown && !running.count(shim.containerId) && shim.since < listAskedAt_ &&
+        !supervisor_.servesLiveInit(shim.containerId))
       supervisor_.stop(shim.containerId, "container not running");
   }
   // Records of containers removed while no event could say so.

@@ -235,6 +235,11 @@ pid_t ShimSupervisor::initPidOf(const std::string& containerId) const {
   return it == shims_.end() ? 0 : it->second->info.initPid;
 }
 
+std::string ShimSupervisor::containerNameOf(const std::string& containerId) const {
+  auto it = shims_.find(containerId);
+  return it == shims_.end() ? "" : it->second->info.containerName;
+}
+
 std::vector<ShimInfo> ShimSupervisor::list() const {
   std::vector<ShimInfo> out;
   for (const auto& [id, m] : shims_) out.push_back(m->info);

@@ -115,6 +115,8 @@ class ShimSupervisor {
   bool servesLiveInit(const std::string& containerId) const;
   // The init pid the container's shim watches, 0 if none.
   pid_t initPidOf(const std::string& containerId) const;
+  // The container's name as its shim's record has it, empty if none.
+  std::string containerNameOf(const std::string& containerId) const;
   std::vector<ShimInfo> list() const;
   // No shim left at all, counting the replaced ones still exiting: what to wait for after
   // stopAll.

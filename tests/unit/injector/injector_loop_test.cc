@@ -492,6 +492,105 @@ BOOST_AUTO_TEST_CASE(AnEventThatCannotBeReadIsFollowedByAList) {
   BOOST_TEST(runUntil(d.loop, [&] { return d.docker.lists() >= 2; }, 5s), "no list after an unreadable event");
 }
 
+// What Docker's list of all containers says of kId while runc starts it, or once it ended.
+std::string kIdInState(const std::string& state) {
+  return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":")" +
+                            state + R"("}])");
+}
+
+BOOST_AUTO_TEST_CASE(AListTakenWhileAContainerStartsKeepsTheShimInjectedBeforeItsStart) {
+  // Docker says "created", not running, for about half a second after the early path found
+  // the init: a list then (an event that cannot be read, a reconnect) must not stop the shim,
+  // or the port refuses connections until the start event brings a new one.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
+    return;
+  }
+  EmptyDaemon d;
+  writeShim(d.dir + "/shim", "exec sleep 30\n");
+  d.docker.allListReply = [](int) { return kIdInState("created"); };
+  FakeContainerInit init(kId);
+  Injector& injector = d.start([&](InjectorOptions& o) {
+    o.supervisor.shimPath = d.dir + "/shim";
+    o.stopShimsOnExit = true;
+  });
+  d.docker.sendEvents(containerEvent("create", kId, kAppLabels));
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return injector.counters().injectedEarly == 1u; }, 5s));
+  const pid_t shim = injector.supervisor().list()[0].shimPid;
+
+  d.docker.sendEvents(R"({"Type":"container","Action":"start","Actor":{"ID":")" + kId + "\n");
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.lists() >= 2 && d.docker.allLists() >= 1; }, 5s));
+  runUntil(d.loop, [] { return false; }, 300ms);  // the answers, and a shim's exit after a stop
+  BOOST_TEST(injector.supervisor().serves(kId), "the shim of a container being started was stopped");
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  BOOST_TEST(injector.supervisor().list()[0].shimPid == shim);
+}
+
+BOOST_AUTO_TEST_CASE(AListStopsTheShimOfAContainerWhoseInitEndedWithNoEventToSaySo) {
+  // Its die event could not be read: the real shim would follow its init out, this stand-in
+  // does not.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
+    return;
+  }
+  EmptyDaemon d;
+  writeShim(d.dir + "/shim", "exec sleep 30\n");
+  d.docker.allListReply = [](int) { return kIdInState("exited"); };  // not removed: stopped
+  auto init = std::make_unique<FakeContainerInit>(kId);
+  Injector& injector = d.start([&](InjectorOptions& o) {
+    o.supervisor.shimPath = d.dir + "/shim";
+    o.stopShimsOnExit = true;
+  });
+  d.docker.sendEvents(containerEvent("create", kId, kAppLabels));
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return injector.counters().injectedEarly == 1u; }, 5s));
+
+  init.reset();
+  d.docker.sendEvents(R"({"Type":"container","Action":"die","Actor":{"ID":")" + kId + "\n");
+  BOOST_TEST(runUntil(d.loop, [&] { return injector.supervisor().list().empty(); }, 5s),
+             "the shim of a container whose init ended was left running");
+  BOOST_TEST(injector.counters().containersWatched == 1u, "a stopped container may start again");
+}
+
+BOOST_AUTO_TEST_CASE(AnAdoptedShimOfAContainerBeingStartedIsKeptByTheFirstList) {
+  // The injector restarted between the early path's shim and the container's start event:
+  // the list shows the container not running yet, the list of all containers shows it.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.allListReply = [](int) { return kIdInState("created"); };
+  Child shim = Child::spawn({"sleep", "30"});
+  Child init = Child::spawn({"sleep", "30"});
+  BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
+  writeShimRecord(dir, shim, init);
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  runUntil(loop, [] { return false; }, 300ms);  // the answers, that of the list of all containers too
+  BOOST_TEST(injector.supervisor().serves(kId), "the adopted shim of a container being started was stopped");
+  BOOST_TEST(shim.running());
+  injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(AnAdoptedShimOfAContainerRemovedWhileTheInjectorWasAwayIsStopped) {
+  // Its init still runs, but no list shows the container: nothing would stop the shim.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  Child shim = Child::spawn({"sleep", "30"});
+  Child init = Child::spawn({"sleep", "30"});
+  BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
+  writeShimRecord(dir, shim, init);
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  BOOST_TEST(runUntil(loop, [&] { return injector.supervisor().list().empty(); }, 5s), "the shim was left serving");
+  BOOST_TEST(shim.wait(2000ms) == 128 + SIGTERM);
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
   // A container whose only connect label is bad gets no shim; its create, its start and the
   // list after every reconnect all show it again, and its label is still one bad label.
