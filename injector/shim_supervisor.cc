@@ -587,10 +587,11 @@ void ShimSupervisor::scheduleRestart(Managed& m, const std::string& why) {
       return;
     }
     if (!mm.portInUseLogged) return;
-    mm.servingTimer = loop_.addTimer(options_.portFreeAfter, [this, id] {
-      auto again = shims_.find(id);
-      if (again == shims_.end()) return;
-      Managed& up = *again->second;
+    // Bound to this shim, not to the id, as the kill timer: a successor may hold the id by
+    // then. Its exit, stop() and unwatch() cancel it.
+    Managed* target = &mm;
+    mm.servingTimer = loop_.addTimer(options_.portFreeAfter, [this, target] {
+      Managed& up = *target;
       up.servingTimer = 0;
       up.portInUseLogged = false;
       log::info("the taken port is free now; the shim serves",
@@ -627,6 +628,11 @@ void ShimSupervisor::stop(const std::string& containerId, const std::string& rea
   if (m.restartTimer) {
     loop_.cancelTimer(m.restartTimer);
     m.restartTimer = 0;
+  }
+  // A shim stopping (its container died, or a new namespace replaces it) serves no more.
+  if (m.servingTimer) {
+    loop_.cancelTimer(m.servingTimer);
+    m.servingTimer = 0;
   }
   if (!m.shim.valid()) {  // between a crash and its restart
     removeState(containerId);

@@ -652,6 +652,18 @@ struct TakenPortFixture : SupervisorFixture {
     holders.at(which)->stop();
     std::ofstream(freeFlag) << "";
   }
+  // Frees the port and waits for the shim then started, one that ignores SIGTERM (it drains
+  // long), to be past its script; its pid.
+  pid_t untilStartedOnceFree(ShimSupervisor& supervisor) {
+    writeShim(shimPath, std::string("[ -e ") + freeFlag + " ] || exit 3\n" + kStubbornShim);
+    free();
+    BOOST_REQUIRE(runUntil(loop, [&] { return supervisor.list()[0].shimPid != 0; }, 5s));
+    const pid_t pid = supervisor.list()[0].shimPid;
+    shims.insert(pid);
+    BOOST_REQUIRE(connectable::testing::waitFor(
+        [&] { return readFile("/proc/" + std::to_string(pid) + "/comm") == "sleep\n"; }, 2s));
+    return pid;
+  }
 };
 
 }  // namespace
@@ -736,6 +748,41 @@ BOOST_AUTO_TEST_CASE(APortTakenInsideTheContainerIsLoggedOnceAndWaitedOutWithout
   BOOST_TEST(text.find("tries=") != std::string::npos, text);
   BOOST_TEST(told.empty(), "a container waiting for its port is not given up on");
   BOOST_TEST(supervisor.serves(kId));
+}
+
+BOOST_AUTO_TEST_CASE(AShimStoppedBeforeItsTakenPortCountsAsFreeIsNotSaidToServe) {
+  // The check that a shim started after a taken port serves comes portFreeAfter later: by
+  // then the shim may be stopping (its container died) or replaced (it restarted), and the
+  // line, and the reset of the port retries, would be about the wrong shim.
+  TakenPortFixture f;
+  f.options.portFreeAfter = 1000ms;  // far after the stop, even on a slow machine
+  ShimSupervisor& supervisor = f.start();
+  Child init = Child::spawn({"sleep", "30"});
+  CapturedOutput log(STDERR_FILENO, f.dir + "/log");
+  f.untilWaiting(supervisor, init);
+  f.untilStartedOnceFree(supervisor);
+  supervisor.stop(kId, "container died");
+  runUntil(f.loop, [] { return false; }, 1300ms);
+  log.restore();
+  BOOST_TEST(log.text().find("the shim serves") == std::string::npos, log.text());
+}
+
+BOOST_AUTO_TEST_CASE(AShimReplacedBeforeItsTakenPortCountsAsFreeLeavesItsSuccessorAlone) {
+  TakenPortFixture f;
+  f.options.portFreeAfter = 1000ms;
+  f.options.stopGrace = 2000ms;  // the replaced shim is still there when the check comes
+  ShimSupervisor& supervisor = f.start();
+  f.inits.push_back(Child::spawn({"sleep", "30"}));
+  CapturedOutput log(STDERR_FILENO, f.dir + "/log");
+  f.untilWaiting(supervisor, f.inits.back());
+  f.untilStartedOnceFree(supervisor);
+  f.inits.back().kill();  // the container restarts
+  f.inits.push_back(Child::spawn({"sleep", "30"}));
+  BOOST_REQUIRE(f.tryEnsure(f.inits.back()));
+  f.shims.insert(supervisor.list()[0].shimPid);
+  runUntil(f.loop, [] { return false; }, 1300ms);
+  log.restore();
+  BOOST_TEST(log.text().find("the shim serves") == std::string::npos, log.text());
 }
 
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsLoggedWithTheRealReason) {
