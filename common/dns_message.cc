@@ -1,6 +1,7 @@
 #include "common/dns_message.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <string>
@@ -20,9 +21,19 @@ uint32_t read32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
+// A label may hold any octet (RFC 2181 11), as an SOA's mailbox john\.doe.example.org does.
+// Names the shim compares or connects to must be host names: a dot or a space inside a
+// label would make their text ambiguous. The others are only read past.
+enum class Octets { kHostName, kAny };
+
+// Whether a name the shim uses may hold this octet in a label.
+bool hostNameOctet(uint8_t c) { return c > ' ' && c <= '~' && c != '.' && c != '\\'; }
+
 // Reads a possibly compressed name starting at *pos; on success *pos is just past the
-// name's bytes at that place (the pointer, if it ended with one).
-Result<std::string> readName(const uint8_t* data, size_t size, size_t* pos) {
+// name's bytes at that place (the pointer, if it ended with one). With Octets::kAny the
+// structure is checked all the same, and other octets come out escaped as in a zone file
+// (RFC 1035 5.1: \. and \DDD), so that no two names read the same.
+Result<std::string> readName(const uint8_t* data, size_t size, size_t* pos, Octets octets = Octets::kHostName) {
   std::string out;
   size_t offset = *pos;
   size_t runStart = offset;  // a pointer must go strictly before this: no loops possible
@@ -57,13 +68,19 @@ Result<std::string> readName(const uint8_t* data, size_t size, size_t* pos) {
     if (offset + 1 + len > size) return Status::error("label runs past the end of the message" + at(offset));
     if (!out.empty()) out += '.';
     for (size_t i = 0; i < len; ++i) {
-      char c = static_cast<char>(data[offset + 1 + i]);
-      // Names we use are host names; anything unprintable or a dot inside a label could
-      // only confuse comparisons and logs.
-      if (c <= ' ' || c > '~' || c == '.' || c == '\\') {
+      uint8_t c = data[offset + 1 + i];
+      if (hostNameOctet(c)) {
+        out += static_cast<char>(c);
+      } else if (octets == Octets::kHostName) {
         return Status::error("name has an unsupported character" + at(offset + 1 + i));
+      } else if (c == '.' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else {
+        char escaped[5];
+        std::snprintf(escaped, sizeof escaped, "\\%03u", c);
+        out += escaped;
       }
-      out += c;
     }
     offset += 1u + len;
   }
@@ -77,7 +94,8 @@ Status expectEnd(size_t pos, size_t end, const std::string& what, size_t start) 
 // Reads one record; *keep is false for types and classes this module does not use.
 Status readRecord(const uint8_t* data, size_t size, size_t* pos, Record* rec, bool* keep, uint16_t* klassOut) {
   size_t start = *pos;
-  Result<std::string> name = readName(data, size, pos);
+  // Any owner name will do until the type says whether the shim uses it.
+  Result<std::string> name = readName(data, size, pos, Octets::kAny);
   if (!name) return name.status();
   if (size - *pos < 10) return Status::error("record header cut short" + at(start));
   const uint8_t* p = data + *pos;
@@ -97,6 +115,13 @@ Status readRecord(const uint8_t* data, size_t size, size_t* pos, Record* rec, bo
   *pos = end;
   *keep = klass == kClassIn;
   if (!*keep) return Status::ok();
+  const bool used = rec->type == kTypeA || rec->type == kTypeAaaa || rec->type == kTypeCname || rec->type == kTypeSrv;
+  if (used && rec->name.find('\\') != std::string::npos) {
+    // Only a name that is not a host name comes out with an escape; read strictly again to
+    // say which octet and where.
+    size_t again = start;
+    return readName(data, size, &again).status();
+  }
   switch (rec->type) {
     case kTypeA:
       if (rdlength != sizeof(in_addr)) return Status::error("A record with rdlength " + std::to_string(rdlength) + at(start));
@@ -127,8 +152,10 @@ Status readRecord(const uint8_t* data, size_t size, size_t* pos, Record* rec, bo
     }
     case kTypeSoa: {
       size_t q = rd;
+      // Only the minimum is used: mname and rname (a mailbox, often with a dot in a label)
+      // are read past.
       for (int i = 0; i < 2; ++i) {
-        Result<std::string> n = readName(data, end, &q);
+        Result<std::string> n = readName(data, end, &q, Octets::kAny);
         if (!n) return n.status().withContext("SOA record");
       }
       if (end - q != 20) return expectEnd(q + 20, end, "SOA", start);

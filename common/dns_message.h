@@ -68,8 +68,11 @@ struct SoaData {
 };
 
 // One record of a type this module reads; `type` says which data member is meaningful.
+// Names of A, AAAA, CNAME and SRV records must be host names (printable ASCII, no dot or
+// backslash inside a label) or the message is rejected; an SOA's are only read past, and
+// may hold any octet (RFC 2181 11), as a mailbox with a dot in its first label does.
 struct Record {
-  std::string name;
+  std::string name;  // an SOA's comes out escaped as in a zone file where needed (\. \DDD)
   uint16_t type = 0;
   uint32_t ttl = 0;  // values with the top bit set read as 0 (RFC 2181 8)
   in_addr a{};       // kTypeA
@@ -89,7 +92,8 @@ struct Message {
   uint16_t ednsUdpSize = 0;   // an OPT record's: the UDP payload its sender takes; 0 without one
 };
 
-// Parses a whole response. Only class IN records of the types above are kept.
+// Parses a whole response. Only class IN records of the types above are kept; the names of
+// those skipped may hold any octet.
 Result<Message> parseMessage(const uint8_t* data, size_t size);
 
 // "NOERROR", "NXDOMAIN", ..., or "RCODE 11".

@@ -3,7 +3,7 @@
 
 Seeds are what a real server sends (Consul DNS, dnsmasq): an SRV answer whose additional
 section has its targets' addresses, name compression, a CNAME chain, an AAAA answer, a
-negative answer with its SOA, a truncated answer. The fuzzer mutates from there.
+negative answer with its SOA (one whose mailbox has a dot in a label), a truncated answer. The fuzzer mutates from there.
 """
 import os
 import struct
@@ -65,6 +65,15 @@ def nxdomain_with_soa():
     authority = rr(name("consul"), SOA, 0, soa)
     return header(1, 0, 1, 0, flags=0x8183) + body + authority
 
+def nodata_with_dotted_mailbox():
+    # The mailbox john.doe@example.org: its first label, "john.doe", holds a dot.
+    qname = name("db.example.org")
+    body = qname + struct.pack(">HH", AAAA, 1)
+    rname = b"\x08john.doe" + name("example.org")
+    soa = name("ns.example.org") + rname + struct.pack(">IIIII", 1, 3600, 600, 86400, 60)
+    authority = rr(b"\xc0\x0f", SOA, 300, soa)  # example.org, within the question's name
+    return header(1, 0, 1, 0, flags=0x8580) + body + authority
+
 def truncated():
     qname = name(Q)
     return header(1, 0, 0, 0, flags=0x8380) + qname + struct.pack(">HH", SRV, 1)
@@ -78,6 +87,7 @@ def main():
         "a-after-cname-chain": cname_chain(),
         "aaaa": aaaa(),
         "nxdomain-with-soa": nxdomain_with_soa(),
+        "nodata-with-dotted-mailbox": nodata_with_dotted_mailbox(),
         "truncated": truncated(),
     }
     for seed_name, data in seeds.items():

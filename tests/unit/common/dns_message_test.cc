@@ -39,6 +39,26 @@ DnsPacket answerTo(const char* name, uint16_t type, uint16_t flags = DnsPacket::
   return p;
 }
 
+// An SOA's rdata: `mname` and `rname` as wire names (so a label may hold any octet), then
+// serial, refresh, retry, expire and `minimum`.
+std::vector<uint8_t> soaData(std::vector<uint8_t> mname, const std::vector<uint8_t>& rname, uint32_t minimum) {
+  std::vector<uint8_t> rd = std::move(mname);
+  rd.insert(rd.end(), rname.begin(), rname.end());
+  for (uint32_t v : {1u, 3600u, 600u, 86400u, minimum}) {
+    for (int shift = 24; shift >= 0; shift -= 8) rd.push_back(static_cast<uint8_t>(v >> shift));
+  }
+  return rd;
+}
+
+// The mailbox john.doe@example.org as an SOA writes it: john\.doe.example.org, whose first
+// label holds a dot (RFC 1035 8; RFC 2181 11: a label may hold any octet).
+std::vector<uint8_t> mailboxWithADot() {
+  std::vector<uint8_t> name = {8, 'j', 'o', 'h', 'n', '.', 'd', 'o', 'e'};
+  std::vector<uint8_t> rest = DnsPacket::encodeName("example.org");
+  name.insert(name.end(), rest.begin(), rest.end());
+  return name;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(DnsMessage)
@@ -254,6 +274,71 @@ BOOST_AUTO_TEST_CASE(RejectsUnprintableCharactersInNames) {
   p.u8(3).u8('a').u8(0).u8('b').u8(0).recordHeader(dns::kTypeA, 30).u16(4).u32(0xC6120001);
   p.bumpCount(DnsPacket::Answer);
   BOOST_TEST(!parse(p.bytes()));
+}
+
+BOOST_AUTO_TEST_CASE(RejectsADotInsideALabelOfANameItUses) {
+  // "a.b" as one label would read as two and could match a name it is not.
+  std::vector<uint8_t> dotted = {3, 'a', '.', 'b', 0};
+  DnsPacket srv = answerTo("s.example.test", dns::kTypeSrv);
+  std::vector<uint8_t> rd = {0, 0, 0, 0, 0, 80};
+  rd.insert(rd.end(), dotted.begin(), dotted.end());
+  srv.record(DnsPacket::Answer, "s.example.test", dns::kTypeSrv, 30, rd);
+  auto m = parse(srv.bytes());
+  BOOST_REQUIRE(!m);
+  BOOST_TEST(contains(m.status().message(), "unsupported character"), m.status().message());
+
+  DnsPacket a = answerTo("a.b", dns::kTypeA);
+  a.raw(dotted).recordHeader(dns::kTypeA, 30).u16(4).u32(0xC6120001);
+  a.bumpCount(DnsPacket::Answer);
+  BOOST_TEST(!parse(a.bytes()));
+}
+
+// The shim reads an SOA for its minimum only; its names are never compared or used, so
+// whatever octets they hold must not cost the answer (a no-data AAAA answer for a host with
+// only an A record read as malformed, again at every refresh).
+BOOST_AUTO_TEST_CASE(AcceptsAnyOctetInNamesItDoesNotUse) {
+  DnsPacket p = answerTo("db.example.org", dns::kTypeAaaa, 0x8580);
+  p.record(DnsPacket::Authority, "example.org", dns::kTypeSoa, 300,
+           soaData(DnsPacket::encodeName("ns.example.org"), mailboxWithADot(), 7));
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  BOOST_TEST(dns::negativeTtl(*m, 99) == 7u);
+  auto addresses = dns::readAddressAnswer(*m, "db.example.org", dns::kTypeAaaa);
+  BOOST_REQUIRE(addresses);
+  BOOST_TEST(addresses->empty());
+
+  // Nor in the owner names of an SOA and of records it skips.
+  DnsPacket q = answerTo("s.example.test", dns::kTypeSrv);
+  q.srv(DnsPacket::Answer, "s.example.test", 0, 0, 80, "h.example.test");
+  q.raw({5, 'o', 'd', 'd', ' ', 0xE9}).u8(0).recordHeader(16 /* TXT */, 30).u16(1).u8(0);
+  q.bumpCount(DnsPacket::Additional);
+  q.raw(mailboxWithADot()).recordHeader(dns::kTypeSoa, 30);
+  std::vector<uint8_t> rd = soaData(DnsPacket::encodeName("ns.example.org"), mailboxWithADot(), 5);
+  q.u16(static_cast<uint16_t>(rd.size())).raw(rd);
+  q.bumpCount(DnsPacket::Additional);
+  m = parse(q.bytes());
+  BOOST_REQUIRE_MESSAGE(m, m.status().message());
+  BOOST_TEST(m->skippedRecords == 1u);
+  BOOST_REQUIRE(m->additional.size() == 1u);
+  BOOST_TEST(m->additional[0].name == "john\\.doe.example.org", "written as a zone file would");
+  BOOST_TEST(m->additional[0].soa.minimum == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(ChecksTheStructureOfNamesItDoesNotUse) {
+  DnsPacket p = answerTo("db.example.org", dns::kTypeAaaa, 0x8580);
+  size_t rname = p.size() + DnsPacket::encodeName("example.org").size() + 10 +
+                 DnsPacket::encodeName("ns.example.org").size();
+  std::vector<uint8_t> loop = {static_cast<uint8_t>(0xC0 | (rname >> 8)), static_cast<uint8_t>(rname)};
+  p.record(DnsPacket::Authority, "example.org", dns::kTypeSoa, 300,
+           soaData(DnsPacket::encodeName("ns.example.org"), loop, 7));  // rname points to itself
+  auto m = parse(p.bytes());
+  BOOST_REQUIRE(!m);
+  BOOST_TEST(contains(m.status().message(), "does not point backwards"), m.status().message());
+
+  DnsPacket q = answerTo("db.example.org", dns::kTypeAaaa, 0x8580);
+  q.name("other.example.org").recordHeader(99, 30).u16(40).u32(0);  // rdata runs past the end
+  q.bumpCount(DnsPacket::Answer);
+  BOOST_TEST(!parse(q.bytes()));
 }
 
 BOOST_AUTO_TEST_CASE(SkipsUnknownTypesAndOtherClasses) {
