@@ -78,10 +78,15 @@ ares_ssize_t DnsServerReplies::receive(ares_socket_t fd, void* buffer, size_t le
 }
 
 ares_ssize_t DnsServerReplies::sendVector(ares_socket_t fd, const iovec* parts, int count, void* self) {
+  auto* replies = static_cast<DnsServerReplies*>(self);
+  // c-ares 1.18 sends a UDP question whole, in one part (ares_process.c, socket_write).
+  auto it = replies->sockets_.find(fd);
+  if (it != replies->sockets_.end() && it->second.udp && count > 0)
+    replies->noteQuestionSent(static_cast<const unsigned char*>(parts[0].iov_base), parts[0].iov_len);
   const ssize_t n = writev(fd, parts, count);
   if (n < 0 && !transient(errno)) {
     const int error = errno;
-    static_cast<DnsServerReplies*>(self)->noteCallFailed(fd, error);
+    replies->noteCallFailed(fd, error);
     errno = error;
   }
   return n;
@@ -93,12 +98,23 @@ void DnsServerReplies::noteCallFailed(int fd, int error) {
   noteSocketError(it->second.server, error, Clock::now());
 }
 
+void DnsServerReplies::forget(uint16_t id) {
+  asked_.erase(id);
+  errorAnswers_.erase(id);
+}
+
+void DnsServerReplies::noteQuestionSent(const unsigned char* data, size_t length) {
+  if (length < 2) return;
+  asked_.insert(static_cast<uint16_t>((data[0] << 8) | data[1]));
+}
+
 void DnsServerReplies::noteDatagram(const SocketAddress& server, const unsigned char* data, size_t length) {
   if (length < 4) return;
   const bool isAnswer = (data[2] & 0x80) != 0;
   const auto rcode = static_cast<uint8_t>(data[3] & 0x0f);
   if (!isAnswer || (rcode != kRcodeServFail && rcode != kRcodeNotImp && rcode != kRcodeRefused)) return;
   const auto id = static_cast<uint16_t>((data[0] << 8) | data[1]);
+  if (asked_.count(id) == 0) return;
   // One per server, its latest: a question goes to each server once per round, and a
   // flood of answers, forged or repeated, must neither grow this nor hide another server's.
   auto& answers = errorAnswers_[id];

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,11 +37,13 @@ class DnsServerReplies {
   // server answered with an error or failed at the socket since then (all silent: the
   // caller's timeout says it better).
   std::string describe(uint16_t id, Clock::time_point sentAt) const;
-  // The question ended: its replies are no longer needed.
-  void forget(uint16_t id) { errorAnswers_.erase(id); }
+  // The question ended: its replies are no longer needed, and later ones are not kept.
+  void forget(uint16_t id);
 
-  // For tests: what a UDP datagram received from `server` tells (an error answer is noted
-  // under its DNS id), and a socket error seen talking to `server`.
+  // For tests: a UDP question sent (its DNS id is asked until forget()), what a UDP datagram
+  // received from `server` tells (an error answer to a question asked is noted under its DNS
+  // id), and a socket error seen talking to `server`.
+  void noteQuestionSent(const unsigned char* data, size_t length);
   void noteDatagram(const SocketAddress& server, const unsigned char* data, size_t length);
   void noteSocketError(const SocketAddress& server, int error, Clock::time_point when);
 
@@ -68,6 +71,10 @@ class DnsServerReplies {
 
   std::vector<SocketAddress> servers_;
   std::map<int, Socket> sockets_;
+  // DNS ids of the questions sent over UDP until forget(): only these get error answers
+  // kept, so one that comes after its question ended (from a server c-ares gave up on) or
+  // to no question at all is not kept for ever, nor blamed on a later question of its id.
+  std::set<uint16_t> asked_;
   std::map<uint16_t, std::vector<ErrorAnswer>> errorAnswers_;  // by DNS id, until forget(); one per server
   std::map<SocketAddress, SocketError> socketErrors_;           // the last one per server
 };

@@ -17,9 +17,17 @@ std::vector<unsigned char> header(uint16_t id, bool answer, uint8_t rcode) {
           static_cast<unsigned char>(answer ? 0x81 : 0x01), static_cast<unsigned char>(0x80 | rcode)};
 }
 
+// A question with DNS id `id` sent over UDP: its first four bytes are all that is read.
+void ask(DnsServerReplies& r, uint16_t id) {
+  auto question = header(id, false, 0);
+  r.noteQuestionSent(question.data(), question.size());
+}
+
+// Two servers, and question 7 asked of them.
 DnsServerReplies twoServers() {
   DnsServerReplies r;
   r.setServers({kFirst, kSecond});
+  ask(r, 7);
   return r;
 }
 
@@ -47,11 +55,33 @@ BOOST_AUTO_TEST_CASE(ServersThatSaidNothingAreNamedOnlyBesideOnesThatDid) {
 
 BOOST_AUTO_TEST_CASE(AnErrorAnswerCountsOnlyForItsOwnQuestion) {
   DnsServerReplies r = twoServers();
+  ask(r, 8);
   auto servfail = header(7, true, 2);
   r.noteDatagram(kFirst, servfail.data(), servfail.size());
   BOOST_TEST(r.describe(8, Clock::now()).empty());
   r.forget(7);
   BOOST_TEST(r.describe(7, Clock::now()).empty(), "forgotten with its question");
+}
+
+// c-ares gave up on the first server and the second answered; the first's SERVFAIL comes
+// after. Kept, it would stay for ever (forget() has run) and be blamed on the next question
+// that draws the same id, though that server never saw it.
+BOOST_AUTO_TEST_CASE(AnErrorAnswerArrivingAfterItsQuestionEndedIsNotKept) {
+  DnsServerReplies r = twoServers();
+  r.forget(7);
+  auto servfail = header(7, true, 2);
+  r.noteDatagram(kFirst, servfail.data(), servfail.size());
+  ask(r, 7);
+  BOOST_TEST(r.describe(7, Clock::now()).empty());
+}
+
+// Answers to ids never asked, forged or stray, are not kept: nothing would forget them.
+BOOST_AUTO_TEST_CASE(AnErrorAnswerToNoQuestionAskedIsNotKept) {
+  DnsServerReplies r = twoServers();
+  auto servfail = header(9, true, 2);
+  r.noteDatagram(kFirst, servfail.data(), servfail.size());
+  ask(r, 9);
+  BOOST_TEST(r.describe(9, Clock::now()).empty());
 }
 
 BOOST_AUTO_TEST_CASE(ASocketErrorFromBeforeTheQuestionWasSentIsNotBlamedOnIt) {
