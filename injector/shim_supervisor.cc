@@ -207,6 +207,12 @@ Status ShimSupervisor::init() {
   // (--state-dir /tmp must not make /tmp root's only).
   if (!makeDirs(options_.stateDir)) return errnoStatus("creating state dir " + options_.stateDir, errno);
   if (Status s = checkPrivateDir(options_.stateDir); !s) return s;
+  // Before any record is read: another injector's would be adopted, and its shims stopped.
+  if (!stateDirLock_.held()) {
+    auto lock = StateDirLock::acquire(options_.stateDir);
+    if (!lock) return lock.status();
+    stateDirLock_ = std::move(*lock);
+  }
   std::string shims = options_.stateDir + "/shims";
   if (mkdir(shims.c_str(), 0700) != 0 && errno != EEXIST) return errnoStatus("creating state dir " + shims, errno);
   return checkPrivateDir(shims);

@@ -16,6 +16,7 @@
 #include "common/netns.h"
 #include "injector/label_parser.h"
 #include "injector/process_handle.h"
+#include "injector/state_dir_lock.h"
 #include "shim/shim_options.h"
 
 namespace connectable {
@@ -92,7 +93,8 @@ class ShimSupervisor {
   ShimSupervisor(const ShimSupervisor&) = delete;
   ShimSupervisor& operator=(const ShimSupervisor&) = delete;
 
-  Status init();  // creates <state-dir>/shims
+  // Creates <state-dir>/shims, and takes the state dir for this injector alone (StateDirLock).
+  Status init();
 
   // Runs a shim for the container unless one already serves the same namespace and init.
   // A shim for an older namespace of the container (it restarted) is replaced. An error when
@@ -165,6 +167,7 @@ class ShimSupervisor {
 
   EventLoop& loop_;
   SupervisorOptions options_;
+  StateDirLock stateDirLock_;  // held from init() on
   std::map<std::string, std::unique_ptr<Managed>> shims_;
   // Replaced shims still exiting: watched, reaped and killed after stopGrace like any other,
   // but apart, since their successor owns the container id, its record and control socket.

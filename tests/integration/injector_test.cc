@@ -236,6 +236,20 @@ BOOST_AUTO_TEST_CASE(ASecondInjectorReachingTheSameDaemonThroughAnotherSocketRef
   run({"rm", "-rf", other, otherState});
 }
 
+BOOST_AUTO_TEST_CASE(AnInjectorForAnotherDaemonOnTheSameStateDirRefusesToStart) {
+  // A second dockerd on the host, and its injector's unit copied with only --docker
+  // changed: sharing the state dir, each would adopt the other's shims and stop them as
+  // "container not running".
+  InjectorProcess injector(state);
+  std::string other = tempDir();
+  auto second = run({binary("connectable"), "--state-dir", state, "--docker", "unix://" + other + "/docker.sock"}, 10s);
+  BOOST_TEST(second.exitCode == 1);
+  BOOST_TEST(second.err.find("another injector (pid " + std::to_string(injector.child().pid()) + ") uses the state dir " +
+                             state + ": each injector needs its own --state-dir") != std::string::npos,
+             second.err);
+  run({"rm", "-rf", other});
+}
+
 BOOST_AUTO_TEST_CASE(AShimProgramThatCannotRunIsReportedWithTheReason) {
   // The program is there when the injector starts (it checks), and gone when it is needed:
   // an upgrade or a build replacing it at the wrong moment.

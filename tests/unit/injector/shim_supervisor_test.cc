@@ -432,6 +432,7 @@ BOOST_AUTO_TEST_CASE(AContainerWhoseLabelsTheHostsOptionsCannotServeGetsNoShimAn
   BOOST_TEST(supervisor.list().empty(), "a shim was started that could only exit");
 
   f.options.shimArgs = {"--dns=127.0.0.1:8600"};  // the host names a server: served
+  f.options.stateDir = tempDir();                  // another injector: a state dir of its own
   ShimSupervisor withDns(f.loop, f.options);
   BOOST_REQUIRE(withDns.init());
   auto process = ProcessHandle::open(init.pid());
