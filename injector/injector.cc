@@ -314,12 +314,19 @@ void Injector::forgetRemoved(std::vector<std::string> notRunning) {
       if (bad.id.empty()) return;  // any of them might be that row
       exist.insert(bad.id);
     }
-    // Each was tracked or served before the list was asked for, so a list without it means
-    // it is gone; a shim of it goes too, even while its init runs.
+    // Each was tracked, served or recorded before the list was asked for, so a list without
+    // it means it is gone; a shim of it goes too, even while its init runs.
     for (const auto& id : notRunning) {
       auto it = tracked_.find(id);
       const bool isTracked = it != tracked_.end();
-      if (exist.count(id) || (!isTracked && !supervisor_.serves(id))) continue;  // or forgotten meanwhile
+      if (exist.count(id)) continue;
+      if (!isTracked && !supervisor_.serves(id)) {
+        // A record alone (or forgotten meanwhile): it goes, and with it the container's
+        // count among those watched for bad labels, so the count stays what status lists.
+        problems_.remove(id);
+        badLabelsReported_.erase(id);
+        continue;
+      }
       log::info("forgetting a container that was removed while no event could say so",
                 {{"container", containerDisplayName(isTracked ? it->second.name : supervisor_.containerNameOf(id), id)}});
       forgetContainer(id);
@@ -581,6 +588,10 @@ void Injector::onListed(Result<ContainerList> list) {
     if (!running.count(id)) notRunning.push_back(id);
   for (const auto& shim : supervisor_.list())
     if (!running.count(shim.containerId) && !tracked_.count(shim.containerId)) notRunning.push_back(shim.containerId);
+  // And those with nothing but a record (every label bad, say): a stopped one keeps it,
+  // so that status still says why it had no shim; a removed one's goes.
+  for (const auto& id : problems_.containerIds())
+    if (!running.count(id) && !tracked_.count(id) && !supervisor_.serves(id)) notRunning.push_back(id);
   if (!notRunning.empty()) forgetRemoved(std::move(notRunning));
   for (const auto& shim : supervisor_.list()) {
     // A shim started since the list was asked for (the early path runs meanwhile) is newer
@@ -592,13 +603,6 @@ void Injector::onListed(Result<ContainerList> list) {
       supervisor_.stop(shim.containerId, "container not running");
   }
   // Records of containers removed while no event could say so.
-  std::set<std::string> known;
-  for (const auto& [id, up] : running) known.insert(id);
-  for (const auto& [id, t] : tracked_) known.insert(id);
-  problems_.keepOnly(known);
-  // Those with only bad labels go with their records, so the count stays what status lists.
-  for (auto it = badLabelsReported_.begin(); it != badLabelsReported_.end();)
-    it = known.count(*it) ? std::next(it) : badLabelsReported_.erase(it);
   log::info("reconciled", {{"running", std::to_string(list->containers.size() + list->skipped.size())},
                            {"watched", std::to_string(tracked_.size())},
                            {"shims", std::to_string(supervisor_.list().size())}});

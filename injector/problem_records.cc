@@ -58,10 +58,7 @@ void ProblemRecords::remove(const std::string& containerId) {
   if (isContainerId(containerId)) ::unlink((dir_ + "/" + containerId + ".json").c_str());
 }
 
-void ProblemRecords::keepOnly(const std::set<std::string>& keep) {
-  for (const auto& id : recordIds(dir_))
-    if (!keep.count(id)) remove(id);
-}
+std::vector<std::string> ProblemRecords::containerIds() const { return recordIds(dir_); }
 
 std::vector<ProblemRecord> readProblemRecords(const std::string& stateDir) {
   std::vector<ProblemRecord> records;

@@ -26,8 +26,8 @@ class ProblemRecords {
   // Records the container's problems, or removes its record when there are none.
   void set(const ProblemRecord& record);
   void remove(const std::string& containerId);
-  // Removes the records of every container not in `keep`: those gone while we were away.
-  void keepOnly(const std::set<std::string>& keep);
+  // The containers that have a record.
+  std::vector<std::string> containerIds() const;
 
  private:
   std::string dir_;

@@ -645,6 +645,39 @@ BOOST_AUTO_TEST_CASE(AContainerWhoseEveryLabelIsBadIsWatchedWhileStatusListsItAn
   injector.shutdown([] {});
 }
 
+BOOST_AUTO_TEST_CASE(AStoppedContainerWithOnlyBadLabelsStillSaysWhyItHasNoShimUntilItIsRemoved) {
+  // The app that could not reach its dependency exits; a list (a reconnect, an injector
+  // restarted) must not take away the note that says why, while the container is there.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int previous) {
+    if (previous > 0) return jsonReply(200, "[]");  // stopped
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.0":"198.18.0.5:6379"},"State":"running"}])");
+  });
+  docker.allListReply = [](int previous) {  // there while stopped, then removed
+    if (previous > 0) return jsonReply(200, "[]");
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.0":"198.18.0.5:6379"},"State":"exited"}])");
+  };
+  docker.streamsToEnd = 2;
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 500ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().badLabels == 1u; }, 5s));
+  BOOST_REQUIRE_EQUAL(readProblemRecords(dir).size(), 1u);
+
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.allLists() >= 1; }, 5s));
+  runUntil(loop, [] { return false; }, 100ms);  // its answer applied; the next list is 0.5 s away
+  BOOST_TEST(readProblemRecords(dir).size() == 1u, "a stopped container lost the note saying why it has no shim");
+  BOOST_TEST(injector.counters().containersWatched == 1u);
+
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.allLists() >= 2; }, 5s));
+  BOOST_TEST(runUntil(loop, [&] { return readProblemRecords(dir).empty(); }, 5s), "a removed container kept its record");
+  BOOST_TEST(injector.counters().containersWatched == 0u);
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_CASE(AMaxConnsLabelOverTheHostsIsABadLabel) {
   std::string dir = tempDir();
   FakeDocker docker(dir, [](int) {
