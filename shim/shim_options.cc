@@ -77,7 +77,8 @@ Options:
   --help, --version
 Durations: 500ms, 2s, 1m, 1h (a bare number is seconds).
 Exit status: 0 stopped (SIGTERM, SIGINT, or the watched process ended), 1 failed to start,
-2 bad arguments, 3 a --connect port is already taken in the namespace.
+2 bad arguments, 3 every --connect port is already taken in the namespace (one taken
+port alone is left out, and the others are served).
 Inherited file descriptors above 2 are closed at start, except those of --netns-fd and
 --exit-with-pidfd.
 
