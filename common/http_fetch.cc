@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -24,6 +26,22 @@ Result<HttpReply> parseHttpReply(std::string raw) {
   for (size_t i = sp + 1; i < sp + 4; ++i) {
     if (raw[i] < '0' || raw[i] > '9') return Status::error("malformed HTTP status code");
     r.code = r.code * 10 + (raw[i] - '0');
+  }
+  // The server closes after its answer, and closes at its deadline too: a body shorter
+  // than its Content-Length was cut there, and its last number may be a prefix of the true
+  // one (a counter read as reset).
+  for (size_t line = raw.find('\n'); line != std::string::npos && line < headEnd; line = raw.find('\n', line + 1)) {
+    static constexpr char kLength[] = "content-length:";
+    const size_t n = sizeof kLength - 1;
+    if (raw.size() - (line + 1) < n) break;
+    bool match = true;
+    for (size_t i = 0; i < n && match; ++i) match = std::tolower(static_cast<unsigned char>(raw[line + 1 + i])) == kLength[i];
+    if (!match) continue;
+    const size_t expected = std::strtoull(raw.c_str() + line + 1 + n, nullptr, 10);
+    const size_t got = raw.size() - bodyStart;
+    if (got < expected)
+      return Status::error("HTTP reply cut short: " + std::to_string(got) + " of its " + std::to_string(expected) + " bytes");
+    break;
   }
   raw.erase(0, bodyStart);
   r.body = std::move(raw);
