@@ -907,6 +907,15 @@ DnsPacket goodSrv(uint16_t id, const std::string& name) {
   return p;
 }
 
+// An SRV answer whose record's data runs far past the end of the message.
+std::vector<uint8_t> malformedSrv(uint16_t id, const std::string& name) {
+  DnsPacket p(DnsPacket::kResponseFlags, id);
+  p.question(name, dns::kTypeSrv);
+  p.name(name).recordHeader(dns::kTypeSrv, 1).u16(300).u16(0);  // rdlength 300
+  p.bumpCount(DnsPacket::Answer);
+  return p.bytes();
+}
+
 // The server failed the SRV question (SERVFAIL).
 std::vector<uint8_t> serverFailure(uint16_t id, const std::string& name) {
   DnsPacket p(DnsPacket::kResponseFlags | 2 /* SERVFAIL */, id);
@@ -961,13 +970,7 @@ FakeDnsServer::Responder goodThen(std::function<std::vector<uint8_t>(uint16_t, c
 BOOST_AUTO_TEST_SUITE(SrvResolverBadAnswers)
 
 BOOST_AUTO_TEST_CASE(KeepsLastAnswerWhenAnAnswerIsMalformed) {
-  FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
-    DnsPacket p(DnsPacket::kResponseFlags, id);
-    p.question(name, dns::kTypeSrv);
-    p.name(name).recordHeader(dns::kTypeSrv, 1).u16(300).u16(0);  // rdlength far past the end
-    p.bumpCount(DnsPacket::Answer);
-    return p.bytes();
-  }));
+  FakeHarness h(goodThen(malformedSrv));
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"stale", [&] { return h.current().stale; }}}), "");
   BOOST_TEST(find(h.current(), "198.18.0.1:6379"));
   BOOST_TEST(contains(h.current().status.message(), "malformed"), h.current().status.message());
@@ -978,13 +981,7 @@ BOOST_AUTO_TEST_CASE(AnAnswerThatStaysMalformedIsLoggedOnceAMinuteNotAtEveryRetr
   // Retried at 0.2, 0.4, 0.8, 1 s ... (and a short TTL refreshes as often): the line that
   // says what was wrong with the answer comes once, and then once a minute with how many
   // were not logged, as the lookup's failure line does.
-  FakeHarness h(goodThen([](uint16_t id, const std::string& name) {
-    DnsPacket p(DnsPacket::kResponseFlags, id);
-    p.question(name, dns::kTypeSrv);
-    p.name(name).recordHeader(dns::kTypeSrv, 1).u16(300).u16(0);  // rdlength far past the end
-    p.bumpCount(DnsPacket::Answer);
-    return p.bytes();
-  }));
+  FakeHarness h(goodThen(malformedSrv));
   const std::string log = connectable::testing::tempDir() + "/log";
   connectable::testing::CapturedOutput captured(STDERR_FILENO, log);
   BOOST_REQUIRE_EQUAL(runSteps(h.loop, {{"five malformed answers", [&] { return h.server->queries() >= 6; }, 8000ms}}), "");

@@ -498,6 +498,21 @@ std::string kIdInState(const std::string& state) {
                             state + R"("}])");
 }
 
+// Starts the injector on `d` with a stand-in shim, Docker's list of all containers saying
+// `state` of kId, and has kId injected early: its create event, then its init (the
+// caller's FakeContainerInit) found before its start event.
+Injector& injectEarly(EmptyDaemon& d, const std::string& state) {
+  writeShim(d.dir + "/shim", "exec sleep 30\n");
+  d.docker.allListReply = [state](int) { return kIdInState(state); };
+  Injector& injector = d.start([&](InjectorOptions& o) {
+    o.supervisor.shimPath = d.dir + "/shim";
+    o.stopShimsOnExit = true;
+  });
+  d.docker.sendEvents(containerEvent("create", kId, kAppLabels));
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return injector.counters().injectedEarly == 1u; }, 5s));
+  return injector;
+}
+
 BOOST_AUTO_TEST_CASE(AListTakenWhileAContainerStartsKeepsTheShimInjectedBeforeItsStart) {
   // Docker says "created", not running, for about half a second after the early path found
   // the init: a list then (an event that cannot be read, a reconnect) must not stop the shim,
@@ -507,15 +522,8 @@ BOOST_AUTO_TEST_CASE(AListTakenWhileAContainerStartsKeepsTheShimInjectedBeforeIt
     return;
   }
   EmptyDaemon d;
-  writeShim(d.dir + "/shim", "exec sleep 30\n");
-  d.docker.allListReply = [](int) { return kIdInState("created"); };
   FakeContainerInit init(kId);
-  Injector& injector = d.start([&](InjectorOptions& o) {
-    o.supervisor.shimPath = d.dir + "/shim";
-    o.stopShimsOnExit = true;
-  });
-  d.docker.sendEvents(containerEvent("create", kId, kAppLabels));
-  BOOST_REQUIRE(runUntil(d.loop, [&] { return injector.counters().injectedEarly == 1u; }, 5s));
+  Injector& injector = injectEarly(d, "created");
   const pid_t shim = injector.supervisor().list()[0].shimPid;
 
   d.docker.sendEvents(R"({"Type":"container","Action":"start","Actor":{"ID":")" + kId + "\n");
@@ -534,15 +542,8 @@ BOOST_AUTO_TEST_CASE(AListStopsTheShimOfAContainerWhoseInitEndedWithNoEventToSay
     return;
   }
   EmptyDaemon d;
-  writeShim(d.dir + "/shim", "exec sleep 30\n");
-  d.docker.allListReply = [](int) { return kIdInState("exited"); };  // not removed: stopped
   auto init = std::make_unique<FakeContainerInit>(kId);
-  Injector& injector = d.start([&](InjectorOptions& o) {
-    o.supervisor.shimPath = d.dir + "/shim";
-    o.stopShimsOnExit = true;
-  });
-  d.docker.sendEvents(containerEvent("create", kId, kAppLabels));
-  BOOST_REQUIRE(runUntil(d.loop, [&] { return injector.counters().injectedEarly == 1u; }, 5s));
+  Injector& injector = injectEarly(d, "exited");  // not removed: stopped
 
   init.reset();
   d.docker.sendEvents(R"({"Type":"container","Action":"die","Actor":{"ID":")" + kId + "\n");
@@ -551,44 +552,44 @@ BOOST_AUTO_TEST_CASE(AListStopsTheShimOfAContainerWhoseInitEndedWithNoEventToSay
   BOOST_TEST(injector.counters().containersWatched == 1u, "a stopped container may start again");
 }
 
+// A shim of kId (a stand-in, and its container's init) left running by an injector that
+// went away, and a new injector that adopted it from its record. No container runs.
+struct AdoptedShim {
+  std::string dir = tempDir();
+  FakeDocker docker{dir, [](int) { return jsonReply(200, "[]"); }};
+  Child shim = Child::spawn({"sleep", "30"});
+  Child init = Child::spawn({"sleep", "30"});
+  EventLoop loop;
+  std::unique_ptr<Injector> injector;
+
+  // `allContainers`: what Docker's list of all containers says.
+  explicit AdoptedShim(std::string allContainers) {
+    docker.allListReply = [allContainers](int) { return allContainers; };
+    BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
+    writeShimRecord(dir, shim, init);
+    BOOST_REQUIRE(loop.init());
+    injector = std::make_unique<Injector>(loop, docker.endpoint(), optionsIn(dir));
+    BOOST_REQUIRE(injector->start());
+    BOOST_REQUIRE_EQUAL(injector->supervisor().list().size(), 1u);
+  }
+  ~AdoptedShim() { injector->shutdown([] {}); }
+};
+
 BOOST_AUTO_TEST_CASE(AnAdoptedShimOfAContainerBeingStartedIsKeptByTheFirstList) {
   // The injector restarted between the early path's shim and the container's start event:
   // the list shows the container not running yet, the list of all containers shows it.
-  std::string dir = tempDir();
-  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
-  docker.allListReply = [](int) { return kIdInState("created"); };
-  Child shim = Child::spawn({"sleep", "30"});
-  Child init = Child::spawn({"sleep", "30"});
-  BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
-  writeShimRecord(dir, shim, init);
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  Injector injector(loop, docker.endpoint(), optionsIn(dir));
-  BOOST_REQUIRE(injector.start());
-  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
-  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
-  runUntil(loop, [] { return false; }, 300ms);  // the answers, that of the list of all containers too
-  BOOST_TEST(injector.supervisor().serves(kId), "the adopted shim of a container being started was stopped");
-  BOOST_TEST(shim.running());
-  injector.shutdown([] {});
+  AdoptedShim a(kIdInState("created"));
+  BOOST_REQUIRE(runUntil(a.loop, [&] { return a.docker.lists() >= 1; }, 3s));
+  runUntil(a.loop, [] { return false; }, 300ms);  // the answers, that of the list of all containers too
+  BOOST_TEST(a.injector->supervisor().serves(kId), "the adopted shim of a container being started was stopped");
+  BOOST_TEST(a.shim.running());
 }
 
 BOOST_AUTO_TEST_CASE(AnAdoptedShimOfAContainerRemovedWhileTheInjectorWasAwayIsStopped) {
   // Its init still runs, but no list shows the container: nothing would stop the shim.
-  std::string dir = tempDir();
-  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
-  Child shim = Child::spawn({"sleep", "30"});
-  Child init = Child::spawn({"sleep", "30"});
-  BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
-  writeShimRecord(dir, shim, init);
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  Injector injector(loop, docker.endpoint(), optionsIn(dir));
-  BOOST_REQUIRE(injector.start());
-  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
-  BOOST_TEST(runUntil(loop, [&] { return injector.supervisor().list().empty(); }, 5s), "the shim was left serving");
-  BOOST_TEST(shim.wait(2000ms) == 128 + SIGTERM);
-  injector.shutdown([] {});
+  AdoptedShim a(jsonReply(200, "[]"));
+  BOOST_TEST(runUntil(a.loop, [&] { return a.injector->supervisor().list().empty(); }, 5s), "the shim was left serving");
+  BOOST_TEST(a.shim.wait(2000ms) == 128 + SIGTERM);
 }
 
 BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
