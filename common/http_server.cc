@@ -97,17 +97,24 @@ class HttpServer::Client : public IoHandler {
   ~Client() override {
     *alive_ = false;
     if (timer_) server_.loop_.cancelTimer(timer_);
+    if (requestTimer_) server_.loop_.cancelTimer(requestTimer_);
     if (fd_ >= 0) {
       server_.loop_.remove(fd_);
       ::close(fd_);
     }
   }
 
-  Status start(Millis timeout) {
+  Status start(Millis timeout, Millis requestTimeout) {
     timer_ = server_.loop_.addTimer(timeout, [this] {
       timer_ = 0;
       finish();
     });
+    if (requestTimeout < timeout) {
+      requestTimer_ = server_.loop_.addTimer(requestTimeout, [this] {
+        requestTimer_ = 0;
+        if (reading_) finish();
+      });
+    }
     return server_.loop_.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this);
   }
 
@@ -149,6 +156,8 @@ class HttpServer::Client : public IoHandler {
       return;
     }
     reading_ = false;
+    if (requestTimer_) server_.loop_.cancelTimer(requestTimer_);
+    requestTimer_ = 0;
     auto request = parseHttpRequestLine(in_);
     if (!request) {
       answerNow(HttpResponse::text(400, request.status().message() + "\n"));
@@ -194,7 +203,8 @@ class HttpServer::Client : public IoHandler {
     if (done_) return;
     done_ = true;
     if (timer_) server_.loop_.cancelTimer(timer_);
-    timer_ = 0;
+    if (requestTimer_) server_.loop_.cancelTimer(requestTimer_);
+    timer_ = requestTimer_ = 0;
     if (fd_ >= 0) {
       server_.loop_.remove(fd_);
       shutdown(fd_, SHUT_WR);
@@ -215,6 +225,7 @@ class HttpServer::Client : public IoHandler {
   bool answered_ = false;
   bool done_ = false;
   EventLoop::TimerId timer_ = 0;
+  EventLoop::TimerId requestTimer_ = 0;  // until the request is whole
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -303,7 +314,7 @@ void HttpServer::accept(Listener& listener) {
     auto client = std::make_unique<Client>(*this, fd);
     Client* raw = client.get();
     clients_.emplace(raw, std::move(client));
-    if (Status s = raw->start(options_.timeout); !s) {
+    if (Status s = raw->start(options_.timeout, options_.requestTimeout); !s) {
       finished(raw);
       continue;
     }

@@ -48,6 +48,9 @@ class HttpServer {
   struct Options {
     size_t maxRequest = 4096;   // request line and headers
     Millis timeout{2000};       // from accept to the last byte of the answer
+    // From accept to the end of the request, within `timeout`: a client that holds a slot
+    // without asking (one of maxClients) is closed soon, even where answers may take long.
+    Millis requestTimeout{2000};
     size_t maxClients = 32;     // more wait in the kernel's backlog
     // UNIX listeners: peers whose uid is not listed get 403 (the socket's mode 0600
     // already keeps others out; this holds even if the mode were changed).

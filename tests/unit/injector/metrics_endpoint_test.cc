@@ -192,6 +192,31 @@ BOOST_AUTO_TEST_CASE(ShimsThatDoNotAnswerShowAsDownEvenWhenTheyTakeSeveralRounds
              "no answer at all: '" << answer << "'");
 }
 
+BOOST_AUTO_TEST_CASE(ClientsThatHoldEverySlotWithoutAskingAreClosedSoonAndTheScrapeGoesThrough) {
+  // A scrape may take up to 10 s to answer, but a client that sends no request has 2 s:
+  // 32 idle connections from anyone who reaches --metrics-listen, renewed as they close,
+  // would otherwise keep every scrape waiting past Prometheus's own timeout.
+  StandInShims f(1);
+  ShimFarm shims(f.controls, [](size_t) { return "connectable_uptime_seconds 7\n"; }, 20ms);
+  MetricsEndpoint metrics(f.loop, *f.injector);
+  BOOST_REQUIRE(metrics.listen(*SocketAddress::parseIp("127.0.0.1", 0)));
+  std::vector<int> idle;
+  std::atomic<bool> connected{false};
+  std::thread idler([&] {  // while the loop accepts them: the backlog takes only 16
+    for (int i = 0; i < 32; ++i) idle.push_back(connectable::testing::connectTcp("127.0.0.1", metrics.port()));
+    connected = true;
+  });
+  BOOST_TEST(runUntil(f.loop, [&] { return connected.load(); }, 5s));
+  idler.join();
+  runUntil(f.loop, [] { return false; }, 100ms);  // every one of them accepted
+  const auto asked = std::chrono::steady_clock::now();
+  std::string answer = f.scrape(metrics.port());
+  const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - asked).count();
+  BOOST_TEST(answer.find("connectable_shim_up{container=\"app0\"") != std::string::npos, "no answer: '" << answer << "'");
+  BOOST_TEST(took < 5000, "the scrape waited " << took << " ms behind clients that asked nothing");
+  for (int fd : idle) close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(AShimAnsweringWhatPrometheusWouldRefuseSpoilsNoOtherContainersMetrics) {
   // A shim runs beside untrusted code and may be that code's: one line Prometheus cannot
   // read makes it refuse the whole scrape, every container's.
