@@ -64,6 +64,7 @@ class Fetch : public IoHandler {
       ::close(fd_);
     }
     if (timer_) loop_.cancelTimer(timer_);
+    if (connectTimer_) loop_.cancelTimer(connectTimer_);
   }
 
   void start(const std::string& path, Millis timeout) {
@@ -72,24 +73,18 @@ class Fetch : public IoHandler {
       timer_ = 0;
       finish(Status::error("no answer from " + socketPath_ + " within " + std::to_string(timeout.count()) + " ms"));
     });
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (socketPath_.size() >= sizeof addr.sun_path) {
+    addr_.sun_family = AF_UNIX;
+    if (socketPath_.size() >= sizeof addr_.sun_path) {
       failLater(Status::error("socket path too long: " + socketPath_));
       return;
     }
-    std::memcpy(addr.sun_path, socketPath_.c_str(), socketPath_.size() + 1);
+    std::memcpy(addr_.sun_path, socketPath_.c_str(), socketPath_.size() + 1);
     fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
       failLater(errnoStatus("socket(AF_UNIX)", errno));
       return;
     }
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS &&
-        errno != EAGAIN) {
-      failLater(errnoStatus("connecting to " + socketPath_, errno));
-      return;
-    }
-    if (Status s = loop_.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this); !s) failLater(s);
+    connectNow();
   }
 
   void onIo(uint32_t events) override {
@@ -139,6 +134,23 @@ class Fetch : public IoHandler {
   }
 
  private:
+  void connectNow() {
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_) == 0 || errno == EINPROGRESS) {
+      if (Status s = loop_.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this); !s) failLater(s);
+      return;
+    }
+    if (errno == EAGAIN) {
+      // A UNIX socket's queue is full: its server is busy, not gone, and nothing is
+      // connected yet. Again shortly, within the fetch's time.
+      connectTimer_ = loop_.addTimer(Millis(20), [this] {
+        connectTimer_ = 0;
+        connectNow();
+      });
+      return;
+    }
+    failLater(errnoStatus("connecting to " + socketPath_, errno));
+  }
+
   void failLater(const Status& s) {
     loop_.defer([this, s] { finish(s); });
   }
@@ -147,7 +159,8 @@ class Fetch : public IoHandler {
     if (finished_) return;
     finished_ = true;
     if (timer_) loop_.cancelTimer(timer_);
-    timer_ = 0;
+    if (connectTimer_) loop_.cancelTimer(connectTimer_);
+    timer_ = connectTimer_ = 0;
     if (fd_ >= 0) {
       loop_.remove(fd_);
       ::close(fd_);
@@ -170,6 +183,8 @@ class Fetch : public IoHandler {
   std::string in_;
   bool finished_ = false;
   EventLoop::TimerId timer_ = 0;
+  sockaddr_un addr_{};
+  EventLoop::TimerId connectTimer_ = 0;  // a connect tried again (the server's queue was full)
 };
 
 }  // namespace
