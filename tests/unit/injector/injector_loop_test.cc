@@ -618,65 +618,68 @@ BOOST_AUTO_TEST_CASE(ABadLabelIsReportedOnceNotAtEachEventAndReconcile) {
   injector.shutdown([] {});
 }
 
+// A daemon with one container, kId, whose only connect label is bad, and an injector that
+// has listed it once. `listed` answers each list of running containers after the first,
+// `allListed` each list of all containers; both are told how many came before.
+struct OnlyBadLabels {
+  static std::string kIdIn(const std::string& state) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.0":"198.18.0.5:6379"},"State":")" +
+                              state + R"("}])");
+  }
+  OnlyBadLabels(FakeDocker::ListReply listed, FakeDocker::ListReply allListed, int streamsToEnd)
+      : docker(dir, [listed](int previous) { return previous == 0 ? kIdIn("running") : listed(previous); }) {
+    docker.allListReply = std::move(allListed);
+    docker.streamsToEnd = streamsToEnd;  // each ended stream is a reconnect, and a list
+    BOOST_REQUIRE(loop.init());
+    InjectorOptions options = optionsIn(dir);
+    options.reconnectMin = 500ms;
+    injector = std::make_unique<Injector>(loop, docker.endpoint(), options);
+    BOOST_REQUIRE(injector->start());
+    BOOST_REQUIRE(runUntil(loop, [&] { return injector->counters().badLabels == 1u; }, 5s));
+  }
+  ~OnlyBadLabels() { injector->shutdown([] {}); }
+
+  std::string dir = tempDir();
+  FakeDocker docker;
+  EventLoop loop;
+  std::unique_ptr<Injector> injector;
+};
+
 BOOST_AUTO_TEST_CASE(AContainerWhoseEveryLabelIsBadIsWatchedWhileStatusListsItAndSaysWhyItHasNoShim) {
   // The gauge and `connectable status` are read side by side: a container listed in one
-  // and left out of the other makes either look wrong.
-  std::string dir = tempDir();
-  FakeDocker docker(dir, [](int previous) {
-    if (previous > 0) return jsonReply(200, "[]");  // removed while no event could say so
-    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.0":"198.18.0.5:6379"},"State":"running"}])");
-  });
-  docker.streamsToEnd = 1;
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  InjectorOptions options = optionsIn(dir);
-  options.reconnectMin = 500ms;
-  Injector injector(loop, docker.endpoint(), options);
-  BOOST_REQUIRE(injector.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().badLabels == 1u; }, 5s));
-  BOOST_TEST(injector.counters().containersWatched == 1u);
-  auto records = readProblemRecords(dir);
+  // and left out of the other makes either look wrong. It is removed while no event could
+  // say so: no list shows it any more.
+  auto none = [](int) { return jsonReply(200, "[]"); };
+  OnlyBadLabels d(none, none, 1);
+  BOOST_TEST(d.injector->counters().containersWatched == 1u);
+  auto records = readProblemRecords(d.dir);
   BOOST_REQUIRE_EQUAL(records.size(), 1u);
   BOOST_TEST(records[0].problems.back() == "no shim: it has no usable connect.PORT label");
 
-  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 2; }, 5s));
-  BOOST_TEST(runUntil(loop, [&] { return injector.counters().containersWatched == 0u; }, 5s),
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.lists() >= 2; }, 5s));
+  BOOST_TEST(runUntil(d.loop, [&] { return d.injector->counters().containersWatched == 0u; }, 5s),
              "a container no list shows any more is still counted");
-  BOOST_TEST(readProblemRecords(dir).empty());
-  injector.shutdown([] {});
+  BOOST_TEST(readProblemRecords(d.dir).empty());
 }
 
 BOOST_AUTO_TEST_CASE(AStoppedContainerWithOnlyBadLabelsStillSaysWhyItHasNoShimUntilItIsRemoved) {
   // The app that could not reach its dependency exits; a list (a reconnect, an injector
   // restarted) must not take away the note that says why, while the container is there.
-  std::string dir = tempDir();
-  FakeDocker docker(dir, [](int previous) {
-    if (previous > 0) return jsonReply(200, "[]");  // stopped
-    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.0":"198.18.0.5:6379"},"State":"running"}])");
-  });
-  docker.allListReply = [](int previous) {  // there while stopped, then removed
-    if (previous > 0) return jsonReply(200, "[]");
-    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.0":"198.18.0.5:6379"},"State":"exited"}])");
-  };
-  docker.streamsToEnd = 2;
-  EventLoop loop;
-  BOOST_REQUIRE(loop.init());
-  InjectorOptions options = optionsIn(dir);
-  options.reconnectMin = 500ms;
-  Injector injector(loop, docker.endpoint(), options);
-  BOOST_REQUIRE(injector.start());
-  BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().badLabels == 1u; }, 5s));
-  BOOST_REQUIRE_EQUAL(readProblemRecords(dir).size(), 1u);
+  OnlyBadLabels d([](int) { return jsonReply(200, "[]"); },  // stopped
+                  [](int previous) {                          // there while stopped, then removed
+                    return previous > 0 ? jsonReply(200, "[]") : OnlyBadLabels::kIdIn("exited");
+                  },
+                  2);
+  BOOST_REQUIRE_EQUAL(readProblemRecords(d.dir).size(), 1u);
 
-  BOOST_REQUIRE(runUntil(loop, [&] { return docker.allLists() >= 1; }, 5s));
-  runUntil(loop, [] { return false; }, 100ms);  // its answer applied; the next list is 0.5 s away
-  BOOST_TEST(readProblemRecords(dir).size() == 1u, "a stopped container lost the note saying why it has no shim");
-  BOOST_TEST(injector.counters().containersWatched == 1u);
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.allLists() >= 1; }, 5s));
+  runUntil(d.loop, [] { return false; }, 100ms);  // its answer applied; the next list is 0.5 s away
+  BOOST_TEST(readProblemRecords(d.dir).size() == 1u, "a stopped container lost the note saying why it has no shim");
+  BOOST_TEST(d.injector->counters().containersWatched == 1u);
 
-  BOOST_REQUIRE(runUntil(loop, [&] { return docker.allLists() >= 2; }, 5s));
-  BOOST_TEST(runUntil(loop, [&] { return readProblemRecords(dir).empty(); }, 5s), "a removed container kept its record");
-  BOOST_TEST(injector.counters().containersWatched == 0u);
-  injector.shutdown([] {});
+  BOOST_REQUIRE(runUntil(d.loop, [&] { return d.docker.allLists() >= 2; }, 5s));
+  BOOST_TEST(runUntil(d.loop, [&] { return readProblemRecords(d.dir).empty(); }, 5s), "a removed container kept its record");
+  BOOST_TEST(d.injector->counters().containersWatched == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(AMaxConnsLabelOverTheHostsIsABadLabel) {
