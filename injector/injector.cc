@@ -41,10 +41,7 @@ Injector::~Injector() {
   if (reconnectTimer_) loop_.cancelTimer(reconnectTimer_);
   if (uidRetryTimer_) loop_.cancelTimer(uidRetryTimer_);
   cancelReconcileRetry();
-  for (auto& [id, t] : tracked_)
-    if (t.pollTimer) loop_.cancelTimer(t.pollTimer);
-  for (auto& [id, t] : tracked_)
-    if (t.inspectRetryTimer) loop_.cancelTimer(t.inspectRetryTimer);
+  for (auto& [id, t] : tracked_) stopLookingForInit(t);
 }
 
 Status Injector::start() {
@@ -287,8 +284,7 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
 void Injector::forgetContainer(const std::string& id) {
   auto it = tracked_.find(id);
   if (it != tracked_.end()) {
-    stopEarlyWatch(it->second);
-    if (it->second.inspectRetryTimer) loop_.cancelTimer(it->second.inspectRetryTimer);
+    stopLookingForInit(it->second);
     tracked_.erase(it);
   }
   badLabelsReported_.erase(id);
@@ -392,6 +388,12 @@ void Injector::stopEarlyWatch(Tracked& t) {
   t.pollTimer = 0;
 }
 
+void Injector::stopLookingForInit(Tracked& t) {
+  stopEarlyWatch(t);
+  if (t.inspectRetryTimer) loop_.cancelTimer(t.inspectRetryTimer);
+  t.inspectRetryTimer = 0;
+}
+
 void Injector::pollEarly(const std::string& id) {
   auto it = tracked_.find(id);
   if (it == tracked_.end()) return;
@@ -436,9 +438,7 @@ void Injector::injectFromInspect(const std::string& id) {
   auto it = tracked_.find(id);
   if (it == tracked_.end()) return;
   Tracked& t = it->second;
-  stopEarlyWatch(t);
-  if (t.inspectRetryTimer) loop_.cancelTimer(t.inspectRetryTimer);
-  t.inspectRetryTimer = 0;
+  stopLookingForInit(t);
   // One request per container at a time; one asked for meanwhile follows it, since the
   // container may have changed after the daemon answered the first.
   if (t.inspecting) {
@@ -602,7 +602,6 @@ void Injector::onListed(Result<ContainerList> list) {
         !supervisor_.servesLiveInit(shim.containerId))
       supervisor_.stop(shim.containerId, "container not running");
   }
-  // Records of containers removed while no event could say so.
   log::info("reconciled", {{"running", std::to_string(list->containers.size() + list->skipped.size())},
                            {"watched", std::to_string(tracked_.size())},
                            {"shims", std::to_string(supervisor_.list().size())}});
@@ -632,11 +631,7 @@ void Injector::shutdown(std::function<void()> onDone) {
   cancelReconcileRetry();
   // No shim is started from here on (pollEarly and injectFromInspect say so too): the
   // timers that would look for a container's init go.
-  for (auto& [id, t] : tracked_) {
-    stopEarlyWatch(t);
-    if (t.inspectRetryTimer) loop_.cancelTimer(t.inspectRetryTimer);
-    t.inspectRetryTimer = 0;
-  }
+  for (auto& [id, t] : tracked_) stopLookingForInit(t);
   if (stream_) {
     // Exiting must not wait on Docker: a swamped daemon can hold our reader in connect().
     stream_->abandon();

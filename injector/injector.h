@@ -145,6 +145,8 @@ class Injector : public DockerEventSink {
   // Counts create -> shim started once per create event (restarts are not measured).
   void recordInjectionLatency(Tracked& t);
   void stopEarlyWatch(Tracked& t);
+  // Stops both ways of finding the container's init: the early watch, and an inspect's retry.
+  void stopLookingForInit(Tracked& t);
   void pollEarly(const std::string& id);
   void injectFromInspect(const std::string& id);
   void onInspected(const std::string& id, DockerCalls::Inspected inspected);
