@@ -1,11 +1,11 @@
 #include "common/http_fetch.h"
 
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -30,14 +30,11 @@ Result<HttpReply> parseHttpReply(std::string raw) {
   // The server closes after its answer, and closes at its deadline too: a body shorter
   // than its Content-Length was cut there, and its last number may be a prefix of the true
   // one (a counter read as reset).
+  static constexpr char kLength[] = "content-length:";
   for (size_t line = raw.find('\n'); line != std::string::npos && line < headEnd; line = raw.find('\n', line + 1)) {
-    static constexpr char kLength[] = "content-length:";
-    const size_t n = sizeof kLength - 1;
-    if (raw.size() - (line + 1) < n) break;
-    bool match = true;
-    for (size_t i = 0; i < n && match; ++i) match = std::tolower(static_cast<unsigned char>(raw[line + 1 + i])) == kLength[i];
-    if (!match) continue;
-    const size_t expected = std::strtoull(raw.c_str() + line + 1 + n, nullptr, 10);
+    const char* header = raw.c_str() + line + 1;
+    if (strncasecmp(header, kLength, sizeof kLength - 1) != 0) continue;
+    const size_t expected = std::strtoull(header + sizeof kLength - 1, nullptr, 10);
     const size_t got = raw.size() - bodyStart;
     if (got < expected)
       return Status::error("HTTP reply cut short: " + std::to_string(got) + " of its " + std::to_string(expected) + " bytes");
