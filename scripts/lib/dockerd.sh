@@ -156,17 +156,19 @@ _dockerd_restore_host() {
     for t in $_DOCKERD_TABLES; do
       [ -f "$dir/$t" ] || continue
       iptables -w -t "$t" -S >"$dir/$t.after" 2>/dev/null || continue
+      # (`|| true`: finding nothing is no failure, and callers run under set -e -o pipefail.)
+      grep -vxF -f "$dir/$t" "$dir/$t.after" >"$dir/$t.added" || true
       # Rules first (a chain goes only once nothing jumps to it), then chains, then policies.
-      grep -vxF -f "$dir/$t" "$dir/$t.after" | grep '^-A ' \
-        | grep -E '^-A DOCKER|-j DOCKER|docker0|br-[0-9a-f]{12}' | while IFS= read -r line; do
+      { grep '^-A ' "$dir/$t.added" | grep -E '^-A DOCKER|-j DOCKER|docker0|br-[0-9a-f]{12}' || true; } \
+        | while IFS= read -r line; do
         # iptables -S quotes arguments with spaces, as xargs reads them.
         printf '%s\n' "${line#-A }" | xargs iptables -w -t "$t" -D \
           || _dockerd_log "could not remove the iptables rule ($t) $line"
       done
-      grep -vxF -f "$dir/$t" "$dir/$t.after" | grep '^-N DOCKER' | while IFS= read -r line; do
+      { grep '^-N DOCKER' "$dir/$t.added" || true; } | while IFS= read -r line; do
         iptables -w -t "$t" -X "${line#-N }" || _dockerd_log "could not remove the iptables chain ($t) ${line#-N }"
       done
-      grep '^-P ' "$dir/$t" | while IFS= read -r line; do
+      { grep '^-P ' "$dir/$t" || true; } | while IFS= read -r line; do
         grep -qxF -- "$line" "$dir/$t.after" && continue
         set -- $line
         iptables -w -t "$t" -P "$2" "$3" || _dockerd_log "could not set the iptables policy ($t) $2 back to $3"
