@@ -74,9 +74,10 @@ std::string dockerErrorMessage(const std::string& body);
 // Reads `in` to its end into *out, but at most `limit` bytes: false (with what came) when
 // the body is longer. A broken or hostile daemon's endless body must not take our memory.
 bool readAtMost(std::istream& in, size_t limit, std::string* out);
-// The most a reply we parse may take (a list of many thousand containers fits), and the
-// most of an error's body we keep for its message.
-inline constexpr size_t kMaxReplyBytes = size_t{128} << 20;
+// The most a reply we parse may take (a list of some twenty thousand containers fits;
+// past about 16 MiB of such a list, docker_json refuses to parse it anyway, see
+// kMaxParsedBytes), and the most of an error's body we keep for its message.
+inline constexpr size_t kMaxReplyBytes = size_t{32} << 20;
 inline constexpr size_t kMaxErrorBodyBytes = size_t{64} << 10;
 
 }  // namespace connectable

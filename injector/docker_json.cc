@@ -19,6 +19,11 @@ Result<Var> parse(std::string_view text) {
   // JSON is UTF-8 (RFC 8259), and POCO's parser takes a 0xff byte for the end of its
   // input, leaving whatever follows unread: such text is refused before it gets there.
   if (!isUtf8(text)) return Status::error("bad JSON: not UTF-8");
+  if (const size_t estimate = parsedBytesEstimate(text); estimate > kMaxParsedBytes) {
+    return Status::error("JSON too large to read: " + std::to_string(text.size()) + " bytes that would take about " +
+                         std::to_string(estimate >> 20) + " MiB once parsed, more than the " +
+                         std::to_string(kMaxParsedBytes >> 20) + " MiB allowed");
+  }
   try {
     Poco::JSON::Parser parser;
     return parser.parse(std::string(text));
@@ -47,6 +52,37 @@ Status absent(const std::string& key, Need need) {
 }
 
 }  // namespace
+
+size_t parsedBytesEstimate(std::string_view text) {
+  // Measured on POCO 1.11 (64-bit), rounded up: an object with its map, an array with
+  // its vector, and each member or element (its Var, and a member's key and map node).
+  // Strings are counted by their bytes in the text, which is at least what they keep.
+  constexpr size_t kObject = 900, kArray = 160, kValue = 128;
+  size_t objects = 0, arrays = 0, commas = 0;
+  bool inString = false, escaped = false;
+  for (const char ch : text) {
+    if (inString) {
+      if (escaped) {
+        escaped = false;
+      } else if (ch == '\\') {
+        escaped = true;
+      } else if (ch == '"') {
+        inString = false;
+      }
+      continue;
+    }
+    switch (ch) {
+      case '"': inString = true; break;
+      case '{': ++objects; break;
+      case '[': ++arrays; break;
+      case ',': ++commas; break;
+      default: break;
+    }
+  }
+  // A container of n values holds n - 1 commas: one value more than its commas each.
+  const size_t values = commas + objects + arrays + 1;
+  return text.size() + objects * kObject + arrays * kArray + values * kValue;
+}
 
 Result<ObjectPtr> parseObject(std::string_view text) {
   auto v = parse(text);
