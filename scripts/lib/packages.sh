@@ -31,13 +31,25 @@ ensure_packages() {
   # A policy-rc.d that says no (honoured by invoke-rc.d and deb-systemd-invoke, as in
   # Docker's Debian images) keeps them stopped; the scripts start what they need and stop
   # it after. An existing policy-rc.d is left as it is.
-  local policy=/usr/sbin/policy-rc.d added="" rc=0
+  local policy=/usr/sbin/policy-rc.d added="" rc=0 saved
   if [ ! -e "$policy" ]; then
+    # Left behind, it would keep every later install or upgrade on this host from starting
+    # or restarting its service: a signal (SIGTERM, a Ctrl-C during the download) removes it
+    # too. Only a signal can end the shell in this window (apt-get's failure is caught), so
+    # the caller's EXIT trap is left alone; its INT, TERM and HUP traps are put back after.
+    saved=$(trap -p INT TERM HUP)
+    trap 'rm -f "$policy"; exit 130' INT
+    trap 'rm -f "$policy"; exit 143' TERM
+    trap 'rm -f "$policy"; exit 129' HUP
     printf '#!/bin/sh\n# connectable: no service starts while packages install\nexit 101\n' >"$policy"
     chmod 755 "$policy"
     added=1
   fi
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
-  [ -n "$added" ] && rm -f "$policy"
+  if [ -n "$added" ]; then
+    rm -f "$policy"
+    trap - INT TERM HUP
+    eval "$saved"
+  fi
   return $rc
 }
