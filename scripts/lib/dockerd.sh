@@ -1,7 +1,8 @@
 # dockerd.sh: gives tests and demos a Docker daemon, starting one only if none answers.
 # Source it (bash). Always uses /usr/bin/docker: a newer client may shadow it in PATH.
 #
-#   dockerd_ensure            # install docker.io if needed, start dockerd if none answers
+#   dockerd_ensure            # install docker.io if needed (through packages.sh's
+#                             # ensure_packages: source it too), start dockerd if none answers
 #   dockerd_stop_if_started [STATUS]
 #                             # stop only the daemon dockerd_ensure started, by pid, and
 #                             # remove what it left: its docker0 bridge if there was none
@@ -45,9 +46,14 @@ _dockerd_pids() {
 
 dockerd_ensure() {
   if [ ! -x "$DOCKERD" ] || [ ! -x "$DOCKER" ]; then
-    _dockerd_log "installing docker.io"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io >&2 || {
-      _dockerd_log "apt-get install docker.io failed"; return 1; }
+    # Through packages.sh, which the caller sources: its apt-get update first, and its
+    # policy-rc.d, without which the install starts and enables docker.service on a systemd
+    # host (the tests would then use that daemon, and leave it running).
+    if ! command -v ensure_packages >/dev/null 2>&1; then
+      _dockerd_log "no $DOCKERD or $DOCKER: install docker.io (scripts/lib/packages.sh: ensure_packages docker.io)"
+      return 1
+    fi
+    ensure_packages docker.io || { _dockerd_log "installing docker.io failed"; return 1; }
   fi
   # A record left by an earlier run whose daemon is gone names nobody: drop it, so only a
   # daemon these scripts started now is ever restarted or stopped by them.
