@@ -7,9 +7,9 @@
 #                             # stop only the daemon dockerd_ensure started, by pid, and
 #                             # remove what it left: its docker0 bridge if there was none
 #                             # before it, the iptables rules, chains and policies it
-#                             # added or changed, IP forwarding if it turned that on, and
-#                             # its log unless STATUS (the caller's exit status) is given
-#                             # and not 0
+#                             # added or changed, IP forwarding and bridge-nf-call-ip(6)tables
+#                             # if it turned them on, and its log unless STATUS (the
+#                             # caller's exit status) is given and not 0
 #   dockerd_restart_own       # restart the daemon these scripts started (for tests)
 #
 # The daemon's bridge and address pools live in 198.18.0.0/15 (benchmark range, RFC 2544),
@@ -140,12 +140,20 @@ dockerd_stop_if_started() {
 }
 
 # The tables dockerd writes to (Docker 20.10 uses filter and nat), as `iptables -S` prints
-# them, and IP forwarding.
+# them, IP forwarding, and net.bridge.bridge-nf-call-ip(6)tables: dockerd turns them on,
+# and then every bridge of the host (libvirt, LXC) sends its traffic through iptables. They
+# exist only while br_netfilter is loaded; one that dockerd loaded is left loaded (something
+# else may use it by then), as it loads: with them on.
 _DOCKERD_TABLES="filter nat"
+_DOCKERD_BRIDGE_NF="bridge-nf-call-iptables bridge-nf-call-ip6tables"
 _dockerd_record_host() {
-  local dir=$1 t
+  local dir=$1 t f
   rm -rf "$dir" && mkdir -p "$dir"
   sysctl -n net.ipv4.ip_forward >"$dir/ip_forward" 2>/dev/null
+  for f in $_DOCKERD_BRIDGE_NF; do
+    [ -f "/proc/sys/net/bridge/$f" ] || continue
+    cat "/proc/sys/net/bridge/$f" >"$dir/$f" 2>/dev/null || rm -f "$dir/$f"
+  done
   command -v iptables >/dev/null 2>&1 || return 0
   for t in $_DOCKERD_TABLES; do
     iptables -w -t "$t" -S >"$dir/$t" 2>/dev/null || rm -f "$dir/$t"
@@ -157,7 +165,7 @@ _dockerd_record_host() {
 # policies changed are set back. Rules anyone else added or removed meanwhile are theirs:
 # a whole-table restore would undo those too.
 _dockerd_restore_host() {
-  local dir=$1 t line
+  local dir=$1 t line f
   if command -v iptables >/dev/null 2>&1; then
     for t in $_DOCKERD_TABLES; do
       [ -f "$dir/$t" ] || continue
@@ -184,6 +192,11 @@ _dockerd_restore_host() {
   if [ "$(cat "$dir/ip_forward" 2>/dev/null)" = 0 ] && [ "$(sysctl -n net.ipv4.ip_forward 2>/dev/null)" = 1 ]; then
     sysctl -qw net.ipv4.ip_forward=0 || _dockerd_log "could not turn IP forwarding back off"
   fi
+  for f in $_DOCKERD_BRIDGE_NF; do
+    if [ "$(cat "$dir/$f" 2>/dev/null)" = 0 ] && [ "$(cat "/proc/sys/net/bridge/$f" 2>/dev/null)" = 1 ]; then
+      { echo 0 >"/proc/sys/net/bridge/$f"; } 2>/dev/null || _dockerd_log "could not turn net.bridge.$f back off"
+    fi
+  done
 }
 
 _dockerd_stop_pid() {
