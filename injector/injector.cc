@@ -137,6 +137,7 @@ void Injector::subscribe() {
   DockerEventStream::Options streamOptions;
   streamOptions.sinceNanos = lastEventNanos_;
   stream_ = std::make_unique<DockerEventStream>(loop_, endpoint_, api_, *this, streamOptions);
+  streamConnectedAt_.reset();
   if (Status s = stream_->start(); !s) {
     log::warn("cannot subscribe to Docker events; retrying", {{"error", s.message()}});
     stream_.reset();
@@ -164,10 +165,11 @@ void Injector::onDockerStreamConnected() {
 void Injector::onDockerStreamEnded(const Status& why) {
   if (shuttingDown_) return;
   log::warn("Docker event stream ended; reconnecting", {{"error", why.message()}});
-  // The back-off starts afresh only after a stream that lasted: one that a daemon (or a
-  // proxy in front of it) accepts and drops at once would otherwise be asked for again,
-  // with a full reconcile each time, every reconnectMin for ever.
-  if (loop_.now() - streamConnectedAt_ >= kStreamLasted) reconnectDelay_ = options_.reconnectMin;
+  // The back-off starts afresh only after a stream that connected and lasted: one that a
+  // daemon (or a proxy in front of it) refuses, or accepts and drops at once, would otherwise
+  // be asked for again, with two warnings (and a full reconcile) each time, every
+  // reconnectMin for ever.
+  if (streamConnectedAt_ && loop_.now() - *streamConnectedAt_ >= kStreamLasted) reconnectDelay_ = options_.reconnectMin;
   cancelReconcileRetry();  // the reconnect reconciles
   // And inspects what it must: retries now would only queue up behind a daemon that is gone.
   for (auto& [id, t] : tracked_) {

@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -167,7 +168,9 @@ class Injector : public DockerEventSink {
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;
   int64_t lastEventNanos_ = 0;  // of the last event seen: the next stream replays from there
-  Clock::time_point streamConnectedAt_{};
+  // When the current stream connected; none before it has (a stream refused, or ended
+  // before its headers, never resets the back-off).
+  std::optional<Clock::time_point> streamConnectedAt_;
   static constexpr Millis kStreamLasted{10000};  // a stream up this long resets the back-off
   EventLoop::TimerId reconnectTimer_ = 0;
   EventLoop::TimerId uidRetryTimer_ = 0;  // a shim went, and a container waits for its uid

@@ -100,6 +100,8 @@ class FakeDocker {
     return eventPaths_;
   }
   std::atomic<int> streamsToEnd{0};
+  // When set, every GET /events is refused with it, as a proxy in front of the daemon may.
+  std::string eventsRefusal;
   // The first lists are answered a byte every 50 ms, for ever: no read ever times out.
   std::atomic<int> listsToTrickle{0};
   // Sent on the open event stream when the next list is asked for, before it is answered.
@@ -138,6 +140,10 @@ class FakeDocker {
         {
           std::lock_guard<std::mutex> lock(mutex_);
           eventPaths_.push_back(path);
+        }
+        if (!eventsRefusal.empty()) {
+          write(c, eventsRefusal);
+          continue;
         }
         const bool ends = streamsToEnd-- > 0;
         if (!ends) {  // before the headers: the injector lists once it has them
@@ -369,6 +375,28 @@ BOOST_AUTO_TEST_CASE(AStreamDroppedAtOnceEveryTimeIsAskedForAgainWithBackOff) {
   // After 20, 40, 80 ... 640 ms: about seven connections (each reconciles), not seventy.
   BOOST_TEST(docker.lists() >= 3);
   BOOST_TEST(docker.lists() <= 12);
+  injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(AStreamRefusedEveryTimeIsAskedForAgainWithBackOff) {
+  // docker-socket-proxy with EVENTS=0, or an authz plugin: /version answers, /events never
+  // does. No stream ever connected, so none lasted: the back-off must grow as for one that
+  // drops at once, not ask (and log two warnings) every reconnectMin for ever.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.eventsRefusal = jsonReply(403, R"({"message":"forbidden"})");
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 20ms;
+  options.reconnectMax = 640ms;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  runUntil(loop, [] { return false; }, 1500ms);
+  // After 20, 40, 80 ... 640 ms: about seven requests, not one every 20 ms.
+  BOOST_TEST(docker.eventPaths().size() >= 3u);
+  BOOST_TEST(docker.eventPaths().size() <= 12u);
+  BOOST_TEST(docker.lists() == 0, "listed with no event stream up");
   injector.shutdown([] {});
 }
 
