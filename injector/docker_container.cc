@@ -78,8 +78,10 @@ Result<ContainerInfo> parseContainerInspect(std::string_view json) {
   });
   if (!s) return fail(s);
   int64_t pid = 0;
+  bool restarting = false;
   s = firstError({
       docker_json::readBool(state, "Running", &c.running, Need::Required).withContext("State"),
+      docker_json::readBool(state, "Restarting", &restarting, Need::Optional).withContext("State"),
       docker_json::readInt(state, "Pid", &pid, Need::Required).withContext("State"),
       docker_json::readString(state, "StartedAt", &c.startedAt, Need::Optional)
           .withContext("State"),
@@ -95,6 +97,9 @@ Result<ContainerInfo> parseContainerInspect(std::string_view json) {
   if (pid < 0 || pid > std::numeric_limits<pid_t>::max()) {
     return fail(Status::error("State.Pid out of range: " + std::to_string(pid)));
   }
+  // Between two runs of a --restart container Docker says Running and Restarting, with no
+  // Pid: nothing runs now, and its next start event says when something does.
+  if (restarting) c.running = false;
   if (c.running && pid == 0) return fail(Status::error("State.Running without a State.Pid"));
   c.pid = static_cast<pid_t>(pid);
   if (!c.name.empty() && c.name.front() == '/') c.name.erase(0, 1);

@@ -35,7 +35,7 @@ struct ContainerInfo {
   std::string id;
   std::string name;  // without Docker's leading '/'
   Labels labels;     // Config.Labels
-  bool running = false;
+  bool running = false;    // State.Running, unless State.Restarting (waiting to run again)
   pid_t pid = 0;           // State.Pid: 0 unless running
   std::string startedAt;   // State.StartedAt, RFC 3339 with ns ("0001-01-01T00:00:00Z" if never)
   std::string networkMode;

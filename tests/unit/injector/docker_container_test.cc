@@ -78,6 +78,18 @@ BOOST_AUTO_TEST_CASE(InspectRejectsBrokenReplies) {
   BOOST_TEST(has(inspectError(R"({"Id":"","State":{"Running":false,"Pid":0}})"), "empty Id"));
 }
 
+BOOST_AUTO_TEST_CASE(InspectOfAContainerWaitingToRestartSaysItIsNotRunning) {
+  // Docker's restart back-off: Running and Restarting, no Pid, between two runs of a
+  // --restart container. Not a broken reply; its next start event says when it runs.
+  auto c = parseContainerInspect(
+      R"({"Id":"abc","Name":"/app","State":{"Running":true,"Restarting":true,"Pid":0},"Config":{"Labels":{}}})");
+  BOOST_REQUIRE_MESSAGE(c, c.status().message());
+  BOOST_TEST(!c->running);
+  BOOST_TEST(c->pid == 0);
+  // Running with no Pid and not restarting is still a reply that makes no sense.
+  BOOST_TEST(has(inspectError(R"({"Id":"ab","State":{"Running":true,"Restarting":false,"Pid":0}})"), "Pid"));
+}
+
 BOOST_AUTO_TEST_CASE(ListGivesLabelsStateAndNetworkMode) {
   auto all = parseContainerList(R"([
     {"Id":"39a0","Names":["/cantest"],"Labels":{"connect.6000":"x.y"},"State":"running",

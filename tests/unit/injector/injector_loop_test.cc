@@ -1037,6 +1037,49 @@ BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
   BOOST_TEST(docker.inspects() == atShutdown);
 }
 
+BOOST_AUTO_TEST_CASE(AContainerWaitingToRestartIsLeftForItsStartEventNotInspectedAgainWithWarnings) {
+  // A --restart container in Docker's back-off (a crash loop while its dependency is not up
+  // yet) is in the list of running containers, and its inspect says Running and Restarting
+  // with no Pid: nothing to inject into, and nothing wrong with Docker's reply.
+  std::string dir = tempDir();
+  writeShim(dir + "/shim", "exec sleep 30\n");
+  std::unique_ptr<FakeContainerInit> init;
+  FakeDocker docker(dir, [](int) {
+    return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"restarting"}])");
+  });
+  docker.inspectReply = [&](int previous) {
+    const std::string state = previous == 0 || !init ? R"("Running":true,"Restarting":true,"Pid":0)"
+                                            : R"("Running":true,"Restarting":false,"Pid":)" + std::to_string(init->pid());
+    return jsonReply(200, R"({"Id":")" + kId + R"(","Name":"/app","State":{)" + state +
+                              R"(},"Config":{"Labels":{"connect.6000":"198.18.0.5:6379"}}})");
+  };
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.supervisor.shimPath = dir + "/shim";
+  options.stopShimsOnExit = true;
+  options.reconcileRetryMin = 20ms;
+  Injector injector(loop, docker.endpoint(), options);
+  CapturedOutput log(STDERR_FILENO, dir + "/injector.log");
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.inspects() >= 1; }, 3s));
+  runUntil(loop, [] { return false; }, 500ms);  // a retry would come after 20, 40, 80 ... ms
+  log.restore();
+  BOOST_TEST(docker.inspects() == 1, "inspected again while waiting to restart");
+  BOOST_TEST(log.text().find("cannot inspect") == std::string::npos, log.text());
+  BOOST_TEST(injector.counters().containersWatched == 1u);
+
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; its injection at start not checked");
+    shutDown(loop, injector);
+    return;
+  }
+  init = std::make_unique<FakeContainerInit>(kId);
+  docker.sendEvents(containerEvent("start", kId, kAppLabels));
+  BOOST_TEST(runUntil(loop, [&] { return injector.counters().injectedOnStart == 1u; }, 5s), "not injected at its start");
+  shutDown(loop, injector);
+}
+
 BOOST_AUTO_TEST_CASE(EventsDroppedWhileTheFirstListRunsAreReplayed) {
   // Review: more than 10000 events held during the first list (none acted on yet, so
   // lastEventNanos_ is 0): the new stream is asked for with no `since`, and all of them are lost.
