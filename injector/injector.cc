@@ -1,5 +1,6 @@
 #include "injector/injector.h"
 
+#include <chrono>
 #include <iterator>
 
 #include "common/log.h"
@@ -133,9 +134,17 @@ void Injector::adoptShims() {
 void Injector::subscribe() {
   // After a gap, the daemon replays what happened since the last event we saw (destroys,
   // creates of containers not started yet: what the reconcile's list of running containers
-  // cannot tell).
+  // cannot tell). Before any, from a little before the first stream: the daemon sends a
+  // stream's headers before it subscribes it (moby's getEvents), and the list follows the
+  // headers, so an event in between would be in neither. Replayed events are duplicates,
+  // which every handler takes as such (as after any reconnect).
+  if (firstSinceNanos_ == 0) {
+    firstSinceNanos_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           (std::chrono::system_clock::now() - kFirstStreamReplays).time_since_epoch())
+                           .count();
+  }
   DockerEventStream::Options streamOptions;
-  streamOptions.sinceNanos = lastEventNanos_;
+  streamOptions.sinceNanos = lastEventNanos_ != 0 ? lastEventNanos_ : firstSinceNanos_;
   stream_ = std::make_unique<DockerEventStream>(loop_, endpoint_, api_, *this, streamOptions);
   streamConnectedAt_.reset();
   if (Status s = stream_->start(); !s) {
@@ -232,7 +241,7 @@ void Injector::onDockerEvent(const DockerEvent& event) {
     // A daemon this busy: let it replay them from the last one acted on, on a new stream.
     log::warn("too many Docker events while listing containers; reconnecting to have them replayed",
               {{"held", std::to_string(heldEvents_.size())}});
-    // None acted on yet: without a `since`, the new stream would replay nothing.
+    // None acted on yet: from just before the first held one, by the daemon's own clock.
     if (lastEventNanos_ == 0 && !heldEvents_.empty()) lastEventNanos_ = heldEvents_.front().event.timeNano - 1;
     heldEvents_.clear();
     droppingEvents_ = true;

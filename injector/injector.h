@@ -168,6 +168,10 @@ class Injector : public DockerEventSink {
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;
   int64_t lastEventNanos_ = 0;  // of the last event seen: the next stream replays from there
+  // Until there is one: our wall clock kFirstStreamReplays before the first stream was asked
+  // for. The daemon's clock may differ (tcp://), so it is no floor for lastEventNanos_.
+  int64_t firstSinceNanos_ = 0;
+  static constexpr Millis kFirstStreamReplays{2000};
   // When the current stream connected; none before it has (a stream refused, or ended
   // before its headers, never resets the back-off).
   std::optional<Clock::time_point> streamConnectedAt_;

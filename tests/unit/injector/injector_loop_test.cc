@@ -354,8 +354,32 @@ BOOST_AUTO_TEST_CASE(AReconnectedStreamReplaysFromTheLastEventSeen) {
   BOOST_REQUIRE(injector.start());
   BOOST_REQUIRE(runUntil(loop, [&] { return docker.eventPaths().size() >= 2; }, 3s));
   auto paths = docker.eventPaths();
-  BOOST_TEST(paths[0].find("since=") == std::string::npos, paths[0]);
   BOOST_TEST(paths[1].find("&since=1796024645.000000042") != std::string::npos, paths[1]);
+  injector.shutdown([] {});
+}
+
+BOOST_AUTO_TEST_CASE(TheFirstStreamReplaysTheSecondsBeforeItSoNoEventFallsBetweenItAndTheList) {
+  // Docker sends the stream's headers before it subscribes it, and the injector lists once
+  // it has them: an event in between (a labelled container's start) would be in neither.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  Injector injector(loop, docker.endpoint(), optionsIn(dir));
+  auto wallSeconds = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  const long long before = wallSeconds();
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1; }, 3s));
+  const long long after = wallSeconds();
+  const std::string path = docker.eventPaths().at(0);
+  auto since = path.find("&since=");
+  BOOST_REQUIRE_MESSAGE(since != std::string::npos, "no since: " << path);
+  const long long seconds = std::stoll(path.substr(since + 7));
+  // Two seconds before it was asked for (whole seconds, so a second's leeway either way).
+  BOOST_TEST(seconds >= before - 3, path);
+  BOOST_TEST(seconds <= after - 1, path);
   injector.shutdown([] {});
 }
 
