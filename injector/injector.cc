@@ -234,8 +234,12 @@ void Injector::onDockerEvent(const DockerEvent& event) {
   if (droppingEvents_) return;  // until the stream that replays them is up
   if (listing_) {
     if (heldEvents_.size() < kMaxHeldEvents) {
-      // Stamped now: a held create's latency includes its wait for the list.
+      // Stamped now: a held create is timed from when it came, not from the end of the list.
       heldEvents_.push_back({event, loop_.now()});
+      // The early watch cannot wait for a slow list: by then the container may run, and
+      // its app been refused. It only adds a shim, which is newer than the list and so not
+      // the list's to judge; the event still applies after the list, in order, as a duplicate.
+      if (startsEarlyWatch(event)) watchEarly(event, loop_.now());
       return;
     }
     // A daemon this busy: let it replay them from the last one acted on, on a new stream.
@@ -260,15 +264,7 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
     auto nameIt = event.attributes.find("name");
     std::string name = nameIt == event.attributes.end() ? "" : nameIt->second;
     if (event.action == "create") {
-      if (Tracked* t = track(id, event.attributes, name)) {
-        // A reconnect replays the last event acted on: a create for a container served
-        // already is that, and no shim waits for it.
-        if (!supervisor_.serves(id)) {
-          t->sawCreate = true;
-          t->createdAt = receivedAt;
-        }
-        beginEarlyWatch(id, options_.earlyPollAfterCreate);
-      }
+      watchEarly(event, receivedAt);
     } else if (event.action == "start") {
       if (!track(id, event.attributes, name)) return;
       injectFromInspect(id);
@@ -287,9 +283,32 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
       forgetContainer(id);
     }
   } else if (event.isNetwork() && event.action == "connect") {
+    watchEarly(event, receivedAt);
+  }
+}
+
+bool Injector::startsEarlyWatch(const DockerEvent& event) {
+  return (event.isContainer() && event.action == "create") || (event.isNetwork() && event.action == "connect");
+}
+
+void Injector::watchEarly(const DockerEvent& event, Clock::time_point receivedAt) {
+  const std::string id = event.containerId();
+  if (id.empty()) return;
+  if (event.isNetwork()) {
     // The namespace exists before the container runs: look for it now.
     if (tracked_.count(id) && !supervisor_.serves(id)) beginEarlyWatch(id, options_.earlyPollAfterConnect);
+    return;
   }
+  auto nameIt = event.attributes.find("name");
+  Tracked* t = track(id, event.attributes, nameIt == event.attributes.end() ? "" : nameIt->second);
+  if (!t) return;
+  // A reconnect replays the last event acted on, and a list replays those it held: a create
+  // for a container served already is that, and no shim waits for it.
+  if (!supervisor_.serves(id)) {
+    t->sawCreate = true;
+    t->createdAt = receivedAt;
+  }
+  beginEarlyWatch(id, options_.earlyPollAfterCreate);
 }
 
 void Injector::forgetContainer(const std::string& id) {

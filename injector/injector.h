@@ -130,6 +130,10 @@ class Injector : public DockerEventSink {
   void onListed(Result<ContainerList> list);
   // `receivedAt`: when the stream delivered it, which may be before it is handled.
   void handleEvent(const DockerEvent& event, Clock::time_point receivedAt);
+  // A create, or a network connect: the container's init may be in its cgroup any moment.
+  static bool startsEarlyWatch(const DockerEvent& event);
+  // Tracks a created container and watches its cgroup for its init; idempotent.
+  void watchEarly(const DockerEvent& event, Clock::time_point receivedAt);
   // Nothing else would list again while the event stream stays up.
   void scheduleReconcileRetry();
   void cancelReconcileRetry();
@@ -196,7 +200,8 @@ class Injector : public DockerEventSink {
   std::string serverVersion_;
   bool negotiating_ = false;
   // While a list is asked for, events wait, so that they apply after it as they did before
-  // it was taken: a start the list already missed must not be undone by it.
+  // it was taken: a start the list already missed must not be undone by it. (Creates and
+  // network connects also start the early watch at once.)
   bool listing_ = false;
   bool listAgain_ = false;         // a reconcile was asked for while listing
   Clock::time_point listAskedAt_;  // shims started since are not the list's to judge

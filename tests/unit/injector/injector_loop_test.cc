@@ -476,9 +476,11 @@ BOOST_AUTO_TEST_CASE(EventsThatArriveWhileDockerListsApplyAfterTheList) {
   injector.shutdown([] {});
 }
 
-BOOST_AUTO_TEST_CASE(ACreateHeldWhileDockerListsIsTimedFromWhenItCame) {
-  // The injection latency runs from the create event: the time it waited for the list to
-  // come back is part of it, and the histogram must not leave it out.
+BOOST_AUTO_TEST_CASE(AContainerCreatedWhileDockerListsGetsItsShimBeforeTheListEnds) {
+  // A list can take long (a reconnect to a daemon that is slow, or queued behind inspects
+  // while it starts containers): the early watch must not wait for it, or an app that
+  // connects at its first instruction is refused. The create still applies after the list,
+  // as a duplicate: it neither starts a second shim nor counts a second injection.
   if (geteuid() != 0) {
     BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
     return;
@@ -502,13 +504,25 @@ BOOST_AUTO_TEST_CASE(ACreateHeldWhileDockerListsIsTimedFromWhenItCame) {
   Injector injector(loop, docker.endpoint(), options);
   BOOST_REQUIRE(injector.start());
   BOOST_REQUIRE(runUntil(loop, [&] { return injector.counters().injectedEarly >= 1; }, 5s));
+  BOOST_TEST(docker.lists() <= 1, "injected only once the list had been cut and asked again");
 
-  const InjectorCounters& c = injector.counters();
-  uint64_t measured = 0;
-  for (uint64_t n : c.latencyCounts) measured += n;
-  BOOST_TEST(measured == 1u);
-  // Held from its arrival (as the list was asked for) until the list was cut, 1 s later.
-  BOOST_TEST(c.latencySum >= 0.5, "create to shim: " << c.latencySum << " s");
+  auto measured = [&] {
+    uint64_t n = 0;
+    for (uint64_t count : injector.counters().latencyCounts) n += count;
+    return n;
+  };
+  BOOST_TEST(measured() == 1u);
+  // From the create to the shim, not to the end of the list, cut 1 s after it was asked.
+  BOOST_TEST(injector.counters().latencySum < 0.5, "create to shim: " << injector.counters().latencySum << " s");
+  const pid_t shim = injector.supervisor().list().at(0).shimPid;
+
+  // The list cut, asked again, and the held create applied after it.
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 2; }, 5s));
+  runUntil(loop, [] { return false; }, 300ms);
+  BOOST_TEST(measured() == 1u, "the held create was timed again");
+  BOOST_TEST(injector.counters().injectedEarly == 1u);
+  BOOST_REQUIRE_EQUAL(injector.supervisor().list().size(), 1u);
+  BOOST_TEST(injector.supervisor().list()[0].shimPid == shim);
 
   shutDown(loop, injector);
 }
