@@ -206,17 +206,21 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
   if (it != tracked_.end()) return &it->second;
   if (!mentionsConnectable(labels)) return nullptr;
   ContainerRequest request = parseContainerLabels(labels, labelLimits_);
-  if (!request.errors.empty() && badLabelsReported_.insert(id).second) {
+  if ((!request.errors.empty() || !request.wanted()) && badLabelsReported_.insert(id).second) {
     for (const auto& e : request.errors) {
       ++counters_.badLabels;
       log::error("ignoring bad label", {{"container", containerDisplayName(name, id)}, {"error", e}});
     }
+    // No label of it is bad, but it asks connectable for something (a typo in its connect
+    // key, say): without this line it would pass unnoticed.
+    if (request.errors.empty() && !request.wanted())
+      log::warn("container gets no shim", {{"container", containerDisplayName(name, id)}, {"reason", request.noShimBecause}});
   }
   std::vector<std::string> ignored;
   for (const auto& e : request.errors) ignored.push_back("ignored bad label: " + e);
   if (!request.wanted()) {
     // Said as a reason of its own: `connectable status --json` gives it as the row's error.
-    if (!ignored.empty()) ignored.push_back("no shim: it has no usable connect.PORT label");
+    ignored.push_back("no shim: " + request.noShimBecause);
     problems_.set({id, name, ignored});
     return nullptr;
   }

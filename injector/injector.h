@@ -44,7 +44,8 @@ struct InjectorOptions {
 
 struct InjectorCounters {
   // With connect labels, now, running or not: those with a shim or to get one, and those
-  // whose every label is bad (which `connectable status` lists too).
+  // whose labels ask for one in vain (every label bad, or options with no connect.PORT
+  // label), which `connectable status` lists too.
   uint64_t containersWatched = 0;
   uint64_t injectedEarly = 0;      // before the start event
   uint64_t earlyPolls = 0;         // cgroup reads looking for a starting container's init
@@ -79,7 +80,7 @@ class Injector : public DockerEventSink {
                        std::function<void(const Status&)> onFailed);
 
   // containersWatched is derived here, as `connectable status` lists them: the tracked ones
-  // and those whose every label is bad (they have a row there too).
+  // and those whose labels get them no shim (they have a row there too).
   InjectorCounters counters() const {
     InjectorCounters c = counters_;
     c.containersWatched = tracked_.size() + badLabelsReported_.size();
@@ -165,9 +166,10 @@ class Injector : public DockerEventSink {
   LabelLimits labelLimits_;  // from the options every shim gets
   ProblemRecords problems_;
   std::map<std::string, Tracked> tracked_;
-  // Containers with bad labels that no shim is for, so never tracked: their labels are
-  // reported once, not again at each of their events and each reconcile. Running, or known
-  // from their create event; forgotten with their problem record.
+  // Containers with bad labels, or connectable.* options but no connect.PORT label, that no
+  // shim is for, so never tracked: their labels are reported once, not again at each of their
+  // events and each reconcile. Running, or known from their create event; forgotten with
+  // their problem record.
   std::set<std::string> badLabelsReported_;
   unsigned long hostNetnsInode_ = 0;
   Millis reconnectDelay_;

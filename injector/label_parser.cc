@@ -1,6 +1,7 @@
 #include "injector/label_parser.h"
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 #include <string_view>
 
@@ -77,6 +78,20 @@ std::optional<std::string> nearestOption(const std::string& name) {
     }
   }
   return tie ? std::nullopt : nearest;
+}
+
+// The connect.PORT key a label key not read as one was likely meant as: one slip in its case
+// ("Connect.6000"), its separator ("connect_6000", "connect:6000", "connect6000") or its
+// word ("conect.6000", "connects.6000"). Only before a port number, so that other software's
+// labels are not taken for ours.
+std::optional<std::string> meantConnectKey(const std::string& key) {
+  const size_t digits = key.find_last_not_of("0123456789");
+  if (digits == std::string::npos || digits + 1 == key.size() || key.size() - digits - 1 > 5) return std::nullopt;
+  const bool separated = !std::isalnum(static_cast<unsigned char>(key[digits]));
+  std::string word = key.substr(0, separated ? digits : digits + 1);
+  std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (word.size() > 8 || editDistance(word, "connect") > 1) return std::nullopt;
+  return "connect." + key.substr(digits + 1);
 }
 
 // "balance, connect-timeout, ..."
@@ -166,6 +181,18 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
       }
       request.shimArgs.push_back(flag);
     }
+  }
+  if (!request.wanted()) {
+    bool connectKey = false, option = false;
+    std::string hint;
+    for (const auto& [key, value] : labels) {
+      connectKey = connectKey || isConnectKey(key);
+      option = option || key.rfind("connectable.", 0) == 0;
+      if (auto meant = isConnectableKey(key) ? std::nullopt : meantConnectKey(key); meant && hint.empty())
+        hint = " (did you mean '" + *meant + "', not '" + key + "'?)";
+    }
+    if (connectKey) request.noShimBecause = "it has no usable connect.PORT label" + hint;
+    else if (option) request.noShimBecause = "it has no connect.PORT label, so its connectable.* options apply to nothing" + hint;
   }
   std::sort(request.connects.begin(), request.connects.end(),
             [](const ConnectSpec& a, const ConnectSpec& b) { return a.port < b.port; });

@@ -17,6 +17,10 @@ struct ContainerRequest {
   std::vector<ConnectSpec> connects;     // valid connect labels, sorted by port
   std::vector<std::string> shimArgs;     // shim options from connectable.* labels
   std::vector<std::string> errors;       // one per bad label: "label 'connect.0': port '0' is ..."
+  // When some label is connectable's but none a usable connect.PORT, why it gets no shim,
+  // naming a key that looks like a mistyped one: "it has no connect.PORT label, so its
+  // connectable.* options apply to nothing (did you mean 'connect.6000', not 'conect.6000'?)".
+  std::string noShimBecause;
   bool wanted() const { return !connects.empty(); }
 };
 

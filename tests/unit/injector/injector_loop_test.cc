@@ -748,6 +748,43 @@ BOOST_AUTO_TEST_CASE(AStoppedContainerWithOnlyBadLabelsStillSaysWhyItHasNoShimUn
   BOOST_TEST(d.injector->counters().containersWatched == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(OptionsWithNoConnectLabelAreLoggedOnceAndListedByStatusSayingTheyApplyToNothing) {
+  // `-l conect.6000=... -l connectable.balance=p2c`: no label is bad, yet the container
+  // plainly asked for a shim. Another container with none of our labels stays unmentioned.
+  const std::string other = "1111111111111111111111111111111111111111111111111111111111111111";
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [&](int) {
+    return jsonReply(200, R"([{"Id":")" + kId +
+                              R"(","Names":["/app"],"Labels":{"conect.6000":"198.18.0.5:6379","connectable.balance":"p2c"},"State":"running"},)"
+                              R"({"Id":")" + other + R"(","Names":["/web"],"Labels":{"maintainer":"x"},"State":"running"}])");
+  });
+  docker.streamsToEnd = 1;  // a reconnect, and a second list
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.reconnectMin = 10ms;
+  Injector injector(loop, docker.endpoint(), options);
+  CapturedOutput log(STDERR_FILENO, dir + "/injector.log");
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 2; }, 5s));
+  runUntil(loop, [] { return false; }, 300ms);  // the last list's answer
+  log.restore();
+
+  const std::string why =
+      "it has no connect.PORT label, so its connectable.* options apply to nothing (did you mean 'connect.6000', not 'conect.6000'?)";
+  auto records = readProblemRecords(dir);
+  BOOST_REQUIRE_EQUAL(records.size(), 1u);
+  BOOST_TEST(records[0].containerId == kId);
+  BOOST_TEST(records[0].problems == std::vector<std::string>{"no shim: " + why}, log.text());
+  BOOST_TEST(injector.counters().containersWatched == 1u);
+  BOOST_TEST(injector.counters().badLabels == 0u);
+  const std::string line = "container gets no shim container=\"app (8f3c11155b1b)\"";
+  const size_t first = log.text().find(line);
+  BOOST_TEST(first != std::string::npos, log.text());
+  BOOST_TEST(log.text().find(line, first + 1) == std::string::npos, "said again at the next list: " << log.text());
+  injector.shutdown([] {});
+}
+
 BOOST_AUTO_TEST_CASE(AMaxConnsLabelOverTheHostsIsABadLabel) {
   std::string dir = tempDir();
   FakeDocker docker(dir, [](int) {

@@ -209,6 +209,36 @@ BOOST_AUTO_TEST_CASE(OnlyOptionsWithoutPortsWantNoShim) {
   BOOST_TEST(!mentionsConnectable({{"connector", "x"}}));
 }
 
+BOOST_AUTO_TEST_CASE(OptionsWithoutAConnectLabelSayTheyApplyToNothingAndNameAMistypedKey) {
+  // `-l conect.6000=redis.service.consul -l connectable.balance=p2c`: no label is bad, and
+  // none asks for a port; the user must be told, or the container passes unnoticed.
+  auto typo = parseContainerLabels({{"conect.6000", "redis.service.consul"}, {"connectable.balance", "p2c"}});
+  BOOST_TEST(!typo.wanted());
+  BOOST_TEST(typo.errors.empty());
+  BOOST_TEST(typo.noShimBecause ==
+             "it has no connect.PORT label, so its connectable.* options apply to nothing "
+             "(did you mean 'connect.6000', not 'conect.6000'?)");
+  for (const char* key : {"Connect.6000", "CONNECT.6000", "connect_6000", "connect:6000", "connect-6000", "connect6000",
+                          "connects.6000"}) {
+    auto r = parseContainerLabels({{key, "a.b"}, {"connectable.balance", "p2c"}});
+    BOOST_TEST(r.noShimBecause.find("(did you mean 'connect.6000', not '" + std::string(key) + "'?)") != std::string::npos,
+               key << ": " << r.noShimBecause);
+  }
+  // Only before a port number, and only one slip away: other software's labels are no hint.
+  for (const char* key : {"connection.6000", "connect-timeout", "com.example.connect", "reconnect.6000"}) {
+    auto r = parseContainerLabels({{key, "a.b"}, {"connectable.balance", "p2c"}});
+    BOOST_TEST(r.noShimBecause == "it has no connect.PORT label, so its connectable.* options apply to nothing", key);
+  }
+  // A bad connect label and a mistyped one: the bad one is reported, and the hint given too.
+  auto bad = parseContainerLabels({{"connect.0", "a.b"}, {"conect.6000", "a.b"}});
+  BOOST_TEST(bad.errors.size() == 1u);
+  BOOST_TEST(bad.noShimBecause == "it has no usable connect.PORT label (did you mean 'connect.6000', not 'conect.6000'?)");
+  // Nothing to say of a container that gets its shim, nor of one no label of which is ours.
+  BOOST_TEST(parseContainerLabels({{"connect.6000", "a.b"}, {"Connect.7000", "a.b"}}).noShimBecause.empty());
+  BOOST_TEST(parseContainerLabels({{"maintainer", "x"}, {"Connect.6000", "a.b"}}).noShimBecause.empty());
+  BOOST_TEST(!mentionsConnectable({{"maintainer", "x"}, {"Connect.6000", "a.b"}}));
+}
+
 BOOST_AUTO_TEST_CASE(AContainerMayLowerTheHostsConnectionLimitButNotRaiseIt) {
   // Its connections hold descriptors and ports of the host's, shared by every container.
   const LabelLimits host{1000};
