@@ -38,13 +38,15 @@ bool looksLikeIpv4(std::string_view s) {
 
 Result<uint16_t> parsePort(std::string_view text) {
   if (text.empty()) return Status::error("port is empty");
-  if (text.size() > 5) return Status::error("port " + quoted(text) + " is not a number from 1 to 65535");
-  unsigned value = 0;
   for (char c : text) {
     if (!std::isdigit(static_cast<unsigned char>(c)))
       return Status::error("port " + quoted(text) + " is not a number from 1 to 65535");
-    value = value * 10 + static_cast<unsigned>(c - '0');
   }
+  // Leading zeros change no number: 006003 is port 6003, as 0080 is 80.
+  std::string_view digits = text;
+  while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
+  unsigned value = 0;
+  for (char c : digits.substr(0, 6)) value = value * 10 + static_cast<unsigned>(c - '0');
   if (value < 1 || value > 65535)
     return Status::error("port " + quoted(text) + " is out of range (1-65535)");
   return static_cast<uint16_t>(value);
@@ -108,11 +110,28 @@ Result<Target> parseTarget(std::string_view text) {
     return t;
   }
 
+  // A URL (tcp://db:5432, as Docker links wrote one) is refused for what it is, not as an
+  // IPv6 address for its colons.
+  if (size_t scheme = text.find("://"); scheme != std::string_view::npos) {
+    std::string_view rest = text.substr(scheme + 3);
+    rest = rest.substr(0, rest.find('/'));
+    return Status::error("target " + quoted(text) + " has a scheme (" + quoted(text.substr(0, scheme + 3)) +
+                         "): write HOST:PORT" + (rest.empty() ? std::string() : ", as " + std::string(rest)));
+  }
+
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) {  // a bare name: SRV
-    if (looksLikeIpv4(text))
-      return Status::error("target " + quoted(text) + " is an address without a port; write it as " +
-                           std::string(text) + ":<port>");
+    if (looksLikeIpv4(text)) {
+      if (SocketAddress::parseIp(text, 0))
+        return Status::error("target " + quoted(text) + " is an address without a port; write it as " +
+                             std::string(text) + ":<port>");
+      if (text.find('.') == std::string_view::npos)
+        return Status::error("target " + quoted(text) +
+                             " is a number, not a name: write HOST:PORT (as db.example.org:" + std::string(text) +
+                             ") or a DNS SRV name");
+      return Status::error("target " + quoted(text) +
+                           " is neither an IPv4 address nor a name: write IPV4:PORT, HOST:PORT or a DNS SRV name");
+    }
     if (Status s = validateDnsName(text); !s) return s.withContext("target " + quoted(text));
     t.kind = Target::Kind::Srv;
     t.host = std::string(text);

@@ -76,10 +76,23 @@ BOOST_AUTO_TEST_CASE(PortsOutsideOneTo65535AreRejectedByValue) {
   BOOST_TEST(contains(errorOf("65536=a.b"), "out of range"));
   BOOST_TEST(contains(errorOf("-1=a.b"), "'-1' is not a number"));
   BOOST_TEST(contains(errorOf("x=a.b"), "'x' is not a number"));
-  BOOST_TEST(contains(errorOf("123456=a.b"), "not a number from 1 to 65535"));
+  BOOST_TEST(contains(errorOf("123456=a.b"), "'123456' is out of range"));
+  BOOST_TEST(contains(errorOf("000=a.b"), "'000' is out of range"));
   BOOST_TEST(contains(errorOf("=a.b"), "port is empty"));
   BOOST_TEST(parsePort("65535").isOk());
   BOOST_TEST(parsePort("1").isOk());
+}
+
+BOOST_AUTO_TEST_CASE(LeadingZerosChangeNoPortHoweverManyThereAre) {
+  // The README says ports are numbers and leading zeros are fine: 0080 was taken, 006003
+  // refused as "not a number from 1 to 65535" for its six characters.
+  auto six = parsePort("006003");
+  BOOST_REQUIRE(six);
+  BOOST_TEST(*six == 6003);
+  auto many = parsePort("0000000000080");
+  BOOST_REQUIRE(many);
+  BOOST_TEST(*many == 80);
+  BOOST_TEST(contains(errorOf("0065536=a.b"), "'0065536' is out of range"));
 }
 
 BOOST_AUTO_TEST_CASE(MissingEqualsOrTargetIsNamed) {
@@ -103,6 +116,24 @@ BOOST_AUTO_TEST_CASE(AddressesWithoutPortsOrBracketsAreExplained) {
   BOOST_TEST(contains(errorOf("6000=999.1.1.1:80"), "'999.1.1.1' is not an IPv4 address"));
   BOOST_TEST(contains(errorOf("6000=[1.2.3.4]:80"), "is not an IPv6 address"));
   BOOST_TEST(contains(errorOf("6000=[zz::1]:80"), "is not an IPv6 address"));
+}
+
+BOOST_AUTO_TEST_CASE(CommonMistakesAreToldHowToWriteTheTarget) {
+  // Each was told to write something refused again: tcp:// as an IPv6 address to bracket,
+  // a bare port or '.' as an address to give a port ("6379:<port>", ".:<port>").
+  std::string url = errorOf("6000=tcp://db.example.org:5432");
+  BOOST_TEST(contains(url, "has a scheme ('tcp://'): write HOST:PORT, as db.example.org:5432"), url);
+  BOOST_TEST(!contains(url, "IPv6"), url);
+  BOOST_TEST(contains(errorOf("6000=http://db.example.org:8080/path"), "as db.example.org:8080"));
+  std::string port = errorOf("6001=6379");
+  BOOST_TEST(contains(port, "'6379' is a number, not a name: write HOST:PORT"), port);
+  BOOST_TEST(!contains(port, "6379:<port>"), port);
+  std::string dot = errorOf("6002=.");
+  BOOST_TEST(contains(dot, "'.' is neither an IPv4 address nor a name"), dot);
+  BOOST_TEST(!contains(dot, ".:<port>"), dot);
+  BOOST_TEST(contains(errorOf("6002=1.2"), "neither an IPv4 address nor a name"));
+  // A real IPv4 address without a port keeps its advice, which is right for it.
+  BOOST_TEST(contains(errorOf("6000=198.18.0.5"), "write it as 198.18.0.5:<port>"));
 }
 
 BOOST_AUTO_TEST_CASE(AnIpv6ZoneIsRefusedAsUnsupportedNotAsNoAddress) {
