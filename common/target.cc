@@ -1,5 +1,7 @@
 #include "common/target.h"
 
+#include <arpa/inet.h>
+
 #include <cctype>
 #include <cstdio>
 
@@ -32,6 +34,23 @@ bool looksLikeIpv4(std::string_view s) {
   for (char c : s)
     if (!std::isdigit(static_cast<unsigned char>(c)) && c != '.') return false;
   return true;
+}
+
+// Why no TCP connection can reach this literal address, or nothing: a link-local IPv6
+// address needs a zone (connect fails with EINVAL without one), multicast and broadcast
+// addresses take no connections.
+std::string unreachableBecause(const SocketAddress& a) {
+  if (a.family() == AF_INET6) {
+    const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr;
+    if (IN6_IS_ADDR_LINKLOCAL(&v6))
+      return a.ipString() + " is link-local, which needs a zone (not supported); use a global or unique local address";
+    if (IN6_IS_ADDR_MULTICAST(&v6)) return a.ipString() + " is a multicast address, which TCP cannot connect to";
+    return {};
+  }
+  const uint32_t v4 = ntohl(reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr.s_addr);
+  if (IN_MULTICAST(v4)) return a.ipString() + " is a multicast address, which TCP cannot connect to";
+  if (v4 == INADDR_BROADCAST) return a.ipString() + " is the broadcast address, which TCP cannot connect to";
+  return {};
 }
 
 }  // namespace
@@ -103,6 +122,8 @@ Result<Target> parseTarget(std::string_view text) {
     auto addr = SocketAddress::parseIp(ip, *port);
     if (!addr || addr->family() != AF_INET6)
       return Status::error("target " + quoted(text) + ": " + quoted(ip) + " is not an IPv6 address");
+    if (std::string why = unreachableBecause(*addr); !why.empty())
+      return Status::error("target " + quoted(text) + ": " + why);
     t.kind = Target::Kind::Literal;
     t.host = std::string(ip);
     t.port = *port;
@@ -150,6 +171,8 @@ Result<Target> parseTarget(std::string_view text) {
     auto addr = SocketAddress::parseIp(host, *port);
     if (!addr || addr->family() != AF_INET)
       return Status::error("target " + quoted(text) + ": " + quoted(host) + " is not an IPv4 address");
+    if (std::string why = unreachableBecause(*addr); !why.empty())
+      return Status::error("target " + quoted(text) + ": " + why);
     t.kind = Target::Kind::Literal;
     t.address = *addr;
     return t;

@@ -141,6 +141,24 @@ BOOST_AUTO_TEST_CASE(AnIpv6ZoneIsRefusedAsUnsupportedNotAsNoAddress) {
   BOOST_TEST(contains(error, "target '[fe80::1%eth0]:80': IPv6 zones ('%eth0') are not supported"), error);
 }
 
+BOOST_AUTO_TEST_CASE(AddressesNoConnectionCanReachAreRefused) {
+  // [fe80::1]:80 was taken, and every connection to it then failed with a bare "Invalid
+  // argument" (a link-local address needs the zone we do not take).
+  std::string linkLocal = errorOf("6000=[fe80::1]:80");
+  BOOST_TEST(contains(linkLocal, "target '[fe80::1]:80': fe80::1 is link-local, which needs a zone"), linkLocal);
+  BOOST_TEST(contains(linkLocal, "use a global or unique local address"), linkLocal);
+  BOOST_TEST(contains(errorOf("6000=[febf::1]:80"), "is link-local"));
+  BOOST_TEST(contains(errorOf("6000=[ff02::1]:80"), "ff02::1 is a multicast address, which TCP cannot connect to"));
+  BOOST_TEST(contains(errorOf("6000=224.0.0.1:80"), "224.0.0.1 is a multicast address"));
+  BOOST_TEST(contains(errorOf("6000=239.255.255.255:80"), "is a multicast address"));
+  BOOST_TEST(contains(errorOf("6000=255.255.255.255:80"), "255.255.255.255 is the broadcast address"));
+  // Their neighbours are ordinary addresses.
+  BOOST_TEST(parseTarget("[fec0::1]:80").isOk());
+  BOOST_TEST(parseTarget("[fd00::1]:80").isOk());
+  BOOST_TEST(parseTarget("223.255.255.255:80").isOk());
+  BOOST_TEST(parseTarget("240.0.0.1:80").isOk());
+}
+
 BOOST_AUTO_TEST_CASE(JunkNamesAreRejectedWithTheReason) {
   BOOST_TEST(contains(errorOf("6000=red is"), "white space"));
   BOOST_TEST(contains(errorOf("6000=redis/1"), "invalid character '/'"));
