@@ -46,7 +46,8 @@ void checkTarget(const Target& t) {
       break;
     case Target::Kind::Literal:
       check(t.port >= 1 && t.address.port() == t.port);
-      check(t.address.family() == (t.text.front() == '[' ? AF_INET6 : AF_INET));
+      // [::ffff:a.b.c.d] is the IPv4 address it carries.
+      check(t.text.front() == '[' ? t.address.valid() : t.address.family() == AF_INET);
       break;
   }
   auto again = parseTarget(t.text);

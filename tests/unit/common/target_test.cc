@@ -59,6 +59,18 @@ BOOST_AUTO_TEST_CASE(BracketedIpv6LiteralNeedsNoLookup) {
   BOOST_TEST(t->address.toString() == "[fd00::5]:6379");
 }
 
+BOOST_AUTO_TEST_CASE(AnIpv4MappedLiteralIsItsIpv4Address) {
+  // Connecting to it is connecting to the IPv4 address; as an IPv6 one it was a backend of
+  // its own beside the same address written as IPv4.
+  auto t = parseTarget("[::ffff:198.18.0.5]:6379");
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->address.family() == AF_INET);
+  BOOST_TEST(t->address.toString() == "198.18.0.5:6379");
+  BOOST_TEST(t->text == "[::ffff:198.18.0.5]:6379");  // as written, for logs and status
+  // Checked as the IPv4 address it is.
+  BOOST_TEST(contains(errorOf("6000=[::ffff:224.0.0.1]:80"), "224.0.0.1 is a multicast address"));
+}
+
 BOOST_AUTO_TEST_CASE(ListKeepsOrderAndMixesKinds) {
   auto spec = parseConnectSpec("6000=198.18.0.5:6379,[fd00::5]:6379,redis.service.consul");
   BOOST_REQUIRE(spec);

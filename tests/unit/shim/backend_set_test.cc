@@ -27,6 +27,14 @@ BOOST_AUTO_TEST_CASE(AnAddressGivenTwiceIsOneBackend) {
   BOOST_TEST(set.backends()[1]->address.toString() == "198.18.0.6:6379");
 }
 
+BOOST_AUTO_TEST_CASE(AnIpv4MappedLiteralIsTheIpv4AddressItCarries) {
+  // 127.0.0.1:1 and [::ffff:127.0.0.1]:1 made two backends: a double share of the traffic
+  // and two rows in the status and the metrics for one address.
+  BackendSet set(targets({"127.0.0.1:1", "[::ffff:127.0.0.1]:1"}));
+  BOOST_REQUIRE_EQUAL(set.backends().size(), 1u);
+  BOOST_TEST(set.backends()[0]->address.toString() == "127.0.0.1:1");
+}
+
 BOOST_AUTO_TEST_CASE(ADnsAnswerNamingAnAddressTwiceMakesOneBackend) {
   BackendSet set(targets({"redis.service.consul"}));
   const auto a = *SocketAddress::parseIp("198.18.0.5", 6379);
