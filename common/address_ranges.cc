@@ -56,15 +56,29 @@ Result<AddressRanges> AddressRanges::parse(std::string_view text) {
     Range r;
     r.family = addressBytes(*address, r.bytes);
     const int maxBits = r.family == AF_INET ? 32 : 128;
+    const int written = prefix;
+    // ::ffff:10.0.0.0/104 is 10.0.0.0/8: its prefix counts IPv6 bits, of which the mapped
+    // block takes the first 96.
+    const bool mapped = address->family() == AF_INET6 && r.family == AF_INET;
+    if (mapped && prefix >= 0) {
+      if (prefix > 128) return Status::error("'" + item + "': a prefix longer than 128 bits");
+      if (prefix < 96)
+        return Status::error("'" + item + "': a prefix shorter than 96 bits holds more than the IPv4-mapped "
+                             "addresses (::ffff:0:0/96); write an IPv4 range or another IPv6 one");
+      prefix -= 96;
+    }
     if (prefix < 0) prefix = maxBits;
     if (prefix > maxBits) return Status::error("'" + item + "': a prefix longer than " + std::to_string(maxBits) + " bits");
     uint8_t network[16]{};
     std::memcpy(network, r.bytes, static_cast<size_t>(prefix / 8));
     if (prefix % 8) network[prefix / 8] = static_cast<uint8_t>(r.bytes[prefix / 8] & (0xff << (8 - prefix % 8)));
     if (std::memcmp(network, r.bytes, static_cast<size_t>(maxBits / 8)) != 0)
-      return Status::error("'" + item + "': host bits are set under the /" + std::to_string(prefix) + " prefix");
+      return Status::error("'" + item + "': host bits are set under the /" + std::to_string(written < 0 ? prefix : written) + " prefix");
     r.prefix = prefix;
-    r.text = address->ipString() + "/" + std::to_string(prefix);
+    // Shown as the IPv4 range it is: ::ffff:10.0.0.1/32 read as an IPv6 /32.
+    in_addr v4;
+    std::memcpy(&v4, r.bytes, 4);
+    r.text = (mapped ? SocketAddress::ipv4(v4, 0).ipString() : address->ipString()) + "/" + std::to_string(prefix);
     out.ranges_.push_back(r);
   }
   return out;

@@ -38,6 +38,28 @@ BOOST_AUTO_TEST_CASE(AnIpv4MappedIpv6AddressIsTheIpv4AddressItCarries) {
   BOOST_TEST(v6->contains(at("::1")));
 }
 
+BOOST_AUTO_TEST_CASE(AnIpv4MappedRangeIsTheIpv4RangeItCarries) {
+  // ::ffff:10.0.0.0/104 was refused as "a prefix longer than 32 bits" (its IPv6 prefix read
+  // as IPv4 bits), and ::ffff:10.0.0.1 was shown as ::ffff:10.0.0.1/32, an IPv6 /32.
+  auto r = AddressRanges::parse("::ffff:10.0.0.0/104,::ffff:198.18.0.5,[::ffff:0:0]/96");
+  BOOST_REQUIRE_MESSAGE(r, r.status().message());
+  BOOST_TEST(r->text() == "10.0.0.0/8,198.18.0.5/32,0.0.0.0/0");
+  auto ten = AddressRanges::parse("::ffff:10.0.0.0/104");
+  BOOST_REQUIRE(ten);
+  BOOST_TEST(ten->contains(at("10.255.0.1")));
+  BOOST_TEST(ten->contains(at("::ffff:10.1.2.3")));
+  BOOST_TEST(!ten->contains(at("11.0.0.1")));
+  // A prefix shorter than the mapped block's 96 bits holds more than IPv4 addresses, and a
+  // host bit is set or not as the IPv6 prefix says.
+  auto wide = AddressRanges::parse("::ffff:0:0/95");
+  BOOST_REQUIRE(!wide);
+  BOOST_TEST(wide.status().message().find("shorter than 96") != std::string::npos, wide.status().message());
+  auto bits = AddressRanges::parse("::ffff:10.1.0.0/104");
+  BOOST_REQUIRE(!bits);
+  BOOST_TEST(bits.status().message().find("host bits are set under the /104 prefix") != std::string::npos,
+             bits.status().message());
+}
+
 BOOST_AUTO_TEST_CASE(WholeFamiliesAndBracketedAddressesAreTaken) {
   auto r = AddressRanges::parse("0.0.0.0/0,[::1]");
   BOOST_REQUIRE_MESSAGE(r, r.status().message());
