@@ -57,7 +57,8 @@ Options:
                            other address a target names or a DNS answer gives is left out
                            (repeatable; default: any address)
   --dns SERVERS            IP[:PORT][,...] DNS servers, by address: 127.0.0.1:8600,
-                           [::1]:53 (default: those of /etc/resolv.conf)
+                           [::1]:53 (repeatable; servers add up, asked in the order
+                           given; default: those of /etc/resolv.conf)
   --dns-min-ttl DUR        shortest time an answer is cached (default 1s)
   --dns-timeout DUR        per query attempt, doubled for the second round of servers
                            (default 2s); a name's first connections wait for its first
@@ -206,7 +207,9 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       // Checked here, not only when the shim starts: the injector checks every shim's options
       // with this parser before it starts one, and must refuse a bad --dns itself.
       if (auto servers = parseDnsServers(val); !servers) return servers.status().withContext("--dns");
-      o.dnsServers = val;
+      // Repeats add up, as --connect and --allow-upstream do: a second --dns that replaced
+      // the first would drop servers without a word.
+      o.dnsServers += (o.dnsServers.empty() ? "" : ",") + val;
     } else if (arg == "--allow-upstream") {
       auto ranges = AddressRanges::parse(val);
       if (!ranges) return ranges.status().withContext("--allow-upstream");

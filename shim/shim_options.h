@@ -30,7 +30,7 @@ struct ShimOptions {
   std::string user = "nobody";
   log::Level logLevel = log::Level::Info;
   log::Format logFormat = log::Format::Text;
-  std::string dnsServers;         // --dns HOST[:PORT][,...]; empty: /etc/resolv.conf
+  std::string dnsServers;         // every --dns HOST[:PORT][,...], joined; empty: /etc/resolv.conf
   Millis dnsMinTtl{1000};
   Millis dnsTimeout{2000};
   pid_t exitWithPid = 0;          // --exit-with-pid: stop when that process ends

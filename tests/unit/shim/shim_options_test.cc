@@ -124,6 +124,14 @@ BOOST_AUTO_TEST_CASE(DnsServersAreCheckedByTheParserTheInjectorUsesToo) {
   BOOST_TEST(static_cast<bool>(parseShimOptions({c, "--dns", "198.18.0.53:8600,[fd00::53]:53,198.18.0.54"})));
 }
 
+BOOST_AUTO_TEST_CASE(DnsGivenTwiceAddsUpLikeAllowUpstream) {
+  // --dns 10.0.0.1 --dns 10.0.0.2 asked only 10.0.0.2, with no word about the first.
+  auto r = parseShimOptions({"--connect=1=198.18.0.5:1", "--dns", "198.18.0.53:8600", "--dns=[fd00::53]:53,198.18.0.54"});
+  BOOST_REQUIRE_MESSAGE(r, r.status().message());
+  BOOST_TEST(r->dnsServers == "198.18.0.53:8600,[fd00::53]:53,198.18.0.54");
+  BOOST_TEST(contains(errorOf({"--connect=1=198.18.0.5:1", "--dns", "198.18.0.53", "--dns="}), "--dns needs at least one server"));
+}
+
 BOOST_AUTO_TEST_CASE(DurationsHaveBoundsThatTimersCanHold) {
   // 2^31 ms wrapped into a negative c-ares timeout (a spinning shim deaf to SIGTERM); 10^9
   // minutes overflowed the clock and fired every timer at once; a 0 ms cache flooded DNS.
