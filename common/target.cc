@@ -6,12 +6,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/quoted.h"
 #include "common/utf8.h"
 
 namespace connectable {
 namespace {
-
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 bool isLabelChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';

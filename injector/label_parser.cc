@@ -5,6 +5,7 @@
 #include <optional>
 #include <string_view>
 
+#include "common/quoted.h"
 #include "shim/shim_options.h"
 
 namespace connectable {
@@ -119,7 +120,7 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
   std::map<std::string, Result<ConnectSpec>> specs;
   std::map<uint16_t, std::string> portLabels;
   for (const auto& [key, value] : labels) {
-    if (!isConnectKey(key) || value.size() > kMaxLabelValue) continue;
+    if (!isConnectKey(key) || key.size() > kMaxLabelKey || value.size() > kMaxLabelValue) continue;
     auto portText = portTextOf(key);
     if (!portText) continue;
     const auto& spec = specs.emplace(key, parseConnectSpec(*portText, value)).first->second;
@@ -128,26 +129,33 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
     if (!fresh && portText->size() < portTextOf(holder->second)->size()) holder->second = key;
   }
   for (const auto& [key, value] : labels) {
-    if (isConnectableKey(key) && value.size() > kMaxLabelValue) {
-      request.errors.push_back("label '" + key + "': value of " + std::to_string(value.size()) +
+    if (!isConnectableKey(key)) continue;
+    if (key.size() > kMaxLabelKey) {
+      request.errors.push_back("label " + quoted(key) + ": key of " + std::to_string(key.size()) +
+                               " bytes is longer than " + std::to_string(kMaxLabelKey));
+      continue;
+    }
+    if (value.size() > kMaxLabelValue) {
+      request.errors.push_back("label " + quoted(key) + ": value of " + std::to_string(value.size()) +
                                " bytes is longer than " + std::to_string(kMaxLabelValue));
       continue;
     }
+    const std::string label = "label " + quoted(key + "=" + value);
     if (isConnectKey(key)) {
       auto parsed = specs.find(key);
       if (parsed == specs.end()) {  // no port in the key, so none parsed above
-        request.errors.push_back("label '" + key + "=" + value + "': expected connect.PORT or connect[PORT]");
+        request.errors.push_back(label + ": expected connect.PORT or connect[PORT]");
         continue;
       }
       auto& spec = parsed->second;
       if (!spec) {
-        request.errors.push_back("label '" + key + "=" + value + "': " + spec.status().message());
+        request.errors.push_back(label + ": " + spec.status().message());
         continue;
       }
       const std::string& holder = portLabels.at(spec->port);
       if (holder != key) {
-        request.errors.push_back("label '" + key + "=" + value + "': port " + std::to_string(spec->port) +
-                                 " is already taken by label '" + holder + "'");
+        request.errors.push_back(label + ": port " + std::to_string(spec->port) +
+                                 " is already taken by label " + quoted(holder));
         continue;
       }
       request.connects.push_back(std::move(*spec));
@@ -156,11 +164,11 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
       const auto& known = labelOptionNames();
       if (std::find(known.begin(), known.end(), name) == known.end()) {
         if (name == "dns" || name == "user" || name == "data-path" || name == "allow-upstream") {
-          request.errors.push_back("label '" + key + "=" + value + "': '" + name + "' is the host's choice (connectable --" +
+          request.errors.push_back(label + ": '" + name + "' is the host's choice (connectable --" +
                                    name + "), which no label can change");
         } else {
           auto meant = nearestOption(name);
-          request.errors.push_back("label '" + key + "=" + value + "': unknown option '" + name + "'" +
+          request.errors.push_back(label + ": unknown option " + quoted(name) +
                                    (meant ? " (did you mean '" + *meant + "'?)" : "") + "; options are " +
                                    optionList());
         }
@@ -170,12 +178,12 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
       auto checked = parseShimOptions({probeFor(name, value), flag,
                                        name == "upstream-netns" ? "--netns-fd=3" : "--log-level=info"});
       if (!checked) {
-        request.errors.push_back("label '" + key + "=" + value + "': " + checked.status().message());
+        request.errors.push_back(label + ": " + checked.status().message());
         continue;
       }
       const size_t asked = checked->proxy.maxConns;  // 0 is unlimited
       if (name == "max-conns" && limits.maxConns != 0 && (asked == 0 || asked > limits.maxConns)) {
-        request.errors.push_back("label '" + key + "=" + value + "': more than the host's --max-conns " +
+        request.errors.push_back(label + ": more than the host's --max-conns " +
                                  std::to_string(limits.maxConns) + ", which applies");
         continue;
       }

@@ -27,6 +27,9 @@ struct ContainerRequest {
 // A longer label value is a bad label. Far more than any real target list, and far below
 // what one exec argument may be (128 KiB), so the shim can always be started.
 inline constexpr size_t kMaxLabelValue = 16 * 1024;
+// A longer connect or connectable.* key is a bad label: every real one is short, and each
+// message about a label names its key.
+inline constexpr size_t kMaxLabelKey = 256;
 
 // Options a label may set, as connectable.<name>; each maps to the shim's --<name>.
 const std::vector<std::string>& labelOptionNames();

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <set>
 
+#include "common/quoted.h"
 #include "common/srv_resolver.h"
 
 namespace connectable {
@@ -12,18 +13,18 @@ Result<Millis> parseDuration(std::string_view text) {
   uint64_t value = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
     value = value * 10 + static_cast<uint64_t>(text[i] - '0');
-    if (value > 1'000'000'000) return Status::error("duration '" + std::string(text) + "' is too large");
+    if (value > 1'000'000'000) return Status::error("duration " + quoted(text) + " is too large");
     ++i;
   }
-  if (i == 0) return Status::error("duration '" + std::string(text) + "' must start with a number (as 2s, 500ms, 1m)");
+  if (i == 0) return Status::error("duration " + quoted(text) + " must start with a number (as 2s, 500ms, 1m)");
   std::string_view unit = text.substr(i);
   if (!unit.empty() && (unit.front() == '.' || unit.front() == ','))
-    return Status::error("duration '" + std::string(text) + "' is not a whole number of ms, s, m or h (as 1500ms for 1.5s)");
+    return Status::error("duration " + quoted(text) + " is not a whole number of ms, s, m or h (as 1500ms for 1.5s)");
   if (unit.empty() || unit == "s") return Millis(value * 1000);
   if (unit == "ms") return Millis(value);
   if (unit == "m") return Millis(value * 60'000);
   if (unit == "h") return Millis(value * 3'600'000);
-  return Status::error("duration '" + std::string(text) + "' has an unknown unit (use ms, s, m or h)");
+  return Status::error("duration " + quoted(text) + " has an unknown unit (use ms, s, m or h)");
 }
 
 const char* shimUsage() {
@@ -95,7 +96,7 @@ Result<uint64_t> parseCount(std::string_view option, std::string_view text, uint
   uint64_t v = 0;
   for (char c : text) {
     if (!std::isdigit(static_cast<unsigned char>(c)))
-      return Status::error(std::string(option) + ": '" + std::string(text) + "' is not a number");
+      return Status::error(std::string(option) + ": " + quoted(text) + " is not a number");
     if (v <= max) v = v * 10 + static_cast<uint64_t>(c - '0');  // past max it only grows: no overflow
   }
   if (v > max) return Status::error(std::string(option) + ": " + std::string(text) + " is larger than " + std::to_string(max));
@@ -146,7 +147,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       auto spec = parseConnectSpec(val);
       if (!spec) return spec.status().withContext("--connect");
       if (!ports.insert(spec->port).second)
-        return Status::error("--connect '" + val + "': port " + std::to_string(spec->port) + " is given twice");
+        return Status::error("--connect " + quoted(val) + ": port " + std::to_string(spec->port) + " is given twice");
       o.connects.push_back(std::move(*spec));
     } else if (arg == "--netns") {
       if (val.empty()) return Status::error("--netns needs a path");
@@ -158,14 +159,14 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     } else if (arg == "--upstream-netns") {
       if (val == "target") o.upstreamInTarget = true;
       else if (val == "shim") o.upstreamInTarget = false;
-      else return Status::error("--upstream-netns: '" + val + "' is neither 'shim' nor 'target'");
+      else return Status::error("--upstream-netns: " + quoted(val) + " is neither 'shim' nor 'target'");
     } else if (arg == "--data-path") {
       if (val == "auto") o.dataPath = DataPath::Auto;
       else if (val == "epoll") o.dataPath = DataPath::Epoll;
-      else return Status::error("--data-path: '" + val + "' is neither 'auto' nor 'epoll'");
+      else return Status::error("--data-path: " + quoted(val) + " is neither 'auto' nor 'epoll'");
     } else if (arg == "--balance") {
       if (!parseBalancePolicy(val, &o.proxy.balance))
-        return Status::error("--balance: '" + val + "' is not one of random, round-robin, least-conn, p2c");
+        return Status::error("--balance: " + quoted(val) + " is not one of random, round-robin, least-conn, p2c");
     } else if (arg == "--connect-timeout" || arg == "--idle-timeout" || arg == "--drain-timeout" ||
                arg == "--dns-min-ttl" || arg == "--dns-timeout" || arg == "--tcp-keepalive") {
       auto d = parseDuration(val);
@@ -180,7 +181,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
         return Status::error(arg + " must be longer than 0");
       // The kernel counts keepalive in whole seconds.
       if (arg == "--tcp-keepalive" && d->count() % 1000 != 0)
-        return Status::error(arg + ": '" + val + "' is not whole seconds (0 turns it off)");
+        return Status::error(arg + ": " + quoted(val) + " is not whole seconds (0 turns it off)");
       // Bounds a deployment can want, well inside what clocks and timers can add up; a DNS
       // answer cached for less than 100 ms would have the shim ask over and over. (A zero
       // timeout is refused just above.)
@@ -195,8 +196,8 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       };
       for (const Range& r : kRanges) {
         if (arg != r.option) continue;
-        if (*d > r.max) return Status::error(arg + ": '" + val + "' is longer than " + r.maxText);
-        if (*d < r.min) return Status::error(arg + ": '" + val + "' is shorter than " + std::to_string(r.min.count()) + "ms");
+        if (*d > r.max) return Status::error(arg + ": " + quoted(val) + " is longer than " + r.maxText);
+        if (*d < r.min) return Status::error(arg + ": " + quoted(val) + " is shorter than " + std::to_string(r.min.count()) + "ms");
       }
     } else if (arg == "--max-conns") {
       auto n = parseCount(arg, val, 10'000'000);
@@ -216,7 +217,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       o.proxy.allowUpstream.add(*ranges);
     } else if (arg == "--exit-with-pid") {
       auto n = parseCount(arg, val, 1 << 22);
-      if (!n || *n == 0) return Status::error("--exit-with-pid: '" + val + "' is not a process id");
+      if (!n || *n == 0) return Status::error("--exit-with-pid: " + quoted(val) + " is not a process id");
       o.exitWithPid = static_cast<pid_t>(*n);
     } else if (arg == "--exit-with-pidfd") {
       auto n = parseCount(arg, val, 1 << 20);
@@ -237,10 +238,10 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
       o.user = val;
     } else if (arg == "--log-level") {
       if (!log::parseLevel(val, &o.logLevel))
-        return Status::error("--log-level: '" + val + "' is not one of debug, info, warn, error");
+        return Status::error("--log-level: " + quoted(val) + " is not one of debug, info, warn, error");
     } else if (arg == "--log-format") {
       if (!log::parseFormat(val, &o.logFormat))
-        return Status::error("--log-format: '" + val + "' is neither 'text' nor 'json'");
+        return Status::error("--log-format: " + quoted(val) + " is neither 'text' nor 'json'");
     }
   }
   if (o.help || o.version) return o;

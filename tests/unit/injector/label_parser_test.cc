@@ -202,6 +202,41 @@ BOOST_AUTO_TEST_CASE(AValueLongerThan16KiBIsABadLabel) {
   BOOST_TEST(option.errors[0].size() < 200u);
 }
 
+BOOST_AUTO_TEST_CASE(AKeyLongerThan256BytesIsABadLabelQuotedShort) {
+  // A 100 KB key had no limit: its error quoted it (twice for an unknown option), 200 KB in
+  // the log, the problem record and the status.
+  const std::string option = "connectable." + std::string(100'000, 'x');
+  const std::string port = "connect." + std::string(100'000, '1');
+  auto r = parseContainerLabels({{"connect.7000", "198.18.0.6:80"}, {option, "1"}, {port, "a.b"}});
+  BOOST_REQUIRE_EQUAL(r.connects.size(), 1u);
+  BOOST_TEST(r.shimArgs.empty());
+  BOOST_REQUIRE_EQUAL(r.errors.size(), 2u);
+  for (const std::string& e : r.errors) {
+    BOOST_TEST(e.size() < 200u, e.substr(0, 300));
+    BOOST_TEST((e.find("key of 100012 bytes is longer than 256") != std::string::npos ||
+                e.find("key of 100008 bytes is longer than 256") != std::string::npos),
+               e.substr(0, 300));
+  }
+  BOOST_TEST(anyContains(r.errors, "label 'connectable.xxxx"));
+  // 256 bytes is still a key, judged as any other.
+  const std::string longest = "connectable." + std::string(256 - 12, 'x');
+  auto at = parseContainerLabels({{"connect.7000", "198.18.0.6:80"}, {longest, "1"}});
+  BOOST_REQUIRE_EQUAL(at.errors.size(), 1u);
+  BOOST_TEST(at.errors[0].find("unknown option") != std::string::npos, at.errors[0]);
+}
+
+BOOST_AUTO_TEST_CASE(ALongValueIsQuotedByItsStartAndLength) {
+  // Under the 16 KiB cap, a value was quoted whole, twice: in the label and in the reason.
+  const std::string junk(10'000, 'y');
+  auto r = parseContainerLabels({{"connect.7000", "198.18.0.6:80"}, {"connect.6000", junk + ":80"},
+                                 {"connectable.balance", junk}});
+  BOOST_REQUIRE_EQUAL(r.errors.size(), 2u);
+  for (const std::string& e : r.errors) {
+    BOOST_TEST(e.size() < 400u, e.substr(0, 500));
+    BOOST_TEST(e.find("yyy...' (100") != std::string::npos, e.substr(0, 500));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(OnlyOptionsWithoutPortsWantNoShim) {
   auto r = parseContainerLabels({{"connectable.balance", "p2c"}});
   BOOST_TEST(!r.wanted());
