@@ -1,7 +1,12 @@
 #include "injector/injector_options.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "common/privileges.h"
 #include "shim/shim_options.h"
@@ -28,7 +33,8 @@ Options:
                            http://IP:PORT/metrics (default: off)
   --shim-uids FIRST-LAST   run each container's shim as a uid of its own from this range, one
                            no other user or program has (no passwd entry needed), instead of
-                           all as --user: then no shim can signal, renice or limit another
+                           all as --user: then no shim can signal, renice or limit another;
+                           refused if /etc/passwd or /etc/group has an id in it
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
 
@@ -60,9 +66,64 @@ Status parseUidRange(const std::string& text, SupervisorOptions* out) {
   return Status::ok();
 }
 
+// An entry of a passwd or group file: its name and its uid or gid (the third field).
+struct Account {
+  std::string name;
+  uid_t id = 0;
+};
+
+// The entries of a passwd or group file; none if it does not exist. Comments, NIS
+// (+name, -name) and malformed lines are skipped.
+Result<std::vector<Account>> readAccounts(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> in(std::fopen(path.c_str(), "re"), &std::fclose);
+  if (!in) {
+    if (errno == ENOENT) return std::vector<Account>{};
+    return errnoStatus("reading " + path, errno);
+  }
+  std::vector<Account> out;
+  char* buffer = nullptr;
+  size_t capacity = 0;
+  for (ssize_t n; (n = getline(&buffer, &capacity, in.get())) >= 0;) {
+    std::string_view line(buffer, static_cast<size_t>(n));
+    if (line.empty() || line[0] == '#' || line[0] == '+' || line[0] == '-') continue;
+    const size_t first = line.find(':');
+    const size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
+    const size_t third = second == std::string_view::npos ? second : line.find(':', second + 1);
+    if (third == std::string_view::npos) continue;
+    if (auto id = parseUid(line.substr(second + 1, third - second - 1)))
+      out.push_back({std::string(line.substr(0, first)), *id});
+  }
+  std::free(buffer);
+  return out;
+}
+
+// A shim's uid and its group (the same number) must be no one else's: whoever had that uid
+// could signal, renice or limit the shim, and a group would give the shim its files.
+Status checkShimUidsAreFree(const SupervisorOptions& o, const AccountFiles& files) {
+  const uint64_t first = o.shimUidFirst, last = first + o.shimUidCount - 1;
+  const std::string range = std::to_string(first) + "-" + std::to_string(last);
+  std::string clash;
+  size_t clashes = 0;
+  for (const auto& [path, kind] : {std::pair{files.passwd, "uid"}, std::pair{files.group, "gid"}}) {
+    auto accounts = readAccounts(path);
+    if (!accounts) return accounts.status().withContext("--shim-uids");
+    for (const Account& a : *accounts) {
+      if (a.id < first || a.id > last) continue;
+      if (clashes++ == 0) clash = std::string(kind) + " " + std::to_string(a.id) + " (" + a.name + ")";
+    }
+  }
+  if (clashes == 0) return Status::ok();
+  return Status::error(clash + " is in --shim-uids " + range +
+                       (clashes == 2 ? " (and 1 more user or group)"
+                        : clashes > 2 ? " (and " + std::to_string(clashes - 1) + " more users and groups)"
+                                      : "") +
+                       ": a shim would share its uid or group; choose uids no user or group has, e.g. 2000000-2065535");
+}
+
 }  // namespace
 
-Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe) {
+Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe,
+                                                     const AccountFiles& accounts) {
   static const std::set<std::string> kShimOptions = {"--dns", "--dns-min-ttl", "--dns-timeout", "--balance",
                                                      "--connect-timeout", "--idle-timeout", "--max-conns",
                                                      "--drain-timeout", "--user", "--data-path",
@@ -128,6 +189,7 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
   if (c.options.supervisor.shimUidCount > 0) {
     for (const auto& a : c.options.supervisor.shimArgs)
       if (a.rfind("--user=", 0) == 0) return Status::error("--user and --shim-uids: give one or the other");
+    if (Status s = checkShimUidsAreFree(c.options.supervisor, accounts); !s) return s;
   } else {
     // Every shim becomes this user once listening (the last --user, as in its parser): one
     // that cannot work here would fail every container's shim, restarted over and over.

@@ -1,7 +1,8 @@
 // InjectorCommandLine: the options of `connectable`, parsed and checked before it starts.
 // Options meant for every shim are checked by the shim's own parser and passed through.
 // Pure functions over plain values, but for the shims' user, looked up in the passwd
-// database as they will; no thread-safety concerns.
+// database as they will, and the users and groups a --shim-uids range must not hold, read
+// from the account files; no thread-safety concerns.
 #pragma once
 
 #include <string>
@@ -24,8 +25,16 @@ struct InjectorCommandLine {
   bool version = false;
 };
 
+// The users and groups of this host (passwd and group format), which no --shim-uids uid may
+// be: a shim would run as that user, or in that group. A file that does not exist holds none.
+struct AccountFiles {
+  std::string passwd = "/etc/passwd";
+  std::string group = "/etc/group";
+};
+
 // `selfExe` locates the shim next to the injector when --shim is not given.
-Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe);
+Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe,
+                                                     const AccountFiles& accounts = AccountFiles());
 const char* injectorUsage();
 
 }  // namespace connectable

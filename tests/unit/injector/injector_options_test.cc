@@ -1,9 +1,45 @@
 #include "injector/injector_options.h"
 
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
 #include <algorithm>
+#include <fstream>
 
 using namespace connectable;
+
+namespace {
+
+// A passwd and a group file of our own in a fresh directory, removed with it: what
+// --shim-uids is checked against, whatever users this machine has.
+struct Accounts {
+  Accounts(const std::string& passwd, const std::string& group) {
+    char tmpl[] = "/tmp/connectable-accounts-test.XXXXXX";
+    dir = mkdtemp(tmpl);
+    files.passwd = dir + "/passwd";
+    files.group = dir + "/group";
+    std::ofstream(files.passwd) << passwd;
+    std::ofstream(files.group) << group;
+  }
+  ~Accounts() {
+    unlink(files.passwd.c_str());
+    unlink(files.group.c_str());
+    rmdir(dir.c_str());
+  }
+  std::string dir;
+  AccountFiles files;
+};
+
+const char* const kPasswd =
+    "root:x:0:0:root:/root:/bin/bash\n"
+    "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+    "# a comment\n"
+    "\n"
+    "alice:x:1000:1000::/home/alice:/bin/bash\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const char* const kGroup = "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nalice:x:1000:\nnogroup:x:65534:\n";
+
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(InjectorCommandLineShimOptions)
 
@@ -73,7 +109,8 @@ BOOST_AUTO_TEST_CASE(ShimUidsAreARangeOfUidsOtherThanRootsAndExcludeAUserForAll)
   BOOST_REQUIRE_MESSAGE(c, c.status().message());
   BOOST_TEST(c->options.supervisor.shimUidFirst == 2000000u);
   BOOST_TEST(c->options.supervisor.shimUidCount == 65536u);
-  auto one = parseInjectorCommandLine({"--shim-uids=7-7"}, "/usr/sbin/connectable");
+  const Accounts none("", "");
+  auto one = parseInjectorCommandLine({"--shim-uids=7-7"}, "/usr/sbin/connectable", none.files);
   BOOST_REQUIRE(one);
   BOOST_TEST(one->options.supervisor.shimUidCount == 1u);
   for (const char* bad : {"0-10", "10-5", "5", "5-", "-5", "a-b", "1-4294967295", "1-99999999999", "+1-5"}) {
@@ -84,6 +121,37 @@ BOOST_AUTO_TEST_CASE(ShimUidsAreARangeOfUidsOtherThanRootsAndExcludeAUserForAll)
   auto both = parseInjectorCommandLine({"--user", "daemon", "--shim-uids", "2000000-2000009"}, "/usr/sbin/connectable");
   BOOST_REQUIRE(!both);
   BOOST_TEST(both.status().message().find("one or the other") != std::string::npos, both.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(ShimUidsHoldingAUserOrGroupOfThisHostAreRefusedNamingOne) {
+  // --shim-uids 1-100 was taken: the first shim became daemon, a later one joined group 42
+  // (shadow), and 1000-1999 gave one the uid of the host's first login user, who could then
+  // signal or renice it. The README promises that nothing but its own shim has its uid.
+  const Accounts host(kPasswd, kGroup);
+  auto refusedFor = [&](const std::string& range) {
+    auto c = parseInjectorCommandLine({"--shim-uids", range}, "/usr/sbin/connectable", host.files);
+    BOOST_REQUIRE_MESSAGE(!c, range);
+    return c.status().message();
+  };
+  std::string daemon = refusedFor("1-100");
+  BOOST_TEST(daemon.find("uid 1 (daemon) is in --shim-uids 1-100") != std::string::npos, daemon);
+  BOOST_TEST(daemon.find("2 more users and groups") != std::string::npos, daemon);  // group 1, 42
+  BOOST_TEST(daemon.find("e.g. 2000000-2065535") != std::string::npos, daemon);
+  std::string shadow = refusedFor("40-50");
+  BOOST_TEST(shadow.find("gid 42 (shadow) is in --shim-uids 40-50") != std::string::npos, shadow);
+  std::string alice = refusedFor("1000-1999");
+  BOOST_TEST(alice.find("uid 1000 (alice)") != std::string::npos, alice);
+  std::string nobody = refusedFor("60000-70000");
+  BOOST_TEST(nobody.find("uid 65534 (nobody)") != std::string::npos, nobody);
+  // Around them, and with no files to read (a FROM scratch image), a range is fine.
+  BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--shim-uids", "2-41"}, "/usr/sbin/connectable", host.files)));
+  BOOST_TEST(static_cast<bool>(
+      parseInjectorCommandLine({"--shim-uids", "65535-999999"}, "/usr/sbin/connectable", host.files)));
+  AccountFiles missing{host.dir + "/no-passwd", host.dir + "/no-group"};
+  BOOST_TEST(static_cast<bool>(parseInjectorCommandLine({"--shim-uids", "1-100"}, "/usr/sbin/connectable", missing)));
+  // The README's example range is free on this machine (its real files).
+  auto readme = parseInjectorCommandLine({"--shim-uids", "2000000-2065535"}, "/usr/sbin/connectable");
+  BOOST_TEST(static_cast<bool>(readme), readme.status().message());
 }
 
 BOOST_AUTO_TEST_CASE(TheUserEveryShimBecomesMustExistHereAndNotBeRoot) {
