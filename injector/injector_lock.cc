@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 
 namespace connectable {
 namespace {
@@ -53,6 +54,30 @@ bool holderOf(const std::string& name, ucred* cred) {
     nanosleep(&pause, nullptr);
   }
   return false;
+}
+
+// Why the root process `pid`, listening on an injector's name, is not an injector; empty
+// when it may be one. Every injector holds CAP_SYS_ADMIN in our user namespace, on the
+// host or in its container (it enters containers' namespaces with it); root in a container
+// run without it (Docker's default) has root's uid but not the capability, and with
+// --net=host it shares our abstract names. Such a process could take a name as it came
+// free (an injector restarting) and keep every later injector out.
+std::string whyNotAnInjector(pid_t pid) {
+  if (pid <= 0) return "in a pid namespace we cannot see";
+  const std::string proc = "/proc/" + std::to_string(pid);
+  struct stat theirs {}, ours {};
+  if (stat((proc + "/ns/user").c_str(), &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0)
+    return std::string("its user namespace cannot be read: ") + std::strerror(errno);
+  if (theirs.st_dev != ours.st_dev || theirs.st_ino != ours.st_ino) return "in another user namespace";
+  std::ifstream status(proc + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) != 0) continue;
+    const unsigned long long effective = std::strtoull(line.c_str() + 7, nullptr, 16);
+    constexpr int kCapSysAdmin = 21;
+    return (effective >> kCapSysAdmin & 1) != 0 ? "" : "without CAP_SYS_ADMIN, which every injector has";
+  }
+  return "its capabilities cannot be read";
 }
 
 // "unix-dir:DEV:INO/NAME": the socket's directory, through every symlink, and its name
@@ -162,14 +187,17 @@ Status InjectorLock::take(const std::string& name, const std::string& what) {
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     if (errno != EADDRINUSE) return errnoStatus("taking the injector lock", errno);
     ucred holder{};
-    if (holderOf(name, &holder) && holder.uid == 0) {
+    const bool answered = holderOf(name, &holder);
+    std::string why = !answered ? "" : holder.uid != 0 ? "not root" : whyNotAnInjector(holder.pid);
+    if (answered && why.empty()) {
       return Status::error("another connectable injector (pid " + std::to_string(holder.pid) + ") " + what +
                            "; two would both inject every labelled container");
     }
-    // Not an injector (those run as root and listen): someone squats the name. Run anyway.
+    // Not an injector (those run as root with CAP_SYS_ADMIN, and listen): someone squats
+    // the name. Run anyway.
     warning_ += std::string(warning_.empty() ? "" : "; ") + "the injector lock @" + name + " is held by " +
-                (holder.pid > 0 ? "pid " + std::to_string(holder.pid) + " (uid " + std::to_string(holder.uid) + ")"
-                                : std::string("a process that does not answer")) +
+                (answered ? "pid " + std::to_string(holder.pid) + " (uid " + std::to_string(holder.uid) + ", " + why + ")"
+                          : std::string("a process that does not answer")) +
                 ", not by an injector; running without it";
     return Status::ok();
   }

@@ -20,8 +20,10 @@
 //
 // Abstract names carry no permissions: any local user could take the name first. The lock
 // is a guard against a mistake, not a security boundary, so a name held by a process that
-// is not root (or does not answer as an injector does) is reported and otherwise ignored:
-// a squatter cannot keep the injector from running.
+// is not root with CAP_SYS_ADMIN in our user namespace (as every injector is), or does not
+// answer as an injector does, is reported and otherwise ignored: neither a local user nor
+// root in a --net=host container run with Docker's default capabilities can keep the
+// injector from running.
 #pragma once
 
 #include <memory>
@@ -43,7 +45,7 @@ class InjectorLock {
   InjectorLock& operator=(InjectorLock&&) noexcept;
 
   // Takes the lock for `endpoint`. Fails, naming its pid, when another injector (a root
-  // process listening on one of its names) has it.
+  // process with CAP_SYS_ADMIN listening on one of its names) has it.
   static Result<InjectorLock> acquire(const DockerEndpoint& endpoint);
   // Takes the name of the daemon `endpoint` reaches, whose ID is `daemonId`; fails as
   // acquire() does. After answerProbes, its loop answers this name's probes too.

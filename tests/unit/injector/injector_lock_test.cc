@@ -1,7 +1,9 @@
 #include "injector/injector_lock.h"
 
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -79,18 +81,32 @@ struct SocketFile {
 // non-root holder is taken for a squatter, succeeds without holding the lock.
 bool seenAsTaken(const Result<InjectorLock>& second) { return !second || !second->held(); }
 
-// A process of user nobody (when we are root) listening on the abstract `name` with
-// `backlog`, never accepting, after `selfConnects` connections of its own; gone with it.
+// Who squats: user nobody (when we are root), or root without CAP_SYS_ADMIN, as root in a
+// container run with Docker's default capabilities is.
+enum class As { Nobody, RootWithoutSysAdmin };
+
+// Clears CAP_SYS_ADMIN from this process's effective set; uid 0 stays.
+bool dropSysAdmin() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  data[0].effective &= ~(1u << CAP_SYS_ADMIN);
+  return syscall(SYS_capset, &header, data) == 0;
+}
+
+// A process listening on the abstract `name` with `backlog`, never accepting, after
+// `selfConnects` connections of its own; gone with it.
 class Squatter {
  public:
-  Squatter(const std::string& name, int backlog, int selfConnects) {
+  Squatter(const std::string& name, int backlog, int selfConnects, As as = As::Nobody) {
     int ready[2];
     BOOST_REQUIRE(pipe(ready) == 0 && pipe(release_) == 0);
     pid_ = fork();
     BOOST_REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
       close(release_[1]);  // or the read below never sees the parent's end of it
-      if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(1);
+      if (as == As::RootWithoutSysAdmin && !dropSysAdmin()) _exit(1);
+      if (as == As::Nobody && geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(1);
       sockaddr_un addr{};
       addr.sun_family = AF_UNIX;
       name.copy(addr.sun_path + 1, sizeof addr.sun_path - 2);
@@ -165,6 +181,22 @@ BOOST_AUTO_TEST_CASE(ANameSquattedByANonRootProcessDoesNotStopTheInjector) {
     BOOST_TEST(lock->warning().find("pid " + std::to_string(squatter.pid())) != std::string::npos, lock->warning());
     BOOST_TEST(lock->warning().find("running without it") != std::string::npos, lock->warning());
   }
+}
+
+BOOST_AUTO_TEST_CASE(ANameSquattedByRootWithoutSysAdminDoesNotStopTheInjector) {
+  // Root in a --net=host container, with Docker's default capabilities, shares our abstract
+  // names and is uid 0 to SO_PEERCRED, but lacks the CAP_SYS_ADMIN every injector has. It
+  // could take the name while an injector restarts; the next one must start anyway.
+  if (geteuid() != 0) return;  // a squatter that is not root is the case above
+  SocketFile sock;
+  Squatter squatter(InjectorLock::namesFor(sock.endpoint(sock.path)).front(), 1, 0, As::RootWithoutSysAdmin);
+  auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(lock, lock.status().message());
+  BOOST_TEST(!lock->held());
+  BOOST_TEST(lock->warning().find("pid " + std::to_string(squatter.pid()) + " (uid 0, without CAP_SYS_ADMIN") !=
+                 std::string::npos,
+             lock->warning());
+  BOOST_TEST(lock->warning().find("running without it") != std::string::npos, lock->warning());
 }
 
 BOOST_AUTO_TEST_CASE(ASquatterWhoseBacklogIsFullCannotHoldTheInjectorInConnect) {
