@@ -25,12 +25,18 @@ const char* levelName(Level level) {
   return "?";
 }
 
+bool hasControlOrNonAscii(std::string_view v) {
+  for (char c : v)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) return true;
+  return false;
+}
+
 bool needsQuotes(std::string_view v) {
   if (v.empty()) return true;
   for (char c : v)
-    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
-      return true;  // quoted values are escaped: no raw control or stray byte reaches the terminal
-  return false;
+    if (c == ' ' || c == '"' || c == '=') return true;
+  // Quoted values are escaped: no raw control or stray byte reaches the terminal.
+  return hasControlOrNonAscii(v);
 }
 
 }  // namespace
@@ -78,7 +84,15 @@ std::string jsonEscape(std::string_view text) {
         } else if (u < 0x80) {
           out += c;
         } else if (size_t n = utf8SequenceLength(text, i)) {
-          out.append(text.substr(i, n));
+          // Valid JSON either way; escaped, a C1 control or a bidi override from a label
+          // or a DNS name cannot act on the terminal or the viewer that shows the line.
+          if (const char32_t cp = utf8Decode(text, i, n); isHiddenControl(cp)) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+            out += buf;
+          } else {
+            out.append(text.substr(i, n));
+          }
           i += n - 1;
         } else {
           out += "\\ufffd";
@@ -118,7 +132,9 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
     line += ' ';
     line += gComponent;
     line += ": ";
-    line += message;
+    // Messages are fixed text, values go in fields; one that quotes outside input anyway
+    // reaches the terminal escaped, as a field's value does.
+    line += hasControlOrNonAscii(message) ? jsonEscape(message) : std::string(message);
     for (const auto& [k, v] : fields) {
       line += ' ';
       line += k;

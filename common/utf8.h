@@ -34,6 +34,25 @@ inline size_t utf8SequenceLength(std::string_view text, size_t i) {
   return n;
 }
 
+// The code point of the well-formed sequence of `n` bytes at text[i] (n from utf8SequenceLength).
+inline char32_t utf8Decode(std::string_view text, size_t i, size_t n) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  if (n == 1) return byte(i);
+  char32_t cp = byte(i) & (0x7f >> n);
+  for (size_t k = 1; k < n; ++k) cp = cp << 6 | (byte(i + k) & 0x3f);
+  return cp;
+}
+
+// A code point that a terminal or a text viewer acts on instead of showing: the C1 controls
+// (U+009B is CSI, U+009D OSC, which xterm obeys in UTF-8 as it does ESC [ and ESC ]), the
+// line and paragraph separators, and the bidirectional marks, embeddings, overrides and
+// isolates, which make a log line read in an order other than its bytes' (a name that
+// reads "exe.png").
+inline bool isHiddenControl(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+         (cp >= 0x2066 && cp <= 0x2069);
+}
+
 inline bool isUtf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     const size_t n = utf8SequenceLength(text, i);
