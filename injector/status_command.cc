@@ -10,6 +10,7 @@
 #include "common/http_fetch.h"
 #include "common/log.h"
 #include "common/target.h"
+#include "common/terminal_text.h"
 #include "injector/docker_container.h"
 #include "injector/docker_json.h"
 #include "injector/problem_records.h"
@@ -38,8 +39,13 @@ std::string printable(std::string s) {
 
 // The same answer goes into --json as it came, so it must be one object and nothing else:
 // text that closes it could add rows for containers of its choice. parseObject refuses
-// anything after the value, raw control characters, and text that is not UTF-8.
-Status checkJsonObject(const std::string& text) { return docker_json::parseObject(text).status(); }
+// anything after the value, raw control characters, and text that is not UTF-8; a raw C1
+// control or bidi override, valid in a JSON string, would still act on the terminal that
+// shows it (our own shims write those escaped).
+Status checkJsonObject(const std::string& text) {
+  if (terminalText(text) != text) return Status::error("a control character in the answer");
+  return docker_json::parseObject(text).status();
+}
 
 std::string bytesText(uint64_t n) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -17,6 +17,7 @@
 #include "common/privileges.h"
 #include "common/srv_resolver.h"
 #include "common/syscall_filter.h"
+#include "common/terminal_text.h"
 #include "common/unique_fd.h"
 #include "shim/discovery.h"
 #include "shim/proxy.h"
@@ -85,11 +86,14 @@ int statusCommand(const std::vector<std::string>& args) {
     std::fprintf(stderr, "connectable-shim status: %s\n", reply.status().message().c_str());
     return 1;
   }
+  // The shim runs as nobody beside untrusted code, and may be that code's by now: what it
+  // answers reaches root's terminal without a character that would act on it.
   if (reply->code != 200) {
-    std::fprintf(stderr, "connectable-shim status: %s answered %d: %s", control.c_str(), reply->code, reply->body.c_str());
+    std::fprintf(stderr, "connectable-shim status: %s answered %d: %s", control.c_str(), reply->code,
+                 terminalText(reply->body).c_str());
     return 1;
   }
-  std::fputs(reply->body.c_str(), stdout);
+  std::fputs(terminalText(reply->body).c_str(), stdout);
   return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <Poco/JSON/Parser.h>
 
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
+#include <thread>
 
 #include "tests/support/netns_fixture.h"
 #include "tests/support/process.h"
@@ -46,6 +48,53 @@ Json portOf(const Json& status, uint16_t port) {
 
 uint64_t at(const Json& obj, const std::string& a, const std::string& b) {
   return obj->getObject(a)->getValue<uint64_t>(b);
+}
+
+// A control socket at `path` that answers each request, `answers` of them, with `code` and
+// `body`: a shim taken over by the code beside it could say anything there.
+class ForgedControl {
+ public:
+  ForgedControl(const std::string& path, int code, std::string body, int answers) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    BOOST_REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && listen(fd_, 4) == 0);
+    thread_ = std::thread([this, code, body = std::move(body), answers] {
+      for (int i = 0; i < answers; ++i) {
+        int c = accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::string request;
+        char buf[4096];
+        ssize_t n;
+        while (request.find("\r\n\r\n") == std::string::npos && (n = read(c, buf, sizeof buf)) > 0) request.append(buf, n);
+        const std::string reply = "HTTP/1.1 " + std::to_string(code) + " X\r\nContent-Length: " +
+                                  std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        (void)writeAll(c, reply.data(), reply.size());
+        close(c);
+      }
+    });
+  }
+  ~ForgedControl() {
+    thread_.join();
+    close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+  std::thread thread_;
+};
+
+// Whether `text` holds a byte or a character that a terminal acts on: an ASCII control but
+// the newline, DEL, a C1 control in UTF-8 (U+009B is CSI), or a bidi override.
+bool actsOnATerminal(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    if ((u < 0x20 && u != '\n') || u == 0x7f) return true;
+    if (u == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0xa0) return true;
+    if (text.compare(i, 3, "\xe2\x80\xae") == 0) return true;
+  }
+  return false;
 }
 
 struct Fixture {
@@ -222,6 +271,30 @@ BOOST_AUTO_TEST_CASE(ShimStatusCommandPrintsTheTableAndTheJson) {
   auto bare = run({shimBinary(), "status", "--control"});
   BOOST_TEST(bare.exitCode == 2);
   BOOST_TEST(bare.err.find("--control needs a socket path") != std::string::npos, bare.err);
+}
+
+BOOST_AUTO_TEST_CASE(ShimStatusCommandPrintsNoEscapeSequenceAShimSends) {
+  // connectable-shim status is root's way to read one shim; the shim runs beside untrusted
+  // code, and what it answers must not set root's title, clipboard or rewrite its screen.
+  const std::string evil = "port 6000 \x1b]0;owned\x07\x1b[2J\x1b]52;c;cm0K\x07 \xc2\x9b" "31m \xe2\x80\xae" "txt.exe\n";
+  const std::string forged = dir + "/forged.sock";
+  {
+    ForgedControl control(forged, 200, evil, 2);
+    for (const char* format : {"", "--json"}) {
+      std::vector<std::string> args{shimBinary(), "status", "--control", forged};
+      if (*format) args.push_back(format);
+      auto r = run(args);
+      BOOST_TEST(r.exitCode == 0, r.err);
+      BOOST_TEST(r.out.find("owned") != std::string::npos, r.out);  // shown, made harmless
+      BOOST_TEST(r.out.find("txt.exe\n") != std::string::npos, r.out);
+      BOOST_TEST(!actsOnATerminal(r.out), r.out);
+    }
+  }
+  ForgedControl refusing(dir + "/refusing.sock", 500, evil, 1);
+  auto r = run({shimBinary(), "status", "--control", dir + "/refusing.sock"});
+  BOOST_TEST(r.exitCode == 1);
+  BOOST_TEST(r.err.find("answered 500: port 6000 ?]0;owned") != std::string::npos, r.err);
+  BOOST_TEST(!actsOnATerminal(r.err), r.err);
 }
 
 BOOST_AUTO_TEST_CASE(StatusPortAnswersPlainTextInsideAndForwardsNothing) {

@@ -360,6 +360,14 @@ BOOST_AUTO_TEST_CASE(ControlCharactersAShimAnswersNeverReachTheTerminal) {
   BOOST_TEST(!hasControlCharacters(notes), notes);
 }
 
+BOOST_AUTO_TEST_CASE(AShimsAnswerWithARawC1ControlIsNotPassedOnInTheJson) {
+  // Valid in a JSON string, but U+009B is CSI to xterm: --json on a terminal would obey it.
+  std::string shim = "{\"uptime_seconds\":1,\"ports\":[],\"x\":\"\xc2\x9b" "2J\"}";
+  std::string json = formatStatusJson({rowAnswering(shim)});
+  BOOST_TEST(json.find("unreadable status: a control character") != std::string::npos, json);
+  BOOST_TEST(json.find("\xc2\x9b") == std::string::npos, json);
+}
+
 BOOST_AUTO_TEST_CASE(AShimsAgesPastAnyClockAreShownAsTheLongestAge) {
   // JSON numbers have no bound: an uptime beyond 64 bits of seconds is clamped, not
   // converted out of range (undefined; x86 shows it as 0s).
