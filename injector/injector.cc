@@ -34,7 +34,10 @@ Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOpti
       calls_(std::make_unique<DockerCalls>(loop, endpoint, options_.docker)) {
   std::vector<std::string> every = {"--connect=1=127.0.0.1:1"};
   every.insert(every.end(), options_.supervisor.shimArgs.begin(), options_.supervisor.shimArgs.end());
-  if (auto host = parseShimOptions(every)) labelLimits_.maxConns = host->proxy.maxConns;
+  if (auto host = parseShimOptions(every)) {
+    labelLimits_.maxConns = host->proxy.maxConns;
+    labelLimits_.dnsMinTtl = host->dnsMinTtl;
+  }
 }
 
 Injector::~Injector() {

@@ -187,6 +187,13 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
                                  std::to_string(limits.maxConns) + ", which applies");
         continue;
       }
+      if (name == "dns-min-ttl" && checked->dnsMinTtl < limits.dnsMinTtl) {
+        const auto ms = limits.dnsMinTtl.count();  // as a user writes it: 1s, 1500ms
+        request.errors.push_back(label + ": shorter than the host's --dns-min-ttl " +
+                                 (ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms") +
+                                 ", which applies");
+        continue;
+      }
       request.shimArgs.push_back(flag);
     }
   }

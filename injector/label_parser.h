@@ -5,6 +5,7 @@
 // Pure functions over plain values; no thread-safety concerns.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,9 +36,12 @@ inline constexpr size_t kMaxLabelKey = 256;
 const std::vector<std::string>& labelOptionNames();
 
 // What the host lets a label ask for: a container may lower the injector's --max-conns,
-// never raise it, since its connections hold the host's descriptors and ports.
+// never raise it, since its connections hold the host's descriptors and ports; and may
+// raise its --dns-min-ttl, never lower it, since its queries go to the host's DNS server,
+// shared by every container (Consul answers with TTL 0: the floor is all that spaces them).
 struct LabelLimits {
-  size_t maxConns = 0;  // 0: no ceiling (the host's own --max-conns is unlimited)
+  size_t maxConns = 0;                             // 0: no ceiling (the host's --max-conns is unlimited)
+  std::chrono::milliseconds dnsMinTtl{0};          // 0: no floor
 };
 
 ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels, const LabelLimits& limits = {});

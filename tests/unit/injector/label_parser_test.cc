@@ -292,6 +292,23 @@ BOOST_AUTO_TEST_CASE(AContainerMayLowerTheHostsConnectionLimitButNotRaiseIt) {
   BOOST_TEST(unlimited.errors.empty());
 }
 
+BOOST_AUTO_TEST_CASE(AContainerMayCacheDnsAnswersLongerThanTheHostSaysButNotShorter) {
+  // Its queries go to the host's DNS server, shared by every container; with Consul's TTL
+  // 0, 100ms would send ten times the host's queries per name.
+  LabelLimits host;
+  host.dnsMinTtl = std::chrono::seconds(1);
+  auto longer = parseContainerLabels({{"connect.6000", "redis.service.consul"}, {"connectable.dns-min-ttl", "30s"}}, host);
+  BOOST_TEST(longer.errors.empty());
+  BOOST_TEST((longer.shimArgs == std::vector<std::string>{"--dns-min-ttl=30s"}));
+  BOOST_TEST(parseContainerLabels({{"connect.6000", "a.b"}, {"connectable.dns-min-ttl", "1000ms"}}, host).errors.empty());
+  auto shorter = parseContainerLabels({{"connect.6000", "redis.service.consul"}, {"connectable.dns-min-ttl", "100ms"}}, host);
+  BOOST_TEST(shorter.shimArgs.empty());
+  BOOST_REQUIRE_EQUAL(shorter.errors.size(), 1u);
+  BOOST_TEST(shorter.errors[0] ==
+             "label 'connectable.dns-min-ttl=100ms': shorter than the host's --dns-min-ttl 1s, which applies");
+  BOOST_TEST(shorter.wanted());  // the connect label still works, with the host's floor
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(StatusPortLabel)
