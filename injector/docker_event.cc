@@ -16,6 +16,13 @@ std::string DockerEvent::containerId() const {
   return isContainer() ? actorId : std::string();
 }
 
+size_t DockerEvent::footprint() const {
+  constexpr size_t kNodeOverhead = 96;  // a std::map node of two strings, as malloc rounds it
+  size_t bytes = sizeof *this + type.size() + action.size() + actorId.size();
+  for (const auto& [key, value] : attributes) bytes += kNodeOverhead + key.size() + value.size();
+  return bytes;
+}
+
 Result<DockerEvent> parseDockerEvent(std::string_view line) {
   auto fail = [](const Status& s) { return s.withContext("docker event"); };
   auto obj = docker_json::parseObject(line);

@@ -24,6 +24,9 @@ struct DockerEvent {
   bool isNetwork() const { return type == "network"; }
   // The container this event is about: Actor.ID or, for network events, attributes["container"].
   std::string containerId() const;
+  // About the memory the event takes: its text, and a map node's overhead per attribute.
+  // An event may carry a container's every label (up to a line of the stream each).
+  size_t footprint() const;
   // Docker's own sort key: timeNano when present, else time in ns.
   int64_t nanos() const { return timeNano != 0 ? timeNano : time * 1'000'000'000; }
 };

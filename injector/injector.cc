@@ -240,9 +240,13 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
 void Injector::onDockerEvent(const DockerEvent& event) {
   if (droppingEvents_) return;  // until the stream that replays them is up
   if (listing_) {
-    if (heldEvents_.size() < kMaxHeldEvents) {
+    // One is always held, however big (a line of the stream at most): replayed, it would
+    // come back as big.
+    if (heldEvents_.empty() ||
+        (heldEvents_.size() < kMaxHeldEvents && heldBytes_ + event.footprint() <= kMaxHeldBytes)) {
       // Stamped now: a held create is timed from when it came, not from the end of the list.
       heldEvents_.push_back({event, loop_.now()});
+      heldBytes_ += event.footprint();
       // The early watch cannot wait for a slow list: by then the container may run, and
       // its app been refused. It only adds a shim, which is newer than the list and so not
       // the list's to judge; the event still applies after the list, in order, as a duplicate.
@@ -251,12 +255,14 @@ void Injector::onDockerEvent(const DockerEvent& event) {
     }
     // A daemon this busy: let it replay them from the last one acted on, on a new stream.
     log::warn("too many Docker events while listing containers; reconnecting to have them replayed",
-              {{"held", std::to_string(heldEvents_.size())}});
+              {{"held", std::to_string(heldEvents_.size())}, {"held_bytes", std::to_string(heldBytes_)}});
     // None acted on yet: from just before the first held one, by the daemon's own clock.
     if (lastEventNanos_ == 0 && !heldEvents_.empty()) lastEventNanos_ = heldEvents_.front().event.timeNano - 1;
     heldEvents_.clear();
+    heldBytes_ = 0;
     droppingEvents_ = true;
-    onDockerStreamEnded(Status::error("events held while listing: more than " + std::to_string(kMaxHeldEvents)));
+    onDockerStreamEnded(Status::error("events held while listing: more than " + std::to_string(kMaxHeldEvents) +
+                                      " or " + std::to_string(kMaxHeldBytes >> 20) + " MiB"));
     return;
   }
   handleEvent(event, loop_.now());
@@ -582,6 +588,7 @@ void Injector::reconcile() {
     // What happened while the daemon listed, in order, as if the list had taken no time.
     std::deque<HeldEvent> held;
     held.swap(heldEvents_);
+    heldBytes_ = 0;
     for (const HeldEvent& h : held) handleEvent(h.event, h.receivedAt);
     if (listAgain_) {
       listAgain_ = false;

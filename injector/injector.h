@@ -212,7 +212,11 @@ class Injector : public DockerEventSink {
     Clock::time_point receivedAt;
   };
   std::deque<HeldEvent> heldEvents_;
+  size_t heldBytes_ = 0;  // their footprint()s
   static constexpr size_t kMaxHeldEvents = 10000;
+  // Each event may be up to a line of the stream (1 MiB), labels and all: 10000 of them
+  // would be 10 GiB of the root injector's memory. Past this, they are replayed instead.
+  static constexpr size_t kMaxHeldBytes = 32u << 20;
   bool droppingEvents_ = false;    // held too many: wait for the replay
   // Last: destroyed first, so no callback of it outlives what it uses.
   std::unique_ptr<DockerCalls> calls_;

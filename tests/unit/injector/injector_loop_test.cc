@@ -1177,6 +1177,35 @@ BOOST_AUTO_TEST_CASE(EventsDroppedWhileTheFirstListRunsAreReplayed) {
   injector.shutdown([] {});
 }
 
+BOOST_AUTO_TEST_CASE(EventsHeldWhileListingAreCappedByTheirSizeNotOnlyByTheirCount) {
+  // Forty events of 900 KB (a container's labels ride on each) are fewer than 10000, but
+  // 10000 such would be 9 GB of the root injector's memory: past 32 MiB held, they are
+  // dropped and replayed from before the first, on a new stream.
+  std::string dir = tempDir();
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  docker.listsToTrickle = 1;  // the first list stays under way until its deadline
+  const std::string label(900'000, 'x');
+  for (int i = 0; i < 40; ++i)
+    docker.eventsDuringList += R"({"Type":"container","Action":"destroy","Actor":{"ID":"0123456789ab","Attributes":{"big":")" +
+                               label + R"("}},"time":1796024645,"timeNano":)" + std::to_string(1796024645000000000LL + i) +
+                               "}\n";
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.docker.deadline = 3000ms;
+  options.reconnectMin = 10ms;
+  CapturedOutput err(STDERR_FILENO, dir + "/err.txt");
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  const bool reconnected = runUntil(loop, [&] { return docker.eventPaths().size() >= 2; }, 10s);
+  injector.shutdown([] {});
+  err.restore();
+  const std::string log = err.text();
+  BOOST_REQUIRE(reconnected);
+  BOOST_TEST(docker.eventPaths()[1].find("&since=1796024644.999999999") != std::string::npos, docker.eventPaths()[1]);
+  BOOST_TEST(log.find("too many Docker events while listing containers") != std::string::npos, log);
+}
+
 BOOST_AUTO_TEST_CASE(AnInjectorThatFindsTheDaemonWatchedAlreadyStopsBeforeActingOnAnyContainer) {
   std::string dir = tempDir();
   FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
