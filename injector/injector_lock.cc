@@ -61,14 +61,16 @@ bool holderOf(const std::string& name, ucred* cred) {
 // host or in its container (it enters containers' namespaces with it); root in a container
 // run without it (Docker's default) has root's uid but not the capability, and with
 // --net=host it shares our abstract names. Such a process could take a name as it came
-// free (an injector restarting) and keep every later injector out.
+// free (an injector restarting) and keep every later injector out. Only what is read and
+// shows otherwise clears a root holder: one we cannot look at (another pid namespace, or
+// an AppArmor profile refusing us its /proc entries) is taken for the injector it may be.
 std::string whyNotAnInjector(pid_t pid) {
-  if (pid <= 0) return "in a pid namespace we cannot see";
+  if (pid <= 0) return "";
   const std::string proc = "/proc/" + std::to_string(pid);
   struct stat theirs {}, ours {};
-  if (stat((proc + "/ns/user").c_str(), &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0)
-    return std::string("its user namespace cannot be read: ") + std::strerror(errno);
-  if (theirs.st_dev != ours.st_dev || theirs.st_ino != ours.st_ino) return "in another user namespace";
+  if (stat((proc + "/ns/user").c_str(), &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 &&
+      (theirs.st_dev != ours.st_dev || theirs.st_ino != ours.st_ino))
+    return "in another user namespace";
   std::ifstream status(proc + "/status");
   std::string line;
   while (std::getline(status, line)) {
@@ -77,7 +79,7 @@ std::string whyNotAnInjector(pid_t pid) {
     constexpr int kCapSysAdmin = 21;
     return (effective >> kCapSysAdmin & 1) != 0 ? "" : "without CAP_SYS_ADMIN, which every injector has";
   }
-  return "its capabilities cannot be read";
+  return "";
 }
 
 // "unix-dir:DEV:INO/NAME": the socket's directory, through every symlink, and its name

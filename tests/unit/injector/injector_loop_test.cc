@@ -1054,7 +1054,10 @@ BOOST_AUTO_TEST_CASE(StoppedContainersAtAListCostOneListOfAllContainersNotAnInsp
   BOOST_TEST(runUntil(d.loop, [&] { return injector.counters().containersWatched == 0; }, 5s),
              "containers no list of all containers shows are still watched");
   BOOST_TEST(d.docker.inspects() == 0);
-  BOOST_TEST(d.docker.allLists() == 1);
+  // One per reconcile, not one per container: the first stream's reconcile may still be
+  // under way when the second begins (a slow machine: the kernel check's emulated VM).
+  BOOST_TEST(d.docker.allLists() >= 1);
+  BOOST_TEST(d.docker.allLists() <= 2);
 }
 
 BOOST_AUTO_TEST_CASE(AStoppedContainerStaysWatchedWhileTheListOfAllContainersShowsIt) {
