@@ -8,17 +8,13 @@ namespace connectable {
 namespace {
 
 // The address's bytes, IPv4-mapped IPv6 folded to IPv4; returns the family.
-int addressBytes(const SocketAddress& a, uint8_t out[16]) {
+int addressBytes(const SocketAddress& address, uint8_t out[16]) {
+  const SocketAddress a = address.unmapped();
   if (a.family() == AF_INET) {
     std::memcpy(out, &reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr, 4);
     return AF_INET;
   }
-  const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr;
-  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
-    std::memcpy(out, v6.s6_addr + 12, 4);
-    return AF_INET;
-  }
-  std::memcpy(out, v6.s6_addr, 16);
+  std::memcpy(out, reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr.s6_addr, 16);
   return AF_INET6;
 }
 
@@ -76,9 +72,7 @@ Result<AddressRanges> AddressRanges::parse(std::string_view text) {
       return Status::error("'" + item + "': host bits are set under the /" + std::to_string(written < 0 ? prefix : written) + " prefix");
     r.prefix = prefix;
     // Shown as the IPv4 range it is: ::ffff:10.0.0.1/32 read as an IPv6 /32.
-    in_addr v4;
-    std::memcpy(&v4, r.bytes, 4);
-    r.text = (mapped ? SocketAddress::ipv4(v4, 0).ipString() : address->ipString()) + "/" + std::to_string(prefix);
+    r.text = address->unmapped().ipString() + "/" + std::to_string(prefix);
     out.ranges_.push_back(r);
   }
   return out;

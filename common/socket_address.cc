@@ -25,6 +25,15 @@ SocketAddress SocketAddress::ipv6(const in6_addr& addr, uint16_t port) {
   return a;
 }
 
+SocketAddress SocketAddress::unmapped() const {
+  if (family() != AF_INET6) return *this;
+  const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr;
+  if (!IN6_IS_ADDR_V4MAPPED(&v6)) return *this;
+  in_addr v4;
+  std::memcpy(&v4, v6.s6_addr + 12, 4);
+  return ipv4(v4, port());
+}
+
 SocketAddress SocketAddress::fromSockaddr(const sockaddr* sa, socklen_t len) {
   SocketAddress a;
   if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {

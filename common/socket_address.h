@@ -23,6 +23,10 @@ class SocketAddress {
   static SocketAddress loopbackV4(uint16_t port);
   static SocketAddress loopbackV6(uint16_t port);
 
+  // The IPv4 address an IPv4-mapped IPv6 one (::ffff:198.18.0.5) carries, with the same
+  // port: the same destination, written as the kernel and a reader take it. Any other as is.
+  SocketAddress unmapped() const;
+
   int family() const { return storage_.ss_family; }
   bool valid() const { return family() == AF_INET || family() == AF_INET6; }
   uint16_t port() const;

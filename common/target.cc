@@ -4,7 +4,6 @@
 
 #include <cctype>
 #include <cstdio>
-#include <cstring>
 
 #include "common/quoted.h"
 #include "common/utf8.h"
@@ -124,12 +123,7 @@ Result<Target> parseTarget(std::string_view text) {
       return Status::error("target " + quoted(text) + ": " + quoted(ip) + " is not an IPv6 address");
     // [::ffff:a.b.c.d] reaches a.b.c.d: as that address it is one backend with it, and
     // --allow-upstream and the checks below see it as IPv4.
-    if (const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(addr->sockaddr_ptr())->sin6_addr;
-        IN6_IS_ADDR_V4MAPPED(&v6)) {
-      in_addr v4;
-      std::memcpy(&v4, v6.s6_addr + 12, 4);
-      addr = SocketAddress::ipv4(v4, *port);
-    }
+    addr = addr->unmapped();
     if (std::string why = unreachableBecause(*addr); !why.empty())
       return Status::error("target " + quoted(text) + ": " + why);
     t.kind = Target::Kind::Literal;
