@@ -16,6 +16,11 @@ std::string DockerEvent::containerId() const {
   return isContainer() ? actorId : std::string();
 }
 
+std::string DockerEvent::containerName() const {
+  auto it = attributes.find("name");
+  return it == attributes.end() ? std::string() : it->second;
+}
+
 size_t DockerEvent::footprint() const {
   constexpr size_t kNodeOverhead = 96;  // a std::map node of two strings, as malloc rounds it
   size_t bytes = sizeof *this + type.size() + action.size() + actorId.size();

@@ -24,6 +24,8 @@ struct DockerEvent {
   bool isNetwork() const { return type == "network"; }
   // The container this event is about: Actor.ID or, for network events, attributes["container"].
   std::string containerId() const;
+  // attributes["name"]: the container's name, for container events; empty if absent.
+  std::string containerName() const;
   // About the memory the event takes: its text, and a map node's overhead per attribute.
   // An event may carry a container's every label (up to a line of the stream each).
   size_t footprint() const;

@@ -274,8 +274,7 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
   const std::string id = event.containerId();
   if (id.empty()) return;
   if (event.isContainer()) {
-    auto nameIt = event.attributes.find("name");
-    std::string name = nameIt == event.attributes.end() ? "" : nameIt->second;
+    const std::string name = event.containerName();
     if (event.action == "create") {
       watchEarly(event, receivedAt);
     } else if (event.action == "start") {
@@ -312,8 +311,7 @@ void Injector::watchEarly(const DockerEvent& event, Clock::time_point receivedAt
     if (tracked_.count(id) && !supervisor_.serves(id)) beginEarlyWatch(id, options_.earlyPollAfterConnect);
     return;
   }
-  auto nameIt = event.attributes.find("name");
-  Tracked* t = track(id, event.attributes, nameIt == event.attributes.end() ? "" : nameIt->second);
+  Tracked* t = track(id, event.attributes, event.containerName());
   if (!t) return;
   // A reconnect replays the last event acted on, and a list replays those it held: a create
   // for a container served already is that, and no shim waits for it.
