@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <optional>
+#include <set>
 #include <string_view>
 
 #include "common/quoted.h"
@@ -102,6 +103,33 @@ std::string optionList() {
   return list;
 }
 
+// A DNS name as a resolver treats it: case and a trailing dot make no other name.
+std::string canonicalName(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  std::string canonical(name);
+  for (char& c : canonical) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return canonical;
+}
+
+// Adds the spec's DNS names to `names`, or, when that would pass kMaxDnsNamesPerContainer,
+// leaves `names` as it was and says why.
+std::optional<std::string> namesOverCap(const ConnectSpec& spec, std::set<std::string>& names) {
+  std::set<std::string> added;
+  for (const Target& target : spec.targets) {
+    if (!target.asksDnsServer()) continue;
+    std::string name = canonicalName(target.host);
+    if (!names.count(name)) added.insert(std::move(name));
+  }
+  if (names.size() + added.size() <= kMaxDnsNamesPerContainer) {
+    names.merge(added);
+    return std::nullopt;
+  }
+  return std::to_string(added.size()) + " more DNS name" + (added.size() == 1 ? "" : "s") + " to look up, after " +
+         std::to_string(names.size()) + " in the labels before it, is over the " +
+         std::to_string(kMaxDnsNamesPerContainer) +
+         " a container may name (each is refreshed in the background against the host's DNS server)";
+}
+
 }  // namespace
 
 bool mentionsConnectable(const std::map<std::string, std::string>& labels) {
@@ -119,6 +147,7 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
   // then the first in key order; the others are reported, in key order with the rest.
   std::map<std::string, Result<ConnectSpec>> specs;
   std::map<uint16_t, std::string> portLabels;
+  std::set<std::string> dnsNames;  // of the connect labels taken so far
   for (const auto& [key, value] : labels) {
     if (!isConnectKey(key) || key.size() > kMaxLabelKey || value.size() > kMaxLabelValue) continue;
     auto portText = portTextOf(key);
@@ -156,6 +185,11 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
       if (holder != key) {
         request.errors.push_back(label + ": port " + std::to_string(spec->port) +
                                  " is already taken by label " + quoted(holder));
+        continue;
+      }
+      if (auto over = namesOverCap(*spec, dnsNames)) {
+        request.errors.push_back(label + ": " + *over);
+        portLabels.erase(spec->port);
         continue;
       }
       request.connects.push_back(std::move(*spec));

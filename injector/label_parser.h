@@ -32,6 +32,13 @@ inline constexpr size_t kMaxLabelValue = 16 * 1024;
 // message about a label names its key.
 inline constexpr size_t kMaxLabelKey = 256;
 
+// At most this many distinct names to look up in a DNS server, over all of a container's
+// connect labels; a label that would name more is a bad label. The shim refreshes every
+// name in the background, each at most once per --dns-min-ttl, and the host's DNS server is
+// shared by every container: the floor spaces one name's queries, this bounds how many
+// names. Far more than the services one program depends on.
+inline constexpr size_t kMaxDnsNamesPerContainer = 64;
+
 // Options a label may set, as connectable.<name>; each maps to the shim's --<name>.
 const std::vector<std::string>& labelOptionNames();
 

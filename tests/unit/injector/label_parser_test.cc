@@ -309,6 +309,30 @@ BOOST_AUTO_TEST_CASE(AContainerMayCacheDnsAnswersLongerThanTheHostSaysButNotShor
   BOOST_TEST(shorter.wanted());  // the connect label still works, with the host's floor
 }
 
+BOOST_AUTO_TEST_CASE(AContainerNamesAtMost64DnsNamesOverAllItsLabels) {
+  // The floor spaces one name's queries; without a cap on names, a hundred labels of
+  // thousands of names each would still flood the shared DNS server.
+  std::string sixty;
+  for (int i = 0; i < 60; ++i) sixty += (i ? "," : "") + ("n" + std::to_string(i) + ".service.consul");
+  auto request = parseContainerLabels({
+      {"connect.7000", sixty},
+      // One name of connect.7000 again (case and a trailing dot make no other name),
+      // literals and localhost (no DNS server asked), and three new names: 63 in all.
+      {"connect.7001", "N0.Service.Consul.,198.18.0.5:80,localhost:80,a.consul:80,b.consul:80,c.consul:80"},
+      {"connect.7002", "d.consul:80,e.consul:80"},  // 65: refused
+      {"connect.7003", "f.consul:80"},              // 64: taken
+  });
+  BOOST_REQUIRE_EQUAL(request.connects.size(), 3u);
+  BOOST_TEST(request.connects[0].port == 7000);
+  BOOST_TEST(request.connects[1].port == 7001);
+  BOOST_TEST(request.connects[2].port == 7003);
+  BOOST_REQUIRE_EQUAL(request.errors.size(), 1u);
+  BOOST_TEST(request.errors[0] ==
+             "label 'connect.7002=d.consul:80,e.consul:80': 2 more DNS names to look up, after 63 in the labels "
+             "before it, is over the 64 a container may name (each is refreshed in the background against the "
+             "host's DNS server)");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(StatusPortLabel)
