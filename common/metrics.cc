@@ -257,7 +257,9 @@ void MetricsMerger::addFrom(const std::string& text, const MetricLabels& extra) 
   };
   forEachLine(text, [&](std::string_view line) {
     if (over) return;
-    if (!isUtf8(line)) {
+    // Raw controls would reach whoever reads /metrics on a terminal (ESC, C1 CSI), or make
+    // the text read in another order (bidi overrides); the format escapes none of them.
+    if (!isPlainText(line)) {
       ++rejected_;
       return;
     }

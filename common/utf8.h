@@ -62,4 +62,18 @@ inline bool isUtf8(std::string_view text) {
   return true;
 }
 
+// Well-formed UTF-8 that shows as it reads: no ASCII control but the tab, no DEL, no
+// hidden control. What a line from a less trusted source must be before it is served to a
+// reader who may have it on a terminal.
+inline bool isPlainText(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8SequenceLength(text, i);
+    if (n == 0) return false;
+    const char32_t cp = utf8Decode(text, i, n);
+    if ((cp < 0x20 && cp != '\t') || cp == 0x7f || isHiddenControl(cp)) return false;
+    i += n;
+  }
+  return true;
+}
+
 }  // namespace connectable

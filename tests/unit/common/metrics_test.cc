@@ -86,6 +86,26 @@ BOOST_AUTO_TEST_CASE(LinesOfAShimThatAreNotExpositionTextAreLeftOutAndTheRestKep
              "g{container=\"c\"} -2.5E-3\ng{container=\"c\"} 7\n");
 }
 
+BOOST_AUTO_TEST_CASE(LinesOfAShimWithATerminalControlAreLeftOut) {
+  // Whoever reads the injector's /metrics with curl reads them on a terminal; the format
+  // escapes only backslash, quote and newline.
+  const std::string bad[] = {
+      "# HELP a_total \x1b]0;owned\x07 title",  // ESC ] sets the terminal's title
+      "b{a=\"\x1b[2J\"} 1",                   // ESC [ clears the screen
+      "c{a=\"\xc2\x9b" "2J\"} 1",          // the same as one C1 character, CSI
+      "# HELP d_total \xe2\x80\xaegnp.exe",   // a right-to-left override
+      "e{a=\"x\ry\"} 1",                      // a carriage return
+      "f{a=\"\x7f\"} 1",                      // DEL
+  };
+  std::string text;
+  for (const auto& line : bad) text += line + std::string("\n");
+  text += "# HELP good_total Caf\xc3\xa9s servis.\ngood_total{a=\"\xc3\xa9\"} 3\n";
+  MetricsMerger merger;
+  merger.addFrom(text, {{"container", "c"}});
+  BOOST_TEST(merger.rejected() == std::size(bad));
+  BOOST_TEST(merger.text() == "# HELP good_total Caf\xc3\xa9s servis.\ngood_total{container=\"c\",a=\"\xc3\xa9\"} 3\n");
+}
+
 BOOST_AUTO_TEST_CASE(AShimCanNeitherAddToNorRedescribeOurOwnFamilies) {
   MetricsMerger merger;
   merger.addOwn("# HELP up_total Ours.\n# TYPE up_total counter\nup_total 1\n");
