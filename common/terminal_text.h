@@ -2,6 +2,7 @@
 // its by now), made safe to print on root's terminal. Pure; any thread.
 #pragma once
 
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,26 @@ inline std::string terminalText(std::string_view text, bool keepNewlines = true)
     }
   }
   return out;
+}
+
+// The first character of `text` that terminalText would make a '?', named for a message:
+// "U+009B at byte 812", "byte 0xFF at byte 3" (not UTF-8); empty when there is none.
+inline std::string firstTerminalControl(std::string_view text, bool keepNewlines = true) {
+  char name[64];
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8SequenceLength(text, i);
+    if (n == 0) {
+      std::snprintf(name, sizeof name, "byte 0x%02X at byte %zu", static_cast<unsigned char>(text[i]), i);
+      return name;
+    }
+    const char32_t cp = utf8Decode(text, i, n);
+    if ((cp < 0x20 && !(cp == '\n' && keepNewlines)) || cp == 0x7f || isHiddenControl(cp)) {
+      std::snprintf(name, sizeof name, "U+%04X at byte %zu", static_cast<unsigned>(cp), i);
+      return name;
+    }
+    i += n;
+  }
+  return {};
 }
 
 }  // namespace connectable

@@ -39,12 +39,14 @@ std::string printable(std::string s) {
 
 // The same answer goes into --json as it came, so it must be one object and nothing else:
 // text that closes it could add rows for containers of its choice. parseObject refuses
-// anything after the value, raw control characters, and text that is not UTF-8; a raw C1
-// control or bidi override, valid in a JSON string, would still act on the terminal that
-// shows it (our own shims write those escaped).
+// anything after the value, raw control characters in strings, and text that is not UTF-8;
+// a raw C1 control or bidi override, valid in a JSON string, or a carriage return between
+// values, would still act on the terminal that shows it (our own shims write none).
 Status checkJsonObject(const std::string& text) {
-  if (terminalText(text) != text) return Status::error("a control character in the answer");
-  return docker_json::parseObject(text).status();
+  if (auto parsed = docker_json::parseObject(text); !parsed) return parsed.status();
+  if (auto control = firstTerminalControl(text); !control.empty())
+    return Status::error(control + " of the answer, which a terminal would act on");
+  return Status::ok();
 }
 
 std::string bytesText(uint64_t n) {

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 #include <string>
 
+using connectable::firstTerminalControl;
 using connectable::terminalText;
 
 BOOST_AUTO_TEST_SUITE(TerminalText)
@@ -32,6 +33,17 @@ BOOST_AUTO_TEST_CASE(EachByteThatIsNoUtf8BecomesOneQuestionMark) {
   BOOST_TEST(terminalText("\xc3(") == "?(");
   BOOST_TEST(terminalText("\xe2\x82") == "??");
   BOOST_TEST(terminalText("\xc0\xaf") == "??");  // an overlong '/'
+}
+
+BOOST_AUTO_TEST_CASE(TheFirstCharacterItWouldReplaceIsNamedWithItsOffset) {
+  BOOST_TEST(firstTerminalControl("plain \xce\xb1\n") == "");
+  BOOST_TEST(firstTerminalControl("ab\x1b[2J") == "U+001B at byte 2");
+  BOOST_TEST(firstTerminalControl("\xce\xb1\xe2\x80\xae") == "U+202E at byte 2");
+  BOOST_TEST(firstTerminalControl("a\r") == "U+000D at byte 1");
+  BOOST_TEST(firstTerminalControl("a\n", false) == "U+000A at byte 1");
+  BOOST_TEST(firstTerminalControl("ok\xff") == "byte 0xFF at byte 2");
+  for (std::string text : {"a\x1b", "\xc2\x9b", "\x7f", "\xff", "x\xe2\x81\xa6"})
+    BOOST_TEST(firstTerminalControl(text).empty() == (terminalText(text) == text), text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
