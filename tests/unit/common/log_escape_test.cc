@@ -2,6 +2,9 @@
 
 #include <Poco/JSON/Parser.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
 #include <string>
 
@@ -15,9 +18,46 @@ std::string readBack(const std::string& escaped) {
   return parser.parse("{\"v\":\"" + escaped + "\"}").extract<Poco::JSON::Object::Ptr>()->getValue<std::string>("v");
 }
 
+// The text line that log::write puts on stderr, captured through a pipe.
+std::string textLogLine(std::string_view message, std::initializer_list<connectable::log::Field> fields) {
+  namespace log = connectable::log;
+  int pipeFds[2];
+  BOOST_REQUIRE(::pipe2(pipeFds, O_CLOEXEC) == 0);
+  const int savedStderr = ::dup(STDERR_FILENO);
+  ::dup2(pipeFds[1], STDERR_FILENO);
+  log::configure(log::Level::Info, log::Format::Text, "test");
+  log::write(log::Level::Warn, message, fields);
+  log::configure(log::Level::Info, log::Format::Text, "connectable");  // as it was
+  ::dup2(savedStderr, STDERR_FILENO);
+  ::close(savedStderr);
+  ::close(pipeFds[1]);
+  std::string line(4096, '\0');
+  const ssize_t n = ::read(pipeFds[0], line.data(), line.size());
+  ::close(pipeFds[0]);
+  line.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return line;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(LogEscaping)
+
+BOOST_AUTO_TEST_CASE(ATextLogLineCarriesNoRawControlFromAMessageOrAField) {
+  // A message quoting outside input (a label, a DNS name) or a field's value would
+  // otherwise put ESC, a C1 CSI, a bidi override or a line of its own on the terminal.
+  const std::string outside = "x\x1b]0;t\x07 \xc2\x9b" "2J \xe2\x80\xae \nforged line";
+  const std::string line = textLogLine("bad label " + outside, {{"label", outside}});
+  BOOST_TEST(line.size() > 1);
+  BOOST_TEST(line.find('\n') == line.size() - 1, line);  // one line
+  BOOST_TEST(line.find('\x1b') == std::string::npos, line);
+  BOOST_TEST(line.find("\xc2\x9b") == std::string::npos, line);
+  BOOST_TEST(line.find("\xe2\x80\xae") == std::string::npos, line);
+  BOOST_TEST(line.find(" warn test: bad label x\\u001b]0;t\\u0007 \\u009b2J \\u202e \\nforged line") !=
+                 std::string::npos,
+             line);
+  BOOST_TEST(line.find(" label=\"x\\u001b]0;t\\u0007 \\u009b2J \\u202e \\nforged line\"\n") != std::string::npos,
+             line);
+}
 
 BOOST_AUTO_TEST_CASE(ValidUtf8PassesThroughAndControlsAreEscaped) {
   const std::string text = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3 \"q\" \\ \n\t\x01";

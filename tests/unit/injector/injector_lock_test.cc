@@ -3,6 +3,7 @@
 #include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <signal.h>
@@ -83,7 +84,14 @@ bool seenAsTaken(const Result<InjectorLock>& second) { return !second || !second
 
 // Who squats: user nobody (when we are root), or root without CAP_SYS_ADMIN, as root in a
 // container run with Docker's default capabilities is.
-enum class As { Nobody, RootWithoutSysAdmin };
+enum class As { Nobody, RootWithoutSysAdmin, RootInAnotherUserNamespace };
+
+// Cases about root holders: as any other user, this suite's own holders are squatters.
+boost::test_tools::assertion_result runsAsRoot(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result root(geteuid() == 0);
+  root.message() << "it needs root, as a holder that is not root is a squatter";
+  return root;
+}
 
 // Clears CAP_SYS_ADMIN from this process's effective set; uid 0 stays.
 bool dropSysAdmin() {
@@ -106,6 +114,8 @@ class Squatter {
     if (pid_ == 0) {
       close(release_[1]);  // or the read below never sees the parent's end of it
       if (as == As::RootWithoutSysAdmin && !dropSysAdmin()) _exit(1);
+      // uid 0 to SO_PEERCRED still, and every capability, but over a namespace of its own.
+      if (as == As::RootInAnotherUserNamespace && unshare(CLONE_NEWUSER) != 0) _exit(1);
       if (as == As::Nobody && geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(1);
       sockaddr_un addr{};
       addr.sun_family = AF_UNIX;
@@ -183,11 +193,10 @@ BOOST_AUTO_TEST_CASE(ANameSquattedByANonRootProcessDoesNotStopTheInjector) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(ANameSquattedByRootWithoutSysAdminDoesNotStopTheInjector) {
+BOOST_AUTO_TEST_CASE(ANameSquattedByRootWithoutSysAdminDoesNotStopTheInjector, *boost::unit_test::precondition(runsAsRoot)) {
   // Root in a --net=host container, with Docker's default capabilities, shares our abstract
   // names and is uid 0 to SO_PEERCRED, but lacks the CAP_SYS_ADMIN every injector has. It
   // could take the name while an injector restarts; the next one must start anyway.
-  if (geteuid() != 0) return;  // a squatter that is not root is the case above
   SocketFile sock;
   Squatter squatter(InjectorLock::namesFor(sock.endpoint(sock.path)).front(), 1, 0, As::RootWithoutSysAdmin);
   auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
@@ -197,6 +206,20 @@ BOOST_AUTO_TEST_CASE(ANameSquattedByRootWithoutSysAdminDoesNotStopTheInjector) {
                  std::string::npos,
              lock->warning());
   BOOST_TEST(lock->warning().find("running without it") != std::string::npos, lock->warning());
+}
+
+BOOST_AUTO_TEST_CASE(ANameSquattedByRootInAnotherUserNamespaceDoesNotStopTheInjector,
+                     *boost::unit_test::precondition(runsAsRoot)) {
+  // Root of a user namespace of its own has every capability, but over that namespace only:
+  // not the ones an injector needs over the host's.
+  SocketFile sock;
+  Squatter squatter(InjectorLock::namesFor(sock.endpoint(sock.path)).front(), 1, 0, As::RootInAnotherUserNamespace);
+  auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(lock, lock.status().message());
+  BOOST_TEST(!lock->held());
+  BOOST_TEST(lock->warning().find("pid " + std::to_string(squatter.pid()) + " (uid 0, in another user namespace") !=
+                 std::string::npos,
+             lock->warning());
 }
 
 BOOST_AUTO_TEST_CASE(ASquatterWhoseBacklogIsFullCannotHoldTheInjectorInConnect) {
@@ -225,10 +248,9 @@ BOOST_AUTO_TEST_CASE(ASquatterWhoseBacklogIsFullCannotHoldTheInjectorInConnect) 
   BOOST_TEST((ended && WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }
 
-BOOST_AUTO_TEST_CASE(EverySecondInjectorIsToldWhoHoldsTheLockHoweverManyCame) {
+BOOST_AUTO_TEST_CASE(EverySecondInjectorIsToldWhoHoldsTheLockHoweverManyCame, *boost::unit_test::precondition(runsAsRoot)) {
   // Each refused injector's probe leaves a connection queued on the lock; the holder's
   // loop accepts and closes them, so the hundredth is told as clearly as the first.
-  if (geteuid() != 0) return;  // a holder that is not root counts as a squatter
   SocketFile sock;
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
@@ -364,9 +386,8 @@ BOOST_AUTO_TEST_CASE(AnotherDaemonIdIsAnotherDaemon) {
   BOOST_TEST(other->held());
 }
 
-BOOST_AUTO_TEST_CASE(EveryInjectorRefusedByTheDaemonsNameIsToldWhoHoldsIt) {
+BOOST_AUTO_TEST_CASE(EveryInjectorRefusedByTheDaemonsNameIsToldWhoHoldsIt, *boost::unit_test::precondition(runsAsRoot)) {
   // The daemon's name is taken after the loop answers probes: it must answer this one's too.
-  if (geteuid() != 0) return;  // a holder that is not root counts as a squatter
   SocketFile sock;
   const std::string daemon = uniqueDaemonId();
   EventLoop loop;
