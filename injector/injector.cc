@@ -387,6 +387,10 @@ void Injector::recordProblems(const std::string& id) {
   if (it == tracked_.end()) return;
   ProblemRecord r{id, it->second.name, it->second.ignoredLabels};
   if (!it->second.noShimBecause.empty()) r.problems.push_back("no shim: " + it->second.noShimBecause);
+  if (!it->second.optionsDrift.empty())
+    r.problems.push_back("its shim runs with the options it was started with (" + it->second.optionsDrift +
+                         "): `docker restart " + (it->second.name.empty() ? shortContainerId(id) : it->second.name) +
+                         "` applies them");
   problems_.set(r);
 }
 
@@ -394,6 +398,18 @@ void Injector::noShim(const std::string& id, const std::string& why) {
   auto it = tracked_.find(id);
   if (it == tracked_.end() || it->second.noShimBecause == why) return;
   it->second.noShimBecause = why;
+  recordProblems(id);
+}
+
+void Injector::noteOptionsDrift(const std::string& id) {
+  auto it = tracked_.find(id);
+  if (it == tracked_.end()) return;
+  std::string drift = supervisor_.optionsDrift(id);
+  if (drift == it->second.optionsDrift) return;
+  it->second.optionsDrift = drift;
+  if (!drift.empty())
+    log::warn("shim runs with the options it was started with; restarting the container applies today's",
+              {{"container", containerDisplayName(it->second.name, id)}, {"options", drift}});
   recordProblems(id);
 }
 
@@ -449,6 +465,7 @@ void Injector::pollEarly(const std::string& id) {
     Status s = supervisor_.ensure(id, t.name, t.request, std::move(init->process), std::move(init->netns));
     if (s) {
       noShim(id, "");
+      noteOptionsDrift(id);
       ++counters_.injectedEarly;
       auto ms = std::chrono::duration_cast<Millis>(loop_.now() - t.createdAt).count();
       const bool sawCreate = t.sawCreate;  // a restart has no create to count from
@@ -561,6 +578,7 @@ void Injector::onInspected(const std::string& id, DockerCalls::Inspected inspect
     return;
   }
   noShim(id, "");
+  noteOptionsDrift(id);
   ++counters_.injectedOnStart;
   recordInjectionLatency(t);
 }

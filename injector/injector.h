@@ -111,12 +111,16 @@ class Injector : public DockerEventSink {
     std::vector<std::string> ignoredLabels;  // for `connectable status`, with:
     std::string noShimBecause;               // why it has no shim; empty once it has one
     bool waitingForUid = false;              // refused for want of a --shim-uids uid
+    std::string optionsDrift;                // ShimSupervisor::optionsDrift, as last told
   };
 
   // What `connectable status` shows of the container's problems, from its Tracked.
   void recordProblems(const std::string& id);
   // The container gets no shim now, for `why`; logged already.
   void noShim(const std::string& id, const std::string& why);
+  // After ensure() succeeded: whether the shim runs with options other than it would get
+  // now (one adopted from an injector started with others), for the log and the status.
+  void noteOptionsDrift(const std::string& id);
   // After ensure() failed: whether for want of a uid, to be tried again when one frees.
   void noteUidWanted(const std::string& id);
   void retryWaitingForUid();

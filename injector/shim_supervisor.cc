@@ -112,6 +112,7 @@ struct ShimSupervisor::Managed : IoHandler {
   // A port of it is taken inside the container: logged once, then waited out quietly, each
   // try a port retry (info.portRetries), not a restart.
   bool portInUseLogged = false;
+  std::string optionsDrift;  // see ShimSupervisor::optionsDrift
   Clock::time_point startedAt;
   EventLoop::TimerId killTimer = 0;
   EventLoop::TimerId restartTimer = 0;
@@ -123,6 +124,32 @@ struct ShimSupervisor::Managed : IoHandler {
 };
 
 namespace {
+
+// What `running` has that `wanted` lacks and the other way round, as
+// ShimSupervisor::optionsDrift says it. The container's name is no option: a renamed one's
+// shim keeps the old one (rename()). Cut past 512 bytes: a label may be 16 KiB.
+std::string argumentsDrift(const std::vector<std::string>& running, const std::vector<std::string>& wanted) {
+  auto options = [](const std::vector<std::string>& args) {
+    std::multiset<std::string> set;
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i] == "--name") ++i;
+      else set.insert(args[i]);
+    }
+    return set;
+  };
+  const auto has = options(running), gets = options(wanted);
+  std::string lost, gained;
+  for (const auto& a : has)
+    if (!gets.count(a)) lost += (lost.empty() ? "" : " ") + a;
+  for (const auto& a : gets)
+    if (!has.count(a)) gained += (gained.empty() ? "" : " ") + a;
+  std::string drift;
+  if (!lost.empty() && !gained.empty()) drift = "started with " + lost + ", would now get " + gained;
+  else if (!lost.empty()) drift = "started with " + lost + ", which it would no longer get";
+  else if (!gained.empty()) drift = "would now also get " + gained;
+  if (drift.size() > 512) drift = drift.substr(0, 509) + "...";
+  return drift;
+}
 
 log::Field containerField(const ShimInfo& info) {
   return {"container", containerDisplayName(info.containerName, info.containerId)};
@@ -246,6 +273,11 @@ std::string ShimSupervisor::containerNameOf(const std::string& containerId) cons
   return it == shims_.end() ? "" : it->second->info.containerName;
 }
 
+std::string ShimSupervisor::optionsDrift(const std::string& containerId) const {
+  auto it = shims_.find(containerId);
+  return it == shims_.end() ? "" : it->second->optionsDrift;
+}
+
 std::vector<ShimInfo> ShimSupervisor::list() const {
   std::vector<ShimInfo> out;
   for (const auto& [id, m] : shims_) out.push_back(m->info);
@@ -266,15 +298,16 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   auto inode = netns.inode();
   if (!inode) return inode.status();
   auto it = shims_.find(containerId);
+  auto uid = options_.shimUidCount > 0 ? uidFor(containerId) : Result<uint32_t>(0u);
+  if (uid && options_.shimUidCount > 0) args.push_back("--user=" + std::to_string(*uid));
   if (it != shims_.end()) {
     Managed& old = *it->second;
-    if (!old.stopping && old.info.netnsInode == *inode && old.init.alive()) return Status::ok();
+    if (!old.stopping && old.info.netnsInode == *inode && old.init.alive()) {
+      old.optionsDrift = argumentsDrift(old.args, args);
+      return Status::ok();
+    }
   }
-  if (options_.shimUidCount > 0) {
-    auto uid = uidFor(containerId);
-    if (!uid) return uid.status();
-    args.push_back("--user=" + std::to_string(*uid));
-  }
+  if (!uid) return uid.status();
   if (auto checked = parseShimOptions(args); !checked) return checked.status().withContext("shim options");
   if (it != shims_.end()) {
     Managed& old = *it->second;

@@ -102,6 +102,12 @@ class ShimSupervisor {
   Status ensure(const std::string& containerId, const std::string& containerName,
                 const ContainerRequest& request, ProcessHandle init, NetnsFd netns);
   void stop(const std::string& containerId, const std::string& reason);
+  // How the arguments of the container's running shim differ from those the last ensure()
+  // would have started it with: "started with --dns-min-ttl=100ms, would now get
+  // --dns-min-ttl=1s". Empty when they do not, or no shim runs. Only a shim adopted from an
+  // injector started with other options has any: ensure() keeps a shim that serves, and a
+  // container's labels never change.
+  std::string optionsDrift(const std::string& containerId) const;
   // The container's new name (docker rename): in the list and the record now, in the shim's
   // own log lines from its next start (the running one's arguments are how it is adopted).
   void rename(const std::string& containerId, const std::string& containerName);

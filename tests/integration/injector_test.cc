@@ -275,13 +275,19 @@ BOOST_AUTO_TEST_CASE(AKilledInjectorReadoptsItsShimsAndOpenConnectionsSurvive) {
                            "(echo one; sleep 3; echo two) | nc 127.0.0.1 7000 > /tmp/got"});
   BOOST_REQUIRE(waitFor([&] { return echo.accepted() == 1; }, 5s));
   injector->child().kill();  // SIGKILL
-  injector = std::make_unique<InjectorProcess>(state);
+  // Restarted with another option for its shims: the adopted one keeps serving as it was
+  // started, and both the log and the status say so.
+  injector = std::make_unique<InjectorProcess>(state, std::vector<std::string>{"--connect-timeout", "3s"});
   BOOST_TEST(injector->waitLog("adopted running shim"));
   BOOST_TEST(injector->shimOf(id) == shim);  // the same process: no duplicate, no orphan
   BOOST_TEST(nc.wait(15s) == 0);
   auto got = run({kDocker, "exec", app, "cat", "/tmp/got"});
   BOOST_TEST(got.out == "one\ntwo\n");
   BOOST_TEST(echo.accepted() == 1);  // one connection, carried across the restart
+  BOOST_TEST(injector->waitLog("shim runs with the options it was started with"), injector->log());
+  BOOST_TEST(injector->log().find("would now also get --connect-timeout=3s") != std::string::npos, injector->log());
+  auto status = run({binary("connectable"), "status", "--state-dir", state, app});
+  BOOST_TEST(status.out.find("`docker restart " + app + "` applies them") != std::string::npos, status.out);
 }
 
 BOOST_AUTO_TEST_CASE(ShimsGivenUidsOfTheirOwnServeAndCannotSignalOneAnotherAcrossARestart) {

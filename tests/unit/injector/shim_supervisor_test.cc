@@ -275,6 +275,32 @@ BOOST_AUTO_TEST_CASE(ARunningShimIsAdoptedByItsArgumentsWhateverItsProgramIsCall
   BOOST_TEST(restarted.list()[0].adopted);
 }
 
+BOOST_AUTO_TEST_CASE(AnAdoptedShimStartedWithOtherOptionsKeepsServingAndSaysHowTheyDiffer) {
+  // The host's floor raised since the shim started: it keeps serving with its old one
+  // (restarting it would cut its connections), and the difference is told, not hidden.
+  SupervisorFixture f;
+  f.options.shimArgs = {"--dns-min-ttl=100ms", "--connect-timeout=2s"};
+  Child init = Child::spawn({"sleep", "30"});
+  const pid_t shim = f.ensureRealShim(init);
+  BOOST_TEST(f.supervisor->optionsDrift(kId) == "");
+  f.supervisor.reset();
+
+  f.options.shimArgs = {"--dns-min-ttl=1s", "--connect-timeout=2s"};
+  ShimSupervisor& restarted = f.start();
+  BOOST_REQUIRE(restarted.adopt() == std::vector<std::string>{kId});
+  BOOST_REQUIRE(f.tryEnsure(init));
+  BOOST_REQUIRE_EQUAL(restarted.list().size(), 1u);
+  BOOST_TEST(restarted.list()[0].shimPid == shim, "the adopted shim was replaced");
+  BOOST_TEST(restarted.optionsDrift(kId) == "started with --dns-min-ttl=100ms, would now get --dns-min-ttl=1s");
+  f.supervisor.reset();
+
+  f.options.shimArgs = {"--dns-min-ttl=100ms", "--connect-timeout=2s"};  // as it was started
+  ShimSupervisor& same = f.start();
+  BOOST_REQUIRE(same.adopt() == std::vector<std::string>{kId});
+  BOOST_REQUIRE(f.tryEnsure(init));
+  BOOST_TEST(same.optionsDrift(kId) == "");
+}
+
 BOOST_AUTO_TEST_CASE(AShimWhoseRecordIsUnreadableIsStoppedNotLeftHoldingItsPorts) {
   // Adopted it cannot be (its pid and start time are in the record), and left running it
   // would hold the container's ports against the shim started in its place, unwatched.
