@@ -78,6 +78,9 @@ dockerd_ensure() {
   # forwarding on, and leaves all of it behind: a record of the host before it lets
   # dockerd_stop_if_started undo exactly that.
   _dockerd_record_host "$DOCKERD_STATE_DIR/host-before"
+  # A daemon restarted by dockerd_restart_own writes after the first one's lines, which a
+  # failed test may need; a new run starts the log afresh.
+  [ -n "${_DOCKERD_RESTARTING:-}" ] || : >"$DOCKERD_LOG"
   _dockerd_log "starting $DOCKERD (log: $DOCKERD_LOG)"
   # setsid: the daemon must not die with the caller's terminal or process group.
   setsid "$DOCKERD" \
@@ -85,7 +88,7 @@ dockerd_ensure() {
     --bip 198.19.255.1/24 \
     --default-address-pool base=198.19.0.0/16,size=24 \
     --pidfile "$DOCKERD_STATE_DIR/dockerd.own.pid" \
-    >"$DOCKERD_LOG" 2>&1 </dev/null &
+    >>"$DOCKERD_LOG" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$DOCKERD_PID_FILE"
   _DOCKERD_STARTED_PID=$pid
@@ -237,7 +240,7 @@ dockerd_restart_own() {
   # The host as it was before the first daemon, not as that one left it.
   local record="$DOCKERD_STATE_DIR/host-before"
   [ -d "$record" ] && mv "$record" "$record.first"
-  dockerd_ensure
+  _DOCKERD_RESTARTING=1 dockerd_ensure
   [ -d "$record.first" ] && rm -rf "$record" && mv "$record.first" "$record"
   _DOCKERD_STARTED_PID=$saved
   _DOCKERD_MADE_BRIDGE=$bridge  # the first daemon's docker0, still there
