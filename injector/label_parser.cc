@@ -103,31 +103,33 @@ std::string optionList() {
   return list;
 }
 
-// A DNS name as a resolver treats it: case and a trailing dot make no other name.
-std::string canonicalName(std::string_view name) {
-  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  std::string canonical(name);
-  for (char& c : canonical) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return canonical;
+// What the shim's resolver looks up, and caches, once per name and port: an SRV name, or a
+// host name with its port (the resolver's entryKey). Case makes no other lookup; a
+// trailing dot does (search domains may apply to the name without it).
+std::string lookupKey(const Target& target) {
+  std::string key = std::to_string(static_cast<int>(target.kind)) + "|" + std::to_string(target.port) + "|";
+  for (char c : target.host) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return key;
 }
 
-// Adds the spec's DNS names to `names`, or, when that would pass kMaxDnsNamesPerContainer,
-// leaves `names` as it was and says why.
-std::optional<std::string> namesOverCap(const ConnectSpec& spec, std::set<std::string>& names) {
+// Adds the spec's DNS lookups to `lookups`, or, when that would pass
+// kMaxDnsLookupsPerContainer, leaves `lookups` as it was and says why.
+std::optional<std::string> lookupsOverCap(const ConnectSpec& spec, std::set<std::string>& lookups) {
   std::set<std::string> added;
   for (const Target& target : spec.targets) {
     if (!target.asksDnsServer()) continue;
-    std::string name = canonicalName(target.host);
-    if (!names.count(name)) added.insert(std::move(name));
+    std::string key = lookupKey(target);
+    if (!lookups.count(key)) added.insert(std::move(key));
   }
-  if (names.size() + added.size() <= kMaxDnsNamesPerContainer) {
-    names.merge(added);
+  if (lookups.size() + added.size() <= kMaxDnsLookupsPerContainer) {
+    lookups.merge(added);
     return std::nullopt;
   }
-  return std::to_string(added.size()) + " more DNS name" + (added.size() == 1 ? "" : "s") + " to look up, after " +
-         std::to_string(names.size()) + " in the labels before it, is over the " +
-         std::to_string(kMaxDnsNamesPerContainer) +
-         " a container may name (each is refreshed in the background against the host's DNS server)";
+  return std::to_string(added.size()) + " more DNS lookup" + (added.size() == 1 ? "" : "s") + ", after " +
+         std::to_string(lookups.size()) + " in the labels before it, is over the " +
+         std::to_string(kMaxDnsLookupsPerContainer) +
+         " a container may have (an SRV name, or a host name with its port; each is refreshed in the "
+         "background against the host's DNS server)";
 }
 
 }  // namespace
@@ -147,7 +149,7 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
   // then the first in key order; the others are reported, in key order with the rest.
   std::map<std::string, Result<ConnectSpec>> specs;
   std::map<uint16_t, std::string> portLabels;
-  std::set<std::string> dnsNames;  // of the connect labels taken so far
+  std::set<std::string> dnsLookups;  // of the connect labels taken so far
   for (const auto& [key, value] : labels) {
     if (!isConnectKey(key) || key.size() > kMaxLabelKey || value.size() > kMaxLabelValue) continue;
     auto portText = portTextOf(key);
@@ -187,7 +189,7 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
                                  " is already taken by label " + quoted(holder));
         continue;
       }
-      if (auto over = namesOverCap(*spec, dnsNames)) {
+      if (auto over = lookupsOverCap(*spec, dnsLookups)) {
         request.errors.push_back(label + ": " + *over);
         portLabels.erase(spec->port);
         continue;

@@ -32,12 +32,15 @@ inline constexpr size_t kMaxLabelValue = 16 * 1024;
 // message about a label names its key.
 inline constexpr size_t kMaxLabelKey = 256;
 
-// At most this many distinct names to look up in a DNS server, over all of a container's
-// connect labels; a label that would name more is a bad label. The shim refreshes every
-// name in the background, each at most once per --dns-min-ttl, and the host's DNS server is
-// shared by every container: the floor spaces one name's queries, this bounds how many
-// names. Far more than the services one program depends on.
-inline constexpr size_t kMaxDnsNamesPerContainer = 64;
+// At most this many distinct DNS lookups, over all of a container's connect labels, taken
+// in key order: a label whose new lookups would pass it is a bad label. A lookup is what
+// the shim's resolver asks and caches as one: an SRV name, or a host name with its port
+// (db:5432 and db:5433 are two). The shim refreshes each in the background, at most once
+// per --dns-min-ttl, and the host's DNS server is shared by every container: the floor
+// spaces one lookup's queries, this bounds how many a label can make. An SRV answer's
+// targets are looked up too, as many as the registry answers with: that is the
+// registry's to bound, not a label's. Far more than the services one program depends on.
+inline constexpr size_t kMaxDnsLookupsPerContainer = 64;
 
 // Options a label may set, as connectable.<name>; each maps to the shim's --<name>.
 const std::vector<std::string>& labelOptionNames();

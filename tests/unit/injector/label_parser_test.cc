@@ -309,18 +309,18 @@ BOOST_AUTO_TEST_CASE(AContainerMayCacheDnsAnswersLongerThanTheHostSaysButNotShor
   BOOST_TEST(shorter.wanted());  // the connect label still works, with the host's floor
 }
 
-BOOST_AUTO_TEST_CASE(AContainerNamesAtMost64DnsNamesOverAllItsLabels) {
-  // The floor spaces one name's queries; without a cap on names, a hundred labels of
+BOOST_AUTO_TEST_CASE(AContainerHasAtMost64DnsLookupsOverAllItsLabels) {
+  // The floor spaces one lookup's queries; without a cap on lookups, a hundred labels of
   // thousands of names each would still flood the shared DNS server.
   std::string sixty;
   for (int i = 0; i < 60; ++i) sixty += (i ? "," : "") + ("n" + std::to_string(i) + ".service.consul");
   auto request = parseContainerLabels({
       {"connect.7000", sixty},
-      // One name of connect.7000 again (case and a trailing dot make no other name),
-      // literals and localhost (no DNS server asked), and three new names: 63 in all.
-      {"connect.7001", "N0.Service.Consul.,198.18.0.5:80,localhost:80,a.consul:80,b.consul:80,c.consul:80"},
+      // One lookup of connect.7000 again (case makes no other), literals and localhost (no
+      // DNS server asked), and three new lookups: 63 in all.
+      {"connect.7001", "N0.Service.Consul,198.18.0.5:80,localhost:80,a.consul:80,b.consul:80,c.consul:80"},
       {"connect.7002", "d.consul:80,e.consul:80"},  // 65: refused
-      {"connect.7003", "f.consul:80"},              // 64: taken
+      {"connect.7003", "f.consul:80"},              // 64: taken, as a later label that fits is
   });
   BOOST_REQUIRE_EQUAL(request.connects.size(), 3u);
   BOOST_TEST(request.connects[0].port == 7000);
@@ -328,9 +328,20 @@ BOOST_AUTO_TEST_CASE(AContainerNamesAtMost64DnsNamesOverAllItsLabels) {
   BOOST_TEST(request.connects[2].port == 7003);
   BOOST_REQUIRE_EQUAL(request.errors.size(), 1u);
   BOOST_TEST(request.errors[0] ==
-             "label 'connect.7002=d.consul:80,e.consul:80': 2 more DNS names to look up, after 63 in the labels "
-             "before it, is over the 64 a container may name (each is refreshed in the background against the "
-             "host's DNS server)");
+             "label 'connect.7002=d.consul:80,e.consul:80': 2 more DNS lookups, after 63 in the labels before it, is "
+             "over the 64 a container may have (an SRV name, or a host name with its port; each is refreshed in the "
+             "background against the host's DNS server)");
+}
+
+BOOST_AUTO_TEST_CASE(OneHostNameOnManyPortsIsAsManyLookups) {
+  // The shim looks a host name up, and caches it, once per port: one name on 2000 ports
+  // would be 2000 lookups.
+  std::string ports;
+  for (int port = 1; port <= 65; ++port) ports += (port > 1 ? "," : "") + ("db.consul:" + std::to_string(port));
+  auto request = parseContainerLabels({{"connect.7000", ports}});
+  BOOST_TEST(!request.wanted());
+  BOOST_REQUIRE_EQUAL(request.errors.size(), 1u);
+  BOOST_TEST(request.errors[0].find(": 65 more DNS lookups, after 0 ") != std::string::npos, request.errors[0]);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
