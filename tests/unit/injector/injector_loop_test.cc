@@ -316,12 +316,11 @@ BOOST_AUTO_TEST_CASE(RetriesBackOffAndEndAtShutdown) {
   BOOST_TEST(lists >= 3);   // retried (late timers on a busy machine make fewer)
   BOOST_TEST(lists <= 13);  // with back-off
   injector.shutdown([] {});
-  // A list sent just before the shutdown may reach the fake daemon's thread just after it;
-  // a retry timer left running would go on asking every 80 ms.
-  runUntil(loop, [] { return false; }, 50ms);
-  int afterShutdown = docker.lists();
+  int atShutdown = docker.lists();
   runUntil(loop, [] { return false; }, 300ms);
-  BOOST_TEST(docker.lists() == afterShutdown, "lists were retried after the shutdown");
+  // One list sent just before the shutdown may reach the fake daemon's thread after it,
+  // however late (a slow VM); a retry timer left running would ask every 80 ms: 3 more.
+  BOOST_TEST(docker.lists() <= atShutdown + 1, "lists were retried after the shutdown");
 }
 
 BOOST_AUTO_TEST_CASE(AReconcileOnReconnectCancelsThePendingRetry) {
@@ -1113,11 +1112,11 @@ BOOST_AUTO_TEST_CASE(AFailedInspectIsTriedAgainWithBackOff) {
   BOOST_TEST(docker.inspects() <= 14);
   BOOST_TEST(docker.lists() == 1, "the list that succeeded was asked again");
   injector.shutdown([] {});
-  // As with lists: one sent just before the shutdown may be counted just after it.
-  runUntil(loop, [] { return false; }, 50ms);
-  int afterShutdown = docker.inspects();
-  runUntil(loop, [] { return false; }, 400ms);
-  BOOST_TEST(docker.inspects() == afterShutdown, "inspects were retried after the shutdown");
+  int atShutdown = docker.inspects();
+  runUntil(loop, [] { return false; }, 500ms);
+  // As with lists: one sent just before the shutdown may be counted after it; a retry
+  // timer left running would ask every 160 ms: 3 more.
+  BOOST_TEST(docker.inspects() <= atShutdown + 1, "inspects were retried after the shutdown");
 }
 
 BOOST_AUTO_TEST_CASE(AContainerWaitingToRestartIsLeftForItsStartEventNotInspectedAgainWithWarnings) {
