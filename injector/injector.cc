@@ -285,7 +285,10 @@ void Injector::handleEvent(const DockerEvent& event, Clock::time_point receivedA
       if (it != tracked_.end()) stopEarlyWatch(it->second);
       // A die replayed after a reconnect may be about an init that a later start (and the
       // reconcile) already replaced: the shim of a live init stays.
-      if (!supervisor_.servesLiveInit(id)) supervisor_.stop(id, "container died");
+      if (!supervisor_.servesLiveInit(id)) {
+        supervisor_.stop(id, "container died");
+        noteOptionsDrift(id);  // none, with no shim
+      }
     } else if (event.action == "rename") {
       // One that is not tracked may still have a problem record (every label of it bad):
       // track() rewrites that under the new name, as the list would only at the next reconcile.
@@ -398,7 +401,15 @@ void Injector::noShim(const std::string& id, const std::string& why) {
   auto it = tracked_.find(id);
   if (it == tracked_.end() || it->second.noShimBecause == why) return;
   it->second.noShimBecause = why;
+  if (!why.empty()) it->second.optionsDrift.clear();  // no shim, no options
   recordProblems(id);
+}
+
+void Injector::checkShimOptions(const std::string& id) {
+  auto it = tracked_.find(id);
+  if (it == tracked_.end()) return;
+  supervisor_.checkOptions(id, it->second.name, it->second.request);
+  noteOptionsDrift(id);
 }
 
 void Injector::noteOptionsDrift(const std::string& id) {
@@ -408,7 +419,7 @@ void Injector::noteOptionsDrift(const std::string& id) {
   if (drift == it->second.optionsDrift) return;
   it->second.optionsDrift = drift;
   if (!drift.empty())
-    log::warn("shim runs with the options it was started with; restarting the container applies today's",
+    log::info("shim runs with the options it was started with; restarting the container applies today's",
               {{"container", containerDisplayName(it->second.name, id)}, {"options", drift}});
   recordProblems(id);
 }
@@ -544,7 +555,10 @@ void Injector::onInspected(const std::string& id, DockerCalls::Inspected inspect
     return;
   }
   if (!info->running || info->pid <= 0) return;
-  if (supervisor_.serves(id) && supervisor_.initPidOf(id) == info->pid) return;  // the early path got it right
+  if (supervisor_.serves(id) && supervisor_.initPidOf(id) == info->pid) {  // the early path got it right
+    checkShimOptions(id);
+    return;
+  }
   auto process = ProcessHandle::open(info->pid);
   if (!process) {
     log::warn("container process is gone", {{"container", containerDisplayName(t.name, id)}, {"error", process.status().message()}});
@@ -638,7 +652,10 @@ void Injector::onListed(Result<ContainerList> list) {
     followName(c.id, c.name());
     // A shim whose container init still runs (pinned by pidfd, checked by start time) serves
     // the right namespace: no inspect, which is one blocking round trip per container.
-    if (supervisor_.servesLiveInit(c.id)) continue;
+    if (supervisor_.servesLiveInit(c.id)) {
+      checkShimOptions(c.id);  // adopted, perhaps started with other options
+      continue;
+    }
     injectFromInspect(c.id);
   }
   // Not running: stopped (it may start again), being started, or removed while no event

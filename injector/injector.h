@@ -118,8 +118,11 @@ class Injector : public DockerEventSink {
   void recordProblems(const std::string& id);
   // The container gets no shim now, for `why`; logged already.
   void noShim(const std::string& id, const std::string& why);
-  // After ensure() succeeded: whether the shim runs with options other than it would get
-  // now (one adopted from an injector started with others), for the log and the status.
+  // For a shim kept as it runs: compares its options to those it would get now (one adopted
+  // from an injector started with others differs), then noteOptionsDrift.
+  void checkShimOptions(const std::string& id);
+  // After the supervisor compared them (ensure() does too): the difference, for the log
+  // and the status, when it changed.
   void noteOptionsDrift(const std::string& id);
   // After ensure() failed: whether for want of a uid, to be tried again when one frees.
   void noteUidWanted(const std::string& id);

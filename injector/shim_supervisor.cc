@@ -125,29 +125,61 @@ struct ShimSupervisor::Managed : IoHandler {
 
 namespace {
 
-// What `running` has that `wanted` lacks and the other way round, as
-// ShimSupervisor::optionsDrift says it. The container's name is no option: a renamed one's
-// shim keeps the old one (rename()). Cut past 512 bytes: a label may be 16 KiB.
-std::string argumentsDrift(const std::vector<std::string>& running, const std::vector<std::string>& wanted) {
-  auto options = [](const std::vector<std::string>& args) {
-    std::multiset<std::string> set;
-    for (size_t i = 0; i < args.size(); ++i) {
-      if (args[i] == "--name") ++i;
-      else set.insert(args[i]);
+// The options a shim's arguments give it, as it reads them: of a repeatable option every
+// value in order, of another the last. Left out: what is the injector's own business (the
+// descriptors, the control socket, the name, which a rename changes, and the uid, which is
+// the shim's for as long as it runs) and the log options, which change no proxying.
+std::map<std::string, std::vector<std::string>> effectiveOptions(const std::vector<std::string>& args) {
+  static const std::set<std::string> kIgnored = {"--netns-fd", "--exit-with-pidfd", "--name",      "--control",
+                                                 "--user",     "--log-level",       "--log-format"};
+  static const std::set<std::string> kRepeatable = {"--connect", "--dns", "--allow-upstream"};
+  std::map<std::string, std::vector<std::string>> options;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i], value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) {
+      value = args[++i];
     }
-    return set;
-  };
-  const auto has = options(running), gets = options(wanted);
+    if (name.rfind("--", 0) != 0 || kIgnored.count(name)) continue;  // no option
+    auto& values = options[name];
+    if (!kRepeatable.count(name)) values.clear();
+    values.push_back(value);
+  }
+  return options;
+}
+
+// How the options of a shim started with `running` differ from those `wanted` gives, as
+// ShimSupervisor::optionsDrift says it; empty when they do not. Cut past 512 bytes (a
+// label may be 16 KiB), at a character's start.
+std::string argumentsDrift(const std::vector<std::string>& running, const std::vector<std::string>& wanted) {
+  const auto has = effectiveOptions(running), gets = effectiveOptions(wanted);
   std::string lost, gained;
-  for (const auto& a : has)
-    if (!gets.count(a)) lost += (lost.empty() ? "" : " ") + a;
-  for (const auto& a : gets)
-    if (!has.count(a)) gained += (gained.empty() ? "" : " ") + a;
+  auto add = [](std::string& out, const std::string& name, const std::vector<std::string>& values) {
+    for (const auto& v : values) out += (out.empty() ? "" : " ") + name + "=" + v;
+  };
+  static const std::vector<std::string> kNone;
+  std::set<std::string> names;
+  for (const auto& [name, values] : has) names.insert(name);
+  for (const auto& [name, values] : gets) names.insert(name);
+  for (const auto& name : names) {
+    auto h = has.find(name), g = gets.find(name);
+    const auto& before = h == has.end() ? kNone : h->second;
+    const auto& after = g == gets.end() ? kNone : g->second;
+    if (before == after) continue;
+    add(lost, name, before);
+    add(gained, name, after);
+  }
   std::string drift;
   if (!lost.empty() && !gained.empty()) drift = "started with " + lost + ", would now get " + gained;
   else if (!lost.empty()) drift = "started with " + lost + ", which it would no longer get";
   else if (!gained.empty()) drift = "would now also get " + gained;
-  if (drift.size() > 512) drift = drift.substr(0, 509) + "...";
+  if (drift.size() > 512) {
+    size_t cut = 509;
+    while (cut > 0 && (static_cast<unsigned char>(drift[cut]) & 0xc0) == 0x80) --cut;
+    drift = drift.substr(0, cut) + "...";
+  }
   return drift;
 }
 
@@ -273,9 +305,27 @@ std::string ShimSupervisor::containerNameOf(const std::string& containerId) cons
   return it == shims_.end() ? "" : it->second->info.containerName;
 }
 
+std::vector<std::string> ShimSupervisor::argumentsFor(const std::string& containerId, const std::string& containerName,
+                                                      const ContainerRequest& request) const {
+  std::vector<std::string> args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name",
+                                   containerDisplayName(containerName, containerId), "--control",
+                                   controlPath(containerId)};
+  args.insert(args.end(), options_.shimArgs.begin(), options_.shimArgs.end());
+  args.insert(args.end(), request.shimArgs.begin(), request.shimArgs.end());
+  for (const auto& c : request.connects) args.push_back("--connect=" + c.text());
+  return args;
+}
+
+void ShimSupervisor::checkOptions(const std::string& containerId, const std::string& containerName,
+                                  const ContainerRequest& request) {
+  auto it = shims_.find(containerId);
+  if (it == shims_.end() || it->second->stopping) return;
+  it->second->optionsDrift = argumentsDrift(it->second->args, argumentsFor(containerId, containerName, request));
+}
+
 std::string ShimSupervisor::optionsDrift(const std::string& containerId) const {
   auto it = shims_.find(containerId);
-  return it == shims_.end() ? "" : it->second->optionsDrift;
+  return it == shims_.end() || it->second->stopping ? "" : it->second->optionsDrift;
 }
 
 std::vector<ShimInfo> ShimSupervisor::list() const {
@@ -289,17 +339,10 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   // The shim's command line, checked by its own rules before anything is replaced or
   // started: the host's options and the container's labels are each fine alone, but not
   // every pair is (--upstream-netns=target with DNS targets needs --dns).
-  const std::string control = controlPath(containerId);
-  std::vector<std::string> args = {"--netns-fd", "3", "--exit-with-pidfd", "4", "--name",
-                                   containerDisplayName(containerName, containerId), "--control", control};
-  args.insert(args.end(), options_.shimArgs.begin(), options_.shimArgs.end());
-  args.insert(args.end(), request.shimArgs.begin(), request.shimArgs.end());
-  for (const auto& c : request.connects) args.push_back("--connect=" + c.text());
+  std::vector<std::string> args = argumentsFor(containerId, containerName, request);
   auto inode = netns.inode();
   if (!inode) return inode.status();
   auto it = shims_.find(containerId);
-  auto uid = options_.shimUidCount > 0 ? uidFor(containerId) : Result<uint32_t>(0u);
-  if (uid && options_.shimUidCount > 0) args.push_back("--user=" + std::to_string(*uid));
   if (it != shims_.end()) {
     Managed& old = *it->second;
     if (!old.stopping && old.info.netnsInode == *inode && old.init.alive()) {
@@ -307,7 +350,11 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
       return Status::ok();
     }
   }
-  if (!uid) return uid.status();
+  if (options_.shimUidCount > 0) {
+    auto uid = uidFor(containerId);
+    if (!uid) return uid.status();
+    args.push_back("--user=" + std::to_string(*uid));
+  }
   if (auto checked = parseShimOptions(args); !checked) return checked.status().withContext("shim options");
   if (it != shims_.end()) {
     Managed& old = *it->second;
@@ -328,7 +375,7 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   if (!initStart) return initStart.status().withContext("container init");
   m->initStartTime = *initStart;
   m->init = std::move(init);
-  m->info.control = control;
+  m->info.control = controlPath(containerId);
   // The shim's log lines then name the container as the injector's do: name (short id).
   m->args = std::move(args);
   Managed& ref = *m;

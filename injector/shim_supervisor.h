@@ -102,11 +102,15 @@ class ShimSupervisor {
   Status ensure(const std::string& containerId, const std::string& containerName,
                 const ContainerRequest& request, ProcessHandle init, NetnsFd netns);
   void stop(const std::string& containerId, const std::string& reason);
-  // How the arguments of the container's running shim differ from those the last ensure()
-  // would have started it with: "started with --dns-min-ttl=100ms, would now get
-  // --dns-min-ttl=1s". Empty when they do not, or no shim runs. Only a shim adopted from an
-  // injector started with other options has any: ensure() keeps a shim that serves, and a
-  // container's labels never change.
+  // Compares the options the container's running shim was started with to those it would
+  // be started with now, for optionsDrift; leaves the shim as it is (a restart would cut
+  // its connections). Only a shim adopted from an injector started with other options
+  // differs: a container's labels never change. ensure() compares too.
+  void checkOptions(const std::string& containerId, const std::string& containerName, const ContainerRequest& request);
+  // How they differed at the last comparison, as the shim reads its options (the last value
+  // of an option given twice applies; log options and the uid left out): "started with
+  // --dns-min-ttl=100ms, would now get --dns-min-ttl=1s". Empty when they did not, or no
+  // shim serves.
   std::string optionsDrift(const std::string& containerId) const;
   // The container's new name (docker rename): in the list and the record now, in the shim's
   // own log lines from its next start (the running one's arguments are how it is adopted).
@@ -170,6 +174,9 @@ class ShimSupervisor {
   Result<uint32_t> uidFor(const std::string& containerId) const;
   std::string statePath(const std::string& containerId) const;
   std::string controlPath(const std::string& containerId) const;
+  // A shim's arguments for the container but --user (which ensure() adds), after argv[0].
+  std::vector<std::string> argumentsFor(const std::string& containerId, const std::string& containerName,
+                                        const ContainerRequest& request) const;
 
   EventLoop& loop_;
   SupervisorOptions options_;

@@ -285,7 +285,7 @@ BOOST_AUTO_TEST_CASE(AKilledInjectorReadoptsItsShimsAndOpenConnectionsSurvive) {
   BOOST_TEST(got.out == "one\ntwo\n");
   BOOST_TEST(echo.accepted() == 1);  // one connection, carried across the restart
   BOOST_TEST(injector->waitLog("shim runs with the options it was started with"), injector->log());
-  BOOST_TEST(injector->log().find("would now also get --connect-timeout=3s") != std::string::npos, injector->log());
+  BOOST_TEST(injector->log().find(", would now get --connect-timeout=3s") != std::string::npos, injector->log());
   auto status = run({binary("connectable"), "status", "--state-dir", state, app});
   BOOST_TEST(status.out.find("`docker restart " + app + "` applies them") != std::string::npos, status.out);
 }

@@ -624,14 +624,17 @@ BOOST_AUTO_TEST_CASE(AListStopsTheShimOfAContainerWhoseInitEndedWithNoEventToSay
 // went away, and a new injector that adopted it from its record. No container runs.
 struct AdoptedShim {
   std::string dir = tempDir();
-  FakeDocker docker{dir, [](int) { return jsonReply(200, "[]"); }};
+  std::string runningContainers = jsonReply(200, "[]");
+  FakeDocker docker{dir, [this](int) { return runningContainers; }};
   Child shim = Child::spawn({"sleep", "30"});
   Child init = Child::spawn({"sleep", "30"});
   EventLoop loop;
   std::unique_ptr<Injector> injector;
 
-  // `allContainers`: what Docker's list of all containers says.
-  explicit AdoptedShim(std::string allContainers) {
+  // `allContainers`: what Docker's list of all containers says; `running`, its list of
+  // running ones.
+  explicit AdoptedShim(std::string allContainers, std::string running = jsonReply(200, "[]")) {
+    runningContainers = std::move(running);
     docker.allListReply = [allContainers](int) { return allContainers; };
     BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
     writeShimRecord(dir, shim, init);
@@ -650,6 +653,21 @@ BOOST_AUTO_TEST_CASE(AnAdoptedShimOfAContainerBeingStartedIsKeptByTheFirstList) 
   BOOST_REQUIRE(runUntil(a.loop, [&] { return a.docker.lists() >= 1; }, 3s));
   runUntil(a.loop, [] { return false; }, 300ms);  // the answers, that of the list of all containers too
   BOOST_TEST(a.injector->supervisor().serves(kId), "the adopted shim of a container being started was stopped");
+  BOOST_TEST(a.shim.running());
+}
+
+BOOST_AUTO_TEST_CASE(AnAdoptedShimStartedWithOtherOptionsKeepsServingAndItsStatusSaysHow) {
+  // Its record's arguments are the stand-in's ("30"), none of what its label now gives:
+  // kept, as a restart would cut its connections, and said.
+  AdoptedShim a(kIdInState("running"), kIdInState("running"));
+  const std::string note = "its shim runs with the options it was started with (would now also get "
+                           "--connect=6000=198.18.0.5:6379): `docker restart app` applies them";
+  BOOST_TEST(runUntil(a.loop, [&] {
+               auto records = readProblemRecords(a.dir);
+               return records.size() == 1 && records[0].problems == std::vector<std::string>{note};
+             }, 5s),
+             "no problem record says how the options differ");
+  BOOST_TEST(a.injector->supervisor().serves(kId));
   BOOST_TEST(a.shim.running());
 }
 

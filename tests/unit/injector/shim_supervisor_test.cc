@@ -301,6 +301,32 @@ BOOST_AUTO_TEST_CASE(AnAdoptedShimStartedWithOtherOptionsKeepsServingAndSaysHowT
   BOOST_TEST(same.optionsDrift(kId) == "");
 }
 
+BOOST_AUTO_TEST_CASE(OptionsAreComparedAsTheShimReadsThem) {
+  // The last of an option given twice applies: a label's dns-min-ttl=5s (after the host's
+  // options) outweighs the host's floor, whatever that became. Log options, the name and
+  // the uid change no proxying.
+  SupervisorFixture f;
+  f.options.shimArgs = {"--dns-min-ttl=100ms", "--log-level=info", "--dns-min-ttl=5s"};
+  Child init = Child::spawn({"sleep", "30"});
+  f.ensureRealShim(init);  // f.request: a connect label of its own
+  f.supervisor.reset();
+
+  f.options.shimArgs = {"--dns-min-ttl=1s", "--log-level=debug", "--log-format=json"};
+  ShimSupervisor& restarted = f.start();
+  BOOST_REQUIRE(restarted.adopt() == std::vector<std::string>{kId});
+  ContainerRequest labelled = f.request;
+  labelled.shimArgs.push_back("--dns-min-ttl=5s");
+  restarted.checkOptions(kId, "renamed", labelled);
+  BOOST_TEST(restarted.optionsDrift(kId) == "");
+  restarted.checkOptions(kId, "app", f.request);  // without the label: the floor differs
+  BOOST_TEST(restarted.optionsDrift(kId) == "started with --dns-min-ttl=5s, would now get --dns-min-ttl=1s");
+  ContainerRequest none = labelled;
+  none.connects.clear();
+  restarted.checkOptions(kId, "app", none);
+  BOOST_TEST(restarted.optionsDrift(kId).rfind("started with --connect=", 0) == 0, restarted.optionsDrift(kId));
+  BOOST_TEST(restarted.optionsDrift(kId).find(", which it would no longer get") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(AShimWhoseRecordIsUnreadableIsStoppedNotLeftHoldingItsPorts) {
   // Adopted it cannot be (its pid and start time are in the record), and left running it
   // would hold the container's ports against the shim started in its place, unwatched.
