@@ -208,8 +208,21 @@ BOOST_AUTO_TEST_CASE(ANameSquattedByRootWithoutSysAdminDoesNotStopTheInjector, *
   BOOST_TEST(lock->warning().find("running without it") != std::string::npos, lock->warning());
 }
 
+// Root that may make a user namespace (a seccomp profile or user.max_user_namespaces=0
+// may refuse it), tried in a child of ours.
+boost::test_tools::assertion_result makesUserNamespaces(boost::unit_test::test_unit_id id) {
+  if (auto root = runsAsRoot(id); !root) return root;
+  const pid_t child = fork();
+  if (child == 0) _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : 1);
+  int status = -1;
+  boost::test_tools::assertion_result made(child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) &&
+                                           WEXITSTATUS(status) == 0);
+  made.message() << "unshare(CLONE_NEWUSER) is refused here";
+  return made;
+}
+
 BOOST_AUTO_TEST_CASE(ANameSquattedByRootInAnotherUserNamespaceDoesNotStopTheInjector,
-                     *boost::unit_test::precondition(runsAsRoot)) {
+                     *boost::unit_test::precondition(makesUserNamespaces)) {
   // Root of a user namespace of its own has every capability, but over that namespace only:
   // not the ones an injector needs over the host's.
   SocketFile sock;
