@@ -193,19 +193,30 @@ BOOST_AUTO_TEST_CASE(ANameSquattedByANonRootProcessDoesNotStopTheInjector) {
   }
 }
 
+// What an injector says when root of kind `as` holds its name: it starts without the
+// lock, and names the holder (pid) and why that is no injector.
+struct RootSquatterSeen {
+  pid_t squatter = 0;
+  std::string warning;
+};
+RootSquatterSeen injectorBesideRootSquatter(As as) {
+  SocketFile sock;
+  Squatter squatter(InjectorLock::namesFor(sock.endpoint(sock.path)).front(), 1, 0, as);
+  auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
+  BOOST_REQUIRE_MESSAGE(lock, lock.status().message());
+  BOOST_TEST(!lock->held());
+  BOOST_TEST(lock->warning().find("running without it") != std::string::npos, lock->warning());
+  return {squatter.pid(), lock->warning()};
+}
+
 BOOST_AUTO_TEST_CASE(ANameSquattedByRootWithoutSysAdminDoesNotStopTheInjector, *boost::unit_test::precondition(runsAsRoot)) {
   // Root in a --net=host container, with Docker's default capabilities, shares our abstract
   // names and is uid 0 to SO_PEERCRED, but lacks the CAP_SYS_ADMIN every injector has. It
   // could take the name while an injector restarts; the next one must start anyway.
-  SocketFile sock;
-  Squatter squatter(InjectorLock::namesFor(sock.endpoint(sock.path)).front(), 1, 0, As::RootWithoutSysAdmin);
-  auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
-  BOOST_REQUIRE_MESSAGE(lock, lock.status().message());
-  BOOST_TEST(!lock->held());
-  BOOST_TEST(lock->warning().find("pid " + std::to_string(squatter.pid()) + " (uid 0, without CAP_SYS_ADMIN") !=
+  auto seen = injectorBesideRootSquatter(As::RootWithoutSysAdmin);
+  BOOST_TEST(seen.warning.find("pid " + std::to_string(seen.squatter) + " (uid 0, without CAP_SYS_ADMIN") !=
                  std::string::npos,
-             lock->warning());
-  BOOST_TEST(lock->warning().find("running without it") != std::string::npos, lock->warning());
+             seen.warning);
 }
 
 // Root that may make a user namespace (a seccomp profile or user.max_user_namespaces=0
@@ -225,14 +236,10 @@ BOOST_AUTO_TEST_CASE(ANameSquattedByRootInAnotherUserNamespaceDoesNotStopTheInje
                      *boost::unit_test::precondition(makesUserNamespaces)) {
   // Root of a user namespace of its own has every capability, but over that namespace only:
   // not the ones an injector needs over the host's.
-  SocketFile sock;
-  Squatter squatter(InjectorLock::namesFor(sock.endpoint(sock.path)).front(), 1, 0, As::RootInAnotherUserNamespace);
-  auto lock = InjectorLock::acquire(sock.endpoint(sock.path));
-  BOOST_REQUIRE_MESSAGE(lock, lock.status().message());
-  BOOST_TEST(!lock->held());
-  BOOST_TEST(lock->warning().find("pid " + std::to_string(squatter.pid()) + " (uid 0, in another user namespace") !=
+  auto seen = injectorBesideRootSquatter(As::RootInAnotherUserNamespace);
+  BOOST_TEST(seen.warning.find("pid " + std::to_string(seen.squatter) + " (uid 0, in another user namespace") !=
                  std::string::npos,
-             lock->warning());
+             seen.warning);
 }
 
 BOOST_AUTO_TEST_CASE(ASquatterWhoseBacklogIsFullCannotHoldTheInjectorInConnect) {
