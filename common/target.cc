@@ -35,21 +35,15 @@ bool looksLikeIpv4(std::string_view s) {
   return true;
 }
 
-// Why no TCP connection can reach this literal address, or nothing: a link-local IPv6
-// address needs a zone (connect fails with EINVAL without one), multicast and broadcast
-// addresses take no connections.
-std::string unreachableBecause(const SocketAddress& a) {
+// For a literal 0.0.0.0 or [::]: what to write instead if the local host is what is meant.
+std::string localHostHint(const SocketAddress& a) {
   if (a.family() == AF_INET6) {
     const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr;
-    if (IN6_IS_ADDR_LINKLOCAL(&v6))
-      return a.ipString() + " is link-local, which needs a zone (not supported); use a global or unique local address";
-    if (IN6_IS_ADDR_MULTICAST(&v6)) return a.ipString() + " is a multicast address, which TCP cannot connect to";
-    return {};
+    return IN6_IS_ADDR_UNSPECIFIED(&v6) ? "; write [::1] if it is meant" : "";
   }
-  const uint32_t v4 = ntohl(reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr.s_addr);
-  if (IN_MULTICAST(v4)) return a.ipString() + " is a multicast address, which TCP cannot connect to";
-  if (v4 == INADDR_BROADCAST) return a.ipString() + " is the broadcast address, which TCP cannot connect to";
-  return {};
+  return reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr.s_addr == htonl(INADDR_ANY)
+             ? "; write 127.0.0.1 if it is meant"
+             : "";
 }
 
 }  // namespace
@@ -124,8 +118,8 @@ Result<Target> parseTarget(std::string_view text) {
     // [::ffff:a.b.c.d] reaches a.b.c.d: as that address it is one backend with it, and
     // --allow-upstream and the checks below see it as IPv4.
     addr = addr->unmapped();
-    if (std::string why = unreachableBecause(*addr); !why.empty())
-      return Status::error("target " + quoted(text) + ": " + why);
+    if (std::string why = unconnectableBecause(*addr); !why.empty())
+      return Status::error("target " + quoted(text) + ": " + why + localHostHint(*addr));
     t.kind = Target::Kind::Literal;
     t.host = std::string(ip);
     t.port = *port;
@@ -173,8 +167,8 @@ Result<Target> parseTarget(std::string_view text) {
     auto addr = SocketAddress::parseIp(host, *port);
     if (!addr || addr->family() != AF_INET)
       return Status::error("target " + quoted(text) + ": " + quoted(host) + " is not an IPv4 address");
-    if (std::string why = unreachableBecause(*addr); !why.empty())
-      return Status::error("target " + quoted(text) + ": " + why);
+    if (std::string why = unconnectableBecause(*addr); !why.empty())
+      return Status::error("target " + quoted(text) + ": " + why + localHostHint(*addr));
     t.kind = Target::Kind::Literal;
     t.address = *addr;
     return t;
@@ -219,6 +213,25 @@ Result<ConnectSpec> parseConnectSpec(std::string_view text) {
   auto spec = parseConnectSpec(text.substr(0, eq), text.substr(eq + 1));
   if (!spec) return spec.status().withContext(quoted(text));
   return spec;
+}
+
+std::string unconnectableBecause(const SocketAddress& address) {
+  const SocketAddress a = address.unmapped();
+  if (a.family() == AF_INET6) {
+    const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr;
+    if (IN6_IS_ADDR_UNSPECIFIED(&v6))
+      return a.ipString() + " is the unspecified address, which Linux connects to the local host";
+    if (IN6_IS_ADDR_LINKLOCAL(&v6))
+      return a.ipString() + " is link-local, which needs a zone (not supported); use a global or unique local address";
+    if (IN6_IS_ADDR_MULTICAST(&v6)) return a.ipString() + " is a multicast address, which TCP cannot connect to";
+    return {};
+  }
+  const uint32_t v4 = ntohl(reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr.s_addr);
+  if (v4 == INADDR_ANY)
+    return a.ipString() + " is the unspecified address, which Linux connects to the local host";
+  if (IN_MULTICAST(v4)) return a.ipString() + " is a multicast address, which TCP cannot connect to";
+  if (v4 == INADDR_BROADCAST) return a.ipString() + " is the broadcast address, which TCP cannot connect to";
+  return {};
 }
 
 bool Target::asksDnsServer() const {

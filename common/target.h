@@ -49,6 +49,11 @@ Result<uint16_t> parsePort(std::string_view text);
 // optional trailing dot.
 Status validateDnsName(std::string_view name);
 
+// Why no connection should go to this address, or nothing: the unspecified address (0.0.0.0,
+// ::), which connect() takes for the local host, link-local IPv6 (it needs a zone), multicast
+// and broadcast. Literal targets with one are refused; DNS answers with one are left out.
+std::string unconnectableBecause(const SocketAddress& address);
+
 Result<Target> parseTarget(std::string_view text);
 Result<std::vector<Target>> parseTargetList(std::string_view text);
 // "PORT=TARGET[,TARGET...]"

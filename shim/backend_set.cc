@@ -8,10 +8,23 @@
 
 namespace connectable {
 
+namespace {
+
+// "a,b,c", or the first three and how many more: an answer may list a thousand.
+std::string addressList(const std::vector<SocketAddress>& addresses) {
+  std::string out;
+  for (size_t i = 0; i < addresses.size() && i < 3; ++i) out += (i ? "," : "") + addresses[i].toString();
+  if (addresses.size() > 3) out += " and " + std::to_string(addresses.size() - 3) + " more";
+  return out;
+}
+
+}  // namespace
+
 BackendSet::BackendSet(std::vector<Target> targets, AddressRanges allow)
     : targets_(std::move(targets)),
       allowed_(std::move(allow)),
       refused_(targets_.size()),
+      unusable_(targets_.size()),
       perTarget_(targets_.size()),
       claims_(targets_.size()),
       answered_(targets_.size(), false),
@@ -89,7 +102,14 @@ void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolv
   std::vector<Claim> claims;
   std::set<SocketAddress> taken;  // sets, not scans: an answer may list thousands
   std::vector<SocketAddress> refused;
+  std::vector<SocketAddress> unusable;  // no connection should go there: bad answers
+  std::string unusableWhy;              // the first one's reason
   for (const auto& r : resolved) {
+    if (std::string why = unconnectableBecause(r.address); !why.empty()) {
+      if (unusableWhy.empty()) unusableWhy = why;
+      unusable.push_back(r.address);
+      continue;
+    }
     if (!allowed(r.address, &refused)) continue;
     if (!taken.insert(r.address).second) continue;  // the first record for an address wins
     auto it = known.find(r.address);
@@ -99,6 +119,15 @@ void BackendSet::update(size_t index, const std::vector<ResolvedBackend>& resolv
     claims.push_back({r.priority, r.weight});
   }
   noteRefused(index, std::move(refused));
+  if (unusable != unusable_[index]) {  // an answer refreshed each second is logged once
+    if (!unusable.empty())
+      log::warn("leaving out DNS answers no connection should go to",
+                {{"target", targets_[index].text}, {"addresses", addressList(unusable)}, {"why", unusableWhy}});
+    unusable_[index] = std::move(unusable);
+  }
+  // Nothing else to connect to: the target fails, and says why.
+  if (next.empty() && !unusable_[index].empty() && problem.empty())
+    problems_[index] = "its answer " + addressList(unusable_[index]) + " was left out: " + unusableWhy;
   perTarget_[index] = std::move(next);
   claims_[index] = std::move(claims);
   answered_[index] = true;

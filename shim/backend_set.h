@@ -4,6 +4,8 @@
 // backend named by several targets takes the lowest priority they give it (the first
 // target's, between equals). With --allow-upstream, an address outside it is never a
 // backend: it is left out, logged when that changes, and shown as the target's problem.
+// So is a DNS answer no connection should go to (unconnectableBecause: 0.0.0.0, a DNS
+// sinkhole's answer, would reach the local host); a target left with nothing fails with why.
 // Owned by the shim's event loop thread; not thread-safe.
 #pragma once
 
@@ -64,6 +66,7 @@ class BackendSet {
   std::vector<Target> targets_;
   AddressRanges allowed_;
   std::vector<std::vector<SocketAddress>> refused_;  // per target: the addresses left out now
+  std::vector<std::vector<SocketAddress>> unusable_;  // per target: answers no connection should go to
   std::vector<std::vector<std::shared_ptr<Backend>>> perTarget_;
   std::vector<std::vector<Claim>> claims_;  // parallel to perTarget_
   std::vector<bool> answered_;

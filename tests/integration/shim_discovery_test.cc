@@ -313,6 +313,19 @@ BOOST_AUTO_TEST_CASE(HostAndPortTargetsResolveTheirAddress) {
   BOOST_TEST(ask(ns) == "b");
 }
 
+BOOST_AUTO_TEST_CASE(ASinkholedNameIsNotProxiedToTheLocalHost) {
+  // A DNS sinkhole answers 0.0.0.0 for a name it blocks, and connect() takes 0.0.0.0 for the
+  // local host: b, listening on the host's loopback, answered for the blocked name.
+  Dnsmasq dns({"address=/blocked.example.org/0.0.0.0", "local-ttl=60"});
+  dns.start();
+  ShimProcess shim({"--netns", ns.path(), "--dns", dns.server(), "--connect",
+                    "6000=blocked.example.org:" + std::to_string(b.port())});
+  BOOST_TEST(ask(ns) == "");
+  BOOST_TEST(shim.waitLog("no backend reachable"), shim.log());
+  BOOST_TEST(shim.log().find("leaving out DNS answers no connection should go to") != std::string::npos, shim.log());
+  BOOST_TEST(shim.log().find("0.0.0.0 is the unspecified address") != std::string::npos, shim.log());
+}
+
 BOOST_AUTO_TEST_CASE(UnknownNameClosesConnectionsPromptlyAndSaysWhy) {
   Dnsmasq dns({"host-record=backend.node.consul,127.0.0.1", "local-ttl=60"});
   dns.start();

@@ -164,6 +164,15 @@ BOOST_AUTO_TEST_CASE(AddressesNoConnectionCanReachAreRefused) {
   BOOST_TEST(contains(errorOf("6000=224.0.0.1:80"), "224.0.0.1 is a multicast address"));
   BOOST_TEST(contains(errorOf("6000=239.255.255.255:80"), "is a multicast address"));
   BOOST_TEST(contains(errorOf("6000=255.255.255.255:80"), "255.255.255.255 is the broadcast address"));
+  // connect() takes the unspecified address for the local host: written, it is a mistake for
+  // a real backend, or for 127.0.0.1, which says what it means.
+  BOOST_TEST(contains(errorOf("6000=0.0.0.0:80"), "0.0.0.0 is the unspecified address, which Linux connects to the "
+                                                  "local host"));
+  BOOST_TEST(contains(errorOf("6000=0.0.0.0:80"), "local host; write 127.0.0.1 if it is meant"));
+  BOOST_TEST(contains(errorOf("6000=[::]:80"), "local host; write [::1] if it is meant"));
+  BOOST_TEST(contains(errorOf("6000=[::]:80"), ":: is the unspecified address"));
+  BOOST_TEST(contains(errorOf("6000=[::ffff:0.0.0.0]:80"), "0.0.0.0 is the unspecified address"));
+  BOOST_TEST(parseTarget("0.0.0.1:80").isOk());
   // Their neighbours are ordinary addresses.
   BOOST_TEST(parseTarget("[fec0::1]:80").isOk());
   BOOST_TEST(parseTarget("[fd00::1]:80").isOk());

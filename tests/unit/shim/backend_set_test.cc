@@ -43,6 +43,30 @@ BOOST_AUTO_TEST_CASE(ADnsAnswerNamingAnAddressTwiceMakesOneBackend) {
   BOOST_TEST(set.backends()[0]->priority == 1);  // the first record for it
 }
 
+BOOST_AUTO_TEST_CASE(ADnsAnswerNoConnectionShouldGoToIsLeftOutAndSaysWhy) {
+  // A DNS sinkhole answers 0.0.0.0 for a blocked name, and connect() takes 0.0.0.0 for the
+  // local host: the shim would have proxied to whatever listens on that port there.
+  BackendSet set(targets({"redis.service.consul", "mixed.service.consul"}));
+  const auto any = *SocketAddress::parseIp("0.0.0.0", 6379);
+  const auto any6 = *SocketAddress::parseIp("::", 6379);
+  const auto multicast = *SocketAddress::parseIp("224.0.0.1", 6379);
+  const auto good = *SocketAddress::parseIp("198.18.0.5", 6379);
+  set.update(0, {{any, 0, 1, "a"}, {any6, 0, 1, "b"}});
+  BOOST_TEST(set.backendsOf(0).empty());
+  BOOST_TEST(set.problem(0) ==
+             "its answer 0.0.0.0:6379,[::]:6379 was left out: 0.0.0.0 is the unspecified address, which Linux "
+             "connects to the local host");
+  // Beside a good address, the good one serves and the target is fine.
+  set.update(1, {{multicast, 0, 1, "c"}, {good, 0, 1, "d"}});
+  BOOST_REQUIRE_EQUAL(set.backendsOf(1).size(), 1u);
+  BOOST_TEST(set.backendsOf(1)[0]->address.toString() == "198.18.0.5:6379");
+  BOOST_TEST(set.problem(1) == "");
+  BOOST_REQUIRE_EQUAL(set.backends().size(), 1u);
+  // A DNS error stays the problem said.
+  set.update(0, {{any, 0, 1, "a"}}, "every DNS server failed it", true);
+  BOOST_TEST(set.problem(0) == "every DNS server failed it");
+}
+
 BOOST_AUTO_TEST_CASE(WhyATargetHasNoBackendsNamesItOnce) {
   BackendSet set(targets({"nosuch.service.consul", "nohost.node.consul:80", "other.service.consul"}));
   set.update(0, {}, "nosuch.service.consul: no such name (NXDOMAIN)", false);
