@@ -224,6 +224,12 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
   if (!request.wanted()) {
     // Said as a reason of its own: `connectable status --json` gives it as the row's error.
     ignored.push_back("no shim: " + request.noShimBecause);
+    // Yet a shim adopted from an injector that took its labels serves on (a label this one
+    // refuses: 0.0.0.0, or past the DNS lookup cap), until the container restarts.
+    supervisor_.checkOptions(id, name, request);
+    if (std::string drift = supervisor_.optionsDrift(id); !drift.empty())
+      ignored.push_back("its shim runs with the options it was started with (" + drift + "): `docker restart " +
+                        (name.empty() ? shortContainerId(id) : name) + "` applies them");
     problems_.set({id, name, ignored});
     return nullptr;
   }

@@ -127,11 +127,11 @@ namespace {
 
 // The options a shim's arguments give it, as it reads them: of a repeatable option every
 // value in order, of another the last. Left out: what is the injector's own business (the
-// descriptors, the control socket, the name, which a rename changes, and the uid, which is
-// the shim's for as long as it runs) and the log options, which change no proxying.
-std::map<std::string, std::vector<std::string>> effectiveOptions(const std::vector<std::string>& args) {
-  static const std::set<std::string> kIgnored = {"--netns-fd", "--exit-with-pidfd", "--name",      "--control",
-                                                 "--user",     "--log-level",       "--log-format"};
+// descriptors, the control socket, the name, which a rename changes, and with `withUser`
+// false the uid, which --shim-uids gives) and the log options, which change no proxying.
+std::map<std::string, std::vector<std::string>> effectiveOptions(const std::vector<std::string>& args, bool withUser) {
+  static const std::set<std::string> kIgnored = {"--netns-fd", "--exit-with-pidfd", "--name", "--control",
+                                                 "--log-level", "--log-format"};
   static const std::set<std::string> kRepeatable = {"--connect", "--dns", "--allow-upstream"};
   std::map<std::string, std::vector<std::string>> options;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -142,7 +142,7 @@ std::map<std::string, std::vector<std::string>> effectiveOptions(const std::vect
     } else if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) {
       value = args[++i];
     }
-    if (name.rfind("--", 0) != 0 || kIgnored.count(name)) continue;  // no option
+    if (name.rfind("--", 0) != 0 || kIgnored.count(name) || (name == "--user" && !withUser)) continue;  // no option
     auto& values = options[name];
     if (!kRepeatable.count(name)) values.clear();
     values.push_back(value);
@@ -153,8 +153,9 @@ std::map<std::string, std::vector<std::string>> effectiveOptions(const std::vect
 // How the options of a shim started with `running` differ from those `wanted` gives, as
 // ShimSupervisor::optionsDrift says it; empty when they do not. Cut past 512 bytes (a
 // label may be 16 KiB), at a character's start.
-std::string argumentsDrift(const std::vector<std::string>& running, const std::vector<std::string>& wanted) {
-  const auto has = effectiveOptions(running), gets = effectiveOptions(wanted);
+std::string argumentsDrift(const std::vector<std::string>& running, const std::vector<std::string>& wanted,
+                           bool withUser) {
+  const auto has = effectiveOptions(running, withUser), gets = effectiveOptions(wanted, withUser);
   std::string lost, gained;
   auto add = [](std::string& out, const std::string& name, const std::vector<std::string>& values) {
     for (const auto& v : values) out += (out.empty() ? "" : " ") + name + "=" + v;
@@ -320,7 +321,7 @@ void ShimSupervisor::checkOptions(const std::string& containerId, const std::str
                                   const ContainerRequest& request) {
   auto it = shims_.find(containerId);
   if (it == shims_.end() || it->second->stopping) return;
-  it->second->optionsDrift = argumentsDrift(it->second->args, argumentsFor(containerId, containerName, request));
+  it->second->optionsDrift = driftOf(it->second->args, argumentsFor(containerId, containerName, request));
 }
 
 std::string ShimSupervisor::optionsDrift(const std::string& containerId) const {
@@ -346,7 +347,7 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
   if (it != shims_.end()) {
     Managed& old = *it->second;
     if (!old.stopping && old.info.netnsInode == *inode && old.init.alive()) {
-      old.optionsDrift = argumentsDrift(old.args, args);
+      old.optionsDrift = driftOf(old.args, args);
       return Status::ok();
     }
   }
@@ -419,6 +420,20 @@ Result<uint32_t> ShimSupervisor::uidFor(const std::string& containerId) const {
     if (!taken.count(static_cast<uint32_t>(uid))) return static_cast<uint32_t>(uid);
   return Status::error("every uid of --shim-uids " + std::to_string(options_.shimUidFirst) + "-" +
                        std::to_string(options_.shimUidFirst + options_.shimUidCount - 1) + " is some other shim's");
+}
+
+std::string ShimSupervisor::driftOf(const std::vector<std::string>& running, const std::vector<std::string>& wanted) const {
+  // Without --shim-uids, every shim runs as the host's --user: compared as any option.
+  if (options_.shimUidCount == 0) return argumentsDrift(running, wanted, true);
+  // With it, each shim has a uid of its own, as long as it runs: it differs only when it is
+  // outside the range now (the range changed, or --shim-uids is new).
+  std::string drift = argumentsDrift(running, wanted, false);
+  auto uid = numericUser(running);
+  if (!uid || *uid - options_.shimUidFirst >= options_.shimUidCount)
+    drift += (drift.empty() ? "" : "; ") + (uid ? "runs as uid " + std::to_string(*uid) : std::string("runs as a user named")) +
+             ", outside --shim-uids " + std::to_string(options_.shimUidFirst) + "-" +
+             std::to_string(options_.shimUidFirst + options_.shimUidCount - 1);
+  return drift;
 }
 
 Status ShimSupervisor::spawn(Managed& m) {

@@ -108,7 +108,8 @@ class ShimSupervisor {
   // differs: a container's labels never change. ensure() compares too.
   void checkOptions(const std::string& containerId, const std::string& containerName, const ContainerRequest& request);
   // How they differed at the last comparison, as the shim reads its options (the last value
-  // of an option given twice applies; log options and the uid left out): "started with
+  // of an option given twice applies; log options left out, and with --shim-uids a uid in
+  // its range): "started with
   // --dns-min-ttl=100ms, would now get --dns-min-ttl=1s". Empty when they did not, or no
   // shim serves.
   std::string optionsDrift(const std::string& containerId) const;
@@ -174,6 +175,9 @@ class ShimSupervisor {
   Result<uint32_t> uidFor(const std::string& containerId) const;
   std::string statePath(const std::string& containerId) const;
   std::string controlPath(const std::string& containerId) const;
+  // ShimSupervisor::optionsDrift of a shim started with `running`, where `wanted` is what
+  // argumentsFor gives now.
+  std::string driftOf(const std::vector<std::string>& running, const std::vector<std::string>& wanted) const;
   // A shim's arguments for the container but --user (which ensure() adds), after argv[0].
   std::vector<std::string> argumentsFor(const std::string& containerId, const std::string& containerName,
                                         const ContainerRequest& request) const;

@@ -327,6 +327,32 @@ BOOST_AUTO_TEST_CASE(OptionsAreComparedAsTheShimReadsThem) {
   BOOST_TEST(restarted.optionsDrift(kId).find(", which it would no longer get") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(AShimsUidDiffersOnlyWhenItIsOutsideTheShimUidsNow) {
+  // Each shim keeps the uid it was given for as long as it runs; a new range leaves it out.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root to run a shim as another uid; not checked");
+    return;
+  }
+  SupervisorFixture f;
+  f.options.shimUidFirst = 2000300;
+  f.options.shimUidCount = 10;
+  Child init = Child::spawn({"sleep", "30"});
+  f.ensureRealShim(init);
+  f.supervisor.reset();
+
+  ShimSupervisor& same = f.start();
+  BOOST_REQUIRE(same.adopt() == std::vector<std::string>{kId});
+  same.checkOptions(kId, "app", f.request);
+  BOOST_TEST(same.optionsDrift(kId) == "");
+  f.supervisor.reset();
+
+  f.options.shimUidFirst = 2000400;
+  ShimSupervisor& moved = f.start();
+  BOOST_REQUIRE(moved.adopt() == std::vector<std::string>{kId});
+  moved.checkOptions(kId, "app", f.request);
+  BOOST_TEST(moved.optionsDrift(kId) == "runs as uid 2000300, outside --shim-uids 2000400-2000409");
+}
+
 BOOST_AUTO_TEST_CASE(AShimWhoseRecordIsUnreadableIsStoppedNotLeftHoldingItsPorts) {
   // Adopted it cannot be (its pid and start time are in the record), and left running it
   // would hold the container's ports against the shim started in its place, unwatched.
