@@ -242,7 +242,10 @@ void shutDown(EventLoop& loop, Injector& injector) {
 
 // The record a previous injector left in `dir` for `shim` (a `sleep 30`), serving kId as
 // "app" with `init` as its container's init: adopt() takes the shim over while both run.
-void writeShimRecord(const std::string& dir, const Child& shim, const Child& init) {
+void writeShimRecord(const std::string& dir, const Child& shim, const Child& init,
+                     const std::vector<std::string>& args = {"30"}) {
+  std::string argsJson;
+  for (const auto& a : args) argsJson += (argsJson.empty() ? "\"" : ",\"") + a + "\"";
   struct stat netns {};
   BOOST_REQUIRE(stat(("/proc/" + std::to_string(init.pid()) + "/ns/net").c_str(), &netns) == 0);
   BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
@@ -250,7 +253,7 @@ void writeShimRecord(const std::string& dir, const Child& shim, const Child& ini
       << R"({"container_id":")" << kId << R"(","container_name":"app","shim_pid":)" << shim.pid()
       << R"(,"shim_start_time":)" << *processStartTime(shim.pid()) << R"(,"init_pid":)" << init.pid()
       << R"(,"init_start_time":)" << *processStartTime(init.pid()) << R"(,"netns_inode":)" << netns.st_ino
-      << R"(,"ports":"6000","restarts":0,"args":["30"]})";
+      << R"(,"ports":"6000","restarts":0,"args":[)" << argsJson << "]}";
 }
 
 InjectorOptions optionsIn(const std::string& dir) {
@@ -626,18 +629,26 @@ struct AdoptedShim {
   std::string dir = tempDir();
   std::string runningContainers = jsonReply(200, "[]");
   FakeDocker docker{dir, [this](int) { return runningContainers; }};
-  Child shim = Child::spawn({"sleep", "30"});
+  Child shim;
   Child init = Child::spawn({"sleep", "30"});
   EventLoop loop;
   std::unique_ptr<Injector> injector;
 
   // `allContainers`: what Docker's list of all containers says; `running`, its list of
-  // running ones.
-  explicit AdoptedShim(std::string allContainers, std::string running = jsonReply(200, "[]")) {
+  // running ones. `shimArgs`: the arguments the stand-in shim runs with (after argv[0]), as
+  // its record has them.
+  explicit AdoptedShim(std::string allContainers, std::string running = jsonReply(200, "[]"),
+                       std::vector<std::string> shimArgs = {}) {
     runningContainers = std::move(running);
     docker.allListReply = [allContainers](int) { return allContainers; };
-    BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == std::vector<std::string>{"30"}; }, 2s));
-    writeShimRecord(dir, shim, init);
+    // `sleep 30`, or a shell that stays one (so its arguments stay these) with the options given.
+    if (shimArgs.empty()) shimArgs = {"30"};
+    else shimArgs.insert(shimArgs.begin(), {"-c", "while :; do sleep 1; done", "shim"});
+    std::vector<std::string> argv = shimArgs;
+    argv.insert(argv.begin(), shimArgs[0] == "30" ? "sleep" : "sh");
+    shim = Child::spawn(argv);
+    BOOST_REQUIRE(connectable::testing::waitFor([&] { return processArguments(shim.pid()) == shimArgs; }, 2s));
+    writeShimRecord(dir, shim, init, shimArgs);
     BOOST_REQUIRE(loop.init());
     injector = std::make_unique<Injector>(loop, docker.endpoint(), optionsIn(dir));
     BOOST_REQUIRE(injector->start());
@@ -668,6 +679,26 @@ BOOST_AUTO_TEST_CASE(AnAdoptedShimStartedWithOtherOptionsKeepsServingAndItsStatu
              }, 5s),
              "no problem record says how the options differ");
   BOOST_TEST(a.injector->supervisor().serves(kId));
+  BOOST_TEST(a.shim.running());
+}
+
+BOOST_AUTO_TEST_CASE(AnAdoptedShimOfALabelThisVersionRefusesServesOnAndItsStatusSaysSo) {
+  // Started by an older injector for a target this one refuses: the container gets no new
+  // shim, and the one serving it is shown for what it is until the container restarts.
+  const std::string labelled = jsonReply(200, R"([{"Id":")" + kId +
+                                                  R"(","Names":["/app"],"Labels":{"connect.6000":"0.0.0.0:80"},"State":"running"}])");
+  AdoptedShim a(labelled, labelled, {"--connect=6000=0.0.0.0:80"});
+  const std::string note = "its shim runs with the options it was started with (started with "
+                           "--connect=6000=0.0.0.0:80, which it would no longer get): `docker restart app` applies them";
+  BOOST_TEST(runUntil(a.loop, [&] {
+               auto records = readProblemRecords(a.dir);
+               return records.size() == 1 && !records[0].problems.empty() && records[0].problems.back() == note;
+             }, 5s),
+             "no problem record says the shim runs with a label now refused");
+  auto records = readProblemRecords(a.dir);
+  BOOST_REQUIRE_EQUAL(records.size(), 1u);
+  BOOST_TEST(records[0].problems.front().find("ignored bad label: label 'connect.6000=0.0.0.0:80'") == 0,
+             records[0].problems.front());
   BOOST_TEST(a.shim.running());
 }
 
