@@ -23,6 +23,17 @@ void InjectorCounters::recordLatency(double seconds) {
   latencySum += seconds;
 }
 
+namespace {
+
+// The status note of a container whose shim runs with options other than it would get now
+// (ShimSupervisor::optionsDrift), and what applies them.
+std::string optionsDriftNote(const std::string& id, const std::string& name, const std::string& drift) {
+  return "its shim runs with the options it was started with (" + drift + "): `docker restart " +
+         (name.empty() ? shortContainerId(id) : name) + "` applies them";
+}
+
+}  // namespace
+
 Injector::Injector(EventLoop& loop, const DockerEndpoint& endpoint, InjectorOptions options)
     : loop_(loop),
       endpoint_(endpoint),
@@ -227,9 +238,7 @@ Injector::Tracked* Injector::track(const std::string& id, const std::map<std::st
     // Yet a shim adopted from an injector that took its labels serves on (a label this one
     // refuses: 0.0.0.0, or past the DNS lookup cap), until the container restarts.
     supervisor_.checkOptions(id, name, request);
-    if (std::string drift = supervisor_.optionsDrift(id); !drift.empty())
-      ignored.push_back("its shim runs with the options it was started with (" + drift + "): `docker restart " +
-                        (name.empty() ? shortContainerId(id) : name) + "` applies them");
+    if (std::string drift = supervisor_.optionsDrift(id); !drift.empty()) ignored.push_back(optionsDriftNote(id, name, drift));
     problems_.set({id, name, ignored});
     return nullptr;
   }
@@ -396,10 +405,7 @@ void Injector::recordProblems(const std::string& id) {
   if (it == tracked_.end()) return;
   ProblemRecord r{id, it->second.name, it->second.ignoredLabels};
   if (!it->second.noShimBecause.empty()) r.problems.push_back("no shim: " + it->second.noShimBecause);
-  if (!it->second.optionsDrift.empty())
-    r.problems.push_back("its shim runs with the options it was started with (" + it->second.optionsDrift +
-                         "): `docker restart " + (it->second.name.empty() ? shortContainerId(id) : it->second.name) +
-                         "` applies them");
+  if (!it->second.optionsDrift.empty()) r.problems.push_back(optionsDriftNote(id, it->second.name, it->second.optionsDrift));
   problems_.set(r);
 }
 
