@@ -20,13 +20,13 @@ inline std::string terminalText(std::string_view text, bool keepNewlines = true)
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
-      out += (c >= 0x20 && c != 0x7f) || (c == '\n' && keepNewlines) ? static_cast<char>(c) : '?';
+      out += !isTerminalControl(c) || (c == '\n' && keepNewlines) ? static_cast<char>(c) : '?';
       ++i;
     } else if (const size_t n = utf8SequenceLength(text, i); n == 0) {
       out += '?';
       ++i;
     } else {
-      if (isHiddenControl(utf8Decode(text, i, n))) {
+      if (isTerminalControl(utf8Decode(text, i, n))) {
         out += '?';
       } else {
         out.append(text.substr(i, n));
@@ -48,7 +48,7 @@ inline std::string firstTerminalControl(std::string_view text, bool keepNewlines
       return name;
     }
     const char32_t cp = utf8Decode(text, i, n);
-    if ((cp < 0x20 && !(cp == '\n' && keepNewlines)) || cp == 0x7f || isHiddenControl(cp)) {
+    if (isTerminalControl(cp) && !(cp == '\n' && keepNewlines)) {
       std::snprintf(name, sizeof name, "U+%04X at byte %zu", static_cast<unsigned>(cp), i);
       return name;
     }

@@ -53,6 +53,11 @@ inline bool isHiddenControl(char32_t cp) {
          (cp >= 0x2066 && cp <= 0x2069);
 }
 
+// A code point a terminal acts on instead of showing: the ASCII controls (ESC starts the
+// sequences that set a title or rewrite rows; even a tab or a newline moves the cursor),
+// DEL, and the hidden controls above. Callers allow the few they mean to keep.
+inline bool isTerminalControl(char32_t cp) { return cp < 0x20 || cp == 0x7f || isHiddenControl(cp); }
+
 inline bool isUtf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     const size_t n = utf8SequenceLength(text, i);
@@ -70,7 +75,7 @@ inline bool isPlainText(std::string_view text) {
     const size_t n = utf8SequenceLength(text, i);
     if (n == 0) return false;
     const char32_t cp = utf8Decode(text, i, n);
-    if ((cp < 0x20 && cp != '\t') || cp == 0x7f || isHiddenControl(cp)) return false;
+    if (isTerminalControl(cp) && cp != '\t') return false;
     i += n;
   }
   return true;
