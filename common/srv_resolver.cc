@@ -277,17 +277,9 @@ Millis ServiceResolver::longestLookup() const {
   return 2 * question;
 }
 
-namespace {
-
-// Watches of the same name, port and kind share one cache entry.
-std::string entryKey(const Target& target) {
-  return std::to_string(static_cast<int>(target.kind)) + "|" + lower(target.host) + "|" + std::to_string(target.port);
-}
-
-}  // namespace
-
+// Watches of the same name, port and kind share one cache entry, by Target::lookupKey.
 const Resolution* ServiceResolver::resolutionOf(const Target& target) const {
-  auto found = entryByKey_.find(entryKey(target));
+  auto found = entryByKey_.find(target.lookupKey());
   if (found == entryByKey_.end()) return nullptr;
   auto entry = entries_.find(found->second);
   return entry == entries_.end() ? nullptr : &entry->second->resolution;
@@ -295,7 +287,7 @@ const Resolution* ServiceResolver::resolutionOf(const Target& target) const {
 
 ServiceResolver::WatchId ServiceResolver::watch(const Target& target, Callback cb) {
   WatchId wid = nextWatchId_++;
-  std::string key = entryKey(target);
+  std::string key = target.lookupKey();
   auto found = entryByKey_.find(key);
   if (found != entryByKey_.end()) {
     Entry& entry = *entries_[found->second];

@@ -234,6 +234,12 @@ std::string unconnectableBecause(const SocketAddress& address) {
   return {};
 }
 
+std::string Target::lookupKey() const {
+  std::string key = std::to_string(static_cast<int>(kind)) + "|";
+  for (char c : host) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return key + "|" + std::to_string(port);
+}
+
 bool Target::asksDnsServer() const {
   if (kind != Kind::HostPort) return kind == Kind::Srv;
   std::string_view h = host;

@@ -29,6 +29,9 @@ struct Target {
   SocketAddress address;   // Literal only
 
   bool needsLookup() const { return kind != Kind::Literal; }
+  // What a shim's resolver looks up, and caches, as one: the kind, the name (case makes no
+  // other lookup; a trailing dot does, as search domains may apply without it) and the port.
+  std::string lookupKey() const;
   // Whether its lookup asks a DNS server: not for "localhost", loopback by definition
   // (RFC 6761).
   bool asksDnsServer() const;

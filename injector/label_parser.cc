@@ -103,22 +103,13 @@ std::string optionList() {
   return list;
 }
 
-// What the shim's resolver looks up, and caches, once per name and port: an SRV name, or a
-// host name with its port (the resolver's entryKey). Case makes no other lookup; a
-// trailing dot does (search domains may apply to the name without it).
-std::string lookupKey(const Target& target) {
-  std::string key = std::to_string(static_cast<int>(target.kind)) + "|" + std::to_string(target.port) + "|";
-  for (char c : target.host) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return key;
-}
-
 // Adds the spec's DNS lookups to `lookups`, or, when that would pass
 // kMaxDnsLookupsPerContainer, leaves `lookups` as it was and says why.
 std::optional<std::string> lookupsOverCap(const ConnectSpec& spec, std::set<std::string>& lookups) {
   std::set<std::string> added;
   for (const Target& target : spec.targets) {
     if (!target.asksDnsServer()) continue;
-    std::string key = lookupKey(target);
+    std::string key = target.lookupKey();  // as the shim's resolver counts them
     if (!lookups.count(key)) added.insert(std::move(key));
   }
   if (lookups.size() + added.size() <= kMaxDnsLookupsPerContainer) {
