@@ -34,6 +34,11 @@ SocketAddress SocketAddress::unmapped() const {
   return ipv4(v4, port());
 }
 
+bool SocketAddress::isUnspecified() const {
+  if (family() == AF_INET6) return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr);
+  return family() == AF_INET && reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
 SocketAddress SocketAddress::fromSockaddr(const sockaddr* sa, socklen_t len) {
   SocketAddress a;
   if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {

@@ -27,6 +27,9 @@ class SocketAddress {
   // port: the same destination, written as the kernel and a reader take it. Any other as is.
   SocketAddress unmapped() const;
 
+  // 0.0.0.0 or ::, which connect() takes for the local host.
+  bool isUnspecified() const;
+
   int family() const { return storage_.ss_family; }
   bool valid() const { return family() == AF_INET || family() == AF_INET6; }
   uint16_t port() const;

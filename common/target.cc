@@ -37,13 +37,8 @@ bool looksLikeIpv4(std::string_view s) {
 
 // For a literal 0.0.0.0 or [::]: what to write instead if the local host is what is meant.
 std::string localHostHint(const SocketAddress& a) {
-  if (a.family() == AF_INET6) {
-    const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr;
-    return IN6_IS_ADDR_UNSPECIFIED(&v6) ? "; write [::1] if it is meant" : "";
-  }
-  return reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr.s_addr == htonl(INADDR_ANY)
-             ? "; write 127.0.0.1 if it is meant"
-             : "";
+  if (!a.isUnspecified()) return "";
+  return a.family() == AF_INET6 ? "; write [::1] if it is meant" : "; write 127.0.0.1 if it is meant";
 }
 
 }  // namespace
@@ -217,18 +212,15 @@ Result<ConnectSpec> parseConnectSpec(std::string_view text) {
 
 std::string unconnectableBecause(const SocketAddress& address) {
   const SocketAddress a = address.unmapped();
+  if (a.isUnspecified()) return a.ipString() + " is the unspecified address, which Linux connects to the local host";
   if (a.family() == AF_INET6) {
     const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr;
-    if (IN6_IS_ADDR_UNSPECIFIED(&v6))
-      return a.ipString() + " is the unspecified address, which Linux connects to the local host";
     if (IN6_IS_ADDR_LINKLOCAL(&v6))
       return a.ipString() + " is link-local, which needs a zone (not supported); use a global or unique local address";
     if (IN6_IS_ADDR_MULTICAST(&v6)) return a.ipString() + " is a multicast address, which TCP cannot connect to";
     return {};
   }
   const uint32_t v4 = ntohl(reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr.s_addr);
-  if (v4 == INADDR_ANY)
-    return a.ipString() + " is the unspecified address, which Linux connects to the local host";
   if (IN_MULTICAST(v4)) return a.ipString() + " is a multicast address, which TCP cannot connect to";
   if (v4 == INADDR_BROADCAST) return a.ipString() + " is the broadcast address, which TCP cannot connect to";
   return {};
