@@ -125,15 +125,19 @@ struct ShimSupervisor::Managed : IoHandler {
 
 namespace {
 
-// The options a shim's arguments give it, as it reads them: of a repeatable option every
-// value in order, of another the last. Left out: what is the injector's own business (the
-// descriptors, the control socket, the name, which a rename changes, and with `withUser`
-// false the uid, which --shim-uids gives) and the log options, which change no proxying.
-std::map<std::string, std::vector<std::string>> effectiveOptions(const std::vector<std::string>& args, bool withUser) {
+// The options a shim's arguments give it, as it reads them (readShimOption): of a
+// repeatable option every value in order, of another the last; each value as written and
+// as read. Left out: what is the injector's own business (the descriptors, the control
+// socket, the name, which a rename changes, and with `withUser` false the uid, which
+// --shim-uids gives) and the log options, which change no proxying.
+struct OptionValue {
+  std::string written, read;
+  bool operator==(const OptionValue& o) const { return read == o.read; }
+};
+std::map<std::string, std::vector<OptionValue>> effectiveOptions(const std::vector<std::string>& args, bool withUser) {
   static const std::set<std::string> kIgnored = {"--netns-fd", "--exit-with-pidfd", "--name", "--control",
                                                  "--log-level", "--log-format"};
-  static const std::set<std::string> kRepeatable = {"--connect", "--dns", "--allow-upstream"};
-  std::map<std::string, std::vector<std::string>> options;
+  std::map<std::string, std::vector<OptionValue>> options;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string name = args[i], value;
     if (auto eq = name.find('='); eq != std::string::npos) {
@@ -143,9 +147,10 @@ std::map<std::string, std::vector<std::string>> effectiveOptions(const std::vect
       value = args[++i];
     }
     if (name.rfind("--", 0) != 0 || kIgnored.count(name) || (name == "--user" && !withUser)) continue;  // no option
+    auto reading = readShimOption(name, value);
     auto& values = options[name];
-    if (!kRepeatable.count(name)) values.clear();
-    values.push_back(value);
+    if (!reading.repeats) values.clear();
+    values.push_back({value, reading.value});
   }
   return options;
 }
@@ -157,10 +162,10 @@ std::string argumentsDrift(const std::vector<std::string>& running, const std::v
                            bool withUser) {
   const auto has = effectiveOptions(running, withUser), gets = effectiveOptions(wanted, withUser);
   std::string lost, gained;
-  auto add = [](std::string& out, const std::string& name, const std::vector<std::string>& values) {
-    for (const auto& v : values) out += (out.empty() ? "" : " ") + name + "=" + v;
+  auto add = [](std::string& out, const std::string& name, const std::vector<OptionValue>& values) {
+    for (const auto& v : values) out += (out.empty() ? "" : " ") + name + "=" + v.written;
   };
-  static const std::vector<std::string> kNone;
+  static const std::vector<OptionValue> kNone;
   std::set<std::string> names;
   for (const auto& [name, values] : has) names.insert(name);
   for (const auto& [name, values] : gets) names.insert(name);

@@ -105,6 +105,25 @@ Result<uint64_t> parseCount(std::string_view option, std::string_view text, uint
 
 }  // namespace
 
+namespace {
+
+bool isDurationOption(std::string_view name) {
+  return name == "--connect-timeout" || name == "--idle-timeout" || name == "--drain-timeout" ||
+         name == "--dns-min-ttl" || name == "--dns-timeout" || name == "--tcp-keepalive";
+}
+
+}  // namespace
+
+ShimOptionReading readShimOption(std::string_view name, std::string_view value) {
+  ShimOptionReading reading;
+  // The options parseShimOptions adds up rather than replaces.
+  reading.repeats = name == "--connect" || name == "--dns" || name == "--allow-upstream";
+  reading.value = std::string(value);
+  if (isDurationOption(name))
+    if (auto d = parseDuration(value)) reading.value = std::to_string(d->count()) + "ms";
+  return reading;
+}
+
 Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
   ShimOptions o;
   std::set<uint16_t> ports;
@@ -167,8 +186,7 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
     } else if (arg == "--balance") {
       if (!parseBalancePolicy(val, &o.proxy.balance))
         return Status::error("--balance: " + quoted(val) + " is not one of random, round-robin, least-conn, p2c");
-    } else if (arg == "--connect-timeout" || arg == "--idle-timeout" || arg == "--drain-timeout" ||
-               arg == "--dns-min-ttl" || arg == "--dns-timeout" || arg == "--tcp-keepalive") {
+    } else if (isDurationOption(arg)) {
       auto d = parseDuration(val);
       if (!d) return d.status().withContext(arg);
       if (arg == "--connect-timeout") o.proxy.connectTimeout = *d;

@@ -52,6 +52,16 @@ Result<Millis> parseDuration(std::string_view text);
 
 Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args);
 
+// How a shim reads one option, for telling whether two command lines give it the same
+// options: whether the option's values add up (--connect, --dns, --allow-upstream) or the
+// last one wins, and its value as the shim takes it: a duration as its milliseconds, so
+// that 2s and 2000ms read alike. A value that does not parse reads as written.
+struct ShimOptionReading {
+  bool repeats = false;
+  std::string value;
+};
+ShimOptionReading readShimOption(std::string_view name, std::string_view value);
+
 const char* shimUsage();
 
 }  // namespace connectable

@@ -294,7 +294,8 @@ BOOST_AUTO_TEST_CASE(AnAdoptedShimStartedWithOtherOptionsKeepsServingAndSaysHowT
   BOOST_TEST(restarted.optionsDrift(kId) == "started with --dns-min-ttl=100ms, would now get --dns-min-ttl=1s");
   f.supervisor.reset();
 
-  f.options.shimArgs = {"--dns-min-ttl=100ms", "--connect-timeout=2s"};  // as it was started
+  // As it was started, spelt otherwise: the shim reads 0.1s as 100ms and 2000ms as 2s.
+  f.options.shimArgs = {"--dns-min-ttl=100ms", "--connect-timeout=2000ms"};
   ShimSupervisor& same = f.start();
   BOOST_REQUIRE(same.adopt() == std::vector<std::string>{kId});
   BOOST_REQUIRE(f.tryEnsure(init));

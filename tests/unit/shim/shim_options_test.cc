@@ -38,6 +38,31 @@ BOOST_AUTO_TEST_CASE(AcceptsEveryOptionInBothSpellings) {
   BOOST_TEST((r->logFormat == log::Format::Json));
 }
 
+BOOST_AUTO_TEST_CASE(ReadShimOptionReadsAnOptionAsTheParserTakesIt) {
+  // The injector compares a kept shim's command line with today's through readShimOption:
+  // which options add up must be those the parser adds up, and a duration reads the same
+  // however it is spelt.
+  auto r = parseShimOptions({"--connect=1=198.18.0.5:1", "--connect=2=198.18.0.5:2", "--dns=127.0.0.1",
+                             "--dns=127.0.0.2", "--allow-upstream=198.18.0.0/16", "--allow-upstream=198.19.0.0/16",
+                             "--connect-timeout=1s", "--connect-timeout=3s", "--balance=p2c", "--balance=least-conn"});
+  BOOST_REQUIRE_MESSAGE(r, r.status().message());
+  BOOST_TEST(r->connects.size() == 2u);
+  BOOST_TEST(r->dnsServers == "127.0.0.1,127.0.0.2");
+  BOOST_TEST(r->proxy.allowUpstream.text() == "198.18.0.0/16,198.19.0.0/16");
+  BOOST_TEST(r->proxy.connectTimeout.count() == 3000, "the last --connect-timeout wins");
+  BOOST_TEST((r->proxy.balance == BalancePolicy::LeastConn), "the last --balance wins");
+  for (const char* name : {"--connect", "--dns", "--allow-upstream"}) BOOST_TEST(readShimOption(name, "x").repeats, name);
+  for (const char* name : {"--connect-timeout", "--balance", "--user", "--dns-min-ttl", "--max-conns"})
+    BOOST_TEST(!readShimOption(name, "x").repeats, name);
+
+  BOOST_TEST(readShimOption("--connect-timeout", "2s").value == readShimOption("--connect-timeout", "2000ms").value);
+  BOOST_TEST(readShimOption("--idle-timeout", "1h").value == readShimOption("--idle-timeout", "60m").value);
+  BOOST_TEST(readShimOption("--dns-min-ttl", "1s").value != readShimOption("--dns-min-ttl", "100ms").value);
+  BOOST_TEST(readShimOption("--tcp-keepalive", "30").value == readShimOption("--tcp-keepalive", "30s").value);
+  BOOST_TEST(readShimOption("--name", "2s").value == "2s", "only durations are read as durations");
+  BOOST_TEST(readShimOption("--connect-timeout", "soon").value == "soon", "a bad value reads as written");
+}
+
 BOOST_AUTO_TEST_CASE(AllowUpstreamAddsUpItsRangesAndRefusesWhatIsNoRange) {
   auto r = parseShimOptions({"--connect=6000=198.18.0.5:6379", "--allow-upstream", "198.18.0.0/15",
                              "--allow-upstream=fd00::/8,127.0.0.1"});
