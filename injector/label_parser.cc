@@ -127,7 +127,8 @@ std::optional<std::string> lookupsOverCap(const ConnectSpec& spec, std::set<std:
 
 bool mentionsConnectable(const std::map<std::string, std::string>& labels) {
   for (const auto& [key, value] : labels) {
-    if (isConnectableKey(key)) return true;
+    // A mistyped connect key alone would otherwise go unnoticed: no log line, no status.
+    if (isConnectableKey(key) || meantConnectKey(key)) return true;
   }
   return false;
 }
@@ -235,6 +236,7 @@ ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& 
     }
     if (connectKey) request.noShimBecause = "it has no usable connect.PORT label" + hint;
     else if (option) request.noShimBecause = "it has no connect.PORT label, so its connectable.* options apply to nothing" + hint;
+    else if (!hint.empty()) request.noShimBecause = "it has no connect.PORT label" + hint;
   }
   std::sort(request.connects.begin(), request.connects.end(),
             [](const ConnectSpec& a, const ConnectSpec& b) { return a.port < b.port; });

@@ -56,8 +56,8 @@ struct LabelLimits {
 
 ContainerRequest parseContainerLabels(const std::map<std::string, std::string>& labels, const LabelLimits& limits = {});
 
-// True when some label starts with "connect.", "connect[" or "connectable.": worth a
-// closer look.
+// True when some label starts with "connect.", "connect[" or "connectable.", or is one
+// slip from a connect.PORT key ("conect.6000", "Connect.6000"): worth a closer look.
 bool mentionsConnectable(const std::map<std::string, std::string>& labels);
 
 }  // namespace connectable

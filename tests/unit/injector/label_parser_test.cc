@@ -268,10 +268,16 @@ BOOST_AUTO_TEST_CASE(OptionsWithoutAConnectLabelSayTheyApplyToNothingAndNameAMis
   auto bad = parseContainerLabels({{"connect.0", "a.b"}, {"conect.6000", "a.b"}});
   BOOST_TEST(bad.errors.size() == 1u);
   BOOST_TEST(bad.noShimBecause == "it has no usable connect.PORT label (did you mean 'connect.6000', not 'conect.6000'?)");
+  // A mistyped key alone is looked at too, and said: silence would leave the user guessing.
+  BOOST_TEST(mentionsConnectable({{"maintainer", "x"}, {"Connect.6000", "a.b"}}));
+  BOOST_TEST(parseContainerLabels({{"maintainer", "x"}, {"conect.6000", "a.b"}}).noShimBecause ==
+             "it has no connect.PORT label (did you mean 'connect.6000', not 'conect.6000'?)");
   // Nothing to say of a container that gets its shim, nor of one no label of which is ours.
   BOOST_TEST(parseContainerLabels({{"connect.6000", "a.b"}, {"Connect.7000", "a.b"}}).noShimBecause.empty());
-  BOOST_TEST(parseContainerLabels({{"maintainer", "x"}, {"Connect.6000", "a.b"}}).noShimBecause.empty());
-  BOOST_TEST(!mentionsConnectable({{"maintainer", "x"}, {"Connect.6000", "a.b"}}));
+  for (const char* key : {"connection.6000", "reconnect.6000", "com.example.port", "connect-timeout"}) {
+    BOOST_TEST(!mentionsConnectable({{"maintainer", "x"}, {key, "a.b"}}), key);
+    BOOST_TEST(parseContainerLabels({{key, "a.b"}}).noShimBecause.empty(), key);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(AContainerMayLowerTheHostsConnectionLimitButNotRaiseIt) {
