@@ -157,6 +157,8 @@ void Injector::subscribe() {
                            (std::chrono::system_clock::now() - kFirstStreamReplays).time_since_epoch())
                            .count();
   }
+  streamAskedNanos_ =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   DockerEventStream::Options streamOptions;
   streamOptions.sinceNanos = lastEventNanos_ != 0 ? lastEventNanos_ : firstSinceNanos_;
   stream_ = std::make_unique<DockerEventStream>(loop_, endpoint_, api_, *this, streamOptions);
@@ -265,7 +267,10 @@ void Injector::onDockerEvent(const DockerEvent& event) {
       // The early watch cannot wait for a slow list: by then the container may run, and
       // its app been refused. It only adds a shim, which is newer than the list and so not
       // the list's to judge; the event still applies after the list, in order, as a duplicate.
-      if (startsEarlyWatch(event)) watchEarly(event, loop_.now());
+      // A replayed one waits for the list: its container may have run for a while (created
+      // and started before the injector), which the list injects as what it is, a running
+      // container, where the early watch would take it for one not started yet.
+      if (startsEarlyWatch(event) && !replayed(event)) watchEarly(event, loop_.now());
       return;
     }
     // A daemon this busy: let it replay them from the last one acted on, on a new stream.
@@ -332,12 +337,19 @@ void Injector::watchEarly(const DockerEvent& event, Clock::time_point receivedAt
   Tracked* t = track(id, event.attributes, event.containerName());
   if (!t) return;
   // A reconnect replays the last event acted on, and a list replays those it held: a create
-  // for a container served already is that, and no shim waits for it.
-  if (!supervisor_.serves(id)) {
+  // for a container served already is that, and no shim waits for it. Nor is a create from
+  // before the stream the injector's to time: it was not watching.
+  if (!supervisor_.serves(id) && !replayed(event)) {
     t->sawCreate = true;
     t->createdAt = receivedAt;
   }
+  // Replayed after the list that found it running: the inspect that list asked for injects it.
+  if (replayed(event) && t->inspecting) return;
   beginEarlyWatch(id, options_.earlyPollAfterCreate);
+}
+
+bool Injector::replayed(const DockerEvent& event) const {
+  return event.nanos() != 0 && event.nanos() < streamAskedNanos_;
 }
 
 void Injector::forgetContainer(const std::string& id) {

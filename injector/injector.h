@@ -142,6 +142,9 @@ class Injector : public DockerEventSink {
   static bool startsEarlyWatch(const DockerEvent& event);
   // Tracks a created container and watches its cgroup for its init; idempotent.
   void watchEarly(const DockerEvent& event, Clock::time_point receivedAt);
+  // Whether the event happened before the current stream was asked for: one the daemon
+  // replays (a container created while no stream was up, or in the first stream's lookback).
+  bool replayed(const DockerEvent& event) const;
   // Nothing else would list again while the event stream stays up.
   void scheduleReconcileRetry();
   void cancelReconcileRetry();
@@ -184,6 +187,10 @@ class Injector : public DockerEventSink {
   // Until there is one: our wall clock kFirstStreamReplays before the first stream was asked
   // for. The daemon's clock may differ (tcp://), so it is no floor for lastEventNanos_.
   int64_t firstSinceNanos_ = 0;
+  // Our wall clock when the current stream was asked for: events before it are replays. A
+  // daemon whose clock is behind ours (tcp://) has live events taken for replays, which
+  // then wait for the list and are not timed; one ahead, replays taken for live ones.
+  int64_t streamAskedNanos_ = 0;
   static constexpr Millis kFirstStreamReplays{2000};
   // When the current stream connected; none before it has (a stream refused, or ended
   // before its headers, never resets the back-off).
