@@ -1,5 +1,8 @@
 #include "injector/injector.h"
 
+#include <signal.h>
+
+#include <cerrno>
 #include <chrono>
 #include <iterator>
 
@@ -494,6 +497,12 @@ void Injector::pollEarly(const std::string& id) {
   // Exiting: stopAll() has run or is not wanted, and a shim started now would outlive the
   // wait for every shim to be gone (--stop-shims-on-exit) until its container stops.
   if (shuttingDown_ || supervisor_.serves(id)) return;
+  // Options no shim would take: waiting for the start cannot mend them, and the start
+  // reports them (cannot start shim), once. Nothing to look for meanwhile.
+  if (Status s = supervisor_.checkArguments(id, t.name, t.request); !s) {
+    log::debug("no early injection", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});
+    return;
+  }
   ++counters_.earlyPolls;
   if (auto init = findContainerInit(id, hostNetnsInode_)) {
     pid_t pid = init->process.pid();
@@ -585,7 +594,12 @@ void Injector::onInspected(const std::string& id, DockerCalls::Inspected inspect
   }
   auto process = ProcessHandle::open(info->pid);
   if (!process) {
-    log::warn("container process is gone", {{"container", containerDisplayName(t.name, id)}, {"error", process.status().message()}});
+    // Ended since Docker answered, as a short job's container does (`docker run --rm app
+    // true`): its die event follows. Anything else is worth a warning.
+    if (::kill(info->pid, 0) != 0 && errno == ESRCH)
+      log::debug("container exited before its shim could start", {{"container", containerDisplayName(t.name, id)}});
+    else
+      log::warn("container process is gone", {{"container", containerDisplayName(t.name, id)}, {"error", process.status().message()}});
     return;
   }
   if (!process->inContainer(id)) {

@@ -322,6 +322,12 @@ std::vector<std::string> ShimSupervisor::argumentsFor(const std::string& contain
   return args;
 }
 
+Status ShimSupervisor::checkArguments(const std::string& containerId, const std::string& containerName,
+                                      const ContainerRequest& request) const {
+  auto checked = parseShimOptions(argumentsFor(containerId, containerName, request));
+  return checked ? Status::ok() : checked.status().withContext("shim options");
+}
+
 void ShimSupervisor::checkOptions(const std::string& containerId, const std::string& containerName,
                                   const ContainerRequest& request) {
   auto it = shims_.find(containerId);

@@ -102,6 +102,11 @@ class ShimSupervisor {
   Status ensure(const std::string& containerId, const std::string& containerName,
                 const ContainerRequest& request, ProcessHandle init, NetnsFd netns);
   void stop(const std::string& containerId, const std::string& reason);
+  // Whether a shim for `request` would take its command line, as ensure() checks it: the
+  // host's options and the container's labels are each fine alone, but not every pair is.
+  // A container refused here is refused however long one waits.
+  Status checkArguments(const std::string& containerId, const std::string& containerName,
+                        const ContainerRequest& request) const;
   // Compares the options the container's running shim was started with to those it would
   // be started with now, for optionsDrift; leaves the shim as it is (a restart would cut
   // its connections). Only a shim adopted from an injector started with other options

@@ -1032,6 +1032,52 @@ BOOST_AUTO_TEST_CASE(AContainerStartedBeforeTheInjectorIsInjectedAsRunningNotAsN
   shutDown(loop, injector);
 }
 
+BOOST_AUTO_TEST_CASE(OptionsNoShimTakesAreReportedOnceAtTheStartNotWaitedForBeforeIt) {
+  // Labels the host's options cannot serve (lookups from the container's namespace, and no
+  // --dns): no wait mends them, so the early watch neither looks for the init nor warns
+  // that it waits for the start; the start says it, once, as an error.
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root for a container's cgroup and namespace; not checked");
+    return;
+  }
+  std::string dir = tempDir();
+  writeShim(dir + "/shim", "exec sleep 30\n");
+  FakeContainerInit init(kId);
+  FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
+  const std::string labels = R"("connect.6000":"redis.service.consul","connectable.upstream-netns":"target")";
+  docker.inspectReply = [&](int) {
+    return jsonReply(200, R"({"Id":")" + kId + R"(","Name":"/app","State":{"Running":true,"Pid":)" + std::to_string(init.pid()) +
+                              R"(},"Config":{"Labels":{)" + labels + R"(}},"HostConfig":{"NetworkMode":"bridge"}})");
+  };
+  EventLoop loop;
+  BOOST_REQUIRE(loop.init());
+  InjectorOptions options = optionsIn(dir);
+  options.supervisor.shimPath = dir + "/shim";
+  options.stopShimsOnExit = true;
+  Injector injector(loop, docker.endpoint(), options);
+  BOOST_REQUIRE(injector.start());
+  BOOST_REQUIRE(runUntil(loop, [&] { return docker.lists() >= 1 && !docker.eventPaths().empty(); }, 5s));
+  runUntil(loop, [] { return false; }, 200ms);
+  CapturedOutput log(STDERR_FILENO, dir + "/injector.log");
+  docker.sendEvents(containerEvent("create", kId, R"("name":"app",)" + labels));
+  runUntil(loop, [] { return false; }, 300ms);
+  BOOST_TEST(injector.counters().earlyPolls == 0u, "looked for an init no shim could be started for");
+  docker.sendEvents(containerEvent("start", kId, R"("name":"app",)" + labels));
+  const bool inspected = runUntil(loop, [&] { return docker.inspects() >= 1; }, 5s);
+  runUntil(loop, [] { return false; }, 300ms);
+  log.restore();
+  BOOST_REQUIRE(inspected);
+  BOOST_TEST(log.text().find("early injection failed") == std::string::npos, log.text());
+  const std::string error = "cannot start shim container=\"app";
+  const size_t first = log.text().find(error);
+  BOOST_TEST(first != std::string::npos, log.text());
+  BOOST_TEST(log.text().find(error, first + 1) == std::string::npos, "said twice: " << log.text());
+  BOOST_TEST(log.text().find("--upstream-netns=target needs --dns") != std::string::npos, log.text());
+  BOOST_TEST(injector.supervisor().list().empty());
+
+  shutDown(loop, injector);
+}
+
 BOOST_AUTO_TEST_CASE(ACreateReplayedAfterAReconnectDoesNotTimeTheNextRestart) {
   // The daemon replays from the last event the injector acted on, that one included: a
   // create seen twice must not start the latency clock again for a container long served,

@@ -509,6 +509,8 @@ BOOST_AUTO_TEST_CASE(AContainerWhoseLabelsTheHostsOptionsCannotServeGetsNoShimAn
   BOOST_TEST(!s.isOk());
   BOOST_TEST(s.message().find("--upstream-netns=target needs --dns") != std::string::npos, s.message());
   BOOST_TEST(supervisor.list().empty(), "a shim was started that could only exit");
+  // The same answer without a process to inject into: no wait mends it.
+  BOOST_TEST(supervisor.checkArguments(kId, "app", f.request).message() == s.message());
 
   f.options.shimArgs = {"--dns=127.0.0.1:8600"};  // the host names a server: served
   f.options.stateDir = tempDir();                  // another injector: a state dir of its own
