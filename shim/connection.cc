@@ -40,6 +40,7 @@ void Connection::Side::onIo(uint32_t events) {
   if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
   if (events & EPOLLPRI) urgent = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed = true;
+  if (events & EPOLLERR) peerFailed = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable = true;
   if (upstream) {
     conn->onUpstreamIo(events);
@@ -441,6 +442,7 @@ void Connection::ringForward(Direction& d) {
   // once, and the shutdown then sends these bytes and the FIN in one segment instead of
   // two, one segment and one ACK fewer for the other side to take in (HAProxy does the
   // same). Whatever that read finds instead, the next send or shutdown pushes these out.
+  d.to->corked = d.moreQueued;
   ring.send(d.to->fd, ring.buffer(d.buffer), d.sending, &d.write, d.moreQueued);
 }
 
@@ -786,7 +788,8 @@ int Connection::copyThroughStack(Direction& d) {
   // likely: the pump reads on at once, and the shutdown that follows sends these bytes
   // and the FIN in one segment (as on the ring path). Anything else it reads, it sends
   // on, and that send pushes these out.
-  const int more = got < want && d.from->peerClosed ? MSG_MORE : 0;
+  const int more = got < want && d.from->peerClosed && !d.from->peerFailed ? MSG_MORE : 0;
+  d.to->corked = more != 0;
   ssize_t sent = send(d.to->fd, buf, got, MSG_DONTWAIT | MSG_NOSIGNAL | more);
   if (sent < 0) {
     if (errno != EAGAIN && errno != EINTR) {
@@ -904,6 +907,13 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
     // and events already fetched for it find the connection closed (deletion is deferred).
     // With a ring, the close goes with its next submit, before any further epoll_wait.
     if (abort) {
+      // Bytes held back for a FIN that a reset replaced go out before the reset: the peer
+      // gets what the other side sent before it failed, as without a proxy. (TCP_NODELAY,
+      // set already, pushes what is queued when set again.)
+      if (s->corked) {
+        const int one = 1;
+        setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      }
       // SO_LINGER 0: the close sends RST, so an abort on one side is seen as an abort on the
       // other instead of a clean end that would pass a truncated transfer off as complete.
       struct linger lg {1, 0};

@@ -81,6 +81,10 @@ class Connection {
     bool writable = false;
     bool upstream = false;
     bool peerClosed = false;  // epoll reported RDHUP/HUP/ERR: read on until EOF or error
+    bool peerFailed = false;  // epoll reported ERR (a reset): no FIN to send bytes along with
+    // The last send to this side went with MSG_MORE, waiting for the FIN behind it: an abort
+    // pushes it out first, or the close would drop bytes already taken from the other side.
+    bool corked = false;
     // epoll reported EPOLLPRI: TCP urgent data is queued. Reads stop short at its mark and
     // splice does not pass it at all, so read on with recv until EAGAIN.
     bool urgent = false;

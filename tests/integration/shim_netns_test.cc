@@ -820,6 +820,58 @@ BOOST_AUTO_TEST_CASE(AnAnswerAndTheFinBehindItReachTheClientInOneSegment) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(ABackendsLastWordsBeforeItsResetReachTheClientBeforeTheReset) {
+  // A server that gives up sends why, then resets (redis: "-ERR max number of clients
+  // reached"). Without a proxy the client reads the words, then the reset. Arriving
+  // together, the shim's short read of them is sent on held back for a FIN (MSG_MORE),
+  // and the reset it reads next must not throw them away. First a large answer, which
+  // takes the default data path's connection off the ring, where this happens, then a
+  // small one, which takes the direction off splice.
+  std::promise<void> go;
+  std::shared_future<void> goSignal = go.get_future().share();
+  const std::string large(2 << 20, 'L');
+  TcpServer backend([&](int fd) {
+    writeAll(fd, large.data(), large.size());
+    char ack;
+    if (recv(fd, &ack, 1, 0) != 1 || send(fd, "ack", 3, 0) != 3) return;  // small again: no splice
+    if (goSignal.wait_for(10s) != std::future_status::ready) return;
+    // Not held for the ACK of "ack" (Nagle), which the reset would throw away here.
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    send(fd, "-ERR last words\r\n", 17, 0);
+    closeWithReset(fd);
+  });
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  std::string got;
+  char buf[65536];
+  while (got.size() < large.size()) {
+    pollfd p{fd, POLLIN, 0};
+    BOOST_REQUIRE(poll(&p, 1, 5000) == 1);
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    BOOST_REQUIRE(n > 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  BOOST_REQUIRE(writeAll(fd, "k", 1));
+  char ack[3];
+  pollfd p{fd, POLLIN, 0};
+  BOOST_REQUIRE(poll(&p, 1, 5000) == 1);
+  BOOST_REQUIRE(recv(fd, ack, sizeof ack, MSG_WAITALL) == 3);
+  std::this_thread::sleep_for(300ms);  // the shim back to waiting
+  // Stopped, so the words and the reset are both queued when the shim reads.
+  kill(shim.pid(), SIGSTOP);
+  go.set_value();
+  std::this_thread::sleep_for(200ms);
+  kill(shim.pid(), SIGCONT);
+  std::string last;
+  BOOST_TEST(!readToEof(fd, &last, 5000), "a clean end where the backend reset");
+  const int err = errno;
+  BOOST_TEST(last == "-ERR last words\r\n");
+  BOOST_TEST(err == ECONNRESET, std::strerror(err));
+  close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(UrgentDataIsCarriedInlineAndNothingStallsBehindIt) {
   // A TCP urgent byte (send with MSG_OOB) stops a read short at its mark, and splice does
   // not pass the mark at all. The shim carries it on as an ordinary byte, and the bytes
