@@ -533,6 +533,12 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
       } else if (nxdomain || srv->targets.empty()) {
         lookup.answered++;
         lookup.emptyReason = query.name + (nxdomain ? ": no such name (NXDOMAIN)" : ": no SRV records");
+        // The name is there, but not as a service: most often a host's, written without the
+        // port its address needs (web1.node.consul for web1.node.consul:8080). A name in
+        // SRV's own form (_redis._tcp.example.org) was meant as one.
+        if (!nxdomain && query.name.rfind('_', 0) != 0)
+          lookup.emptyReason += " (a name without a port is an SRV lookup: for a host's address, write " +
+                                query.name + ":PORT)";
         negative();
       } else {
         lookup.answered++;
