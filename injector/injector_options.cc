@@ -38,10 +38,11 @@ Options:
                            refused if /etc/passwd or /etc/group has an id in it
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
+  --help, --version
 
 Passed to every shim (a container's connectable.<option> labels override all but --dns,
 --user, --data-path and --allow-upstream, which are the host's choice; --max-conns a label
-may only lower):
+may only lower, --dns-min-ttl only raise):
   --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
   --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
   --data-path MODE  --allow-upstream CIDR[,CIDR...]  --tcp-keepalive DUR
