@@ -533,6 +533,12 @@ void ServiceResolver::handleAnswer(Query& query, int status, const unsigned char
       } else if (nxdomain || srv->targets.empty()) {
         lookup.answered++;
         lookup.emptyReason = query.name + (nxdomain ? ": no such name (NXDOMAIN)" : ": no SRV records");
+        // The name is there, but not as a service: most often a host's, written without the
+        // port its address needs (web1.node.consul for web1.node.consul:8080). A name in
+        // SRV's own form (_redis._tcp.example.org) was meant as one.
+        if (!nxdomain && query.name.rfind('_', 0) != 0)
+          lookup.emptyReason += " (a name without a port is an SRV lookup: for a host's address, write " +
+                                query.name + ":PORT)";
         negative();
       } else {
         lookup.answered++;
@@ -803,18 +809,25 @@ void ServiceResolver::logChange(Entry& entry, bool atOnce, bool recovered) {
   }
   loop_.cancelTimer(entry.changeLogTimer);
   entry.changeLogTimer = 0;
-  const std::string notLogged = std::to_string(entry.changesNotLogged);
+  const uint64_t notLogged = entry.changesNotLogged;
   entry.changeLogged = true;
   entry.changeLoggedAt = now;
   entry.changesNotLogged = 0;
   const Resolution& r = entry.resolution;
   const std::string& name = entry.target.text;
-  if (r.backends.empty())
-    log::warn("no backends", {{"name", name}, {"status", r.status.message()}, {"changes_not_logged", notLogged}});
+  // changes_not_logged only when some were held: "=0" on a name's first line read as if
+  // changes had been dropped.
+  const std::string held = std::to_string(notLogged);
+  const char* changed = recovered ? "DNS lookups recovered" : "backends changed";
+  if (r.backends.empty() && notLogged == 0)
+    log::warn("no backends", {{"name", name}, {"status", r.status.message()}});
+  else if (r.backends.empty())
+    log::warn("no backends", {{"name", name}, {"status", r.status.message()}, {"changes_not_logged", held}});
+  else if (notLogged == 0)
+    log::info(changed, {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()}});
   else
-    log::info(recovered ? "DNS lookups recovered" : "backends changed",
-              {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()},
-               {"changes_not_logged", notLogged}});
+    log::info(changed, {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()},
+                        {"changes_not_logged", held}});
 }
 
 void ServiceResolver::scheduleRefresh(Entry& entry, Millis delay) {

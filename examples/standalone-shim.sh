@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The shim on its own, no Docker: a network namespace "blue" whose only way out is the
-# shim's localhost:8080, spread over two web servers running on the host.
+# The shim on its own, no Docker: a network namespace (connectable-demo-PID) whose only way
+# out is the shim's localhost:8080, spread over two web servers running on the host.
 # Run as root from the repository root after building (scripts/demo does both).
 # The web servers listen on 127.0.0.1:18091 and :18092 (ALPHA_PORT, BETA_PORT to change).
 set -euo pipefail

@@ -8,6 +8,7 @@
 #include <set>
 #include <utility>
 
+#include "common/nearest_name.h"
 #include "common/privileges.h"
 #include "shim/shim_options.h"
 
@@ -37,10 +38,11 @@ Options:
                            refused if /etc/passwd or /etc/group has an id in it
   --log-level LEVEL        debug, info (default), warn, error
   --log-format FORMAT      text (default) or json
+  --help, --version
 
 Passed to every shim (a container's connectable.<option> labels override all but --dns,
 --user, --data-path and --allow-upstream, which are the host's choice; --max-conns a label
-may only lower):
+may only lower, --dns-min-ttl only raise):
   --dns SERVERS  --dns-min-ttl DUR  --dns-timeout DUR  --balance POLICY
   --connect-timeout DUR  --idle-timeout DUR  --max-conns N  --drain-timeout DUR  --user NAME
   --data-path MODE  --allow-upstream CIDR[,CIDR...]  --tcp-keepalive DUR
@@ -120,6 +122,17 @@ Status checkShimUidsAreFree(const SupervisorOptions& o, const AccountFiles& file
                        ": a shim would share its uid or group; choose uids no user or group has, e.g. 2000000-2065535");
 }
 
+// `connectable status` as one who wrote the injector's command line with `status` after
+// its options meant it: the subcommand first, with the state dir they gave.
+std::string statusCommandFor(const std::vector<std::string>& args) {
+  std::string command = "connectable status";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--state-dir" && i + 1 < args.size()) command += " --state-dir " + args[i + 1];
+    if (args[i].rfind("--state-dir=", 0) == 0) command += " " + args[i];
+  }
+  return command;
+}
+
 }  // namespace
 
 Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::string>& args, const std::string& selfExe,
@@ -140,6 +153,7 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
     }
     if (arg.rfind("--", 0) != 0) {
       if (i == 0 && arg == "run") continue;
+      if (arg == "status") return Status::error("'status' must come first: " + statusCommandFor(args));
       return Status::error("unexpected argument '" + arg + "'");
     }
     size_t eq = arg.find('=');
@@ -155,7 +169,12 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
     if (arg == "--stop-shims-on-exit") { c.options.stopShimsOnExit = true; continue; }
     static const std::set<std::string> kOwn = {"--docker", "--state-dir", "--shim", "--log-level", "--log-format",
                                                "--metrics-listen", "--shim-uids"};
-    if (!kOwn.count(arg) && !kShimOptions.count(arg)) return Status::error("unknown option '" + arg + "'");
+    if (!kOwn.count(arg) && !kShimOptions.count(arg)) {
+      std::vector<std::string> known = {"--help", "--version", "--stop-shims-on-exit"};
+      known.insert(known.end(), kOwn.begin(), kOwn.end());
+      known.insert(known.end(), kShimOptions.begin(), kShimOptions.end());
+      return Status::error("unknown option '" + arg + "'" + didYouMean(arg, known));
+    }
     if (!hasValue) {
       if (i + 1 >= args.size()) return Status::error(arg + " needs a value");
       value = args[++i];

@@ -6,6 +6,7 @@
 #include <set>
 #include <string_view>
 
+#include "common/nearest_name.h"
 #include "common/quoted.h"
 #include "shim/shim_options.h"
 
@@ -45,42 +46,9 @@ std::string probeFor(const std::string& name, const std::string& value) {
   return one ? "--connect=2=127.0.0.1:1" : "--connect=1=127.0.0.1:1";
 }
 
-// Edits (insert, delete or replace a character, or swap two neighbours) that turn a into b.
-size_t editDistance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
 // The option a mistyped name meant: the nearest within two edits (the options themselves are
 // three or more apart), unless another is as near.
-std::optional<std::string> nearestOption(const std::string& name) {
-  constexpr size_t kMostEdits = 2;
-  std::optional<std::string> nearest;
-  size_t best = kMostEdits + 1;
-  bool tie = false;
-  for (const auto& option : labelOptionNames()) {
-    // Lengths further apart than that need more edits; skips the work for a long key.
-    if (name.size() > option.size() + kMostEdits || option.size() > name.size() + kMostEdits) continue;
-    size_t edits = editDistance(name, option);
-    if (edits < best) {
-      best = edits;
-      nearest = option;
-      tie = false;
-    } else if (edits == best) {
-      tie = true;
-    }
-  }
-  return tie ? std::nullopt : nearest;
-}
+std::optional<std::string> nearestOption(const std::string& name) { return nearestName(name, labelOptionNames()); }
 
 // The connect.PORT key a label key not read as one was likely meant as: one slip in its case
 // ("Connect.6000"), its separator ("connect_6000", "connect:6000", "connect6000") or its

@@ -181,7 +181,7 @@ void Connection::connectNext() {
                                      : "all " + std::to_string(order_.size()) + " backends failed, last: " + lastError_;
     log::warn("closing client connection: no backend reachable",
               {{"port", std::to_string(port_.spec().port)}, {"target", port_.spec().text()},
-               {"reason", why}, {"suppressed", std::to_string(*held)}});
+               {"reason", why}, {"repeats_not_logged", std::to_string(*held)}});
     proxy_.noteError("port " + std::to_string(port_.spec().port) + ": no backend reachable: " + why);
   }
   // Abort rather than close: a clean EOF could pass for a complete, empty response.
@@ -873,7 +873,7 @@ void Connection::backendTimedOut() {
               {{"port", std::to_string(port_.spec().port)}, {"backend", backend_->address.toString()},
                {"why", keepaliveOn_ ? "TCP keepalive probes or retransmissions went unanswered"
                                     : "retransmissions went unanswered"},
-               {"suppressed", std::to_string(*held)}});
+               {"repeats_not_logged", std::to_string(*held)}});
     proxy_.noteError("port " + std::to_string(port_.spec().port) + ": backend " + backend_->address.toString() +
                      " stopped answering");
   }

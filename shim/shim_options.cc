@@ -3,6 +3,7 @@
 #include <cctype>
 #include <set>
 
+#include "common/nearest_name.h"
 #include "common/quoted.h"
 #include "common/srv_resolver.h"
 
@@ -153,7 +154,11 @@ Result<ShimOptions> parseShimOptions(const std::vector<std::string>& args) {
         "--tcp-keepalive",
         "--exit-with-pid", "--exit-with-pidfd", "--name", "--user", "--log-level", "--log-format",
         "--control", "--status-port", "--data-path", "--allow-upstream"};
-    if (!kTakesValue.count(arg)) return Status::error("unknown option '" + arg + "'");
+    if (!kTakesValue.count(arg)) {
+      std::vector<std::string> known = {"--help", "--version"};
+      known.insert(known.end(), kTakesValue.begin(), kTakesValue.end());
+      return Status::error("unknown option '" + arg + "'" + didYouMean(arg, known));
+    }
     auto need = [&]() -> Result<std::string> {
       if (hasValue) return value;
       if (i + 1 >= args.size()) return Status::error(arg + " needs a value");

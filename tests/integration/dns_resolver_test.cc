@@ -497,6 +497,30 @@ BOOST_AUTO_TEST_CASE(NxdomainMeansNoBackendsWithAClearStatus) {
   BOOST_TEST(h.resolver->counters().lookupFailures == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(AHostNameWithoutItsPortHasNoSrvRecordsAndItsStatusSaysToWriteHostPort) {
+  // connect.6000=db.connectable.test, meant as db.connectable.test:5432: the name is there,
+  // with an address and no SRV records. "no SRV records" alone left the user to guess.
+  Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10", "txt-record=_db._tcp.connectable.test,x"}, "30"));
+  dns.start();
+  Harness h(fastOptions(dns.port()));
+  std::vector<Resolution> host, service, missing;
+  auto hostId = h.watch("db.connectable.test", &host);
+  auto serviceId = h.watch("_db._tcp.connectable.test", &service);
+  auto missingId = h.watch("nope.connectable.test", &missing);
+  BOOST_REQUIRE_EQUAL(
+      runSteps(h.loop, {{"all answered", [&] { return !host.empty() && !service.empty() && !missing.empty(); }}}), "");
+  BOOST_TEST(h.resolver->resolution(hostId)->backends.empty());
+  BOOST_TEST(h.resolver->resolution(hostId)->status.message() ==
+                 "db.connectable.test: no SRV records (a name without a port is an SRV lookup: for a host's "
+                 "address, write db.connectable.test:PORT)",
+             h.resolver->resolution(hostId)->status.message());
+  // A name in SRV's own form was meant as one; a name that is not there is not a host's.
+  BOOST_TEST(h.resolver->resolution(serviceId)->status.message() == "_db._tcp.connectable.test: no SRV records",
+             h.resolver->resolution(serviceId)->status.message());
+  BOOST_TEST(h.resolver->resolution(missingId)->status.message() == "nope.connectable.test: no such name (NXDOMAIN)",
+             h.resolver->resolution(missingId)->status.message());
+}
+
 BOOST_AUTO_TEST_CASE(TheFirstAnswerIsLoggedAndANameWithoutBackendsAsAWarningNotOnlyWhenAClientComes) {
   // A mistyped name: its shim starts, listens and says nothing until a client is refused.
   Dnsmasq dns(withBase({"host-record=db.connectable.test,198.18.0.10"}, "30"));

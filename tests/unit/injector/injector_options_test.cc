@@ -74,6 +74,44 @@ BOOST_AUTO_TEST_CASE(AStateDirTooLongForTheShimsSocketsIsABadArgument) {
              c.status().message());
 }
 
+BOOST_AUTO_TEST_CASE(StatusAfterTheInjectorsOptionsSaysItMustComeFirstWithTheStateDirGiven) {
+  // The injector's own command line with `status` appended: what a user who started it
+  // with that state dir writes first.
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--state-dir", "/tmp/st", "status"},
+                                               std::vector<std::string>{"--state-dir=/tmp/st", "status", "app"}}) {
+    auto c = parseInjectorCommandLine(args, "/usr/sbin/connectable");
+    BOOST_REQUIRE(!c);
+    BOOST_TEST(c.status().message() == "'status' must come first: connectable status --state-dir" +
+                                           std::string(args[0].find('=') == std::string::npos ? " " : "=") + "/tmp/st",
+               c.status().message());
+  }
+  auto plain = parseInjectorCommandLine({"--log-level=debug", "status"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!plain);
+  BOOST_TEST(plain.status().message() == "'status' must come first: connectable status", plain.status().message());
+  // Any other stray word is only named.
+  auto other = parseInjectorCommandLine({"--state-dir", "/tmp/st", "stats"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!other);
+  BOOST_TEST(other.status().message() == "unexpected argument 'stats'", other.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(AMistypedOptionIsNamedWithTheOneItWasLikelyMeantAs) {
+  const std::vector<std::pair<std::string, std::string>> typos = {
+      {"--statedir", "--state-dir"}, {"--dsn", "--dns"}, {"--stop-shim-on-exit", "--stop-shims-on-exit"},
+      {"--max-con", "--max-conns"}, {"--verison", "--version"}};
+  for (const auto& [typed, meant] : typos) {
+    auto c = parseInjectorCommandLine({typed, "x"}, "/usr/sbin/connectable");
+    BOOST_REQUIRE_MESSAGE(!c, typed);
+    BOOST_TEST(c.status().message() == "unknown option '" + typed + "' (did you mean '" + meant + "'?)",
+               c.status().message());
+  }
+  // Nothing near: no guess. The shim's --connect is not an option of the injector.
+  for (const std::string typed : {"--frobnicate", "--connect"}) {
+    auto c = parseInjectorCommandLine({typed, "x"}, "/usr/sbin/connectable");
+    BOOST_REQUIRE_MESSAGE(!c, typed);
+    BOOST_TEST(c.status().message() == "unknown option '" + typed + "'", c.status().message());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(DashHIsHelpToo) {
   auto c = parseInjectorCommandLine({"-h"}, "/usr/sbin/connectable");
   BOOST_REQUIRE_MESSAGE(c, c.status().message());
