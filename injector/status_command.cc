@@ -117,6 +117,16 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
   if (backendsCell.empty()) backendsCell = "none";
   auto conns = port->getObject("connections");
   auto bytes = port->getObject("bytes");
+  std::string connsCell =
+      std::to_string(conns->getValue<uint64_t>("active")) + "/" + std::to_string(conns->getValue<uint64_t>("total"));
+  std::string bytesCell =
+      bytesText(bytes->getValue<uint64_t>("to_backends")) + "/" + bytesText(bytes->getValue<uint64_t>("from_backends"));
+  // The container's own program holds the port: its clients reach that program, never these
+  // backends, however well they answer. As the shim's own text status says it.
+  if (port->has("not_served") && !port->isNull("not_served")) {
+    backendsCell = "NOT SERVED";
+    connsCell = bytesCell = "-";
+  }
   std::string failures;
   auto f = port->getObject("failures");
   std::vector<std::string> names;
@@ -131,8 +141,8 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
       std::to_string(port->getValue<int>("port")),
       shortList(split(port->getValue<std::string>("target"), ','), ","),
       backendsCell,
-      std::to_string(conns->getValue<uint64_t>("active")) + "/" + std::to_string(conns->getValue<uint64_t>("total")),
-      bytesText(bytes->getValue<uint64_t>("to_backends")) + "/" + bytesText(bytes->getValue<uint64_t>("from_backends")),
+      connsCell,
+      bytesCell,
       cell(failures),
       std::to_string(r.shimPid),
       std::to_string(r.restarts),

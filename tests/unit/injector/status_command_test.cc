@@ -222,6 +222,41 @@ BOOST_AUTO_TEST_CASE(APortTheShimDoesNotServeHasANoteOfItsOwnWhateverTheLastErro
   BOOST_TEST(table.find("last error 1s ago: port 6001: no backend reachable") != std::string::npos, table);
 }
 
+BOOST_AUTO_TEST_CASE(APortTheShimDoesNotServeSaysNotServedInItsRowNotItsBackendsUp) {
+  // The container's own program was first on 6000: the shim still resolves its target and
+  // reports the backend up, but every connection to 6000 reaches the program. The row said
+  // `up` and 0/0 as if 6000 were served; only the note below told otherwise.
+  const std::string port = R"("connections":{"active":0,"total":0},"bytes":{"to_backends":0,"from_backends":0},)"
+                           R"("failures":{},"backends":[{"address":"127.0.0.1:18081","target":"127.0.0.1:18081",)"
+                           R"("state":"up","penalty_seconds_left":0}])";
+  const std::string shim =
+      R"({"uptime_seconds":9,"last_error":null,"ports":[)"
+      R"({"port":6000,"target":"127.0.0.1:18081","listen":[],"not_served":"port 6000 is already in use",)" +
+      port + R"(},{"port":6001,"target":"127.0.0.1:18081","listen":["127.0.0.1:6001"],"not_served":null,)" + port +
+      "}]}";
+  const std::string table = formatStatusTable({rowAnswering(shim)});
+  const std::string row = "\napp +" + shortContainerId(idOf(0)) + " +";
+  BOOST_TEST(
+      std::regex_search(table, std::regex(row + "6000 +127\\.0\\.0\\.1:18081 +NOT SERVED +- +- +- +42 +0 +9s\n")),
+      table);
+  BOOST_TEST(std::regex_search(
+                 table, std::regex(row + "6001 +127\\.0\\.0\\.1:18081 +127\\.0\\.0\\.1:18081 up +0/0 +0/0 +- +42 ")),
+             table);
+  BOOST_TEST(count(table, "NOT SERVED") == 1u, table);
+  // and why, below the table
+  BOOST_TEST(table.find(": port 6000 not served: port 6000 is already in use\n") != std::string::npos, table);
+
+  // The JSON is the shim's own answer, which says it as `not_served`.
+  auto ports = Poco::JSON::Parser()
+                   .parse(formatStatusJson({rowAnswering(shim)}))
+                   .extract<Poco::JSON::Array::Ptr>()
+                   ->getObject(0)
+                   ->getObject("shim")
+                   ->getArray("ports");
+  BOOST_TEST(ports->getObject(0)->getValue<std::string>("not_served") == "port 6000 is already in use");
+  BOOST_TEST(ports->getObject(1)->isNull("not_served"));
+}
+
 // One port of a shim's answer, as shim/shim_status.cc writes it: `targets` its targets'
 // entries, `backends` its backends' addresses.
 std::string portJson(int number, const std::string& target, const std::vector<std::string>& targets,
