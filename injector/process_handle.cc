@@ -70,6 +70,11 @@ Result<unsigned long long> processStartTime(pid_t pid) {
   return std::stoull(field);
 }
 
+bool sameProcess(pid_t pid, unsigned long long startTime) {
+  auto now = processStartTime(pid);
+  return now && *now == startTime;
+}
+
 std::string processComm(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
   std::string comm;

@@ -44,6 +44,8 @@ class ProcessHandle {
 // Start time of a process in clock ticks since boot (/proc/PID/stat field 22): with the
 // pid, it identifies one process across restarts of the injector.
 Result<unsigned long long> processStartTime(pid_t pid);
+// `pid` is still the process that started at `startTime`, not one given its pid since.
+bool sameProcess(pid_t pid, unsigned long long startTime);
 std::string processComm(pid_t pid);
 // Its arguments after argv[0], from /proc/PID/cmdline; empty when it cannot be read.
 std::vector<std::string> processArguments(pid_t pid);

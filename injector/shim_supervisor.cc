@@ -896,6 +896,11 @@ Result<std::vector<std::string>> shimRecordFiles(const std::string& stateDir) {
   return files;
 }
 
+bool recordedShimRuns(const ShimRecord& record) {
+  const pid_t pid = record.info.shimPid;
+  return pid > 0 && sameProcess(pid, record.shimStartTime) && processArguments(pid) == record.args;
+}
+
 std::vector<std::string> ShimSupervisor::adopt() {
   std::vector<std::string> adopted;
   auto files = shimRecordFiles(options_.stateDir);
@@ -907,6 +912,8 @@ std::vector<std::string> ShimSupervisor::adopt() {
       ::unlink(file.c_str());
       continue;
     }
+    // The process we started, not a reuse of its pid.
+    const bool shimOk = recordedShimRuns(*record);
     auto m = std::make_unique<Managed>();
     m->owner = this;
     m->info = std::move(record->info);
@@ -918,13 +925,6 @@ std::vector<std::string> ShimSupervisor::adopt() {
       ::unlink(file.c_str());
       continue;
     }
-    // Same pid and start time, and the very arguments we started it with (whatever the
-    // shim program is called: --shim may name any file): the process we started, not a reuse.
-    auto sameProcess = [](pid_t pid, unsigned long long startTime) {
-      auto now = processStartTime(pid);
-      return now && *now == startTime;
-    };
-    bool shimOk = sameProcess(m->info.shimPid, m->shimStartTime) && processArguments(m->info.shimPid) == m->args;
     bool initOk = sameProcess(m->info.initPid, m->initStartTime);
     auto shim = shimOk ? ProcessHandle::open(m->info.shimPid) : Result<ProcessHandle>(Status::error("gone"));
     auto init = initOk ? ProcessHandle::open(m->info.initPid) : Result<ProcessHandle>(Status::error("gone"));

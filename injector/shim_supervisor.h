@@ -84,6 +84,11 @@ Result<ShimRecord> readShimRecord(const std::string& path);
 // The record files (*.json) in <stateDir>/shims; an error when it cannot be read.
 Result<std::vector<std::string>> shimRecordFiles(const std::string& stateDir);
 
+// The shim the record names still runs: the same pid, start time and arguments as when it
+// was started (whatever the shim program is called: --shim may name any file). What
+// adopt() requires of a shim before it adopts it; false for a record of no shim (pid 0).
+bool recordedShimRuns(const ShimRecord& record);
+
 class ShimSupervisor {
  public:
   ShimSupervisor(EventLoop& loop, SupervisorOptions options);

@@ -7,7 +7,9 @@
 //
 // An flock on <state-dir>/injector.lock, which the kernel drops when the process ends,
 // however it ends: no stale lock after a crash. The file holds the holder's pid, for the
-// error the next one gets.
+// error the next one gets. `connectable status` probes it (heldByAnInjector) to tell whether
+// anyone keeps the records up to date; the probe holds a shared lock for a moment, which
+// acquire() waits out.
 #pragma once
 
 #include <string>
@@ -26,6 +28,11 @@ class StateDirLock {
   static Result<StateDirLock> acquire(const std::string& stateDir);
 
   bool held() const { return fd_.valid(); }
+
+  // Whether an injector holds the lock of `stateDir` now, without talking to it: false when
+  // none does (or none ever ran with it since boot), an error when we cannot tell (the
+  // lock file is not ours to open).
+  static Result<bool> heldByAnInjector(const std::string& stateDir);
 
  private:
   explicit StateDirLock(UniqueFd fd) : fd_(std::move(fd)) {}

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "common/http_fetch.h"
 #include "common/log.h"
@@ -16,6 +17,7 @@
 #include "injector/problem_records.h"
 #include "injector/shim_scrape.h"
 #include "injector/shim_supervisor.h"
+#include "injector/state_dir_lock.h"
 #include "shim/shim_options.h"
 #include "shim/shim_status.h"
 
@@ -117,6 +119,16 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
   if (backendsCell.empty()) backendsCell = "none";
   auto conns = port->getObject("connections");
   auto bytes = port->getObject("bytes");
+  std::string connsCell =
+      std::to_string(conns->getValue<uint64_t>("active")) + "/" + std::to_string(conns->getValue<uint64_t>("total"));
+  std::string bytesCell =
+      bytesText(bytes->getValue<uint64_t>("to_backends")) + "/" + bytesText(bytes->getValue<uint64_t>("from_backends"));
+  // The container's own program holds the port: its clients reach that program, never these
+  // backends, however well they answer. As the shim's own text status says it.
+  if (port->has("not_served") && !port->isNull("not_served")) {
+    backendsCell = "NOT SERVED";
+    connsCell = bytesCell = "-";
+  }
   std::string failures;
   auto f = port->getObject("failures");
   std::vector<std::string> names;
@@ -131,8 +143,8 @@ Row portRow(const StatusRow& r, const Poco::JSON::Object::Ptr& shim, const Poco:
       std::to_string(port->getValue<int>("port")),
       shortList(split(port->getValue<std::string>("target"), ','), ","),
       backendsCell,
-      std::to_string(conns->getValue<uint64_t>("active")) + "/" + std::to_string(conns->getValue<uint64_t>("total")),
-      bytesText(bytes->getValue<uint64_t>("to_backends")) + "/" + bytesText(bytes->getValue<uint64_t>("from_backends")),
+      connsCell,
+      bytesCell,
       cell(failures),
       std::to_string(r.shimPid),
       std::to_string(r.restarts),
@@ -180,6 +192,17 @@ std::string portProblem(const Poco::JSON::Object::Ptr& port) {
     issues.push_back("waiting for the first DNS answer for " + shortList(pending, ", "));
   if (issues.empty()) return none ? name + ": no backends" : "";
   return name + (none ? ": no backends: " : ": ") + shortList(issues, "; ");
+}
+
+// A record that names a shim no longer running. The injector rewrites a shim's record as
+// the shim ends, and removes those of shims gone by the time it starts, so the record is
+// stale: either no injector runs with the state dir, or it has not got to it yet.
+std::string goneShimText(pid_t pid, const Result<bool>& injectorRuns) {
+  const std::string text = "its shim (pid " + std::to_string(pid) + ") is gone and its record is stale";
+  if (!injectorRuns)
+    return text + " (whether an injector runs with this state dir is unknown: " + injectorRuns.status().message() + ")";
+  if (*injectorRuns) return text + ": the injector running with this state dir has not handled it yet";
+  return text + ": no injector is running with this state dir to remove it";
 }
 
 }  // namespace
@@ -346,6 +369,8 @@ int runStatusCommand(const std::vector<std::string>& args) {
   auto wanted = [&](const std::string& name, const std::string& id) {
     return which.empty() || which == name || id.rfind(which, 0) == 0;
   };
+  std::optional<Result<bool>> injectorRuns;  // asked once, and only when a shim is gone
+  bool staleRecords = false;
   for (const auto& file : *files) {
     auto record = readShimRecord(file);
     if (!record) continue;  // being rewritten, or not ours: the injector owns these records
@@ -354,12 +379,22 @@ int runStatusCommand(const std::vector<std::string>& args) {
     r.containerName = record->info.containerName;
     r.shimPid = record->info.shimPid;
     r.restarts = record->info.restarts;
-    if (r.shimPid == 0) r.error = notRunningText(record->info);  // no socket to ask
     if (auto p = problems.find(r.containerId); p != problems.end()) {
       r.problems = std::move(p->second.problems);
       problems.erase(p);
     }
     if (!wanted(r.containerName, r.containerId)) continue;
+    if (r.shimPid == 0) {
+      r.error = notRunningText(record->info);  // no socket to ask
+      if (!injectorRuns) injectorRuns = StateDirLock::heldByAnInjector(stateDir);
+      if (*injectorRuns && !**injectorRuns) r.error += ", but no injector is running with this state dir to try";
+    } else if (!recordedShimRuns(*record)) {
+      // Its pid may be another process's by now: shown nowhere, and its socket not asked.
+      if (!injectorRuns) injectorRuns = StateDirLock::heldByAnInjector(stateDir);
+      r.error = goneShimText(r.shimPid, *injectorRuns);
+      r.shimPid = 0;
+      staleRecords = true;
+    }
     rows.push_back(r);
   }
   // Containers the injector knows of but runs no shim for, and says why.
@@ -413,7 +448,7 @@ int runStatusCommand(const std::vector<std::string>& args) {
   });
   if (!done) loop.run();
   std::fputs((json ? formatStatusJson(rows) : formatStatusTable(rows)).c_str(), stdout);
-  return 0;
+  return staleRecords ? 3 : 0;
 }
 
 }  // namespace connectable

@@ -1,7 +1,8 @@
 // `connectable status [--json] [--state-dir DIR] [CONTAINER]`: what every shim the injector
 // runs is doing, read from the state dir's records and asked on each shim's control
 // socket (all at once, at most `--timeout` each, default 1s). A separate invocation of the
-// injector's binary; it never talks to the running injector nor to Docker.
+// injector's binary; it never talks to the running injector nor to Docker (whether one
+// runs, it learns from the state dir's lock).
 // Single-threaded; no shared state.
 #pragma once
 
@@ -25,7 +26,10 @@ struct StatusRow {
   std::vector<std::string> problems;
 };
 
-// Exit code: 0, 1 (no such container, or state dir unreadable), 2 (bad arguments).
+// Exit code: 0, 1 (no such container, or state dir unreadable), 2 (bad arguments), 3 (the
+// table is shown, but a record names a shim that no longer runs: no injector keeps the
+// records, or it has not got to that one yet; a shim the injector knows to be down, waiting
+// for its next try, is 0).
 int runStatusCommand(const std::vector<std::string>& args);
 
 // What a record of a shim that is not running says: why, and when the next try is (`now`

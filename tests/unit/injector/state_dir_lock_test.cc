@@ -1,12 +1,16 @@
 #include "injector/state_dir_lock.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "tests/support/process.h"
 
@@ -62,6 +66,43 @@ BOOST_AUTO_TEST_CASE(InjectorsWithStateDirsOfTheirOwnBothRun) {
   auto b = StateDirLock::acquire(tempDir());
   BOOST_TEST(a.isOk());
   BOOST_TEST(b.isOk());
+}
+
+BOOST_AUTO_TEST_CASE(AProbeTellsWhetherAnInjectorHoldsTheStateDirAndLeavesItAsItWas) {
+  const std::string dir = tempDir();
+  auto none = StateDirLock::heldByAnInjector(dir);
+  BOOST_REQUIRE(none);
+  BOOST_TEST(!*none);
+  BOOST_TEST(access((dir + "/injector.lock").c_str(), F_OK) != 0);  // a probe makes no lock file
+  {
+    auto held = StateDirLock::acquire(dir);
+    BOOST_REQUIRE(held);
+    auto probed = StateDirLock::heldByAnInjector(dir);
+    BOOST_REQUIRE(probed);
+    BOOST_TEST(*probed);
+  }
+  // The holder gone, its file stays: no injector holds it, and the probe held nothing after.
+  auto after = StateDirLock::heldByAnInjector(dir);
+  BOOST_REQUIRE(after);
+  BOOST_TEST(!*after);
+  BOOST_TEST(StateDirLock::acquire(dir).isOk());
+}
+
+BOOST_AUTO_TEST_CASE(AnInjectorStartingWhileAProbeHoldsTheLockForAMomentStillGetsIt) {
+  // A probe holds the lock shared for a few microseconds: an injector starting then must
+  // wait it out, not refuse to start as if another injector had it.
+  const std::string dir = tempDir();
+  { BOOST_REQUIRE(StateDirLock::acquire(dir)); }  // makes the file
+  int probe = open((dir + "/injector.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  BOOST_REQUIRE(probe >= 0);
+  BOOST_REQUIRE(flock(probe, LOCK_SH | LOCK_NB) == 0);
+  std::thread release([probe] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    close(probe);
+  });
+  auto lock = StateDirLock::acquire(dir);
+  release.join();
+  BOOST_TEST(lock.isOk(), (lock ? "" : lock.status().message()));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,8 +3,10 @@
 #include "injector/status_command.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <Poco/JSON/Parser.h>
@@ -23,7 +25,9 @@
 #include "injector/docker_container.h"
 #include "injector/label_parser.h"
 #include "injector/problem_records.h"
+#include "injector/process_handle.h"
 #include "injector/shim_supervisor.h"
+#include "injector/state_dir_lock.h"
 #include "tests/support/captured_output.h"
 #include "tests/support/process.h"
 #include "tests/support/shim_farm.h"
@@ -42,10 +46,44 @@ std::string idOf(size_t i) {
   return id;
 }
 
+// The record of shim `pid` as the injector writes it: its start time and arguments as
+// they are now. Of this very process by default, which runs as a shim would, and answers
+// for it through a ShimFarm.
+ShimRecord recordOf(size_t i, pid_t pid = getpid()) {
+  ShimRecord record;
+  record.info.containerId = idOf(i);
+  record.info.containerName = "app" + std::to_string(i);
+  record.info.shimPid = pid;
+  record.info.initPid = 1;
+  record.info.ports = "6000";
+  auto started = processStartTime(pid);
+  BOOST_REQUIRE(started);
+  record.shimStartTime = *started;
+  record.args = processArguments(pid);
+  return record;
+}
+
+void writeRecord(const std::string& dir, const ShimRecord& record) {
+  std::ofstream out(dir + "/shims/" + record.info.containerId + ".json");
+  out << shimRecordText(record);
+}
+
 void writeRecord(const std::string& dir, size_t i) {
-  std::ofstream out(dir + "/shims/" + idOf(i) + ".json");
-  out << R"({"container_id":")" << idOf(i) << R"(","container_name":"app)" << i
-      << R"(","shim_pid":1,"shim_start_time":1,"init_pid":1,"init_start_time":1,"netns_inode":1,"ports":"6000","restarts":0,"args":[]})";
+  writeRecord(dir, recordOf(i));
+}
+
+// The record of a shim that ran a moment ago: killed and reaped since, its pid free.
+ShimRecord recordOfAnEndedShim(size_t i) {
+  pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  BOOST_REQUIRE(child > 0);
+  ShimRecord record = recordOf(i, child);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  return record;
 }
 
 // The soft limit under which exactly `free` descriptor numbers are unused: new descriptors
@@ -220,6 +258,41 @@ BOOST_AUTO_TEST_CASE(APortTheShimDoesNotServeHasANoteOfItsOwnWhateverTheLastErro
   BOOST_TEST(count(table, "not served") == 1u, table);
   BOOST_TEST(table.find(": port 6000 not served: port 6000 is already in use\n") != std::string::npos, table);
   BOOST_TEST(table.find("last error 1s ago: port 6001: no backend reachable") != std::string::npos, table);
+}
+
+BOOST_AUTO_TEST_CASE(APortTheShimDoesNotServeSaysNotServedInItsRowNotItsBackendsUp) {
+  // The container's own program was first on 6000: the shim still resolves its target and
+  // reports the backend up, but every connection to 6000 reaches the program. The row said
+  // `up` and 0/0 as if 6000 were served; only the note below told otherwise.
+  const std::string port = R"("connections":{"active":0,"total":0},"bytes":{"to_backends":0,"from_backends":0},)"
+                           R"("failures":{},"backends":[{"address":"127.0.0.1:18081","target":"127.0.0.1:18081",)"
+                           R"("state":"up","penalty_seconds_left":0}])";
+  const std::string shim =
+      R"({"uptime_seconds":9,"last_error":null,"ports":[)"
+      R"({"port":6000,"target":"127.0.0.1:18081","listen":[],"not_served":"port 6000 is already in use",)" +
+      port + R"(},{"port":6001,"target":"127.0.0.1:18081","listen":["127.0.0.1:6001"],"not_served":null,)" + port +
+      "}]}";
+  const std::string table = formatStatusTable({rowAnswering(shim)});
+  const std::string row = "\napp +" + shortContainerId(idOf(0)) + " +";
+  BOOST_TEST(
+      std::regex_search(table, std::regex(row + "6000 +127\\.0\\.0\\.1:18081 +NOT SERVED +- +- +- +42 +0 +9s\n")),
+      table);
+  BOOST_TEST(std::regex_search(
+                 table, std::regex(row + "6001 +127\\.0\\.0\\.1:18081 +127\\.0\\.0\\.1:18081 up +0/0 +0/0 +- +42 ")),
+             table);
+  BOOST_TEST(count(table, "NOT SERVED") == 1u, table);
+  // and why, below the table
+  BOOST_TEST(table.find(": port 6000 not served: port 6000 is already in use\n") != std::string::npos, table);
+
+  // The JSON is the shim's own answer, which says it as `not_served`.
+  auto ports = Poco::JSON::Parser()
+                   .parse(formatStatusJson({rowAnswering(shim)}))
+                   .extract<Poco::JSON::Array::Ptr>()
+                   ->getObject(0)
+                   ->getObject("shim")
+                   ->getArray("ports");
+  BOOST_TEST(ports->getObject(0)->getValue<std::string>("not_served") == "port 6000 is already in use");
+  BOOST_TEST(ports->getObject(1)->isNull("not_served"));
 }
 
 // One port of a shim's answer, as shim/shim_status.cc writes it: `targets` its targets'
@@ -465,6 +538,107 @@ BOOST_AUTO_TEST_CASE(TheNextTryIsCountedDownAndNeverShownInThePast) {
   BOOST_TEST(notRunningText(info, 1002) == "shim not running: it died (killed by signal 9); next try in 0s");
   info.portRetries = 1;
   BOOST_TEST(notRunningText(info, 1000).find("(the port was still taken at 1 try so far)") != std::string::npos);
+}
+
+// Stopped injector, shims killed: the records stay, and named the dead pids as SHIM PID of
+// rows that looked served, with only `connecting to ...sock: Connection refused` below.
+BOOST_AUTO_TEST_CASE(AShimThatIsGoneShowsNoPidAndANoteThatItsRecordIsStaleAndNoInjectorRuns) {
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  const ShimRecord ended = recordOfAnEndedShim(0);
+  writeRecord(dir, ended);
+  // A pid given to another process since: this one, started later than the record says.
+  ShimRecord reused = recordOf(1);
+  reused.shimStartTime -= 1;
+  writeRecord(dir, reused);
+  // Or started with other arguments than the shim was: not the shim either.
+  ShimRecord otherArgs = recordOf(2);
+  otherArgs.args.push_back("--connect");
+  writeRecord(dir, otherArgs);
+  writeRecord(dir, 3);  // a shim that runs
+  std::vector<std::string> sockets;
+  for (size_t i = 0; i < 4; ++i) sockets.push_back(dir + "/shims/" + idOf(i) + ".sock");
+  ShimFarm shims(
+      sockets, [](size_t) { return shimJson("m", {portJson(6000, "198.18.0.9:80", {}, {"198.18.0.9:80"})}); }, 0ms);
+
+  CapturedOutput out(STDOUT_FILENO, dir + "/out.txt");
+  const int code = runStatusCommand({"--state-dir", dir});
+  out.restore();
+  const std::string text = out.text();
+  BOOST_TEST(code == 3);            // the table is shown, but it cannot be what the records say
+  BOOST_TEST(shims.asked() == 1u);  // the socket of a gone shim is not asked, whoever answers there
+  const std::string stale = "is gone and its record is stale: no injector is running with this state dir to remove it";
+  for (size_t i = 0; i < 3; ++i) {
+    const std::string name = "app" + std::to_string(i), id = shortContainerId(idOf(i));
+    BOOST_TEST(std::regex_search(text, std::regex("\n" + name + " +" + id + "( +-){7} +0 +-\n")), text);
+    BOOST_TEST(
+        text.find(name + " (" + id + "): its shim (pid " + std::to_string(i == 0 ? ended.info.shimPid : getpid()) +
+                  ") " + stale + "\n") != std::string::npos,
+        text);
+  }
+  BOOST_TEST(std::regex_search(text, std::regex("\napp3 +" + shortContainerId(idOf(3)) + " +6000 .* " +
+                                                std::to_string(getpid()) + " +0 +1m0s\n")),
+             text);
+  BOOST_TEST(text.find("Connection refused") == std::string::npos, text);
+
+  CapturedOutput json(STDOUT_FILENO, dir + "/out.json");
+  BOOST_TEST(runStatusCommand({"--json", "--state-dir", dir, "app0"}) == 3);
+  json.restore();
+  auto rows = Poco::JSON::Parser().parse(json.text()).extract<Poco::JSON::Array::Ptr>();
+  BOOST_REQUIRE_EQUAL(rows->size(), 1u);
+  BOOST_TEST(rows->getObject(0)->getValue<int>("shim_pid") == 0);  // its pid may be anyone's by now
+  BOOST_TEST(rows->getObject(0)->isNull("shim"));
+  BOOST_TEST(rows->getObject(0)->getValue<std::string>("error") ==
+             "its shim (pid " + std::to_string(ended.info.shimPid) + ") " + stale);
+
+  // Only the containers asked for count: a gone shim of another is no failure of this one.
+  CapturedOutput one(STDOUT_FILENO, dir + "/one.txt");
+  BOOST_TEST(runStatusCommand({"--state-dir", dir, "app3"}) == 0);
+  one.restore();
+}
+
+BOOST_AUTO_TEST_CASE(AShimThatIsGoneWhileAnInjectorRunsIsSaidToBeNotHandledYet) {
+  // The running injector hears of a shim's end at once and rewrites its record: a gone
+  // shim it still records is one it is handling now, or a stuck injector's.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  auto injector = StateDirLock::acquire(dir);
+  BOOST_REQUIRE(injector);
+  const ShimRecord ended = recordOfAnEndedShim(0);
+  writeRecord(dir, ended);
+  CapturedOutput out(STDOUT_FILENO, dir + "/out.txt");
+  BOOST_TEST(runStatusCommand({"--state-dir", dir}) == 3);
+  out.restore();
+  BOOST_TEST(
+      out.text().find("app0 (" + shortContainerId(idOf(0)) + "): its shim (pid " + std::to_string(ended.info.shimPid) +
+                      ") is gone and its record is stale: the injector running with this state dir has not "
+                      "handled it yet\n") != std::string::npos,
+      out.text());
+}
+
+BOOST_AUTO_TEST_CASE(AShimWaitingForANextTryNoInjectorWillMakeSaysSo) {
+  // The record promises a next try; with no injector it never comes.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  ShimRecord waiting = recordOf(0);
+  waiting.info.shimPid = 0;
+  waiting.info.notRunning = "it died (killed by signal 9)";
+  writeRecord(dir, waiting);
+  auto ask = [&] {
+    CapturedOutput out(STDOUT_FILENO, dir + "/out.txt");
+    BOOST_TEST(runStatusCommand({"--state-dir", dir}) == 0);  // the record says what is so: no shim runs
+    out.restore();
+    return out.text();
+  };
+  const std::string note =
+      "app0 (" + shortContainerId(idOf(0)) + "): shim not running: it died (killed by signal 9); next try in 0s";
+  const std::string without = ask();
+  BOOST_TEST(without.find(note + ", but no injector is running with this state dir to try\n") != std::string::npos,
+             without);
+  auto injector = StateDirLock::acquire(dir);
+  BOOST_REQUIRE(injector);
+  const std::string with = ask();
+  BOOST_TEST(with.find(note + "\n") != std::string::npos, with);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
