@@ -248,6 +248,14 @@ void Connection::onUpstreamIo(uint32_t events) {
     // A failed connect always raises EPOLLERR; only then is SO_ERROR worth a syscall.
     if (events & (EPOLLERR | EPOLLHUP)) {
       const int err = failedConnectError(upstream_.fd);
+      if (err == ECONNRESET) {
+        // Connected, and reset since (a server that answers and gives up at once): no
+        // failed connect. Its bytes go to the client, then the reset, as without a proxy
+        // and as on the ring path, which sees the connect complete first.
+        upstream_.resetUnseen = true;
+        established();
+        return;
+      }
       connectFailed(std::strerror(err), err == ECONNREFUSED ? FailureReason::ConnectRefused : FailureReason::ConnectError);
       return;
     }
@@ -316,6 +324,10 @@ void Connection::onRingConnected(int result) {
     return;
   }
   if (result == 0) {
+    established();
+  } else if (result == -ECONNRESET) {
+    // Connected, and reset since: as onUpstreamIo says.
+    upstream_.resetUnseen = true;
     established();
   } else if (result == -ECANCELED) {
     // Only the timeout cancels a connect of a connection still open (close() is above).
@@ -488,6 +500,7 @@ void Connection::onRingWritten(Direction& d, int result) {
 void Connection::ringEof(Direction& d) {
   // A read is only made once the previous send completed, so everything before the EOF
   // has been handed to `to`.
+  if (eofWasReset(d)) return;
   d.eof = true;
   if (passEof(d)) {
     close("done", false);
@@ -717,6 +730,7 @@ bool Connection::pump(Direction& d) {
             d.from->urgent = true;  // the copy path reads past the mark
             progress = true;
           } else if (peeked == 0) {
+            if (eofWasReset(d)) return false;
             d.eof = true;
             progress = true;
           } else if (errno == EAGAIN || errno == EINTR) {
@@ -764,6 +778,7 @@ int Connection::copyThroughStack(Direction& d) {
   const size_t want = std::min(sizeof buf, d.pipe.capacity);
   ssize_t n = recv(d.from->fd, buf, want, MSG_DONTWAIT);
   if (n == 0) {
+    if (eofWasReset(d)) return -1;
     d.eof = true;
     return 1;
   }
@@ -817,6 +832,7 @@ int Connection::copyWithoutPipe(Direction& d) {
   char buf[16384];
   ssize_t n = recv(d.from->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) {
+    if (eofWasReset(d)) return -1;
     d.eof = true;
     return 1;
   }
@@ -852,6 +868,13 @@ void Connection::readFailed(const Direction& d) {
   }
   close(backend ? "backend read failed" : "client read failed", true,
         backend ? FailureReason::BackendError : FailureReason::ClientError);
+}
+
+bool Connection::eofWasReset(const Direction& d) {
+  if (!d.from->resetUnseen) return false;
+  errno = ECONNRESET;
+  readFailed(d);
+  return true;
 }
 
 void Connection::writeFailed(const Direction& d) {

@@ -82,6 +82,9 @@ class Connection {
     bool upstream = false;
     bool peerClosed = false;  // epoll reported RDHUP/HUP/ERR: read on until EOF or error
     bool peerFailed = false;  // epoll reported ERR (a reset): no FIN to send bytes along with
+    // Reset before the connect was looked at (SO_ERROR ECONNRESET, which reading it
+    // cleared): the EOF that follows its last bytes stands for that reset.
+    bool resetUnseen = false;
     // The last send to this side went with MSG_MORE, waiting for the FIN behind it: an abort
     // pushes it out first, or the close would drop bytes already taken from the other side.
     bool corked = false;
@@ -139,6 +142,9 @@ class Connection {
   int copyWithoutPipe(Direction& d);
   // Abort both sides after a failed read from (write to) one, counting whose fault it was.
   void readFailed(const Direction& d);
+  // At an EOF read from d.from: when it stands for a reset (resetUnseen), fails the read as
+  // that reset and returns true; the connection is closed then.
+  bool eofWasReset(const Direction& d);
   void writeFailed(const Direction& d);
   void backendTimedOut();  // a read or write failed with ETIMEDOUT
   void countBytes(Direction& d, uint64_t n);

@@ -872,6 +872,56 @@ BOOST_AUTO_TEST_CASE(ABackendsLastWordsBeforeItsResetReachTheClientBeforeTheRese
   close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(ABackendThatAnswersAndResetsBeforeTheShimLooksWasConnectedToNotAFailedConnect) {
+  // A server that refuses a client in words (redis past maxclients) accepts, answers and
+  // resets, sometimes before the shim has looked at its connect. Connected it was: the
+  // client gets the words, then the reset, as without a proxy, and no failed connect is
+  // counted. Made certain here: the backend's queue is full, so the shim's SYN is dropped
+  // and sent again a second later, while the shim is stopped, and the backend accepts,
+  // answers and resets before the shim runs again.
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof at;
+  BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
+  BOOST_REQUIRE(listen(listener, 0) == 0);  // one connection waiting fills it
+  BOOST_REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&at), &len) == 0);
+  const std::string backend = "127.0.0.1:" + std::to_string(ntohs(at.sin_port));
+  int filler = connectTcp("127.0.0.1", ntohs(at.sin_port));
+  BOOST_REQUIRE(filler >= 0);
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--control", control, "--connect-timeout", "10s", "--connect", "6000=" + backend});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  std::this_thread::sleep_for(300ms);  // the shim's SYN sent, and dropped
+  kill(shim.pid(), SIGSTOP);
+  std::thread server([&] {
+    pollfd p{listener, POLLIN, 0};
+    int first = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);  // the filler
+    if (first >= 0) close(first);
+    if (poll(&p, 1, 5000) != 1) return;  // the shim's SYN again, answered by the kernel
+    int c = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    send(c, "-ERR max number of clients reached\r\n", 36, 0);
+    closeWithReset(c);
+  });
+  server.join();
+  std::this_thread::sleep_for(100ms);
+  kill(shim.pid(), SIGCONT);
+  std::string got;
+  BOOST_TEST(!readToEof(fd, &got, 5000), "a clean end where the backend reset");
+  const int err = errno;
+  BOOST_TEST(got == "-ERR max number of clients reached\r\n");
+  BOOST_TEST(err == ECONNRESET, std::strerror(err));
+  close(fd);
+  close(filler);
+  close(listener);
+  const std::string status = run({"curl", "-sS", "--unix-socket", control, "http://shim/status"}).out;
+  BOOST_TEST(status.find("\"connect_error\":0") != std::string::npos, status);
+  BOOST_TEST(status.find("\"no_backend\":0") != std::string::npos, status);
+}
+
 BOOST_AUTO_TEST_CASE(UrgentDataIsCarriedInlineAndNothingStallsBehindIt) {
   // A TCP urgent byte (send with MSG_OOB) stops a read short at its mark, and splice does
   // not pass the mark at all. The shim carries it on as an ordinary byte, and the bytes
