@@ -332,9 +332,14 @@ bool Injector::startsEarlyWatch(const DockerEvent& event) {
 void Injector::watchEarly(const DockerEvent& event, Clock::time_point receivedAt) {
   const std::string id = event.containerId();
   if (id.empty()) return;
+  // Replayed after the list that found it running: the inspect that list asked for injects
+  // it as what it is, a running container, not one being started.
+  auto listedRunning = [&](const Tracked& t) { return replayed(event) && t.inspecting; };
   if (event.isNetwork()) {
     // The namespace exists before the container runs: look for it now.
-    if (tracked_.count(id) && !supervisor_.serves(id)) beginEarlyWatch(id, options_.earlyPollAfterConnect);
+    auto it = tracked_.find(id);
+    if (it != tracked_.end() && !supervisor_.serves(id) && !listedRunning(it->second))
+      beginEarlyWatch(id, options_.earlyPollAfterConnect);
     return;
   }
   Tracked* t = track(id, event.attributes, event.containerName());
@@ -346,8 +351,7 @@ void Injector::watchEarly(const DockerEvent& event, Clock::time_point receivedAt
     t->sawCreate = true;
     t->createdAt = receivedAt;
   }
-  // Replayed after the list that found it running: the inspect that list asked for injects it.
-  if (replayed(event) && t->inspecting) return;
+  if (listedRunning(*t)) return;
   beginEarlyWatch(id, options_.earlyPollAfterCreate);
 }
 

@@ -1005,10 +1005,13 @@ BOOST_AUTO_TEST_CASE(AContainerStartedBeforeTheInjectorIsInjectedAsRunningNotAsN
   };
   const int64_t aSecondAgo =
       std::chrono::duration_cast<std::chrono::nanoseconds>((std::chrono::system_clock::now() - 1s).time_since_epoch()).count();
-  for (const char* action : {"create", "start"})
-    docker.eventsDuringList += R"({"Type":"container","Action":")" + std::string(action) + R"(","Actor":{"ID":")" + kId +
-                               R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},"time":)" +
-                               std::to_string(aSecondAgo / 1'000'000'000) + R"(,"timeNano":)" + std::to_string(aSecondAgo) + "}\n";
+  const std::string then = R"("time":)" + std::to_string(aSecondAgo / 1'000'000'000) + R"(,"timeNano":)" + std::to_string(aSecondAgo);
+  docker.eventsDuringList = R"({"Type":"container","Action":"create","Actor":{"ID":")" + kId +
+                            R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},)" + then + "}\n" +
+                            R"({"Type":"network","Action":"connect","Actor":{"ID":"c9aa","Attributes":{"container":")" + kId +
+                            R"("}},)" + then + "}\n" +
+                            R"({"Type":"container","Action":"start","Actor":{"ID":")" + kId +
+                            R"(","Attributes":{"name":"app","connect.6000":"198.18.0.5:6379"}},)" + then + "}\n";
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
   InjectorOptions options = optionsIn(dir);
