@@ -10,6 +10,7 @@
 
 #include "common/http_fetch.h"
 #include "common/log.h"
+#include "common/nearest_name.h"
 #include "common/target.h"
 #include "common/terminal_text.h"
 #include "injector/docker_container.h"
@@ -345,7 +346,9 @@ int runStatusCommand(const std::vector<std::string>& args) {
       }
       timeout = *d;
     } else if (a.rfind('-', 0) == 0 || !which.empty()) {
-      std::fprintf(stderr, "connectable status: unexpected argument '%s'\n%s", a.c_str(), kUsage);
+      static const std::vector<std::string> kOptions = {"--json", "--help", "--state-dir", "--timeout"};
+      const std::string hint = a.rfind("--", 0) == 0 ? didYouMean(a.substr(0, a.find('=')), kOptions) : "";
+      std::fprintf(stderr, "connectable status: unexpected argument '%s'%s\n%s", a.c_str(), hint.c_str(), kUsage);
       return 2;
     } else {
       which = a;

@@ -124,6 +124,23 @@ bool hasControlCharacters(const std::string& text) {
 
 BOOST_AUTO_TEST_SUITE(StatusCommand)
 
+BOOST_AUTO_TEST_CASE(AMistypedOptionIsNamedWithTheOneItWasLikelyMeantAs) {
+  const std::string dir = tempDir();
+  auto refusal = [&](std::vector<std::string> args) {
+    CapturedOutput err(STDERR_FILENO, dir + "/err.txt");
+    const int code = runStatusCommand(args);
+    err.restore();
+    BOOST_TEST(code == 2);
+    return err.text();
+  };
+  std::string text = refusal({"--statedir", dir});
+  BOOST_TEST(text.find("unexpected argument '--statedir' (did you mean '--state-dir'?)") != std::string::npos, text);
+  text = refusal({"--jsn"});
+  BOOST_TEST(text.find("unexpected argument '--jsn' (did you mean '--json'?)") != std::string::npos, text);
+  text = refusal({"--colour"});  // near none: no guess
+  BOOST_TEST(text.find("unexpected argument '--colour'\n") != std::string::npos, text);
+}
+
 BOOST_AUTO_TEST_CASE(MoreShimsThanDescriptorsLeftAreAllShown) {
   constexpr size_t kShims = 100;
   std::string dir = tempDir();
