@@ -236,6 +236,15 @@ std::string failingFirst(int previous) {
   return previous == 0 ? jsonReply(500, R"({"message":"daemon busy"})") : jsonReply(200, "[]");
 }
 
+// GET /containers/{id}/json of container `id`, running as `name` with `pid` as its init and
+// `labels` (JSON members) on it.
+std::string runningInspect(const std::string& id, const std::string& name, pid_t pid,
+                           const std::string& labels = R"("connect.6000":"198.18.0.5:6379")") {
+  return jsonReply(200, R"({"Id":")" + id + R"(","Name":"/)" + name + R"(","State":{"Running":true,"Pid":)" +
+                            std::to_string(pid) + R"(},"Config":{"Labels":{)" + labels +
+                            R"(}},"HostConfig":{"NetworkMode":"bridge"}})");
+}
+
 // One line of the event stream about a container; `attributes` as JSON members.
 std::string containerEvent(const std::string& action, const std::string& id, const std::string& attributes) {
   return R"({"Type":"container","Action":")" + action + R"(","Actor":{"ID":")" + id + R"(","Attributes":{)" + attributes +
@@ -967,8 +976,7 @@ BOOST_AUTO_TEST_CASE(ALinkedContainerIsNamedByItsOwnNameNotALinksAlias) {
     return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app/db","/zdb"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"running"}])");
   });
   docker.inspectReply = [&](int) {
-    return jsonReply(200, R"({"Id":")" + kId + R"(","Name":"/zdb","State":{"Running":true,"Pid":)" + std::to_string(init.pid()) +
-                              R"(},"Config":{"Labels":{"connect.6000":"198.18.0.5:6379"}},"HostConfig":{"NetworkMode":"bridge"}})");
+    return runningInspect(kId, "zdb", init.pid());
   };
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
@@ -1000,8 +1008,7 @@ BOOST_AUTO_TEST_CASE(AContainerStartedBeforeTheInjectorIsInjectedAsRunningNotAsN
     return jsonReply(200, R"([{"Id":")" + kId + R"(","Names":["/app"],"Labels":{"connect.6000":"198.18.0.5:6379"},"State":"running"}])");
   });
   docker.inspectReply = [&](int) {
-    return jsonReply(200, R"({"Id":")" + kId + R"(","Name":"/app","State":{"Running":true,"Pid":)" + std::to_string(init.pid()) +
-                              R"(},"Config":{"Labels":{"connect.6000":"198.18.0.5:6379"}},"HostConfig":{"NetworkMode":"bridge"}})");
+    return runningInspect(kId, "app", init.pid());
   };
   const int64_t aSecondAgo =
       std::chrono::duration_cast<std::chrono::nanoseconds>((std::chrono::system_clock::now() - 1s).time_since_epoch()).count();
@@ -1049,8 +1056,7 @@ BOOST_AUTO_TEST_CASE(OptionsNoShimTakesAreReportedOnceAtTheStartNotWaitedForBefo
   FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
   const std::string labels = R"("connect.6000":"redis.service.consul","connectable.upstream-netns":"target")";
   docker.inspectReply = [&](int) {
-    return jsonReply(200, R"({"Id":")" + kId + R"(","Name":"/app","State":{"Running":true,"Pid":)" + std::to_string(init.pid()) +
-                              R"(},"Config":{"Labels":{)" + labels + R"(}},"HostConfig":{"NetworkMode":"bridge"}})");
+    return runningInspect(kId, "app", init.pid(), labels);
   };
   EventLoop loop;
   BOOST_REQUIRE(loop.init());
@@ -1148,9 +1154,7 @@ BOOST_AUTO_TEST_CASE(AContainerRefusedForWantOfAUidGetsItsShimOnceAUidFrees) {
   FakeContainerInit secondInit(second);
   FakeDocker docker(dir, [](int) { return jsonReply(200, "[]"); });
   docker.inspectReply = [&](int) {
-    return jsonReply(200, R"({"Id":")" + second + R"(","Name":"/web","State":{"Running":true,"Pid":)" +
-                              std::to_string(secondInit.pid()) +
-                              R"(},"Config":{"Labels":{"connect.6000":"198.18.0.5:6379"}},"HostConfig":{"NetworkMode":"bridge"}})");
+    return runningInspect(second, "web", secondInit.pid());
   };
   auto event = [](const std::string& action, const std::string& id, const std::string& name) {
     return containerEvent(action, id, R"("name":")" + name + R"(","connect.6000":"198.18.0.5:6379")");
