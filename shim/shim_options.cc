@@ -104,10 +104,6 @@ Result<uint64_t> parseCount(std::string_view option, std::string_view text, uint
   return v;
 }
 
-}  // namespace
-
-namespace {
-
 bool isDurationOption(std::string_view name) {
   return name == "--connect-timeout" || name == "--idle-timeout" || name == "--drain-timeout" ||
          name == "--dns-min-ttl" || name == "--dns-timeout" || name == "--tcp-keepalive";
