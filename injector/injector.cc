@@ -475,6 +475,13 @@ void Injector::beginEarlyWatch(const std::string& id, Millis window) {
   auto it = tracked_.find(id);
   if (it == tracked_.end()) return;
   Tracked& t = it->second;
+  // Options no shim would take: waiting for the start cannot mend them, and the start
+  // reports them (cannot start shim), once. Nothing to look for meanwhile. (Checked here,
+  // once a watch, not at each of its polls: neither the labels nor the host's options change.)
+  if (Status s = supervisor_.checkArguments(id, t.name, t.request); !s) {
+    log::debug("no early injection", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});
+    return;
+  }
   t.pollSince = loop_.now();
   t.pollUntil = std::max(t.pollUntil, t.pollSince + window);
   t.pollInterval = options_.earlyPollInterval;
@@ -501,12 +508,6 @@ void Injector::pollEarly(const std::string& id) {
   // Exiting: stopAll() has run or is not wanted, and a shim started now would outlive the
   // wait for every shim to be gone (--stop-shims-on-exit) until its container stops.
   if (shuttingDown_ || supervisor_.serves(id)) return;
-  // Options no shim would take: waiting for the start cannot mend them, and the start
-  // reports them (cannot start shim), once. Nothing to look for meanwhile.
-  if (Status s = supervisor_.checkArguments(id, t.name, t.request); !s) {
-    log::debug("no early injection", {{"container", containerDisplayName(t.name, id)}, {"error", s.message()}});
-    return;
-  }
   ++counters_.earlyPolls;
   if (auto init = findContainerInit(id, hostNetnsInode_)) {
     pid_t pid = init->process.pid();

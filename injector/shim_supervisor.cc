@@ -322,10 +322,19 @@ std::vector<std::string> ShimSupervisor::argumentsFor(const std::string& contain
   return args;
 }
 
+namespace {
+
+// A shim's command line as the shim itself will check it, before one is started for it.
+Status checkShimCommandLine(const std::vector<std::string>& args) {
+  auto checked = parseShimOptions(args);
+  return checked ? Status::ok() : checked.status().withContext("shim options");
+}
+
+}  // namespace
+
 Status ShimSupervisor::checkArguments(const std::string& containerId, const std::string& containerName,
                                       const ContainerRequest& request) const {
-  auto checked = parseShimOptions(argumentsFor(containerId, containerName, request));
-  return checked ? Status::ok() : checked.status().withContext("shim options");
+  return checkShimCommandLine(argumentsFor(containerId, containerName, request));
 }
 
 void ShimSupervisor::checkOptions(const std::string& containerId, const std::string& containerName,
@@ -367,7 +376,7 @@ Status ShimSupervisor::ensure(const std::string& containerId, const std::string&
     if (!uid) return uid.status();
     args.push_back("--user=" + std::to_string(*uid));
   }
-  if (auto checked = parseShimOptions(args); !checked) return checked.status().withContext("shim options");
+  if (Status s = checkShimCommandLine(args); !s) return s;
   if (it != shims_.end()) {
     Managed& old = *it->second;
     // The container restarted (new namespace) or we had the wrong process: start over.
