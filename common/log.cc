@@ -102,8 +102,10 @@ std::string jsonEscape(std::string_view text) {
   return out;
 }
 
-void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
-  if (!enabled(level)) return;
+namespace {
+
+// The fields from `first` up to `last`: an initializer list's or a vector's, alike.
+void writeLine(Level level, std::string_view message, const Field* first, const Field* last) {
   struct timeval tv;
   gettimeofday(&tv, nullptr);
   struct tm tm;
@@ -121,7 +123,8 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
     line += "\",\"component\":\"" + jsonEscape(gComponent) + "\",\"msg\":\"";
     line += jsonEscape(message);
     line += '"';
-    for (const auto& [k, v] : fields) {
+    for (const Field* f = first; f != last; ++f) {
+      const auto& [k, v] = *f;
       line += ",\"" + jsonEscape(k) + "\":\"" + jsonEscape(v) + '"';
     }
     line += "}\n";
@@ -135,7 +138,8 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
     // Messages are fixed text, values go in fields; one that quotes outside input anyway
     // reaches the terminal escaped, as a field's value does.
     line += hasControlOrNonAscii(message) ? jsonEscape(message) : std::string(message);
-    for (const auto& [k, v] : fields) {
+    for (const Field* f = first; f != last; ++f) {
+      const auto& [k, v] = *f;
       line += ' ';
       line += k;
       line += '=';
@@ -150,6 +154,16 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
   // One write(2) per line so concurrent writers (many shims, one journal) never interleave.
   ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
   (void)unused;
+}
+
+}  // namespace
+
+void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  if (enabled(level)) writeLine(level, message, fields.begin(), fields.end());
+}
+
+void write(Level level, std::string_view message, const std::vector<Field>& fields) {
+  if (enabled(level)) writeLine(level, message, fields.data(), fields.data() + fields.size());
 }
 
 }  // namespace connectable::log

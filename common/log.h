@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace connectable::log {
 
@@ -21,6 +22,8 @@ bool parseFormat(std::string_view text, Format* out);
 bool enabled(Level level);
 
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
+// The same, with fields gathered at run time: those with nothing to say left out.
+void write(Level level, std::string_view message, const std::vector<Field>& fields);
 
 inline void debug(std::string_view m, std::initializer_list<Field> f = {}) { if (enabled(Level::Debug)) write(Level::Debug, m, f); }
 inline void info(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Info, m, f); }

@@ -815,19 +815,15 @@ void ServiceResolver::logChange(Entry& entry, bool atOnce, bool recovered) {
   entry.changesNotLogged = 0;
   const Resolution& r = entry.resolution;
   const std::string& name = entry.target.text;
-  // changes_not_logged only when some were held: "=0" on a name's first line read as if
-  // changes had been dropped.
-  const std::string held = std::to_string(notLogged);
-  const char* changed = recovered ? "DNS lookups recovered" : "backends changed";
-  if (r.backends.empty() && notLogged == 0)
-    log::warn("no backends", {{"name", name}, {"status", r.status.message()}});
-  else if (r.backends.empty())
-    log::warn("no backends", {{"name", name}, {"status", r.status.message()}, {"changes_not_logged", held}});
-  else if (notLogged == 0)
-    log::info(changed, {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()}});
+  std::vector<log::Field> fields = {{"name", name}};
+  if (!r.backends.empty()) fields.push_back({"backends", describe(r.backends)});
+  fields.push_back({"status", r.status.message()});
+  // Only when some were held: "=0" on a name's first line read as if changes had been dropped.
+  if (notLogged != 0) fields.push_back({"changes_not_logged", std::to_string(notLogged)});
+  if (r.backends.empty())
+    log::write(log::Level::Warn, "no backends", fields);
   else
-    log::info(changed, {{"name", name}, {"backends", describe(r.backends)}, {"status", r.status.message()},
-                        {"changes_not_logged", held}});
+    log::write(log::Level::Info, recovered ? "DNS lookups recovered" : "backends changed", fields);
 }
 
 void ServiceResolver::scheduleRefresh(Entry& entry, Millis delay) {
