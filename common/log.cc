@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <exception>
+#include <new>
 
 #include "common/utf8.h"
 
@@ -164,6 +167,27 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
 
 void write(Level level, std::string_view message, const std::vector<Field>& fields) {
   if (enabled(level)) writeLine(level, message, fields.data(), fields.data() + fields.size());
+}
+
+[[noreturn]] void lastWords() noexcept {
+  static bool saying = false;
+  if (!saying) {
+    saying = true;
+    static constexpr char kNoMemory[] = "uncaught exception: out of memory (std::bad_alloc), aborting\n";
+    try {
+      if (std::exception_ptr e = std::current_exception()) std::rethrow_exception(e);
+      write(Level::Error, "std::terminate called without an exception in flight, aborting");
+    } catch (const std::bad_alloc&) {
+      // Building a log line allocates: the fixed words go out as they are.
+      ssize_t unused = ::write(STDERR_FILENO, kNoMemory, sizeof kNoMemory - 1);
+      (void)unused;
+    } catch (const std::exception& e) {
+      write(Level::Error, "uncaught exception, aborting", {{"exception", e.what()}});
+    } catch (...) {
+      write(Level::Error, "uncaught exception (not a std::exception), aborting");
+    }
+  }
+  std::abort();
 }
 
 }  // namespace connectable::log

@@ -30,6 +30,11 @@ inline void info(std::string_view m, std::initializer_list<Field> f = {}) { writ
 inline void warn(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Warn, m, f); }
 inline void error(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Error, m, f); }
 
+// A terminate handler: logs the exception in flight (what() of a std::exception) as an
+// error line in the configured format, then aborts. Nothing is allocated when the
+// exception is std::bad_alloc, and a second call (the log itself throwing) aborts at once.
+[[noreturn]] void lastWords() noexcept;
+
 // JSON string escaping, shared with whoever writes JSON by hand on the data path.
 std::string jsonEscape(std::string_view text);
 
