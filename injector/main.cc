@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 
 #include "common/event_loop.h"
@@ -35,6 +36,8 @@ bool runningInAContainer() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // An uncaught exception's last words go to the log, in its format, as the shim's do.
+  std::set_terminate(log::lastWords);
   openStandardFds();
   // What a parent left open without close-on-exec is not ours to hold for the injector's
   // lifetime (a root process), nor to pass on. Nothing of ours is open yet.
