@@ -19,7 +19,7 @@ struct Backend {
 
   uint32_t active = 0;            // connections open through it now
   uint64_t total = 0;             // connections ever established
-  uint64_t connectFailures = 0;   // refused, timed out or errored connects of clients
+  uint64_t connectFailures = 0;   // refused, timed out or errored connects of clients, and hang-ups without a byte
   uint64_t probes = 0;            // health probes made (shim/health_probes.h)
   uint64_t probeFailures = 0;     // of which failed
   uint64_t bytesToBackend = 0;

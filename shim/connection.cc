@@ -763,6 +763,7 @@ bool Connection::pump(Direction& d) {
 
 bool Connection::passEof(Direction& d) {
   Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
+  if (&d == &toClient_ && hungUpWithoutAByte()) port_.counters().count(FailureReason::BackendHungUp);
   // When the other direction has ended too, both sockets are closed next, and close sends
   // this FIN: the shutdown call would only add a syscall. (A plain call on the ring path
   // too: the ring would hand a shutdown to a kernel worker thread.)
@@ -867,7 +868,27 @@ void Connection::readFailed(const Direction& d) {
     return;
   }
   close(backend ? "backend read failed" : "client read failed", true,
-        backend ? FailureReason::BackendError : FailureReason::ClientError);
+        backend ? backendFailure() : FailureReason::ClientError);
+}
+
+FailureReason Connection::backendFailure() {
+  if (hungUpWithoutAByte()) return FailureReason::BackendHungUp;
+  // Its FIN was counted as the hang-up already; the reset of what the client sent since
+  // is the same event.
+  return hungUp_ ? FailureReason::kCount : FailureReason::BackendError;
+}
+
+bool Connection::hungUpWithoutAByte() {
+  // A forwarder with nothing behind it accepts every connect and hangs up at once:
+  // docker-proxy for a container whose program does not listen, a load balancer with no
+  // members. Passive health that counts connects alone keeps sending it every other client.
+  if (hungUp_ || toClient_.bytes != 0 || toClient_.inPipe != 0 || toClient_.holdsBuffer || toBackend_.eof) return false;
+  const Clock::time_point now = proxy_.loop().now();
+  if (now - attemptStarted_ > proxy_.options().connectTimeout) return false;
+  hungUp_ = true;
+  lastError_ = "hung up without a byte";
+  backendFailed(now);
+  return true;
 }
 
 bool Connection::eofWasReset(const Direction& d) {
@@ -884,7 +905,7 @@ void Connection::writeFailed(const Direction& d) {
     return;
   }
   close(backend ? "backend write failed" : "client write failed", true,
-        backend ? FailureReason::BackendError : FailureReason::ClientError);
+        backend ? backendFailure() : FailureReason::ClientError);
 }
 
 void Connection::backendTimedOut() {

@@ -142,10 +142,17 @@ class Connection {
   int copyWithoutPipe(Direction& d);
   // Abort both sides after a failed read from (write to) one, counting whose fault it was.
   void readFailed(const Direction& d);
+  // The backend has just ended its side (FIN or reset). When that was without a byte to
+  // the client, within the connect timeout of the connect, while the client still holds its
+  // side, it hung up on a client it never served: counted against its health as a failed
+  // connect is (once per connection), and true.
+  bool hungUpWithoutAByte();
   // At an EOF read from d.from: when it stands for a reset (resetUnseen), fails the read as
   // that reset and returns true; the connection is closed then.
   bool eofWasReset(const Direction& d);
   void writeFailed(const Direction& d);
+  // What a failed read from or write to the backend counts as: a hang-up, or an error.
+  FailureReason backendFailure();
   void backendTimedOut();  // a read or write failed with ETIMEDOUT
   void countBytes(Direction& d, uint64_t n);
   // `d` has ended and all of it was passed on: `to` is told. True when both directions have.
@@ -200,6 +207,7 @@ class Connection {
   Clock::time_point lastActivity_;
   Clock::time_point attemptStarted_;  // of the connect to backend_, for passive health and keepalive
   bool keepaliveOn_ = false;          // on the upstream socket (see turnOnKeepalive)
+  bool hungUp_ = false;               // hungUpWithoutAByte counted this connection
   Clock::time_point fdWaitStarted_{};  // since when socket() finds no fd; epoch: it does
   std::string lastError_;
 };

@@ -14,10 +14,17 @@
 
 namespace connectable {
 
+namespace {
+// How long a probe watches the connection once connected. A forwarder with nothing behind
+// it hangs up within a millisecond or two.
+constexpr Millis kHangUpWatch{200};
+}  // namespace
+
 // One backend's probe: waiting for the penalty's end (a timer), then connecting (a socket
-// watched by epoll, and the connect timeout's timer). Lives in HealthProbes::probes_ until
-// dropped, then until the end of the loop's batch, where an event already fetched for its
-// socket may still be waiting (EventLoop::defer).
+// watched by epoll, and the connect timeout's timer), then watching the connection for
+// kHangUpWatch. Lives in HealthProbes::probes_ until dropped, then until the end of the
+// loop's batch, where an event already fetched for its socket may still be waiting
+// (EventLoop::defer).
 class HealthProbes::Probe : public IoHandler {
  public:
   Probe(HealthProbes& owner, std::shared_ptr<Backend> backend) : owner_(owner), backend_(std::move(backend)) {}
@@ -41,11 +48,15 @@ class HealthProbes::Probe : public IoHandler {
 
   void onIo(uint32_t events) override {
     if (fd_ < 0) return;  // ended earlier in this batch
+    if (connected_) {
+      watch();
+      return;
+    }
     // As for a client's connect (Connection::onUpstreamIo): a failed one raises EPOLLERR.
     if (events & (EPOLLERR | EPOLLHUP)) {
       failed(std::strerror(failedConnectError(fd_)));
     } else if (events & EPOLLOUT) {
-      succeeded();
+      connected();
     }
   }
 
@@ -82,7 +93,11 @@ class HealthProbes::Probe : public IoHandler {
     fd_ = fd;
     b.probing = true;
     if (::connect(fd_, address.sockaddr_ptr(), address.length()) == 0) {
-      succeeded();
+      if (Status s = loop.add(fd_, EPOLLIN | EPOLLRDHUP, this); !s) {
+        failed(s.message());
+        return;
+      }
+      connected();
       return;
     }
     if (errno != EINPROGRESS) {
@@ -97,6 +112,34 @@ class HealthProbes::Probe : public IoHandler {
       timer_ = 0;
       failed("connect timeout");
     });
+  }
+
+  // Connected: a backend that answers a client's connect may still hang up on it at once
+  // without a byte (Connection::hungUpWithoutAByte), and that fails the probe too. One that
+  // speaks first, or says nothing for kHangUpWatch, passes.
+  void connected() {
+    connected_ = true;
+    cancelTimer();
+    if (Status s = owner_.loop_.modify(fd_, EPOLLIN | EPOLLRDHUP, this); !s) {
+      failed(s.message());
+      return;
+    }
+    timer_ = owner_.loop_.addTimer(std::min(kHangUpWatch, owner_.connectTimeout_), [this] {
+      timer_ = 0;
+      succeeded();
+    });
+  }
+
+  void watch() {
+    char byte;
+    const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+      succeeded();
+    } else if (n == 0) {
+      failed("hung up without a byte");
+    } else if (errno != EAGAIN && errno != EINTR) {
+      failed(std::strerror(errno));
+    }
   }
 
   void succeeded() {
@@ -125,6 +168,7 @@ class HealthProbes::Probe : public IoHandler {
   }
 
   void closeSocket() {
+    connected_ = false;
     if (fd_ < 0) return;
     // A plain close: the backend sees an empty connection end (or none, if it had not
     // answered). Closing the only descriptor also takes it out of epoll.
@@ -136,6 +180,7 @@ class HealthProbes::Probe : public IoHandler {
   HealthProbes& owner_;
   std::shared_ptr<Backend> backend_;
   int fd_ = -1;
+  bool connected_ = false;
   EventLoop::TimerId timer_ = 0;
   Clock::time_point startedAt_{};
 };

@@ -5,7 +5,8 @@
 // Owned by a ListenPort; runs on the EventLoop's thread; not thread-safe.
 //
 // At a failed backend's penalty's end, a probe connects to it as a client would (from the
-// same namespace, with --connect-timeout) and closes at once, without a byte. Until a probe
+// same namespace, with --connect-timeout), watches the connection for a moment, and closes
+// without a byte; a backend that hangs up on it meanwhile fails it. Until a probe
 // or a connection reaches it, the backend stays penalized (Balancer: tried last). A probe
 // that fails penalizes it again like a client's failure, for longer, and the next probe
 // waits for that penalty's end. At most one probe per backend is scheduled or in flight;

@@ -77,6 +77,7 @@ const char* failureReasonName(FailureReason reason) {
     case FailureReason::ClientError: return "client_error";
     case FailureReason::BackendError: return "backend_error";
     case FailureReason::BackendTimeout: return "backend_timeout";
+    case FailureReason::BackendHungUp: return "backend_hung_up";
     case FailureReason::DrainTimeout: return "drain_timeout";
     case FailureReason::IdleTimeout: return "idle_timeout";
     case FailureReason::Internal: return "internal";

@@ -57,6 +57,7 @@ enum class FailureReason {
   ClientError,     // reading from or writing to the client failed
   BackendError,    // reading from or writing to the backend failed (reset mid-stream)
   BackendTimeout,  // the backend stopped answering: keepalive probes or retransmissions went unanswered
+  BackendHungUp,   // the backend ended the connection without a byte, soon after its connect (Connection::hungUpWithoutAByte)
   DrainTimeout,    // still open when the drain timeout ended it
   IdleTimeout,     // nothing moved for --idle-timeout (reset if bytes were still on their way)
   Internal,        // out of resources on our side

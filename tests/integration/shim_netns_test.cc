@@ -1404,6 +1404,95 @@ BOOST_AUTO_TEST_CASE(ABackendThatDoesNotAnswerIsProbedByTheShimAndNoClientWaitsF
   BOOST_TEST(log.find("health probe") == std::string::npos, log);  // failed probes are debug lines
 }
 
+// One failure count of the shim's (first) port, from its status.
+int portFailures(const std::string& controlSocket, const std::string& reason) {
+  auto status = run({"curl", "-sS", "-m", "5", "--unix-socket", controlSocket, "http://shim/status"}).out;
+  auto ports = Poco::JSON::Parser().parse(status).extract<Poco::JSON::Object::Ptr>()->getArray("ports");
+  return ports->getObject(0)->getObject("failures")->getValue<int>(reason);
+}
+
+// A forwarder with nothing behind it (docker-proxy for a container whose program does not
+// listen, a load balancer with no members) accepts every connect and hangs up at once.
+// Counted as connected, it got every other client, round-robin, for as long as it stayed so.
+void aBackendThatHangsUpIsTriedLast(const TestNetns& ns, bool clientSpeaksFirst, bool reset) {
+  TcpServer hangsUp([reset](int fd) {
+    if (reset) {
+      linger hard{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    }
+  });
+  TcpServer alive([clientSpeaksFirst](int fd) {
+    if (clientSpeaksFirst) {
+      char buf[16];
+      if (recv(fd, buf, sizeof buf, 0) <= 0) return;
+    }
+    send(fd, "alive", 5, MSG_NOSIGNAL);
+  });
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--balance", "round-robin", "--control", control,
+                    "--connect", "6000=" + hangsUp.address() + "," + alive.address()});
+  int served = 0;
+  for (int i = 0; i < 20; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    if (clientSpeaksFirst) BOOST_REQUIRE(send(fd, "hello", 5, MSG_NOSIGNAL) == 5);
+    std::string got;
+    readToEof(fd, &got, 3000);
+    close(fd);
+    served += got == "alive";
+  }
+  // The first client it hung up on (one of the first two, round-robin) is the only one.
+  BOOST_TEST(served == 19);
+  BOOST_TEST(hangsUp.accepted() == 1);
+  auto b = backendStatus(control, hangsUp.address());
+  BOOST_REQUIRE(b);
+  BOOST_TEST(b->getValue<std::string>("state") == "penalized");
+  BOOST_TEST(b->getValue<int>("connect_failures") == 1);
+  BOOST_TEST(portFailures(control, "backend_hung_up") == 1);
+  BOOST_TEST(portFailures(control, "backend_error") == 0);
+  BOOST_TEST(shim.waitLog("backend failing; the others are tried first port=6000 backend=" + hangsUp.address() +
+                          " error=\"hung up without a byte\""));
+  // Its probe connects and is hung up on too: it stays penalized, and no client is sent there.
+  for (int i = 0; i < 60 && b->getValue<int>("probe_failures") == 0; ++i) {
+    std::this_thread::sleep_for(50ms);
+    b = backendStatus(control, hangsUp.address());
+  }
+  BOOST_TEST(b->getValue<int>("probe_failures") == 1);
+  BOOST_TEST(b->getValue<std::string>("state") == "penalized");
+  BOOST_TEST(hangsUp.accepted() == 2);  // the client's connection and the probe's
+}
+
+BOOST_AUTO_TEST_CASE(ABackendThatResetsAClientWithoutAByteIsTriedLastLikeOneThatRefused) {
+  aBackendThatHangsUpIsTriedLast(ns, /*clientSpeaksFirst=*/true, /*reset=*/true);
+}
+
+BOOST_AUTO_TEST_CASE(ABackendThatClosesOnAClientWaitingForItsGreetingIsTriedLastLikeOneThatRefused) {
+  aBackendThatHangsUpIsTriedLast(ns, /*clientSpeaksFirst=*/false, /*reset=*/false);
+}
+
+BOOST_AUTO_TEST_CASE(ABackendThatEndsWithoutAnswerAfterTheClientsEndStaysInTurn) {
+  // A sink: it reads what the client sends up to its FIN, then closes without a word. The
+  // client ended first: nothing was cut short, and the backend is not to blame.
+  TcpServer sink(holdHandler());
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--control", control, "--connect", "6000=" + sink.address()});
+  for (int i = 0; i < 3; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    BOOST_REQUIRE(send(fd, "log line\n", 9, MSG_NOSIGNAL) == 9);
+    shutdown(fd, SHUT_WR);
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got, 3000));
+    BOOST_TEST(got.empty());
+    close(fd);
+  }
+  auto b = backendStatus(control, sink.address());
+  BOOST_REQUIRE(b);
+  BOOST_TEST(b->getValue<std::string>("state") == "up");
+  BOOST_TEST(b->getValue<int>("connect_failures") == 0);
+  BOOST_TEST(portFailures(control, "backend_hung_up") == 0);
+}
+
 BOOST_AUTO_TEST_CASE(ARequestWhoseClientResetWhileTheShimWasConnectingNeverReachesTheBackend) {
   // The client sends its request, then gives up (a reset) while the backend has not
   // answered the shim's SYN yet. Once it does, the request must not be passed on: its
