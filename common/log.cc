@@ -5,7 +5,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <exception>
 #include <new>
 
@@ -105,17 +104,38 @@ std::string jsonEscape(std::string_view text) {
   return out;
 }
 
+std::string utcTimestamp(int64_t unixMillis) {
+  const int64_t seconds = unixMillis / 1000;
+  const int64_t days = seconds / 86400;
+  const int64_t secondOfDay = seconds % 86400;
+  // The civil date of a day count, with years that begin on March 1st, so that the leap
+  // day is the last of its year: 400-year eras of 146097 days, then the year of the era
+  // by its 365-day years less the leap days before it, then the month by 153-day halves
+  // of a March-to-February year (31 30 31 30 31 | 31 30 31 30 31 | 31 28/29).
+  const int64_t shifted = days + 719468;  // from 0000-03-01 to 1970-01-01
+  const int64_t era = shifted / 146097;
+  const int64_t dayOfEra = shifted - era * 146097;
+  const int64_t yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146096) / 365;
+  const int64_t dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100);
+  const int64_t monthFromMarch = (5 * dayOfYear + 2) / 153;
+  const int64_t day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1;
+  const int64_t month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9;
+  const int64_t year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  char ts[128];  // what any int64_t fields could print, not only real dates
+  std::snprintf(ts, sizeof ts, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(year),
+                static_cast<long long>(month), static_cast<long long>(day), static_cast<long long>(secondOfDay / 3600),
+                static_cast<long long>(secondOfDay / 60 % 60), static_cast<long long>(secondOfDay % 60),
+                static_cast<long long>(unixMillis % 1000));
+  return ts;
+}
+
 namespace {
 
 // The fields from `first` up to `last`: an initializer list's or a vector's, alike.
 void writeLine(Level level, std::string_view message, const Field* first, const Field* last) {
   struct timeval tv;
   gettimeofday(&tv, nullptr);
-  struct tm tm;
-  gmtime_r(&tv.tv_sec, &tm);
-  char ts[64];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000));
+  const std::string ts = utcTimestamp(static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000);
   std::string line;
   line.reserve(128);
   if (gFormat == Format::Json) {

@@ -2,6 +2,7 @@
 // Single-threaded by design (both programs run one event loop); not thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -29,6 +30,11 @@ inline void debug(std::string_view m, std::initializer_list<Field> f = {}) { if 
 inline void info(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Info, m, f); }
 inline void warn(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Warn, m, f); }
 inline void error(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::Error, m, f); }
+
+// "YYYY-MM-DDTHH:MM:SS.mmmZ", the UTC time that starts every line, for a time in ms since
+// the epoch (from 1970 on). Computed here: glibc's gmtime_r reads /etc/localtime the first
+// time it runs, which a shim confined to a proxy's system calls can no longer open.
+std::string utcTimestamp(int64_t unixMillis);
 
 // A terminate handler: logs the exception in flight (what() of a std::exception) as an
 // error line in the configured format, then aborts. Nothing is allocated when the

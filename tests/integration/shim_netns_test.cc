@@ -1885,6 +1885,28 @@ BOOST_AUTO_TEST_CASE(ConfinesItsSystemCallsOnceListening) {
   BOOST_TEST(shim.child().wait(5s) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(AShimWhoseFirstLogLineComesOnceConfinedWritesItWithoutACallTheFilterRefuses) {
+  // At --log-level warn nothing is said at the start. The first line's time came from
+  // gmtime_r, whose first call opens /etc/localtime: refused, and logged as an error.
+  ReservedPort dead;  // refuses
+  TcpServer alive(replyHandler("alive"));
+  // Not a ShimProcess, which waits for the "listening" lines; the filter comes after them.
+  Child shim = Child::spawn({shimBinary(), "--netns", ns.path(), "--log-level", "warn", "--balance", "round-robin",
+                             "--connect", "6000=" + dead.address() + "," + alive.address()},
+                            tempDir() + "/shim.log");
+  if (kShimsOwnFilters > 0) BOOST_REQUIRE(waitFor([&] { return statusField(shim.pid(), "Seccomp") == "2"; }, 5s));
+  BOOST_TEST(shim.log().empty(), shim.log());
+  for (int i = 0; i < 2; ++i) {
+    int fd = connectInside(ns);
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got));
+    BOOST_TEST(got == "alive");
+    close(fd);
+  }
+  BOOST_TEST(waitFor([&] { return shim.log().find("backend failing") != std::string::npos; }, 5s), shim.log());
+  expectNoCallRefused(shim.log());
+}
+
 BOOST_AUTO_TEST_CASE(AShimGivenANumericUserBecomesThatUidAndGroupWithNoPasswdEntry) {
   // How the injector gives each shim a uid of its own (--shim-uids): no shim can then
   // signal another, nor can anything else that runs as nobody.
