@@ -763,7 +763,7 @@ bool Connection::pump(Direction& d) {
 
 bool Connection::passEof(Direction& d) {
   Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
-  if (&d == &toClient_ && hungUpWithoutAByte()) port_.counters().count(FailureReason::BackendHungUp);
+  if (&d == &toClient_ && hungUpWithoutAByte(/*reset=*/false)) port_.counters().count(FailureReason::BackendHungUp);
   // When the other direction has ended too, both sockets are closed next, and close sends
   // this FIN: the shutdown call would only add a syscall. (A plain call on the ring path
   // too: the ring would hand a shutdown to a kernel worker thread.)
@@ -872,17 +872,21 @@ void Connection::readFailed(const Direction& d) {
 }
 
 FailureReason Connection::backendFailure() {
-  if (hungUpWithoutAByte()) return FailureReason::BackendHungUp;
+  if (hungUpWithoutAByte(/*reset=*/true)) return FailureReason::BackendHungUp;
   // Its FIN was counted as the hang-up already; the reset of what the client sent since
   // is the same event.
   return hungUp_ ? FailureReason::kCount : FailureReason::BackendError;
 }
 
-bool Connection::hungUpWithoutAByte() {
+bool Connection::hungUpWithoutAByte(bool reset) {
   // A forwarder with nothing behind it accepts every connect and hangs up at once:
   // docker-proxy for a container whose program does not listen, a load balancer with no
   // members. Passive health that counts connects alone keeps sending it every other client.
-  if (hungUp_ || toClient_.bytes != 0 || toClient_.inPipe != 0 || toClient_.holdsBuffer || toBackend_.eof) return false;
+  // A FIN after the client's own is no such thing: a sink reads a client to its end and
+  // closes without a word. docker-proxy resets a client that spoke (and maybe ended), as
+  // it closes with the client's bytes unread.
+  if (hungUp_ || toClient_.bytes != 0 || toClient_.inPipe != 0 || toClient_.holdsBuffer) return false;
+  if (!reset && toBackend_.eof) return false;
   const Clock::time_point now = proxy_.loop().now();
   if (now - attemptStarted_ > proxy_.options().connectTimeout) return false;
   hungUp_ = true;

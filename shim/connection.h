@@ -142,11 +142,11 @@ class Connection {
   int copyWithoutPipe(Direction& d);
   // Abort both sides after a failed read from (write to) one, counting whose fault it was.
   void readFailed(const Direction& d);
-  // The backend has just ended its side (FIN or reset). When that was without a byte to
-  // the client, within the connect timeout of the connect, while the client still holds its
-  // side, it hung up on a client it never served: counted against its health as a failed
-  // connect is (once per connection), and true.
-  bool hungUpWithoutAByte();
+  // The backend has just ended its side (a FIN, or a reset). When that was without a byte
+  // to the client, within the connect timeout of the connect, and for a FIN while the
+  // client still holds its side, it hung up on a client it never served: counted against
+  // its health as a failed connect is (once per connection), and true.
+  bool hungUpWithoutAByte(bool reset);
   // At an EOF read from d.from: when it stands for a reset (resetUnseen), fails the read as
   // that reset and returns true; the connection is closed then.
   bool eofWasReset(const Direction& d);

@@ -1414,7 +1414,7 @@ int portFailures(const std::string& controlSocket, const std::string& reason) {
 // A forwarder with nothing behind it (docker-proxy for a container whose program does not
 // listen, a load balancer with no members) accepts every connect and hangs up at once.
 // Counted as connected, it got every other client, round-robin, for as long as it stayed so.
-void aBackendThatHangsUpIsTriedLast(const TestNetns& ns, bool clientSpeaksFirst, bool reset) {
+void aBackendThatHangsUpIsTriedLast(const TestNetns& ns, bool clientSpeaksFirst, bool clientEnds, bool reset) {
   TcpServer hangsUp([reset](int fd) {
     if (reset) {
       linger hard{1, 0};
@@ -1436,6 +1436,7 @@ void aBackendThatHangsUpIsTriedLast(const TestNetns& ns, bool clientSpeaksFirst,
     int fd = connectInside(ns);
     BOOST_REQUIRE(fd >= 0);
     if (clientSpeaksFirst) BOOST_REQUIRE(send(fd, "hello", 5, MSG_NOSIGNAL) == 5);
+    if (clientEnds) shutdown(fd, SHUT_WR);  // as `printf ... | socat` does
     std::string got;
     readToEof(fd, &got, 3000);
     close(fd);
@@ -1463,11 +1464,15 @@ void aBackendThatHangsUpIsTriedLast(const TestNetns& ns, bool clientSpeaksFirst,
 }
 
 BOOST_AUTO_TEST_CASE(ABackendThatResetsAClientWithoutAByteIsTriedLastLikeOneThatRefused) {
-  aBackendThatHangsUpIsTriedLast(ns, /*clientSpeaksFirst=*/true, /*reset=*/true);
+  aBackendThatHangsUpIsTriedLast(ns, /*clientSpeaksFirst=*/true, /*clientEnds=*/false, /*reset=*/true);
+}
+
+BOOST_AUTO_TEST_CASE(ABackendThatResetsAClientThatSpokeAndEndedWithoutAByteIsTriedLastToo) {
+  aBackendThatHangsUpIsTriedLast(ns, /*clientSpeaksFirst=*/true, /*clientEnds=*/true, /*reset=*/true);
 }
 
 BOOST_AUTO_TEST_CASE(ABackendThatClosesOnAClientWaitingForItsGreetingIsTriedLastLikeOneThatRefused) {
-  aBackendThatHangsUpIsTriedLast(ns, /*clientSpeaksFirst=*/false, /*reset=*/false);
+  aBackendThatHangsUpIsTriedLast(ns, /*clientSpeaksFirst=*/false, /*clientEnds=*/false, /*reset=*/false);
 }
 
 BOOST_AUTO_TEST_CASE(ABackendThatEndsWithoutAnswerAfterTheClientsEndStaysInTurn) {
