@@ -1,5 +1,6 @@
 #include "injector/injector_options.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -123,12 +124,15 @@ Status checkShimUidsAreFree(const SupervisorOptions& o, const AccountFiles& file
 }
 
 // `connectable status` as one who wrote the injector's command line with `status` after
-// its options meant it: the subcommand first, with the state dir they gave.
+// its options meant it: the subcommand first, with the options of status they gave.
 std::string statusCommandFor(const std::vector<std::string>& args) {
   std::string command = "connectable status";
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--state-dir" && i + 1 < args.size()) command += " --state-dir " + args[i + 1];
-    if (args[i].rfind("--state-dir=", 0) == 0) command += " " + args[i];
+    for (const char* option : {"--state-dir", "--timeout"}) {
+      if (args[i] == option && i + 1 < args.size()) command += " " + args[i] + " " + args[i + 1];
+      if (args[i].rfind(std::string(option) + "=", 0) == 0) command += " " + args[i];
+    }
+    if (args[i] == "--json") command += " --json";
   }
   return command;
 }
@@ -170,6 +174,9 @@ Result<InjectorCommandLine> parseInjectorCommandLine(const std::vector<std::stri
     static const std::set<std::string> kOwn = {"--docker", "--state-dir", "--shim", "--log-level", "--log-format",
                                                "--metrics-listen", "--shim-uids"};
     if (!kOwn.count(arg) && !kShimOptions.count(arg)) {
+      // `connectable --json status`: the option is status's, and so is the mistake.
+      if (std::find(args.begin() + static_cast<long>(i) + 1, args.end(), "status") != args.end())
+        return Status::error("'status' must come first: " + statusCommandFor(args));
       std::vector<std::string> known = {"--help", "--version", "--stop-shims-on-exit"};
       known.insert(known.end(), kOwn.begin(), kOwn.end());
       known.insert(known.end(), kShimOptions.begin(), kShimOptions.end());

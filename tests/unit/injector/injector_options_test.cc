@@ -88,6 +88,12 @@ BOOST_AUTO_TEST_CASE(StatusAfterTheInjectorsOptionsSaysItMustComeFirstWithTheSta
   auto plain = parseInjectorCommandLine({"--log-level=debug", "status"}, "/usr/sbin/connectable");
   BOOST_REQUIRE(!plain);
   BOOST_TEST(plain.status().message() == "'status' must come first: connectable status", plain.status().message());
+  // An option of status's before it, which the injector does not take, is the same mistake.
+  auto json = parseInjectorCommandLine({"--json", "--state-dir", "/tmp/st", "status", "--timeout=3s"}, "/usr/sbin/connectable");
+  BOOST_REQUIRE(!json);
+  BOOST_TEST(json.status().message() ==
+                 "'status' must come first: connectable status --json --state-dir /tmp/st --timeout=3s",
+             json.status().message());
   // Any other stray word is only named.
   auto other = parseInjectorCommandLine({"--state-dir", "/tmp/st", "stats"}, "/usr/sbin/connectable");
   BOOST_REQUIRE(!other);
