@@ -223,6 +223,14 @@ std::string notRunningText(const ShimInfo& info) {
       info, std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
+namespace {
+
+constexpr const char* kLastRecorded =
+    "as an injector last recorded it: none runs with this state dir now, and the container may have changed or gone "
+    "since";
+
+}  // namespace
+
 std::string formatStatusTable(const std::vector<StatusRow>& rows) {
   std::vector<Row> table = {{"CONTAINER", "ID", "PORT", "TARGET", "BACKENDS", "CONNS(ACTIVE/TOTAL)", "BYTES(OUT/IN)",
                              "FAILURES", "SHIM PID", "RESTARTS", "UPTIME"}};
@@ -233,6 +241,7 @@ std::string formatStatusTable(const std::vector<StatusRow>& rows) {
       table.push_back({r.containerName, shortContainerId(r.containerId), "-", "-", "-", "-", "-", "-",
                        r.shimPid ? std::to_string(r.shimPid) : "-", std::to_string(r.restarts), "-"});
       if (!r.error.empty()) notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + r.error);
+      if (r.lastRecorded) notes.push_back(containerDisplayName(r.containerName, r.containerId) + ": " + kLastRecorded);
       continue;
     }
     // As --json reads it: POCO's parser alone stops at a 0xff byte and reads what came before.
@@ -305,6 +314,7 @@ std::string formatStatusJson(const std::vector<StatusRow>& rows) {
       shim.clear();
     }
     if (shim.empty() && error.empty()) error = whyNoShim(r);  // `shim` is null: say why
+    if (r.lastRecorded) error += std::string("; ") + kLastRecorded;
     std::string problems;
     for (const auto& p : r.problems) problems += (problems.empty() ? "\"" : ",\"") + log::jsonEscape(p) + "\"";
     out += std::string(i ? "," : "") + "\n{\"container_name\":\"" + log::jsonEscape(r.containerName) +
@@ -407,6 +417,9 @@ int runStatusCommand(const std::vector<std::string>& args) {
     r.containerId = id;
     r.containerName = p.containerName;
     r.problems = std::move(p.problems);
+    // The injector removes a container's problems when it goes; without one, they stay.
+    if (!injectorRuns) injectorRuns = StateDirLock::heldByAnInjector(stateDir);
+    r.lastRecorded = *injectorRuns && !**injectorRuns;
     rows.push_back(std::move(r));
   }
   if (!which.empty() && rows.empty()) {

@@ -24,6 +24,8 @@ struct StatusRow {
   std::string error;     // why it did not
   // What the injector could not do for the container: labels it ignored, why it has no shim.
   std::vector<std::string> problems;
+  // No shim, only problems, and no injector runs to remove them once the container goes.
+  bool lastRecorded = false;
 };
 
 // Exit code: 0, 1 (no such container, or state dir unreadable), 2 (bad arguments), 3 (the

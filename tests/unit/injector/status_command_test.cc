@@ -494,6 +494,8 @@ BOOST_AUTO_TEST_CASE(EveryRowWithoutAShimSaysWhyInItsJsonError) {
   problems.set({idOf(1), "lonely", {"ignored bad label: label 'connect.0=x': port '0' is out of range (1-65535)",
                                     "no shim: it has no usable connect.PORT label"}});
   problems.set({idOf(2), "stopped", {"ignored bad label: label 'connectable.bogus=1': unknown option 'bogus'"}});
+  auto injector = StateDirLock::acquire(dir);  // the records are current
+  BOOST_REQUIRE(injector);
 
   CapturedOutput out(STDOUT_FILENO, dir + "/out.json");
   BOOST_TEST(runStatusCommand({"--json", "--state-dir", dir}) == 0);
@@ -631,6 +633,37 @@ BOOST_AUTO_TEST_CASE(AShimThatIsGoneWhileAnInjectorRunsIsSaidToBeNotHandledYet) 
                       ") is gone and its record is stale: the injector running with this state dir has not "
                       "handled it yet\n") != std::string::npos,
       out.text());
+}
+
+BOOST_AUTO_TEST_CASE(AContainerWithoutAShimShownWhileNoInjectorRunsIsSaidToBeAsLastRecorded) {
+  // Its problems are removed by the injector when the container goes: with none running,
+  // they are what was so when it stopped.
+  std::string dir = tempDir();
+  BOOST_REQUIRE(mkdir((dir + "/shims").c_str(), 0700) == 0);
+  ProblemRecords problems(dir);
+  BOOST_REQUIRE(problems.init());
+  problems.set({idOf(1), "lonely", {"ignored bad label: connect.0: '0' is out of range"}});
+  auto ask = [&](const std::vector<std::string>& args) {
+    CapturedOutput out(STDOUT_FILENO, dir + "/out.txt");
+    BOOST_TEST(runStatusCommand(args) == 0);
+    out.restore();
+    return out.text();
+  };
+  const std::string note = "lonely (" + shortContainerId(idOf(1)) +
+                           "): as an injector last recorded it: none runs with this state dir now, and the container "
+                           "may have changed or gone since\n";
+  const std::string without = ask({"--state-dir", dir});
+  BOOST_TEST(without.find(note) != std::string::npos, without);
+  BOOST_TEST(without.find("lonely (" + shortContainerId(idOf(1)) + "): ignored bad label") != std::string::npos, without);
+  auto rows = Poco::JSON::Parser().parse(ask({"--json", "--state-dir", dir})).extract<Poco::JSON::Array::Ptr>();
+  BOOST_REQUIRE(rows->size() == 1u);
+  BOOST_TEST(rows->getObject(0)->getValue<std::string>("error") ==
+             "no shim: none runs for it now (the container is not running, or not yet started); as an injector last "
+             "recorded it: none runs with this state dir now, and the container may have changed or gone since");
+  auto injector = StateDirLock::acquire(dir);
+  BOOST_REQUIRE(injector);
+  const std::string with = ask({"--state-dir", dir});
+  BOOST_TEST(with.find("as an injector last recorded it") == std::string::npos, with);
 }
 
 BOOST_AUTO_TEST_CASE(AShimWaitingForANextTryNoInjectorWillMakeSaysSo) {
