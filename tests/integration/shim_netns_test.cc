@@ -1900,6 +1900,17 @@ BOOST_AUTO_TEST_CASE(AShimWhoseFirstLogLineComesOnceConfinedWritesItWithoutACall
                              "--connect", "6000=" + dead.address() + "," + alive.address()},
                             tempDir() + "/shim.log");
   if (kShimsOwnFilters > 0) BOOST_REQUIRE(waitFor([&] { return statusField(shim.pid(), "Seccomp") == "2"; }, 5s));
+  // A sanitizer build installs no filter: wait for port 6000 (0x1770) to listen too.
+  BOOST_REQUIRE(waitFor([&] {
+    bool listening = false;
+    ns.inside([&] {
+      std::ifstream tcp("/proc/thread-self/net/tcp");
+      std::string line;
+      while (std::getline(tcp, line))
+        if (line.find(":1770 00000000:0000 0A") != std::string::npos) listening = true;
+    });
+    return listening;
+  }, 5s));
   BOOST_TEST(shim.log().empty(), shim.log());
   for (int i = 0; i < 2; ++i) {
     int fd = connectInside(ns);
