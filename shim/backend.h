@@ -11,6 +11,11 @@
 
 namespace connectable {
 
+// A backend that accepts a connection and hangs up on it without a byte this soon fails a
+// client's connection (Connection::hungUpWithoutAByte) and a health probe alike. A
+// forwarder with nothing behind it hangs up within a millisecond or two.
+constexpr Millis kHangUpWindow{200};
+
 struct Backend {
   SocketAddress address;
   uint16_t priority = 0;  // SRV priority: the lowest group is used first

@@ -279,7 +279,11 @@ void Connection::established() {
   if (timer_) loop.cancelTimer(timer_);
   timer_ = 0;
   state_ = State::Open;
-  port_.probes().answered(*backend_);
+  // A penalized backend that answered a connect is back in turn once it serves this client
+  // (its first byte, or an end that is no hang-up), not at the connect, which a forwarder
+  // with nothing behind it answers too.
+  answerPending_ = backend_->penalized();
+  openedAt_ = loop.now();
   ++backend_->active;
   ++backend_->total;
   ++port_.counters().established;
@@ -882,14 +886,20 @@ bool Connection::hungUpWithoutAByte(bool reset) {
   // A forwarder with nothing behind it accepts every connect and hangs up at once:
   // docker-proxy for a container whose program does not listen, a load balancer with no
   // members. Passive health that counts connects alone keeps sending it every other client.
-  // A FIN after the client's own is no such thing: a sink reads a client to its end and
-  // closes without a word. docker-proxy resets a client that spoke (and maybe ended), as
-  // it closes with the client's bytes unread.
+  // docker-proxy closes with what the client sent unread, so the client gets a reset; one
+  // that sent nothing, a FIN. A FIN after the client spoke is a server's own way to end:
+  // memcached's `quit`, a request it drops, a sink that read to the client's end.
   if (hungUp_ || toClient_.bytes != 0 || toClient_.inPipe != 0 || toClient_.holdsBuffer) return false;
-  if (!reset && toBackend_.eof) return false;
   const Clock::time_point now = proxy_.loop().now();
-  if (now - attemptStarted_ > proxy_.options().connectTimeout) return false;
+  if (now - openedAt_ > kHangUpWindow) return false;
+  if (!reset && (toBackend_.eof || toBackend_.bytes != 0 || toBackend_.inPipe != 0 || toBackend_.holdsBuffer))
+    return false;
+  // A reset that a write found may come after words not read yet (an HTTP server that
+  // refuses an upload with a 413 and closes with the body unread): it spoke.
+  int unread = 0;
+  if (reset && upstream_.fd >= 0 && ioctl(upstream_.fd, FIONREAD, &unread) == 0 && unread > 0) return false;
   hungUp_ = true;
+  answerPending_ = false;
   lastError_ = "hung up without a byte";
   backendFailed(now);
   return true;
@@ -936,6 +946,10 @@ void Connection::countBytes(Direction& d, uint64_t n) {
   } else {
     backend_->bytesFromBackend += n;
     port_.counters().bytesFromBackend += n;
+    if (answerPending_) {
+      answerPending_ = false;
+      port_.probes().answered(*backend_);
+    }
   }
 }
 
@@ -992,6 +1006,8 @@ void Connection::close(const char* reason, bool abort, FailureReason failure) {
   if (ring && !inRing_) --proxy_.epollPath_.connections;  // it had left the ring
   --port_.counters().active;
   if (was == State::Open) {
+    if (answerPending_ && !hungUp_) port_.probes().answered(*backend_);
+    answerPending_ = false;
     --backend_->active;
     if (log::enabled(log::Level::Debug))
       log::debug("connection closed", {{"port", std::to_string(port_.spec().port)},

@@ -143,9 +143,9 @@ class Connection {
   // Abort both sides after a failed read from (write to) one, counting whose fault it was.
   void readFailed(const Direction& d);
   // The backend has just ended its side (a FIN, or a reset). When that was without a byte
-  // to the client, within the connect timeout of the connect, and for a FIN while the
-  // client still holds its side, it hung up on a client it never served: counted against
-  // its health as a failed connect is (once per connection), and true.
+  // to the client, within kHangUpWindow of the connect, and for a FIN before the client
+  // said anything, it hung up on a client it never served: counted against its health as
+  // a failed connect is (once per connection), and true.
   bool hungUpWithoutAByte(bool reset);
   // At an EOF read from d.from: when it stands for a reset (resetUnseen), fails the read as
   // that reset and returns true; the connection is closed then.
@@ -208,6 +208,8 @@ class Connection {
   Clock::time_point attemptStarted_;  // of the connect to backend_, for passive health and keepalive
   bool keepaliveOn_ = false;          // on the upstream socket (see turnOnKeepalive)
   bool hungUp_ = false;               // hungUpWithoutAByte counted this connection
+  bool answerPending_ = false;        // connected to a penalized backend that has not served yet
+  Clock::time_point openedAt_{};      // when the backend's connect completed
   Clock::time_point fdWaitStarted_{};  // since when socket() finds no fd; epoch: it does
   std::string lastError_;
 };

@@ -14,15 +14,9 @@
 
 namespace connectable {
 
-namespace {
-// How long a probe watches the connection once connected. A forwarder with nothing behind
-// it hangs up within a millisecond or two.
-constexpr Millis kHangUpWatch{200};
-}  // namespace
-
 // One backend's probe: waiting for the penalty's end (a timer), then connecting (a socket
 // watched by epoll, and the connect timeout's timer), then watching the connection for
-// kHangUpWatch. Lives in HealthProbes::probes_ until dropped, then until the end of the
+// kHangUpWindow. Lives in HealthProbes::probes_ until dropped, then until the end of the
 // loop's batch, where an event already fetched for its socket may still be waiting
 // (EventLoop::defer).
 class HealthProbes::Probe : public IoHandler {
@@ -116,7 +110,7 @@ class HealthProbes::Probe : public IoHandler {
 
   // Connected: a backend that answers a client's connect may still hang up on it at once
   // without a byte (Connection::hungUpWithoutAByte), and that fails the probe too. One that
-  // speaks first, or says nothing for kHangUpWatch, passes.
+  // speaks first, or says nothing for kHangUpWindow, passes.
   void connected() {
     connected_ = true;
     cancelTimer();
@@ -124,7 +118,7 @@ class HealthProbes::Probe : public IoHandler {
       failed(s.message());
       return;
     }
-    timer_ = owner_.loop_.addTimer(std::min(kHangUpWatch, owner_.connectTimeout_), [this] {
+    timer_ = owner_.loop_.addTimer(std::min(kHangUpWindow, owner_.connectTimeout_), [this] {
       timer_ = 0;
       succeeded();
     });

@@ -245,7 +245,7 @@ std::string ShimStatus::metrics() const {
   perBackend("connectable_backend_penalty_seconds", "gauge",
              "Seconds left of the backend's penalty; at 0 while penalized, its health probe is under way.",
              [&](const MetricLabels& l, const Backend& b) { m.sampleDouble("connectable_backend_penalty_seconds", l, penaltyLeft(b, now)); });
-  perBackend("connectable_backend_probing", "gauge", "1 while a health probe's connect to the penalized backend is under way.",
+  perBackend("connectable_backend_probing", "gauge", "1 while a health probe of the penalized backend is under way (its connect, then 200 ms of watching for a hang-up).",
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_probing", l, b.probing ? 1 : 0); });
   perBackend("connectable_backend_probes_total", "counter",
              "Health probes made to the backend: a TCP connect at each penalty's end, closed at once.",
@@ -256,7 +256,7 @@ std::string ShimStatus::metrics() const {
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_connections_active", l, b.active); });
   perBackend("connectable_backend_connections_total", "counter", "Connections established to the backend.",
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_connections_total", l, b.total); });
-  perBackend("connectable_backend_connect_failures_total", "counter", "Failed connect attempts to the backend.",
+  perBackend("connectable_backend_connect_failures_total", "counter", "Failed connect attempts of clients to the backend, hang-ups without a byte included.",
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_connect_failures_total", l, b.connectFailures); });
   perBackend("connectable_backend_bytes_total", "counter", "Bytes carried through the backend, by direction.",
              [&](MetricLabels l, const Backend& b) {

@@ -1475,6 +1475,92 @@ BOOST_AUTO_TEST_CASE(ABackendThatClosesOnAClientWaitingForItsGreetingIsTriedLast
   aBackendThatHangsUpIsTriedLast(ns, /*clientSpeaksFirst=*/false, /*clientEnds=*/false, /*reset=*/false);
 }
 
+BOOST_AUTO_TEST_CASE(ABackendThatRefusesAnUploadWithAnAnswerIsNotTakenToHaveHungUp) {
+  // An HTTP server that refuses an upload at its headers (413, 401, 417) answers and
+  // closes with the body unread: its kernel resets. The shim, still sending the body,
+  // finds the reset on a write before it read the answer.
+  TcpServer refuses([](int fd) {
+    char buf[1024];
+    if (recv(fd, buf, sizeof buf, 0) <= 0) return;
+    const char answer[] = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    send(fd, answer, sizeof answer - 1, MSG_NOSIGNAL);
+  });
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--control", control, "--connect", "6000=" + refuses.address()});
+  for (int i = 0; i < 5; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    const std::string head = "POST / HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n";
+    send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    const std::string chunk(65536, 'x');
+    for (int j = 0; j < 200; ++j)
+      if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) break;
+    std::string got;
+    readToEof(fd, &got, 3000);
+    close(fd);
+  }
+  auto b = backendStatus(control, refuses.address());
+  BOOST_REQUIRE(b);
+  BOOST_TEST(portFailures(control, "backend_hung_up") == 0);
+  BOOST_TEST(b->getValue<int>("connect_failures") == 0);
+  BOOST_TEST(b->getValue<std::string>("state") == "up");
+}
+
+BOOST_AUTO_TEST_CASE(ALoneBackendThatHangsUpIsNotSaidToAnswerAgainWhenClientsStillReachIt) {
+  // The only backend hangs up on everyone: each client still reaches it (the last one left
+  // to try). Its connect alone put it back in turn and logged that it answers again, and
+  // its penalty never grew.
+  TcpServer hangsUp([](int) {});
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--control", control, "--connect", "6000=" + hangsUp.address()});
+  for (int i = 0; i < 3; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    std::string got;
+    readToEof(fd, &got, 3000);
+    BOOST_TEST(got.empty());
+    close(fd);
+  }
+  BOOST_TEST(shim.waitLog("backend failing; the others are tried first"));
+  BOOST_TEST(shim.log().find("backend answers again") == std::string::npos, shim.log());
+  auto b = backendStatus(control, hangsUp.address());
+  BOOST_REQUIRE(b);
+  BOOST_TEST(b->getValue<int>("consecutive_failures") == 3);
+  BOOST_TEST(portFailures(control, "backend_hung_up") == 3);
+}
+
+BOOST_AUTO_TEST_CASE(ABackendThatEndsWithoutAWordOnceTheClientSpokeOrAfterAMomentStaysInTurn) {
+  // A server's own ways to end without an answer: memcached's `quit` (read, then closed),
+  // an idle client closed after a while. Neither is a forwarder with nothing behind it.
+  TcpServer quits([](int fd) {
+    char buf[64];
+    recv(fd, buf, sizeof buf, 0);
+  });
+  TcpServer idleCloses([](int) { std::this_thread::sleep_for(400ms); });
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--control", control, "--connect", "6000=" + quits.address(), "--connect",
+                    "6001=" + idleCloses.address()});
+  for (int i = 0; i < 3; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    BOOST_REQUIRE(send(fd, "quit\r\n", 6, MSG_NOSIGNAL) == 6);
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got, 3000));
+    close(fd);
+    fd = connectInside(ns, 6001);
+    BOOST_REQUIRE(fd >= 0);
+    BOOST_TEST(readToEof(fd, &got, 3000));
+    close(fd);
+  }
+  for (const auto& address : {quits.address(), idleCloses.address()}) {
+    auto b = backendStatus(control, address);
+    BOOST_REQUIRE(b);
+    BOOST_TEST(b->getValue<std::string>("state") == "up", address);
+    BOOST_TEST(b->getValue<int>("connect_failures") == 0, address);
+  }
+  BOOST_TEST(shim.log().find("hung up") == std::string::npos, shim.log());
+}
+
 BOOST_AUTO_TEST_CASE(ABackendThatEndsWithoutAnswerAfterTheClientsEndStaysInTurn) {
   // A sink: it reads what the client sends up to its FIN, then closes without a word. The
   // client ended first: nothing was cut short, and the backend is not to blame.
