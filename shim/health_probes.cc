@@ -125,9 +125,10 @@ class HealthProbes::Probe : public IoHandler {
   }
 
   void watch() {
-    char byte;
-    const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    char greeting[512];
+    const ssize_t n = ::recv(fd_, greeting, sizeof greeting, MSG_DONTWAIT);
     if (n > 0) {
+      // Read, not only peeked: closed with its greeting unread, the backend would get a reset.
       succeeded();
     } else if (n == 0) {
       failed("hung up without a byte");
