@@ -608,13 +608,12 @@ void Connection::turnOnKeepalive() {
 }
 
 bool Connection::bytesUndelivered() const {
-  for (const Direction* d : {&toBackend_, &toClient_})
-    if (d->inPipe > 0 || d->holdsBuffer) return true;
-  for (const Side* s : {&client_, &upstream_}) {
-    int unread = 0;
-    if (ioctl(s->fd, FIONREAD, &unread) == 0 && unread > 0) return true;
-  }
-  return false;
+  return toBackend_.holds() || toClient_.holds() || hasUnread(client_) || hasUnread(upstream_);
+}
+
+bool Connection::hasUnread(const Side& s) {
+  int unread = 0;
+  return s.fd >= 0 && ioctl(s.fd, FIONREAD, &unread) == 0 && unread > 0;
 }
 
 void Connection::onOpenClientIo(uint32_t events) {
@@ -889,15 +888,13 @@ bool Connection::hungUpWithoutAByte(bool reset) {
   // docker-proxy closes with what the client sent unread, so the client gets a reset; one
   // that sent nothing, a FIN. A FIN after the client spoke is a server's own way to end:
   // memcached's `quit`, a request it drops, a sink that read to the client's end.
-  if (hungUp_ || toClient_.bytes != 0 || toClient_.inPipe != 0 || toClient_.holdsBuffer) return false;
+  if (hungUp_ || toClient_.readAny()) return false;
   const Clock::time_point now = proxy_.loop().now();
   if (now - openedAt_ > kHangUpWindow) return false;
-  if (!reset && (toBackend_.eof || toBackend_.bytes != 0 || toBackend_.inPipe != 0 || toBackend_.holdsBuffer))
-    return false;
+  if (!reset && (toBackend_.eof || toBackend_.readAny())) return false;
   // A reset that a write found may come after words not read yet (an HTTP server that
   // refuses an upload with a 413 and closes with the body unread): it spoke.
-  int unread = 0;
-  if (reset && upstream_.fd >= 0 && ioctl(upstream_.fd, FIONREAD, &unread) == 0 && unread > 0) return false;
+  if (reset && hasUnread(upstream_)) return false;
   hungUp_ = true;
   answerPending_ = false;
   lastError_ = "hung up without a byte";

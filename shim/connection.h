@@ -116,6 +116,10 @@ class Connection {
     // send then waits for (MSG_MORE) so that it goes out in their segment.
     bool moreQueued = false;
     bool starved = false;  // a read found the pool empty before the backend answered
+    // Read from `from` and not sent on yet: in the pipe, or in a ring buffer.
+    bool holds() const { return inPipe > 0 || holdsBuffer; }
+    // Anything read from `from` at all: sent on, or held.
+    bool readAny() const { return bytes != 0 || holds(); }
   };
 
   void onClientIo(uint32_t events);
@@ -165,6 +169,7 @@ class Connection {
   // Bytes read from one side and not handed to the other yet: held here, or still unread
   // in a socket.
   bool bytesUndelivered() const;
+  static bool hasUnread(const Side& s);  // bytes wait in its socket (FIONREAD)
   void closeUpstreamSocket();
   // The io_uring data path.
   // `clientMayHaveLeft`: the connect took long enough for the client to give up meanwhile,
