@@ -248,7 +248,7 @@ std::string ShimStatus::metrics() const {
   perBackend("connectable_backend_probing", "gauge", "1 while a health probe of the penalized backend is under way (its connect, then 200 ms of watching for a hang-up).",
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_probing", l, b.probing ? 1 : 0); });
   perBackend("connectable_backend_probes_total", "counter",
-             "Health probes made to the backend: a TCP connect at each penalty's end, closed at once.",
+             "Health probes made to the backend: a TCP connect at each penalty's end, watched 200 ms for a hang-up.",
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_probes_total", l, b.probes); });
   perBackend("connectable_backend_probe_failures_total", "counter", "Health probes to the backend that failed.",
              [&](const MetricLabels& l, const Backend& b) { m.sample("connectable_backend_probe_failures_total", l, b.probeFailures); });
