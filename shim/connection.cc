@@ -399,6 +399,12 @@ void Connection::onRingRead(Direction& d, int result, uint32_t flags) {
     }
     return;
   }
+  if (d.refused) {
+    // What the client sent after the backend's reset has nowhere to go (see writeFailed).
+    releaseRingBuffer(d);
+    if (leavingRing_) finishLeavingRing();
+    return;
+  }
   if (result > 0) {
     d.sending = static_cast<size_t>(result);
     d.moreQueued = IoRing::moreQueued(flags);
@@ -641,7 +647,7 @@ void Connection::pumpAll() {
 void Connection::returnToRingIfQuiet(uint64_t moved) {
   bool quiet = state_ == State::Open && !inRing_ && moved < kCopyBuffer;
   for (const Direction* d : {&toBackend_, &toClient_})
-    quiet = quiet && !d->eof && d->inPipe == 0 && !d->holdsBuffer && !d->from->readable && !d->from->urgent;
+    quiet = quiet && !d->eof && !d->refused && d->inPipe == 0 && !d->holdsBuffer && !d->from->readable && !d->from->urgent;
   if (!quiet) {
     quietPumps_ = 0;
     return;
@@ -662,6 +668,7 @@ void Connection::returnToRingIfQuiet(uint64_t moved) {
 }
 
 bool Connection::pump(Direction& d) {
+  if (d.refused) return true;
   auto& pipes = proxy_.pipes();
   bool moved = false;
   for (;;) {
@@ -683,7 +690,7 @@ bool Connection::pump(Direction& d) {
         continue;
       }
       writeFailed(d);
-      return false;
+      return !closed();
     }
     if (d.inPipe > 0 && d.to->writable) {
       ssize_t n = splice(d.pipe.readFd, nullptr, d.to->fd, nullptr, d.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -695,7 +702,7 @@ bool Connection::pump(Direction& d) {
         d.to->writable = false;
       } else {
         writeFailed(d);
-        return false;
+        return !closed();
       }
     }
     if (!d.eof && d.from->readable && (!d.pipe.valid() || d.inPipe < d.pipe.capacity)) {
@@ -704,14 +711,14 @@ bool Connection::pump(Direction& d) {
         // Out of fds for a pipe: copy through the stack instead, so the connection (and
         // its EOF) still moves while the process is at its fd limit.
         int r = copyWithoutPipe(d);
-        if (r < 0) return false;
+        if (r < 0) return !closed();  // or `d` was refused
         if (r == 0) break;
         moved = true;
         continue;
       }
       if (d.inPipe == 0 && d.to->writable && (!d.bulk || d.from->urgent)) {
         int r = copyThroughStack(d);
-        if (r < 0) return false;
+        if (r < 0) return !closed();  // or `d` was refused
         if (r > 0) progress = true;
       } else if (d.from->urgent) {
         // splice stops at an urgent mark (EAGAIN for ever): only recv passes it. Wait until
@@ -902,6 +909,10 @@ bool Connection::hungUpWithoutAByte(bool reset) {
   return true;
 }
 
+bool Connection::backendMaySayMore() const {
+  return toClient_.holds() || toClient_.read.inFlight || hasUnread(upstream_);
+}
+
 bool Connection::eofWasReset(const Direction& d) {
   if (!d.from->resetUnseen) return false;
   errno = ECONNRESET;
@@ -909,10 +920,22 @@ bool Connection::eofWasReset(const Direction& d) {
   return true;
 }
 
-void Connection::writeFailed(const Direction& d) {
+void Connection::writeFailed(Direction& d) {
   const bool backend = d.to == &upstream_;
   if (backend && errno == ETIMEDOUT) {
     backendTimedOut();
+    return;
+  }
+  if (backend && (errno == ECONNRESET || errno == EPIPE) && backendMaySayMore()) {
+    // An HTTP server that refuses an upload at its headers (413, 401, 417) answers and
+    // closes with the body unread, and its kernel resets. Without a proxy the client still
+    // reads that answer, then the reset; aborting here would throw the answer away. So the
+    // client is no longer read (nothing it sends can go anywhere), what the backend said
+    // goes on, and the EOF behind it stands for the reset, which this write consumed
+    // (EPIPE: an earlier call did). A reset leaves the socket closed: that EOF comes at once.
+    d.refused = true;
+    upstream_.resetUnseen = true;
+    releaseRingBuffer(d);
     return;
   }
   close(backend ? "backend write failed" : "client write failed", true,

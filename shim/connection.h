@@ -116,6 +116,9 @@ class Connection {
     // send then waits for (MSG_MORE) so that it goes out in their segment.
     bool moreQueued = false;
     bool starved = false;  // a read found the pool empty before the backend answered
+    // `to` reset while `from` was still sending, and the other direction still had words
+    // of `to` to pass on (see writeFailed): `from` is no longer read.
+    bool refused = false;
     // Read from `from` and not sent on yet: in the pipe, or in a ring buffer.
     bool holds() const { return inPipe > 0 || holdsBuffer; }
     // Anything read from `from` at all: sent on, or held.
@@ -154,7 +157,13 @@ class Connection {
   // At an EOF read from d.from: when it stands for a reset (resetUnseen), fails the read as
   // that reset and returns true; the connection is closed then.
   bool eofWasReset(const Direction& d);
-  void writeFailed(const Direction& d);
+  // Aborts both sides after a failed write to d.to, unless the backend reset while the
+  // client was still sending and may have answered before that: then only `d` stops (see
+  // Direction::refused), and the answer goes on, then the reset. The connection is closed
+  // when this returns, or `d` refused.
+  void writeFailed(Direction& d);
+  // The backend's socket may still bring bytes for the client, or holds some here.
+  bool backendMaySayMore() const;
   // What a failed read from or write to the backend counts as: a hang-up, or an error.
   FailureReason backendFailure();
   void backendTimedOut();  // a read or write failed with ETIMEDOUT
