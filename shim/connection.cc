@@ -37,6 +37,7 @@ void Connection::Side::onIo(uint32_t events) {
   // Gone back to the ring earlier in this batch: the ring's reads own the sockets now, and
   // they see whatever this event was about.
   if (conn->inRing_) return;
+  if (fd < 0) return;  // the backend's, closed by a failover earlier in this batch
   if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
   if (events & EPOLLPRI) urgent = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed = true;
@@ -139,6 +140,7 @@ void Connection::connectNext() {
     setUpstreamOptions(fd);
     upstream_.fd = fd;
     upstream_.readable = upstream_.writable = upstream_.peerClosed = upstream_.urgent = false;
+    upstream_.peerFailed = upstream_.resetUnseen = upstream_.corked = false;  // of one hung up on
     if (inRing_) {
       // The ring connects and says when it is done: no epoll registration, no connect call
       // of our own. The timeout cancels it, and the completion then says -ECANCELED.
@@ -482,6 +484,11 @@ void Connection::onRingWritten(Direction& d, int result) {
   }
   d.sent = result > 0 ? static_cast<size_t>(result) : 0;
   if (d.sent > 0) countBytes(d, d.sent);
+  if (d.refused) {  // see resetClientAfterItsAnswer
+    releaseRingBuffer(d);
+    if (leavingRing_) finishLeavingRing();
+    return;
+  }
   if (d.sent < d.sending && (result >= 0 || result == -EAGAIN || (result == -ECANCELED && leavingRing_))) {
     // `to` took part or none of it: its buffers are full, it is not reading now. Sends do
     // not wait in the ring for room (nor does anything read `from` meanwhile, so a reset
@@ -510,7 +517,6 @@ void Connection::onRingWritten(Direction& d, int result) {
 void Connection::ringEof(Direction& d) {
   // A read is only made once the previous send completed, so everything before the EOF
   // has been handed to `to`.
-  if (eofWasReset(d)) return;
   d.eof = true;
   if (passEof(d)) {
     close("done", false);
@@ -690,7 +696,7 @@ bool Connection::pump(Direction& d) {
         continue;
       }
       writeFailed(d);
-      return !closed();
+      return state_ == State::Open;  // or `d` was refused
     }
     if (d.inPipe > 0 && d.to->writable) {
       ssize_t n = splice(d.pipe.readFd, nullptr, d.to->fd, nullptr, d.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -702,7 +708,7 @@ bool Connection::pump(Direction& d) {
         d.to->writable = false;
       } else {
         writeFailed(d);
-        return !closed();
+        return state_ == State::Open;  // or `d` was refused
       }
     }
     if (!d.eof && d.from->readable && (!d.pipe.valid() || d.inPipe < d.pipe.capacity)) {
@@ -711,14 +717,14 @@ bool Connection::pump(Direction& d) {
         // Out of fds for a pipe: copy through the stack instead, so the connection (and
         // its EOF) still moves while the process is at its fd limit.
         int r = copyWithoutPipe(d);
-        if (r < 0) return !closed();  // or `d` was refused
+        if (r < 0) return state_ == State::Open;  // or `d` was refused
         if (r == 0) break;
         moved = true;
         continue;
       }
       if (d.inPipe == 0 && d.to->writable && (!d.bulk || d.from->urgent)) {
         int r = copyThroughStack(d);
-        if (r < 0) return !closed();  // or `d` was refused
+        if (r < 0) return state_ == State::Open;  // or `d` was refused
         if (r > 0) progress = true;
       } else if (d.from->urgent) {
         // splice stops at an urgent mark (EAGAIN for ever): only recv passes it. Wait until
@@ -740,7 +746,6 @@ bool Connection::pump(Direction& d) {
             d.from->urgent = true;  // the copy path reads past the mark
             progress = true;
           } else if (peeked == 0) {
-            if (eofWasReset(d)) return false;
             d.eof = true;
             progress = true;
           } else if (errno == EAGAIN || errno == EINTR) {
@@ -768,12 +773,23 @@ bool Connection::pump(Direction& d) {
     d.pipe = {};
   }
   if (d.eof && d.inPipe == 0 && !d.holdsBuffer && !d.shutDown) passEof(d);  // pumpAll closes when both have
-  return true;
+  // passEof may have failed over, or passed a reset on.
+  return state_ == State::Open;
 }
 
 bool Connection::passEof(Direction& d) {
+  if (d.from->resetUnseen) {
+    // This EOF stands for a reset, and all that came before it has been passed on: now the
+    // reset. (Only the backend's side has resetUnseen.)
+    errno = ECONNRESET;
+    readFailed(d);
+    return false;
+  }
   Direction& other = &d == &toBackend_ ? toClient_ : toBackend_;
-  if (&d == &toClient_ && hungUpWithoutAByte(/*reset=*/false)) port_.counters().count(FailureReason::BackendHungUp);
+  if (&d == &toClient_ && hungUpWithoutAByte(/*reset=*/false)) {
+    port_.counters().count(FailureReason::BackendHungUp);
+    if (failOver()) return false;
+  }
   // When the other direction has ended too, both sockets are closed next, and close sends
   // this FIN: the shutdown call would only add a syscall. (A plain call on the ring path
   // too: the ring would hand a shutdown to a kernel worker thread.)
@@ -789,7 +805,6 @@ int Connection::copyThroughStack(Direction& d) {
   const size_t want = std::min(sizeof buf, d.pipe.capacity);
   ssize_t n = recv(d.from->fd, buf, want, MSG_DONTWAIT);
   if (n == 0) {
-    if (eofWasReset(d)) return -1;
     d.eof = true;
     return 1;
   }
@@ -843,7 +858,6 @@ int Connection::copyWithoutPipe(Direction& d) {
   char buf[16384];
   ssize_t n = recv(d.from->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) {
-    if (eofWasReset(d)) return -1;
     d.eof = true;
     return 1;
   }
@@ -877,8 +891,37 @@ void Connection::readFailed(const Direction& d) {
     backendTimedOut();
     return;
   }
-  close(backend ? "backend read failed" : "client read failed", true,
-        backend ? backendFailure() : FailureReason::ClientError);
+  if (!backend) {
+    close("client read failed", true, FailureReason::ClientError);
+    return;
+  }
+  const FailureReason failure = backendFailure();
+  if (failure == FailureReason::BackendHungUp && failOver()) {
+    port_.counters().count(failure);
+    return;
+  }
+  if (toClient_.readAny() && !toBackend_.eof) {
+    resetClientAfterItsAnswer(failure);
+    return;
+  }
+  close("backend read failed", true, failure);
+}
+
+void Connection::resetClientAfterItsAnswer(FailureReason failure) {
+  // Reset at once, a client still sending finds the reset at its next send, and may give
+  // up there without reading the answer waiting before it: curl says "Send failure" and
+  // drops the 413 of a server that refused its upload. Without a proxy its sends would
+  // have stopped when the server stopped reading, and it would have read the answer
+  // first. So nothing more is read from either side (the backend's is dead, and what the
+  // client sends can go nowhere), and the client is reset a moment later: by then it has
+  // found the answer. (An error on the client's side ends it at once, as always.)
+  toBackend_.refused = toClient_.refused = true;
+  if (!toBackend_.write.inFlight) releaseRingBuffer(toBackend_);  // else at its completion
+  if (timer_) proxy_.loop().cancelTimer(timer_);
+  timer_ = proxy_.loop().addTimer(kResetAfterAnswer, [this, failure] {
+    timer_ = 0;
+    close("backend reset", true, failure);
+  });
 }
 
 FailureReason Connection::backendFailure() {
@@ -913,10 +956,33 @@ bool Connection::backendMaySayMore() const {
   return toClient_.holds() || toClient_.read.inFlight || hasUnread(upstream_);
 }
 
-bool Connection::eofWasReset(const Direction& d) {
-  if (!d.from->resetUnseen) return false;
-  errno = ECONNRESET;
-  readFailed(d);
+bool Connection::failOver() {
+  // On the ring path the client's read is still in flight then, as before the first
+  // connect, and holds what it brings until the next backend answers.
+  if (toBackend_.readAny() || toBackend_.eof || nextAttempt_ >= order_.size()) return false;
+  if (proxy_.loop().ring() && (!inRing_ || leavingRing_)) return false;
+  if (timer_) proxy_.loop().cancelTimer(timer_);
+  timer_ = 0;
+  if (log::enabled(log::Level::Debug))
+    log::debug("backend hung up on a silent client; trying the next", {{"port", std::to_string(port_.spec().port)},
+                                                                       {"client", peer_.toString()},
+                                                                       {"backend", backend_->address.toString()}});
+  // Undo what established() counted for this client: it is counted where it ends up.
+  --backend_->active;
+  --port_.counters().established;
+  closeUpstreamSocket();  // nothing of the ring's works on it: its read brought the hang-up
+  if (toClient_.pipe.valid()) {
+    proxy_.pipes().give(toClient_.pipe);  // empty: nothing was read
+    toClient_.pipe = {};
+  }
+  toClient_.eof = toClient_.shutDown = toClient_.bulk = toClient_.moreQueued = false;
+  hungUp_ = answerPending_ = keepaliveOn_ = false;
+  state_ = State::Connecting;
+  // At the end of this turn: epoll may have fetched an event of the socket just closed,
+  // which would find its successor (the same Side) connecting and take it for connected.
+  proxy_.loop().defer([this] {
+    if (state_ == State::Connecting) connectNext();
+  });
   return true;
 }
 

@@ -50,6 +50,9 @@ class Connection {
  private:
   enum class State { Waiting, Connecting, Open, Closed };
   static constexpr Millis kClientMayHaveLeft{1};
+  // How long a client still sending has to find the answer before the reset that followed
+  // it (see resetClientAfterItsAnswer): an active sender polls within microseconds.
+  static constexpr Millis kResetAfterAnswer{100};
   // Quiet pumps in a row (see returnToRingIfQuiet) before an epoll connection goes back to
   // the ring. A request and its answer make two: one small exchange is not enough, so a
   // connection whose answers are all large, or every other one, does not go back and
@@ -82,8 +85,9 @@ class Connection {
     bool upstream = false;
     bool peerClosed = false;  // epoll reported RDHUP/HUP/ERR: read on until EOF or error
     bool peerFailed = false;  // epoll reported ERR (a reset): no FIN to send bytes along with
-    // Reset before the connect was looked at (SO_ERROR ECONNRESET, which reading it
-    // cleared): the EOF that follows its last bytes stands for that reset.
+    // Reset, and the error taken by a call that is not a read: SO_ERROR at the connect
+    // (ECONNRESET), or a failed write. The EOF that follows its last bytes stands for that
+    // reset, and is passed on as one once they have been (passEof).
     bool resetUnseen = false;
     // The last send to this side went with MSG_MORE, waiting for the FIN behind it: an abort
     // pushes it out first, or the close would drop bytes already taken from the other side.
@@ -116,8 +120,9 @@ class Connection {
     // send then waits for (MSG_MORE) so that it goes out in their segment.
     bool moreQueued = false;
     bool starved = false;  // a read found the pool empty before the backend answered
-    // `to` reset while `from` was still sending, and the other direction still had words
-    // of `to` to pass on (see writeFailed): `from` is no longer read.
+    // `from` is no longer read: `to` reset while `from` was still sending and the other
+    // direction still had its words to pass on (writeFailed), or the backend reset after
+    // its answer (resetClientAfterItsAnswer).
     bool refused = false;
     // Read from `from` and not sent on yet: in the pipe, or in a ring buffer.
     bool holds() const { return inPipe > 0 || holdsBuffer; }
@@ -140,7 +145,8 @@ class Connection {
   // An epoll event on the client of an open connection: pumps, then aborts if the client
   // has an error the pump left unread.
   void onOpenClientIo(uint32_t events);
-  // Moves what it can; returns false when the connection had to be aborted.
+  // Moves what it can; returns false when the connection is no longer open (aborted, or
+  // failed over to another backend).
   bool pump(Direction& d);
   // Small messages: recv into the stack, send on; what the other side does not take goes
   // into the pipe. 1 moved something, 0 must wait, -1 aborted.
@@ -154,14 +160,20 @@ class Connection {
   // said anything, it hung up on a client it never served: counted against its health as
   // a failed connect is (once per connection), and true.
   bool hungUpWithoutAByte(bool reset);
-  // At an EOF read from d.from: when it stands for a reset (resetUnseen), fails the read as
-  // that reset and returns true; the connection is closed then.
-  bool eofWasReset(const Direction& d);
+  // After such a hang-up: when the client has not said a word either (it waits for a
+  // greeting, as MySQL's and SMTP's clients do), nothing was passed on either way, and the
+  // client goes to the next backend of its order, as after a failed connect; true then
+  // (the connection is Connecting again, or closed). False when there is none left, or
+  // the client spoke: what it said may have been acted on, and is not sent twice.
+  bool failOver();
   // Aborts both sides after a failed write to d.to, unless the backend reset while the
   // client was still sending and may have answered before that: then only `d` stops (see
   // Direction::refused), and the answer goes on, then the reset. The connection is closed
   // when this returns, or `d` refused.
   void writeFailed(Direction& d);
+  // The backend reset after words of its own while the client may still be sending: both
+  // directions stop, and the client is reset after kResetAfterAnswer.
+  void resetClientAfterItsAnswer(FailureReason failure);
   // The backend's socket may still bring bytes for the client, or holds some here.
   bool backendMaySayMore() const;
   // What a failed read from or write to the backend counts as: a hang-up, or an error.

@@ -215,7 +215,9 @@ std::string ShimStatus::metrics() const {
           [](ListenPort& p) { return p.waiting(); });
   perPort("connectable_connections_total", "counter", "Client connections that reached a backend.",
           [](ListenPort& p) { return p.counters().established; });
-  perPort("connectable_failovers_total", "counter", "Connect attempts past the first backend of a connection.",
+  perPort("connectable_failovers_total", "counter",
+          "Connect attempts past the first backend of a connection (after a failed connect, or a hang-up before either "
+          "side said a word).",
           [](ListenPort& p) { return p.counters().failovers; });
   m.family("connectable_bytes_total", "counter", "Bytes carried, by direction (to_backends: sent by clients).");
   for (const auto& p : ports) {
