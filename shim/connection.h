@@ -1,7 +1,8 @@
 // Connection: one client connection and its upstream, from accept to close.
 // States: Waiting (for a port's first DNS answer) → Connecting (trying backends in the
 // balancer's order) → Open (moving bytes both ways) → Closed (deleted after the loop batch,
-// and after the last of its io_uring operations has completed).
+// and after the last of its io_uring operations has completed). Open goes back to
+// Connecting when its backend hung up before either side said a word (failOver).
 //
 // Open has two data paths. With an io_uring in the loop, each direction reads into a pool
 // buffer and sends it on, one operation in flight at a time (bytes keep their order). A
