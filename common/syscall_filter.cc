@@ -4,9 +4,10 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <signal.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -200,8 +201,9 @@ std::vector<sock_filter> buildProgram(pid_t self) {
   // fcntl(): flags of an fd and a pipe's size; not F_SETOWN and F_SETSIG, with which an
   // fd signals any process of our user.
   p.ifCall(SYS_fcntl, {{1, {F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ}}}, kAllow, kRefuse);
-  // ioctl(): how many bytes wait on a socket, and whether an fd is a terminal (stdio).
-  p.ifCall(SYS_ioctl, {{1, {FIONREAD, TCGETS}}}, kAllow, kRefuse);
+  // ioctl(): how many bytes wait on a socket to be read (FIONREAD) or acknowledged
+  // (SIOCOUTQ), and whether an fd is a terminal (stdio).
+  p.ifCall(SYS_ioctl, {{1, {FIONREAD, SIOCOUTQ, TCGETS}}}, kAllow, kRefuse);
   // mmap(), mprotect(): memory for data, never for code.
   for (long n : {long{SYS_mmap}, long{SYS_mprotect}}) p.ifCall(static_cast<uint32_t>(n), {{2, {0}, PROT_EXEC}}, kAllow, kRefuse);
   // tgkill(): abort() signalling itself, nobody else.

@@ -1,6 +1,7 @@
 #include "shim/connection.h"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "common/log.h"
 #include "shim/proxy.h"
@@ -750,6 +752,8 @@ bool Connection::pump(Direction& d) {
             progress = true;
           } else if (errno == EAGAIN || errno == EINTR) {
             if (d.inPipe == 0) d.from->readable = false;  // nothing there after all
+          } else if (resetBehindHeldBytes(d)) {
+            progress = true;
           } else {
             readFailed(d);
             return false;
@@ -758,6 +762,8 @@ bool Connection::pump(Direction& d) {
           // EAGAIN means "socket empty" only when the pipe is empty; with bytes in the pipe
           // it may mean "pipe full", and the socket must be tried again once it drains.
           if (d.inPipe == 0) d.from->readable = false;
+        } else if (resetBehindHeldBytes(d)) {
+          progress = true;
         } else {
           readFailed(d);
           return false;
@@ -900,27 +906,53 @@ void Connection::readFailed(const Direction& d) {
     port_.counters().count(failure);
     return;
   }
-  if (toClient_.readAny() && !toBackend_.eof) {
+  if (toClient_.readAny() && (!toBackend_.eof || queuedToSend(client_) > 0)) {
     resetClientAfterItsAnswer(failure);
     return;
   }
   close("backend read failed", true, failure);
 }
 
+bool Connection::resetBehindHeldBytes(Direction& d) {
+  if (d.from != &upstream_ || errno != ECONNRESET || !d.holds()) return false;
+  upstream_.resetUnseen = true;  // passEof passes it on once they have gone
+  d.eof = true;
+  return true;
+}
+
+int Connection::queuedToSend(const Side& s) {
+  int queued = 0;
+  return s.fd >= 0 && ioctl(s.fd, SIOCOUTQ, &queued) == 0 ? queued : 0;
+}
+
 void Connection::resetClientAfterItsAnswer(FailureReason failure) {
-  // Reset at once, a client still sending finds the reset at its next send, and may give
-  // up there without reading the answer waiting before it: curl says "Send failure" and
-  // drops the 413 of a server that refused its upload. Without a proxy its sends would
-  // have stopped when the server stopped reading, and it would have read the answer
-  // first. So nothing more is read from either side (the backend's is dead, and what the
-  // client sends can go nowhere), and the client is reset a moment later: by then it has
-  // found the answer. (An error on the client's side ends it at once, as always.)
+  // A reset at once would lose the answer in two ways. The bytes the client's kernel has
+  // not taken yet (a slow reader) are dropped with the socket. And a client still sending
+  // finds the reset at its next send, and may give up there without reading the answer
+  // waiting before it: curl says "Send failure" and drops the 413 of a server that refused
+  // its upload (without a proxy its sends would have stopped when the server stopped
+  // reading, and it would have read the answer first). So nothing more is read from
+  // either side (the backend's is dead, and what the client sends can go nowhere), and the
+  // client is reset once its kernel has taken the answer, and a moment later: by then it
+  // has found it. It gets that time again while it takes more, not for ever: one that
+  // stopped reading is reset at once then. (An error on the client's side ends it at once,
+  // as always.)
   toBackend_.refused = toClient_.refused = true;
   if (!toBackend_.write.inFlight) releaseRingBuffer(toBackend_);  // else at its completion
   if (timer_) proxy_.loop().cancelTimer(timer_);
-  timer_ = proxy_.loop().addTimer(kResetAfterAnswer, [this, failure] {
-    timer_ = 0;
+  timer_ = 0;
+  resetClientOnceAnswered(failure, std::numeric_limits<int>::max());
+}
+
+void Connection::resetClientOnceAnswered(FailureReason failure, int queuedBefore) {
+  const int queued = queuedToSend(client_);
+  if (queuedBefore != std::numeric_limits<int>::max() && (queued == 0 || queued >= queuedBefore)) {
     close("backend reset", true, failure);
+    return;
+  }
+  timer_ = proxy_.loop().addTimer(kResetAfterAnswer, [this, failure, queued] {
+    timer_ = 0;
+    resetClientOnceAnswered(failure, queued);
   });
 }
 

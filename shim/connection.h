@@ -51,8 +51,8 @@ class Connection {
  private:
   enum class State { Waiting, Connecting, Open, Closed };
   static constexpr Millis kClientMayHaveLeft{1};
-  // How long a client still sending has to find the answer before the reset that followed
-  // it (see resetClientAfterItsAnswer): an active sender polls within microseconds.
+  // How long a client has to find the answer before the reset that followed it (see
+  // resetClientAfterItsAnswer): an active sender polls within microseconds.
   static constexpr Millis kResetAfterAnswer{100};
   // Quiet pumps in a row (see returnToRingIfQuiet) before an epoll connection goes back to
   // the ring. A request and its answer make two: one small exchange is not enough, so a
@@ -172,9 +172,17 @@ class Connection {
   // Direction::refused), and the answer goes on, then the reset. The connection is closed
   // when this returns, or `d` refused.
   void writeFailed(Direction& d);
-  // The backend reset after words of its own while the client may still be sending: both
-  // directions stop, and the client is reset after kResetAfterAnswer.
+  // The backend reset after words of its own, and the client may still be sending, or
+  // has not taken them all: both directions stop, and the client is reset once its kernel
+  // has taken them, kResetAfterAnswer later (resetClientOnceAnswered: `queuedBefore`, what
+  // waited for it at the last look; INT_MAX at the first).
   void resetClientAfterItsAnswer(FailureReason failure);
+  void resetClientOnceAnswered(FailureReason failure, int queuedBefore);
+  // A reset read from the backend while bytes it sent before it are still held here (the
+  // client not taking them yet): true, and d has ended, with the reset passed on after
+  // them, as without a proxy (passEof). False: readFailed as usual.
+  bool resetBehindHeldBytes(Direction& d);
+  static int queuedToSend(const Side& s);  // bytes its kernel has not had acknowledged (SIOCOUTQ)
   // The backend's socket may still bring bytes for the client, or holds some here.
   bool backendMaySayMore() const;
   // What a failed read from or write to the backend counts as: a hang-up, or an error.

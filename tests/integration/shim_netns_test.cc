@@ -7,12 +7,14 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/seccomp.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1138,6 +1140,42 @@ BOOST_AUTO_TEST_CASE(AnUploadFlowsWhileABurstFromTheBackendWaitsForTheClient) {
   BOOST_TEST(waitFor([&] { return uploaded.load() >= kUpload; }, 10s), "the backend got " << uploaded.load() << " bytes");
   BOOST_TEST(receivesExactly(fd, burst, 10), "the burst did not reach the client whole");
   close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(AnAnswerThatEndsInAResetReachesASlowClientWholeThenTheReset) {
+  // The backend's last bytes wait in the shim's pipe for a client that reads slowly when
+  // its reset is read: they go first, then the reset, as without a proxy. (They were thrown
+  // away with the pipe.)
+  constexpr size_t kAnswer = 1u << 20;
+  std::string answer(kAnswer, '\0');
+  for (size_t i = 0; i < kAnswer; ++i) answer[i] = patternByte(i);
+  TcpServer backend([&](int fd) {
+    writeAll(fd, answer.data(), answer.size(), 20000);
+    // Once the shim's kernel has taken every byte (a reset drops those not sent yet): reset.
+    waitFor(
+        [&] {
+          int queued = 0;
+          return ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+        },
+        20s);
+    linger hard{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  });
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInsideWithASmallWindow(ns);
+  BOOST_REQUIRE(fd >= 0);
+  std::string got;
+  char buf[8192];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+    got.append(buf, static_cast<size_t>(n));
+    std::this_thread::sleep_for(1ms);
+  }
+  const int err = n < 0 ? errno : 0;
+  close(fd);
+  BOOST_TEST(got.size() == kAnswer);
+  BOOST_TEST((got == answer), "the answer's bytes differ");
+  BOOST_TEST(err == ECONNRESET, "the answer ended with " << (err ? std::strerror(err) : "a FIN"));
 }
 
 BOOST_AUTO_TEST_CASE(ThreeHundredConnectionsTalkingAtOnceAreAllAnsweredWhole) {

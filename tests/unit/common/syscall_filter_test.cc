@@ -2,16 +2,17 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/random.h>
 #include <sys/resource.h>
-#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -115,6 +116,7 @@ BOOST_AUTO_TEST_CASE(AConfinedProcessStillDoesEverythingAProxyDoes) {
         char buf[8] = {};
         int unread = 0;
         if (ioctl(down, FIONREAD, &unread) != 0) wrong += "ioctl(FIONREAD); ";
+        if (ioctl(up, SIOCOUTQ, &unread) != 0) wrong += "ioctl(SIOCOUTQ); ";
         if (recv(down, buf, sizeof buf, 0) != 4) wrong += "recv; ";
         // Splice through a pipe, as bulk transfers go.
         int p[2];
