@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <limits>
 
 #include "common/log.h"
 #include "shim/proxy.h"
@@ -506,6 +505,8 @@ void Connection::onRingWritten(Direction& d, int result) {
   if (result < 0) {
     errno = -result;
     writeFailed(d);
+    // Refused, not closed: this may have been the last operation the ring was leaving with.
+    if (state_ == State::Open && leavingRing_) finishLeavingRing();
     return;
   }
   lastActivity_ = proxy_.loop().now();
@@ -934,25 +935,37 @@ void Connection::resetClientAfterItsAnswer(FailureReason failure) {
   // reading, and it would have read the answer first). So nothing more is read from
   // either side (the backend's is dead, and what the client sends can go nowhere), and the
   // client is reset once its kernel has taken the answer, and a moment later: by then it
-  // has found it. It gets that time again while it takes more, not for ever: one that
-  // stopped reading is reset at once then. (An error on the client's side ends it at once,
-  // as always.)
+  // has found it. (An error on the client's side ends it at once, as always.)
   toBackend_.refused = toClient_.refused = true;
   if (!toBackend_.write.inFlight) releaseRingBuffer(toBackend_);  // else at its completion
-  if (timer_) proxy_.loop().cancelTimer(timer_);
-  timer_ = 0;
-  resetClientOnceAnswered(failure, std::numeric_limits<int>::max());
+  backendReset_ = true;
+  resetFailure_ = failure;
+  queuedToClient_ = queuedToSend(client_);
+  lastActivity_ = proxy_.loop().now();
+  watchAnswer();
 }
 
-void Connection::resetClientOnceAnswered(FailureReason failure, int queuedBefore) {
-  const int queued = queuedToSend(client_);
-  if (queuedBefore != std::numeric_limits<int>::max() && (queued == 0 || queued >= queuedBefore)) {
-    close("backend reset", true, failure);
-    return;
-  }
-  timer_ = proxy_.loop().addTimer(kResetAfterAnswer, [this, failure, queued] {
+void Connection::watchAnswer() {
+  if (timer_) proxy_.loop().cancelTimer(timer_);
+  timer_ = proxy_.loop().addTimer(kResetAfterAnswer, [this] {
     timer_ = 0;
-    resetClientOnceAnswered(failure, queued);
+    const auto now = proxy_.loop().now();
+    if (backendReset_) {
+      const int queued = queuedToSend(client_);
+      if (queued == 0) {
+        close("backend reset", true, resetFailure_);
+        return;
+      }
+      if (queued < queuedToClient_) lastActivity_ = now;
+      queuedToClient_ = queued;
+    }
+    // (Bytes moved to the client before the reset was reached set lastActivity_ as always.)
+    if (now - lastActivity_ >= kAnswerStall) {
+      close("backend reset; the client takes no more of its answer", true,
+            backendReset_ ? resetFailure_ : backendFailure());
+      return;
+    }
+    watchAnswer();
   });
 }
 
@@ -1024,7 +1037,14 @@ void Connection::writeFailed(Direction& d) {
     backendTimedOut();
     return;
   }
-  if (backend && (errno == ECONNRESET || errno == EPIPE) && backendMaySayMore()) {
+  const bool reset = backend && (errno == ECONNRESET || errno == EPIPE);
+  if (reset && !backendMaySayMore() && toClient_.readAny() && queuedToSend(client_) > 0) {
+    // The backend's whole answer is in the client's socket, not all taken yet (its FIN
+    // too, maybe): an abort now would drop the rest.
+    resetClientAfterItsAnswer(backendFailure());
+    return;
+  }
+  if (reset && backendMaySayMore()) {
     // An HTTP server that refuses an upload at its headers (413, 401, 417) answers and
     // closes with the body unread, and its kernel resets. Without a proxy the client still
     // reads that answer, then the reset; aborting here would throw the answer away. So the
@@ -1034,6 +1054,12 @@ void Connection::writeFailed(Direction& d) {
     d.refused = true;
     upstream_.resetUnseen = true;
     releaseRingBuffer(d);
+    // A client that sends its whole upload before it reads (Python's http.client does)
+    // takes none of the answer once its send blocks, and only the reset would end that
+    // send, as without a proxy: watchAnswer resets it, instead of the idle timeout an hour
+    // later.
+    lastActivity_ = proxy_.loop().now();
+    watchAnswer();
     return;
   }
   close(backend ? "backend write failed" : "client write failed", true,

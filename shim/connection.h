@@ -54,6 +54,9 @@ class Connection {
   // How long a client has to find the answer before the reset that followed it (see
   // resetClientAfterItsAnswer): an active sender polls within microseconds.
   static constexpr Millis kResetAfterAnswer{100};
+  // How long such a client may take none of that answer before it is reset anyway: one
+  // blocked in a send that only the reset would end, or one that stopped reading.
+  static constexpr Millis kAnswerStall{1000};
   // Quiet pumps in a row (see returnToRingIfQuiet) before an epoll connection goes back to
   // the ring. A request and its answer make two: one small exchange is not enough, so a
   // connection whose answers are all large, or every other one, does not go back and
@@ -174,10 +177,12 @@ class Connection {
   void writeFailed(Direction& d);
   // The backend reset after words of its own, and the client may still be sending, or
   // has not taken them all: both directions stop, and the client is reset once its kernel
-  // has taken them, kResetAfterAnswer later (resetClientOnceAnswered: `queuedBefore`, what
-  // waited for it at the last look; INT_MAX at the first).
+  // has taken them, kResetAfterAnswer later at the earliest (watchAnswer).
   void resetClientAfterItsAnswer(FailureReason failure);
-  void resetClientOnceAnswered(FailureReason failure, int queuedBefore);
+  // While the client of a backend that reset is passed its answer (the client refused by
+  // writeFailed, or resetClientAfterItsAnswer): every kResetAfterAnswer, resets it once its
+  // kernel has taken all of it, or when none of it moved for kAnswerStall.
+  void watchAnswer();
   // A reset read from the backend while bytes it sent before it are still held here (the
   // client not taking them yet): true, and d has ended, with the reset passed on after
   // them, as without a proxy (passEof). False: readFailed as usual.
@@ -244,6 +249,11 @@ class Connection {
   bool keepaliveOn_ = false;          // on the upstream socket (see turnOnKeepalive)
   bool hungUp_ = false;               // hungUpWithoutAByte counted this connection
   bool answerPending_ = false;        // connected to a penalized backend that has not served yet
+  // resetClientAfterItsAnswer: the backend's reset is what the client gets next, counted as
+  // resetFailure_; queuedToClient_, what its kernel had not taken at the last look.
+  bool backendReset_ = false;
+  FailureReason resetFailure_ = FailureReason::kCount;
+  int queuedToClient_ = 0;
   Clock::time_point openedAt_{};      // when the backend's connect completed
   Clock::time_point fdWaitStarted_{};  // since when socket() finds no fd; epoch: it does
   std::string lastError_;

@@ -1612,6 +1612,152 @@ BOOST_AUTO_TEST_CASE(AClientWhoseUploadIsRefusedGetsTheAnswerThenTheResetAsWitho
   BOOST_TEST(refuses.accepted() == 20);
 }
 
+// The shim's open connections, from its status.
+int activeConnections(const std::string& controlSocket) {
+  auto status = run({"curl", "-sS", "-m", "5", "--unix-socket", controlSocket, "http://shim/status"}).out;
+  return Poco::JSON::Parser().parse(status).extract<Poco::JSON::Object::Ptr>()->getValue<int>("active_connections");
+}
+
+// Reads until the end: true for a reset, false for a FIN or the timeout (`*timedOut`).
+bool readToReset(int fd, std::string* got, int timeoutMs, bool* timedOut) {
+  timeval tv{timeoutMs / 1000, (timeoutMs % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  *timedOut = false;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      got->append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    *timedOut = n < 0 && errno == EAGAIN;
+    return n < 0 && errno == ECONNRESET;
+  }
+}
+
+BOOST_AUTO_TEST_CASE(AClientThatSendsItsWholeUploadBeforeReadingIsResetSoonAfterTheBackend) {
+  // Python's http.client sends the whole body before it reads. The backend answers more than
+  // the buffers on the way hold for a second, then closes with the body unread (a reset).
+  // Without a proxy the client's blocked send fails at once with that reset. The shim, which
+  // stops reading a client whose backend reset to pass the answer on, waited for it to read
+  // until the idle timeout, an hour.
+  TcpServer backend([](int fd) {
+    char buf[1024];
+    if (recv(fd, buf, sizeof buf, 0) <= 0) return;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    const std::string chunk(65536, 'a');
+    const auto end = std::chrono::steady_clock::now() + 1s;
+    while (std::chrono::steady_clock::now() < end)
+      if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) std::this_thread::sleep_for(5ms);
+  });
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  timeval tv{20, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  const std::string head = "POST / HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n";
+  BOOST_REQUIRE(send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size()));
+  const std::string chunk(1 << 20, 'b');
+  int err = 0;
+  for (int i = 0; i < 1000 && err == 0; ++i)
+    if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) err = errno;
+  close(fd);
+  BOOST_TEST((err == ECONNRESET || err == EPIPE), "the upload ended with " << (err ? std::strerror(err) : "no error"));
+}
+
+BOOST_AUTO_TEST_CASE(ABackendThatEndedAndThenResetAnUploadStillEndsTheConnectionAfterItsWholeAnswer) {
+  // The backend answers, and closes with nothing unread (a FIN). The client, which has not
+  // read yet (a small window: most of the answer waits in the shim), sends more, and the
+  // backend's socket resets it. The shim finds that reset on a write with the answer still
+  // held for the client, in its pipe or its socket: all of it reaches the client, and its
+  // FIN, and the connection ends. (It lingered until the idle timeout; before that, the
+  // abort dropped what the client's kernel had not taken.)
+  constexpr size_t kAnswer = 2u << 20;
+  std::atomic<bool> ended{false};
+  TcpServer backend([&](int fd) {
+    char buf[1024];
+    if (recv(fd, buf, sizeof buf, 0) <= 0) return;
+    const std::string answer(kAnswer, 'a');
+    writeAll(fd, answer.data(), answer.size(), 20000);
+    // All of it taken by the shim's kernel before the close (a reset would drop the rest).
+    waitFor(
+        [&] {
+          int queued = 0;
+          return ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+        },
+        20s);
+    ended = true;
+  });
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim({"--netns", ns.path(), "--control", control, "--connect", "6000=" + backend.address()});
+  int fd = connectInsideWithASmallWindow(ns);
+  BOOST_REQUIRE(fd >= 0);
+  const std::string head = "POST / HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n";
+  BOOST_REQUIRE(send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size()));
+  BOOST_REQUIRE(waitFor([&] { return ended.load(); }, 20s));
+  std::this_thread::sleep_for(100ms);  // its FIN reaches the shim
+  const std::string chunk(16384, 'b');
+  for (int i = 0; i < 20; ++i) send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  std::string got;
+  bool timedOut = false;
+  readToReset(fd, &got, 10000, &timedOut);  // its FIN, or the reset when that came first
+  close(fd);
+  BOOST_TEST(got.size() == kAnswer);
+  BOOST_TEST(!timedOut, "the answer did not end");
+  BOOST_TEST(waitFor([&] { return activeConnections(control) == 0; }, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(ABackendResetFoundOnASendWhileLeavingTheRingStillPassesTheAnswerOn) {
+  // The client's bytes and the backend's full buffer and reset arrive while the shim is
+  // stopped, so that it handles them in one batch: the client's go to the backend, whose
+  // full buffer takes the connection out of the ring, and that send, the last operation in
+  // flight, finds the reset. The connection stayed in neither the ring nor epoll, watched
+  // by nothing, until the idle timeout; now the answer goes on, then the reset.
+  ReservedPort reserved;
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(reserved.port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  BOOST_REQUIRE(listen(listener, 16) == 0);
+  const std::string control = tempDir() + "/shim.sock";
+  ShimProcess shim(
+      {"--netns", ns.path(), "--control", control, "--connect", "6000=127.0.0.1:" + std::to_string(reserved.port())});
+  for (int i = 0; i < 3; ++i) {
+    int fd = connectInside(ns);
+    BOOST_REQUIRE(fd >= 0);
+    int b = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    BOOST_REQUIRE(b >= 0);
+    const std::string request(2000, 'h');
+    BOOST_REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) == 2000);
+    std::this_thread::sleep_for(50ms);
+    char buf[100];
+    BOOST_REQUIRE(recv(b, buf, sizeof buf, 0) > 0);  // the rest unread: its close resets
+    std::this_thread::sleep_for(50ms);
+    kill(shim.pid(), SIGSTOP);
+    std::this_thread::sleep_for(20ms);
+    send(fd, buf, sizeof buf, MSG_NOSIGNAL);
+    const std::string answer(32768, 'a');
+    writeAll(b, answer.data(), answer.size(), 5000);
+    std::this_thread::sleep_for(10ms);
+    close(b);
+    std::this_thread::sleep_for(20ms);
+    kill(shim.pid(), SIGCONT);
+    std::string got;
+    bool timedOut = false;
+    readToReset(fd, &got, 3000, &timedOut);
+    close(fd);
+    BOOST_TEST(!timedOut, "round " << i << ": the connection did not end");
+    BOOST_TEST(got.size() == answer.size(), "round " << i);
+  }
+  close(listener);
+  BOOST_TEST(waitFor([&] { return activeConnections(control) == 0; }, 5s));
+}
+
 BOOST_AUTO_TEST_CASE(ALoneBackendThatHangsUpIsNotSaidToAnswerAgainWhenClientsStillReachIt) {
   // The only backend hangs up on everyone: each client still reaches it (the last one left
   // to try). Its connect alone put it back in turn and logged that it answers again, and
