@@ -81,6 +81,17 @@ int connectInsideWithASmallWindow(const TestNetns& ns) {
 
 // Reads until `expected.size()` bytes came, the peer closed or `timeout` passed; true when
 // exactly `expected` came.
+// Waits (up to 20 s) until the peer's kernel has acknowledged every byte sent on `fd`: a
+// reset, or a close with bytes unread (which resets), drops those it has not.
+void waitUntilTaken(int fd) {
+  waitFor(
+      [&] {
+        int queued = 0;
+        return ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+      },
+      20s);
+}
+
 bool receivesExactly(int fd, const std::string& expected, int timeoutSeconds) {
   timeval timeout{timeoutSeconds, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
@@ -1151,13 +1162,7 @@ BOOST_AUTO_TEST_CASE(AnAnswerThatEndsInAResetReachesASlowClientWholeThenTheReset
   for (size_t i = 0; i < kAnswer; ++i) answer[i] = patternByte(i);
   TcpServer backend([&](int fd) {
     writeAll(fd, answer.data(), answer.size(), 20000);
-    // Once the shim's kernel has taken every byte (a reset drops those not sent yet): reset.
-    waitFor(
-        [&] {
-          int queued = 0;
-          return ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
-        },
-        20s);
+    waitUntilTaken(fd);  // then a reset
     linger hard{1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
   });
@@ -1680,13 +1685,7 @@ BOOST_AUTO_TEST_CASE(ABackendThatEndedAndThenResetAnUploadStillEndsTheConnection
     if (recv(fd, buf, sizeof buf, 0) <= 0) return;
     const std::string answer(kAnswer, 'a');
     writeAll(fd, answer.data(), answer.size(), 20000);
-    // All of it taken by the shim's kernel before the close (a reset would drop the rest).
-    waitFor(
-        [&] {
-          int queued = 0;
-          return ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
-        },
-        20s);
+    waitUntilTaken(fd);  // then the close, with nothing unread: a FIN
     ended = true;
   });
   const std::string control = tempDir() + "/shim.sock";
