@@ -289,7 +289,10 @@ void Connection::established() {
   openedAt_ = loop.now();
   ++backend_->active;
   ++backend_->total;
-  ++port_.counters().established;
+  // Once per client, also after a failover: a counter that went down between two
+  // scrapes would read as a reset to Prometheus.
+  if (!countedEstablished_) ++port_.counters().established;
+  countedEstablished_ = true;
   // A client that went quiet a while ago may have given up since; one that spoke a moment
   // ago is not asked (a system call per connection, for a race no proxy can close anyway).
   const bool clientMayHaveLeft = loop.now() - lastActivity_ >= kClientMayHaveLeft;
@@ -1012,9 +1015,8 @@ bool Connection::failOver() {
     log::debug("backend hung up on a silent client; trying the next", {{"port", std::to_string(port_.spec().port)},
                                                                        {"client", peer_.toString()},
                                                                        {"backend", backend_->address.toString()}});
-  // Undo what established() counted for this client: it is counted where it ends up.
+  // Undo what established() counted for this client (connections_total is counted once).
   --backend_->active;
-  --port_.counters().established;
   closeUpstreamSocket();  // nothing of the ring's works on it: its read brought the hang-up
   if (toClient_.pipe.valid()) {
     proxy_.pipes().give(toClient_.pipe);  // empty: nothing was read

@@ -130,8 +130,9 @@ class Connection {
     bool refused = false;
     // Read from `from` and not sent on yet: in the pipe, or in a ring buffer.
     bool holds() const { return inPipe > 0 || holdsBuffer; }
-    // Anything read from `from` at all: sent on, or held.
-    bool readAny() const { return bytes != 0 || holds(); }
+    // Anything read from `from` at all: sent on, or held, or lost with a send that found
+    // `to` reset (refused: its buffer is released before writeFailed, uncounted).
+    bool readAny() const { return bytes != 0 || holds() || refused; }
   };
 
   void onClientIo(uint32_t events);
@@ -248,6 +249,7 @@ class Connection {
   Clock::time_point attemptStarted_;  // of the connect to backend_, for passive health and keepalive
   bool keepaliveOn_ = false;          // on the upstream socket (see turnOnKeepalive)
   bool hungUp_ = false;               // hungUpWithoutAByte counted this connection
+  bool countedEstablished_ = false;   // in the port's connections_total (once, failovers or not)
   bool answerPending_ = false;        // connected to a penalized backend that has not served yet
   // resetClientAfterItsAnswer: the backend's reset is what the client gets next, counted as
   // resetFailure_; queuedToClient_, what its kernel had not taken at the last look.
