@@ -1040,12 +1040,6 @@ void Connection::writeFailed(Direction& d) {
     return;
   }
   const bool reset = backend && (errno == ECONNRESET || errno == EPIPE);
-  if (reset && !backendMaySayMore() && toClient_.readAny() && queuedToSend(client_) > 0) {
-    // The backend's whole answer is in the client's socket, not all taken yet (its FIN
-    // too, maybe): an abort now would drop the rest.
-    resetClientAfterItsAnswer(backendFailure());
-    return;
-  }
   if (reset && backendMaySayMore()) {
     // An HTTP server that refuses an upload at its headers (413, 401, 417) answers and
     // closes with the body unread, and its kernel resets. Without a proxy the client still
@@ -1062,6 +1056,12 @@ void Connection::writeFailed(Direction& d) {
     // later.
     lastActivity_ = proxy_.loop().now();
     watchAnswer();
+    return;
+  }
+  if (reset && toClient_.readAny() && queuedToSend(client_) > 0) {
+    // Nothing more to come from the backend, but its whole answer is in the client's
+    // socket, not all taken yet (its FIN too, maybe): an abort now would drop the rest.
+    resetClientAfterItsAnswer(backendFailure());
     return;
   }
   close(backend ? "backend write failed" : "client write failed", true,
