@@ -941,7 +941,6 @@ void Connection::resetClientAfterItsAnswer(FailureReason failure) {
   // has found it. (An error on the client's side ends it at once, as always.)
   toBackend_.refused = toClient_.refused = true;
   if (!toBackend_.write.inFlight) releaseRingBuffer(toBackend_);  // else at its completion
-  backendReset_ = true;
   resetFailure_ = failure;
   queuedToClient_ = queuedToSend(client_);
   lastActivity_ = proxy_.loop().now();
@@ -953,7 +952,10 @@ void Connection::watchAnswer() {
   timer_ = proxy_.loop().addTimer(kResetAfterAnswer, [this] {
     timer_ = 0;
     const auto now = proxy_.loop().now();
-    if (backendReset_) {
+    // toClient_ refused: the backend's reset was reached (resetClientAfterItsAnswer), and
+    // is what the client gets next; before, the answer was still on its way.
+    const bool resetReached = toClient_.refused;
+    if (resetReached) {
       const int queued = queuedToSend(client_);
       if (queued == 0) {
         close("backend reset", true, resetFailure_);
@@ -965,7 +967,7 @@ void Connection::watchAnswer() {
     // (Bytes moved to the client before the reset was reached set lastActivity_ as always.)
     if (now - lastActivity_ >= kAnswerStall) {
       close("backend reset; the client takes no more of its answer", true,
-            backendReset_ ? resetFailure_ : backendFailure());
+            resetReached ? resetFailure_ : backendFailure());
       return;
     }
     watchAnswer();

@@ -251,9 +251,8 @@ class Connection {
   bool hungUp_ = false;               // hungUpWithoutAByte counted this connection
   bool countedEstablished_ = false;   // in the port's connections_total (once, failovers or not)
   bool answerPending_ = false;        // connected to a penalized backend that has not served yet
-  // resetClientAfterItsAnswer: the backend's reset is what the client gets next, counted as
+  // resetClientAfterItsAnswer: the backend's reset, which the client gets next, counts as
   // resetFailure_; queuedToClient_, what its kernel had not taken at the last look.
-  bool backendReset_ = false;
   FailureReason resetFailure_ = FailureReason::kCount;
   int queuedToClient_ = 0;
   Clock::time_point openedAt_{};      // when the backend's connect completed
