@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/loopback_bind.h"
 
 namespace connectable {
 
@@ -274,6 +275,7 @@ Status HttpServer::listenTcp(const SocketAddress& address, int* errorCode) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  bindAsLoopbackComesUp(fd, address);  // the shim's status port, in a container just starting
   if (bind(fd, address.sockaddr_ptr(), address.length()) != 0 || ::listen(fd, 16) != 0) {
     int err = errno;
     ::close(fd);

@@ -39,6 +39,11 @@ bool SocketAddress::isUnspecified() const {
   return family() == AF_INET && reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr == htonl(INADDR_ANY);
 }
 
+bool SocketAddress::isLoopbackV4() const {
+  return family() == AF_INET &&
+         (ntohl(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr) >> 24) == IN_LOOPBACKNET;
+}
+
 SocketAddress SocketAddress::fromSockaddr(const sockaddr* sa, socklen_t len) {
   SocketAddress a;
   if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {

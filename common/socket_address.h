@@ -29,6 +29,8 @@ class SocketAddress {
 
   // 0.0.0.0 or ::, which connect() takes for the local host.
   bool isUnspecified() const;
+  // 127.0.0.0/8.
+  bool isLoopbackV4() const;
 
   int family() const { return storage_.ss_family; }
   bool valid() const { return family() == AF_INET || family() == AF_INET6; }

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "common/log.h"
+#include "common/loopback_bind.h"
 #include "shim/connection.h"
 
 namespace connectable {
@@ -123,6 +124,7 @@ Result<int> makeListener(const SocketAddress& address, bool* inUse) {
   // per accept. OOBINLINE: a TCP urgent byte is carried on as an ordinary byte, not lost.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
+  bindAsLoopbackComesUp(fd, address);
   if (bind(fd, address.sockaddr_ptr(), address.length()) != 0) {
     int err = errno;
     ::close(fd);

@@ -399,6 +399,38 @@ BOOST_AUTO_TEST_CASE(ListensOnIpv6LoopbackInsideToo) {
   close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(ListensAndServesOn127001EvenWhileTheNamespaceHasItNotYet) {
+  // While runc brings a starting container's `lo` up, Linux refuses a bind to 127.0.0.1
+  // for a moment (EADDRNOTAVAIL), and the injector's early path starts the shim right
+  // then: it exited, and was restarted 100 ms later. The same refusal, made to last: `lo`
+  // up without its 127.0.0.1. The shim listens anyway, data port and status port, and
+  // serves both once the address is there.
+  sh("ip -n " + ns.name() + " addr del 127.0.0.1/8 dev lo");
+  int refused = -1;
+  ns.inside([&] {
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    const SocketAddress loopback = SocketAddress::loopbackV4(kPort);
+    refused = bind(probe, loopback.sockaddr_ptr(), loopback.length()) == 0 ? 0 : errno;
+    close(probe);
+  });
+  BOOST_REQUIRE_MESSAGE(refused == EADDRNOTAVAIL, "a bind to 127.0.0.1 there failed with " << refused);
+  TcpServer backend(replyHandler("early\n"));
+  constexpr uint16_t kStatusPort = 7000;
+  ShimProcess shim(
+      {"--netns", ns.path(), "--status-port", std::to_string(kStatusPort), "--connect", "6000=" + backend.address()});
+  BOOST_TEST(shim.waitLog("status port ready listen=127.0.0.1:7000"), shim.log());
+  sh("ip -n " + ns.name() + " addr add 127.0.0.1/8 dev lo");
+  int fd = connectInside(ns);
+  BOOST_REQUIRE(fd >= 0);
+  std::string got;
+  BOOST_TEST(readToEof(fd, &got));
+  BOOST_TEST(got == "early\n");
+  close(fd);
+  auto status = run(ns.exec({"curl", "-sS", "-m", "5", "http://127.0.0.1:" + std::to_string(kStatusPort) + "/status"}));
+  BOOST_TEST(status.exitCode == 0, status.err);
+  BOOST_TEST(status.out.find("listening on 127.0.0.1:6000") != std::string::npos, status.out);
+}
+
 BOOST_AUTO_TEST_CASE(Carries64MiBEachWayIntact) {
   TcpServer backend(echoHandler());
   ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});

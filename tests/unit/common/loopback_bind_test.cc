@@ -1,0 +1,52 @@
+#include "common/loopback_bind.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include <boost/test/unit_test.hpp>
+
+using namespace connectable;
+
+namespace {
+
+SocketAddress at(const char* ip) {
+  return *SocketAddress::parseIp(ip, 0);
+}
+
+int freebind(int fd) {
+  int on = 0;
+  socklen_t length = sizeof on;
+  getsockopt(fd, IPPROTO_IP, IP_FREEBIND, &on, &length);
+  return on;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(LoopbackBind)
+
+BOOST_AUTO_TEST_CASE(TheIpv4LoopbackIsAllOf127Slash8AndNothingElse) {
+  BOOST_TEST(at("127.0.0.1").isLoopbackV4());
+  BOOST_TEST(at("127.255.255.254").isLoopbackV4());
+  BOOST_TEST(!at("128.0.0.1").isLoopbackV4());
+  BOOST_TEST(!at("126.255.255.255").isLoopbackV4());
+  BOOST_TEST(!at("0.0.0.0").isLoopbackV4());
+  BOOST_TEST(!at("198.18.0.1").isLoopbackV4());
+  BOOST_TEST(!at("::1").isLoopbackV4());
+  BOOST_TEST(!at("::ffff:127.0.0.1").isLoopbackV4());  // as written; unmapped() says what it carries
+}
+
+BOOST_AUTO_TEST_CASE(OnlyASocketFor127IsLetBindWhateverStateLoIsIn) {
+  // A mistyped address elsewhere must still fail at bind, so only 127/8 gets IP_FREEBIND.
+  for (const char* ip : {"127.0.0.1", "198.18.0.1"}) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    BOOST_REQUIRE(fd >= 0);
+    bindAsLoopbackComesUp(fd, at(ip));
+    BOOST_TEST(freebind(fd) == (std::string(ip) == "127.0.0.1" ? 1 : 0), ip);
+    close(fd);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
