@@ -1,26 +1,46 @@
-// Binding a listener to 127.0.0.1 of a namespace whose loopback may be coming up as it
+// Binding a listener to the loopback of a namespace whose `lo` may be coming up as it
 // happens. Plain function over an fd; thread-safe.
 #pragma once
 
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#include <cstring>
 
 #include "common/socket_address.h"
 
 namespace connectable {
 
-// Lets `fd` bind an address of 127.0.0.0/8 whatever state the namespace's `lo` is in at
-// that moment. Linux takes that bind while `lo` is down and once it is up, but refuses it
-// (EADDRNOTAVAIL) for a moment while `lo` is being brought up: a thread binding in a loop
-// met that in 113-157 of 200 fresh namespaces while `ip link set lo up` ran. runc brings
-// `lo` up as a container starts, which is when the injector's early path starts the
-// container's shim: one shim in about 900 died of it in bench/inject, and was restarted.
-// IP_FREEBIND takes the address in any state, and connections reach the socket once `lo`
-// is up, as they would have. Other addresses are left alone: a mistyped one must fail.
+// Whether the `lo` of the namespace `fd` was made in is down (a fresh namespace's is).
+inline bool loopbackIsDown(int fd) {
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  return ioctl(fd, SIOCGIFFLAGS, &request) == 0 && !(request.ifr_flags & IFF_UP);
+}
+
+// Lets `fd` bind its loopback address whatever state the namespace's `lo` is in at that
+// moment. runc brings `lo` up as a container starts, which is when the injector's early
+// path starts the container's shim.
+// - 127.0.0.0/8: Linux takes the bind while `lo` is down and once it is up, but refuses it
+//   (EADDRNOTAVAIL) for a moment while `lo` is being brought up: a thread binding in a loop
+//   met that in 113-157 of 200 fresh namespaces while `ip link set lo up` ran, and 2 of
+//   about 1,900 shims in bench/inject died of it (restarted 100 ms later).
+// - ::1 exists only once `lo` is up, so a shim that bound before had no IPv6 listener in a
+//   container that has IPv6, and a client that takes "localhost" for ::1 alone was refused.
+//   With `lo` down, nothing tells yet whether the namespace will have IPv6: the listener is
+//   made anyway, and is never reached where it will not. With `lo` up and no ::1, there is
+//   no IPv6 there: the bind fails, as it must.
+// IP_FREEBIND and IPV6_FREEBIND take the address in any state, and connections reach the
+// socket once `lo` has it. Other addresses are left alone: a mistyped one must fail.
 inline void bindAsLoopbackComesUp(int fd, const SocketAddress& address) {
-  if (!address.isLoopbackV4()) return;
   int one = 1;
-  setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+  if (address.isLoopbackV4()) {
+    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+  } else if (address.isLoopbackV6() && loopbackIsDown(fd)) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
+  }
 }
 
 }  // namespace connectable

@@ -44,6 +44,10 @@ bool SocketAddress::isLoopbackV4() const {
          (ntohl(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr) >> 24) == IN_LOOPBACKNET;
 }
 
+bool SocketAddress::isLoopbackV6() const {
+  return family() == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr);
+}
+
 SocketAddress SocketAddress::fromSockaddr(const sockaddr* sa, socklen_t len) {
   SocketAddress a;
   if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {

@@ -31,6 +31,8 @@ class SocketAddress {
   bool isUnspecified() const;
   // 127.0.0.0/8.
   bool isLoopbackV4() const;
+  // ::1.
+  bool isLoopbackV6() const;
 
   int family() const { return storage_.ss_family; }
   bool valid() const { return family() == AF_INET || family() == AF_INET6; }

@@ -431,6 +431,25 @@ BOOST_AUTO_TEST_CASE(ListensAndServesOn127001EvenWhileTheNamespaceHasItNotYet) {
   BOOST_TEST(status.out.find("listening on 127.0.0.1:6000") != std::string::npos, status.out);
 }
 
+BOOST_AUTO_TEST_CASE(ListensOnIpv6LoopbackEvenWhenStartedBeforeLoIsUp) {
+  // The early path starts a container's shim before runc brings `lo` up, when ::1 does not
+  // exist yet. Without a listener there, a client that takes "localhost" for ::1 alone is
+  // refused once the container runs, in a container that has IPv6.
+  sh("ip -n " + ns.name() + " link set lo down");
+  TcpServer backend(replyHandler("six, early\n"));
+  ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});
+  BOOST_TEST(shim.log().find("listen=127.0.0.1:6000,[::1]:6000") != std::string::npos, shim.log());
+  sh("ip -n " + ns.name() + " link set lo up");
+  for (const char* ip : {"::1", "127.0.0.1"}) {
+    int fd = -1;
+    BOOST_REQUIRE(waitFor([&] { return (fd = connectInside(ns, kPort, ip)) >= 0; }, 3s));
+    std::string got;
+    BOOST_TEST(readToEof(fd, &got));
+    BOOST_TEST(got == "six, early\n", ip);
+    close(fd);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(Carries64MiBEachWayIntact) {
   TcpServer backend(echoHandler());
   ShimProcess shim({"--netns", ns.path(), "--connect", "6000=" + backend.address()});

@@ -38,6 +38,13 @@ BOOST_AUTO_TEST_CASE(TheIpv4LoopbackIsAllOf127Slash8AndNothingElse) {
   BOOST_TEST(!at("::ffff:127.0.0.1").isLoopbackV4());  // as written; unmapped() says what it carries
 }
 
+BOOST_AUTO_TEST_CASE(TheIpv6LoopbackIsColonColon1Only) {
+  BOOST_TEST(at("::1").isLoopbackV6());
+  BOOST_TEST(!at("::").isLoopbackV6());
+  BOOST_TEST(!at("::2").isLoopbackV6());
+  BOOST_TEST(!at("127.0.0.1").isLoopbackV6());
+}
+
 BOOST_AUTO_TEST_CASE(OnlyASocketFor127IsLetBindWhateverStateLoIsIn) {
   // A mistyped address elsewhere must still fail at bind, so only 127/8 gets IP_FREEBIND.
   for (const char* ip : {"127.0.0.1", "198.18.0.1"}) {
@@ -47,6 +54,26 @@ BOOST_AUTO_TEST_CASE(OnlyASocketFor127IsLetBindWhateverStateLoIsIn) {
     BOOST_TEST(freebind(fd) == (std::string(ip) == "127.0.0.1" ? 1 : 0), ip);
     close(fd);
   }
+}
+
+BOOST_AUTO_TEST_CASE(ASocketForColonColon1IsLeftAloneWhereLoIsUp) {
+  // This namespace's `lo` is up: no ::1 here means no IPv6, and the bind must say so.
+  int probe = socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_REQUIRE(probe >= 0);
+  const bool down = loopbackIsDown(probe);
+  close(probe);
+  if (down) {
+    BOOST_TEST_MESSAGE("lo is down where this runs: nothing to check");
+    return;
+  }
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return;  // no IPv6 in this kernel
+  bindAsLoopbackComesUp(fd, at("::1"));
+  int on = 1;
+  socklen_t length = sizeof on;
+  BOOST_TEST(getsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, &length) == 0);
+  BOOST_TEST(on == 0);
+  close(fd);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
