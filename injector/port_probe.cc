@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <thread>
 
+#include "common/loopback_bind.h"
 #include "common/socket_address.h"
 
 namespace connectable {
@@ -20,6 +21,7 @@ Result<bool> taken(const SocketAddress& address) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  bindAsLoopbackComesUp(fd, address);
   const int err = bind(fd, address.sockaddr_ptr(), address.length()) == 0 ? 0 : errno;
   ::close(fd);
   if (err == EADDRINUSE) return true;
