@@ -11,8 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/listener_bind.h"
 #include "common/log.h"
-#include "common/loopback_bind.h"
 
 namespace connectable {
 
@@ -272,11 +272,8 @@ Status HttpServer::listenTcp(const SocketAddress& address, int* errorCode) {
     if (errorCode) *errorCode = errno;
     return errnoStatus("socket", errno);
   }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  bindAsLoopbackComesUp(fd, address);  // the shim's status port, in a container just starting
-  if (bind(fd, address.sockaddr_ptr(), address.length()) != 0 || ::listen(fd, 16) != 0) {
+  // The shim's status port binds in a container just starting: see bindListener.
+  if (bindListener(fd, address) != 0 || ::listen(fd, 16) != 0) {
     int err = errno;
     ::close(fd);
     if (errorCode) *errorCode = err;

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <thread>
 
-#include "common/loopback_bind.h"
+#include "common/listener_bind.h"
 #include "common/socket_address.h"
 
 namespace connectable {
@@ -18,11 +18,7 @@ namespace {
 Result<bool> taken(const SocketAddress& address) {
   int fd = socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errnoStatus("socket", errno);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  bindAsLoopbackComesUp(fd, address);
-  const int err = bind(fd, address.sockaddr_ptr(), address.length()) == 0 ? 0 : errno;
+  const int err = bindListener(fd, address) == 0 ? 0 : errno;
   ::close(fd);
   if (err == EADDRINUSE) return true;
   if (err != 0 && address.family() == AF_INET) return errnoStatus("binding " + address.toString(), err);

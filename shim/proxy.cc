@@ -7,8 +7,8 @@
 
 #include <cerrno>
 
+#include "common/listener_bind.h"
 #include "common/log.h"
-#include "common/loopback_bind.h"
 #include "shim/connection.h"
 
 namespace connectable {
@@ -118,14 +118,11 @@ Result<int> makeListener(const SocketAddress& address, bool* inUse) {
   int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return errnoStatus("socket", errno);
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   // Accepted sockets inherit TCP_NODELAY and SO_OOBINLINE from the listener: no setsockopt
   // per accept. OOBINLINE: a TCP urgent byte is carried on as an ordinary byte, not lost.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
-  bindAsLoopbackComesUp(fd, address);
-  if (bind(fd, address.sockaddr_ptr(), address.length()) != 0) {
+  if (bindListener(fd, address) != 0) {
     int err = errno;
     ::close(fd);
     *inUse = err == EADDRINUSE;

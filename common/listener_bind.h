@@ -1,5 +1,6 @@
-// Binding a listener to the loopback of a namespace whose `lo` may be coming up as it
-// happens. Plain function over an fd; thread-safe.
+// How a listener of ours binds: the shim's data and status ports, the injector's metrics,
+// and the injector's check of whether a shim's ports are free, which must bind as the shim
+// does. Plain functions over an fd; thread-safe.
 #pragma once
 
 #include <net/if.h>
@@ -41,6 +42,17 @@ inline void bindAsLoopbackComesUp(int fd, const SocketAddress& address) {
   } else if (address.isLoopbackV6() && loopbackIsDown(fd)) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
   }
+}
+
+// Binds `fd` as every listener of ours: SO_REUSEADDR (a port held only by connections in
+// TIME_WAIT is free), IPv6 only for an IPv6 address (127.0.0.1 and ::1 are two listeners),
+// and a loopback address whatever state `lo` is in. bind()'s result, errno set on failure.
+inline int bindListener(int fd, const SocketAddress& address) {
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  bindAsLoopbackComesUp(fd, address);
+  return bind(fd, address.sockaddr_ptr(), address.length());
 }
 
 }  // namespace connectable

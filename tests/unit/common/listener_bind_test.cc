@@ -1,9 +1,10 @@
-#include "common/loopback_bind.h"
+#include "common/listener_bind.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <string>
 
 #include <boost/test/unit_test.hpp>
@@ -16,16 +17,16 @@ SocketAddress at(const char* ip) {
   return *SocketAddress::parseIp(ip, 0);
 }
 
-int freebind(int fd) {
-  int on = 0;
-  socklen_t length = sizeof on;
-  getsockopt(fd, IPPROTO_IP, IP_FREEBIND, &on, &length);
-  return on;
+// The value of a socket option that is an int (-1 if it cannot be read).
+int option(int fd, int level, int name) {
+  int value = -1;
+  socklen_t length = sizeof value;
+  return getsockopt(fd, level, name, &value, &length) == 0 ? value : -1;
 }
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(LoopbackBind)
+BOOST_AUTO_TEST_SUITE(ListenerBind)
 
 BOOST_AUTO_TEST_CASE(TheIpv4LoopbackIsAllOf127Slash8AndNothingElse) {
   BOOST_TEST(at("127.0.0.1").isLoopbackV4());
@@ -51,7 +52,7 @@ BOOST_AUTO_TEST_CASE(OnlyASocketFor127IsLetBindWhateverStateLoIsIn) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     BOOST_REQUIRE(fd >= 0);
     bindAsLoopbackComesUp(fd, at(ip));
-    BOOST_TEST(freebind(fd) == (std::string(ip) == "127.0.0.1" ? 1 : 0), ip);
+    BOOST_TEST(option(fd, IPPROTO_IP, IP_FREEBIND) == (std::string(ip) == "127.0.0.1" ? 1 : 0), ip);
     close(fd);
   }
 }
@@ -69,11 +70,26 @@ BOOST_AUTO_TEST_CASE(ASocketForColonColon1IsLeftAloneWhereLoIsUp) {
   int fd = socket(AF_INET6, SOCK_STREAM, 0);
   if (fd < 0) return;  // no IPv6 in this kernel
   bindAsLoopbackComesUp(fd, at("::1"));
-  int on = 1;
-  socklen_t length = sizeof on;
-  BOOST_TEST(getsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, &length) == 0);
-  BOOST_TEST(on == 0);
+  BOOST_TEST(option(fd, IPPROTO_IPV6, IPV6_FREEBIND) == 0);
   close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(AListenerReusesItsPortAndAnIpv6OneTakesIpv6Only) {
+  // 127.0.0.1 and ::1 are two listeners of one port: the IPv6 one must not take IPv4 too.
+  for (const char* ip : {"127.0.0.1", "::1"}) {
+    const SocketAddress address = at(ip);
+    int fd = socket(address.family(), SOCK_STREAM, 0);
+    if (fd < 0) continue;  // no IPv6 in this kernel
+    const int bound = bindListener(fd, address) == 0 ? 0 : errno;
+    if (bound == EADDRNOTAVAIL && address.family() == AF_INET6) {  // IPv6 off on this host's lo
+      close(fd);
+      continue;
+    }
+    BOOST_TEST(bound == 0, ip);
+    BOOST_TEST(option(fd, SOL_SOCKET, SO_REUSEADDR) == 1, ip);
+    if (address.family() == AF_INET6) BOOST_TEST(option(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1);
+    close(fd);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
